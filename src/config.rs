@@ -1,0 +1,370 @@
+//! The JSON config (README "Config reference"): parsed strictly, validated
+//! completely, and compiled into a [`Router`] once.
+//!
+//! Two passes give every error a path: serde (through `serde_path_to_error`)
+//! catches shape errors such as unknown keys and wrong types, then
+//! [`compile`] checks meaning and builds the matchers.
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+use crate::host_pattern::HostPattern;
+use crate::matcher::{Condition, Test};
+use crate::request::Source;
+use crate::router::{Action, Route, Router, Rule};
+use crate::split::Split;
+
+pub const DEFAULT_TARGET_HEADER: &str = "x-route-target";
+
+/// Regexes come from operators, but a huge one would cost every request.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Headers the filter must never overwrite: they carry the request itself.
+const RESERVED_HEADERS: &[&str] =
+    &["host", "cookie", "content-length", "content-type", "transfer-encoding", "connection", "te", "upgrade"];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawConfig {
+    pub target_header: Option<String>,
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRoute {
+    pub name: String,
+    pub hosts: Option<Vec<String>>,
+    pub path_prefix: Option<String>,
+    pub default: String,
+    pub rules: Option<Vec<RawRule>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRule {
+    pub name: Option<String>,
+    #[serde(rename = "match")]
+    pub conditions: Option<Vec<RawCondition>>,
+    pub target: Option<String>,
+    pub split: Option<RawSplit>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawCondition {
+    pub header: Option<String>,
+    pub cookie: Option<String>,
+    pub query: Option<String>,
+    pub exact: Option<String>,
+    pub prefix: Option<String>,
+    pub regex: Option<String>,
+    pub one_of: Option<Vec<String>>,
+    pub present: Option<bool>,
+    pub not: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSplit {
+    pub weights: Vec<RawWeight>,
+    pub sticky_by: Option<RawSticky>,
+    pub salt: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawWeight {
+    pub target: String,
+    pub weight: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSticky {
+    pub header: Option<String>,
+    pub cookie: Option<String>,
+    pub query: Option<String>,
+}
+
+/// Parses, validates and compiles a config document.
+pub fn parse(json: &[u8]) -> Result<Router, ConfigError> {
+    if json.iter().all(u8::is_ascii_whitespace) {
+        return Err(ConfigError::new(
+            "config",
+            "is empty; expected a JSON object with `routes` (see the README's config reference)",
+        ));
+    }
+    if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ConfigError::new("config", "must be a JSON object with `routes`"));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let raw: RawConfig = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let path = if path == "." { "config".to_string() } else { path };
+        ConfigError::new(path, err.into_inner().to_string())
+    })?;
+    deserializer.end().map_err(|err| {
+        ConfigError::new("config", format!("unexpected data after the config object: {err}"))
+    })?;
+    compile(raw)
+}
+
+/// Validates a parsed config and builds the router.
+pub fn compile(raw: RawConfig) -> Result<Router, ConfigError> {
+    let target_header = match raw.target_header {
+        Some(name) => {
+            check_target_header(&name).map_err(|m| ConfigError::new("targetHeader", m))?;
+            name
+        }
+        None => DEFAULT_TARGET_HEADER.to_string(),
+    };
+    if raw.routes.is_empty() {
+        return Err(ConfigError::new("routes", "must list at least one route"));
+    }
+    let mut names = HashSet::new();
+    let mut routes = Vec::with_capacity(raw.routes.len());
+    for (i, route) in raw.routes.into_iter().enumerate() {
+        let at = format!("routes[{i}]");
+        if !names.insert(route.name.clone()) {
+            return Err(ConfigError::new(
+                format!("{at}.name"),
+                format!("duplicate route name `{}`", route.name),
+            ));
+        }
+        routes.push(compile_route(route, &at)?);
+    }
+    Ok(Router { target_header, routes })
+}
+
+fn compile_route(raw: RawRoute, at: &str) -> Result<Route, ConfigError> {
+    if raw.name.trim().is_empty() {
+        return Err(ConfigError::new(format!("{at}.name"), "must not be empty"));
+    }
+    let hosts = match raw.hosts {
+        None => Vec::new(),
+        Some(hosts) if hosts.is_empty() => {
+            return Err(ConfigError::new(
+                format!("{at}.hosts"),
+                "must not be empty (omit `hosts` to match any host)",
+            ))
+        }
+        Some(hosts) => hosts
+            .iter()
+            .enumerate()
+            .map(|(h, host)| {
+                HostPattern::parse(host).map_err(|m| ConfigError::new(format!("{at}.hosts[{h}]"), m))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let path_prefix = match raw.path_prefix {
+        None => None,
+        Some(prefix) if prefix.starts_with('/') => Some(prefix.into_bytes()),
+        Some(prefix) => {
+            return Err(ConfigError::new(
+                format!("{at}.pathPrefix"),
+                format!("`{prefix}` must start with `/`"),
+            ))
+        }
+    };
+    check_target(&raw.default).map_err(|m| ConfigError::new(format!("{at}.default"), m))?;
+    let rules = raw
+        .rules
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(r, rule)| compile_rule(rule, &format!("{at}.rules[{r}]"), r, &raw.name))
+        .collect::<Result<_, _>>()?;
+    Ok(Route { name: raw.name, hosts, path_prefix, default: raw.default, rules })
+}
+
+fn compile_rule(raw: RawRule, at: &str, index: usize, route_name: &str) -> Result<Rule, ConfigError> {
+    let label = match raw.name {
+        Some(name) if name.trim().is_empty() => {
+            return Err(ConfigError::new(format!("{at}.name"), "must not be empty (omit it instead)"))
+        }
+        Some(name) => name,
+        None => format!("rules[{index}]"),
+    };
+    let conditions = raw
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(c, cond)| compile_condition(cond, &format!("{at}.match[{c}]")))
+        .collect::<Result<_, _>>()?;
+    let action = match (raw.target, raw.split) {
+        (Some(target), None) => {
+            check_target(&target).map_err(|m| ConfigError::new(format!("{at}.target"), m))?;
+            Action::Target(target)
+        }
+        (None, Some(split)) => Action::Split(compile_split(split, &format!("{at}.split"), route_name)?),
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(at, "has both `target` and `split`; a rule needs exactly one"))
+        }
+        (None, None) => return Err(ConfigError::new(at, "needs exactly one of `target` or `split`")),
+    };
+    Ok(Rule { label, conditions, action })
+}
+
+fn compile_condition(raw: RawCondition, at: &str) -> Result<Condition, ConfigError> {
+    let sources: Vec<(&str, Source)> = [
+        raw.header.map(|n| ("header", n)),
+        raw.cookie.map(|n| ("cookie", n)),
+        raw.query.map(|n| ("query", n)),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|(kind, name)| -> Result<_, ConfigError> { Ok((kind, source(kind, name, at)?)) })
+    .collect::<Result<_, _>>()?;
+    let (_, source) = exactly_one(sources, at, "a source", "`header`, `cookie` or `query`")?;
+
+    let mut tests: Vec<(&str, Test)> = Vec::new();
+    if let Some(v) = raw.exact {
+        tests.push(("exact", Test::Exact(v.into_bytes())));
+    }
+    if let Some(v) = raw.prefix {
+        tests.push(("prefix", Test::Prefix(v.into_bytes())));
+    }
+    if let Some(pattern) = raw.regex {
+        let regex =
+            regex_lite::RegexBuilder::new(&pattern).size_limit(REGEX_SIZE_LIMIT).build().map_err(|err| {
+                let reason = err.to_string().replace('\n', " ");
+                ConfigError::new(format!("{at}.regex"), format!("invalid regex `{pattern}`: {reason}"))
+            })?;
+        tests.push(("regex", Test::Regex(regex)));
+    }
+    if let Some(options) = raw.one_of {
+        if options.is_empty() {
+            return Err(ConfigError::new(format!("{at}.oneOf"), "must list at least one value"));
+        }
+        tests.push(("oneOf", Test::OneOf(options.into_iter().map(String::into_bytes).collect())));
+    }
+    if let Some(present) = raw.present {
+        tests.push(("present", Test::Present(present)));
+    }
+    let (_, test) = exactly_one(tests, at, "a test", "`exact`, `prefix`, `regex`, `oneOf` or `present`")?;
+    Ok(Condition { source, test, negate: raw.not.unwrap_or(false) })
+}
+
+fn compile_split(raw: RawSplit, at: &str, route_name: &str) -> Result<Split, ConfigError> {
+    if raw.weights.is_empty() {
+        return Err(ConfigError::new(format!("{at}.weights"), "must list at least one target"));
+    }
+    let mut seen = HashSet::new();
+    let mut weighted = Vec::with_capacity(raw.weights.len());
+    for (w, weight) in raw.weights.into_iter().enumerate() {
+        let here = format!("{at}.weights[{w}]");
+        check_target(&weight.target).map_err(|m| ConfigError::new(format!("{here}.target"), m))?;
+        if !seen.insert(weight.target.clone()) {
+            return Err(ConfigError::new(
+                format!("{here}.target"),
+                format!("`{}` is listed twice; give each target one weight", weight.target),
+            ));
+        }
+        if !weight.weight.is_finite() || weight.weight < 0.0 {
+            return Err(ConfigError::new(
+                format!("{here}.weight"),
+                format!("must be a non-negative number, got {}", weight.weight),
+            ));
+        }
+        weighted.push((weight.target, weight.weight));
+    }
+    if weighted.iter().map(|(_, w)| w).sum::<f64>() <= 0.0 {
+        return Err(ConfigError::new(format!("{at}.weights"), "sum must be > 0"));
+    }
+    let sticky_by = match raw.sticky_by {
+        None => None,
+        Some(sticky) => {
+            let here = format!("{at}.stickyBy");
+            let sources: Vec<(&str, Source)> = [
+                sticky.header.map(|n| ("header", n)),
+                sticky.cookie.map(|n| ("cookie", n)),
+                sticky.query.map(|n| ("query", n)),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|(kind, name)| -> Result<_, ConfigError> { Ok((kind, source(kind, name, &here)?)) })
+            .collect::<Result<_, _>>()?;
+            Some(exactly_one(sources, &here, "a source", "`header`, `cookie` or `query`")?.1)
+        }
+    };
+    let salt = raw.salt.unwrap_or_else(|| route_name.to_string()).into_bytes();
+    Ok(Split::new(weighted, sticky_by, salt))
+}
+
+/// Builds a source, checking its key. Header names are stored lower-case.
+fn source(kind: &str, name: String, at: &str) -> Result<Source, ConfigError> {
+    let here = format!("{at}.{kind}");
+    if name.is_empty() {
+        return Err(ConfigError::new(here, "must not be empty"));
+    }
+    match kind {
+        "header" => {
+            let token = name.strip_prefix(':').unwrap_or(&name);
+            if token.is_empty() || !token.bytes().all(is_token_byte) {
+                return Err(ConfigError::new(here, format!("`{name}` is not a valid header name")));
+            }
+            Ok(Source::Header(name.to_ascii_lowercase().into_bytes()))
+        }
+        "cookie" => Ok(Source::Cookie(name.into_bytes())),
+        _ => Ok(Source::Query(name.into_bytes())),
+    }
+}
+
+/// Exactly one of the named alternatives must be given.
+fn exactly_one<T>(
+    mut found: Vec<(&str, T)>,
+    at: &str,
+    what: &str,
+    options: &str,
+) -> Result<(String, T), ConfigError> {
+    match found.len() {
+        1 => {
+            let (key, value) = found.remove(0);
+            Ok((key.to_string(), value))
+        }
+        0 => Err(ConfigError::new(at, format!("needs {what}: one of {options}"))),
+        _ => {
+            let keys: Vec<String> = found.iter().map(|(k, _)| format!("`{k}`")).collect();
+            Err(ConfigError::new(at, format!("takes exactly one of {options}, found {}", keys.join(" and "))))
+        }
+    }
+}
+
+/// A target goes into a header value and names an Envoy cluster or an Istio
+/// subset: visible ASCII, no spaces.
+fn check_target(target: &str) -> Result<(), String> {
+    if target.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if !target.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "`{target}` must be visible ASCII without spaces (it is sent as a header value)"
+        ));
+    }
+    Ok(())
+}
+
+fn check_target_header(name: &str) -> Result<(), String> {
+    if name.is_empty() || !name.bytes().all(is_token_byte) {
+        return Err(format!("`{name}` is not a valid header name"));
+    }
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(format!("`{name}` must be lower-case (HTTP/2 and Envoy header names are)"));
+    }
+    if RESERVED_HEADERS.contains(&name) {
+        return Err(format!("`{name}` carries the request itself and cannot be the target header"));
+    }
+    Ok(())
+}
+
+/// RFC 9110 `tchar`.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,249 @@
+//! Config acceptance and rejection, with the exact messages operators see.
+
+use super::*;
+
+fn error(json: &str) -> String {
+    match parse(json.as_bytes()) {
+        Ok(_) => panic!("config was accepted: {json}"),
+        Err(err) => err.to_string(),
+    }
+}
+
+/// A one-route config around the given rules.
+fn with_rules(rules: &str) -> String {
+    format!(r#"{{"routes": [{{"name": "r", "default": "a", "rules": {rules}}}]}}"#)
+}
+
+#[test]
+fn the_design_example_compiles() {
+    let router = parse(include_bytes!("../../examples/config.json")).unwrap();
+    assert_eq!(router.target_header, "x-route-target");
+    assert_eq!(router.routes.len(), 2);
+    assert_eq!(router.routes[0].rules[0].label, "beta");
+    assert_eq!(router.routes[0].rules[1].label, "rules[1]");
+}
+
+#[test]
+fn the_target_header_defaults_and_can_be_set() {
+    assert_eq!(parse(with_rules("[]").as_bytes()).unwrap().target_header, "x-route-target");
+    let json = r#"{"targetHeader": "x-version", "routes": [{"name": "r", "default": "a"}]}"#;
+    assert_eq!(parse(json.as_bytes()).unwrap().target_header, "x-version");
+}
+
+#[test]
+fn integer_and_double_weights_are_the_same() {
+    // Istio's pluginConfig is a protobuf Struct: every number is a double.
+    for w in ["20", "20.0", "2e1"] {
+        let rules = format!(
+            r#"[{{"split": {{"weights": [{{"target": "b", "weight": {w}}}, {{"target": "a", "weight": 80.0}}]}}}}]"#
+        );
+        let router = parse(with_rules(&rules).as_bytes()).unwrap();
+        let Action::Split(split) = &router.routes[0].rules[0].action else { panic!() };
+        assert_eq!(split.weights(), &[20.0, 80.0]);
+    }
+}
+
+#[test]
+fn the_salt_defaults_to_the_route_name() {
+    let router =
+        parse(with_rules(r#"[{"split": {"weights": [{"target": "a", "weight": 1}]}}]"#).as_bytes()).unwrap();
+    let Action::Split(split) = &router.routes[0].rules[0].action else { panic!() };
+    assert_eq!(split.salt(), b"r");
+}
+
+#[test]
+fn rejects_unknown_keys_at_their_path() {
+    assert_eq!(
+        error(r#"{"routes": [], "targetHeadr": "x"}"#),
+        "targetHeadr: unknown field `targetHeadr`, expected `targetHeader` or `routes` at line 1 column 28"
+    );
+    assert_eq!(
+        error(&with_rules(r#"[{"match": [{"header": "foo", "exact": "bar", "exect": "x"}], "target": "b"}]"#)),
+        "routes[0].rules[0].match[0].exect: unknown field `exect`, expected one of `header`, `cookie`, `query`, `exact`, `prefix`, `regex`, `oneOf`, `present`, `not` at line 1 column 104"
+    );
+}
+
+#[test]
+fn rejects_wrong_types_at_their_path() {
+    assert_eq!(
+        error(&with_rules(r#"[{"split": {"weights": [{"target": "a", "weight": "20"}]}}]"#)),
+        "routes[0].rules[0].split.weights[0].weight: invalid type: string \"20\", expected f64 at line 1 column 105"
+    );
+    assert_eq!(
+        error(r#"{"routes": [{"name": "r"}]}"#),
+        "routes[0]: missing field `default` at line 1 column 25"
+    );
+}
+
+#[test]
+fn rejects_documents_that_are_not_a_config() {
+    assert_eq!(
+        error(""),
+        "config: is empty; expected a JSON object with `routes` (see the README's config reference)"
+    );
+    assert_eq!(error("[]"), "config: must be a JSON object with `routes`");
+    assert_eq!(error(" \"routes\""), "config: must be a JSON object with `routes`");
+    assert_eq!(error("{}"), "config: missing field `routes` at line 1 column 2");
+    assert_eq!(error(r#"{"routes": []}"#), "routes: must list at least one route");
+    assert!(error(r#"{"routes": [{"name": "r", "default": "a"}]} x"#)
+        .starts_with("config: unexpected data after the config object"));
+    assert_eq!(error("{\"routes\": ["), "routes: EOF while parsing a list at line 1 column 12");
+}
+
+#[test]
+fn rejects_duplicate_and_empty_route_names() {
+    assert_eq!(
+        error(r#"{"routes": [{"name": "r", "default": "a"}, {"name": "r", "default": "b"}]}"#),
+        "routes[1].name: duplicate route name `r`"
+    );
+    assert_eq!(error(r#"{"routes": [{"name": " ", "default": "a"}]}"#), "routes[0].name: must not be empty");
+}
+
+#[test]
+fn rejects_bad_hosts_and_path_prefixes() {
+    assert_eq!(
+        error(r#"{"routes": [{"name": "r", "default": "a", "hosts": []}]}"#),
+        "routes[0].hosts: must not be empty (omit `hosts` to match any host)"
+    );
+    assert_eq!(
+        error(r#"{"routes": [{"name": "r", "default": "a", "hosts": ["ok.com", "a.com:80"]}]}"#),
+        "routes[0].hosts[1]: `a.com:80` must not contain a port: hosts are matched without it"
+    );
+    assert_eq!(
+        error(r#"{"routes": [{"name": "r", "default": "a", "pathPrefix": "api"}]}"#),
+        "routes[0].pathPrefix: `api` must start with `/`"
+    );
+}
+
+#[test]
+fn rejects_empty_and_unprintable_targets() {
+    assert_eq!(
+        error(r#"{"routes": [{"name": "r", "default": ""}]}"#),
+        "routes[0].default: must not be empty"
+    );
+    assert_eq!(
+        error(&with_rules(r#"[{"target": "a b"}]"#)),
+        "routes[0].rules[0].target: `a b` must be visible ASCII without spaces (it is sent as a header value)"
+    );
+    assert_eq!(
+        error(&with_rules(r#"[{"split": {"weights": [{"target": "", "weight": 1}]}}]"#)),
+        "routes[0].rules[0].split.weights[0].target: must not be empty"
+    );
+}
+
+#[test]
+fn a_rule_needs_exactly_one_action() {
+    assert_eq!(
+        error(&with_rules(r#"[{"name": "x"}]"#)),
+        "routes[0].rules[0]: needs exactly one of `target` or `split`"
+    );
+    assert_eq!(
+        error(&with_rules(r#"[{"target": "a", "split": {"weights": [{"target": "a", "weight": 1}]}}]"#)),
+        "routes[0].rules[0]: has both `target` and `split`; a rule needs exactly one"
+    );
+}
+
+#[test]
+fn a_condition_needs_exactly_one_source_and_one_test() {
+    assert_eq!(
+        error(&with_rules(r#"[{"target": "a"}, {"match": [{"header": "foo", "exact": "bar", "regex": "b"}], "target": "b"}]"#)),
+        "routes[0].rules[1].match[0]: takes exactly one of `exact`, `prefix`, `regex`, `oneOf` or `present`, found `exact` and `regex`"
+    );
+    assert_eq!(
+        error(&with_rules(r#"[{"match": [{"header": "foo"}], "target": "b"}]"#)),
+        "routes[0].rules[0].match[0]: needs a test: one of `exact`, `prefix`, `regex`, `oneOf` or `present`"
+    );
+    assert_eq!(
+        error(&with_rules(r#"[{"match": [{"header": "foo", "cookie": "foo", "exact": "bar"}], "target": "b"}]"#)),
+        "routes[0].rules[0].match[0]: takes exactly one of `header`, `cookie` or `query`, found `header` and `cookie`"
+    );
+    assert_eq!(
+        error(&with_rules(r#"[{"match": [{"exact": "bar"}], "target": "b"}]"#)),
+        "routes[0].rules[0].match[0]: needs a source: one of `header`, `cookie` or `query`"
+    );
+}
+
+#[test]
+fn rejects_bad_condition_keys_and_values() {
+    assert_eq!(
+        error(&with_rules(r#"[{"match": [{"header": "bad name", "exact": "x"}], "target": "b"}]"#)),
+        "routes[0].rules[0].match[0].header: `bad name` is not a valid header name"
+    );
+    assert_eq!(
+        error(&with_rules(r#"[{"match": [{"cookie": "", "exact": "x"}], "target": "b"}]"#)),
+        "routes[0].rules[0].match[0].cookie: must not be empty"
+    );
+    assert_eq!(
+        error(&with_rules(r#"[{"match": [{"query": "q", "oneOf": []}], "target": "b"}]"#)),
+        "routes[0].rules[0].match[0].oneOf: must list at least one value"
+    );
+    let bad_regex = error(&with_rules(r#"[{"match": [{"query": "q", "regex": "ba(r"}], "target": "b"}]"#));
+    assert!(
+        bad_regex.starts_with("routes[0].rules[0].match[0].regex: invalid regex `ba(r`: "),
+        "{bad_regex}"
+    );
+    assert!(!bad_regex.contains('\n'));
+}
+
+#[test]
+fn header_names_are_stored_lower_case() {
+    let router =
+        parse(with_rules(r#"[{"match": [{"header": "X-Foo", "present": true}], "target": "b"}]"#).as_bytes())
+            .unwrap();
+    assert_eq!(router.routes[0].rules[0].conditions[0].source, Source::Header(b"x-foo".to_vec()));
+}
+
+#[test]
+fn rejects_bad_weights() {
+    assert_eq!(
+        error(&with_rules(
+            r#"[{"split": {"weights": [{"target": "a", "weight": 1}, {"target": "b", "weight": -1}]}}]"#
+        )),
+        "routes[0].rules[0].split.weights[1].weight: must be a non-negative number, got -1"
+    );
+    assert_eq!(
+        error(&with_rules(
+            r#"[{"split": {"weights": [{"target": "a", "weight": 0}, {"target": "b", "weight": 0.0}]}}]"#
+        )),
+        "routes[0].rules[0].split.weights: sum must be > 0"
+    );
+    assert_eq!(
+        error(&with_rules(r#"[{"split": {"weights": []}}]"#)),
+        "routes[0].rules[0].split.weights: must list at least one target"
+    );
+    assert_eq!(
+        error(&with_rules(
+            r#"[{"split": {"weights": [{"target": "a", "weight": 1}, {"target": "a", "weight": 2}]}}]"#
+        )),
+        "routes[0].rules[0].split.weights[1].target: `a` is listed twice; give each target one weight"
+    );
+    assert!(error(&with_rules(r#"[{"split": {"weights": [{"target": "a", "weight": 1e999}]}}]"#))
+        .starts_with("routes[0].rules[0].split.weights[0].weight: number out of range"));
+}
+
+#[test]
+fn rejects_bad_sticky_keys() {
+    assert_eq!(
+        error(&with_rules(r#"[{"split": {"weights": [{"target": "a", "weight": 1}], "stickyBy": {}}}]"#)),
+        "routes[0].rules[0].split.stickyBy: needs a source: one of `header`, `cookie` or `query`"
+    );
+    assert_eq!(
+        error(&with_rules(r#"[{"split": {"weights": [{"target": "a", "weight": 1}], "stickyBy": {"cookie": "uid", "query": "uid"}}}]"#)),
+        "routes[0].rules[0].split.stickyBy: takes exactly one of `header`, `cookie` or `query`, found `cookie` and `query`"
+    );
+}
+
+#[test]
+fn rejects_target_headers_that_would_break_requests() {
+    let json = |h: &str| format!(r#"{{"targetHeader": "{h}", "routes": [{{"name": "r", "default": "a"}}]}}"#);
+    assert_eq!(
+        error(&json("X-Route")),
+        "targetHeader: `X-Route` must be lower-case (HTTP/2 and Envoy header names are)"
+    );
+    assert_eq!(
+        error(&json("cookie")),
+        "targetHeader: `cookie` carries the request itself and cannot be the target header"
+    );
+    assert_eq!(error(&json(":path")), "targetHeader: `:path` is not a valid header name");
+    assert_eq!(error(&json("")), "targetHeader: `` is not a valid header name");
+}

@@ -1,0 +1,78 @@
+//! The sticky-bucket hash. It is part of the public contract (README, "Sticky
+//! hash"): every replica, every version of this filter and any tool that
+//! predicts assignments must compute the same bucket, so it is spelled out
+//! here instead of borrowed from `std` (whose `DefaultHasher` may change).
+//!
+//! bucket = fmix64(fnv1a64(salt ++ key)) mod 1,000,000
+//!
+//! FNV-1a is simple to reimplement anywhere; MurmurHash3's 64-bit finalizer
+//! spreads FNV's weak low bits so short, similar ids land far apart.
+
+/// Buckets are parts per million, so weights like 0.5% split exactly.
+pub const BUCKETS: u32 = 1_000_000;
+
+const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+fn fnv1a64(parts: &[&[u8]]) -> u64 {
+    let mut hash = FNV_OFFSET_BASIS;
+    for part in parts {
+        for &byte in *part {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(FNV_PRIME);
+        }
+    }
+    hash
+}
+
+/// MurmurHash3's 64-bit finalizer.
+fn fmix64(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^= k >> 33;
+    k
+}
+
+/// The bucket in `0..BUCKETS` of a sticky key under a salt.
+pub fn sticky_bucket(salt: &[u8], key: &[u8]) -> u32 {
+    // The remainder is < 1,000,000, so the narrowing cannot truncate.
+    (fmix64(fnv1a64(&[salt, key])) % u64::from(BUCKETS)) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a64_matches_the_published_test_vectors() {
+        assert_eq!(fnv1a64(&[b""]), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(&[b"a"]), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(&[b"foobar"]), 0x8594_4171_f739_67e8);
+    }
+
+    /// Computed by an independent Python transcription of the README's spec.
+    /// If this fails, sticky users would move: change the spec, not the pins.
+    #[test]
+    fn buckets_are_pinned() {
+        assert_eq!(sticky_bucket(b"service-b", b"alice"), 237_645);
+        assert_eq!(sticky_bucket(b"service-b", b"bob"), 694_932);
+        assert_eq!(sticky_bucket(b"service-b", b"user-42"), 642_232);
+        assert_eq!(sticky_bucket(b"", b""), 514_342);
+    }
+
+    #[test]
+    fn salt_and_key_are_hashed_as_one_byte_string() {
+        assert_eq!(sticky_bucket(b"service-b", b"user-1"), sticky_bucket(b"", b"service-buser-1"));
+    }
+
+    #[test]
+    fn the_salt_changes_the_bucket() {
+        let a = (0..100).filter(|i| {
+            let id = format!("user-{i}");
+            sticky_bucket(b"one", id.as_bytes()) == sticky_bucket(b"two", id.as_bytes())
+        });
+        assert!(a.count() < 3);
+    }
+}

@@ -1,0 +1,171 @@
+//! The few proxy-wasm host calls the filter makes, declared here so that no
+//! host answer can panic the VM. The SDK's wrappers `panic!` on any status
+//! they do not expect and parse header names as UTF-8 with `unwrap`; a panic
+//! aborts the VM and Envoy then answers 503 on that worker. These wrappers
+//! report every failure as a value instead.
+
+use std::ptr::null_mut;
+
+/// Status codes of the ABI (only the ones this filter distinguishes).
+const STATUS_OK: u32 = 0;
+const STATUS_NOT_FOUND: u32 = 1;
+
+/// `proxy_get_header_map_pairs` map type of request headers.
+const REQUEST_HEADERS: u32 = 0;
+/// `proxy_get_buffer_bytes` buffer type of the plugin configuration.
+const PLUGIN_CONFIGURATION: u32 = 7;
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_get_log_level(return_level: *mut u32) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+}
+
+/// A host call that did not return `Ok`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status(pub u32);
+
+/// Takes ownership of a buffer the host allocated in our memory through
+/// `proxy_on_memory_allocate` (a `Vec<u8>` of exactly `size` bytes).
+///
+/// # Safety
+/// `data` must be null or come from the host with this `size`.
+unsafe fn take_host_buffer(data: *mut u8, size: usize) -> Vec<u8> {
+    if data.is_null() || size == 0 {
+        return Vec::new();
+    }
+    Vec::from_raw_parts(data, size, size)
+}
+
+/// The serialized request header map (see `header_map`).
+pub fn request_header_map() -> Result<Vec<u8>, Status> {
+    let mut data = null_mut();
+    let mut size = 0;
+    // SAFETY: the host writes a pointer/size pair it allocated for us.
+    match unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) } {
+        STATUS_OK => Ok(unsafe { take_host_buffer(data, size) }),
+        status => Err(Status(status)),
+    }
+}
+
+pub fn replace_request_header(name: &str, value: &[u8]) -> Result<(), Status> {
+    // SAFETY: both slices outlive the call; the host copies them.
+    let status = unsafe {
+        proxy_replace_header_map_value(
+            REQUEST_HEADERS,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    };
+    if status == STATUS_OK {
+        Ok(())
+    } else {
+        Err(Status(status))
+    }
+}
+
+pub fn remove_request_header(name: &str) -> Result<(), Status> {
+    // SAFETY: the slice outlives the call; the host copies it.
+    let status = unsafe { proxy_remove_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len()) };
+    if status == STATUS_OK {
+        Ok(())
+    } else {
+        Err(Status(status))
+    }
+}
+
+/// The plugin configuration (`configuration` in Envoy, `pluginConfig` in
+/// Istio), or an empty buffer when none was given.
+pub fn plugin_configuration(size: usize) -> Result<Vec<u8>, Status> {
+    let mut data = null_mut();
+    let mut len = 0;
+    // SAFETY: the host writes a pointer/size pair it allocated for us.
+    match unsafe { proxy_get_buffer_bytes(PLUGIN_CONFIGURATION, 0, size, &mut data, &mut len) } {
+        STATUS_OK => Ok(unsafe { take_host_buffer(data, len) }),
+        STATUS_NOT_FOUND => Ok(Vec::new()),
+        status => Err(Status(status)),
+    }
+}
+
+/// The host's log level as a `log` filter; Info if the host cannot say.
+pub fn host_log_level() -> log::LevelFilter {
+    let mut level = 2;
+    // SAFETY: the host writes one u32.
+    let status = unsafe { proxy_get_log_level(&mut level) };
+    if status != STATUS_OK {
+        return log::LevelFilter::Info;
+    }
+    match level {
+        0 => log::LevelFilter::Trace,
+        1 => log::LevelFilter::Debug,
+        2 => log::LevelFilter::Info,
+        3 => log::LevelFilter::Warn,
+        4 => log::LevelFilter::Error,
+        _ => log::LevelFilter::Off,
+    }
+}
+
+fn write_log(level: u32, message: &str) {
+    // SAFETY: the slice outlives the call. A failed log has nowhere to go.
+    unsafe {
+        proxy_log(level, message.as_ptr(), message.len());
+    }
+}
+
+struct HostLogger;
+
+impl log::Log for HostLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let level = match record.level() {
+            log::Level::Trace => 0,
+            log::Level::Debug => 1,
+            log::Level::Info => 2,
+            log::Level::Warn => 3,
+            log::Level::Error => 4,
+        };
+        write_log(level, &record.args().to_string());
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: HostLogger = HostLogger;
+
+/// Routes `log` to the host, and a panic (which would abort the VM) to the
+/// host's log at critical level so its cause is never lost.
+pub fn install_logger() {
+    // Fails only if a logger is already set, which then keeps working.
+    let _ = log::set_logger(&LOGGER);
+    // The host's own level is read at configure time; until then, Info.
+    log::set_max_level(log::LevelFilter::Info);
+    std::panic::set_hook(Box::new(|info| write_log(5, &format!("canary-router panicked: {info}"))));
+}

@@ -1,0 +1,115 @@
+//! Host patterns of a route's `hosts`, matched against `:authority`.
+
+/// A compiled `hosts` entry. Stored lower-case; requests compare
+/// case-insensitively, without the port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    /// `*`: any host.
+    Any,
+    /// `*.example.com` (stored as `.example.com`): any subdomain, not the apex.
+    Suffix(Vec<u8>),
+    /// `a.example.com`.
+    Exact(Vec<u8>),
+}
+
+impl HostPattern {
+    /// Compiles one entry, or explains why it cannot be one.
+    pub fn parse(pattern: &str) -> Result<Self, String> {
+        if pattern.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if pattern == "*" {
+            return Ok(HostPattern::Any);
+        }
+        if pattern.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+            return Err(format!("`{pattern}` must not contain spaces or control characters"));
+        }
+        let is_ipv6 = pattern.starts_with('[') && pattern.ends_with(']');
+        if !is_ipv6 && pattern.contains(':') {
+            return Err(format!("`{pattern}` must not contain a port: hosts are matched without it"));
+        }
+        if let Some(suffix) = pattern.strip_prefix('*') {
+            if !suffix.starts_with('.') || suffix.len() < 2 || suffix[1..].contains('*') {
+                return Err(format!(
+                    "`{pattern}`: a wildcard is allowed only as a leading `*.` (as in `*.example.com`)"
+                ));
+            }
+            return Ok(HostPattern::Suffix(suffix.to_ascii_lowercase().into_bytes()));
+        }
+        if pattern.contains('*') {
+            return Err(format!(
+                "`{pattern}`: a wildcard is allowed only as a leading `*.` (as in `*.example.com`)"
+            ));
+        }
+        Ok(HostPattern::Exact(pattern.to_ascii_lowercase().into_bytes()))
+    }
+
+    /// Whether a host (already without its port) matches.
+    pub fn matches(&self, host: &[u8]) -> bool {
+        match self {
+            HostPattern::Any => true,
+            HostPattern::Exact(exact) => host.eq_ignore_ascii_case(exact),
+            HostPattern::Suffix(suffix) => {
+                host.len() > suffix.len() && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+            }
+        }
+    }
+}
+
+/// The host part of an `:authority`: drops `:port`, keeps `[v6]` brackets.
+pub fn host_of(authority: &[u8]) -> &[u8] {
+    if authority.starts_with(b"[") {
+        return match authority.iter().position(|&b| b == b']') {
+            Some(end) => &authority[..=end],
+            None => authority,
+        };
+    }
+    match authority.iter().rposition(|&b| b == b':') {
+        Some(colon) => &authority[..colon],
+        None => authority,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(pattern: &str, authority: &str) -> bool {
+        HostPattern::parse(pattern).unwrap().matches(host_of(authority.as_bytes()))
+    }
+
+    #[test]
+    fn exact_hosts_match_case_insensitively_without_port() {
+        assert!(matches("a.example.com", "a.example.com"));
+        assert!(matches("a.example.com", "A.Example.COM:8080"));
+        assert!(matches("A.EXAMPLE.com", "a.example.com"));
+        assert!(!matches("a.example.com", "b.example.com"));
+        assert!(!matches("a.example.com", "a.example.com.evil.net"));
+    }
+
+    #[test]
+    fn wildcards_match_subdomains_but_not_the_apex() {
+        assert!(matches("*.example.com", "a.example.com"));
+        assert!(matches("*.example.com", "x.y.example.com:443"));
+        assert!(!matches("*.example.com", "example.com"));
+        assert!(!matches("*.example.com", "badexample.com"));
+        assert!(matches("*", "anything:1"));
+        assert!(matches("*", ""));
+    }
+
+    #[test]
+    fn ipv6_literals_keep_their_brackets() {
+        assert_eq!(host_of(b"[::1]:8080"), b"[::1]");
+        assert!(matches("[::1]", "[::1]:10000"));
+    }
+
+    #[test]
+    fn rejects_ports_inner_wildcards_and_blanks() {
+        assert!(HostPattern::parse("a.example.com:80").unwrap_err().contains("port"));
+        assert!(HostPattern::parse("a.*.com").unwrap_err().contains("wildcard"));
+        assert!(HostPattern::parse("*example.com").unwrap_err().contains("wildcard"));
+        assert!(HostPattern::parse("*.").is_err());
+        assert!(HostPattern::parse("").is_err());
+        assert!(HostPattern::parse("a b").is_err());
+    }
+}

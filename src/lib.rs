@@ -1,0 +1,32 @@
+//! canary-router: a proxy-wasm HTTP filter that picks a service version per
+//! request by header, cookie, query parameter or weight.
+//!
+//! Every decision lives in pure modules (`config`, `router`, `matcher`,
+//! `split`, `hash`, ...), compiled and tested natively. Only `filter` and
+//! `host` touch the proxy, and only on `wasm32`.
+
+pub mod config;
+pub mod cookie;
+pub mod error;
+pub mod hash;
+pub mod header_map;
+pub mod host_pattern;
+pub mod matcher;
+pub mod query;
+pub mod request;
+pub mod rng;
+pub mod router;
+pub mod split;
+
+#[cfg(target_arch = "wasm32")]
+mod filter;
+#[cfg(target_arch = "wasm32")]
+mod host;
+
+#[cfg(target_arch = "wasm32")]
+proxy_wasm::main! {{
+    host::install_logger();
+    proxy_wasm::set_root_context(|context_id| -> Box<dyn proxy_wasm::traits::RootContext> {
+        Box::new(filter::RouterRoot::new(context_id))
+    });
+}}

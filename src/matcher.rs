@@ -1,0 +1,147 @@
+//! Conditions of a rule's `match`: one source, one test, optionally negated.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::request::{Request, Source};
+
+/// The test a value must pass.
+#[derive(Debug, Clone)]
+pub enum Test {
+    Exact(Vec<u8>),
+    Prefix(Vec<u8>),
+    /// Unanchored unless the pattern anchors itself; run on the value decoded
+    /// as UTF-8, invalid bytes replaced by U+FFFD.
+    Regex(regex_lite::Regex),
+    OneOf(Vec<Vec<u8>>),
+    /// `present: true` holds when the key occurs (any value, even empty),
+    /// `present: false` when it does not.
+    Present(bool),
+}
+
+/// One compiled condition.
+#[derive(Debug, Clone)]
+pub struct Condition {
+    pub source: Source,
+    pub test: Test,
+    pub negate: bool,
+}
+
+impl Condition {
+    /// Whether the condition holds. A key that occurs several times holds
+    /// when any of its values passes; a missing key fails every test except
+    /// `present: false`.
+    pub fn holds(&self, request: &Request<'_>) -> bool {
+        let passed = match &self.test {
+            Test::Present(want) => request.any_value(&self.source, |_| true).0 == *want,
+            test => request.any_value(&self.source, |value| test.passes(value)).1,
+        };
+        passed != self.negate
+    }
+}
+
+impl Test {
+    fn passes(&self, value: &[u8]) -> bool {
+        match self {
+            Test::Exact(want) => value == want.as_slice(),
+            Test::Prefix(prefix) => value.starts_with(prefix),
+            Test::Regex(re) => match std::str::from_utf8(value) {
+                Ok(text) => re.is_match(text),
+                Err(_) => re.is_match(&String::from_utf8_lossy(value)),
+            },
+            Test::OneOf(options) => options.iter().any(|o| o.as_slice() == value),
+            Test::Present(_) => true,
+        }
+    }
+}
+
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = |b: &[u8]| -> String { String::from_utf8_lossy(b).into_owned() };
+        let test: Cow<str> = match &self.test {
+            Test::Exact(v) => format!("== {:?}", text(v)).into(),
+            Test::Prefix(v) => format!("starts with {:?}", text(v)).into(),
+            Test::Regex(re) => format!("~ /{}/", re.as_str()).into(),
+            Test::OneOf(vs) => format!("in {:?}", vs.iter().map(|v| text(v)).collect::<Vec<_>>()).into(),
+            Test::Present(true) => "present".into(),
+            Test::Present(false) => "absent".into(),
+        };
+        let not = if self.negate { "not " } else { "" };
+        write!(f, "{not}{} {test}", self.source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(test: Test) -> Condition {
+        Condition { source: Source::Header(b"foo".to_vec()), test, negate: false }
+    }
+
+    fn holds(cond: &Condition, headers: &[(&[u8], &[u8])]) -> bool {
+        cond.holds(&Request::new(headers.to_vec()))
+    }
+
+    #[test]
+    fn exact_prefix_and_one_of_compare_bytes() {
+        let exact = header(Test::Exact(b"bar".to_vec()));
+        assert!(holds(&exact, &[(b"foo", b"bar")]));
+        assert!(!holds(&exact, &[(b"foo", b"barn")]));
+        assert!(!holds(&exact, &[(b"foo", b"BAR")]));
+        let prefix = header(Test::Prefix(b"ba".to_vec()));
+        assert!(holds(&prefix, &[(b"foo", b"bar")]));
+        assert!(!holds(&prefix, &[(b"foo", b"b")]));
+        let one_of = header(Test::OneOf(vec![b"a".to_vec(), b"b".to_vec()]));
+        assert!(holds(&one_of, &[(b"foo", b"b")]));
+        assert!(!holds(&one_of, &[(b"foo", b"c")]));
+    }
+
+    #[test]
+    fn regex_is_unanchored_and_survives_invalid_utf8() {
+        let re = header(Test::Regex(regex_lite::Regex::new("ba[rz]").unwrap()));
+        assert!(holds(&re, &[(b"foo", b"xbazx")]));
+        assert!(holds(&re, &[(b"foo", b"\xff\xfebar")]));
+        assert!(!holds(&re, &[(b"foo", b"\xff")]));
+    }
+
+    #[test]
+    fn any_repeated_value_can_match() {
+        let exact = header(Test::Exact(b"bar".to_vec()));
+        assert!(holds(&exact, &[(b"foo", b"no"), (b"foo", b"bar")]));
+    }
+
+    #[test]
+    fn a_missing_key_fails_every_test_but_absence() {
+        for test in [
+            Test::Exact(b"".to_vec()),
+            Test::Prefix(b"".to_vec()),
+            Test::Regex(regex_lite::Regex::new("").unwrap()),
+            Test::OneOf(vec![b"".to_vec()]),
+            Test::Present(true),
+        ] {
+            assert!(!holds(&header(test), &[(b"other", b"x")]));
+        }
+        assert!(holds(&header(Test::Present(false)), &[(b"other", b"x")]));
+        assert!(!holds(&header(Test::Present(false)), &[(b"foo", b"")]));
+    }
+
+    #[test]
+    fn not_inverts_including_for_missing_keys() {
+        let mut cond = header(Test::Exact(b"bar".to_vec()));
+        cond.negate = true;
+        assert!(!holds(&cond, &[(b"foo", b"bar")]));
+        assert!(holds(&cond, &[(b"foo", b"baz")]));
+        assert!(holds(&cond, &[]));
+    }
+
+    #[test]
+    fn explains_itself() {
+        let mut cond = header(Test::Exact(b"bar".to_vec()));
+        assert_eq!(cond.to_string(), r#"header foo == "bar""#);
+        cond.negate = true;
+        cond.source = Source::Cookie(b"uid".to_vec());
+        cond.test = Test::Present(true);
+        assert_eq!(cond.to_string(), "not cookie uid present");
+    }
+}

@@ -1,0 +1,235 @@
+//! The routing decision: first matching route, first matching rule, target.
+
+use std::fmt;
+
+use crate::host_pattern::{host_of, HostPattern};
+use crate::matcher::Condition;
+use crate::request::Request;
+use crate::split::{Choice, Split};
+
+/// A compiled config. Built once per configure, shared by every request.
+#[derive(Debug, Clone)]
+pub struct Router {
+    pub target_header: String,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    /// Empty: any host.
+    pub hosts: Vec<HostPattern>,
+    pub path_prefix: Option<Vec<u8>>,
+    pub default: String,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The rule's `name`, or `rules[i]` when it has none.
+    pub label: String,
+    /// All must hold; empty = always.
+    pub conditions: Vec<Condition>,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Target(String),
+    Split(Split),
+}
+
+/// Why a target was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// No rule matched: the route's `default`.
+    Default,
+    /// A rule's conditions held and it names a target.
+    Matched,
+    /// A rule's split chose.
+    Split(Choice),
+}
+
+/// The outcome for a request that matched a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision<'r> {
+    pub route: &'r str,
+    /// The rule that decided; `None` when the default did.
+    pub rule: Option<&'r str>,
+    pub target: &'r str,
+    pub reason: Reason,
+}
+
+impl Router {
+    /// Routes a request. `roll` (uniform in `0..1_000_000`) decides
+    /// non-sticky splits. `None`: no route applies to this request.
+    pub fn decide<'r>(&'r self, request: &Request<'_>, roll: u32) -> Option<Decision<'r>> {
+        let route = self.routes.iter().find(|route| route.applies_to(request))?;
+        for rule in &route.rules {
+            if !rule.conditions.iter().all(|c| c.holds(request)) {
+                continue;
+            }
+            let (target, reason) = match &rule.action {
+                Action::Target(target) => (target.as_str(), Reason::Matched),
+                Action::Split(split) => {
+                    let (target, choice) = split.choose(request, roll);
+                    (target, Reason::Split(choice))
+                }
+            };
+            return Some(Decision { route: &route.name, rule: Some(&rule.label), target, reason });
+        }
+        Some(Decision { route: &route.name, rule: None, target: &route.default, reason: Reason::Default })
+    }
+}
+
+impl Route {
+    fn applies_to(&self, request: &Request<'_>) -> bool {
+        if !self.hosts.is_empty() {
+            let host = host_of(request.authority());
+            if !self.hosts.iter().any(|pattern| pattern.matches(host)) {
+                return false;
+            }
+        }
+        match &self.path_prefix {
+            Some(prefix) => request.path().starts_with(prefix),
+            None => true,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Default => f.write_str("default"),
+            Reason::Matched => f.write_str("match"),
+            Reason::Split(Choice::Sticky { bucket }) => write!(f, "split sticky bucket={bucket}"),
+            Reason::Split(Choice::Random { roll }) => write!(f, "split random roll={roll}"),
+        }
+    }
+}
+
+impl fmt::Display for Decision<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "route={} rule={} target={} reason={}",
+            self.route,
+            self.rule.unwrap_or("-"),
+            self.target,
+            self.reason
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+
+    fn example() -> Router {
+        config::parse(include_bytes!("../examples/config.json")).unwrap()
+    }
+
+    fn decide(
+        router: &Router,
+        headers: &[(&str, &str)],
+        roll: u32,
+    ) -> Option<(String, Option<String>, Reason)> {
+        let pairs = headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
+        router
+            .decide(&Request::new(pairs), roll)
+            .map(|d| (d.target.to_string(), d.rule.map(str::to_string), d.reason))
+    }
+
+    fn target(router: &Router, headers: &[(&str, &str)]) -> Option<String> {
+        decide(router, headers, 0).map(|d| d.0)
+    }
+
+    #[test]
+    fn header_cookie_and_query_foo_bar_reach_the_canary() {
+        let r = example();
+        let a = |extra: (&str, &str), path: &str| {
+            target(&r, &[(":authority", "a.example.com"), (":path", path), extra])
+        };
+        assert_eq!(a(("foo", "bar"), "/"), Some("service-a-canary".into()));
+        assert_eq!(a(("cookie", "x=1; foo=bar"), "/"), Some("service-a-canary".into()));
+        assert_eq!(a(("accept", "*/*"), "/?foo=bar"), Some("service-a-canary".into()));
+        assert_eq!(a(("accept", "*/*"), "/?foo=baz"), Some("service-a-canary".into()));
+        assert_eq!(a(("foo", "baz"), "/?foo=barn"), Some("service-a".into()));
+        assert_eq!(a(("x-canary", "never"), "/"), Some("service-a".into()));
+    }
+
+    #[test]
+    fn the_first_matching_rule_decides_and_is_named() {
+        let r = example();
+        let d = decide(
+            &r,
+            &[(":authority", "a.example.com"), (":path", "/"), ("foo", "bar"), ("cookie", "foo=bar")],
+            0,
+        )
+        .unwrap();
+        assert_eq!((d.1.as_deref(), d.2), (Some("beta"), Reason::Matched));
+        let d =
+            decide(&r, &[(":authority", "a.example.com"), (":path", "/"), ("cookie", "foo=bar")], 0).unwrap();
+        assert_eq!(d.1.as_deref(), Some("rules[1]"));
+        let d = decide(&r, &[(":authority", "a.example.com"), (":path", "/")], 0).unwrap();
+        assert_eq!((d.0.as_str(), d.1, d.2), ("service-a", None, Reason::Default));
+    }
+
+    #[test]
+    fn routes_are_chosen_by_host_then_path_prefix() {
+        let r = example();
+        assert_eq!(
+            target(&r, &[(":authority", "other.example.com:8080"), (":path", "/x")]),
+            Some("service-a".into())
+        );
+        assert_eq!(
+            target(&r, &[(":authority", "b.example.com")]).map(|t| t.starts_with("service-b")),
+            Some(true)
+        );
+        assert_eq!(target(&r, &[(":authority", "unknown.org"), ("foo", "bar")]), None);
+        assert_eq!(target(&r, &[("foo", "bar")]), None);
+
+        let r = config::parse(br#"{"routes": [{"name": "api", "pathPrefix": "/api", "default": "api"}]}"#)
+            .unwrap();
+        assert_eq!(target(&r, &[(":path", "/api/v1?x=1")]), Some("api".into()));
+        assert_eq!(target(&r, &[(":path", "/web?/api")]), None);
+    }
+
+    #[test]
+    fn a_split_uses_the_sticky_cookie_or_the_roll() {
+        let r = example();
+        let b = |cookie: &str, roll| {
+            decide(&r, &[(":authority", "b.example.com"), ("cookie", cookie)], roll).unwrap()
+        };
+        // Pinned in hash.rs: alice's bucket under salt "service-b" is 237,645 (>= 200,000).
+        assert_eq!(b("uid=alice", 0).0, "service-b");
+        assert_eq!(b("uid=alice", 0).2, Reason::Split(Choice::Sticky { bucket: 237_645 }));
+        assert_eq!(b("other=1", 199_999).0, "service-b-canary");
+        assert_eq!(b("other=1", 200_000).0, "service-b");
+    }
+
+    #[test]
+    fn a_zero_weight_receives_nothing_and_a_config_edit_flips_all_traffic() {
+        let config = |blue: u32, green: u32| {
+            config::parse(format!(
+                r#"{{"routes": [{{"name": "r", "default": "blue", "rules": [{{"split": {{"weights": [
+                    {{"target": "blue", "weight": {blue}}}, {{"target": "green", "weight": {green}}}]}}}}]}}]}}"#
+            ).as_bytes()).unwrap()
+        };
+        let (before, after) = (config(100, 0), config(0, 100));
+        for roll in (0..1_000_000).step_by(9_973) {
+            assert_eq!(decide(&before, &[], roll).unwrap().0, "blue");
+            assert_eq!(decide(&after, &[], roll).unwrap().0, "green");
+        }
+    }
+
+    #[test]
+    fn decisions_explain_themselves() {
+        let r = example();
+        let pairs = vec![(&b":authority"[..], &b"a.example.com"[..]), (b":path", b"/"), (b"foo", b"bar")];
+        let request = Request::new(pairs);
+        let decision = r.decide(&request, 0).unwrap();
+        assert_eq!(decision.to_string(), "route=service-a rule=beta target=service-a-canary reason=match");
+    }
+}
