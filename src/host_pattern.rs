@@ -44,6 +44,17 @@ impl HostPattern {
         Ok(HostPattern::Exact(pattern.to_ascii_lowercase().into_bytes()))
     }
 
+    /// How specific a match is, as Envoy ranks virtual host domains: an
+    /// exact name beats any wildcard, a longer `*.` suffix beats a shorter
+    /// one, and `*` comes last.
+    pub fn specificity(&self) -> usize {
+        match self {
+            HostPattern::Any => 0,
+            HostPattern::Suffix(suffix) => suffix.len(),
+            HostPattern::Exact(_) => usize::MAX,
+        }
+    }
+
     /// Whether a host (already without its port) matches.
     pub fn matches(&self, host: &[u8]) -> bool {
         match self {
@@ -95,6 +106,14 @@ mod tests {
         assert!(!matches("*.example.com", "badexample.com"));
         assert!(matches("*", "anything:1"));
         assert!(matches("*", ""));
+    }
+
+    #[test]
+    fn exact_beats_longer_suffix_beats_shorter_suffix_beats_any() {
+        let rank = |p: &str| HostPattern::parse(p).unwrap().specificity();
+        assert!(rank("a.example.com") > rank("*.a.example.com"));
+        assert!(rank("*.a.example.com") > rank("*.example.com"));
+        assert!(rank("*.example.com") > rank("*"));
     }
 
     #[test]

@@ -4,13 +4,13 @@ use std::borrow::Cow;
 
 /// The query part of a `:path`: after the first `?`, before any `#`.
 pub fn query_of(path: &[u8]) -> &[u8] {
-    let Some(q) = path.iter().position(|&b| b == b'?') else {
-        return &[];
+    let before_fragment = match path.iter().position(|&b| b == b'#') {
+        Some(hash) => &path[..hash],
+        None => path,
     };
-    let query = &path[q + 1..];
-    match query.iter().position(|&b| b == b'#') {
-        Some(hash) => &query[..hash],
-        None => query,
+    match before_fragment.iter().position(|&b| b == b'?') {
+        Some(q) => &before_fragment[q + 1..],
+        None => &[],
     }
 }
 
@@ -88,6 +88,7 @@ mod tests {
         assert_eq!(query_of(b"/a/b?foo=bar&x=1#frag?x"), b"foo=bar&x=1");
         assert_eq!(query_of(b"/a/b"), b"");
         assert_eq!(query_of(b"/?"), b"");
+        assert_eq!(query_of(b"/#?foo=bar"), b"");
         assert_eq!(path_of(b"/a/b?foo=bar"), b"/a/b");
         assert_eq!(path_of(b"/a#x"), b"/a");
     }

@@ -63,8 +63,22 @@ pub struct Decision<'r> {
 impl Router {
     /// Routes a request. `roll` (uniform in `0..1_000_000`) decides
     /// non-sticky splits. `None`: no route applies to this request.
+    ///
+    /// Among the routes that apply, the one whose host matched most
+    /// specifically wins, as Envoy picks virtual hosts (`b.example.com`
+    /// beats `*.example.com` beats omitted `hosts`); ties go to the first
+    /// listed.
     pub fn decide<'r>(&'r self, request: &Request<'_>, roll: u32) -> Option<Decision<'r>> {
-        let route = self.routes.iter().find(|route| route.applies_to(request))?;
+        let host = host_of(request.authority());
+        let mut best: Option<(&Route, usize)> = None;
+        for route in &self.routes {
+            if let Some(rank) = route.applies_to(host, request.path()) {
+                if best.is_none_or(|(_, best_rank)| rank > best_rank) {
+                    best = Some((route, rank));
+                }
+            }
+        }
+        let (route, _) = best?;
         for rule in &route.rules {
             if !rule.conditions.iter().all(|c| c.holds(request)) {
                 continue;
@@ -83,17 +97,18 @@ impl Router {
 }
 
 impl Route {
-    fn applies_to(&self, request: &Request<'_>) -> bool {
-        if !self.hosts.is_empty() {
-            let host = host_of(request.authority());
-            if !self.hosts.iter().any(|pattern| pattern.matches(host)) {
-                return false;
+    /// The host specificity of the match, or `None` if the route does not
+    /// apply to this host and path.
+    fn applies_to(&self, host: &[u8], path: &[u8]) -> Option<usize> {
+        if let Some(prefix) = &self.path_prefix {
+            if !path.starts_with(prefix) {
+                return None;
             }
         }
-        match &self.path_prefix {
-            Some(prefix) => request.path().starts_with(prefix),
-            None => true,
+        if self.hosts.is_empty() {
+            return Some(0);
         }
+        self.hosts.iter().filter(|pattern| pattern.matches(host)).map(HostPattern::specificity).max()
     }
 }
 
@@ -194,6 +209,26 @@ mod tests {
             .unwrap();
         assert_eq!(target(&r, &[(":path", "/api/v1?x=1")]), Some("api".into()));
         assert_eq!(target(&r, &[(":path", "/web?/api")]), None);
+    }
+
+    #[test]
+    fn the_most_specific_host_wins_like_envoy_virtual_hosts() {
+        let r = example();
+        // service-a lists *.example.com first, but b.example.com is exact.
+        let b = target(&r, &[(":authority", "b.example.com"), (":path", "/")]).unwrap();
+        assert!(b.starts_with("service-b"), "{b}");
+        let r = config::parse(
+            br#"{"routes": [{"name": "any", "default": "any"}, {"name": "wild", "hosts": ["*.x.io"], "default": "wild"},
+                {"name": "wilder", "hosts": ["*.a.x.io"], "default": "wilder"}, {"name": "twin", "hosts": ["*.x.io"], "default": "twin"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(target(&r, &[(":authority", "q.a.x.io")]), Some("wilder".into()));
+        assert_eq!(
+            target(&r, &[(":authority", "q.x.io")]),
+            Some("wild".into()),
+            "ties go to the first listed"
+        );
+        assert_eq!(target(&r, &[(":authority", "elsewhere")]), Some("any".into()));
     }
 
     #[test]

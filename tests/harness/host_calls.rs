@@ -1,0 +1,202 @@
+//! The proxy-wasm ABI 0.2.1 host functions (module `env`), behaving as
+//! Envoy's: header maps are reachable only from a stream context while
+//! they exist, and unavailable ones answer `BadArgument`.
+
+use wasmtime::{bail, Caller, Linker, Result};
+
+use super::headers::HeaderMap;
+use super::memory;
+use super::state::{HostState, LogEntry, LogLevel, Metric, MetricKind};
+
+pub const OK: i32 = 0;
+pub const NOT_FOUND: i32 = 1;
+pub const BAD_ARGUMENT: i32 = 2;
+
+pub const REQUEST_HEADERS: i32 = 0;
+pub const RESPONSE_HEADERS: i32 = 2;
+pub const VM_CONFIGURATION: i32 = 6;
+pub const PLUGIN_CONFIGURATION: i32 = 7;
+
+type C<'a> = Caller<'a, HostState>;
+
+/// The header map `map_type` of the effective context, if it exists now.
+fn header_map(state: &mut HostState, map_type: i32) -> Option<&mut HeaderMap> {
+    let stream = state.streams.get_mut(&state.effective_context)?;
+    match map_type {
+        REQUEST_HEADERS => stream.request_headers.as_mut(),
+        RESPONSE_HEADERS => stream.response_headers.as_mut(),
+        _ => None,
+    }
+}
+
+/// Defines the host function `env::name` if this host implements it.
+pub fn define(linker: &mut Linker<HostState>, name: &str) -> Result<bool> {
+    const M: &str = "env";
+    match name {
+        "proxy_log" => {
+            linker.func_wrap(M, name, |mut c: C, level: i32, ptr: i32, len: i32| -> Result<i32> {
+                let message = String::from_utf8_lossy(&memory::read(&mut c, ptr, len)?).into_owned();
+                let Some(level) = LogLevel::from_u32(level as u32) else { return Ok(BAD_ARGUMENT) };
+                if level >= c.data().log_level {
+                    c.data_mut().logs.push(LogEntry { level, message });
+                }
+                Ok(OK)
+            })?
+        }
+        "proxy_get_log_level" => linker.func_wrap(M, name, |mut c: C, out: i32| -> Result<i32> {
+            let level = c.data().log_level as u32;
+            memory::write_u32(&mut c, out, level)?;
+            Ok(OK)
+        })?,
+        "proxy_get_current_time_nanoseconds" => {
+            linker.func_wrap(M, name, |mut c: C, out: i32| -> Result<i32> {
+                let now = c.data().now_ns;
+                memory::write_u64(&mut c, out, now)?;
+                Ok(OK)
+            })?
+        }
+        "proxy_set_tick_period_milliseconds" => {
+            linker.func_wrap(M, name, |mut c: C, period: i32| -> Result<i32> {
+                c.data_mut().tick_period_ms = period as u32;
+                Ok(OK)
+            })?
+        }
+        "proxy_set_effective_context" => linker.func_wrap(M, name, |mut c: C, id: i32| -> Result<i32> {
+            let id = id as u32;
+            if !c.data().streams.contains_key(&id) && id != super::ROOT_CONTEXT_ID {
+                return Ok(BAD_ARGUMENT);
+            }
+            c.data_mut().effective_context = id;
+            Ok(OK)
+        })?,
+        "proxy_done" => linker.func_wrap(M, name, |_: C| -> Result<i32> { Ok(OK) })?,
+        "proxy_continue_stream" => {
+            linker.func_wrap(M, name, |_: C, _stream: i32| -> Result<i32> { Ok(OK) })?
+        }
+        "proxy_get_buffer_bytes" => linker.func_wrap(
+            M,
+            name,
+            |mut c: C, buffer: i32, start: i32, max: i32, ptr_out: i32, size_out: i32| -> Result<i32> {
+                let data = match buffer {
+                    PLUGIN_CONFIGURATION if c.data().in_configure => c.data().plugin_config.clone(),
+                    VM_CONFIGURATION => c.data().vm_config.clone(),
+                    _ => return Ok(BAD_ARGUMENT),
+                };
+                let start = (start as u32 as usize).min(data.len());
+                let end = start.saturating_add(max as u32 as usize).min(data.len());
+                memory::give(&mut c, &data[start..end], ptr_out, size_out)?;
+                Ok(OK)
+            },
+        )?,
+        "proxy_get_header_map_pairs" => {
+            linker.func_wrap(M, name, |mut c: C, map: i32, ptr_out: i32, size_out: i32| -> Result<i32> {
+                let Some(headers) = header_map(c.data_mut(), map) else { return Ok(BAD_ARGUMENT) };
+                let bytes = headers.serialize();
+                memory::give(&mut c, &bytes, ptr_out, size_out)?;
+                Ok(OK)
+            })?
+        }
+        "proxy_set_header_map_pairs" => {
+            linker.func_wrap(M, name, |mut c: C, map: i32, ptr: i32, len: i32| -> Result<i32> {
+                let bytes = memory::read(&mut c, ptr, len)?;
+                let new = match HeaderMap::deserialize(&bytes) {
+                    Ok(new) => new,
+                    Err(e) => bail!("proxy_set_header_map_pairs: guest sent a malformed map: {e}"),
+                };
+                let Some(headers) = header_map(c.data_mut(), map) else { return Ok(BAD_ARGUMENT) };
+                *headers = new;
+                Ok(OK)
+            })?
+        }
+        "proxy_get_header_map_value" => linker.func_wrap(
+            M,
+            name,
+            |mut c: C, map: i32, kptr: i32, klen: i32, ptr_out: i32, size_out: i32| -> Result<i32> {
+                let key = memory::read(&mut c, kptr, klen)?;
+                let Some(headers) = header_map(c.data_mut(), map) else { return Ok(BAD_ARGUMENT) };
+                let Some(value) = headers.get_bytes(&key).map(<[u8]>::to_vec) else { return Ok(NOT_FOUND) };
+                memory::give(&mut c, &value, ptr_out, size_out)?;
+                Ok(OK)
+            },
+        )?,
+        "proxy_replace_header_map_value" | "proxy_add_header_map_value" => {
+            let add = name == "proxy_add_header_map_value";
+            linker.func_wrap(
+                M,
+                name,
+                move |mut c: C, map: i32, kptr: i32, klen: i32, vptr: i32, vlen: i32| -> Result<i32> {
+                    let key = memory::read(&mut c, kptr, klen)?;
+                    let value = memory::read(&mut c, vptr, vlen)?;
+                    let Some(headers) = header_map(c.data_mut(), map) else { return Ok(BAD_ARGUMENT) };
+                    if add {
+                        headers.add(&key, &value);
+                    } else {
+                        headers.replace(&key, &value);
+                    }
+                    Ok(OK)
+                },
+            )?
+        }
+        "proxy_remove_header_map_value" => {
+            linker.func_wrap(M, name, |mut c: C, map: i32, kptr: i32, klen: i32| -> Result<i32> {
+                let key = memory::read(&mut c, kptr, klen)?;
+                let Some(headers) = header_map(c.data_mut(), map) else { return Ok(BAD_ARGUMENT) };
+                headers.remove(&key);
+                Ok(OK)
+            })?
+        }
+        "proxy_define_metric" => linker.func_wrap(
+            M,
+            name,
+            |mut c: C, kind: i32, nptr: i32, nlen: i32, id_out: i32| -> Result<i32> {
+                let name = String::from_utf8_lossy(&memory::read(&mut c, nptr, nlen)?).into_owned();
+                let kind = match kind {
+                    0 => MetricKind::Counter,
+                    1 => MetricKind::Gauge,
+                    2 => MetricKind::Histogram,
+                    _ => return Ok(BAD_ARGUMENT),
+                };
+                let metrics = &mut c.data_mut().metrics;
+                let id = match metrics.iter().position(|m| m.name == name) {
+                    Some(id) => id,
+                    None => {
+                        metrics.push(Metric { name, kind, value: 0 });
+                        metrics.len() - 1
+                    }
+                };
+                memory::write_u32(&mut c, id_out, id as u32)?;
+                Ok(OK)
+            },
+        )?,
+        "proxy_increment_metric" => {
+            linker.func_wrap(M, name, |mut c: C, id: i32, offset: i64| -> Result<i32> {
+                let Some(metric) = c.data_mut().metrics.get_mut(id as u32 as usize) else {
+                    return Ok(NOT_FOUND);
+                };
+                if metric.kind == MetricKind::Histogram {
+                    return Ok(BAD_ARGUMENT);
+                }
+                metric.value = metric.value.wrapping_add_signed(offset);
+                Ok(OK)
+            })?
+        }
+        "proxy_record_metric" => {
+            linker.func_wrap(M, name, |mut c: C, id: i32, value: i64| -> Result<i32> {
+                let Some(metric) = c.data_mut().metrics.get_mut(id as u32 as usize) else {
+                    return Ok(NOT_FOUND);
+                };
+                metric.value = value as u64;
+                Ok(OK)
+            })?
+        }
+        "proxy_get_metric" => linker.func_wrap(M, name, |mut c: C, id: i32, out: i32| -> Result<i32> {
+            let Some(value) = c.data().metrics.get(id as u32 as usize).map(|m| m.value) else {
+                return Ok(NOT_FOUND);
+            };
+            memory::write_u64(&mut c, out, value)?;
+            Ok(OK)
+        })?,
+        _ => return Ok(false),
+    };
+    Ok(true)
+}

@@ -1,0 +1,298 @@
+//! A proxy-wasm ABI 0.2.1 host on wasmtime that runs the built filter the
+//! way Envoy does, with a stateful API a scenario reads plainly:
+//!
+//! ```ignore
+//! let mut proxy = Proxy::configured(CONFIG);
+//! let exchange = proxy.send(&[(":authority", "a.example.com"), (":path", "/"), ("foo", "bar")]);
+//! assert_eq!(exchange.target().as_deref(), Some("service-a-canary"));
+//! ```
+//!
+//! Any guest trap fails the test with the guest's own panic message; any
+//! host call the harness does not implement traps, naming the call.
+#![allow(dead_code)]
+
+mod headers;
+mod host_calls;
+mod memory;
+mod state;
+mod wasi;
+mod wasm_file;
+
+use std::time::Duration;
+
+use wasmtime::{bail, ExternType, Instance, Linker, Store, WasmParams, WasmResults};
+
+pub use headers::HeaderMap;
+#[allow(unused_imports)] // Not every test binary uses every type.
+pub use state::{LogEntry, LogLevel, Metric, MetricKind};
+#[allow(unused_imports)]
+pub use wasm_file::wasm_path;
+
+use state::{HostState, Stream};
+
+/// The root context's id, as Envoy numbers it: the first context.
+pub const ROOT_CONTEXT_ID: u32 = 1;
+
+/// Instructions one callback may run before it counts as stuck.
+const FUEL_PER_CALL: u64 = 5_000_000_000;
+
+/// proxy-wasm's `Action`.
+pub const CONTINUE: i32 = 0;
+pub const PAUSE: i32 = 1;
+
+/// One VM with one root context, like an Envoy worker thread.
+pub struct Proxy {
+    store: Store<HostState>,
+    instance: Instance,
+    next_context_id: u32,
+    /// Why the VM cannot be used any more (it trapped).
+    dead: Option<String>,
+}
+
+/// What one request went through.
+#[derive(Clone, Debug)]
+pub struct Exchange {
+    pub context_id: u32,
+    /// The request headers as they leave the filter towards the upstream.
+    pub upstream: HeaderMap,
+    pub request_action: i32,
+    /// The response headers as they leave the filter towards the client.
+    pub response: HeaderMap,
+    pub response_action: i32,
+}
+
+impl Exchange {
+    /// The default target header the upstream receives.
+    pub fn target(&self) -> Option<String> {
+        self.upstream.get("x-route-target")
+    }
+}
+
+impl Proxy {
+    /// Loads the filter and starts its VM at Envoy's default log level.
+    pub fn start() -> Self {
+        Self::start_with(LogLevel::Info, 0x5eed)
+    }
+
+    /// Loads the filter with the host at `log_level`; `seed` drives the
+    /// host's randomness (WASI `random_get`), so runs are reproducible.
+    pub fn start_with(log_level: LogLevel, seed: u64) -> Self {
+        let (engine, module) = wasm_file::compiled();
+        let mut linker = Linker::new(engine);
+        for import in module.imports() {
+            let (module_name, name) = (import.module(), import.name());
+            let defined = match module_name {
+                "env" => host_calls::define(&mut linker, name),
+                "wasi_snapshot_preview1" => wasi::define(&mut linker, name),
+                _ => Ok(false),
+            }
+            .unwrap_or_else(|e| panic!("cannot define {module_name}::{name}: {e:?}"));
+            if defined {
+                continue;
+            }
+            let ExternType::Func(ty) = import.ty() else {
+                panic!(
+                    "the filter imports {module_name}::{name}, which is not a function; no proxy provides it"
+                )
+            };
+            let call = format!("{module_name}::{name}");
+            linker
+                .func_new(module_name, name, ty, move |_, _, _| {
+                    bail!("unimplemented host call {call}: the harness does not provide it (tests/harness/)")
+                })
+                .unwrap_or_else(|e| panic!("cannot stub {module_name}::{name}: {e:?}"));
+        }
+        let mut state = HostState::new(seed);
+        state.log_level = log_level;
+        let mut store = Store::new(engine, state);
+        store.set_fuel(FUEL_PER_CALL).unwrap();
+        let instance = linker
+            .instantiate(&mut store, module)
+            .unwrap_or_else(|e| panic!("the filter does not instantiate: {e:?}"));
+        let mut proxy = Proxy { store, instance, next_context_id: ROOT_CONTEXT_ID + 1, dead: None };
+        if proxy.instance.get_func(&mut proxy.store, "_initialize").is_some() {
+            proxy.call::<(), ()>("_initialize", ());
+        }
+        proxy.store.data_mut().effective_context = ROOT_CONTEXT_ID;
+        proxy.call::<(i32, i32), ()>("proxy_on_context_create", (ROOT_CONTEXT_ID as i32, 0));
+        let vm_config_len = proxy.store.data().vm_config.len() as i32;
+        let started =
+            proxy.call::<(i32, i32), i32>("proxy_on_vm_start", (ROOT_CONTEXT_ID as i32, vm_config_len));
+        assert_ne!(started, 0, "proxy_on_vm_start returned false; logs:\n{}", proxy.log_text());
+        proxy
+    }
+
+    /// Starts the filter and configures it, failing the test on rejection.
+    pub fn configured(config: &str) -> Self {
+        let mut proxy = Self::start();
+        assert!(proxy.configure(config), "the filter rejected its config; logs:\n{}", proxy.log_text());
+        proxy
+    }
+
+    /// Delivers a plugin configuration (`on_configure`). Returns what the
+    /// filter returned: `false` makes Envoy keep the previous config.
+    pub fn configure(&mut self, config: &str) -> bool {
+        self.configure_bytes(config.as_bytes())
+    }
+
+    pub fn configure_bytes(&mut self, config: &[u8]) -> bool {
+        let state = self.store.data_mut();
+        state.plugin_config = config.to_vec();
+        state.in_configure = true;
+        state.effective_context = ROOT_CONTEXT_ID;
+        let accepted =
+            self.call::<(i32, i32), i32>("proxy_on_configure", (ROOT_CONTEXT_ID as i32, config.len() as i32));
+        self.store.data_mut().in_configure = false;
+        accepted != 0
+    }
+
+    /// Sends one request with these headers through a whole stream
+    /// lifecycle; the upstream answers `:status 200`.
+    pub fn send(&mut self, headers: &[(&str, &str)]) -> Exchange {
+        self.send_map(HeaderMap::from_pairs(headers.iter().copied()))
+    }
+
+    /// Like `send`, with raw header bytes (for non-UTF-8 input).
+    pub fn send_map(&mut self, request: HeaderMap) -> Exchange {
+        self.exchange(request, HeaderMap::from_pairs([(":status", "200")]))
+    }
+
+    /// One stream: context create, request headers, response headers,
+    /// done, log, delete. Header maps exist only from their phase on and
+    /// disappear with the context, as in Envoy.
+    pub fn exchange(&mut self, request: HeaderMap, response: HeaderMap) -> Exchange {
+        let id = self.next_context_id;
+        self.next_context_id += 1;
+        let ctx = id as i32;
+        self.store.data_mut().effective_context = ROOT_CONTEXT_ID;
+        self.call::<(i32, i32), ()>("proxy_on_context_create", (ctx, ROOT_CONTEXT_ID as i32));
+
+        let request_len = request.len() as i32;
+        self.enter(id).streams.insert(id, Stream { request_headers: Some(request), response_headers: None });
+        let request_action =
+            self.call::<(i32, i32, i32), i32>("proxy_on_request_headers", (ctx, request_len, 1));
+        let upstream = self.stream(id).request_headers.clone().unwrap_or_default();
+
+        let response_len = response.len() as i32;
+        self.enter(id).streams.get_mut(&id).unwrap().response_headers = Some(response);
+        let response_action =
+            self.call::<(i32, i32, i32), i32>("proxy_on_response_headers", (ctx, response_len, 1));
+        let response = self.stream(id).response_headers.clone().unwrap_or_default();
+
+        self.enter(id);
+        self.call::<i32, i32>("proxy_on_done", ctx);
+        self.enter(id);
+        self.call::<i32, ()>("proxy_on_log", ctx);
+        self.enter(id);
+        self.call::<i32, ()>("proxy_on_delete", ctx);
+        let state = self.store.data_mut();
+        state.streams.remove(&id);
+        state.effective_context = ROOT_CONTEXT_ID;
+        Exchange { context_id: id, upstream, request_action, response, response_action }
+    }
+
+    /// Every log line the filter wrote at or above the host's level.
+    pub fn logs(&self) -> &[LogEntry] {
+        &self.store.data().logs
+    }
+
+    /// The messages logged at exactly `level`.
+    pub fn logs_at(&self, level: LogLevel) -> Vec<String> {
+        self.logs().iter().filter(|l| l.level == level).map(|l| l.message.clone()).collect()
+    }
+
+    pub fn clear_logs(&mut self) {
+        self.store.data_mut().logs.clear();
+    }
+
+    /// All logs, one per line, for failure messages.
+    pub fn log_text(&self) -> String {
+        self.logs().iter().map(|l| format!("  [{:?}] {}", l.level, l.message)).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Changes the proxy's log level (as `/logging?wasm=debug` does).
+    pub fn set_log_level(&mut self, level: LogLevel) {
+        self.store.data_mut().log_level = level;
+    }
+
+    /// Moves the fake clock forward.
+    pub fn advance(&mut self, by: Duration) {
+        self.store.data_mut().now_ns += by.as_nanos() as u64;
+    }
+
+    /// Advances the clock by the tick period the filter asked for, then
+    /// delivers `on_tick`.
+    pub fn tick(&mut self) {
+        let period = self.store.data().tick_period_ms;
+        assert!(period > 0, "the filter never set a tick period");
+        self.advance(Duration::from_millis(u64::from(period)));
+        self.store.data_mut().effective_context = ROOT_CONTEXT_ID;
+        self.call::<i32, ()>("proxy_on_tick", ROOT_CONTEXT_ID as i32);
+    }
+
+    pub fn metrics(&self) -> &[Metric] {
+        &self.store.data().metrics
+    }
+
+    pub fn metric(&self, name: &str) -> Option<u64> {
+        self.metrics().iter().find(|m| m.name == name).map(|m| m.value)
+    }
+
+    /// The guest's linear memory size in bytes.
+    pub fn memory_size(&mut self) -> usize {
+        let memory = self.instance.get_memory(&mut self.store, "memory").expect("guest exports memory");
+        memory.data_size(&self.store)
+    }
+
+    /// What the guest wrote to stdout and stderr (Envoy logs these).
+    pub fn stdio(&self) -> (String, String) {
+        let state = self.store.data();
+        (
+            String::from_utf8_lossy(&state.stdout).into_owned(),
+            String::from_utf8_lossy(&state.stderr).into_owned(),
+        )
+    }
+
+    fn enter(&mut self, context_id: u32) -> &mut HostState {
+        let state = self.store.data_mut();
+        state.effective_context = context_id;
+        state
+    }
+
+    fn stream(&self, id: u32) -> &Stream {
+        &self.store.data().streams[&id]
+    }
+
+    /// Calls a guest export. A trap fails the test with the guest's panic
+    /// message (logged at critical level by its panic hook) and the wasm
+    /// backtrace, and leaves the VM dead as a proxy would.
+    fn call<P: WasmParams, R: WasmResults>(&mut self, name: &str, params: P) -> R {
+        if let Some(why) = &self.dead {
+            panic!("the VM is dead since an earlier trap:\n{why}");
+        }
+        let func = self
+            .instance
+            .get_typed_func::<P, R>(&mut self.store, name)
+            .unwrap_or_else(|e| panic!("the filter's export `{name}` is missing or mistyped: {e:?}"));
+        self.store.set_fuel(FUEL_PER_CALL).unwrap();
+        match func.call(&mut self.store, params) {
+            Ok(result) => result,
+            Err(err) => {
+                let (_, stderr) = self.stdio();
+                let why = format!(
+                    "the guest trapped in {name}: {err:?}\nguest logs:\n{}\nguest stderr: {stderr}",
+                    self.log_text()
+                );
+                self.dead = Some(why.clone());
+                panic!("{why}");
+            }
+        }
+    }
+}
+
+impl Proxy {
+    /// Calls a no-argument export by name (harness self-tests only).
+    pub fn call_for_test(&mut self, name: &str) {
+        self.call::<(), ()>(name, ());
+    }
+}

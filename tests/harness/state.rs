@@ -1,0 +1,101 @@
+//! What the host remembers between calls: the proxy's side of the ABI.
+
+use std::collections::HashMap;
+
+use canary_router::rng::Rng;
+
+use super::headers::HeaderMap;
+
+/// proxy-wasm log levels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Trace = 0,
+    Debug = 1,
+    Info = 2,
+    Warn = 3,
+    Error = 4,
+    Critical = 5,
+}
+
+impl LogLevel {
+    pub fn from_u32(level: u32) -> Option<Self> {
+        use LogLevel::*;
+        [Trace, Debug, Info, Warn, Error, Critical].get(level as usize).copied()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    pub level: LogLevel,
+    pub message: String,
+}
+
+/// The header maps of one HTTP stream, each present once its phase began.
+#[derive(Clone, Debug, Default)]
+pub struct Stream {
+    pub request_headers: Option<HeaderMap>,
+    pub response_headers: Option<HeaderMap>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter = 0,
+    Gauge = 1,
+    Histogram = 2,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metric {
+    pub name: String,
+    pub kind: MetricKind,
+    pub value: u64,
+}
+
+pub struct HostState {
+    pub plugin_config: Vec<u8>,
+    pub vm_config: Vec<u8>,
+    /// The proxy's log level: messages below it are dropped, as Envoy does.
+    pub log_level: LogLevel,
+    pub logs: Vec<LogEntry>,
+    /// The fake wall clock, in nanoseconds since the Unix epoch.
+    pub now_ns: u64,
+    pub tick_period_ms: u32,
+    /// The context host calls act on (the callback's, or the one set by
+    /// `proxy_set_effective_context`).
+    pub effective_context: u32,
+    pub streams: HashMap<u32, Stream>,
+    /// Indexed by metric id.
+    pub metrics: Vec<Metric>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// The deterministic source behind WASI `random_get`.
+    pub random: Rng,
+    /// Whether the plugin configuration buffer is readable (in `on_configure`).
+    pub in_configure: bool,
+}
+
+impl HostState {
+    pub fn new(random_seed: u64) -> Self {
+        HostState {
+            plugin_config: Vec::new(),
+            vm_config: Vec::new(),
+            log_level: LogLevel::Info,
+            logs: Vec::new(),
+            // 2026-01-01T00:00:00Z
+            now_ns: 1_767_225_600_000_000_000,
+            tick_period_ms: 0,
+            effective_context: 0,
+            streams: HashMap::new(),
+            metrics: Vec::new(),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            random: Rng::new(random_seed),
+            in_configure: false,
+        }
+    }
+
+    /// Reproducible bytes standing in for the host's entropy.
+    pub fn next_random(&mut self) -> u64 {
+        self.random.next_u64()
+    }
+}

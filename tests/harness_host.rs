@@ -1,0 +1,58 @@
+//! The harness itself behaves like a proxy: these tests pin the behaviour
+//! the scenario tests rely on, so a harness bug cannot hide a filter bug.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+use harness::{HeaderMap, LogLevel, Proxy, CONTINUE};
+
+const ONE_ROUTE: &str = r#"{"routes": [{"name": "r", "default": "stable"}]}"#;
+
+#[test]
+fn header_maps_round_trip_the_proxy_wasm_format() {
+    let map = HeaderMap::from_pairs([(":path", "/"), ("X-Bin", "\u{7f}"), ("empty", "")]);
+    let bytes = map.serialize();
+    assert_eq!(&bytes[..4], &3u32.to_le_bytes());
+    assert_eq!(HeaderMap::deserialize(&bytes).unwrap(), map);
+    assert_eq!(map.get("x-bin").as_deref(), Some("\u{7f}"), "names are lower-cased");
+}
+
+#[test]
+fn replace_keeps_position_and_drops_duplicates_like_envoy() {
+    let mut map = HeaderMap::from_pairs([("a", "1"), ("x", "client-1"), ("b", "2"), ("x", "client-2")]);
+    map.replace(b"x", b"filter");
+    assert_eq!(map.get_all("x"), vec!["filter"]);
+    assert_eq!(map.pairs()[1].0, b"x");
+    map.replace(b"new", b"v");
+    assert_eq!(map.pairs().last().unwrap().0, b"new");
+}
+
+#[test]
+fn a_stream_runs_its_whole_lifecycle_and_continues() {
+    let mut proxy = Proxy::configured(ONE_ROUTE);
+    let first = proxy.send(&[(":path", "/")]);
+    let second = proxy.send(&[(":path", "/")]);
+    assert_eq!(first.request_action, CONTINUE);
+    assert_eq!(first.response_action, CONTINUE);
+    assert_eq!(first.response.get(":status").as_deref(), Some("200"));
+    assert_ne!(first.context_id, second.context_id);
+}
+
+#[test]
+fn logs_below_the_host_level_are_dropped_as_envoy_does() {
+    let mut quiet = Proxy::configured(ONE_ROUTE);
+    quiet.send(&[(":path", "/")]);
+    assert!(quiet.logs_at(LogLevel::Debug).is_empty());
+
+    let mut verbose = Proxy::start_with(LogLevel::Debug, 1);
+    assert!(verbose.configure(ONE_ROUTE));
+    verbose.send(&[(":path", "/")]);
+    assert_eq!(verbose.logs_at(LogLevel::Debug).len(), 1, "{}", verbose.log_text());
+}
+
+#[test]
+#[should_panic(expected = "the filter's export `proxy_on_no_such_callback` is missing")]
+fn calling_a_missing_export_fails_loudly() {
+    let mut proxy = Proxy::start();
+    proxy.call_for_test("proxy_on_no_such_callback");
+}
