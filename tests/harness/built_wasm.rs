@@ -1,0 +1,58 @@
+//! Finding the built filter, and refusing a missing or stale one. Shared by
+//! the harness and the end-to-end tests; no wasmtime here.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// The `.wasm` under test: `$CANARY_ROUTER_WASM`, or the release build in
+/// the cargo target directory.
+pub fn wasm_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("CANARY_ROUTER_WASM") {
+        return PathBuf::from(path);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("wasm32-wasip1/release/canary_router.wasm")
+}
+
+/// The newest source the `.wasm` was built from, read from the dep-info
+/// file cargo writes beside it, so a stale build fails loudly instead of
+/// testing yesterday's code.
+fn newest_source(wasm: &Path) -> Option<(PathBuf, SystemTime)> {
+    let dep_info = std::fs::read_to_string(wasm.with_extension("d")).ok()?;
+    let (_, sources) = dep_info.lines().next()?.split_once(": ")?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    sources
+        .replace("\\ ", "\u{0}")
+        .split(' ')
+        .map(|p| PathBuf::from(p.replace('\u{0}', " ")))
+        .filter(|p| p.starts_with(root))
+        .filter_map(|p| Some((p.metadata().and_then(|m| m.modified()).ok()?, p)))
+        .max()
+        .map(|(t, p)| (p, t))
+}
+
+/// The `.wasm` under test, after checking it exists and is newer than every
+/// source it was built from. Fails with the command that builds it.
+pub fn require_fresh_wasm() -> PathBuf {
+    let path = wasm_path();
+    let built = match path.metadata().and_then(|m| m.modified()) {
+        Ok(built) => built,
+        Err(_) => panic!(
+            "the filter is not built: {} is missing.\nBuild it with `make build` (or `cargo wasm`).",
+            path.display()
+        ),
+    };
+    if std::env::var_os("CANARY_ROUTER_WASM").is_none() {
+        if let Some((source, changed)) = newest_source(&path) {
+            assert!(
+                changed <= built,
+                "{} is older than {}: rebuild it with `make build` (or `cargo wasm`).",
+                path.display(),
+                source.display()
+            );
+        }
+    }
+    path
+}
