@@ -5,6 +5,7 @@
 
 #[path = "../harness/built_wasm.rs"]
 mod built_wasm;
+mod crashing_module;
 mod envoy;
 mod failure;
 mod http;
