@@ -57,9 +57,9 @@ lint: toolchain
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target wasm32-wasip1 --release --lib -- -D warnings
 
-# Native unit tests of the pure decision modules.
+# Native unit tests of the pure decision modules, and the README's claims.
 unit:
-	cargo test --lib
+	cargo test --lib --test readme
 
 # The built .wasm in the wasmtime proxy-wasm host (tests/harness/).
 harness: build
@@ -70,7 +70,7 @@ e2e: build envoy
 	cargo test --test e2e
 
 test: lint build envoy validate
-	cargo test --lib
+	cargo test --lib --test readme
 	cargo test --test harness_host --test scenarios
 	cargo test --test e2e
 

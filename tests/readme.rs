@@ -1,0 +1,98 @@
+//! The README is the spec: these tests keep it true. Every config key the
+//! parser accepts has a row in the config reference, every scenario row
+//! names a test that exists, and the pinned sticky buckets are the code's.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+use canary_router::config;
+use canary_router::hash::sticky_bucket;
+
+fn readme() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+}
+
+/// The keys a config object accepts, read from the parser's own
+/// "unknown field" error for a document with a bogus key at that spot.
+fn accepted_keys(config_with_bogus_key: &str) -> Vec<String> {
+    let err = config::parse(config_with_bogus_key.as_bytes()).unwrap_err().to_string();
+    let expected = err.split("expected ").nth(1).unwrap_or_else(|| panic!("{err}"));
+    expected.split('`').skip(1).step_by(2).map(str::to_string).collect()
+}
+
+#[test]
+fn every_config_key_has_a_row_in_the_reference() {
+    let route = r#"{"name": "r", "default": "a""#;
+    let documents = [
+        r#"{"routes": [], "bogus": 1}"#.to_string(),
+        format!(r#"{{"routes": [{route}, "bogus": 1}}]}}"#),
+        format!(r#"{{"routes": [{route}, "rules": [{{"bogus": 1}}]}}]}}"#),
+        format!(r#"{{"routes": [{route}, "rules": [{{"match": [{{"bogus": 1}}]}}]}}]}}"#),
+        format!(r#"{{"routes": [{route}, "rules": [{{"split": {{"bogus": 1}}}}]}}]}}"#),
+        format!(r#"{{"routes": [{route}, "rules": [{{"split": {{"weights": [{{"bogus": 1}}]}}}}]}}]}}"#),
+        format!(
+            r#"{{"routes": [{route}, "rules": [{{"split": {{"weights": [], "stickyBy": {{"bogus": 1}}}}}}]}}]}}"#
+        ),
+    ];
+    let readme = readme();
+    let mut checked = 0;
+    for document in &documents {
+        for key in accepted_keys(document) {
+            let row = format!("| `{key}` |");
+            assert!(readme.contains(&row), "README's config reference has no row for `{key}`");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} keys found; the error format changed?");
+}
+
+#[test]
+fn every_scenario_row_names_a_test_that_exists() {
+    let readme = readme();
+    let table = readme.split("## Scenarios the tests check").nth(1).unwrap().split("\n## ").next().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut sources = String::new();
+    for dir in [root.clone(), root.join("e2e")] {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            if entry.path().extension().is_some_and(|e| e == "rs") {
+                sources += &std::fs::read_to_string(entry.path()).unwrap();
+            }
+        }
+    }
+    let mut names = 0;
+    for row in table.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| Scenario")) {
+        for name in row.split('`').skip(1).step_by(2).filter(|n| {
+            n.contains('_') && n.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
+        }) {
+            assert!(
+                sources.contains(&format!("fn {name}(")),
+                "README names a test `{name}` that does not exist"
+            );
+            names += 1;
+        }
+    }
+    assert!(names >= 20, "only {names} test names found in the scenario table");
+}
+
+#[test]
+fn the_pinned_sticky_buckets_are_the_codes() {
+    let readme = readme();
+    let pins =
+        readme.split("Pinned examples").nth(1).unwrap().split("Random choices").next().unwrap().to_string();
+    let mut found = 0;
+    for piece in pins.split("+ `").skip(1) {
+        let id = piece.split('`').next().unwrap();
+        let bucket: u32 = piece
+            .split("→ ")
+            .nth(1)
+            .unwrap()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(sticky_bucket(b"service-b", id.as_bytes()), bucket, "README's pin for {id}");
+        found += 1;
+    }
+    assert_eq!(found, 3);
+}
