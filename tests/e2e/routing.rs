@@ -15,11 +15,14 @@ fn the_repo_config_inlines_the_example_json() {
     assert!(yaml.contains(&inline_example()), "envoy/envoy.yaml drifted from examples/config.json");
 }
 
+/// Host, path, extra headers, the backend that must answer.
+type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn each_rule_of_the_example_reaches_its_backend() {
     let envoy = example();
     let port = envoy.ingress_port();
-    let cases: &[(&str, &str, &[(&str, &str)], &str)] = &[
+    let cases: &[Case] = &[
         ("a.example.com", "/", &[("foo", "bar")], "service-a-canary"),
         ("a.example.com", "/", &[("cookie", "session=1; foo=bar")], "service-a-canary"),
         ("a.example.com", "/?foo=bar", &[], "service-a-canary"),
