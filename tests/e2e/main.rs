@@ -9,5 +9,8 @@ mod crashing_module;
 mod envoy;
 mod failure;
 mod http;
+#[path = "../istio/mod.rs"]
+mod istio;
+mod istio_shape;
 mod live_reload;
 mod routing;

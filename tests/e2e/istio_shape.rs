@@ -1,0 +1,163 @@
+//! The filter as Istio runs it: istiod turns a WasmPlugin into an Envoy
+//! `Wasm` filter with `root_id` = `pluginName`, the V8 runtime, no `vm_id`,
+//! and `pluginConfig` as protojson in a `StringValue`; the VirtualService
+//! becomes header-matching routes to `outbound|PORT|SUBSET|HOST` clusters.
+//! This builds exactly that from `istio/service-b/` and sends real traffic.
+
+use canary_router::hash::sticky_bucket;
+use serde_json::Value;
+
+use super::envoy::{Envoy, EnvoyConfig};
+use super::http::{get_host, Connection};
+use super::istio::{all_documents, plugin_config_json, NumberStyle};
+
+fn document(file: &str) -> Value {
+    all_documents()
+        .into_iter()
+        .find(|d| d.file == file)
+        .unwrap_or_else(|| panic!("istio/{file} missing"))
+        .value
+}
+
+/// Envoy config shaped as istiod generates it for a gateway.
+fn istio_generated_config(plugin: &Value, virtual_service: &Value) -> String {
+    let name = format!(
+        "{}.{}",
+        plugin["metadata"]["namespace"].as_str().unwrap(),
+        plugin["metadata"]["name"].as_str().unwrap()
+    );
+    let json = plugin_config_json(plugin, NumberStyle::Protojson);
+    let spec = &virtual_service["spec"];
+    let mut routes = String::new();
+    let mut subsets = Vec::new();
+    for http in spec["http"].as_array().unwrap() {
+        let destination = &http["route"][0]["destination"];
+        let (host, subset) = (destination["host"].as_str().unwrap(), destination["subset"].as_str().unwrap());
+        let cluster = format!("outbound|80|{subset}|{host}");
+        let headers = match http.get("match") {
+            Some(m) => {
+                let (header, test) = m[0]["headers"].as_object().unwrap().iter().next().unwrap();
+                format!(
+                    r#", headers: [{{ name: {header}, string_match: {{ exact: {} }} }}]"#,
+                    test["exact"].as_str().unwrap()
+                )
+            }
+            None => String::new(),
+        };
+        routes += &format!("              - match: {{ prefix: \"/\"{headers} }}\n                route: {{ cluster: \"{cluster}\" }}\n");
+        subsets.push((subset.to_string(), cluster));
+    }
+    let domains = spec["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| format!("\"{}\"", h.as_str().unwrap()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut listeners = String::new();
+    let mut clusters = String::new();
+    for (i, (subset, cluster)) in subsets.iter().enumerate() {
+        let port = 10101 + i;
+        listeners += &format!(
+            r#"  - name: {subset}
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: {subset}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+          route_config:
+            virtual_hosts:
+            - {{ name: {subset}, domains: ["*"], routes: [{{ match: {{ prefix: "/" }}, direct_response: {{ status: 200, body: {{ inline_string: "{subset}" }} }} }}] }}
+"#
+        );
+        clusters += &format!(
+            r#"  - name: "{cluster}"
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: "{cluster}"
+      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }} }}] }}]
+"#
+        );
+    }
+    format!(
+        r#"admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 9901 }} }}
+static_resources:
+  listeners:
+  - name: gateway
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 10000 }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: gateway
+          http_filters:
+          - name: {name}
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: {name}
+                root_id: {root_id}
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{ local: {{ filename: target/wasm32-wasip1/release/canary_router.wasm }} }}
+                  environment_variables: {{ key_values: {{ ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION: "1" }} }}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: '{json}'
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+          route_config:
+            virtual_hosts:
+            - name: gateway
+              domains: [{domains}]
+              routes:
+{routes}{listeners}  clusters:
+{clusters}"#,
+        root_id = plugin["spec"]["pluginName"].as_str().unwrap(),
+        json = json.replace('\'', "''"),
+    )
+}
+
+#[test]
+fn the_istio_generated_filter_config_routes_service_b() {
+    let plugin = document("service-b/wasm-plugin-20.yaml");
+    let virtual_service = document("service-b/virtual-service.yaml");
+    let envoy = Envoy::start(EnvoyConfig::from_text(istio_generated_config(&plugin, &virtual_service)));
+    assert!(envoy
+        .log()
+        .contains("canary-router: config accepted: 1 route(s), target header `x-service-b-version`"));
+
+    let mut connection = Connection::open(envoy.ingress_port()).unwrap();
+    let n = 2_000;
+    let fixed = (0..n)
+        .filter(|_| {
+            let body = connection.get("b.example.com", "/", &[]).unwrap().body_text();
+            assert!(body == "fixed" || body == "stable", "{body}");
+            body == "fixed"
+        })
+        .count();
+    let share = fixed as f64 * 100.0 / n as f64;
+    assert!((share - 20.0).abs() <= 3.0, "B' got {share:.1}% (want 20 ± 3)");
+
+    // Sticky by cookie uid, salted with the route name, and not spoofable.
+    let fixed_user = (0..)
+        .map(|i| format!("u{i}"))
+        .find(|id| sticky_bucket(b"service-b", id.as_bytes()) < 200_000)
+        .unwrap();
+    let port = envoy.ingress_port();
+    for _ in 0..10 {
+        let spoofed = [("cookie", "uid=alice"), ("x-service-b-version", "fixed")];
+        assert_eq!(get_host(port, "b.example.com", "/", &spoofed).body_text(), "stable");
+        let cookie = format!("uid={fixed_user}");
+        assert_eq!(get_host(port, "b.example.com", "/", &[("cookie", &cookie)]).body_text(), "fixed");
+    }
+}

@@ -1,0 +1,77 @@
+//! Reading `istio/` manifests, and turning a WasmPlugin's `pluginConfig`
+//! into the JSON Istio hands the filter.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+pub struct Document {
+    /// Path under `istio/`.
+    pub file: String,
+    pub value: Value,
+}
+
+/// Every YAML document under `istio/`, in a stable order.
+pub fn all_documents() -> Vec<Document> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("istio");
+    let mut files = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut documents = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let file = path.strip_prefix(&root).unwrap().display().to_string();
+        for doc in serde_norway::Deserializer::from_str(&text) {
+            let value = Value::deserialize(doc).unwrap_or_else(|e| panic!("istio/{file}: {e}"));
+            if !value.is_null() {
+                documents.push(Document { file: file.clone(), value });
+            }
+        }
+    }
+    documents
+}
+
+/// How numbers come out of a protobuf `Struct`, where every number is a double.
+#[derive(Clone, Copy, Debug)]
+pub enum NumberStyle {
+    /// Go's protojson, as istiod marshals `pluginConfig`: `20`, `0.5`.
+    Protojson,
+    /// Every number written as a double: `20.0`, `0.5`.
+    Doubles,
+}
+
+/// The plugin config as the `StringValue` JSON the filter receives.
+pub fn plugin_config_json(wasm_plugin: &Value, style: NumberStyle) -> String {
+    fn convert(value: &Value, style: NumberStyle) -> Value {
+        match value {
+            Value::Number(n) => {
+                let double = n.as_f64().unwrap();
+                match style {
+                    // protojson prints a whole double without a fraction.
+                    NumberStyle::Protojson if double.fract() == 0.0 && double.abs() < 1e15 => {
+                        Value::Number((double as i64).into())
+                    }
+                    _ => Value::Number(serde_json::Number::from_f64(double).unwrap()),
+                }
+            }
+            Value::Array(items) => Value::Array(items.iter().map(|v| convert(v, style)).collect()),
+            Value::Object(map) => {
+                Value::Object(map.iter().map(|(k, v)| (k.clone(), convert(v, style))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    serde_json::to_string(&convert(&wasm_plugin["spec"]["pluginConfig"], style)).unwrap()
+}

@@ -1,0 +1,204 @@
+//! The manifests in `istio/` are what users apply, so they are tested like
+//! code: each parses and carries the fields Istio requires, each
+//! `pluginConfig` passes the filter's validation in the JSON form Istio
+//! hands over, and each VirtualService routes exactly the targets its
+//! WasmPlugin can produce, so the two can never drift apart.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod istio;
+
+use std::collections::BTreeSet;
+
+use canary_router::config;
+use canary_router::router::Action;
+use istio::{all_documents, plugin_config_json, Document, NumberStyle};
+use serde_json::Value;
+
+fn str_at<'a>(doc: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(doc, |v, key| v.get(key)).and_then(Value::as_str)
+}
+
+#[test]
+fn every_manifest_parses_and_has_what_istio_requires() {
+    let documents = all_documents();
+    assert!(documents.len() >= 12, "found only {} documents in istio/", documents.len());
+    for Document { file, value } in &documents {
+        let kind = str_at(value, &["kind"]).unwrap_or_else(|| panic!("{file}: no kind"));
+        assert!(str_at(value, &["metadata", "name"]).is_some(), "{file}: no metadata.name");
+        let spec = value.get("spec").unwrap_or_else(|| panic!("{file}: no spec"));
+        match kind {
+            "WasmPlugin" => {
+                assert_eq!(str_at(value, &["apiVersion"]), Some("extensions.istio.io/v1alpha1"), "{file}");
+                assert!(
+                    spec.get("selector").is_some() || spec.get("targetRefs").is_some(),
+                    "{file}: no selector/targetRefs"
+                );
+                let url = str_at(spec, &["url"]).unwrap_or_else(|| panic!("{file}: no url"));
+                assert!(
+                    ["oci://", "file://", "https://", "http://"].iter().any(|s| url.starts_with(s)),
+                    "{file}: url {url}"
+                );
+                let sha = str_at(spec, &["sha256"]).unwrap_or_else(|| panic!("{file}: no sha256"));
+                assert!(
+                    sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
+                    "{file}: sha256 {sha}"
+                );
+                assert!(
+                    matches!(str_at(spec, &["phase"]), Some("AUTHN" | "AUTHZ" | "STATS")),
+                    "{file}: phase"
+                );
+                assert_eq!(str_at(spec, &["pluginName"]), Some("canary-router"), "{file}: pluginName");
+                assert_eq!(
+                    str_at(spec, &["failStrategy"]),
+                    Some("FAIL_CLOSE"),
+                    "{file}: failStrategy must be FAIL_CLOSE (README)"
+                );
+                assert!(spec.get("pluginConfig").is_some_and(Value::is_object), "{file}: no pluginConfig");
+            }
+            "VirtualService" => {
+                assert_eq!(str_at(value, &["apiVersion"]), Some("networking.istio.io/v1"), "{file}");
+                assert!(spec["hosts"].as_array().is_some_and(|h| !h.is_empty()), "{file}: hosts");
+                assert!(spec["gateways"].as_array().is_some_and(|g| !g.is_empty()), "{file}: gateways");
+                for route in spec["http"].as_array().unwrap_or_else(|| panic!("{file}: no http routes")) {
+                    for destination in route["route"].as_array().unwrap() {
+                        assert!(
+                            str_at(destination, &["destination", "host"]).is_some(),
+                            "{file}: destination host"
+                        );
+                        assert!(
+                            str_at(destination, &["destination", "subset"]).is_some(),
+                            "{file}: destination subset"
+                        );
+                    }
+                }
+            }
+            "DestinationRule" => {
+                assert_eq!(str_at(value, &["apiVersion"]), Some("networking.istio.io/v1"), "{file}");
+                assert!(str_at(spec, &["host"]).is_some(), "{file}: host");
+                for subset in spec["subsets"].as_array().unwrap_or_else(|| panic!("{file}: no subsets")) {
+                    assert!(
+                        str_at(subset, &["name"]).is_some() && subset["labels"].is_object(),
+                        "{file}: subset"
+                    );
+                }
+            }
+            "Gateway" => {
+                assert!(
+                    spec["selector"].is_object() && spec["servers"].is_array(),
+                    "{file}: selector/servers"
+                );
+            }
+            other => panic!("{file}: unexpected kind {other}"),
+        }
+    }
+}
+
+#[test]
+fn every_plugin_config_passes_validation_as_istio_delivers_it() {
+    let plugins: Vec<Document> =
+        all_documents().into_iter().filter(|d| d.value["kind"] == "WasmPlugin").collect();
+    assert!(plugins.len() >= 6);
+    for plugin in &plugins {
+        for style in [NumberStyle::Protojson, NumberStyle::Doubles] {
+            let json = plugin_config_json(&plugin.value, style);
+            if let Err(err) = config::parse(json.as_bytes()) {
+                panic!("{}: pluginConfig rejected ({style:?}): {err}\n{json}", plugin.file);
+            }
+        }
+    }
+    let doubles = plugin_config_json(
+        &plugins.iter().find(|p| p.file.contains("wasm-plugin-20")).unwrap().value,
+        NumberStyle::Doubles,
+    );
+    assert!(doubles.contains("\"weight\":20.0"), "{doubles}");
+}
+
+/// Every target a compiled config can send traffic to.
+fn reachable_targets(json: &str) -> (String, BTreeSet<String>) {
+    let router = config::parse(json.as_bytes()).unwrap();
+    let mut targets = BTreeSet::new();
+    for route in &router.routes {
+        targets.insert(route.default.clone());
+        for rule in &route.rules {
+            match &rule.action {
+                Action::Target(t) => {
+                    targets.insert(t.clone());
+                }
+                Action::Split(split) => {
+                    for (t, w) in split.targets().iter().zip(split.weights()) {
+                        if *w > 0.0 {
+                            targets.insert(t.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (router.target_header, targets)
+}
+
+#[test]
+fn each_virtual_service_routes_exactly_what_its_plugins_produce() {
+    let documents = all_documents();
+    for dir in ["service-a", "service-b", "shop"] {
+        let in_dir = |kind: &str| -> Vec<&Document> {
+            documents
+                .iter()
+                .filter(|d| d.file.starts_with(&format!("{dir}/")) && d.value["kind"] == kind)
+                .collect()
+        };
+        let [vs] = in_dir("VirtualService")[..] else { panic!("{dir}: want one VirtualService") };
+        let [dr] = in_dir("DestinationRule")[..] else { panic!("{dir}: want one DestinationRule") };
+        let subsets: BTreeSet<&str> = dr.value["spec"]["subsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        let http = vs.value["spec"]["http"].as_array().unwrap();
+
+        for plugin in in_dir("WasmPlugin") {
+            let (header, targets) =
+                reachable_targets(&plugin_config_json(&plugin.value, NumberStyle::Protojson));
+            for target in &targets {
+                // The first VirtualService route the request would take.
+                let route = http
+                    .iter()
+                    .find(|r| match r.get("match") {
+                        None => true,
+                        Some(matches) => matches.as_array().unwrap().iter().any(|m| {
+                            let headers = m["headers"].as_object().unwrap();
+                            assert_eq!(headers.keys().collect::<Vec<_>>(), vec![&header], "{}: VirtualService matches another header than the plugin's targetHeader `{header}`", vs.file);
+                            headers[&header]["exact"].as_str() == Some(target)
+                        }),
+                    })
+                    .unwrap_or_else(|| panic!("{}: no route takes target `{target}`", vs.file));
+                let subset = route["route"][0]["destination"]["subset"].as_str().unwrap();
+                assert_eq!(
+                    subset, target,
+                    "{}: target `{target}` of {} lands on subset `{subset}`",
+                    vs.file, plugin.file
+                );
+                assert!(subsets.contains(subset), "{}: subset `{subset}` is not in {}", vs.file, dr.file);
+            }
+        }
+        // And no VirtualService match waits for a value no plugin writes.
+        for route in http {
+            for m in route.get("match").and_then(Value::as_array).into_iter().flatten() {
+                for (_, test) in m["headers"].as_object().unwrap() {
+                    let value = test["exact"].as_str().unwrap();
+                    let produced = in_dir("WasmPlugin").iter().any(|p| {
+                        reachable_targets(&plugin_config_json(&p.value, NumberStyle::Protojson))
+                            .1
+                            .contains(value)
+                    });
+                    assert!(
+                        produced,
+                        "{}: matches `{value}`, which no WasmPlugin in istio/{dir} writes",
+                        vs.file
+                    );
+                }
+            }
+        }
+    }
+}
