@@ -10,7 +10,7 @@ VENV_ENVOY := $(CURDIR)/.venv/bin/envoy
 ENVOY ?= $(VENV_ENVOY)
 export ENVOY
 
-.PHONY: help toolchain build envoy demo run run-live validate oci test unit harness e2e lint size clean
+.PHONY: help toolchain build cli schema envoy demo run run-live validate oci test unit harness e2e lint size clean
 
 help:
 	@echo "make demo      build, start Envoy with envoy/envoy.yaml, show every scenario live, stop"
@@ -18,6 +18,8 @@ help:
 	@echo "make run-live  the same with the filter config read live from envoy/live/ (ECDS)"
 	@echo "make test      every test tier: lint, unit, harness, e2e against the real Envoy"
 	@echo "make build     build the filter: $(WASM)"
+	@echo "make cli       build the native CLI: target/release/canary-router"
+	@echo "make schema    regenerate schema/canary-router.schema.json"
 	@echo "make e2e       end-to-end tests only"
 	@echo "make validate  envoy --mode validate on every Envoy config in envoy/"
 	@echo "make lint      rustfmt and clippy (-D warnings) for the host and the wasm target"
@@ -32,6 +34,14 @@ toolchain:
 
 build: toolchain
 	cargo wasm
+
+# The native CLI: check, explain, simulate, schema, from-nginx.
+cli:
+	cargo build --release --bin canary-router
+	@echo "target/release/canary-router"
+
+schema:
+	cargo run --quiet --bin canary-router -- schema > schema/canary-router.schema.json
 
 envoy:
 ifeq ($(ENVOY),$(VENV_ENVOY))
@@ -69,7 +79,7 @@ oci: build
 
 # The built .wasm in the wasmtime proxy-wasm host (tests/harness/).
 harness: build
-	cargo test --test harness_host --test scenarios
+	cargo test --test harness_host --test scenarios --test cli
 
 # The built .wasm in the real Envoy (tests/e2e/).
 e2e: build envoy
@@ -78,7 +88,7 @@ e2e: build envoy
 test: lint build envoy validate
 	cargo test --lib --test readme --test istio_manifests
 	python3 -m unittest discover -s tests/oci
-	cargo test --test harness_host --test scenarios
+	cargo test --test harness_host --test scenarios --test cli
 	cargo test --test e2e
 
 size: build

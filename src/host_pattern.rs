@@ -67,6 +67,16 @@ impl HostPattern {
     }
 }
 
+impl std::fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostPattern::Any => f.write_str("*"),
+            HostPattern::Suffix(suffix) => write!(f, "*{}", String::from_utf8_lossy(suffix)),
+            HostPattern::Exact(host) => f.write_str(&String::from_utf8_lossy(host)),
+        }
+    }
+}
+
 /// The host part of an `:authority`: drops `:port`, keeps `[v6]` brackets.
 pub fn host_of(authority: &[u8]) -> &[u8] {
     if authority.starts_with(b"[") {

@@ -1,0 +1,105 @@
+//! `canary-router`: check, explain and simulate configs with the same
+//! decision code the filter runs, print the config's JSON Schema, and
+//! translate ingress-nginx canary annotations.
+//!
+//! Exit codes: 0 success; 1 the config (or Ingress) is invalid; 2 the
+//! command could not run (usage, unreadable file, bad argument).
+
+mod check;
+mod explain;
+mod from_nginx;
+mod input;
+mod schema;
+mod simulate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "canary-router", version, about = "Check, explain and simulate canary-router configs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a config (JSON, or an Istio WasmPlugin YAML's pluginConfig)
+    /// exactly as the filter does; print a summary per route, or the error.
+    Check {
+        /// A JSON config or a YAML file with WasmPlugin documents.
+        config: PathBuf,
+    },
+    /// Show how the filter would route one request: route, rule, the
+    /// conditions tested, the target and the header it sets.
+    Explain {
+        config: PathBuf,
+        /// A request header, `name: value` (repeatable).
+        #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+        /// A cookie, `name=value` (repeatable).
+        #[arg(long = "cookie", value_name = "NAME=VALUE")]
+        cookies: Vec<String>,
+        /// The request URL: host, path and query.
+        #[arg(long, default_value = "http://localhost/")]
+        url: String,
+    },
+    /// Send synthetic requests (no headers, cookies or query) through every
+    /// route and print the share each target gets.
+    Simulate {
+        config: PathBuf,
+        /// Requests per route.
+        #[arg(long, default_value_t = 10_000)]
+        requests: u32,
+        /// Also assign this many distinct sticky ids on routes with sticky splits.
+        #[arg(long)]
+        sticky_ids: Option<u32>,
+        /// With --sticky-ids: count the ids that change target under this other config.
+        #[arg(long, value_name = "OTHER_CONFIG", requires = "sticky_ids")]
+        compare: Option<PathBuf>,
+    },
+    /// Print the JSON Schema (draft 2020-12) of the config.
+    Schema,
+    /// Translate ingress-nginx canary Ingresses (a main and a canary one)
+    /// into a config; what cannot be carried over is reported on stderr.
+    FromNginx {
+        /// YAML files holding the Ingress objects.
+        #[arg(required = true)]
+        ingresses: Vec<PathBuf>,
+    },
+}
+
+/// A failure: invalid input (exit 1) or a command that could not run (exit 2).
+pub enum Failure {
+    Invalid(String),
+    Usage(String),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { config } => check::run(&config),
+        Command::Explain { config, headers, cookies, url } => explain::run(&config, &headers, &cookies, &url),
+        Command::Simulate { config, requests, sticky_ids, compare } => {
+            simulate::run(&config, requests, sticky_ids, compare.as_deref())
+        }
+        Command::Schema => {
+            println!("{}", schema::pretty());
+            Ok(())
+        }
+        Command::FromNginx { ingresses } => from_nginx::run(&ingresses),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Invalid(message)) => {
+            eprintln!("canary-router: {message}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(message)) => {
+            eprintln!("canary-router: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

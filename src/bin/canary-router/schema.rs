@@ -1,0 +1,125 @@
+//! The config's JSON Schema (draft 2020-12), for editors and CI pipelines.
+//! `schema/canary-router.schema.json` is this, kept current by a test; the
+//! filter's own validation remains the authority (the schema cannot say,
+//! for example, that route names are unique or that weights sum to > 0).
+
+use serde_json::{json, Value};
+
+fn name_list(description: &str) -> Value {
+    json!({ "type": "string", "minLength": 1, "description": description })
+}
+
+/// Exactly one of these keys must be present.
+fn exactly_one(keys: &[&str]) -> Value {
+    Value::Array(keys.iter().map(|k| json!({ "required": [k] })).collect())
+}
+
+pub fn schema() -> Value {
+    let target = json!({
+        "type": "string",
+        "pattern": "^[!-~]+$",
+        "description": "A target: an Envoy cluster name or an Istio subset; visible ASCII, no spaces."
+    });
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://github.com/canary-router/canary-router/schema/canary-router.schema.json",
+        "title": "canary-router config",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["routes"],
+        "properties": {
+            "targetHeader": {
+                "type": "string",
+                "pattern": "^[a-z0-9!#$%&'*+.^_`|~-]+$",
+                "default": "x-route-target",
+                "description": "The request header the filter writes the target into (lower case)."
+            },
+            "routes": { "type": "array", "minItems": 1, "items": { "$ref": "#/$defs/route" } }
+        },
+        "$defs": {
+            "target": target,
+            "route": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["name", "default"],
+                "properties": {
+                    "name": name_list("Unique route name; default salt of its splits."),
+                    "hosts": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": { "type": "string", "minLength": 1, "pattern": "^[^: ]+$|^\\[.*\\]$" },
+                        "description": "Hosts without port: exact, *.suffix or *. Omit for any host."
+                    },
+                    "pathPrefix": { "type": "string", "pattern": "^/" },
+                    "default": { "$ref": "#/$defs/target" },
+                    "rules": { "type": "array", "items": { "$ref": "#/$defs/rule" } }
+                }
+            },
+            "rule": {
+                "type": "object",
+                "additionalProperties": false,
+                "oneOf": exactly_one(&["target", "split"]),
+                "properties": {
+                    "name": name_list("Shown in logs; defaults to rules[i]."),
+                    "match": { "type": "array", "items": { "$ref": "#/$defs/condition" } },
+                    "target": { "$ref": "#/$defs/target" },
+                    "split": { "$ref": "#/$defs/split" }
+                }
+            },
+            "condition": {
+                "type": "object",
+                "additionalProperties": false,
+                "allOf": [
+                    { "oneOf": exactly_one(&["header", "cookie", "query"]) },
+                    { "oneOf": exactly_one(&["exact", "prefix", "regex", "oneOf", "present"]) }
+                ],
+                "properties": {
+                    "header": name_list("A request header name (case-insensitive)."),
+                    "cookie": name_list("A cookie name (case-sensitive)."),
+                    "query": name_list("A query parameter name (case-sensitive, decoded)."),
+                    "exact": { "type": "string" },
+                    "prefix": { "type": "string" },
+                    "regex": { "type": "string", "description": "regex-lite syntax, unanchored." },
+                    "oneOf": { "type": "array", "minItems": 1, "items": { "type": "string" } },
+                    "present": { "type": "boolean" },
+                    "not": { "type": "boolean" }
+                }
+            },
+            "split": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["weights"],
+                "properties": {
+                    "weights": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "required": ["target", "weight"],
+                            "properties": {
+                                "target": { "$ref": "#/$defs/target" },
+                                "weight": { "type": "number", "minimum": 0 }
+                            }
+                        }
+                    },
+                    "stickyBy": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "oneOf": exactly_one(&["header", "cookie", "query"]),
+                        "properties": {
+                            "header": name_list("Sticky key: a request header."),
+                            "cookie": name_list("Sticky key: a cookie."),
+                            "query": name_list("Sticky key: a query parameter.")
+                        }
+                    },
+                    "salt": { "type": "string", "description": "Defaults to the route name." }
+                }
+            }
+        }
+    })
+}
+
+pub fn pretty() -> String {
+    serde_json::to_string_pretty(&schema()).unwrap_or_default()
+}
