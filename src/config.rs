@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::error::ConfigError;
 use crate::host_pattern::HostPattern;
 use crate::matcher::{Condition, Test};
+use crate::mirror::{Mirror, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS};
 use crate::request::Source;
 use crate::router::{Action, Route, Router, Rule};
 use crate::split::Split;
@@ -40,6 +41,17 @@ pub struct RawRoute {
     pub path_prefix: Option<String>,
     pub default: String,
     pub rules: Option<Vec<RawRule>>,
+    pub mirror: Option<RawMirror>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawMirror {
+    pub cluster: String,
+    pub percent: f64,
+    /// Numbers are f64 throughout: Istio's pluginConfig delivers `1000.0`.
+    pub timeout_ms: Option<f64>,
+    pub max_body_bytes: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,7 +189,39 @@ fn compile_route(raw: RawRoute, at: &str) -> Result<Route, ConfigError> {
         .enumerate()
         .map(|(r, rule)| compile_rule(rule, &format!("{at}.rules[{r}]"), r, &raw.name))
         .collect::<Result<_, _>>()?;
-    Ok(Route { name: raw.name, hosts, path_prefix, default: raw.default, rules })
+    let mirror = raw.mirror.map(|m| compile_mirror(m, &format!("{at}.mirror"))).transpose()?;
+    Ok(Route { name: raw.name, hosts, path_prefix, default: raw.default, rules, mirror })
+}
+
+fn compile_mirror(raw: RawMirror, at: &str) -> Result<Mirror, ConfigError> {
+    if raw.cluster.is_empty() || !raw.cluster.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::new(
+            format!("{at}.cluster"),
+            "must be a cluster name: visible ASCII without spaces (Istio: outbound|PORT||HOST)",
+        ));
+    }
+    if !(0.0..=100.0).contains(&raw.percent) {
+        return Err(ConfigError::new(
+            format!("{at}.percent"),
+            format!("must be between 0 and 100, got {}", raw.percent),
+        ));
+    }
+    let timeout_ms = whole(raw.timeout_ms, 1.0, 3_600_000.0, &format!("{at}.timeoutMs"))?
+        .map_or(DEFAULT_TIMEOUT_MS, |ms| ms as u32);
+    let max_body_bytes =
+        whole(raw.max_body_bytes, 0.0, 64.0 * 1024.0 * 1024.0, &format!("{at}.maxBodyBytes"))?
+            .map_or(DEFAULT_MAX_BODY_BYTES, |bytes| bytes as usize);
+    Ok(Mirror::new(raw.cluster, raw.percent, timeout_ms, max_body_bytes))
+}
+
+/// An optional whole number within bounds (given as f64, as Istio sends it).
+fn whole(value: Option<f64>, min: f64, max: f64, at: &str) -> Result<Option<f64>, ConfigError> {
+    match value {
+        Some(v) if v.fract() != 0.0 || v < min || v > max => {
+            Err(ConfigError::new(at, format!("must be a whole number from {min} to {max}, got {v}")))
+        }
+        other => Ok(other),
+    }
 }
 
 fn compile_rule(raw: RawRule, at: &str, index: usize, route_name: &str) -> Result<Rule, ConfigError> {

@@ -169,3 +169,87 @@ pub fn install_logger() {
     log::set_max_level(log::LevelFilter::Info);
     std::panic::set_hook(Box::new(|info| write_log(5, &format!("canary-router panicked: {info}"))));
 }
+
+/// `proxy_get_header_map_value` map type of response headers.
+const RESPONSE_HEADERS: u32 = 2;
+/// ... and of an HTTP call's response headers.
+const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
+/// `proxy_get_buffer_bytes` buffer type of the request body.
+const REQUEST_BODY: u32 = 0;
+const METRIC_COUNTER: u32 = 0;
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+}
+
+fn header_value(map_type: u32, name: &str) -> Option<Vec<u8>> {
+    let mut data = null_mut();
+    let mut size = 0;
+    // SAFETY: the host writes a pointer/size pair it allocated for us.
+    match unsafe { proxy_get_header_map_value(map_type, name.as_ptr(), name.len(), &mut data, &mut size) } {
+        STATUS_OK => Some(unsafe { take_host_buffer(data, size) }),
+        _ => None,
+    }
+}
+
+/// The response's `:status`, if the response headers are there.
+pub fn response_status() -> Option<Vec<u8>> {
+    header_value(RESPONSE_HEADERS, ":status")
+}
+
+/// An HTTP call's response `:status` (in `on_http_call_response`).
+pub fn http_call_status() -> Option<Vec<u8>> {
+    header_value(HTTP_CALL_RESPONSE_HEADERS, ":status")
+}
+
+/// The request body chunk the host holds now (in `on_http_request_body`).
+pub fn request_body(size: usize) -> Result<Vec<u8>, Status> {
+    let mut data = null_mut();
+    let mut len = 0;
+    // SAFETY: the host writes a pointer/size pair it allocated for us.
+    match unsafe { proxy_get_buffer_bytes(REQUEST_BODY, 0, size, &mut data, &mut len) } {
+        STATUS_OK => Ok(unsafe { take_host_buffer(data, len) }),
+        STATUS_NOT_FOUND => Ok(Vec::new()),
+        status => Err(Status(status)),
+    }
+}
+
+/// Defines (or finds) a counter by name.
+pub fn define_counter(name: &str) -> Result<u32, Status> {
+    let mut id = 0;
+    // SAFETY: the slice outlives the call; the host writes one u32.
+    match unsafe { proxy_define_metric(METRIC_COUNTER, name.as_ptr(), name.len(), &mut id) } {
+        STATUS_OK => Ok(id),
+        status => Err(Status(status)),
+    }
+}
+
+/// Adds one to a counter. A failed increment loses one count, nothing more.
+pub fn increment(id: u32) {
+    // SAFETY: plain values.
+    unsafe {
+        proxy_increment_metric(id, 1);
+    }
+}
+
+pub fn set_tick_period_ms(period: u32) {
+    // SAFETY: a plain value.
+    unsafe {
+        proxy_set_tick_period_milliseconds(period);
+    }
+}

@@ -12,6 +12,8 @@ pub mod hash;
 pub mod header_map;
 pub mod host_pattern;
 pub mod matcher;
+pub mod metrics;
+pub mod mirror;
 pub mod query;
 pub mod request;
 pub mod rng;

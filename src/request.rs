@@ -50,6 +50,11 @@ impl<'a> Request<'a> {
         Request { headers, authority, path, cookies: OnceCell::new(), query: OnceCell::new() }
     }
 
+    /// Every header as the proxy gave it.
+    pub fn headers(&self) -> &[(&'a [u8], &'a [u8])] {
+        &self.headers
+    }
+
     pub fn authority(&self) -> &'a [u8] {
         self.authority
     }

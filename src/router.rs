@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::host_pattern::{host_of, HostPattern};
 use crate::matcher::Condition;
+use crate::mirror::Mirror;
 use crate::request::Request;
 use crate::split::{Choice, Split};
 
@@ -22,6 +23,8 @@ pub struct Route {
     pub path_prefix: Option<Vec<u8>>,
     pub default: String,
     pub rules: Vec<Rule>,
+    /// Traffic shadowing for this route, if configured.
+    pub mirror: Option<Mirror>,
 }
 
 #[derive(Debug, Clone)]
@@ -54,8 +57,12 @@ pub enum Reason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision<'r> {
     pub route: &'r str,
+    /// The route's position in `Router::routes`.
+    pub route_index: usize,
     /// The rule that decided; `None` when the default did.
     pub rule: Option<&'r str>,
+    /// Its position in the route's `rules`.
+    pub rule_index: Option<usize>,
     pub target: &'r str,
     pub reason: Reason,
 }
@@ -70,16 +77,17 @@ impl Router {
     /// listed.
     pub fn decide<'r>(&'r self, request: &Request<'_>, roll: u32) -> Option<Decision<'r>> {
         let host = host_of(request.authority());
-        let mut best: Option<(&Route, usize)> = None;
-        for route in &self.routes {
+        let mut best: Option<(usize, usize)> = None;
+        for (index, route) in self.routes.iter().enumerate() {
             if let Some(rank) = route.applies_to(host, request.path()) {
                 if best.is_none_or(|(_, best_rank)| rank > best_rank) {
-                    best = Some((route, rank));
+                    best = Some((index, rank));
                 }
             }
         }
-        let (route, _) = best?;
-        for rule in &route.rules {
+        let (route_index, _) = best?;
+        let route = &self.routes[route_index];
+        for (rule_index, rule) in route.rules.iter().enumerate() {
             if !rule.conditions.iter().all(|c| c.holds(request)) {
                 continue;
             }
@@ -90,9 +98,23 @@ impl Router {
                     (target, Reason::Split(choice))
                 }
             };
-            return Some(Decision { route: &route.name, rule: Some(&rule.label), target, reason });
+            return Some(Decision {
+                route: &route.name,
+                route_index,
+                rule: Some(&rule.label),
+                rule_index: Some(rule_index),
+                target,
+                reason,
+            });
         }
-        Some(Decision { route: &route.name, rule: None, target: &route.default, reason: Reason::Default })
+        Some(Decision {
+            route: &route.name,
+            route_index,
+            rule: None,
+            rule_index: None,
+            target: &route.default,
+            reason: Reason::Default,
+        })
     }
 }
 

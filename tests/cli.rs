@@ -256,6 +256,8 @@ fn the_schema_rejects_what_the_filter_rejects() {
         r#"{"routes": [{"name": "r", "default": "a b"}]}"#,
         r#"{"routes": []}"#,
         r#"{"targetHeader": "X-Up", "routes": [{"name": "r", "default": "a"}]}"#,
+        r#"{"routes": [{"name": "r", "default": "a", "mirror": {"cluster": "s", "percent": 120}}]}"#,
+        r#"{"routes": [{"name": "r", "default": "a", "mirror": {"percent": 1}}]}"#,
     ];
     for json in invalid {
         let value: Value = serde_json::from_str(json).unwrap();

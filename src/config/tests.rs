@@ -247,3 +247,50 @@ fn rejects_target_headers_that_would_break_requests() {
     assert_eq!(error(&json(":path")), "targetHeader: `:path` is not a valid header name");
     assert_eq!(error(&json("")), "targetHeader: `` is not a valid header name");
 }
+
+fn with_mirror(mirror: &str) -> String {
+    format!(r#"{{"routes": [{{"name": "r", "default": "a", "mirror": {mirror}}}]}}"#)
+}
+
+#[test]
+fn a_mirror_takes_a_cluster_and_a_percent_with_defaults() {
+    let router =
+        parse(with_mirror(r#"{"cluster": "outbound|80||a.svc", "percent": 12.5}"#).as_bytes()).unwrap();
+    let mirror = router.routes[0].mirror.as_ref().unwrap();
+    assert_eq!(
+        (mirror.cluster.as_str(), mirror.percent, mirror.timeout_ms, mirror.max_body_bytes),
+        ("outbound|80||a.svc", 12.5, 1000, 65536)
+    );
+    let istio = parse(
+        with_mirror(r#"{"cluster": "s", "percent": 10.0, "timeoutMs": 250.0, "maxBodyBytes": 1024.0}"#)
+            .as_bytes(),
+    )
+    .unwrap();
+    let mirror = istio.routes[0].mirror.as_ref().unwrap();
+    assert_eq!((mirror.timeout_ms, mirror.max_body_bytes), (250, 1024));
+}
+
+#[test]
+fn rejects_bad_mirrors() {
+    assert_eq!(
+        error(&with_mirror(r#"{"cluster": "s", "percent": 101}"#)),
+        "routes[0].mirror.percent: must be between 0 and 100, got 101"
+    );
+    assert_eq!(
+        error(&with_mirror(r#"{"cluster": "", "percent": 1}"#)),
+        "routes[0].mirror.cluster: must be a cluster name: visible ASCII without spaces (Istio: outbound|PORT||HOST)"
+    );
+    assert_eq!(
+        error(&with_mirror(r#"{"cluster": "s", "percent": 1, "timeoutMs": 0.5}"#)),
+        "routes[0].mirror.timeoutMs: must be a whole number from 1 to 3600000, got 0.5"
+    );
+    assert_eq!(
+        error(&with_mirror(r#"{"cluster": "s", "percent": 1, "maxBodyBytes": -1}"#)),
+        "routes[0].mirror.maxBodyBytes: must be a whole number from 0 to 67108864, got -1"
+    );
+    assert!(
+        error(&with_mirror(r#"{"cluster": "s"}"#)).starts_with("routes[0].mirror: missing field `percent`")
+    );
+    assert!(error(&with_mirror(r#"{"cluster": "s", "percent": 1, "timeout": 5}"#))
+        .starts_with("routes[0].mirror.timeout: unknown field `timeout`"));
+}

@@ -33,7 +33,7 @@ pub fn wasm() -> PathBuf {
 }
 
 /// The ports every repository config uses, and what each is.
-const FIXED_PORTS: [u16; 6] = [9901, 10000, 10101, 10102, 10103, 10104];
+const FIXED_PORTS: [u16; 8] = [9901, 10000, 10101, 10102, 10103, 10104, 10105, 10106];
 
 /// A config from `envoy/`, rewritten for a test run.
 pub struct EnvoyConfig {
@@ -183,6 +183,21 @@ impl Envoy {
 
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("envoy.log")).unwrap_or_default()
+    }
+
+    /// `/stats/prometheus`, as a Prometheus server would scrape it.
+    pub fn prometheus(&self) -> String {
+        let response = http::get(self.admin_port(), "/stats/prometheus", &[]).unwrap();
+        String::from_utf8_lossy(&response.body).into_owned()
+    }
+
+    /// One sample of `/stats/prometheus`, by its exact series
+    /// (`name{label="value",...}`); 0 if the series is absent.
+    pub fn sample(&self, series: &str) -> u64 {
+        let text = self.prometheus();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .map_or(0, |v| v.trim().parse::<f64>().unwrap_or(0.0) as u64)
     }
 
     /// One counter or gauge from the admin `/stats`.

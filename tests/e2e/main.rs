@@ -13,4 +13,5 @@ mod http;
 mod istio;
 mod istio_shape;
 mod live_reload;
+mod observability;
 mod routing;

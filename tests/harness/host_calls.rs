@@ -6,7 +6,7 @@ use wasmtime::{bail, Caller, Linker, Result};
 
 use super::headers::HeaderMap;
 use super::memory;
-use super::state::{HostState, LogEntry, LogLevel, Metric, MetricKind};
+use super::state::{HostState, HttpCall, LogEntry, LogLevel, Metric, MetricKind};
 
 pub const OK: i32 = 0;
 pub const NOT_FOUND: i32 = 1;
@@ -14,6 +14,8 @@ pub const BAD_ARGUMENT: i32 = 2;
 
 pub const REQUEST_HEADERS: i32 = 0;
 pub const RESPONSE_HEADERS: i32 = 2;
+pub const HTTP_CALL_RESPONSE_HEADERS: i32 = 6;
+pub const REQUEST_BODY: i32 = 0;
 pub const VM_CONFIGURATION: i32 = 6;
 pub const PLUGIN_CONFIGURATION: i32 = 7;
 
@@ -21,6 +23,9 @@ type C<'a> = Caller<'a, HostState>;
 
 /// The header map `map_type` of the effective context, if it exists now.
 fn header_map(state: &mut HostState, map_type: i32) -> Option<&mut HeaderMap> {
+    if map_type == HTTP_CALL_RESPONSE_HEADERS {
+        return state.http_call_response.as_mut();
+    }
     let stream = state.streams.get_mut(&state.effective_context)?;
     match map_type {
         REQUEST_HEADERS => stream.request_headers.as_mut(),
@@ -79,6 +84,10 @@ pub fn define(linker: &mut Linker<HostState>, name: &str) -> Result<bool> {
             |mut c: C, buffer: i32, start: i32, max: i32, ptr_out: i32, size_out: i32| -> Result<i32> {
                 let data = match buffer {
                     PLUGIN_CONFIGURATION if c.data().in_configure => c.data().plugin_config.clone(),
+                    REQUEST_BODY => match &c.data().request_body {
+                        Some(body) => body.clone(),
+                        None => return Ok(BAD_ARGUMENT),
+                    },
                     VM_CONFIGURATION => c.data().vm_config.clone(),
                     _ => return Ok(BAD_ARGUMENT),
                 };
@@ -196,6 +205,49 @@ pub fn define(linker: &mut Linker<HostState>, name: &str) -> Result<bool> {
             memory::write_u64(&mut c, out, value)?;
             Ok(OK)
         })?,
+        "proxy_http_call" => linker.func_wrap(
+            M,
+            name,
+            |mut c: C,
+             up_ptr: i32,
+             up_len: i32,
+             h_ptr: i32,
+             h_len: i32,
+             b_ptr: i32,
+             b_len: i32,
+             _trailers_ptr: i32,
+             _trailers_len: i32,
+             timeout: i32,
+             token_out: i32|
+             -> Result<i32> {
+                let upstream = String::from_utf8_lossy(&memory::read(&mut c, up_ptr, up_len)?).into_owned();
+                let headers = match HeaderMap::deserialize(&memory::read(&mut c, h_ptr, h_len)?) {
+                    Ok(headers) => headers,
+                    Err(e) => bail!("proxy_http_call: guest sent malformed headers: {e}"),
+                };
+                let body = memory::read(&mut c, b_ptr, b_len)?;
+                let known = c.data().clusters.as_ref().is_none_or(|cs| cs.contains(&upstream));
+                // Envoy: an unknown cluster, or no :method/:path/:authority, is BadArgument.
+                let complete = [":method", ":path", ":authority"].iter().all(|h| headers.get(h).is_some());
+                if !known || !complete {
+                    return Ok(BAD_ARGUMENT);
+                }
+                let state = c.data_mut();
+                let token = state.next_token;
+                state.next_token += 1;
+                let context_id = state.effective_context;
+                state.http_calls.push(HttpCall {
+                    token,
+                    upstream,
+                    headers,
+                    body,
+                    timeout_ms: timeout as u32,
+                    context_id,
+                });
+                memory::write_u32(&mut c, token_out, token)?;
+                Ok(OK)
+            },
+        )?,
         _ => return Ok(false),
     };
     Ok(true)

@@ -27,7 +27,7 @@ use wasmtime::{bail, ExternType, Instance, Linker, Store, WasmParams, WasmResult
 pub use built_wasm::wasm_path;
 pub use headers::HeaderMap;
 #[allow(unused_imports)] // Not every test binary uses every type.
-pub use state::{LogEntry, LogLevel, Metric, MetricKind};
+pub use state::{HttpCall, LogEntry, LogLevel, Metric, MetricKind};
 
 use state::{HostState, Stream};
 
@@ -162,6 +162,17 @@ impl Proxy {
     /// done, log, delete. Header maps exist only from their phase on and
     /// disappear with the context, as in Envoy.
     pub fn exchange(&mut self, request: HeaderMap, response: HeaderMap) -> Exchange {
+        self.exchange_with_body(request, &[], response)
+    }
+
+    /// Like `exchange`, with a request body delivered in these chunks
+    /// (`on_request_body` once per chunk, the last with end of stream).
+    pub fn exchange_with_body(
+        &mut self,
+        request: HeaderMap,
+        body: &[&[u8]],
+        response: HeaderMap,
+    ) -> Exchange {
         let id = self.next_context_id;
         self.next_context_id += 1;
         let ctx = id as i32;
@@ -170,8 +181,15 @@ impl Proxy {
 
         let request_len = request.len() as i32;
         self.enter(id).streams.insert(id, Stream { request_headers: Some(request), response_headers: None });
+        let headers_end = i32::from(body.is_empty());
         let request_action =
-            self.call::<(i32, i32, i32), i32>("proxy_on_request_headers", (ctx, request_len, 1));
+            self.call::<(i32, i32, i32), i32>("proxy_on_request_headers", (ctx, request_len, headers_end));
+        for (i, chunk) in body.iter().enumerate() {
+            self.enter(id).request_body = Some(chunk.to_vec());
+            let end = i32::from(i + 1 == body.len());
+            self.call::<(i32, i32, i32), i32>("proxy_on_request_body", (ctx, chunk.len() as i32, end));
+            self.store.data_mut().request_body = None;
+        }
         let upstream = self.stream(id).request_headers.clone().unwrap_or_default();
 
         let response_len = response.len() as i32;
@@ -229,6 +247,36 @@ impl Proxy {
         self.advance(Duration::from_millis(u64::from(period)));
         self.store.data_mut().effective_context = ROOT_CONTEXT_ID;
         self.call::<i32, ()>("proxy_on_tick", ROOT_CONTEXT_ID as i32);
+    }
+
+    /// The HTTP calls the filter dispatched and nobody answered yet.
+    pub fn http_calls(&self) -> &[HttpCall] {
+        &self.store.data().http_calls
+    }
+
+    /// Only these clusters exist for `proxy_http_call` (others: BadArgument).
+    pub fn set_clusters(&mut self, clusters: &[&str]) {
+        self.store.data_mut().clusters = Some(clusters.iter().map(|c| c.to_string()).collect());
+    }
+
+    /// Answers a dispatched call: `Some(status)` with that response, `None`
+    /// as a failure (reset or timeout: no headers), delivered to the context
+    /// that dispatched it.
+    pub fn answer_http_call(&mut self, token: u32, status: Option<u16>) {
+        let state = self.store.data_mut();
+        let index = state.http_calls.iter().position(|c| c.token == token).expect("no such pending call");
+        let call = state.http_calls.remove(index);
+        let headers = status.map(|s| HeaderMap::from_pairs([(":status".to_string(), s.to_string())]));
+        let num_headers = headers.as_ref().map_or(0, HeaderMap::len) as i32;
+        state.http_call_response = headers;
+        state.effective_context = call.context_id;
+        self.call::<(i32, i32, i32, i32, i32), ()>(
+            "proxy_on_http_call_response",
+            (call.context_id as i32, token as i32, num_headers, 0, 0),
+        );
+        let state = self.store.data_mut();
+        state.http_call_response = None;
+        state.effective_context = ROOT_CONTEXT_ID;
     }
 
     pub fn metrics(&self) -> &[Metric] {

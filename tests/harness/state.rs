@@ -51,6 +51,18 @@ pub struct Metric {
     pub value: u64,
 }
 
+/// An HTTP call the guest dispatched (`proxy_http_call`).
+#[derive(Clone, Debug)]
+pub struct HttpCall {
+    pub token: u32,
+    pub upstream: String,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    pub timeout_ms: u32,
+    /// The context it was dispatched from (the effective one).
+    pub context_id: u32,
+}
+
 pub struct HostState {
     pub plugin_config: Vec<u8>,
     pub vm_config: Vec<u8>,
@@ -72,6 +84,16 @@ pub struct HostState {
     pub random: Rng,
     /// Whether the plugin configuration buffer is readable (in `on_configure`).
     pub in_configure: bool,
+    /// The request body chunk being delivered (in `on_request_body`).
+    pub request_body: Option<Vec<u8>>,
+    /// Calls dispatched and not yet answered.
+    pub http_calls: Vec<HttpCall>,
+    pub next_token: u32,
+    /// Clusters `proxy_http_call` accepts; others answer BadArgument, as
+    /// Envoy does for an unknown cluster. `None`: any.
+    pub clusters: Option<Vec<String>>,
+    /// The response headers of the call being answered (map type 6).
+    pub http_call_response: Option<HeaderMap>,
 }
 
 impl HostState {
@@ -91,6 +113,11 @@ impl HostState {
             stderr: Vec::new(),
             random: Rng::new(random_seed),
             in_configure: false,
+            request_body: None,
+            http_calls: Vec::new(),
+            next_token: 1,
+            clusters: None,
+            http_call_response: None,
         }
     }
 

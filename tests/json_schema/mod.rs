@@ -1,7 +1,7 @@
 //! A small JSON Schema (draft 2020-12) validator for the keywords our
 //! schema uses, so the test can prove configs validate without pulling a
 //! full validator: type, properties, required, additionalProperties,
-//! items, minItems, minLength, minimum, pattern (via regex-lite), default,
+//! items, minItems, minLength, minimum, maximum, pattern (via regex-lite), default,
 //! description, $ref to #/$defs, allOf and oneOf. An unknown keyword fails
 //! loudly instead of being ignored.
 
@@ -79,6 +79,11 @@ fn check(root: &Value, schema: &Value, instance: &Value, at: &str) -> Result<(),
             "minimum" => {
                 if instance.as_f64().is_some_and(|n| n < rule.as_f64().unwrap_or(0.0)) {
                     return Err(format!("{at}: below {rule}"));
+                }
+            }
+            "maximum" => {
+                if instance.as_f64().is_some_and(|n| n > rule.as_f64().unwrap_or(0.0)) {
+                    return Err(format!("{at}: above {rule}"));
                 }
             }
             "pattern" => {

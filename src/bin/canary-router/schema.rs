@@ -52,7 +52,23 @@ pub fn schema() -> Value {
                     },
                     "pathPrefix": { "type": "string", "pattern": "^/" },
                     "default": { "$ref": "#/$defs/target" },
-                    "rules": { "type": "array", "items": { "$ref": "#/$defs/rule" } }
+                    "rules": { "type": "array", "items": { "$ref": "#/$defs/rule" } },
+                    "mirror": { "$ref": "#/$defs/mirror" }
+                }
+            },
+            "mirror": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["cluster", "percent"],
+                "properties": {
+                    "cluster": {
+                        "type": "string",
+                        "pattern": "^[!-~]+$",
+                        "description": "Cluster the copies go to; in Istio outbound|PORT||HOST."
+                    },
+                    "percent": { "type": "number", "minimum": 0, "maximum": 100 },
+                    "timeoutMs": { "type": "number", "minimum": 1, "maximum": 3600000, "default": 1000 },
+                    "maxBodyBytes": { "type": "number", "minimum": 0, "maximum": 67108864, "default": 65536 }
                 }
             },
             "rule": {

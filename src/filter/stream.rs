@@ -1,0 +1,170 @@
+//! One HTTP stream: route on request headers, copy to the shadow if
+//! selected, count the response.
+
+use std::rc::Rc;
+
+use log::{debug, warn};
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+
+use super::shadow::{PendingShadow, ShadowQueue};
+use super::Active;
+use crate::config::DEFAULT_TARGET_HEADER;
+use crate::metrics::status_class;
+use crate::mirror::shadow_headers;
+use crate::request::Request;
+use crate::{header_map, host};
+
+/// A copy being assembled while the request body streams through.
+struct ShadowInProgress {
+    route: usize,
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    body: Vec<u8>,
+}
+
+pub struct RouterHttp {
+    id: u32,
+    active: Option<Rc<Active>>,
+    shadows: Rc<ShadowQueue>,
+    /// This request's random rolls: for a non-sticky split, and for the mirror.
+    split_roll: u32,
+    mirror_roll: u32,
+    /// (route, target) indices in the stats, once routed.
+    routed: Option<(usize, usize)>,
+    shadow: Option<ShadowInProgress>,
+}
+
+impl RouterHttp {
+    pub fn new(
+        id: u32,
+        active: Option<Rc<Active>>,
+        shadows: Rc<ShadowQueue>,
+        split_roll: u32,
+        mirror_roll: u32,
+    ) -> Self {
+        RouterHttp { id, active, shadows, split_roll, mirror_roll, routed: None, shadow: None }
+    }
+}
+
+impl Context for RouterHttp {}
+
+impl HttpContext for RouterHttp {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.route();
+        if end_of_stream {
+            self.finish_shadow();
+        }
+        Action::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let (Some(shadow), Some(active)) = (self.shadow.as_mut(), self.active.as_ref()) {
+            let limit = active
+                .router
+                .routes
+                .get(shadow.route)
+                .and_then(|r| r.mirror.as_ref())
+                .map_or(0, |m| m.max_body_bytes);
+            match host::request_body(body_size) {
+                Ok(chunk) if shadow.body.len() + chunk.len() <= limit => {
+                    shadow.body.extend_from_slice(&chunk)
+                }
+                _ => {
+                    // Too big to copy (or unreadable): skip, never delay.
+                    active.stats.shadow_skipped(shadow.route);
+                    self.shadow = None;
+                }
+            }
+        }
+        if end_of_stream {
+            self.finish_shadow();
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let (Some((route, target)), Some(active)) = (self.routed, self.active.as_ref()) {
+            if let Some(class) = host::response_status().as_deref().and_then(status_class) {
+                active.stats.response(route, target, class);
+            }
+        }
+        Action::Continue
+    }
+}
+
+impl RouterHttp {
+    fn route(&mut self) {
+        let Some(active) = self.active.clone() else {
+            // Never configured: still never let a client pick the upstream.
+            self.remove(DEFAULT_TARGET_HEADER);
+            return;
+        };
+        let router = &active.router;
+        let map = host::request_header_map().unwrap_or_else(|status| {
+            warn!("[ctx {}] cannot read request headers (status {}); routing as if none", self.id, status.0);
+            Vec::new()
+        });
+        let pairs = header_map::parse(&map).unwrap_or_else(|| {
+            warn!("[ctx {}] malformed request header map from the host; routing as if none", self.id);
+            Vec::new()
+        });
+        let header = router.target_header.as_str();
+        let client_sent_header =
+            map.is_empty() || pairs.iter().any(|(k, _)| k.eq_ignore_ascii_case(header.as_bytes()));
+        let request = Request::new(pairs);
+        let Some(decision) = router.decide(&request, self.split_roll) else {
+            debug!("[ctx {}] route=- rule=- target=- reason=no route", self.id);
+            active.stats.unrouted();
+            if client_sent_header {
+                self.remove(header);
+            }
+            return;
+        };
+        debug!("[ctx {}] {decision}", self.id);
+        if let Err(status) = host::replace_request_header(header, decision.target.as_bytes()) {
+            warn!("[ctx {}] cannot set {header} (status {})", self.id, status.0);
+        }
+        let target = active.stats.request(decision.route_index, decision.rule_index, decision.target);
+        self.routed = target.map(|t| (decision.route_index, t));
+
+        let route = decision.route_index;
+        if router
+            .routes
+            .get(route)
+            .and_then(|r| r.mirror.as_ref())
+            .is_some_and(|m| m.selects(self.mirror_roll))
+        {
+            // The copy carries the request as the upstream sees it.
+            let mut headers: Vec<(Vec<u8>, Vec<u8>)> = request
+                .headers()
+                .iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case(header.as_bytes()))
+                .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .collect();
+            headers.push((header.as_bytes().to_vec(), decision.target.as_bytes().to_vec()));
+            self.shadow = Some(ShadowInProgress { route, headers, body: Vec::new() });
+        }
+    }
+
+    /// The request is complete: queue its copy for the root to send.
+    fn finish_shadow(&mut self) {
+        let (Some(shadow), Some(active)) = (self.shadow.take(), self.active.as_ref()) else { return };
+        let Some(mirror) = active.router.routes.get(shadow.route).and_then(|r| r.mirror.as_ref()) else {
+            return;
+        };
+        self.shadows.push(PendingShadow {
+            active: active.clone(),
+            route: shadow.route,
+            cluster: mirror.cluster.clone(),
+            headers: shadow_headers(&shadow.headers, shadow.body.len()),
+            body: shadow.body,
+            timeout_ms: mirror.timeout_ms,
+        });
+    }
+
+    fn remove(&self, header: &str) {
+        if let Err(status) = host::remove_request_header(header) {
+            warn!("[ctx {}] cannot remove {header} (status {})", self.id, status.0);
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Metric names. proxy-wasm metrics have no labels, so the labels travel in
+//! the name in Istio's convention, `tag=.=value;.;`, which Envoy's
+//! `stats_tags` (and Istio's `extraStatTags`) turn back into labels:
+//! `route=.=service-b;.;target=.=service-b-canary;.;canary_router_requests_total`
+//! is exported to Prometheus as
+//! `canary_router_requests_total{route="service-b",target="service-b-canary"}`.
+
+use crate::router::{Action, Router};
+
+pub const REQUESTS: &str = "canary_router_requests_total";
+pub const RESPONSES: &str = "canary_router_responses_total";
+pub const RULE_HITS: &str = "canary_router_rule_hits_total";
+pub const DEFAULT_ROUTED: &str = "canary_router_default_total";
+pub const UNROUTED: &str = "canary_router_unrouted_total";
+pub const SHADOW_SENT: &str = "canary_router_shadow_requests_total";
+pub const SHADOW_FAILED: &str = "canary_router_shadow_failures_total";
+pub const SHADOW_SKIPPED: &str = "canary_router_shadow_skipped_total";
+pub const CONFIG_ACCEPTED: &str = "canary_router_config_accepted_total";
+pub const CONFIG_REJECTED: &str = "canary_router_config_rejected_total";
+
+/// The tag names, for the proxy's tag extraction config.
+pub const TAGS: &[&str] = &["route", "target", "rule", "status_class", "cluster"];
+
+/// The status classes responses are counted by, in index order.
+pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// A metric name with its tags encoded.
+pub fn tagged(name: &str, tags: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (tag, value) in tags {
+        out.push_str(tag);
+        out.push_str("=.=");
+        // `;` and `=` would end the encoded value early.
+        out.extend(value.chars().map(|c| if c == ';' || c == '=' { '_' } else { c }));
+        out.push_str(";.;");
+    }
+    out.push_str(name);
+    out
+}
+
+/// The index in `STATUS_CLASSES` of a `:status` value, if it is one.
+pub fn status_class(status: &[u8]) -> Option<usize> {
+    match status {
+        [first @ b'1'..=b'5', b'0'..=b'9', b'0'..=b'9'] => Some(usize::from(first - b'1')),
+        _ => None,
+    }
+}
+
+/// Every target a route can send traffic to, defaults first, each once.
+pub fn route_targets(router: &Router, route_index: usize) -> Vec<&str> {
+    let Some(route) = router.routes.get(route_index) else { return Vec::new() };
+    let mut targets = vec![route.default.as_str()];
+    for rule in &route.rules {
+        let more: Vec<&str> = match &rule.action {
+            Action::Target(t) => vec![t.as_str()],
+            Action::Split(split) => split.targets().iter().map(String::as_str).collect(),
+        };
+        for t in more {
+            if !targets.contains(&t) {
+                targets.push(t);
+            }
+        }
+    }
+    targets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_encoded_in_istios_convention() {
+        assert_eq!(
+            tagged(REQUESTS, &[("route", "service-b"), ("target", "service-b-canary")]),
+            "route=.=service-b;.;target=.=service-b-canary;.;canary_router_requests_total"
+        );
+        assert_eq!(tagged(UNROUTED, &[]), "canary_router_unrouted_total");
+        assert_eq!(tagged("m", &[("target", "a;b=c")]), "target=.=a_b_c;.;m");
+    }
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(status_class(b"200"), Some(1));
+        assert_eq!(status_class(b"503"), Some(4));
+        assert_eq!(status_class(b"101"), Some(0));
+        assert_eq!(status_class(b"600"), None);
+        assert_eq!(status_class(b"20"), None);
+        assert_eq!(status_class(b"abc"), None);
+    }
+
+    #[test]
+    fn route_targets_lists_each_target_once() {
+        let router = crate::config::parse(include_bytes!("../examples/config.json")).unwrap();
+        assert_eq!(route_targets(&router, 0), vec!["service-a", "service-a-canary"]);
+        assert_eq!(route_targets(&router, 1), vec!["service-b", "service-b-canary"]);
+        assert!(route_targets(&router, 9).is_empty());
+    }
+}

@@ -1,0 +1,120 @@
+//! Traffic shadowing: which requests to copy, and what the copy looks like.
+//! Sending it is the glue's job; everything decidable is here.
+
+use crate::hash::BUCKETS;
+
+pub const DEFAULT_TIMEOUT_MS: u32 = 1_000;
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A route's `mirror`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mirror {
+    /// The cluster the copies go to (Istio: `outbound|PORT||HOST`).
+    pub cluster: String,
+    /// Share of requests copied, 0–100.
+    pub percent: f64,
+    /// `percent` in parts per million.
+    threshold: u32,
+    pub timeout_ms: u32,
+    /// Requests with bigger bodies are not copied.
+    pub max_body_bytes: usize,
+}
+
+impl Mirror {
+    pub fn new(cluster: String, percent: f64, timeout_ms: u32, max_body_bytes: usize) -> Self {
+        let threshold = (percent / 100.0 * f64::from(BUCKETS)).round().clamp(0.0, f64::from(BUCKETS)) as u32;
+        Mirror { cluster, percent, threshold, timeout_ms, max_body_bytes }
+    }
+
+    /// Whether the request with this roll (uniform in `0..1_000_000`) is copied.
+    pub fn selects(&self, roll: u32) -> bool {
+        roll < self.threshold
+    }
+}
+
+/// Envoy's shadow host: `-shadow` after the host name, before any port.
+pub fn shadow_authority(authority: &[u8]) -> Vec<u8> {
+    let host = crate::host_pattern::host_of(authority);
+    let mut out = host.to_vec();
+    out.extend_from_slice(b"-shadow");
+    out.extend_from_slice(&authority[host.len()..]);
+    out
+}
+
+/// Headers that describe one hop's connection or framing, not the request:
+/// the copy gets its own.
+const HOP_BY_HOP: &[&[u8]] = &[
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"transfer-encoding",
+    b"te",
+    b"upgrade",
+    b"content-length",
+];
+
+/// The copy's headers: the request's as the upstream sees them (with the
+/// target header already set), `:authority` with `-shadow`, hop-by-hop
+/// headers dropped, and `content-length` for the buffered body. Values that
+/// are not UTF-8 are copied with U+FFFD (the proxy-wasm SDK takes strings).
+pub fn shadow_headers(headers: &[(Vec<u8>, Vec<u8>)], body_len: usize) -> Vec<(String, String)> {
+    let mut out = Vec::with_capacity(headers.len() + 1);
+    for (name, value) in headers {
+        if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+            continue;
+        }
+        let value =
+            if name.eq_ignore_ascii_case(b":authority") { shadow_authority(value) } else { value.clone() };
+        out.push((String::from_utf8_lossy(name).into_owned(), String::from_utf8_lossy(&value).into_owned()));
+    }
+    if body_len > 0 {
+        out.push(("content-length".to_string(), body_len.to_string()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_becomes_a_share_of_rolls() {
+        let m = Mirror::new("c".into(), 10.0, 1000, 10);
+        assert!(m.selects(99_999));
+        assert!(!m.selects(100_000));
+        assert!(!Mirror::new("c".into(), 0.0, 1, 1).selects(0));
+        assert!(Mirror::new("c".into(), 100.0, 1, 1).selects(999_999));
+        assert!(Mirror::new("c".into(), 0.5, 1, 1).selects(4_999));
+        assert!(!Mirror::new("c".into(), 0.5, 1, 1).selects(5_000));
+    }
+
+    #[test]
+    fn the_shadow_host_gets_the_suffix_before_the_port() {
+        assert_eq!(shadow_authority(b"a.example.com"), b"a.example.com-shadow");
+        assert_eq!(shadow_authority(b"a.example.com:8080"), b"a.example.com-shadow:8080");
+        assert_eq!(shadow_authority(b"[::1]:80"), b"[::1]-shadow:80");
+    }
+
+    #[test]
+    fn the_copy_keeps_the_request_but_not_its_framing() {
+        let headers: Vec<(Vec<u8>, Vec<u8>)> = vec![
+            (b":method".to_vec(), b"POST".to_vec()),
+            (b":authority".to_vec(), b"a.example.com".to_vec()),
+            (b":path".to_vec(), b"/x?y=1".to_vec()),
+            (b"transfer-encoding".to_vec(), b"chunked".to_vec()),
+            (b"content-length".to_vec(), b"999".to_vec()),
+            (b"x-route-target".to_vec(), b"service-a-canary".to_vec()),
+            (b"x-bin".to_vec(), b"\xff".to_vec()),
+        ];
+        let copy = shadow_headers(&headers, 5);
+        let get = |n: &str| copy.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get(":authority"), Some("a.example.com-shadow"));
+        assert_eq!(get(":path"), Some("/x?y=1"));
+        assert_eq!(get("transfer-encoding"), None);
+        assert_eq!(get("content-length"), Some("5"));
+        assert_eq!(get("x-route-target"), Some("service-a-canary"));
+        assert_eq!(get("x-bin"), Some("\u{fffd}"));
+        assert_eq!(copy.iter().filter(|(k, _)| k == "content-length").count(), 1);
+        assert_eq!(shadow_headers(&headers, 0).iter().filter(|(k, _)| k == "content-length").count(), 0);
+    }
+}

@@ -1,0 +1,133 @@
+//! Counters as Prometheus scrapes them from the real Envoy, and shadow
+//! copies reaching a real shadow listener.
+
+use std::time::{Duration, Instant};
+
+use super::envoy::{Envoy, EnvoyConfig};
+use super::http::Connection;
+
+/// The example's service-a route, plus a target with no cluster (Envoy
+/// answers 503) and a mirror.
+fn config(mirror_cluster: &str, percent: u32) -> String {
+    format!(
+        r#"{{
+  "routes": [
+    {{
+      "name": "service-a",
+      "hosts": ["a.example.com"],
+      "default": "service-a",
+      "rules": [
+        {{ "name": "beta", "match": [{{ "header": "foo", "exact": "bar" }}], "target": "service-a-canary" }},
+        {{ "name": "broken", "match": [{{ "header": "x-broken", "present": true }}], "target": "no-such-cluster" }}
+      ],
+      "mirror": {{ "cluster": "{mirror_cluster}", "percent": {percent} }}
+    }}
+  ]
+}}"#
+    )
+}
+
+fn start(mirror_cluster: &str, percent: u32) -> Envoy {
+    Envoy::start(
+        EnvoyConfig::from_repo("envoy/envoy.yaml").with_filter_config(&config(mirror_cluster, percent)),
+    )
+}
+
+#[test]
+fn prometheus_counts_requests_responses_and_rules_per_target_exactly() {
+    let envoy = start("service-a-shadow", 0);
+    let mut c = Connection::open(envoy.ingress_port()).unwrap();
+    for _ in 0..7 {
+        assert_eq!(c.get("a.example.com", "/", &[(b"foo", b"bar")]).unwrap().status, 200);
+    }
+    for _ in 0..5 {
+        assert_eq!(c.get("a.example.com", "/", &[]).unwrap().status, 200);
+    }
+    for _ in 0..3 {
+        assert_eq!(c.get("a.example.com", "/", &[(b"x-broken", b"1")]).unwrap().status, 503);
+    }
+    for _ in 0..2 {
+        assert_eq!(c.get("nowhere.test", "/", &[]).unwrap().status, 404);
+    }
+    let r = r#"route="service-a""#;
+    let canary = format!(r#"{r},target="service-a-canary""#);
+    let stable = format!(r#"{r},target="service-a""#);
+    let broken = format!(r#"{r},target="no-such-cluster""#);
+    assert_eq!(
+        envoy.sample(&format!("canary_router_requests_total{{{canary}}}")),
+        7,
+        "{}",
+        envoy.prometheus()
+    );
+    assert_eq!(envoy.sample(&format!("canary_router_requests_total{{{stable}}}")), 5);
+    assert_eq!(envoy.sample(&format!("canary_router_requests_total{{{broken}}}")), 3);
+    assert_eq!(envoy.sample(&format!(r#"canary_router_responses_total{{{canary},status_class="2xx"}}"#)), 7);
+    assert_eq!(envoy.sample(&format!(r#"canary_router_responses_total{{{stable},status_class="2xx"}}"#)), 5);
+    assert_eq!(envoy.sample(&format!(r#"canary_router_responses_total{{{broken},status_class="5xx"}}"#)), 3);
+    assert_eq!(envoy.sample(&format!(r#"canary_router_rule_hits_total{{{r},rule="beta"}}"#)), 7);
+    assert_eq!(envoy.sample(&format!(r#"canary_router_rule_hits_total{{{r},rule="broken"}}"#)), 3);
+    assert_eq!(envoy.sample(&format!("canary_router_default_total{{{r}}}")), 5);
+    assert_eq!(envoy.sample("canary_router_unrouted_total{}"), 2);
+    // Every VM loads the config: the main thread's (Envoy loads it there
+    // more than once) and each of the 2 workers'.
+    assert!(envoy.sample("canary_router_config_accepted_total{}") >= 3);
+    assert_eq!(envoy.sample("canary_router_config_rejected_total{}"), 0);
+}
+
+/// Waits until `done` holds or fails after 10 s.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn shadow_copies_reach_the_shadow_and_client_answers_are_unchanged() {
+    let envoy = start("service-a-shadow", 50);
+    let mut c = Connection::open(envoy.ingress_port()).unwrap();
+    let n = 400;
+    for i in 0..n {
+        let response = if i % 2 == 0 {
+            c.get("a.example.com", "/", &[]).unwrap()
+        } else {
+            c.get("a.example.com", "/", &[(b"foo", b"bar")]).unwrap()
+        };
+        assert_eq!(response.status, 200);
+        let want = if i % 2 == 0 { "service-a" } else { "service-a-canary" };
+        assert_eq!(response.body_text(), want, "a client saw the shadow's answer");
+    }
+    let sent_series = r#"canary_router_shadow_requests_total{route="service-a",cluster="service-a-shadow"}"#;
+    let received = "http.backend_service_a_shadow.downstream_rq_completed";
+    eventually("the shadow listener to receive every copy", || {
+        envoy.sample(sent_series) > 0 && envoy.stat(received) == Some(envoy.sample(sent_series))
+    });
+    let sent = envoy.sample(sent_series);
+    let share = sent as f64 * 100.0 / n as f64;
+    assert!((share - 50.0).abs() <= 8.0, "{sent} copies of {n} requests ({share:.1}%)");
+    assert_eq!(
+        envoy.sample(r#"canary_router_shadow_failures_total{route="service-a",cluster="service-a-shadow"}"#),
+        0
+    );
+}
+
+#[test]
+fn a_failing_shadow_never_fails_or_delays_the_live_request() {
+    let envoy = start("unreachable-shadow", 100);
+    let mut c = Connection::open(envoy.ingress_port()).unwrap();
+    let started = Instant::now();
+    for _ in 0..50 {
+        let response = c.get("a.example.com", "/", &[]).unwrap();
+        assert_eq!((response.status, response.body_text().as_str()), (200, "service-a"));
+    }
+    // 50 requests to a local direct_response take milliseconds; a shadow
+    // that waited for its unreachable cluster would add 250 ms each.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "live requests waited for the shadow: {:?}",
+        started.elapsed()
+    );
+    let failed = r#"canary_router_shadow_failures_total{route="service-a",cluster="unreachable-shadow"}"#;
+    eventually("every copy to be counted as failed", || envoy.sample(failed) == 50);
+}

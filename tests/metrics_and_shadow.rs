@@ -1,0 +1,216 @@
+//! Counters and traffic shadowing, through the built `.wasm` in the harness.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+use harness::{HeaderMap, Proxy, CONTINUE};
+
+const EXAMPLE: &str = include_str!("../examples/config.json");
+
+fn tagged(name: &str, tags: &[(&str, &str)]) -> String {
+    let mut out: String = tags.iter().map(|(k, v)| format!("{k}=.={v};.;")).collect();
+    out.push_str(name);
+    out
+}
+
+fn count(proxy: &Proxy, name: &str, tags: &[(&str, &str)]) -> u64 {
+    let full = tagged(name, tags);
+    proxy
+        .metric(&full)
+        .unwrap_or_else(|| panic!("metric {full} not defined; defined: {:#?}", proxy.metrics()))
+}
+
+fn respond(proxy: &mut Proxy, headers: &[(&str, &str)], status: &str) {
+    let request = HeaderMap::from_pairs(headers.iter().copied());
+    proxy.exchange(request, HeaderMap::from_pairs([(":status", status)]));
+}
+
+#[test]
+fn requests_are_counted_per_route_target_and_rule() {
+    let mut proxy = Proxy::configured(EXAMPLE);
+    let a = [(":authority", "a.example.com"), (":path", "/")];
+    for _ in 0..3 {
+        respond(&mut proxy, &[a[0], a[1], ("foo", "bar")], "200");
+    }
+    respond(&mut proxy, &[a[0], a[1], ("cookie", "foo=bar")], "200");
+    for _ in 0..2 {
+        respond(&mut proxy, &a, "200");
+    }
+    respond(&mut proxy, &[(":authority", "nowhere.test"), (":path", "/")], "404");
+
+    let route = ("route", "service-a");
+    assert_eq!(count(&proxy, "canary_router_requests_total", &[route, ("target", "service-a-canary")]), 4);
+    assert_eq!(count(&proxy, "canary_router_requests_total", &[route, ("target", "service-a")]), 2);
+    assert_eq!(count(&proxy, "canary_router_rule_hits_total", &[route, ("rule", "beta")]), 3);
+    assert_eq!(count(&proxy, "canary_router_rule_hits_total", &[route, ("rule", "rules[1]")]), 1);
+    assert_eq!(count(&proxy, "canary_router_rule_hits_total", &[route, ("rule", "rules[2]")]), 0);
+    assert_eq!(count(&proxy, "canary_router_default_total", &[route]), 2);
+    assert_eq!(count(&proxy, "canary_router_unrouted_total", &[]), 1);
+    assert_eq!(count(&proxy, "canary_router_config_accepted_total", &[]), 1);
+}
+
+#[test]
+fn responses_are_counted_by_status_class() {
+    let mut proxy = Proxy::configured(EXAMPLE);
+    let canary = [(":authority", "a.example.com"), (":path", "/"), ("foo", "bar")];
+    for status in ["200", "204", "503", "503", "404", "302"] {
+        respond(&mut proxy, &canary, status);
+    }
+    let tags = |class| [("route", "service-a"), ("target", "service-a-canary"), ("status_class", class)];
+    assert_eq!(count(&proxy, "canary_router_responses_total", &tags("2xx")), 2);
+    assert_eq!(count(&proxy, "canary_router_responses_total", &tags("5xx")), 2);
+    assert_eq!(count(&proxy, "canary_router_responses_total", &tags("4xx")), 1);
+    assert_eq!(count(&proxy, "canary_router_responses_total", &tags("3xx")), 1);
+    let stable = [("route", "service-a"), ("target", "service-a"), ("status_class", "5xx")];
+    assert_eq!(count(&proxy, "canary_router_responses_total", &stable), 0);
+}
+
+#[test]
+fn rejected_configs_are_counted() {
+    let mut proxy = Proxy::configured(EXAMPLE);
+    assert!(!proxy.configure("{}"));
+    assert!(!proxy.configure("[]"));
+    assert_eq!(count(&proxy, "canary_router_config_rejected_total", &[]), 2);
+    assert_eq!(count(&proxy, "canary_router_config_accepted_total", &[]), 1);
+}
+
+fn mirrored(percent: f64, extra: &str) -> String {
+    format!(
+        r#"{{"routes": [{{"name": "api", "hosts": ["api.test"], "default": "api-v1",
+            "rules": [{{"match": [{{"header": "x-beta", "present": true}}], "target": "api-v2"}}],
+            "mirror": {{"cluster": "api-v2-shadow", "percent": {percent}{extra}}}}}]}}"#
+    )
+}
+
+fn post(proxy: &mut Proxy, body: &[&[u8]]) -> harness::Exchange {
+    let request = HeaderMap::from_pairs([
+        (":authority", "api.test:8080"),
+        (":method", "POST"),
+        (":path", "/orders?id=7"),
+        ("content-type", "application/json"),
+        ("transfer-encoding", "chunked"),
+        ("x-route-target", "spoofed"),
+    ]);
+    proxy.exchange_with_body(request, body, HeaderMap::from_pairs([(":status", "201")]))
+}
+
+#[test]
+fn a_shadow_copy_carries_the_headers_and_body_and_its_answer_is_ignored() {
+    let mut proxy = Proxy::configured(&mirrored(100.0, r#", "timeoutMs": 250"#));
+    let exchange = post(&mut proxy, &[b"{\"item\":", b" 42}"]);
+    // The live request is untouched by the shadow and never paused.
+    assert_eq!(
+        (exchange.request_action, exchange.response.get(":status").as_deref()),
+        (CONTINUE, Some("201"))
+    );
+    assert_eq!(exchange.upstream.get(":authority").as_deref(), Some("api.test:8080"));
+    assert_eq!(exchange.target().as_deref(), Some("api-v1"));
+
+    assert!(proxy.http_calls().is_empty(), "the copy is sent by the root on its tick, not from the stream");
+    proxy.tick();
+    let calls = proxy.http_calls().to_vec();
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(call.upstream, "api-v2-shadow");
+    assert_eq!(call.context_id, harness::ROOT_CONTEXT_ID);
+    assert_eq!(call.timeout_ms, 250);
+    assert_eq!(call.body, b"{\"item\": 42}");
+    let h = &call.headers;
+    assert_eq!(h.get(":authority").as_deref(), Some("api.test-shadow:8080"));
+    assert_eq!(
+        (h.get(":method").as_deref(), h.get(":path").as_deref()),
+        (Some("POST"), Some("/orders?id=7"))
+    );
+    assert_eq!(h.get("content-type").as_deref(), Some("application/json"));
+    assert_eq!(h.get("content-length").as_deref(), Some("12"));
+    assert_eq!(h.get("transfer-encoding"), None);
+    assert_eq!(
+        h.get_all("x-route-target"),
+        vec!["api-v1"],
+        "the copy carries the decision, not the client's header"
+    );
+
+    proxy.answer_http_call(call.token, Some(200));
+    let tags = [("route", "api"), ("cluster", "api-v2-shadow")];
+    assert_eq!(count(&proxy, "canary_router_shadow_requests_total", &tags), 1);
+    assert_eq!(count(&proxy, "canary_router_shadow_failures_total", &tags), 0);
+}
+
+#[test]
+fn the_mirror_percent_holds_over_many_requests() {
+    let mut proxy = Proxy::configured(&mirrored(10.0, ""));
+    let n = 5_000;
+    for i in 0..n {
+        proxy.send(&[(":authority", "api.test"), (":method", "GET"), (":path", "/")]);
+        if i % 500 == 0 {
+            proxy.tick();
+        }
+    }
+    proxy.tick();
+    let sent = proxy.http_calls().len() as f64;
+    assert!((sent / n as f64 * 100.0 - 10.0).abs() < 1.5, "{sent} copies of {n}");
+    let tags = [("route", "api"), ("cluster", "api-v2-shadow")];
+    assert_eq!(count(&proxy, "canary_router_shadow_requests_total", &tags), sent as u64);
+}
+
+#[test]
+fn failed_shadows_are_counted_and_never_touch_the_live_request() {
+    let mut proxy = Proxy::configured(&mirrored(100.0, ""));
+    let tags = [("route", "api"), ("cluster", "api-v2-shadow")];
+    // The shadow answers 503, then not at all (reset or timeout).
+    for _ in 0..2 {
+        post(&mut proxy, &[b"x"]);
+    }
+    proxy.tick();
+    let tokens: Vec<u32> = proxy.http_calls().iter().map(|c| c.token).collect();
+    proxy.answer_http_call(tokens[0], Some(503));
+    proxy.answer_http_call(tokens[1], None);
+    assert_eq!(count(&proxy, "canary_router_shadow_failures_total", &tags), 2);
+
+    // The cluster does not exist: the dispatch itself fails.
+    proxy.set_clusters(&["something-else"]);
+    let exchange = post(&mut proxy, &[b"x"]);
+    assert_eq!(exchange.response.get(":status").as_deref(), Some("201"));
+    proxy.tick();
+    assert!(proxy.http_calls().is_empty());
+    assert_eq!(count(&proxy, "canary_router_shadow_failures_total", &tags), 3);
+    assert_eq!(count(&proxy, "canary_router_shadow_requests_total", &tags), 2);
+}
+
+#[test]
+fn bodies_over_the_limit_are_not_copied_but_counted() {
+    let mut proxy = Proxy::configured(&mirrored(100.0, r#", "maxBodyBytes": 10"#));
+    let exchange = post(&mut proxy, &[b"0123456", b"789ab"]);
+    assert_eq!(exchange.request_action, CONTINUE);
+    proxy.tick();
+    assert!(proxy.http_calls().is_empty());
+    assert_eq!(
+        count(
+            &proxy,
+            "canary_router_shadow_skipped_total",
+            &[("route", "api"), ("cluster", "api-v2-shadow")]
+        ),
+        1
+    );
+    post(&mut proxy, &[b"0123456789"]);
+    proxy.tick();
+    assert_eq!(proxy.http_calls().len(), 1, "exactly the limit is copied");
+}
+
+#[test]
+fn a_shadow_that_cannot_keep_up_is_shed_not_buffered() {
+    let mut proxy = Proxy::configured(&mirrored(100.0, ""));
+    for _ in 0..1_100 {
+        proxy.send(&[(":authority", "api.test"), (":method", "GET"), (":path", "/")]);
+    }
+    proxy.tick();
+    assert_eq!(proxy.http_calls().len(), 1_024);
+    assert_eq!(
+        count(
+            &proxy,
+            "canary_router_shadow_skipped_total",
+            &[("route", "api"), ("cluster", "api-v2-shadow")]
+        ),
+        76
+    );
+}
