@@ -79,7 +79,7 @@ oci: build
 
 # The built .wasm in the wasmtime proxy-wasm host (tests/harness/).
 harness: build
-	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test cli
+	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test progressive --test cli
 
 # The built .wasm in the real Envoy (tests/e2e/).
 e2e: build envoy
@@ -88,7 +88,7 @@ e2e: build envoy
 test: lint build envoy validate
 	cargo test --lib --test readme --test istio_manifests
 	python3 -m unittest discover -s tests/oci
-	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test cli
+	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test progressive --test cli
 	cargo test --test e2e
 
 size: build

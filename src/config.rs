@@ -15,7 +15,8 @@ use crate::matcher::{Condition, Test};
 use crate::mirror::{Mirror, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS};
 use crate::request::Source;
 use crate::router::{Action, Route, Router, Rule};
-use crate::split::Split;
+use crate::split::{AssignCookie, Rollback, Split};
+use crate::time;
 
 pub const DEFAULT_TARGET_HEADER: &str = "x-route-target";
 
@@ -84,6 +85,37 @@ pub struct RawSplit {
     pub weights: Vec<RawWeight>,
     pub sticky_by: Option<RawSticky>,
     pub salt: Option<String>,
+    pub ramp: Option<RawRamp>,
+    pub assign_cookie: Option<RawAssignCookie>,
+    pub rollback: Option<RawRollback>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRamp {
+    pub target: String,
+    pub start: String,
+    pub every: String,
+    pub steps: Vec<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAssignCookie {
+    pub name: String,
+    pub max_age: Option<f64>,
+    pub path: Option<String>,
+    pub secure: Option<bool>,
+    pub http_only: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRollback {
+    pub target: String,
+    pub max_error_rate: f64,
+    pub min_requests: f64,
+    pub window: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,6 +169,7 @@ pub fn compile(raw: RawConfig) -> Result<Router, ConfigError> {
         return Err(ConfigError::new("routes", "must list at least one route"));
     }
     let mut names = HashSet::new();
+    let mut splits = 0;
     let mut routes = Vec::with_capacity(raw.routes.len());
     for (i, route) in raw.routes.into_iter().enumerate() {
         let at = format!("routes[{i}]");
@@ -146,12 +179,12 @@ pub fn compile(raw: RawConfig) -> Result<Router, ConfigError> {
                 format!("duplicate route name `{}`", route.name),
             ));
         }
-        routes.push(compile_route(route, &at)?);
+        routes.push(compile_route(route, &at, &mut splits)?);
     }
-    Ok(Router { target_header, routes })
+    Ok(Router { target_header, routes, split_count: splits })
 }
 
-fn compile_route(raw: RawRoute, at: &str) -> Result<Route, ConfigError> {
+fn compile_route(raw: RawRoute, at: &str, splits: &mut usize) -> Result<Route, ConfigError> {
     if raw.name.trim().is_empty() {
         return Err(ConfigError::new(format!("{at}.name"), "must not be empty"));
     }
@@ -187,7 +220,7 @@ fn compile_route(raw: RawRoute, at: &str) -> Result<Route, ConfigError> {
         .unwrap_or_default()
         .into_iter()
         .enumerate()
-        .map(|(r, rule)| compile_rule(rule, &format!("{at}.rules[{r}]"), r, &raw.name))
+        .map(|(r, rule)| compile_rule(rule, &format!("{at}.rules[{r}]"), r, &raw.name, splits))
         .collect::<Result<_, _>>()?;
     let mirror = raw.mirror.map(|m| compile_mirror(m, &format!("{at}.mirror"))).transpose()?;
     Ok(Route { name: raw.name, hosts, path_prefix, default: raw.default, rules, mirror })
@@ -224,7 +257,13 @@ fn whole(value: Option<f64>, min: f64, max: f64, at: &str) -> Result<Option<f64>
     }
 }
 
-fn compile_rule(raw: RawRule, at: &str, index: usize, route_name: &str) -> Result<Rule, ConfigError> {
+fn compile_rule(
+    raw: RawRule,
+    at: &str,
+    index: usize,
+    route_name: &str,
+    splits: &mut usize,
+) -> Result<Rule, ConfigError> {
     let label = match raw.name {
         Some(name) if name.trim().is_empty() => {
             return Err(ConfigError::new(format!("{at}.name"), "must not be empty (omit it instead)"))
@@ -244,7 +283,12 @@ fn compile_rule(raw: RawRule, at: &str, index: usize, route_name: &str) -> Resul
             check_target(&target).map_err(|m| ConfigError::new(format!("{at}.target"), m))?;
             Action::Target(target)
         }
-        (None, Some(split)) => Action::Split(compile_split(split, &format!("{at}.split"), route_name)?),
+        (None, Some(split)) => {
+            let mut split = compile_split(split, &format!("{at}.split"), route_name)?;
+            split.id = *splits;
+            *splits += 1;
+            Action::Split(Box::new(split))
+        }
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(at, "has both `target` and `split`; a rule needs exactly one"))
         }
@@ -336,7 +380,143 @@ fn compile_split(raw: RawSplit, at: &str, route_name: &str) -> Result<Split, Con
         }
     };
     let salt = raw.salt.unwrap_or_else(|| route_name.to_string()).into_bytes();
-    Ok(Split::new(weighted, sticky_by, salt))
+    let others_weigh = |except: &str| weighted.iter().any(|(t, w)| t != except && *w > 0.0);
+    let ramp = match raw.ramp {
+        None => None,
+        Some(ramp) => {
+            let here = format!("{at}.ramp");
+            if weighted.first().map(|(t, _)| t.as_str()) != Some(ramp.target.as_str()) {
+                return Err(ConfigError::new(
+                    format!("{here}.target"),
+                    format!(
+                        "`{}` must be the split's first target, so that each step only moves users onto it",
+                        ramp.target
+                    ),
+                ));
+            }
+            let start =
+                time::parse_rfc3339(&ramp.start).map_err(|m| ConfigError::new(format!("{here}.start"), m))?;
+            let every = time::parse_duration(&ramp.every)
+                .map_err(|m| ConfigError::new(format!("{here}.every"), m))?;
+            if every == 0 {
+                return Err(ConfigError::new(format!("{here}.every"), "must be longer than 0"));
+            }
+            if ramp.steps.is_empty() {
+                return Err(ConfigError::new(format!("{here}.steps"), "must list at least one step"));
+            }
+            for (i, step) in ramp.steps.iter().enumerate() {
+                if !(0.0..=100.0).contains(step) {
+                    return Err(ConfigError::new(
+                        format!("{here}.steps[{i}]"),
+                        format!("must be a percentage from 0 to 100, got {step}"),
+                    ));
+                }
+                if i > 0 && *step < ramp.steps[i - 1] {
+                    return Err(ConfigError::new(
+                        format!("{here}.steps[{i}]"),
+                        format!("{step} is below the step before it: a ramp only goes up (roll back with `rollback` or a config change)"),
+                    ));
+                }
+            }
+            if ramp.steps.iter().any(|s| *s < 100.0) && !others_weigh(&ramp.target) {
+                return Err(ConfigError::new(
+                    format!("{at}.weights"),
+                    "the targets after the ramped one need weight to share the rest of the traffic",
+                ));
+            }
+            Some((start, every, ramp.steps))
+        }
+    };
+    let assign = match raw.assign_cookie {
+        None => None,
+        Some(cookie) => {
+            let here = format!("{at}.assignCookie");
+            if cookie.name.is_empty() || !cookie.name.bytes().all(is_token_byte) {
+                return Err(ConfigError::new(
+                    format!("{here}.name"),
+                    format!("`{}` is not a valid cookie name", cookie.name),
+                ));
+            }
+            let max_age = whole(cookie.max_age, 0.0, 1e12, &format!("{here}.maxAge"))?.map(|v| v as u64);
+            if let Some(path) = &cookie.path {
+                if !path.starts_with('/') || path.bytes().any(|b| b == b';' || !b.is_ascii_graphic()) {
+                    return Err(ConfigError::new(
+                        format!("{here}.path"),
+                        format!("`{path}` must start with `/` and hold no `;` or spaces"),
+                    ));
+                }
+            }
+            if let Some((t, _)) =
+                weighted.iter().find(|(t, _)| t.bytes().any(|b| matches!(b, b';' | b',' | b'"' | b'\\')))
+            {
+                return Err(ConfigError::new(
+                    format!("{at}.weights"),
+                    format!("target `{t}` cannot be a cookie value (no `;`, `,`, `\"` or `\\`)"),
+                ));
+            }
+            Some(AssignCookie {
+                name: cookie.name,
+                max_age,
+                path: cookie.path,
+                secure: cookie.secure.unwrap_or(false),
+                http_only: cookie.http_only.unwrap_or(false),
+            })
+        }
+    };
+    let rollback = match raw.rollback {
+        None => None,
+        Some(rollback) => {
+            let here = format!("{at}.rollback");
+            if !weighted.iter().any(|(t, _)| *t == rollback.target) {
+                return Err(ConfigError::new(
+                    format!("{here}.target"),
+                    format!("`{}` is not one of the split's targets", rollback.target),
+                ));
+            }
+            if !others_weigh(&rollback.target) {
+                return Err(ConfigError::new(
+                    format!("{at}.weights"),
+                    format!(
+                        "the targets other than `{}` need weight to take the traffic back",
+                        rollback.target
+                    ),
+                ));
+            }
+            if !(rollback.max_error_rate > 0.0 && rollback.max_error_rate < 1.0) {
+                return Err(ConfigError::new(
+                    format!("{here}.maxErrorRate"),
+                    format!(
+                        "must be a fraction between 0 and 1 (0.05 is 5%), got {}",
+                        rollback.max_error_rate
+                    ),
+                ));
+            }
+            let min_requests = whole(Some(rollback.min_requests), 1.0, 1e12, &format!("{here}.minRequests"))?
+                .unwrap_or(1.0) as u64;
+            let window = time::parse_duration(&rollback.window)
+                .map_err(|m| ConfigError::new(format!("{here}.window"), m))?;
+            if window < 1_000 {
+                return Err(ConfigError::new(format!("{here}.window"), "must be at least 1s"));
+            }
+            Some(Rollback {
+                target: rollback.target,
+                max_error_rate: rollback.max_error_rate,
+                min_requests,
+                window_ms: window,
+            })
+        }
+    };
+    let mut split = Split::new(weighted, sticky_by, salt);
+    if let Some((start, every, steps)) = ramp {
+        split = split.with_ramp(start, every, steps);
+    }
+    if let Some(assign) = assign {
+        split = split.with_assign_cookie(assign);
+    }
+    if let Some(rollback) = rollback {
+        split = split.with_rollback(rollback);
+    }
+    Ok(split)
 }
 
 /// Builds a source, checking its key. Header names are stored lower-case.

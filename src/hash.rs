@@ -35,6 +35,12 @@ fn fmix64(mut k: u64) -> u64 {
     k
 }
 
+/// A 64-bit fingerprint of some bytes (the same hash, without the bucket
+/// reduction): names a config's state in the proxy's shared data.
+pub fn fingerprint(bytes: &[u8]) -> u64 {
+    fmix64(fnv1a64(&[bytes]))
+}
+
 /// The bucket in `0..BUCKETS` of a sticky key under a salt.
 pub fn sticky_bucket(salt: &[u8], key: &[u8]) -> u32 {
     // The remainder is < 1,000,000, so the narrowing cannot truncate.

@@ -253,3 +253,102 @@ pub fn set_tick_period_ms(period: u32) {
         proxy_set_tick_period_milliseconds(period);
     }
 }
+
+const METRIC_GAUGE: u32 = 1;
+const STATUS_CAS_MISMATCH: u32 = 8;
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+    fn proxy_add_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
+}
+
+/// The host's wall clock in milliseconds since the Unix epoch (0 if the
+/// host cannot say, which only keeps ramps before their start).
+pub fn now_ms() -> u64 {
+    let mut nanos = 0;
+    // SAFETY: the host writes one u64.
+    match unsafe { proxy_get_current_time_nanoseconds(&mut nanos) } {
+        STATUS_OK => nanos / 1_000_000,
+        _ => 0,
+    }
+}
+
+pub fn define_gauge(name: &str) -> Result<u32, Status> {
+    let mut id = 0;
+    // SAFETY: the slice outlives the call; the host writes one u32.
+    match unsafe { proxy_define_metric(METRIC_GAUGE, name.as_ptr(), name.len(), &mut id) } {
+        STATUS_OK => Ok(id),
+        status => Err(Status(status)),
+    }
+}
+
+pub fn record(id: u32, value: u64) {
+    // SAFETY: plain values.
+    unsafe {
+        proxy_record_metric(id, value);
+    }
+}
+
+/// Adds a response header (in the response-headers callback).
+pub fn add_response_header(name: &str, value: &str) -> Result<(), Status> {
+    // SAFETY: both slices outlive the call; the host copies them.
+    let status = unsafe {
+        proxy_add_header_map_value(RESPONSE_HEADERS, name.as_ptr(), name.len(), value.as_ptr(), value.len())
+    };
+    if status == STATUS_OK {
+        Ok(())
+    } else {
+        Err(Status(status))
+    }
+}
+
+/// A value shared by every VM of this plugin, and its compare-and-swap tag.
+pub fn shared_data(key: &str) -> Option<(Vec<u8>, u32)> {
+    let mut data = null_mut();
+    let mut size = 0;
+    let mut cas = 0;
+    // SAFETY: the host writes a pointer/size pair it allocated for us, and a u32.
+    match unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) } {
+        STATUS_OK => Some((unsafe { take_host_buffer(data, size) }, cas)),
+        _ => None,
+    }
+}
+
+/// Outcome of a compare-and-swap write.
+pub enum SharedWrite {
+    Written,
+    /// Another VM wrote first: read again and retry.
+    Conflict,
+    Failed,
+}
+
+pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> SharedWrite {
+    // SAFETY: both slices outlive the call; the host copies them.
+    match unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) } {
+        STATUS_OK => SharedWrite::Written,
+        STATUS_CAS_MISMATCH => SharedWrite::Conflict,
+        _ => SharedWrite::Failed,
+    }
+}

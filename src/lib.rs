@@ -8,6 +8,7 @@
 pub mod config;
 pub mod cookie;
 pub mod error;
+pub mod error_window;
 pub mod hash;
 pub mod header_map;
 pub mod host_pattern;
@@ -19,6 +20,7 @@ pub mod request;
 pub mod rng;
 pub mod router;
 pub mod split;
+pub mod time;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;

@@ -17,6 +17,8 @@ pub const SHADOW_FAILED: &str = "canary_router_shadow_failures_total";
 pub const SHADOW_SKIPPED: &str = "canary_router_shadow_skipped_total";
 pub const CONFIG_ACCEPTED: &str = "canary_router_config_accepted_total";
 pub const CONFIG_REJECTED: &str = "canary_router_config_rejected_total";
+/// A gauge: 1 while a split's rollback is in force.
+pub const ROLLED_BACK: &str = "canary_router_rolled_back";
 
 /// The tag names, for the proxy's tag extraction config.
 pub const TAGS: &[&str] = &["route", "target", "rule", "status_class", "cluster"];

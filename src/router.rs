@@ -6,13 +6,15 @@ use crate::host_pattern::{host_of, HostPattern};
 use crate::matcher::Condition;
 use crate::mirror::Mirror;
 use crate::request::Request;
-use crate::split::{Choice, Split};
+use crate::split::{AssignCookie, Choice, Moment, Split};
 
 /// A compiled config. Built once per configure, shared by every request.
 #[derive(Debug, Clone)]
 pub struct Router {
     pub target_header: String,
     pub routes: Vec<Route>,
+    /// How many splits the routes hold (`Split::id` is below this).
+    pub split_count: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -39,7 +41,7 @@ pub struct Rule {
 #[derive(Debug, Clone)]
 pub enum Action {
     Target(String),
-    Split(Split),
+    Split(Box<Split>),
 }
 
 /// Why a target was chosen.
@@ -54,7 +56,7 @@ pub enum Reason {
 }
 
 /// The outcome for a request that matched a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Decision<'r> {
     pub route: &'r str,
     /// The route's position in `Router::routes`.
@@ -65,17 +67,22 @@ pub struct Decision<'r> {
     pub rule_index: Option<usize>,
     pub target: &'r str,
     pub reason: Reason,
+    /// Set when the response must carry this split's assignment cookie.
+    pub assign_cookie: Option<&'r AssignCookie>,
+    /// The split that decided, if one did.
+    pub split: Option<&'r Split>,
 }
 
 impl Router {
-    /// Routes a request. `roll` (uniform in `0..1_000_000`) decides
-    /// non-sticky splits. `None`: no route applies to this request.
+    /// Routes a request. The moment supplies what is not in the request:
+    /// the random roll for non-sticky splits, the time for ramps, and which
+    /// splits are rolled back. `None`: no route applies to this request.
     ///
     /// Among the routes that apply, the one whose host matched most
     /// specifically wins, as Envoy picks virtual hosts (`b.example.com`
     /// beats `*.example.com` beats omitted `hosts`); ties go to the first
     /// listed.
-    pub fn decide<'r>(&'r self, request: &Request<'_>, roll: u32) -> Option<Decision<'r>> {
+    pub fn decide<'r>(&'r self, request: &Request<'_>, moment: &Moment<'_>) -> Option<Decision<'r>> {
         let host = host_of(request.authority());
         let mut best: Option<(usize, usize)> = None;
         for (index, route) in self.routes.iter().enumerate() {
@@ -91,13 +98,15 @@ impl Router {
             if !rule.conditions.iter().all(|c| c.holds(request)) {
                 continue;
             }
-            let (target, reason) = match &rule.action {
-                Action::Target(target) => (target.as_str(), Reason::Matched),
+            let (target, reason, split) = match &rule.action {
+                Action::Target(target) => (target.as_str(), Reason::Matched, None),
                 Action::Split(split) => {
-                    let (target, choice) = split.choose(request, roll);
-                    (target, Reason::Split(choice))
+                    let (target, choice) = split.choose(request, moment);
+                    (target, Reason::Split(choice), Some(split.as_ref()))
                 }
             };
+            let assign_cookie =
+                split.and_then(Split::assign_cookie).filter(|_| reason != Reason::Split(Choice::Cookie));
             return Some(Decision {
                 route: &route.name,
                 route_index,
@@ -105,6 +114,8 @@ impl Router {
                 rule_index: Some(rule_index),
                 target,
                 reason,
+                assign_cookie,
+                split,
             });
         }
         Some(Decision {
@@ -114,6 +125,8 @@ impl Router {
             rule_index: None,
             target: &route.default,
             reason: Reason::Default,
+            assign_cookie: None,
+            split: None,
         })
     }
 }
@@ -141,6 +154,7 @@ impl fmt::Display for Reason {
             Reason::Matched => f.write_str("match"),
             Reason::Split(Choice::Sticky { bucket }) => write!(f, "split sticky bucket={bucket}"),
             Reason::Split(Choice::Random { roll }) => write!(f, "split random roll={roll}"),
+            Reason::Split(Choice::Cookie) => f.write_str("split assignment cookie"),
         }
     }
 }
@@ -174,7 +188,7 @@ mod tests {
     ) -> Option<(String, Option<String>, Reason)> {
         let pairs = headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
         router
-            .decide(&Request::new(pairs), roll)
+            .decide(&Request::new(pairs), &Moment::roll(roll))
             .map(|d| (d.target.to_string(), d.rule.map(str::to_string), d.reason))
     }
 
@@ -286,7 +300,7 @@ mod tests {
         let r = example();
         let pairs = vec![(&b":authority"[..], &b"a.example.com"[..]), (b":path", b"/"), (b"foo", b"bar")];
         let request = Request::new(pairs);
-        let decision = r.decide(&request, 0).unwrap();
+        let decision = r.decide(&request, &Moment::roll(0)).unwrap();
         assert_eq!(decision.to_string(), "route=service-a rule=beta target=service-a-canary reason=match");
     }
 }

@@ -16,6 +16,92 @@ pub struct Split {
     bounds: Vec<u32>,
     sticky_by: Option<Source>,
     salt: Vec<u8>,
+    /// This split's position among all splits of its config, where the
+    /// proxy keeps its rollback state.
+    pub id: usize,
+    ramp: Option<Ramp>,
+    assign_cookie: Option<AssignCookie>,
+    rollback: Option<Rollback>,
+    /// The bounds once rolled back: the rollback target's weight set to 0.
+    rolled_back_bounds: Vec<u32>,
+}
+
+/// A split's `ramp`: the first target's percentage over time.
+#[derive(Debug, Clone)]
+pub struct Ramp {
+    pub target: String,
+    pub start_ms: u64,
+    pub every_ms: u64,
+    pub steps: Vec<f64>,
+    /// Bounds for each step, computed once.
+    step_bounds: Vec<Vec<u32>>,
+}
+
+impl Ramp {
+    /// The step in force at `now_ms`; `None` before `start`.
+    pub fn step_at(&self, now_ms: u64) -> Option<usize> {
+        let elapsed = now_ms.checked_sub(self.start_ms)?;
+        let step = usize::try_from(elapsed / self.every_ms.max(1)).unwrap_or(usize::MAX);
+        Some(step.min(self.steps.len().saturating_sub(1)))
+    }
+}
+
+/// A split's `assignCookie`: remember each user's target in a cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignCookie {
+    pub name: String,
+    pub max_age: Option<u64>,
+    pub path: Option<String>,
+    pub secure: bool,
+    pub http_only: bool,
+}
+
+impl AssignCookie {
+    /// The `Set-Cookie` value assigning `target`.
+    pub fn set_cookie(&self, target: &str) -> String {
+        let mut value = format!("{}={target}", self.name);
+        if let Some(max_age) = self.max_age {
+            value += &format!("; Max-Age={max_age}");
+        }
+        if let Some(path) = &self.path {
+            value += &format!("; Path={path}");
+        }
+        if self.secure {
+            value += "; Secure";
+        }
+        if self.http_only {
+            value += "; HttpOnly";
+        }
+        value
+    }
+}
+
+/// A split's `rollback`: when to give up on a target by itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollback {
+    pub target: String,
+    pub max_error_rate: f64,
+    pub min_requests: u64,
+    pub window_ms: u64,
+}
+
+/// What a decision needs besides the request, all supplied by the caller so
+/// decisions stay deterministic: a random roll, the time, and which splits
+/// (by `Split::id`) the proxy has rolled back.
+#[derive(Debug, Clone, Copy)]
+pub struct Moment<'a> {
+    /// Uniform in `0..1_000_000`: decides non-sticky splits.
+    pub roll: u32,
+    /// Milliseconds since the Unix epoch: moves ramps.
+    pub now_ms: u64,
+    pub rolled_back: &'a [bool],
+}
+
+impl Moment<'static> {
+    /// A moment with only a roll: time 0 (before any ramp), nothing rolled back.
+    pub fn roll(roll: u32) -> Self {
+        Moment { roll, now_ms: 0, rolled_back: &[] }
+    }
 }
 
 /// How a split chose.
@@ -25,45 +111,147 @@ pub enum Choice {
     Sticky { bucket: u32 },
     /// By the request's random roll (no sticky key configured or sent).
     Random { roll: u32 },
+    /// By the request's assignment cookie.
+    Cookie,
+}
+
+/// Cumulative parts-per-million bounds of some weights.
+fn bounds_of(weights: &[f64]) -> Vec<u32> {
+    let total: f64 = weights.iter().sum();
+    let mut cumulative = 0.0;
+    let mut bounds = Vec::with_capacity(weights.len());
+    for weight in weights {
+        cumulative += weight;
+        let bound = if total > 0.0 { (cumulative / total * f64::from(BUCKETS)).round() } else { 0.0 };
+        // `as` saturates; the min keeps float rounding inside the space.
+        bounds.push((bound as u32).min(BUCKETS));
+    }
+    if let Some(last) = bounds.last_mut() {
+        *last = BUCKETS;
+    }
+    bounds
+}
+
+/// The weights with the first target at `percent` and the rest sharing
+/// `100 - percent` in proportion to their own weights.
+fn ramped(weights: &[f64], percent: f64) -> Vec<f64> {
+    let others: f64 = weights.iter().skip(1).sum();
+    let mut out = vec![percent];
+    out.extend(
+        weights.iter().skip(1).map(|w| if others > 0.0 { (100.0 - percent) * w / others } else { 0.0 }),
+    );
+    out
 }
 
 impl Split {
     /// Builds a split from validated weights: non-negative, finite, sum > 0.
     pub fn new(weighted: Vec<(String, f64)>, sticky_by: Option<Source>, salt: Vec<u8>) -> Self {
-        let total: f64 = weighted.iter().map(|(_, w)| w).sum();
-        let mut cumulative = 0.0;
-        let mut bounds = Vec::with_capacity(weighted.len());
-        for (_, weight) in &weighted {
-            cumulative += weight;
-            let bound = (cumulative / total * f64::from(BUCKETS)).round();
-            // `as` saturates; the min keeps float rounding inside the space.
-            bounds.push((bound as u32).min(BUCKETS));
+        let (targets, weights): (Vec<String>, Vec<f64>) = weighted.into_iter().unzip();
+        let bounds = bounds_of(&weights);
+        Split {
+            targets,
+            weights,
+            rolled_back_bounds: bounds.clone(),
+            bounds,
+            sticky_by,
+            salt,
+            id: 0,
+            ramp: None,
+            assign_cookie: None,
+            rollback: None,
         }
-        if let Some(last) = bounds.last_mut() {
-            *last = BUCKETS;
-        }
-        let (targets, weights) = weighted.into_iter().unzip();
-        Split { targets, weights, bounds, sticky_by, salt }
     }
 
-    /// The index of the target owning `bucket`.
+    /// Adds a ramp of the first target (validated: it is the first target).
+    pub fn with_ramp(mut self, start_ms: u64, every_ms: u64, steps: Vec<f64>) -> Self {
+        let step_bounds = steps.iter().map(|&p| bounds_of(&ramped(&self.weights, p))).collect();
+        let target = self.targets.first().cloned().unwrap_or_default();
+        self.ramp = Some(Ramp { target, start_ms, every_ms, steps, step_bounds });
+        self
+    }
+
+    pub fn with_assign_cookie(mut self, cookie: AssignCookie) -> Self {
+        self.assign_cookie = Some(cookie);
+        self
+    }
+
+    /// Adds a rollback of `target` (validated: one of the targets, and the
+    /// others have weight).
+    pub fn with_rollback(mut self, rollback: Rollback) -> Self {
+        let without: Vec<f64> = self
+            .targets
+            .iter()
+            .zip(&self.weights)
+            .map(|(t, w)| if *t == rollback.target { 0.0 } else { *w })
+            .collect();
+        self.rolled_back_bounds = bounds_of(&without);
+        self.rollback = Some(rollback);
+        self
+    }
+
+    /// The bounds in force at this moment.
+    fn current_bounds(&self, moment: &Moment<'_>) -> &[u32] {
+        if self.rollback.is_some() && moment.rolled_back.get(self.id).copied().unwrap_or(false) {
+            return &self.rolled_back_bounds;
+        }
+        if let Some(ramp) = &self.ramp {
+            if let Some(step) = ramp.step_at(moment.now_ms) {
+                if let Some(bounds) = ramp.step_bounds.get(step) {
+                    return bounds;
+                }
+            }
+        }
+        &self.bounds
+    }
+
+    /// Each target's share in percent at this moment.
+    pub fn current_percents(&self, moment: &Moment<'_>) -> Vec<f64> {
+        let mut previous = 0;
+        self.current_bounds(moment)
+            .iter()
+            .map(|&bound| {
+                let share = f64::from(bound - previous.min(bound)) / f64::from(BUCKETS) * 100.0;
+                previous = bound;
+                share
+            })
+            .collect()
+    }
+
+    /// The index of the target owning `bucket` under these bounds.
+    fn pick_in(&self, bounds: &[u32], bucket: u32) -> usize {
+        bounds.partition_point(|&bound| bound <= bucket).min(self.targets.len().saturating_sub(1))
+    }
+
+    /// The index of the target owning `bucket` under the listed weights.
     pub fn pick(&self, bucket: u32) -> usize {
-        self.bounds.partition_point(|&bound| bound <= bucket).min(self.targets.len().saturating_sub(1))
+        self.pick_in(&self.bounds, bucket)
     }
 
-    /// Chooses a target for a request: by its sticky key when configured and
-    /// sent (non-empty), else by `roll`.
-    pub fn choose(&self, request: &Request<'_>, roll: u32) -> (&str, Choice) {
+    /// Chooses a target for a request: by a valid assignment cookie, then by
+    /// its sticky key when configured and sent (non-empty), else by the roll.
+    pub fn choose(&self, request: &Request<'_>, moment: &Moment<'_>) -> (&str, Choice) {
+        let bounds = self.current_bounds(moment);
+        if let Some(assign) = &self.assign_cookie {
+            if let Some(value) = request.first_value(&Source::Cookie(assign.name.as_bytes().to_vec())) {
+                let has_weight = |i: usize| bounds[i] > if i == 0 { 0 } else { bounds[i - 1] };
+                if let Some(i) = self.targets.iter().position(|t| t.as_bytes() == value.as_slice()) {
+                    if has_weight(i) {
+                        return (&self.targets[i], Choice::Cookie);
+                    }
+                }
+            }
+        }
         let sticky = self.sticky_by.as_ref().and_then(|source| request.first_value(source));
         let choice = match sticky {
             Some(key) => Choice::Sticky { bucket: sticky_bucket(&self.salt, &key) },
-            None => Choice::Random { roll: roll % BUCKETS },
+            None => Choice::Random { roll: moment.roll % BUCKETS },
         };
         let bucket = match choice {
             Choice::Sticky { bucket } => bucket,
             Choice::Random { roll } => roll,
+            Choice::Cookie => 0,
         };
-        let target = self.targets.get(self.pick(bucket)).map_or("", String::as_str);
+        let target = self.targets.get(self.pick_in(bounds, bucket)).map_or("", String::as_str);
         (target, choice)
     }
 
@@ -81,6 +269,18 @@ impl Split {
 
     pub fn salt(&self) -> &[u8] {
         &self.salt
+    }
+
+    pub fn ramp(&self) -> Option<&Ramp> {
+        self.ramp.as_ref()
+    }
+
+    pub fn assign_cookie(&self) -> Option<&AssignCookie> {
+        self.assign_cookie.as_ref()
+    }
+
+    pub fn rollback(&self) -> Option<&Rollback> {
+        self.rollback.as_ref()
     }
 }
 
@@ -146,7 +346,7 @@ mod tests {
             for id in 0..100_000 {
                 let cookie = format!("uid=user-{id}");
                 let req = Request::new(vec![(b"cookie", cookie.as_bytes())]);
-                let (target, choice) = s.choose(&req, 0);
+                let (target, choice) = s.choose(&req, &Moment::roll(0));
                 assert!(matches!(choice, Choice::Sticky { .. }));
                 counts[target[1..].parse::<usize>().unwrap()] += 1;
             }
@@ -163,7 +363,9 @@ mod tests {
             let s = split(&[first, 100.0 - first]);
             let now: Vec<String> = ids
                 .iter()
-                .map(|c| s.choose(&Request::new(vec![(b"cookie", c.as_bytes())]), 0).0.to_string())
+                .map(|c| {
+                    s.choose(&Request::new(vec![(b"cookie", c.as_bytes())]), &Moment::roll(0)).0.to_string()
+                })
                 .collect();
             if let Some(before) = previous {
                 for (b, n) in before.iter().zip(&now) {
@@ -178,17 +380,17 @@ mod tests {
     fn without_a_sticky_key_the_roll_decides() {
         let s = split(&[20.0, 80.0]);
         let req = Request::new(vec![]);
-        assert_eq!(s.choose(&req, 199_999), ("t0", Choice::Random { roll: 199_999 }));
-        assert_eq!(s.choose(&req, 200_000), ("t1", Choice::Random { roll: 200_000 }));
+        assert_eq!(s.choose(&req, &Moment::roll(199_999)), ("t0", Choice::Random { roll: 199_999 }));
+        assert_eq!(s.choose(&req, &Moment::roll(200_000)), ("t1", Choice::Random { roll: 200_000 }));
     }
 
     #[test]
     fn the_same_sticky_id_always_gets_the_same_target() {
         let s = split(&[20.0, 80.0]);
         let req = Request::new(vec![(b"cookie", b"uid=alice")]);
-        let first = s.choose(&req, 0);
+        let first = s.choose(&req, &Moment::roll(0));
         for roll in [1, 500_000, 999_999] {
-            assert_eq!(s.choose(&req, roll), first);
+            assert_eq!(s.choose(&req, &Moment::roll(roll)), first);
         }
     }
 }

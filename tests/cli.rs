@@ -10,6 +10,7 @@ use std::process::Command;
 
 use canary_router::config;
 use canary_router::request::Request;
+use canary_router::split::Moment;
 use harness::{HeaderMap, Proxy};
 use serde_json::Value;
 
@@ -196,6 +197,72 @@ fn simulate_shows_each_targets_share_and_ids_that_move() {
     assert!(!r.stdout.contains("service-b-canary -> service-b"), "{}", r.stdout);
 }
 
+#[test]
+fn explain_and_simulate_show_a_ramps_step_and_a_rolled_back_split() {
+    let config = temp_file(
+        "progressive.json",
+        r#"{"routes": [{"name": "b", "hosts": ["b.test"], "default": "stable", "rules": [{"split": {
+            "weights": [{"target": "canary", "weight": 0}, {"target": "stable", "weight": 100}],
+            "ramp": {"target": "canary", "start": "2026-11-24T10:00:00Z", "every": "10m", "steps": [5, 25, 100]},
+            "rollback": {"target": "canary", "maxErrorRate": 0.05, "minRequests": 50, "window": "60s"},
+            "assignCookie": {"name": "v", "maxAge": 60}}}]}]}"#,
+    );
+    let at = |time: &str, extra: &[&str]| {
+        let mut args = vec!["explain", &config, "--url", "http://b.test/", "--at", time];
+        args.extend_from_slice(extra);
+        run(&args).stdout
+    };
+    assert!(at("2026-11-24T09:00:00Z", &[]).contains(
+        "ramp:    not started: the listed weights apply until its start
+"
+    ));
+    let step2 = at("2026-11-24T10:15:00Z", &[]);
+    assert!(
+        step2.contains(
+            "split:   canary 25% / stable 75%
+ramp:    canary at step 2 of 3 (25%)
+"
+        ),
+        "{step2}"
+    );
+    assert!(step2.contains("response: set-cookie: v="), "{step2}");
+    let back = at("2026-11-24T10:15:00Z", &["--rolled-back"]);
+    assert!(
+        back.contains(
+            "split:   canary 0% / stable 100%
+"
+        ),
+        "{back}"
+    );
+    assert!(
+        back.contains(
+            "rollback: rolled back: canary gets no traffic
+"
+        ),
+        "{back}"
+    );
+    assert!(
+        back.contains(
+            "target:  stable
+"
+        ),
+        "{back}"
+    );
+
+    let simulate = |extra: &[&str]| {
+        let mut args = vec!["simulate", &config, "--requests", "10000", "--at", "2026-11-24T10:25:00Z"];
+        args.extend_from_slice(extra);
+        run(&args).stdout
+    };
+    assert!(
+        simulate(&[]).contains("canary  ########################################  100.0%"),
+        "{}",
+        simulate(&[])
+    );
+    assert!(simulate(&["--rolled-back"]).contains("stable  ########################################  100.0%"));
+    assert_eq!(run(&["explain", &config, "--at", "noon"]).code, 2);
+}
+
 fn schema() -> Value {
     serde_json::from_str(
         &std::fs::read_to_string(
@@ -275,7 +342,7 @@ fn from_nginx_keeps_ingress_nginx_semantics() {
     let target = |headers: &[(&str, &str)], roll: u32| -> String {
         let mut pairs: Vec<(&[u8], &[u8])> = vec![(b":authority", b"a.example.com"), (b":path", b"/")];
         pairs.extend(headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
-        router.decide(&Request::new(pairs), roll).unwrap().target.to_string()
+        router.decide(&Request::new(pairs), &Moment::roll(roll)).unwrap().target.to_string()
     };
     // Header before cookie before weight; `never` wins over a later `always`.
     assert_eq!(target(&[("x-canary", "always")], 999_999), "service-a-canary");

@@ -294,3 +294,95 @@ fn rejects_bad_mirrors() {
     assert!(error(&with_mirror(r#"{"cluster": "s", "percent": 1, "timeout": 5}"#))
         .starts_with("routes[0].mirror.timeout: unknown field `timeout`"));
 }
+
+fn with_split(extra: &str) -> String {
+    with_rules(&format!(
+        r#"[{{"split": {{"weights": [{{"target": "canary", "weight": 0}}, {{"target": "stable", "weight": 100}}]{extra}}}}}]"#
+    ))
+}
+
+#[test]
+fn ramps_assignment_cookies_and_rollbacks_compile() {
+    let json = with_split(
+        r#", "ramp": {"target": "canary", "start": "2026-11-24T10:00:00Z", "every": "10m", "steps": [1, 5, 25.5, 100]},
+           "assignCookie": {"name": "v", "maxAge": 3600.0, "path": "/", "secure": true, "httpOnly": true},
+           "rollback": {"target": "canary", "maxErrorRate": 0.05, "minRequests": 50.0, "window": "60s"}"#,
+    );
+    let router = parse(json.as_bytes()).unwrap();
+    let Action::Split(split) = &router.routes[0].rules[0].action else { panic!() };
+    let ramp = split.ramp().unwrap();
+    assert_eq!(
+        (ramp.start_ms, ramp.every_ms, ramp.steps.clone()),
+        (1_795_514_400_000, 600_000, vec![1.0, 5.0, 25.5, 100.0])
+    );
+    assert_eq!(
+        split.assign_cookie().unwrap().set_cookie("canary"),
+        "v=canary; Max-Age=3600; Path=/; Secure; HttpOnly"
+    );
+    assert_eq!(split.rollback().unwrap().window_ms, 60_000);
+    assert_eq!(router.split_count, 1);
+}
+
+#[test]
+fn rejects_bad_ramps() {
+    let ramp = |body: &str| error(&with_split(&format!(r#", "ramp": {body}"#)));
+    assert_eq!(
+        ramp(r#"{"target": "stable", "start": "2026-11-24T10:00:00Z", "every": "10m", "steps": [1]}"#),
+        "routes[0].rules[0].split.ramp.target: `stable` must be the split's first target, so that each step only moves users onto it"
+    );
+    assert_eq!(
+        ramp(r#"{"target": "canary", "start": "tomorrow", "every": "10m", "steps": [1]}"#),
+        "routes[0].rules[0].split.ramp.start: `tomorrow` is not an RFC 3339 time like 2026-11-24T10:00:00Z"
+    );
+    assert_eq!(
+        ramp(r#"{"target": "canary", "start": "2026-11-24T10:00:00Z", "every": "10 min", "steps": [1]}"#),
+        "routes[0].rules[0].split.ramp.every: `10 min` is not a duration like 30s, 10m, 1h30m"
+    );
+    assert_eq!(
+        ramp(r#"{"target": "canary", "start": "2026-11-24T10:00:00Z", "every": "10m", "steps": [5, 1]}"#),
+        "routes[0].rules[0].split.ramp.steps[1]: 1 is below the step before it: a ramp only goes up (roll back with `rollback` or a config change)"
+    );
+    assert_eq!(
+        ramp(r#"{"target": "canary", "start": "2026-11-24T10:00:00Z", "every": "10m", "steps": [150]}"#),
+        "routes[0].rules[0].split.ramp.steps[0]: must be a percentage from 0 to 100, got 150"
+    );
+    assert_eq!(
+        ramp(r#"{"target": "canary", "start": "2026-11-24T10:00:00Z", "every": "10m", "steps": []}"#),
+        "routes[0].rules[0].split.ramp.steps: must list at least one step"
+    );
+}
+
+#[test]
+fn rejects_bad_assignment_cookies_and_rollbacks() {
+    let split = |extra: &str| error(&with_split(extra));
+    assert_eq!(
+        split(r#", "assignCookie": {"name": "a b"}"#),
+        "routes[0].rules[0].split.assignCookie.name: `a b` is not a valid cookie name"
+    );
+    assert_eq!(
+        split(r#", "assignCookie": {"name": "v", "path": "x"}"#),
+        "routes[0].rules[0].split.assignCookie.path: `x` must start with `/` and hold no `;` or spaces"
+    );
+    assert_eq!(
+        split(r#", "rollback": {"target": "nope", "maxErrorRate": 0.1, "minRequests": 5, "window": "1m"}"#),
+        "routes[0].rules[0].split.rollback.target: `nope` is not one of the split's targets"
+    );
+    assert_eq!(
+        split(r#", "rollback": {"target": "canary", "maxErrorRate": 5, "minRequests": 5, "window": "1m"}"#),
+        "routes[0].rules[0].split.rollback.maxErrorRate: must be a fraction between 0 and 1 (0.05 is 5%), got 5"
+    );
+    assert_eq!(
+        split(r#", "rollback": {"target": "canary", "maxErrorRate": 0.1, "minRequests": 0, "window": "1m"}"#),
+        "routes[0].rules[0].split.rollback.minRequests: must be a whole number from 1 to 1000000000000, got 0"
+    );
+    assert_eq!(
+        split(
+            r#", "rollback": {"target": "canary", "maxErrorRate": 0.1, "minRequests": 5, "window": "500ms"}"#
+        ),
+        "routes[0].rules[0].split.rollback.window: must be at least 1s"
+    );
+    assert_eq!(
+        split(r#", "rollback": {"target": "stable", "maxErrorRate": 0.1, "minRequests": 5, "window": "1m"}"#),
+        "routes[0].rules[0].split.weights: the targets other than `stable` need weight to take the traffic back"
+    );
+}

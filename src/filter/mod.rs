@@ -3,11 +3,12 @@
 //! request headers once, asks the router, writes the target header, and
 //! counts what happened.
 
+mod rollback;
 mod shadow;
 mod stats;
 mod stream;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use log::{error, info, warn};
@@ -26,10 +27,84 @@ use stream::RouterHttp;
 /// `envoy admin /logging?wasm=debug` takes effect without a reload.
 const LOG_LEVEL_REFRESH: u32 = 1024;
 
-/// One accepted config and its counters, shared by the streams it routes.
+/// A ramp step no ramp has, so that the first state is always logged.
+const NOT_LOGGED: Option<usize> = Some(usize::MAX);
+
+/// How often ramps and rollbacks are looked at.
+const PROGRESS_TICK_MS: u64 = 1_000;
+
+/// One accepted config, its counters and its progress, shared by the
+/// streams it routes.
 pub struct Active {
     pub router: Router,
     pub stats: Stats,
+    /// Identifies this config in the proxy's shared data.
+    pub fingerprint: u64,
+    /// Whether any split has a ramp (decisions then need the clock).
+    pub uses_clock: bool,
+    /// Whether any split has a rollback (responses then need the clock).
+    pub has_rollback: bool,
+    /// Per split id: rolled back on this VM.
+    pub rolled_back: RefCell<Vec<bool>>,
+    /// Per split id: the ramp step last logged (`None`: before the start;
+    /// `NOT_LOGGED` until the first log).
+    ramp_steps: RefCell<Vec<Option<usize>>>,
+}
+
+impl Active {
+    fn new(router: Router, json: &[u8]) -> Self {
+        let splits = || {
+            router.routes.iter().flat_map(|r| r.rules.iter()).filter_map(|rule| match &rule.action {
+                crate::router::Action::Split(split) => Some(split),
+                crate::router::Action::Target(_) => None,
+            })
+        };
+        let uses_clock = splits().any(|s| s.ramp().is_some());
+        let has_rollback = splits().any(|s| s.rollback().is_some());
+        let count = router.split_count;
+        let stats = Stats::define(&router);
+        Active {
+            fingerprint: crate::hash::fingerprint(json),
+            uses_clock,
+            has_rollback,
+            rolled_back: RefCell::new(vec![false; count]),
+            ramp_steps: RefCell::new(vec![NOT_LOGGED; count]),
+            router,
+            stats,
+        }
+    }
+
+    /// Logs each ramp's step once, when it changes.
+    fn log_ramp_steps(&self, root_id: u32, now_ms: u64) {
+        for route in &self.router.routes {
+            for rule in &route.rules {
+                let crate::router::Action::Split(split) = &rule.action else { continue };
+                let Some(ramp) = split.ramp() else { continue };
+                let step = ramp.step_at(now_ms);
+                let mut logged = self.ramp_steps.borrow_mut();
+                let Some(previous) = logged.get_mut(split.id) else { continue };
+                if *previous == step {
+                    continue;
+                }
+                *previous = step;
+                match step {
+                    Some(s) => info!(
+                        "[ctx {root_id}] canary-router: route={} rule={} ramp: {} now at {}% (step {} of {})",
+                        route.name,
+                        rule.label,
+                        ramp.target,
+                        ramp.steps.get(s).copied().unwrap_or(0.0),
+                        s + 1,
+                        ramp.steps.len()
+                    ),
+                    None => info!(
+                        "[ctx {root_id}] canary-router: route={} rule={} ramp: {} waits for its start",
+                        route.name, rule.label, ramp.target
+                    ),
+                }
+            }
+        }
+    }
 }
 
 pub struct RouterRoot {
@@ -38,6 +113,8 @@ pub struct RouterRoot {
     shadows: Rc<ShadowQueue>,
     rng: Cell<Rng>,
     contexts: Cell<u32>,
+    /// When ramps and rollbacks were last looked at.
+    last_progress_ms: u64,
 }
 
 impl RouterRoot {
@@ -48,6 +125,7 @@ impl RouterRoot {
             shadows: Rc::new(ShadowQueue::default()),
             rng: Cell::new(Rng::new(seed(id))),
             contexts: Cell::new(0),
+            last_progress_ms: 0,
         }
     }
 
@@ -105,9 +183,20 @@ impl RootContext for RouterRoot {
                 );
                 stats::config_loaded(true);
                 let mirrors = router.routes.iter().any(|r| r.mirror.is_some());
-                host::set_tick_period_ms(if mirrors { shadow::TICK_MS } else { 0 });
-                let stats = Stats::define(&router);
-                self.active = Some(Rc::new(Active { router, stats }));
+                let active = Active::new(router, &json);
+                let progressive = active.uses_clock || active.has_rollback;
+                let tick = if mirrors {
+                    shadow::TICK_MS
+                } else if progressive {
+                    PROGRESS_TICK_MS as u32
+                } else {
+                    0
+                };
+                host::set_tick_period_ms(tick);
+                let now = host::now_ms();
+                active.log_ramp_steps(self.id, now);
+                self.active = Some(Rc::new(active));
+                self.last_progress_ms = now;
                 true
             }
             Err(err) => {
@@ -121,6 +210,14 @@ impl RootContext for RouterRoot {
 
     fn on_tick(&mut self) {
         self.shadows.send_all(self.id);
+        let Some(active) = self.active.clone() else { return };
+        let now = host::now_ms();
+        if now.saturating_sub(self.last_progress_ms) < PROGRESS_TICK_MS {
+            return;
+        }
+        self.last_progress_ms = now;
+        active.log_ramp_steps(self.id, now);
+        rollback::evaluate(&active, self.id, now);
     }
 
     fn get_type(&self) -> Option<ContextType> {

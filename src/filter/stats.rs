@@ -2,7 +2,7 @@
 
 use crate::host;
 use crate::metrics::{self, tagged, STATUS_CLASSES};
-use crate::router::Router;
+use crate::router::{Action, Router};
 
 /// A counter id; `None` if the host refused to define it (counts are then
 /// lost, routing is not affected).
@@ -36,6 +36,8 @@ struct RouteStats {
 pub struct Stats {
     routes: Vec<RouteStats>,
     unrouted: Counter,
+    /// Per split id: a gauge, 1 once the split rolled back (rollback splits only).
+    rolled_back: Vec<Counter>,
 }
 
 /// Counters of config loads, shared by every config of a VM.
@@ -87,7 +89,33 @@ impl Stats {
                 }
             })
             .collect();
-        Stats { routes, unrouted: counter(metrics::UNROUTED, &[]) }
+        let mut rolled_back = vec![None; router.split_count];
+        for route in &router.routes {
+            for rule in &route.rules {
+                let Action::Split(split) = &rule.action else { continue };
+                let Some(rollback) = split.rollback() else { continue };
+                let tags = [
+                    ("route", route.name.as_str()),
+                    ("rule", rule.label.as_str()),
+                    ("target", rollback.target.as_str()),
+                ];
+                let gauge = host::define_gauge(&tagged(metrics::ROLLED_BACK, &tags)).ok();
+                if let Some(id) = gauge {
+                    host::record(id, 0);
+                }
+                if let Some(slot) = rolled_back.get_mut(split.id) {
+                    *slot = gauge;
+                }
+            }
+        }
+        Stats { routes, unrouted: counter(metrics::UNROUTED, &[]), rolled_back }
+    }
+
+    /// Sets the split's rollback gauge to 1.
+    pub fn rolled_back(&self, split_id: usize) {
+        if let Some(id) = self.rolled_back.get(split_id).copied().flatten() {
+            host::record(id, 1);
+        }
     }
 
     /// Counts a routed request; returns the target's index for `response`.

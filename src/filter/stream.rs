@@ -7,12 +7,18 @@ use log::{debug, warn};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
+use super::rollback;
 use super::shadow::{PendingShadow, ShadowQueue};
 use super::Active;
 use crate::config::DEFAULT_TARGET_HEADER;
 use crate::metrics::status_class;
 use crate::mirror::shadow_headers;
 use crate::request::Request;
+use crate::router::Action as RuleAction;
+use crate::split::Moment;
+
+/// `STATUS_CLASSES` index of 5xx: the responses a rollback counts as errors.
+const SERVER_ERROR: usize = 4;
 use crate::{header_map, host};
 
 /// A copy being assembled while the request body streams through.
@@ -32,6 +38,10 @@ pub struct RouterHttp {
     /// (route, target) indices in the stats, once routed.
     routed: Option<(usize, usize)>,
     shadow: Option<ShadowInProgress>,
+    /// The assignment cookie the response must set.
+    set_cookie: Option<String>,
+    /// (route, rule) of a split whose rollback watches this response.
+    rollback_watch: Option<(usize, usize)>,
 }
 
 impl RouterHttp {
@@ -42,7 +52,17 @@ impl RouterHttp {
         split_roll: u32,
         mirror_roll: u32,
     ) -> Self {
-        RouterHttp { id, active, shadows, split_roll, mirror_roll, routed: None, shadow: None }
+        RouterHttp {
+            id,
+            active,
+            shadows,
+            split_roll,
+            mirror_roll,
+            routed: None,
+            shadow: None,
+            set_cookie: None,
+            rollback_watch: None,
+        }
     }
 }
 
@@ -83,9 +103,26 @@ impl HttpContext for RouterHttp {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        if let (Some((route, target)), Some(active)) = (self.routed, self.active.as_ref()) {
-            if let Some(class) = host::response_status().as_deref().and_then(status_class) {
-                active.stats.response(route, target, class);
+        let Some(active) = self.active.as_ref() else { return Action::Continue };
+        let class = host::response_status().as_deref().and_then(status_class);
+        if let (Some((route, target)), Some(class)) = (self.routed, class) {
+            active.stats.response(route, target, class);
+        }
+        if let (Some((route, rule)), Some(class)) = (self.rollback_watch, class) {
+            let split =
+                active.router.routes.get(route).and_then(|r| r.rules.get(rule)).and_then(|rule| match &rule
+                    .action
+                {
+                    RuleAction::Split(split) => Some(split),
+                    RuleAction::Target(_) => None,
+                });
+            if let Some(split) = split {
+                rollback::record_response(active, split, host::now_ms(), class == SERVER_ERROR);
+            }
+        }
+        if let Some(cookie) = self.set_cookie.take() {
+            if let Err(status) = host::add_response_header("set-cookie", &cookie) {
+                warn!("[ctx {}] cannot set the assignment cookie (status {})", self.id, status.0);
             }
         }
         Action::Continue
@@ -112,7 +149,10 @@ impl RouterHttp {
         let client_sent_header =
             map.is_empty() || pairs.iter().any(|(k, _)| k.eq_ignore_ascii_case(header.as_bytes()));
         let request = Request::new(pairs);
-        let Some(decision) = router.decide(&request, self.split_roll) else {
+        let now_ms = if active.uses_clock { host::now_ms() } else { 0 };
+        let rolled_back = active.rolled_back.borrow();
+        let moment = Moment { roll: self.split_roll, now_ms, rolled_back: &rolled_back };
+        let Some(decision) = router.decide(&request, &moment) else {
             debug!("[ctx {}] route=- rule=- target=- reason=no route", self.id);
             active.stats.unrouted();
             if client_sent_header {
@@ -126,6 +166,12 @@ impl RouterHttp {
         }
         let target = active.stats.request(decision.route_index, decision.rule_index, decision.target);
         self.routed = target.map(|t| (decision.route_index, t));
+        self.set_cookie = decision.assign_cookie.map(|cookie| cookie.set_cookie(decision.target));
+        if let (Some(split), Some(rule)) = (decision.split, decision.rule_index) {
+            if split.rollback().is_some_and(|r| r.target == decision.target) {
+                self.rollback_watch = Some((decision.route_index, rule));
+            }
+        }
 
         let route = decision.route_index;
         if router

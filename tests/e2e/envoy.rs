@@ -33,7 +33,7 @@ pub fn wasm() -> PathBuf {
 }
 
 /// The ports every repository config uses, and what each is.
-const FIXED_PORTS: [u16; 8] = [9901, 10000, 10101, 10102, 10103, 10104, 10105, 10106];
+const FIXED_PORTS: [u16; 9] = [9901, 10000, 10101, 10102, 10103, 10104, 10105, 10106, 10107];
 
 /// A config from `envoy/`, rewritten for a test run.
 pub struct EnvoyConfig {

@@ -14,4 +14,5 @@ mod istio;
 mod istio_shape;
 mod live_reload;
 mod observability;
+mod progressive;
 mod routing;

@@ -11,6 +11,7 @@ use super::state::{HostState, HttpCall, LogEntry, LogLevel, Metric, MetricKind};
 pub const OK: i32 = 0;
 pub const NOT_FOUND: i32 = 1;
 pub const BAD_ARGUMENT: i32 = 2;
+pub const CAS_MISMATCH: i32 = 8;
 
 pub const REQUEST_HEADERS: i32 = 0;
 pub const RESPONSE_HEADERS: i32 = 2;
@@ -205,6 +206,36 @@ pub fn define(linker: &mut Linker<HostState>, name: &str) -> Result<bool> {
             memory::write_u64(&mut c, out, value)?;
             Ok(OK)
         })?,
+        "proxy_get_shared_data" => linker.func_wrap(
+            M,
+            name,
+            |mut c: C, kptr: i32, klen: i32, ptr_out: i32, size_out: i32, cas_out: i32| -> Result<i32> {
+                let key = memory::read(&mut c, kptr, klen)?;
+                let Some((value, cas)) = c.data().shared_data.borrow().get(&key).cloned() else {
+                    return Ok(NOT_FOUND);
+                };
+                memory::give(&mut c, &value, ptr_out, size_out)?;
+                memory::write_u32(&mut c, cas_out, cas)?;
+                Ok(OK)
+            },
+        )?,
+        "proxy_set_shared_data" => linker.func_wrap(
+            M,
+            name,
+            |mut c: C, kptr: i32, klen: i32, vptr: i32, vlen: i32, cas: i32| -> Result<i32> {
+                let key = memory::read(&mut c, kptr, klen)?;
+                let value = memory::read(&mut c, vptr, vlen)?;
+                let shared = c.data().shared_data.clone();
+                let mut shared = shared.borrow_mut();
+                let current = shared.get(&key).map_or(0, |(_, cas)| *cas);
+                // As Envoy: cas 0 writes unconditionally; otherwise it must match.
+                if cas != 0 && cas as u32 != current {
+                    return Ok(CAS_MISMATCH);
+                }
+                shared.insert(key, (value, current + 1));
+                Ok(OK)
+            },
+        )?,
         "proxy_http_call" => linker.func_wrap(
             M,
             name,

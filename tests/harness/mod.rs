@@ -123,6 +123,15 @@ impl Proxy {
         proxy
     }
 
+    /// Another VM of the same plugin (another Envoy worker): its own memory,
+    /// clock and entropy, the same shared data.
+    pub fn start_sharing_with(other: &Proxy, seed: u64) -> Self {
+        let mut proxy = Self::start_with(other.store.data().log_level, seed);
+        proxy.store.data_mut().shared_data = other.store.data().shared_data.clone();
+        proxy.store.data_mut().now_ns = other.store.data().now_ns;
+        proxy
+    }
+
     /// Starts the filter and configures it, failing the test on rejection.
     pub fn configured(config: &str) -> Self {
         let mut proxy = Self::start();
@@ -237,6 +246,16 @@ impl Proxy {
     /// Moves the fake clock forward.
     pub fn advance(&mut self, by: Duration) {
         self.store.data_mut().now_ns += by.as_nanos() as u64;
+    }
+
+    /// The tick period the filter asked for (0: none).
+    pub fn tick_period_ms(&self) -> u32 {
+        self.store.data().tick_period_ms
+    }
+
+    /// Sets the fake wall clock (milliseconds since the Unix epoch).
+    pub fn set_time_ms(&mut self, unix_ms: u64) {
+        self.store.data_mut().now_ns = unix_ms * 1_000_000;
     }
 
     /// Advances the clock by the tick period the filter asked for, then

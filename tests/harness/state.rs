@@ -63,6 +63,10 @@ pub struct HttpCall {
     pub context_id: u32,
 }
 
+/// The proxy's shared data: one store for every VM of a plugin, with a
+/// compare-and-swap tag per key.
+pub type SharedData = std::rc::Rc<std::cell::RefCell<HashMap<Vec<u8>, (Vec<u8>, u32)>>>;
+
 pub struct HostState {
     pub plugin_config: Vec<u8>,
     pub vm_config: Vec<u8>,
@@ -94,6 +98,7 @@ pub struct HostState {
     pub clusters: Option<Vec<String>>,
     /// The response headers of the call being answered (map type 6).
     pub http_call_response: Option<HeaderMap>,
+    pub shared_data: SharedData,
 }
 
 impl HostState {
@@ -118,6 +123,7 @@ impl HostState {
             next_token: 1,
             clusters: None,
             http_call_response: None,
+            shared_data: SharedData::default(),
         }
     }
 

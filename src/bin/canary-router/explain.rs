@@ -6,11 +6,11 @@ use std::path::Path;
 use canary_router::hash::BUCKETS;
 use canary_router::request::Request;
 use canary_router::router::{Action, Reason, Router};
-use canary_router::split::Choice;
+use canary_router::split::{Choice, Moment};
 
 use crate::check::round;
 use crate::input;
-use crate::Failure;
+use crate::{Failure, When};
 
 /// Owned request headers, pseudo-headers included.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
@@ -39,22 +39,30 @@ pub fn request_pairs(headers: &[String], cookies: &[String], url: &str) -> Resul
     Ok(pairs)
 }
 
-pub fn run(path: &Path, headers: &[String], cookies: &[String], url: &str) -> Result<(), Failure> {
+pub fn run(
+    path: &Path,
+    headers: &[String],
+    cookies: &[String],
+    url: &str,
+    when: &When,
+) -> Result<(), Failure> {
     let (_, router) = input::router(path)?;
     let pairs = request_pairs(headers, cookies, url)?;
-    print!("{}", explain(&router, &pairs));
+    let rolled_back = when.rolled_back(router.split_count);
+    let moment = Moment { roll: 0, now_ms: when.now_ms()?, rolled_back: &rolled_back };
+    print!("{}", explain(&router, &pairs, &moment));
     Ok(())
 }
 
 /// The explanation as text.
-pub fn explain(router: &Router, pairs: &[(Vec<u8>, Vec<u8>)]) -> String {
+pub fn explain(router: &Router, pairs: &[(Vec<u8>, Vec<u8>)], moment: &Moment<'_>) -> String {
     let request = Request::new(pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect());
     let mut out = format!(
         "request: host {} path {}\n",
         String::from_utf8_lossy(request.authority()),
         String::from_utf8_lossy(pairs.iter().find(|(k, _)| k == b":path").map_or(&b""[..], |(_, v)| v))
     );
-    let Some(decision) = router.decide(&request, 0) else {
+    let Some(decision) = router.decide(&request, moment) else {
         out += "route:   none matches this host and path\n";
         out += &format!("header:  {} removed (a client cannot choose the upstream)\n", router.target_header);
         return out;
@@ -76,21 +84,43 @@ pub fn explain(router: &Router, pairs: &[(Vec<u8>, Vec<u8>)]) -> String {
         if deciding {
             out += "           -> this rule decides\n";
             if let Action::Split(split) = &rule.action {
-                let total: f64 = split.weights().iter().sum();
                 let shares: Vec<String> = split
                     .targets()
                     .iter()
-                    .zip(split.weights())
-                    .map(|(t, w)| format!("{t} {}%", round(w / total * 100.0)))
+                    .zip(split.current_percents(moment))
+                    .map(|(t, p)| format!("{t} {}%", round(p)))
                     .collect();
                 out += &format!("split:   {}\n", shares.join(" / "));
+                if let Some(ramp) = split.ramp() {
+                    out += &match ramp.step_at(moment.now_ms) {
+                        Some(step) => format!(
+                            "ramp:    {} at step {} of {} ({}%)\n",
+                            ramp.target,
+                            step + 1,
+                            ramp.steps.len(),
+                            round(ramp.steps.get(step).copied().unwrap_or(0.0))
+                        ),
+                        None => "ramp:    not started: the listed weights apply until its start\n".to_string(),
+                    };
+                }
+                if let Some(rollback) = split.rollback() {
+                    if moment.rolled_back.get(split.id).copied().unwrap_or(false) {
+                        out += &format!("rollback: rolled back: {} gets no traffic\n", rollback.target);
+                    }
+                }
                 match decision.reason {
+                    Reason::Split(Choice::Cookie) => {
+                        out += "cookie:  the request's assignment cookie names a target with weight: kept\n";
+                    }
                     Reason::Split(Choice::Sticky { bucket }) => {
                         let source = split.sticky_by().map(ToString::to_string).unwrap_or_default();
                         out += &format!(
                             "sticky:  {source} -> bucket {bucket} of {BUCKETS}: always {}\n",
                             decision.target
                         );
+                    }
+                    _ if split.current_percents(moment).iter().filter(|p| **p > 0.0).count() == 1 => {
+                        out += "only:    one target has weight: every request gets it\n";
                     }
                     _ => {
                         let why = match split.sticky_by() {
@@ -100,6 +130,12 @@ pub fn explain(router: &Router, pairs: &[(Vec<u8>, Vec<u8>)]) -> String {
                         out += &format!("random:  {why}: each request picks by the weights above\n");
                         out += &format!("target:  one of {}\n", split.targets().join(", "));
                         out += &format!("header:  {}: <the chosen target>\n", router.target_header);
+                        if let Some(cookie) = decision.assign_cookie {
+                            out += &format!(
+                                "response: set-cookie: {}\n",
+                                cookie.set_cookie("<the chosen target>")
+                            );
+                        }
                         return out;
                     }
                 }
@@ -112,5 +148,8 @@ pub fn explain(router: &Router, pairs: &[(Vec<u8>, Vec<u8>)]) -> String {
     }
     out += &format!("target:  {}\n", decision.target);
     out += &format!("header:  {}: {}\n", router.target_header, decision.target);
+    if let Some(cookie) = decision.assign_cookie {
+        out += &format!("response: set-cookie: {}\n", cookie.set_cookie(decision.target));
+    }
     out
 }

@@ -45,6 +45,8 @@ enum Command {
         /// The request URL: host, path and query.
         #[arg(long, default_value = "http://localhost/")]
         url: String,
+        #[command(flatten)]
+        when: When,
     },
     /// Send synthetic requests (no headers, cookies or query) through every
     /// route and print the share each target gets.
@@ -59,6 +61,8 @@ enum Command {
         /// With --sticky-ids: count the ids that change target under this other config.
         #[arg(long, value_name = "OTHER_CONFIG", requires = "sticky_ids")]
         compare: Option<PathBuf>,
+        #[command(flatten)]
+        when: When,
     },
     /// Print the JSON Schema (draft 2020-12) of the config.
     Schema,
@@ -71,6 +75,36 @@ enum Command {
     },
 }
 
+/// The state a decision depends on besides the request.
+#[derive(clap::Args, Clone)]
+pub struct When {
+    /// Evaluate ramps at this RFC 3339 time instead of now.
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+    /// Treat every split that has a `rollback` as rolled back.
+    #[arg(long)]
+    rolled_back: bool,
+}
+
+impl When {
+    /// Milliseconds since the epoch of `--at`, or of now.
+    pub fn now_ms(&self) -> Result<u64, Failure> {
+        match &self.at {
+            Some(at) => {
+                canary_router::time::parse_rfc3339(at).map_err(|e| Failure::Usage(format!("--at: {e}")))
+            }
+            None => Ok(std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64)),
+        }
+    }
+
+    /// Per split id: rolled back?
+    pub fn rolled_back(&self, split_count: usize) -> Vec<bool> {
+        vec![self.rolled_back; split_count]
+    }
+}
+
 /// A failure: invalid input (exit 1) or a command that could not run (exit 2).
 pub enum Failure {
     Invalid(String),
@@ -81,9 +115,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { config } => check::run(&config),
-        Command::Explain { config, headers, cookies, url } => explain::run(&config, &headers, &cookies, &url),
-        Command::Simulate { config, requests, sticky_ids, compare } => {
-            simulate::run(&config, requests, sticky_ids, compare.as_deref())
+        Command::Explain { config, headers, cookies, url, when } => {
+            explain::run(&config, &headers, &cookies, &url, &when)
+        }
+        Command::Simulate { config, requests, sticky_ids, compare, when } => {
+            simulate::run(&config, requests, sticky_ids, compare.as_deref(), &when)
         }
         Command::Schema => {
             println!("{}", schema::pretty());

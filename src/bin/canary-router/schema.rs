@@ -129,8 +129,51 @@ pub fn schema() -> Value {
                             "query": name_list("Sticky key: a query parameter.")
                         }
                     },
-                    "salt": { "type": "string", "description": "Defaults to the route name." }
+                    "salt": { "type": "string", "description": "Defaults to the route name." },
+                    "ramp": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["target", "start", "every", "steps"],
+                        "properties": {
+                            "target": { "$ref": "#/$defs/target" },
+                            "start": { "type": "string", "description": "RFC 3339 time, e.g. 2026-11-24T10:00:00Z." },
+                            "every": { "$ref": "#/$defs/duration" },
+                            "steps": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": { "type": "number", "minimum": 0, "maximum": 100 }
+                            }
+                        }
+                    },
+                    "assignCookie": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["name"],
+                        "properties": {
+                            "name": { "type": "string", "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$" },
+                            "maxAge": { "type": "number", "minimum": 0 },
+                            "path": { "type": "string", "pattern": "^/[!-:<-~]*$" },
+                            "secure": { "type": "boolean" },
+                            "httpOnly": { "type": "boolean" }
+                        }
+                    },
+                    "rollback": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["target", "maxErrorRate", "minRequests", "window"],
+                        "properties": {
+                            "target": { "$ref": "#/$defs/target" },
+                            "maxErrorRate": { "type": "number", "minimum": 0, "maximum": 1 },
+                            "minRequests": { "type": "number", "minimum": 1 },
+                            "window": { "$ref": "#/$defs/duration" }
+                        }
+                    }
                 }
+            },
+            "duration": {
+                "type": "string",
+                "pattern": "^([0-9]+(ms|s|m|h|d))+$",
+                "description": "A duration such as 30s, 10m or 1h30m."
             }
         }
     })

@@ -8,9 +8,10 @@ use canary_router::host_pattern::HostPattern;
 use canary_router::request::{Request, Source};
 use canary_router::rng::Rng;
 use canary_router::router::{Action, Route, Router};
+use canary_router::split::Moment;
 
 use crate::input;
-use crate::Failure;
+use crate::{Failure, When};
 
 const BAR_WIDTH: usize = 40;
 
@@ -19,12 +20,17 @@ pub fn run(
     requests: u32,
     sticky_ids: Option<u32>,
     compare: Option<&Path>,
+    when: &When,
 ) -> Result<(), Failure> {
     if requests == 0 {
         return Err(Failure::Usage("--requests must be at least 1".into()));
     }
     let (origin, router) = input::router(path)?;
     let other = compare.map(input::router).transpose()?;
+    let now_ms = when.now_ms()?;
+    let rolled_back =
+        when.rolled_back(router.split_count.max(other.as_ref().map_or(0, |(_, o)| o.split_count)));
+    let at = |roll| Moment { roll, now_ms, rolled_back: &rolled_back };
     println!("{origin}: {requests} synthetic requests per route (no headers, cookies or query)");
     let mut rng = Rng::new(0x5eed);
     for route in &router.routes {
@@ -34,7 +40,7 @@ pub fn run(
         println!("\nroute {} (host {host}, path {path})", route.name);
         let mut counts = BTreeMap::new();
         for _ in 0..requests {
-            let target = decide(&router, &host, &path, None, rng.roll());
+            let target = decide(&router, &host, &path, None, &at(rng.roll()));
             *counts.entry(target).or_insert(0u32) += 1;
         }
         print!("{}", chart(&counts, requests));
@@ -45,9 +51,9 @@ pub fn run(
         let mut moves: BTreeMap<(String, String), u32> = BTreeMap::new();
         for id in 0..ids {
             let id = format!("id-{id}");
-            let target = decide(&router, &host, &path, Some((&source, &id)), 0);
+            let target = decide(&router, &host, &path, Some((&source, &id)), &at(0));
             if let Some((_, other)) = &other {
-                let then = decide(other, &host, &path, Some((&source, &id)), 0);
+                let then = decide(other, &host, &path, Some((&source, &id)), &at(0));
                 if then != target {
                     *moves.entry((target.clone(), then)).or_insert(0) += 1;
                 }
@@ -87,7 +93,13 @@ fn sticky_source(route: &Route) -> Option<Source> {
 }
 
 /// The target for a synthetic request, optionally carrying a sticky id.
-fn decide(router: &Router, host: &str, path: &str, sticky: Option<(&Source, &str)>, roll: u32) -> String {
+fn decide(
+    router: &Router,
+    host: &str,
+    path: &str,
+    sticky: Option<(&Source, &str)>,
+    moment: &Moment<'_>,
+) -> String {
     let mut path = path.to_string();
     let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = vec![(b":authority".to_vec(), host.as_bytes().to_vec())];
     match sticky {
@@ -100,7 +112,7 @@ fn decide(router: &Router, host: &str, path: &str, sticky: Option<(&Source, &str
     }
     pairs.push((b":path".to_vec(), path.into_bytes()));
     let request = Request::new(pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect());
-    router.decide(&request, roll).map_or_else(|| "(no route)".to_string(), |d| d.target.to_string())
+    router.decide(&request, moment).map_or_else(|| "(no route)".to_string(), |d| d.target.to_string())
 }
 
 /// Counts as a bar chart with percentages.
