@@ -10,6 +10,7 @@ VENV_ENVOY := $(CURDIR)/.venv/bin/envoy
 ENVOY ?= $(VENV_ENVOY)
 export ENVOY
 
+.PHONY: fuzz bench
 .PHONY: help toolchain build cli schema envoy demo run run-live validate oci test unit harness e2e lint size clean
 
 help:
@@ -25,6 +26,8 @@ help:
 	@echo "make lint      rustfmt and clippy (-D warnings) for the host and the wasm target"
 	@echo "make size      the size of the built .wasm"
 	@echo "make oci       the filter as an OCI image for Istio: target/oci/canary-router (+ .tar)"
+	@echo "make fuzz      fuzz the config parser and the request path for 5 minutes each (FUZZ_SECONDS)"
+	@echo "make bench     benchmarks against native Envoy routing and Lua: writes BENCHMARKS.md"
 
 # The wasm target and lint components, installed only when missing.
 toolchain:
@@ -89,7 +92,13 @@ test: lint build envoy validate
 	cargo test --lib --test readme --test istio_manifests
 	python3 -m unittest discover -s tests/oci
 	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test progressive --test cli
+	cargo test --test fuzz --test statistics
 	cargo test --test e2e
+
+# Longer fuzzing than `make test` does (FUZZ_SECONDS per target, FUZZ_SEED).
+FUZZ_SECONDS ?= 300
+fuzz: build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) cargo test --test fuzz -- --nocapture
 
 size: build
 	@bytes=$$(stat -c %s $(WASM)); echo "$(WASM): $$bytes bytes ($$((bytes / 1024)) KiB)"

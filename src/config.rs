@@ -360,8 +360,12 @@ fn compile_split(raw: RawSplit, at: &str, route_name: &str) -> Result<Split, Con
         }
         weighted.push((weight.target, weight.weight));
     }
-    if weighted.iter().map(|(_, w)| w).sum::<f64>() <= 0.0 {
+    let sum = weighted.iter().map(|(_, w)| w).sum::<f64>();
+    if sum <= 0.0 {
         return Err(ConfigError::new(format!("{at}.weights"), "sum must be > 0"));
+    }
+    if !sum.is_finite() {
+        return Err(ConfigError::new(format!("{at}.weights"), "sum is too large to divide"));
     }
     let sticky_by = match raw.sticky_by {
         None => None,

@@ -217,6 +217,12 @@ fn rejects_bad_weights() {
         )),
         "routes[0].rules[0].split.weights[1].target: `a` is listed twice; give each target one weight"
     );
+    assert_eq!(
+        error(&with_rules(
+            r#"[{"split": {"weights": [{"target": "a", "weight": 1e308}, {"target": "b", "weight": 1e308}]}}]"#
+        )),
+        "routes[0].rules[0].split.weights: sum is too large to divide"
+    );
     assert!(error(&with_rules(r#"[{"split": {"weights": [{"target": "a", "weight": 1e999}]}}]"#))
         .starts_with("routes[0].rules[0].split.weights[0].weight: number out of range"));
 }

@@ -8,6 +8,7 @@ mod built_wasm;
 mod crashing_module;
 mod envoy;
 mod failure;
+mod hostile;
 mod http;
 #[path = "../istio/mod.rs"]
 mod istio;

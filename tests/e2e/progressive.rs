@@ -45,7 +45,7 @@ fn a_canary_answering_503_is_rolled_back_on_every_worker() {
         assert_eq!((response.status, response.body_text().as_str()), (200, "service-b"));
     }
     let warned = envoy.log().lines().filter(|l| l.contains("canary-router: rolled back")).count();
-    assert!(warned >= 1 && warned <= 3, "each VM warns once: {warned}");
+    assert!((1..=3).contains(&warned), "each VM warns once: {warned}");
 }
 
 #[test]

@@ -100,7 +100,9 @@ pub fn explain(router: &Router, pairs: &[(Vec<u8>, Vec<u8>)], moment: &Moment<'_
                             ramp.steps.len(),
                             round(ramp.steps.get(step).copied().unwrap_or(0.0))
                         ),
-                        None => "ramp:    not started: the listed weights apply until its start\n".to_string(),
+                        None => {
+                            "ramp:    not started: the listed weights apply until its start\n".to_string()
+                        }
                     };
                 }
                 if let Some(rollback) = split.rollback() {
