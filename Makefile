@@ -100,6 +100,13 @@ FUZZ_SECONDS ?= 300
 fuzz: build
 	FUZZ_SECONDS=$(FUZZ_SECONDS) cargo test --test fuzz -- --nocapture
 
+# Benchmarks: the real Envoy against native routing and Lua, and the
+# harness micro-benchmark. Installs wrk with apt-get if it is missing.
+bench: build envoy
+	@command -v wrk >/dev/null || { apt-get install -y -q wrk >/dev/null || sudo apt-get install -y -q wrk; }
+	cargo bench --bench request_headers
+	python3 bench/run.py
+
 size: build
 	@bytes=$$(stat -c %s $(WASM)); echo "$(WASM): $$bytes bytes ($$((bytes / 1024)) KiB)"
 
