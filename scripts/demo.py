@@ -91,6 +91,15 @@ def scenarios():
     for backend, n in answers.items():
         print(f"  {n:5d} {GREEN}{backend}{RESET}")
     print()
+    print(f"{BOLD}what Prometheus sees{RESET}")
+    print(f"  {DIM}$ curl -s http://127.0.0.1:{ADMIN}/stats/prometheus | grep '^canary_router_requests_total'{RESET}")
+    conn = http.client.HTTPConnection("127.0.0.1", ADMIN, timeout=10)
+    conn.request("GET", "/stats/prometheus")
+    for line in conn.getresponse().read().decode().splitlines():
+        if line.startswith("canary_router_requests_total"):
+            print(f"  {line}")
+    conn.close()
+    print()
     print("Change weights without a restart: `make run-live`, then edit envoy/live/canary-router.yaml (README).")
 
 

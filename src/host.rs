@@ -9,11 +9,18 @@ use std::ptr::null_mut;
 /// Status codes of the ABI (only the ones this filter distinguishes).
 const STATUS_OK: u32 = 0;
 const STATUS_NOT_FOUND: u32 = 1;
+const STATUS_CAS_MISMATCH: u32 = 8;
 
-/// `proxy_get_header_map_pairs` map type of request headers.
+/// Header map types.
 const REQUEST_HEADERS: u32 = 0;
-/// `proxy_get_buffer_bytes` buffer type of the plugin configuration.
+const RESPONSE_HEADERS: u32 = 2;
+const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
+/// Buffer types.
+const REQUEST_BODY: u32 = 0;
 const PLUGIN_CONFIGURATION: u32 = 7;
+/// Metric types.
+const METRIC_COUNTER: u32 = 0;
+const METRIC_GAUGE: u32 = 1;
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -39,6 +46,44 @@ extern "C" {
         value_size: usize,
     ) -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+    fn proxy_add_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
 }
 
 /// A host call that did not return `Ok`.
@@ -170,33 +215,6 @@ pub fn install_logger() {
     std::panic::set_hook(Box::new(|info| write_log(5, &format!("canary-router panicked: {info}"))));
 }
 
-/// `proxy_get_header_map_value` map type of response headers.
-const RESPONSE_HEADERS: u32 = 2;
-/// ... and of an HTTP call's response headers.
-const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
-/// `proxy_get_buffer_bytes` buffer type of the request body.
-const REQUEST_BODY: u32 = 0;
-const METRIC_COUNTER: u32 = 0;
-
-#[link(wasm_import_module = "env")]
-extern "C" {
-    fn proxy_get_header_map_value(
-        map_type: u32,
-        key_data: *const u8,
-        key_size: usize,
-        return_value_data: *mut *mut u8,
-        return_value_size: *mut usize,
-    ) -> u32;
-    fn proxy_define_metric(
-        metric_type: u32,
-        name_data: *const u8,
-        name_size: usize,
-        return_id: *mut u32,
-    ) -> u32;
-    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
-    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
-}
-
 fn header_value(map_type: u32, name: &str) -> Option<Vec<u8>> {
     let mut data = null_mut();
     let mut size = 0;
@@ -252,36 +270,6 @@ pub fn set_tick_period_ms(period: u32) {
     unsafe {
         proxy_set_tick_period_milliseconds(period);
     }
-}
-
-const METRIC_GAUGE: u32 = 1;
-const STATUS_CAS_MISMATCH: u32 = 8;
-
-#[link(wasm_import_module = "env")]
-extern "C" {
-    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
-    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
-    fn proxy_add_header_map_value(
-        map_type: u32,
-        key_data: *const u8,
-        key_size: usize,
-        value_data: *const u8,
-        value_size: usize,
-    ) -> u32;
-    fn proxy_get_shared_data(
-        key_data: *const u8,
-        key_size: usize,
-        return_value_data: *mut *mut u8,
-        return_value_size: *mut usize,
-        return_cas: *mut u32,
-    ) -> u32;
-    fn proxy_set_shared_data(
-        key_data: *const u8,
-        key_size: usize,
-        value_data: *const u8,
-        value_size: usize,
-        cas: u32,
-    ) -> u32;
 }
 
 /// The host's wall clock in milliseconds since the Unix epoch (0 if the

@@ -96,3 +96,24 @@ fn the_pinned_sticky_buckets_are_the_codes() {
     }
     assert_eq!(found, 3);
 }
+
+/// clap and serde_norway serve the native CLI only: they must never be
+/// dependencies of the `.wasm` (its size and start-up matter).
+#[test]
+fn the_cli_dependencies_never_reach_the_wasm() {
+    let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    let mut section = String::new();
+    for line in manifest.lines() {
+        if line.starts_with('[') {
+            section = line.to_string();
+            continue;
+        }
+        let dependency = line.split(['=', ' ']).next().unwrap_or_default();
+        if ["clap", "serde_norway"].contains(&dependency) {
+            assert_eq!(
+                section, r#"[target.'cfg(not(target_arch = "wasm32"))'.dependencies]"#,
+                "{dependency} is declared where the .wasm can link it"
+            );
+        }
+    }
+}

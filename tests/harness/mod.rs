@@ -182,14 +182,9 @@ impl Proxy {
         body: &[&[u8]],
         response: HeaderMap,
     ) -> Exchange {
-        let id = self.next_context_id;
-        self.next_context_id += 1;
-        let ctx = id as i32;
-        self.store.data_mut().effective_context = ROOT_CONTEXT_ID;
-        self.call::<(i32, i32), ()>("proxy_on_context_create", (ctx, ROOT_CONTEXT_ID as i32));
-
         let request_len = request.len() as i32;
-        self.enter(id).streams.insert(id, Stream { request_headers: Some(request), response_headers: None });
+        let id = self.begin_stream(request);
+        let ctx = id as i32;
         let headers_end = i32::from(body.is_empty());
         let request_action =
             self.call::<(i32, i32, i32), i32>("proxy_on_request_headers", (ctx, request_len, headers_end));
@@ -207,6 +202,23 @@ impl Proxy {
             self.call::<(i32, i32, i32), i32>("proxy_on_response_headers", (ctx, response_len, 1));
         let response = self.stream(id).response_headers.clone().unwrap_or_default();
 
+        self.end_stream(id);
+        Exchange { context_id: id, upstream, request_action, response, response_action }
+    }
+
+    /// Creates a stream context holding these request headers.
+    fn begin_stream(&mut self, request: HeaderMap) -> u32 {
+        let id = self.next_context_id;
+        self.next_context_id += 1;
+        self.store.data_mut().effective_context = ROOT_CONTEXT_ID;
+        self.call::<(i32, i32), ()>("proxy_on_context_create", (id as i32, ROOT_CONTEXT_ID as i32));
+        self.enter(id).streams.insert(id, Stream { request_headers: Some(request), response_headers: None });
+        id
+    }
+
+    /// Done, log, delete: after these the stream's maps are gone.
+    fn end_stream(&mut self, id: u32) {
+        let ctx = id as i32;
         self.enter(id);
         self.call::<i32, i32>("proxy_on_done", ctx);
         self.enter(id);
@@ -216,7 +228,6 @@ impl Proxy {
         let state = self.store.data_mut();
         state.streams.remove(&id);
         state.effective_context = ROOT_CONTEXT_ID;
-        Exchange { context_id: id, upstream, request_action, response, response_action }
     }
 
     /// Times `n` request-headers callbacks alone (each in a full stream
@@ -224,24 +235,14 @@ impl Proxy {
     pub fn time_request_headers(&mut self, request: &HeaderMap, n: usize) -> std::time::Duration {
         let mut total = std::time::Duration::ZERO;
         for _ in 0..n {
-            let id = self.next_context_id;
-            self.next_context_id += 1;
-            let ctx = id as i32;
-            self.store.data_mut().effective_context = ROOT_CONTEXT_ID;
-            self.call::<(i32, i32), ()>("proxy_on_context_create", (ctx, ROOT_CONTEXT_ID as i32));
-            let len = request.len() as i32;
-            self.enter(id)
-                .streams
-                .insert(id, Stream { request_headers: Some(request.clone()), response_headers: None });
+            let id = self.begin_stream(request.clone());
             let started = std::time::Instant::now();
-            self.call::<(i32, i32, i32), i32>("proxy_on_request_headers", (ctx, len, 1));
+            self.call::<(i32, i32, i32), i32>(
+                "proxy_on_request_headers",
+                (id as i32, request.len() as i32, 1),
+            );
             total += started.elapsed();
-            self.enter(id);
-            self.call::<i32, i32>("proxy_on_done", ctx);
-            self.call::<i32, ()>("proxy_on_delete", ctx);
-            let state = self.store.data_mut();
-            state.streams.remove(&id);
-            state.effective_context = ROOT_CONTEXT_ID;
+            self.end_stream(id);
         }
         total
     }

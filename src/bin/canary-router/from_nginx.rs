@@ -65,6 +65,14 @@ fn rule(name: &str, condition: Value, target: &str) -> Value {
     json!({ "name": name, "match": [condition], "target": target })
 }
 
+/// ingress-nginx's `always` / `never` values of a `canary-by-header` or
+/// `canary-by-cookie`: the first sends to the canary, the second never does.
+fn always_never(source: &str, key: &str, canary: &str, stable: &str) -> [Value; 2] {
+    [("always", canary), ("never", stable)].map(|(value, target)| {
+        rule(&format!("nginx canary-by-{source} {value}"), json!({ source: key, "exact": value }), target)
+    })
+}
+
 pub fn run(files: &[PathBuf]) -> Result<(), Failure> {
     let mut ingresses = Vec::new();
     for file in files {
@@ -172,29 +180,11 @@ fn route(
                 canary_service,
             ));
         } else {
-            rules.push(rule(
-                "nginx canary-by-header always",
-                json!({ "header": header, "exact": "always" }),
-                canary_service,
-            ));
-            rules.push(rule(
-                "nginx canary-by-header never",
-                json!({ "header": header, "exact": "never" }),
-                stable,
-            ));
+            rules.extend(always_never("header", header, canary_service, stable));
         }
     }
     if let Some(cookie) = canary.annotation("canary-by-cookie") {
-        rules.push(rule(
-            "nginx canary-by-cookie always",
-            json!({ "cookie": cookie, "exact": "always" }),
-            canary_service,
-        ));
-        rules.push(rule(
-            "nginx canary-by-cookie never",
-            json!({ "cookie": cookie, "exact": "never" }),
-            stable,
-        ));
+        rules.extend(always_never("cookie", cookie, canary_service, stable));
     }
     let number = |key: &str, default: f64| -> Result<f64, Failure> {
         match canary.annotation(key) {
