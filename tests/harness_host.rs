@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
+mod wasm_fixtures;
 
 use harness::{HeaderMap, LogLevel, Proxy, CONTINUE};
 
@@ -55,4 +56,29 @@ fn logs_below_the_host_level_are_dropped_as_envoy_does() {
 fn calling_a_missing_export_fails_loudly() {
     let mut proxy = Proxy::start();
     proxy.call_for_test("proxy_on_no_such_callback");
+}
+
+#[test]
+#[should_panic(expected = "unimplemented host call env::proxy_does_not_exist")]
+fn a_host_call_the_harness_lacks_traps_naming_the_call() {
+    Proxy::start_module(&wasm_fixtures::calling_unknown_host_call("proxy_does_not_exist"));
+}
+
+#[test]
+#[should_panic(expected = "the guest trapped in proxy_on_request_headers")]
+fn a_guest_trap_fails_the_test_and_names_the_callback() {
+    let mut proxy = Proxy::start_module(&wasm_fixtures::crashing());
+    assert!(proxy.configure("{}"));
+    proxy.send(&[(":path", "/")]);
+}
+
+#[test]
+fn after_a_trap_the_vm_is_dead_as_in_a_proxy() {
+    let mut proxy = Proxy::start_module(&wasm_fixtures::crashing());
+    assert!(proxy.configure("{}"));
+    let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| proxy.send(&[(":path", "/")])));
+    assert!(first.is_err());
+    let second = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| proxy.send(&[(":path", "/")])));
+    let message = second.unwrap_err().downcast::<String>().unwrap();
+    assert!(message.starts_with("the VM is dead since an earlier trap"), "{message}");
 }

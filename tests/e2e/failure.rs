@@ -28,7 +28,7 @@ fn crashing_filter(policy: &str) -> Envoy {
         .replace("failure_policy: FAIL_CLOSED", &format!("failure_policy: {policy}"));
     let module =
         std::env::temp_dir().join(format!("canary-router-crashing-{}-{policy}.wasm", std::process::id()));
-    std::fs::write(&module, super::crashing_module::bytes()).unwrap();
+    std::fs::write(&module, super::wasm_fixtures::crashing()).unwrap();
     Envoy::start(envoy_config.replace(
         "filename: target/wasm32-wasip1/release/canary_router.wasm",
         &format!("filename: {}", module.display()),

@@ -5,7 +5,6 @@
 
 #[path = "../harness/built_wasm.rs"]
 mod built_wasm;
-mod crashing_module;
 mod envoy;
 mod failure;
 mod hostile;
@@ -17,3 +16,5 @@ mod live_reload;
 mod observability;
 mod progressive;
 mod routing;
+#[path = "../wasm_fixtures/mod.rs"]
+mod wasm_fixtures;

@@ -79,6 +79,22 @@ impl Proxy {
     /// host's randomness (WASI `random_get`), so runs are reproducible.
     pub fn start_with(log_level: LogLevel, seed: u64) -> Self {
         let (engine, module) = compiled_module::compiled();
+        Self::instantiate(engine, module, log_level, seed)
+    }
+
+    /// Starts another module in place of the filter (harness self-tests).
+    pub fn start_module(bytes: &[u8]) -> Self {
+        let (engine, _) = compiled_module::compiled();
+        let module = wasmtime::Module::new(engine, bytes).expect("the test module compiles");
+        Self::instantiate(engine, &module, LogLevel::Info, 1)
+    }
+
+    fn instantiate(
+        engine: &wasmtime::Engine,
+        module: &wasmtime::Module,
+        log_level: LogLevel,
+        seed: u64,
+    ) -> Self {
         let mut linker = Linker::new(engine);
         for import in module.imports() {
             let (module_name, name) = (import.module(), import.name());
