@@ -208,7 +208,10 @@ fn an_erroring_canary_is_rolled_back_by_itself_and_stays_back() {
     }
     assert_eq!(traffic(&mut proxy, 200), 0);
     assert_eq!(proxy.logs_at(LogLevel::Warn).len(), 1, "the rollback is logged once");
-    // ...until the config changes.
+    // Applying the same config again does not undo it, at once...
+    assert!(proxy.configure(&rollback_config("0.1")));
+    assert_eq!(traffic(&mut proxy, 200), 0, "re-applying the same config let traffic back before a tick");
+    // ...only a changed config does.
     assert!(proxy.configure(&rollback_config("0.2")));
     assert!(traffic(&mut proxy, 200) > 50);
 }

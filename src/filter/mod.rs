@@ -195,6 +195,9 @@ impl RootContext for RouterRoot {
                 host::set_tick_period_ms(tick);
                 let now = host::now_ms();
                 active.log_ramp_steps(self.id, now);
+                // A config applied again (same bytes) is still rolled back:
+                // pick that up now, not a tick later.
+                rollback::evaluate(&active, self.id, now);
                 self.active = Some(Rc::new(active));
                 self.last_progress_ms = now;
                 true
