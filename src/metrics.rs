@@ -25,6 +25,8 @@ pub const TAGS: &[&str] = &["route", "target", "rule", "status_class", "cluster"
 
 /// The status classes responses are counted by, in index order.
 pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+/// The index of `5xx`: what rollbacks and shadows count as failures.
+pub const SERVER_ERROR: usize = 4;
 
 /// A metric name with its tags encoded.
 pub fn tagged(name: &str, tags: &[(&str, &str)]) -> String {

@@ -67,10 +67,16 @@ pub struct Decision<'r> {
     pub rule_index: Option<usize>,
     pub target: &'r str,
     pub reason: Reason,
-    /// Set when the response must carry this split's assignment cookie.
-    pub assign_cookie: Option<&'r AssignCookie>,
     /// The split that decided, if one did.
     pub split: Option<&'r Split>,
+}
+
+impl<'r> Decision<'r> {
+    /// The assignment cookie the response must set: the deciding split has
+    /// one, and the request's own cookie did not decide.
+    pub fn assign_cookie(&self) -> Option<&'r AssignCookie> {
+        self.split.and_then(Split::assign_cookie).filter(|_| self.reason != Reason::Split(Choice::Cookie))
+    }
 }
 
 impl Router {
@@ -105,8 +111,6 @@ impl Router {
                     (target, Reason::Split(choice), Some(split.as_ref()))
                 }
             };
-            let assign_cookie =
-                split.and_then(Split::assign_cookie).filter(|_| reason != Reason::Split(Choice::Cookie));
             return Some(Decision {
                 route: &route.name,
                 route_index,
@@ -114,7 +118,6 @@ impl Router {
                 rule_index: Some(rule_index),
                 target,
                 reason,
-                assign_cookie,
                 split,
             });
         }
@@ -125,9 +128,27 @@ impl Router {
             rule_index: None,
             target: &route.default,
             reason: Reason::Default,
-            assign_cookie: None,
             split: None,
         })
+    }
+}
+
+impl Router {
+    /// Every split of the config with the route and rule holding it.
+    pub fn splits(&self) -> impl Iterator<Item = (&Route, &Rule, &Split)> {
+        self.routes.iter().flat_map(|route| {
+            route.rules.iter().filter_map(move |rule| rule.split().map(|split| (route, rule, split)))
+        })
+    }
+}
+
+impl Rule {
+    /// The rule's split, if its action is one.
+    pub fn split(&self) -> Option<&Split> {
+        match &self.action {
+            Action::Split(split) => Some(split),
+            Action::Target(_) => None,
+        }
     }
 }
 

@@ -38,14 +38,14 @@ const PROGRESS_TICK_MS: u64 = 1_000;
 pub struct Active {
     pub router: Router,
     pub stats: Stats,
-    /// Identifies this config in the proxy's shared data.
-    pub fingerprint: u64,
     /// Whether any split has a ramp (decisions then need the clock).
     pub uses_clock: bool,
     /// Whether any split has a rollback (responses then need the clock).
     pub has_rollback: bool,
     /// Per split id: rolled back on this VM.
     pub rolled_back: RefCell<Vec<bool>>,
+    /// Per split id: where a rollback split keeps its window.
+    pub rollback_keys: Vec<Option<rollback::Keys>>,
     /// Per split id: the ramp step last logged (`None`: before the start;
     /// `NOT_LOGGED` until the first log).
     ramp_steps: RefCell<Vec<Option<usize>>>,
@@ -53,18 +53,20 @@ pub struct Active {
 
 impl Active {
     fn new(router: Router, json: &[u8]) -> Self {
-        let splits = || {
-            router.routes.iter().flat_map(|r| r.rules.iter()).filter_map(|rule| match &rule.action {
-                crate::router::Action::Split(split) => Some(split),
-                crate::router::Action::Target(_) => None,
-            })
-        };
-        let uses_clock = splits().any(|s| s.ramp().is_some());
-        let has_rollback = splits().any(|s| s.rollback().is_some());
+        let uses_clock = router.splits().any(|(_, _, s)| s.ramp().is_some());
+        let has_rollback = router.splits().any(|(_, _, s)| s.rollback().is_some());
         let count = router.split_count;
         let stats = Stats::define(&router);
+        // Names this config's state in the proxy's shared data.
+        let fingerprint = crate::hash::fingerprint(json);
+        let mut rollback_keys: Vec<Option<rollback::Keys>> = (0..count).map(|_| None).collect();
+        for (_, _, split) in router.splits() {
+            if let Some(slot) = rollback_keys.get_mut(split.id) {
+                *slot = rollback::Keys::new(fingerprint, split);
+            }
+        }
         Active {
-            fingerprint: crate::hash::fingerprint(json),
+            rollback_keys,
             uses_clock,
             has_rollback,
             rolled_back: RefCell::new(vec![false; count]),
@@ -76,32 +78,29 @@ impl Active {
 
     /// Logs each ramp's step once, when it changes.
     fn log_ramp_steps(&self, root_id: u32, now_ms: u64) {
-        for route in &self.router.routes {
-            for rule in &route.rules {
-                let crate::router::Action::Split(split) = &rule.action else { continue };
-                let Some(ramp) = split.ramp() else { continue };
-                let step = ramp.step_at(now_ms);
-                let mut logged = self.ramp_steps.borrow_mut();
-                let Some(previous) = logged.get_mut(split.id) else { continue };
-                if *previous == step {
-                    continue;
-                }
-                *previous = step;
-                match step {
-                    Some(s) => info!(
-                        "[ctx {root_id}] canary-router: route={} rule={} ramp: {} now at {}% (step {} of {})",
-                        route.name,
-                        rule.label,
-                        ramp.target,
-                        ramp.steps.get(s).copied().unwrap_or(0.0),
-                        s + 1,
-                        ramp.steps.len()
-                    ),
-                    None => info!(
-                        "[ctx {root_id}] canary-router: route={} rule={} ramp: {} waits for its start",
-                        route.name, rule.label, ramp.target
-                    ),
-                }
+        let mut logged = self.ramp_steps.borrow_mut();
+        for (route, rule, split) in self.router.splits() {
+            let Some(ramp) = split.ramp() else { continue };
+            let step = ramp.step_at(now_ms);
+            let Some(previous) = logged.get_mut(split.id) else { continue };
+            if *previous == step {
+                continue;
+            }
+            *previous = step;
+            match step {
+                Some(s) => info!(
+                    "[ctx {root_id}] canary-router: route={} rule={} ramp: {} now at {}% (step {} of {})",
+                    route.name,
+                    rule.label,
+                    ramp.target,
+                    ramp.steps.get(s).copied().unwrap_or(0.0),
+                    s + 1,
+                    ramp.steps.len()
+                ),
+                None => info!(
+                    "[ctx {root_id}] canary-router: route={} rule={} ramp: {} waits for its start",
+                    route.name, rule.label, ramp.target
+                ),
             }
         }
     }

@@ -10,28 +10,46 @@ use log::warn;
 use super::Active;
 use crate::error_window::{self, Slot, SLOTS};
 use crate::host::{self, SharedWrite};
-use crate::router::Action;
 use crate::split::Split;
 
 /// Compare-and-swap attempts before a count is given up (lost, not fatal).
 const CAS_ATTEMPTS: usize = 8;
 
-fn key(active: &Active, split: &Split, suffix: &str) -> String {
-    format!("canary-router/{:016x}/split{}/{suffix}", active.fingerprint, split.id)
+/// The shared-data keys of one rollback split, named once per config so a
+/// response only looks its slot up.
+pub struct Keys {
+    flag: String,
+    slots: Vec<String>,
+    window_ms: u64,
+}
+
+impl Keys {
+    pub fn new(fingerprint: u64, split: &Split) -> Option<Keys> {
+        let rollback = split.rollback()?;
+        let key = |suffix: &str| format!("canary-router/{fingerprint:016x}/split{}/{suffix}", split.id);
+        Some(Keys {
+            flag: key("rolled-back"),
+            slots: (0..SLOTS).map(|s| key(&format!("slot{s}"))).collect(),
+            window_ms: rollback.window_ms,
+        })
+    }
+
+    fn slot(&self, bucket: u64) -> &str {
+        self.slots.get(error_window::slot_of(bucket) as usize).map_or("", String::as_str)
+    }
 }
 
 /// Counts one response of a rollback target in the shared window.
-pub fn record_response(active: &Active, split: &Split, now_ms: u64, error: bool) {
-    let Some(rollback) = split.rollback() else { return };
-    let bucket = error_window::bucket_of(now_ms, rollback.window_ms);
-    let slot_key = key(active, split, &format!("slot{}", error_window::slot_of(bucket)));
+pub fn record_response(keys: &Keys, now_ms: u64, error: bool) {
+    let bucket = error_window::bucket_of(now_ms, keys.window_ms);
+    let slot_key = keys.slot(bucket);
     for _ in 0..CAS_ATTEMPTS {
-        let (previous, cas) = match host::shared_data(&slot_key) {
+        let (previous, cas) = match host::shared_data(slot_key) {
             Some((bytes, cas)) => (Slot::decode(&bytes), cas),
             None => (None, 0),
         };
         let slot = error_window::record(previous, bucket, error);
-        match host::set_shared_data(&slot_key, &slot.encode(), cas) {
+        match host::set_shared_data(slot_key, &slot.encode(), cas) {
             SharedWrite::Written | SharedWrite::Failed => return,
             SharedWrite::Conflict => continue,
         }
@@ -40,27 +58,22 @@ pub fn record_response(active: &Active, split: &Split, now_ms: u64, error: bool)
 
 /// Checks every rollback split of the active config (from the root's tick).
 pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
-    let splits = active.router.routes.iter().enumerate().flat_map(|(r, route)| {
-        route.rules.iter().filter_map(move |rule| match &rule.action {
-            Action::Split(split) if split.rollback().is_some() => Some((r, split)),
-            _ => None,
-        })
-    });
-    for (route_index, split) in splits {
-        let Some(rollback) = split.rollback() else { continue };
+    for (route, _, split) in active.router.splits() {
+        let (Some(rollback), Some(Some(keys))) = (split.rollback(), active.rollback_keys.get(split.id))
+        else {
+            continue;
+        };
         if active.rolled_back.borrow().get(split.id).copied().unwrap_or(true) {
             continue;
         }
-        let flag = key(active, split, "rolled-back");
-        let (raised_here, detail) = if host::shared_data(&flag).is_some_and(|(v, _)| v == b"1") {
+        let (raised_here, detail) = if host::shared_data(&keys.flag).is_some_and(|(v, _)| v == b"1") {
             (false, "another worker saw the threshold crossed".to_string())
         } else {
             let current = error_window::bucket_of(now_ms, rollback.window_ms);
-            let slots: Vec<Option<Slot>> = (0..SLOTS)
-                .map(|s| {
-                    host::shared_data(&key(active, split, &format!("slot{s}")))
-                        .and_then(|(v, _)| Slot::decode(&v))
-                })
+            let slots: Vec<Option<Slot>> = keys
+                .slots
+                .iter()
+                .map(|key| host::shared_data(key).and_then(|(v, _)| Slot::decode(&v)))
                 .collect();
             let (requests, errors) = error_window::totals(&slots, current);
             if !error_window::crossed(rollback, requests, errors) {
@@ -73,17 +86,16 @@ pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
             )
         };
         if raised_here {
-            let _ = host::set_shared_data(&flag, b"1", 0);
+            let _ = host::set_shared_data(&keys.flag, b"1", 0);
         }
         if let Some(state) = active.rolled_back.borrow_mut().get_mut(split.id) {
             *state = true;
         }
         active.stats.rolled_back(split.id);
-        let route = active.router.routes.get(route_index).map_or("", |r| r.name.as_str());
         warn!(
-            "[ctx {root_id}] canary-router: rolled back route={route} target={}: {detail} within {} ms; \
+            "[ctx {root_id}] canary-router: rolled back route={} target={}: {detail} within {} ms; \
              its traffic goes to the other targets until the config changes",
-            rollback.target, rollback.window_ms
+            route.name, rollback.target, rollback.window_ms
         );
     }
 }

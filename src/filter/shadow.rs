@@ -12,7 +12,7 @@ use log::debug;
 
 use super::Active;
 use crate::host;
-use crate::metrics::status_class;
+use crate::metrics::{status_class, SERVER_ERROR};
 
 /// Copies waiting beyond this are dropped and counted as skipped: a shadow
 /// that cannot keep up must not grow the VM's memory.
@@ -73,7 +73,7 @@ impl ShadowQueue {
         let class =
             if num_headers == 0 { None } else { host::http_call_status().as_deref().and_then(status_class) };
         // No response (reset, timeout, no healthy host) or a 5xx: a failure.
-        if class.is_none_or(|c| c == 4) {
+        if class.is_none_or(|c| c == SERVER_ERROR) {
             debug!("[ctx {root_id}] shadow call {token} failed");
             active.stats.shadow_failed(route);
         }

@@ -2,7 +2,7 @@
 
 use crate::host;
 use crate::metrics::{self, tagged, STATUS_CLASSES};
-use crate::router::{Action, Router};
+use crate::router::Router;
 
 /// A counter id; `None` if the host refused to define it (counts are then
 /// lost, routing is not affected).
@@ -90,22 +90,19 @@ impl Stats {
             })
             .collect();
         let mut rolled_back = vec![None; router.split_count];
-        for route in &router.routes {
-            for rule in &route.rules {
-                let Action::Split(split) = &rule.action else { continue };
-                let Some(rollback) = split.rollback() else { continue };
-                let tags = [
-                    ("route", route.name.as_str()),
-                    ("rule", rule.label.as_str()),
-                    ("target", rollback.target.as_str()),
-                ];
-                let gauge = host::define_gauge(&tagged(metrics::ROLLED_BACK, &tags)).ok();
-                if let Some(id) = gauge {
-                    host::record(id, 0);
-                }
-                if let Some(slot) = rolled_back.get_mut(split.id) {
-                    *slot = gauge;
-                }
+        for (route, rule, split) in router.splits() {
+            let Some(rollback) = split.rollback() else { continue };
+            let tags = [
+                ("route", route.name.as_str()),
+                ("rule", rule.label.as_str()),
+                ("target", rollback.target.as_str()),
+            ];
+            let gauge = host::define_gauge(&tagged(metrics::ROLLED_BACK, &tags)).ok();
+            if let Some(id) = gauge {
+                host::record(id, 0);
+            }
+            if let Some(slot) = rolled_back.get_mut(split.id) {
+                *slot = gauge;
             }
         }
         Stats { routes, unrouted: counter(metrics::UNROUTED, &[]), rolled_back }

@@ -11,14 +11,11 @@ use super::rollback;
 use super::shadow::{PendingShadow, ShadowQueue};
 use super::Active;
 use crate::config::DEFAULT_TARGET_HEADER;
-use crate::metrics::status_class;
+use crate::metrics::{status_class, SERVER_ERROR};
 use crate::mirror::shadow_headers;
 use crate::request::Request;
-use crate::router::Action as RuleAction;
 use crate::split::Moment;
 
-/// `STATUS_CLASSES` index of 5xx: the responses a rollback counts as errors.
-const SERVER_ERROR: usize = 4;
 use crate::{header_map, host};
 
 /// A copy being assembled while the request body streams through.
@@ -40,8 +37,8 @@ pub struct RouterHttp {
     shadow: Option<ShadowInProgress>,
     /// The assignment cookie the response must set.
     set_cookie: Option<String>,
-    /// (route, rule) of a split whose rollback watches this response.
-    rollback_watch: Option<(usize, usize)>,
+    /// The id of a split whose rollback watches this response.
+    rollback_watch: Option<usize>,
 }
 
 impl RouterHttp {
@@ -108,16 +105,9 @@ impl HttpContext for RouterHttp {
         if let (Some((route, target)), Some(class)) = (self.routed, class) {
             active.stats.response(route, target, class);
         }
-        if let (Some((route, rule)), Some(class)) = (self.rollback_watch, class) {
-            let split =
-                active.router.routes.get(route).and_then(|r| r.rules.get(rule)).and_then(|rule| match &rule
-                    .action
-                {
-                    RuleAction::Split(split) => Some(split),
-                    RuleAction::Target(_) => None,
-                });
-            if let Some(split) = split {
-                rollback::record_response(active, split, host::now_ms(), class == SERVER_ERROR);
+        if let (Some(split_id), Some(class)) = (self.rollback_watch, class) {
+            if let Some(Some(keys)) = active.rollback_keys.get(split_id) {
+                rollback::record_response(keys, host::now_ms(), class == SERVER_ERROR);
             }
         }
         if let Some(cookie) = self.set_cookie.take() {
@@ -166,10 +156,10 @@ impl RouterHttp {
         }
         let target = active.stats.request(decision.route_index, decision.rule_index, decision.target);
         self.routed = target.map(|t| (decision.route_index, t));
-        self.set_cookie = decision.assign_cookie.map(|cookie| cookie.set_cookie(decision.target));
-        if let (Some(split), Some(rule)) = (decision.split, decision.rule_index) {
+        self.set_cookie = decision.assign_cookie().map(|cookie| cookie.set_cookie(decision.target));
+        if let Some(split) = decision.split {
             if split.rollback().is_some_and(|r| r.target == decision.target) {
-                self.rollback_watch = Some((decision.route_index, rule));
+                self.rollback_watch = Some(split.id);
             }
         }
 

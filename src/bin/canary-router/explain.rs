@@ -132,7 +132,7 @@ pub fn explain(router: &Router, pairs: &[(Vec<u8>, Vec<u8>)], moment: &Moment<'_
                         out += &format!("random:  {why}: each request picks by the weights above\n");
                         out += &format!("target:  one of {}\n", split.targets().join(", "));
                         out += &format!("header:  {}: <the chosen target>\n", router.target_header);
-                        if let Some(cookie) = decision.assign_cookie {
+                        if let Some(cookie) = decision.assign_cookie() {
                             out += &format!(
                                 "response: set-cookie: {}\n",
                                 cookie.set_cookie("<the chosen target>")
@@ -150,7 +150,7 @@ pub fn explain(router: &Router, pairs: &[(Vec<u8>, Vec<u8>)], moment: &Moment<'_
     }
     out += &format!("target:  {}\n", decision.target);
     out += &format!("header:  {}: {}\n", router.target_header, decision.target);
-    if let Some(cookie) = decision.assign_cookie {
+    if let Some(cookie) = decision.assign_cookie() {
         out += &format!("response: set-cookie: {}\n", cookie.set_cookie(decision.target));
     }
     out

@@ -7,7 +7,7 @@ use std::path::Path;
 use canary_router::host_pattern::HostPattern;
 use canary_router::request::{Request, Source};
 use canary_router::rng::Rng;
-use canary_router::router::{Action, Route, Router};
+use canary_router::router::{Route, Router};
 use canary_router::split::Moment;
 
 use crate::input;
@@ -86,10 +86,7 @@ fn example_host(route: &Route) -> String {
 
 /// The sticky key source of the route's first sticky split, if any.
 fn sticky_source(route: &Route) -> Option<Source> {
-    route.rules.iter().find_map(|rule| match &rule.action {
-        Action::Split(split) => split.sticky_by().cloned(),
-        Action::Target(_) => None,
-    })
+    route.rules.iter().find_map(|rule| rule.split()?.sticky_by().cloned())
 }
 
 /// The target for a synthetic request, optionally carrying a sticky id.
