@@ -67,48 +67,35 @@ impl<'a> Request<'a> {
     /// Calls `test` on each value of `source` until it returns true.
     /// Returns `(present, matched)`: whether the key occurs at all, and
     /// whether any of its values passed.
-    pub fn any_value(&self, source: &Source, mut test: impl FnMut(&[u8]) -> bool) -> (bool, bool) {
-        let mut present = false;
-        match source {
-            Source::Header(name) => {
-                for (_, v) in self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)) {
-                    present = true;
-                    if test(v) {
-                        return (true, true);
-                    }
-                }
-            }
-            Source::Cookie(name) => {
-                for (_, v) in self.cookies().iter().filter(|(k, _)| *k == name.as_slice()) {
-                    present = true;
-                    if test(v) {
-                        return (true, true);
-                    }
-                }
-            }
-            Source::Query(name) => {
-                for (_, v) in self.query().iter().filter(|(k, _)| k.as_ref() == name.as_slice()) {
-                    present = true;
-                    if test(v) {
-                        return (true, true);
-                    }
-                }
-            }
-        }
-        (present, false)
+    pub fn any_value(&self, source: &Source, test: impl FnMut(&[u8]) -> bool) -> (bool, bool) {
+        let (present, found) = self.find(source, test);
+        (present, found.is_some())
     }
 
     /// The first non-empty value of `source`: the sticky key of a split.
-    pub fn first_value(&self, source: &Source) -> Option<Vec<u8>> {
-        let mut found = None;
-        self.any_value(source, |v| {
-            if v.is_empty() {
-                return false;
+    pub fn first_value(&self, source: &Source) -> Option<&[u8]> {
+        self.find(source, |v| !v.is_empty()).1
+    }
+
+    /// Whether `source` occurs, and its first value that passes `test`.
+    fn find<'s>(
+        &'s self,
+        source: &Source,
+        mut test: impl FnMut(&'s [u8]) -> bool,
+    ) -> (bool, Option<&'s [u8]>) {
+        match source {
+            Source::Header(name) => scan(
+                self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| *v),
+                &mut test,
+            ),
+            Source::Cookie(name) => {
+                scan(self.cookies().iter().filter(|(k, _)| *k == name.as_slice()).map(|(_, v)| *v), &mut test)
             }
-            found = Some(v.to_vec());
-            true
-        });
-        found
+            Source::Query(name) => scan(
+                self.query().iter().filter(|(k, _)| k.as_ref() == name.as_slice()).map(|(_, v)| v.as_ref()),
+                &mut test,
+            ),
+        }
     }
 
     fn cookies(&self) -> &[(&'a [u8], &'a [u8])] {
@@ -125,6 +112,21 @@ impl<'a> Request<'a> {
     fn query(&self) -> &QueryPairs<'a> {
         self.query.get_or_init(|| query::parse(query::query_of(self.path)))
     }
+}
+
+/// Walks `values` until `test` passes: `(any value at all, the one that passed)`.
+fn scan<'s>(
+    values: impl Iterator<Item = &'s [u8]>,
+    test: &mut impl FnMut(&'s [u8]) -> bool,
+) -> (bool, Option<&'s [u8]>) {
+    let mut present = false;
+    for value in values {
+        present = true;
+        if test(value) {
+            return (true, Some(value));
+        }
+    }
+    (present, None)
 }
 
 #[cfg(test)]
@@ -181,7 +183,7 @@ mod tests {
     #[test]
     fn the_sticky_key_is_the_first_non_empty_value() {
         let req = Request::new(vec![(b"cookie", b"uid=; uid=u-7; uid=u-8")]);
-        assert_eq!(req.first_value(&Source::Cookie(b"uid".to_vec())), Some(b"u-7".to_vec()));
+        assert_eq!(req.first_value(&Source::Cookie(b"uid".to_vec())), Some(&b"u-7"[..]));
         let req = Request::new(vec![(b"cookie", b"uid=")]);
         assert_eq!(req.first_value(&Source::Cookie(b"uid".to_vec())), None);
     }

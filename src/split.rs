@@ -20,10 +20,12 @@ pub struct Split {
     /// proxy keeps its rollback state.
     pub id: usize,
     ramp: Option<Ramp>,
-    assign_cookie: Option<AssignCookie>,
+    /// The assignment cookie, and where a request carries it (compiled
+    /// once, not per request).
+    assign_cookie: Option<(AssignCookie, Source)>,
     rollback: Option<Rollback>,
-    /// The bounds once rolled back: the rollback target's weight set to 0.
-    rolled_back_bounds: Vec<u32>,
+    /// With a rollback: the bounds once rolled back (its target's weight 0).
+    rolled_back_bounds: Option<Vec<u32>>,
 }
 
 /// A split's `ramp`: the first target's percentage over time.
@@ -151,7 +153,7 @@ impl Split {
         Split {
             targets,
             weights,
-            rolled_back_bounds: bounds.clone(),
+            rolled_back_bounds: None,
             bounds,
             sticky_by,
             salt,
@@ -171,7 +173,8 @@ impl Split {
     }
 
     pub fn with_assign_cookie(mut self, cookie: AssignCookie) -> Self {
-        self.assign_cookie = Some(cookie);
+        let source = Source::Cookie(cookie.name.as_bytes().to_vec());
+        self.assign_cookie = Some((cookie, source));
         self
     }
 
@@ -184,15 +187,17 @@ impl Split {
             .zip(&self.weights)
             .map(|(t, w)| if *t == rollback.target { 0.0 } else { *w })
             .collect();
-        self.rolled_back_bounds = bounds_of(&without);
+        self.rolled_back_bounds = Some(bounds_of(&without));
         self.rollback = Some(rollback);
         self
     }
 
     /// The bounds in force at this moment.
     fn current_bounds(&self, moment: &Moment<'_>) -> &[u32] {
-        if self.rollback.is_some() && moment.rolled_back.get(self.id).copied().unwrap_or(false) {
-            return &self.rolled_back_bounds;
+        if let Some(bounds) = &self.rolled_back_bounds {
+            if moment.rolled_back.get(self.id).copied().unwrap_or(false) {
+                return bounds;
+            }
         }
         if let Some(ramp) = &self.ramp {
             if let Some(step) = ramp.step_at(moment.now_ms) {
@@ -231,10 +236,10 @@ impl Split {
     /// its sticky key when configured and sent (non-empty), else by the roll.
     pub fn choose(&self, request: &Request<'_>, moment: &Moment<'_>) -> (&str, Choice) {
         let bounds = self.current_bounds(moment);
-        if let Some(assign) = &self.assign_cookie {
-            if let Some(value) = request.first_value(&Source::Cookie(assign.name.as_bytes().to_vec())) {
+        if let Some((_, cookie)) = &self.assign_cookie {
+            if let Some(value) = request.first_value(cookie) {
                 let has_weight = |i: usize| bounds[i] > if i == 0 { 0 } else { bounds[i - 1] };
-                if let Some(i) = self.targets.iter().position(|t| t.as_bytes() == value.as_slice()) {
+                if let Some(i) = self.targets.iter().position(|t| t.as_bytes() == value) {
                     if has_weight(i) {
                         return (&self.targets[i], Choice::Cookie);
                     }
@@ -243,7 +248,7 @@ impl Split {
         }
         let sticky = self.sticky_by.as_ref().and_then(|source| request.first_value(source));
         let choice = match sticky {
-            Some(key) => Choice::Sticky { bucket: sticky_bucket(&self.salt, &key) },
+            Some(key) => Choice::Sticky { bucket: sticky_bucket(&self.salt, key) },
             None => Choice::Random { roll: moment.roll % BUCKETS },
         };
         let bucket = match choice {
@@ -276,7 +281,7 @@ impl Split {
     }
 
     pub fn assign_cookie(&self) -> Option<&AssignCookie> {
-        self.assign_cookie.as_ref()
+        self.assign_cookie.as_ref().map(|(cookie, _)| cookie)
     }
 
     pub fn rollback(&self) -> Option<&Rollback> {
