@@ -298,16 +298,7 @@ fn compile_rule(
 }
 
 fn compile_condition(raw: RawCondition, at: &str) -> Result<Condition, ConfigError> {
-    let sources: Vec<(&str, Source)> = [
-        raw.header.map(|n| ("header", n)),
-        raw.cookie.map(|n| ("cookie", n)),
-        raw.query.map(|n| ("query", n)),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|(kind, name)| -> Result<_, ConfigError> { Ok((kind, source(kind, name, at)?)) })
-    .collect::<Result<_, _>>()?;
-    let (_, source) = exactly_one(sources, at, "a source", "`header`, `cookie` or `query`")?;
+    let source = one_source(raw.header, raw.cookie, raw.query, at)?;
 
     let mut tests: Vec<(&str, Test)> = Vec::new();
     if let Some(v) = raw.exact {
@@ -370,17 +361,7 @@ fn compile_split(raw: RawSplit, at: &str, route_name: &str) -> Result<Split, Con
     let sticky_by = match raw.sticky_by {
         None => None,
         Some(sticky) => {
-            let here = format!("{at}.stickyBy");
-            let sources: Vec<(&str, Source)> = [
-                sticky.header.map(|n| ("header", n)),
-                sticky.cookie.map(|n| ("cookie", n)),
-                sticky.query.map(|n| ("query", n)),
-            ]
-            .into_iter()
-            .flatten()
-            .map(|(kind, name)| -> Result<_, ConfigError> { Ok((kind, source(kind, name, &here)?)) })
-            .collect::<Result<_, _>>()?;
-            Some(exactly_one(sources, &here, "a source", "`header`, `cookie` or `query`")?.1)
+            Some(one_source(sticky.header, sticky.cookie, sticky.query, &format!("{at}.stickyBy"))?)
         }
     };
     let salt = raw.salt.unwrap_or_else(|| route_name.to_string()).into_bytes();
@@ -521,6 +502,23 @@ fn compile_split(raw: RawSplit, at: &str, route_name: &str) -> Result<Split, Con
         split = split.with_rollback(rollback);
     }
     Ok(split)
+}
+
+/// Exactly one of `header`, `cookie` and `query` (a condition's or a
+/// `stickyBy`'s), checked and compiled.
+fn one_source(
+    header: Option<String>,
+    cookie: Option<String>,
+    query: Option<String>,
+    at: &str,
+) -> Result<Source, ConfigError> {
+    let sources: Vec<(&str, Source)> =
+        [header.map(|n| ("header", n)), cookie.map(|n| ("cookie", n)), query.map(|n| ("query", n))]
+            .into_iter()
+            .flatten()
+            .map(|(kind, name)| -> Result<_, ConfigError> { Ok((kind, source(kind, name, at)?)) })
+            .collect::<Result<_, _>>()?;
+    Ok(exactly_one(sources, at, "a source", "`header`, `cookie` or `query`")?.1)
 }
 
 /// Builds a source, checking its key. Header names are stored lower-case.

@@ -90,6 +90,15 @@ extern "C" {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status(pub u32);
 
+/// `Ok` or the status the host answered.
+fn checked(status: u32) -> Result<(), Status> {
+    if status == STATUS_OK {
+        Ok(())
+    } else {
+        Err(Status(status))
+    }
+}
+
 /// Takes ownership of a buffer the host allocated in our memory through
 /// `proxy_on_memory_allocate` (a `Vec<u8>` of exactly `size` bytes).
 ///
@@ -124,34 +133,30 @@ pub fn replace_request_header(name: &str, value: &[u8]) -> Result<(), Status> {
             value.len(),
         )
     };
-    if status == STATUS_OK {
-        Ok(())
-    } else {
-        Err(Status(status))
-    }
+    checked(status)
 }
 
 pub fn remove_request_header(name: &str) -> Result<(), Status> {
     // SAFETY: the slice outlives the call; the host copies it.
-    let status = unsafe { proxy_remove_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len()) };
-    if status == STATUS_OK {
-        Ok(())
-    } else {
-        Err(Status(status))
+    checked(unsafe { proxy_remove_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len()) })
+}
+
+/// A buffer of the host's (`buffer_type`), or an empty one if it has none.
+fn buffer(buffer_type: u32, size: usize) -> Result<Vec<u8>, Status> {
+    let mut data = null_mut();
+    let mut len = 0;
+    // SAFETY: the host writes a pointer/size pair it allocated for us.
+    match unsafe { proxy_get_buffer_bytes(buffer_type, 0, size, &mut data, &mut len) } {
+        STATUS_OK => Ok(unsafe { take_host_buffer(data, len) }),
+        STATUS_NOT_FOUND => Ok(Vec::new()),
+        status => Err(Status(status)),
     }
 }
 
 /// The plugin configuration (`configuration` in Envoy, `pluginConfig` in
 /// Istio), or an empty buffer when none was given.
 pub fn plugin_configuration(size: usize) -> Result<Vec<u8>, Status> {
-    let mut data = null_mut();
-    let mut len = 0;
-    // SAFETY: the host writes a pointer/size pair it allocated for us.
-    match unsafe { proxy_get_buffer_bytes(PLUGIN_CONFIGURATION, 0, size, &mut data, &mut len) } {
-        STATUS_OK => Ok(unsafe { take_host_buffer(data, len) }),
-        STATUS_NOT_FOUND => Ok(Vec::new()),
-        status => Err(Status(status)),
-    }
+    buffer(PLUGIN_CONFIGURATION, size)
 }
 
 /// The host's log level as a `log` filter; Info if the host cannot say.
@@ -237,24 +242,18 @@ pub fn http_call_status() -> Option<Vec<u8>> {
 
 /// The request body chunk the host holds now (in `on_http_request_body`).
 pub fn request_body(size: usize) -> Result<Vec<u8>, Status> {
-    let mut data = null_mut();
-    let mut len = 0;
-    // SAFETY: the host writes a pointer/size pair it allocated for us.
-    match unsafe { proxy_get_buffer_bytes(REQUEST_BODY, 0, size, &mut data, &mut len) } {
-        STATUS_OK => Ok(unsafe { take_host_buffer(data, len) }),
-        STATUS_NOT_FOUND => Ok(Vec::new()),
-        status => Err(Status(status)),
-    }
+    buffer(REQUEST_BODY, size)
 }
 
-/// Defines (or finds) a counter by name.
-pub fn define_counter(name: &str) -> Result<u32, Status> {
+/// Defines (or finds) a metric of a type by name.
+fn define_metric(metric_type: u32, name: &str) -> Result<u32, Status> {
     let mut id = 0;
     // SAFETY: the slice outlives the call; the host writes one u32.
-    match unsafe { proxy_define_metric(METRIC_COUNTER, name.as_ptr(), name.len(), &mut id) } {
-        STATUS_OK => Ok(id),
-        status => Err(Status(status)),
-    }
+    checked(unsafe { proxy_define_metric(metric_type, name.as_ptr(), name.len(), &mut id) }).map(|()| id)
+}
+
+pub fn define_counter(name: &str) -> Result<u32, Status> {
+    define_metric(METRIC_COUNTER, name)
 }
 
 /// Adds one to a counter. A failed increment loses one count, nothing more.
@@ -284,12 +283,7 @@ pub fn now_ms() -> u64 {
 }
 
 pub fn define_gauge(name: &str) -> Result<u32, Status> {
-    let mut id = 0;
-    // SAFETY: the slice outlives the call; the host writes one u32.
-    match unsafe { proxy_define_metric(METRIC_GAUGE, name.as_ptr(), name.len(), &mut id) } {
-        STATUS_OK => Ok(id),
-        status => Err(Status(status)),
-    }
+    define_metric(METRIC_GAUGE, name)
 }
 
 pub fn record(id: u32, value: u64) {
@@ -302,14 +296,9 @@ pub fn record(id: u32, value: u64) {
 /// Adds a response header (in the response-headers callback).
 pub fn add_response_header(name: &str, value: &str) -> Result<(), Status> {
     // SAFETY: both slices outlive the call; the host copies them.
-    let status = unsafe {
+    checked(unsafe {
         proxy_add_header_map_value(RESPONSE_HEADERS, name.as_ptr(), name.len(), value.as_ptr(), value.len())
-    };
-    if status == STATUS_OK {
-        Ok(())
-    } else {
-        Err(Status(status))
-    }
+    })
 }
 
 /// A value shared by every VM of this plugin, and its compare-and-swap tag.

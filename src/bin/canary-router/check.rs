@@ -4,6 +4,7 @@ use std::path::Path;
 
 use canary_router::config;
 use canary_router::router::{Action, Route, Router};
+use canary_router::split::{Moment, Split};
 
 use crate::input;
 use crate::Failure;
@@ -47,20 +48,25 @@ fn route_line(route: &Route) -> String {
         .map(|rule| match &rule.action {
             Action::Target(target) => format!("{} -> {target}", rule.label),
             Action::Split(split) => {
-                let total: f64 = split.weights().iter().sum();
-                let shares: Vec<String> = split
-                    .targets()
-                    .iter()
-                    .zip(split.weights())
-                    .map(|(t, w)| format!("{t} {}%", round(w / total * 100.0)))
-                    .collect();
                 let sticky = split.sticky_by().map(|s| format!(", sticky by {s}")).unwrap_or_default();
-                format!("{} -> split {}{sticky}", rule.label, shares.join(" / "))
+                // The listed weights: time 0 is before any ramp.
+                format!("{} -> split {}{sticky}", rule.label, shares(split, &Moment::roll(0)))
             }
         })
         .collect();
     let rules = if rules.is_empty() { String::new() } else { format!("; {}", rules.join("; ")) };
     format!("route {}: {hosts}{path}{rules}; default -> {}", route.name, route.default)
+}
+
+/// Each target's share at a moment: `canary 20% / stable 80%`.
+pub fn shares(split: &Split, moment: &Moment<'_>) -> String {
+    let shares: Vec<String> = split
+        .targets()
+        .iter()
+        .zip(split.current_percents(moment))
+        .map(|(t, p)| format!("{t} {}%", round(p)))
+        .collect();
+    shares.join(" / ")
 }
 
 /// A percentage with at most two decimals, without trailing zeros.

@@ -5,10 +5,10 @@ use std::path::Path;
 
 use canary_router::hash::BUCKETS;
 use canary_router::request::Request;
-use canary_router::router::{Action, Reason, Router};
+use canary_router::router::{Reason, Router};
 use canary_router::split::{Choice, Moment};
 
-use crate::check::round;
+use crate::check::{round, shares};
 use crate::input;
 use crate::{Failure, When};
 
@@ -83,14 +83,8 @@ pub fn explain(router: &Router, pairs: &[(Vec<u8>, Vec<u8>)], moment: &Moment<'_
         }
         if deciding {
             out += "           -> this rule decides\n";
-            if let Action::Split(split) = &rule.action {
-                let shares: Vec<String> = split
-                    .targets()
-                    .iter()
-                    .zip(split.current_percents(moment))
-                    .map(|(t, p)| format!("{t} {}%", round(p)))
-                    .collect();
-                out += &format!("split:   {}\n", shares.join(" / "));
+            if let Some(split) = rule.split() {
+                out += &format!("split:   {}\n", shares(split, moment));
                 if let Some(ramp) = split.ramp() {
                     out += &match ramp.step_at(moment.now_ms) {
                         Some(step) => format!(
