@@ -207,6 +207,15 @@ impl Envoy {
         text.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).and_then(|v| v.trim().parse().ok()))
     }
 
+    /// Waits until `done` holds; fails after 10 s with Envoy's log.
+    pub fn wait_until(&self, what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; Envoy's log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Atomically replaces a file the config watches (write, then rename).
     pub fn replace_file(&self, repo_path: &str, contents: &str) {
         let target = self.dir.join(repo_path);

@@ -85,20 +85,16 @@ fn weights_change_live_under_load_without_a_failed_request() {
     marks.lock().unwrap().push(Instant::now());
     envoy.replace_file(ECDS_FILE, &weights(&original, "0", "100"));
     // Wait until Envoy accepted the update, then let traffic run on it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while envoy.stat("extension_config_discovery.http_filter.canary-router.update_success") != Some(2) {
-        assert!(Instant::now() < deadline, "Envoy did not apply the new config:\n{}", envoy.log());
-        thread::sleep(Duration::from_millis(20));
-    }
+    envoy.wait_until("Envoy to apply the new config", || {
+        envoy.stat("extension_config_discovery.http_filter.canary-router.update_success") == Some(2)
+    });
     let switched = Instant::now();
     thread::sleep(Duration::from_secs(2));
 
     envoy.replace_file(ECDS_FILE, &weights(&original, "-1", "100"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while envoy.stat("extension_config_discovery.http_filter.canary-router.update_rejected") != Some(1) {
-        assert!(Instant::now() < deadline, "Envoy did not reject the bad config:\n{}", envoy.log());
-        thread::sleep(Duration::from_millis(20));
-    }
+    envoy.wait_until("Envoy to reject the bad config", || {
+        envoy.stat("extension_config_discovery.http_filter.canary-router.update_rejected") == Some(1)
+    });
     let rejected = Instant::now();
     thread::sleep(Duration::from_secs(2));
     stop.store(true, Ordering::Relaxed);

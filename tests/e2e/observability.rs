@@ -74,15 +74,6 @@ fn prometheus_counts_requests_responses_and_rules_per_target_exactly() {
     assert_eq!(envoy.sample("canary_router_config_rejected_total{}"), 0);
 }
 
-/// Waits until `done` holds or fails after 10 s.
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn shadow_copies_reach_the_shadow_and_client_answers_are_unchanged() {
     let envoy = start("service-a-shadow", 50);
@@ -100,7 +91,7 @@ fn shadow_copies_reach_the_shadow_and_client_answers_are_unchanged() {
     }
     let sent_series = r#"canary_router_shadow_requests_total{route="service-a",cluster="service-a-shadow"}"#;
     let received = "http.backend_service_a_shadow.downstream_rq_completed";
-    eventually("the shadow listener to receive every copy", || {
+    envoy.wait_until("the shadow listener to receive every copy", || {
         envoy.sample(sent_series) > 0 && envoy.stat(received) == Some(envoy.sample(sent_series))
     });
     let sent = envoy.sample(sent_series);
@@ -129,5 +120,5 @@ fn a_failing_shadow_never_fails_or_delays_the_live_request() {
         started.elapsed()
     );
     let failed = r#"canary_router_shadow_failures_total{route="service-a",cluster="unreachable-shadow"}"#;
-    eventually("every copy to be counted as failed", || envoy.sample(failed) == 50);
+    envoy.wait_until("every copy to be counted as failed", || envoy.sample(failed) == 50);
 }
