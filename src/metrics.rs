@@ -20,9 +20,6 @@ pub const CONFIG_REJECTED: &str = "canary_router_config_rejected_total";
 /// A gauge: 1 while a split's rollback is in force.
 pub const ROLLED_BACK: &str = "canary_router_rolled_back";
 
-/// The tag names, for the proxy's tag extraction config.
-pub const TAGS: &[&str] = &["route", "target", "rule", "status_class", "cluster"];
-
 /// The status classes responses are counted by, in index order.
 pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// The index of `5xx`: what rollbacks and shadows count as failures.

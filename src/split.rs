@@ -228,7 +228,8 @@ impl Split {
     }
 
     /// The index of the target owning `bucket` under the listed weights.
-    pub fn pick(&self, bucket: u32) -> usize {
+    #[cfg(test)]
+    fn pick(&self, bucket: u32) -> usize {
         self.pick_in(&self.bounds, bucket)
     }
 
