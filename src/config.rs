@@ -11,8 +11,10 @@ use serde::Deserialize;
 
 use crate::error::ConfigError;
 use crate::host_pattern::HostPattern;
+use crate::limits;
 use crate::matcher::{Condition, Test};
-use crate::mirror::{Mirror, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS};
+use crate::mirror::{Mirror, MirrorBudget, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS, MAX_BODY_BYTES};
+use crate::regex_cost;
 use crate::request::Source;
 use crate::router::{Action, Route, Router, Rule};
 use crate::split::{AssignCookie, Rollback, Split};
@@ -20,7 +22,8 @@ use crate::time;
 
 pub const DEFAULT_TARGET_HEADER: &str = "x-route-target";
 
-/// Regexes come from operators, but a huge one would cost every request.
+/// regex-lite's own cap on a compiled pattern; `regex_cost::MAX_STATES`
+/// is the limit that binds (the same on every platform).
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// Headers the filter must never overwrite: they carry the request itself.
@@ -32,6 +35,14 @@ const RESERVED_HEADERS: &[&str] =
 pub struct RawConfig {
     pub target_header: Option<String>,
     pub routes: Vec<RawRoute>,
+    pub mirror_budget: Option<RawMirrorBudget>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawMirrorBudget {
+    pub max_bytes: Option<f64>,
+    pub max_in_flight: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +146,7 @@ pub struct RawSticky {
 
 /// Parses, validates and compiles a config document.
 pub fn parse(json: &[u8]) -> Result<Router, ConfigError> {
+    limits::check(json.len(), limits::CONFIG_BYTES, "bytes").map_err(|m| ConfigError::new("config", m))?;
     if json.iter().all(u8::is_ascii_whitespace) {
         return Err(ConfigError::new(
             "config",
@@ -168,8 +180,13 @@ pub fn compile(raw: RawConfig) -> Result<Router, ConfigError> {
     if raw.routes.is_empty() {
         return Err(ConfigError::new("routes", "must list at least one route"));
     }
+    limits::check(raw.routes.len(), limits::ROUTES, "routes").map_err(|m| ConfigError::new("routes", m))?;
+    let mirror_budget = match raw.mirror_budget {
+        None => MirrorBudget::default(),
+        Some(budget) => compile_mirror_budget(budget)?,
+    };
     let mut names = HashSet::new();
-    let mut splits = 0;
+    let mut tally = Tally::default();
     let mut routes = Vec::with_capacity(raw.routes.len());
     for (i, route) in raw.routes.into_iter().enumerate() {
         let at = format!("routes[{i}]");
@@ -179,12 +196,41 @@ pub fn compile(raw: RawConfig) -> Result<Router, ConfigError> {
                 format!("duplicate route name `{}`", route.name),
             ));
         }
-        routes.push(compile_route(route, &at, &mut splits)?);
+        routes.push(compile_route(route, &at, &mut tally)?);
     }
-    Ok(Router { target_header, routes, split_count: splits })
+    let split_locations = routes
+        .iter()
+        .enumerate()
+        .flat_map(|(r, route): (usize, &Route)| {
+            route
+                .rules
+                .iter()
+                .enumerate()
+                .filter(|(_, rule)| rule.split().is_some())
+                .map(move |(i, _)| (r, i))
+        })
+        .collect();
+    Ok(Router { target_header, routes, split_count: tally.splits, mirror_budget, split_locations })
 }
 
-fn compile_route(raw: RawRoute, at: &str, splits: &mut usize) -> Result<Route, ConfigError> {
+/// What the whole config holds so far, against the config-wide limits.
+#[derive(Default)]
+struct Tally {
+    splits: usize,
+    rules: usize,
+    regexes: usize,
+}
+
+fn compile_mirror_budget(raw: RawMirrorBudget) -> Result<MirrorBudget, ConfigError> {
+    let defaults = MirrorBudget::default();
+    let max_bytes = whole(raw.max_bytes, 0.0, 256.0 * 1024.0 * 1024.0, "mirrorBudget.maxBytes")?
+        .map_or(defaults.max_bytes, |v| v as usize);
+    let max_in_flight = whole(raw.max_in_flight, 0.0, 4096.0, "mirrorBudget.maxInFlight")?
+        .map_or(defaults.max_in_flight, |v| v as usize);
+    Ok(MirrorBudget { max_bytes, max_in_flight })
+}
+
+fn compile_route(raw: RawRoute, at: &str, tally: &mut Tally) -> Result<Route, ConfigError> {
     if raw.name.trim().is_empty() {
         return Err(ConfigError::new(format!("{at}.name"), "must not be empty"));
     }
@@ -196,13 +242,17 @@ fn compile_route(raw: RawRoute, at: &str, splits: &mut usize) -> Result<Route, C
                 "must not be empty (omit `hosts` to match any host)",
             ))
         }
-        Some(hosts) => hosts
-            .iter()
-            .enumerate()
-            .map(|(h, host)| {
-                HostPattern::parse(host).map_err(|m| ConfigError::new(format!("{at}.hosts[{h}]"), m))
-            })
-            .collect::<Result<_, _>>()?,
+        Some(hosts) => {
+            limits::check(hosts.len(), limits::HOSTS_PER_ROUTE, "hosts")
+                .map_err(|m| ConfigError::new(format!("{at}.hosts"), m))?;
+            hosts
+                .iter()
+                .enumerate()
+                .map(|(h, host)| {
+                    HostPattern::parse(host).map_err(|m| ConfigError::new(format!("{at}.hosts[{h}]"), m))
+                })
+                .collect::<Result<_, _>>()?
+        }
     };
     let path_prefix = match raw.path_prefix {
         None => None,
@@ -215,12 +265,16 @@ fn compile_route(raw: RawRoute, at: &str, splits: &mut usize) -> Result<Route, C
         }
     };
     check_target(&raw.default).map_err(|m| ConfigError::new(format!("{at}.default"), m))?;
-    let rules = raw
-        .rules
-        .unwrap_or_default()
+    let raw_rules = raw.rules.unwrap_or_default();
+    limits::check(raw_rules.len(), limits::RULES_PER_ROUTE, "rules in this route")
+        .map_err(|m| ConfigError::new(format!("{at}.rules"), m))?;
+    tally.rules += raw_rules.len();
+    limits::check(tally.rules, limits::RULES, "rules in all routes up to this one")
+        .map_err(|m| ConfigError::new(format!("{at}.rules"), m))?;
+    let rules = raw_rules
         .into_iter()
         .enumerate()
-        .map(|(r, rule)| compile_rule(rule, &format!("{at}.rules[{r}]"), r, &raw.name, splits))
+        .map(|(r, rule)| compile_rule(rule, &format!("{at}.rules[{r}]"), r, &raw.name, tally))
         .collect::<Result<_, _>>()?;
     let mirror = raw.mirror.map(|m| compile_mirror(m, &format!("{at}.mirror"))).transpose()?;
     Ok(Route { name: raw.name, hosts, path_prefix, default: raw.default, rules, mirror })
@@ -242,7 +296,7 @@ fn compile_mirror(raw: RawMirror, at: &str) -> Result<Mirror, ConfigError> {
     let timeout_ms = whole(raw.timeout_ms, 1.0, 3_600_000.0, &format!("{at}.timeoutMs"))?
         .map_or(DEFAULT_TIMEOUT_MS, |ms| ms as u32);
     let max_body_bytes =
-        whole(raw.max_body_bytes, 0.0, 64.0 * 1024.0 * 1024.0, &format!("{at}.maxBodyBytes"))?
+        whole(raw.max_body_bytes, 0.0, MAX_BODY_BYTES as f64, &format!("{at}.maxBodyBytes"))?
             .map_or(DEFAULT_MAX_BODY_BYTES, |bytes| bytes as usize);
     Ok(Mirror::new(raw.cluster, raw.percent, timeout_ms, max_body_bytes))
 }
@@ -262,7 +316,7 @@ fn compile_rule(
     at: &str,
     index: usize,
     route_name: &str,
-    splits: &mut usize,
+    tally: &mut Tally,
 ) -> Result<Rule, ConfigError> {
     let label = match raw.name {
         Some(name) if name.trim().is_empty() => {
@@ -271,12 +325,13 @@ fn compile_rule(
         Some(name) => name,
         None => format!("rules[{index}]"),
     };
-    let conditions = raw
-        .conditions
-        .unwrap_or_default()
+    let raw_conditions = raw.conditions.unwrap_or_default();
+    limits::check(raw_conditions.len(), limits::CONDITIONS_PER_RULE, "conditions")
+        .map_err(|m| ConfigError::new(format!("{at}.match"), m))?;
+    let conditions = raw_conditions
         .into_iter()
         .enumerate()
-        .map(|(c, cond)| compile_condition(cond, &format!("{at}.match[{c}]")))
+        .map(|(c, cond)| compile_condition(cond, &format!("{at}.match[{c}]"), tally))
         .collect::<Result<_, _>>()?;
     let action = match (raw.target, raw.split) {
         (Some(target), None) => {
@@ -285,8 +340,8 @@ fn compile_rule(
         }
         (None, Some(split)) => {
             let mut split = compile_split(split, &format!("{at}.split"), route_name)?;
-            split.id = *splits;
-            *splits += 1;
+            split.id = tally.splits;
+            tally.splits += 1;
             Action::Split(Box::new(split))
         }
         (Some(_), Some(_)) => {
@@ -297,7 +352,7 @@ fn compile_rule(
     Ok(Rule { label, conditions, action })
 }
 
-fn compile_condition(raw: RawCondition, at: &str) -> Result<Condition, ConfigError> {
+fn compile_condition(raw: RawCondition, at: &str, tally: &mut Tally) -> Result<Condition, ConfigError> {
     let source = one_source(raw.header, raw.cookie, raw.query, at)?;
 
     let mut tests: Vec<(&str, Test)> = Vec::new();
@@ -313,12 +368,28 @@ fn compile_condition(raw: RawCondition, at: &str) -> Result<Condition, ConfigErr
                 let reason = err.to_string().replace('\n', " ");
                 ConfigError::new(format!("{at}.regex"), format!("invalid regex `{pattern}`: {reason}"))
             })?;
-        tests.push(("regex", Test::Regex(regex)));
+        let states = regex_cost::states(&pattern);
+        if states > regex_cost::MAX_STATES {
+            return Err(ConfigError::new(
+                format!("{at}.regex"),
+                format!(
+                    "`{pattern}` is too complex: about {states} automaton states, at most {} \
+                     (counted repetition such as {{8,64}} multiplies them; config reference, \"Limits\")",
+                    regex_cost::MAX_STATES
+                ),
+            ));
+        }
+        tally.regexes += 1;
+        limits::check(tally.regexes, limits::REGEXES, "regex conditions in the config up to this one")
+            .map_err(|m| ConfigError::new(format!("{at}.regex"), m))?;
+        tests.push(("regex", Test::Regex { regex, states: states as u32 }));
     }
     if let Some(options) = raw.one_of {
         if options.is_empty() {
             return Err(ConfigError::new(format!("{at}.oneOf"), "must list at least one value"));
         }
+        limits::check(options.len(), limits::ONE_OF_VALUES, "values")
+            .map_err(|m| ConfigError::new(format!("{at}.oneOf"), m))?;
         tests.push(("oneOf", Test::OneOf(options.into_iter().map(String::into_bytes).collect())));
     }
     if let Some(present) = raw.present {
@@ -332,6 +403,8 @@ fn compile_split(raw: RawSplit, at: &str, route_name: &str) -> Result<Split, Con
     if raw.weights.is_empty() {
         return Err(ConfigError::new(format!("{at}.weights"), "must list at least one target"));
     }
+    limits::check(raw.weights.len(), limits::TARGETS_PER_SPLIT, "targets")
+        .map_err(|m| ConfigError::new(format!("{at}.weights"), m))?;
     let mut seen = HashSet::new();
     let mut weighted = Vec::with_capacity(raw.weights.len());
     for (w, weight) in raw.weights.into_iter().enumerate() {
@@ -389,6 +462,8 @@ fn compile_split(raw: RawSplit, at: &str, route_name: &str) -> Result<Split, Con
             if ramp.steps.is_empty() {
                 return Err(ConfigError::new(format!("{here}.steps"), "must list at least one step"));
             }
+            limits::check(ramp.steps.len(), limits::RAMP_STEPS, "steps")
+                .map_err(|m| ConfigError::new(format!("{here}.steps"), m))?;
             for (i, step) in ramp.steps.iter().enumerate() {
                 if !(0.0..=100.0).contains(step) {
                     return Err(ConfigError::new(

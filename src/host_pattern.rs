@@ -77,17 +77,25 @@ impl std::fmt::Display for HostPattern {
     }
 }
 
-/// The host part of an `:authority`: drops `:port`, keeps `[v6]` brackets.
+/// An `:authority` as its host and what follows it (`:port` or nothing);
+/// `[v6]` literals keep their brackets.
+pub fn split_authority(authority: &[u8]) -> (&[u8], &[u8]) {
+    let end = if authority.starts_with(b"[") {
+        authority.iter().position(|&b| b == b']').map_or(authority.len(), |end| end + 1)
+    } else {
+        authority.iter().rposition(|&b| b == b':').unwrap_or(authority.len())
+    };
+    authority.split_at(end)
+}
+
+/// The host of an `:authority`, as routes match it: without `:port`, and
+/// without the trailing dot of a fully qualified name (`shop.example.com.`
+/// is `shop.example.com`, as DNS and Envoy's virtual hosts treat it).
 pub fn host_of(authority: &[u8]) -> &[u8] {
-    if authority.starts_with(b"[") {
-        return match authority.iter().position(|&b| b == b']') {
-            Some(end) => &authority[..=end],
-            None => authority,
-        };
-    }
-    match authority.iter().rposition(|&b| b == b':') {
-        Some(colon) => &authority[..colon],
-        None => authority,
+    let (host, _) = split_authority(authority);
+    match host.strip_suffix(b".") {
+        Some(name) if !name.is_empty() => name,
+        _ => host,
     }
 }
 
@@ -124,6 +132,15 @@ mod tests {
         assert!(rank("a.example.com") > rank("*.a.example.com"));
         assert!(rank("*.a.example.com") > rank("*.example.com"));
         assert!(rank("*.example.com") > rank("*"));
+    }
+
+    #[test]
+    fn a_fully_qualified_host_is_the_same_host() {
+        assert!(matches("shop.example.com", "shop.example.com."));
+        assert!(matches("shop.example.com", "Shop.Example.Com.:8080"));
+        assert!(matches("*.example.com", "shop.example.com."));
+        assert!(!matches("shop.example.com", "shop.example.com.."));
+        assert_eq!(host_of(b"."), b".");
     }
 
     #[test]

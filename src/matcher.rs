@@ -11,8 +11,12 @@ pub enum Test {
     Exact(Vec<u8>),
     Prefix(Vec<u8>),
     /// Unanchored unless the pattern anchors itself; run on the value decoded
-    /// as UTF-8, invalid bytes replaced by U+FFFD.
-    Regex(regex_lite::Regex),
+    /// as UTF-8, invalid bytes replaced by U+FFFD. `states` (see
+    /// `regex_cost`) is what each byte it reads costs the request's budget.
+    Regex {
+        regex: regex_lite::Regex,
+        states: u32,
+    },
     OneOf(Vec<Vec<u8>>),
     /// `present: true` holds when the key occurs (any value, even empty),
     /// `present: false` when it does not.
@@ -34,21 +38,26 @@ impl Condition {
     pub fn holds(&self, request: &Request<'_>) -> bool {
         let passed = match &self.test {
             Test::Present(want) => request.any_value(&self.source, |_| true).0 == *want,
-            test => request.any_value(&self.source, |value| test.passes(value)).1,
+            test => request.any_value(&self.source, |value| test.passes(value, request)).1,
         };
         passed != self.negate
     }
 }
 
 impl Test {
-    fn passes(&self, value: &[u8]) -> bool {
+    fn passes(&self, value: &[u8], request: &Request<'_>) -> bool {
         match self {
             Test::Exact(want) => value == want.as_slice(),
             Test::Prefix(prefix) => value.starts_with(prefix),
-            Test::Regex(re) => match std::str::from_utf8(value) {
-                Ok(text) => re.is_match(text),
-                Err(_) => re.is_match(&String::from_utf8_lossy(value)),
-            },
+            Test::Regex { regex, states } => {
+                if !request.spend_on_regex(value.len(), *states) {
+                    return false;
+                }
+                match std::str::from_utf8(value) {
+                    Ok(text) => regex.is_match(text),
+                    Err(_) => regex.is_match(&String::from_utf8_lossy(value)),
+                }
+            }
             Test::OneOf(options) => options.iter().any(|o| o.as_slice() == value),
             Test::Present(_) => true,
         }
@@ -61,7 +70,7 @@ impl fmt::Display for Condition {
         let test: Cow<str> = match &self.test {
             Test::Exact(v) => format!("== {:?}", text(v)).into(),
             Test::Prefix(v) => format!("starts with {:?}", text(v)).into(),
-            Test::Regex(re) => format!("~ /{}/", re.as_str()).into(),
+            Test::Regex { regex, .. } => format!("~ /{}/", regex.as_str()).into(),
             Test::OneOf(vs) => format!("in {:?}", vs.iter().map(|v| text(v)).collect::<Vec<_>>()).into(),
             Test::Present(true) => "present".into(),
             Test::Present(false) => "absent".into(),
@@ -99,10 +108,39 @@ mod tests {
 
     #[test]
     fn regex_is_unanchored_and_survives_invalid_utf8() {
-        let re = header(Test::Regex(regex_lite::Regex::new("ba[rz]").unwrap()));
+        let re = header(regex("ba[rz]"));
         assert!(holds(&re, &[(b"foo", b"xbazx")]));
         assert!(holds(&re, &[(b"foo", b"\xff\xfebar")]));
         assert!(!holds(&re, &[(b"foo", b"\xff")]));
+    }
+
+    fn regex(pattern: &str) -> Test {
+        let states = crate::regex_cost::states(pattern) as u32;
+        Test::Regex { regex: regex_lite::Regex::new(pattern).unwrap(), states }
+    }
+
+    #[test]
+    fn a_regex_reads_no_more_than_the_request_budget_and_says_so() {
+        use crate::regex_cost::BUDGET;
+        // 3 states: a value may be BUDGET / 3 bytes long.
+        let re = header(regex("ba[rz]"));
+        let fits = format!("{}bar", "x".repeat(BUDGET as usize / 3 - 3));
+        let request = Request::new(vec![(b"foo", fits.as_bytes())]);
+        assert!(re.holds(&request));
+        assert_eq!(request.regex_skipped(), 0);
+        let too_long = format!("{}bar", "x".repeat(BUDGET as usize / 3));
+        let request = Request::new(vec![(b"foo", too_long.as_bytes())]);
+        assert!(!re.holds(&request), "a value over the budget never matches");
+        assert_eq!(request.regex_skipped(), 1);
+        // The budget is the request's, shared by every value and condition.
+        let half = format!("{}bar", "x".repeat(BUDGET as usize / 6));
+        let request =
+            Request::new(vec![(b"foo", half.as_bytes()), (b"foo", b"nope"), (b"foo", half.as_bytes())]);
+        let nope = header(Test::Exact(b"absent".to_vec()));
+        assert!(!nope.holds(&request), "exact tests cost nothing");
+        assert!(re.holds(&request));
+        assert!(!re.holds(&request), "the second evaluation finds the budget spent");
+        assert!(request.regex_skipped() >= 1);
     }
 
     #[test]
@@ -116,7 +154,7 @@ mod tests {
         for test in [
             Test::Exact(b"".to_vec()),
             Test::Prefix(b"".to_vec()),
-            Test::Regex(regex_lite::Regex::new("").unwrap()),
+            regex(""),
             Test::OneOf(vec![b"".to_vec()]),
             Test::Present(true),
         ] {

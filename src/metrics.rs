@@ -15,6 +15,7 @@ pub const UNROUTED: &str = "canary_router_unrouted_total";
 pub const SHADOW_SENT: &str = "canary_router_shadow_requests_total";
 pub const SHADOW_FAILED: &str = "canary_router_shadow_failures_total";
 pub const SHADOW_SKIPPED: &str = "canary_router_shadow_skipped_total";
+pub const REGEX_SKIPPED: &str = "canary_router_regex_skipped_total";
 pub const CONFIG_ACCEPTED: &str = "canary_router_config_accepted_total";
 pub const CONFIG_REJECTED: &str = "canary_router_config_rejected_total";
 /// A gauge: 1 while a split's rollback is in force.

@@ -5,6 +5,111 @@ use crate::hash::BUCKETS;
 
 pub const DEFAULT_TIMEOUT_MS: u32 = 1_000;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// The largest `maxBodyBytes`: a copy is held in the VM until it is sent,
+/// so bigger bodies belong to a real traffic mirror, not to this filter.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// `mirrorBudget`: what one VM (one Envoy worker) may hold for shadow
+/// copies at once, whatever clients send and however slow the shadow is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MirrorBudget {
+    /// Bytes of copies being buffered, waiting or in flight (headers and body).
+    pub max_bytes: usize,
+    /// Copies waiting to be sent or sent and not answered yet.
+    pub max_in_flight: usize,
+}
+
+impl Default for MirrorBudget {
+    fn default() -> Self {
+        MirrorBudget { max_bytes: 8 * 1024 * 1024, max_in_flight: 128 }
+    }
+}
+
+/// Why a selected copy was not sent. Each is counted with its label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// The request body is over the route's `maxBodyBytes`.
+    BodyTooLarge,
+    /// Holding it would take the VM over `mirrorBudget.maxBytes`.
+    OverBudget,
+    /// `mirrorBudget.maxInFlight` copies are already waiting or in flight.
+    TooManyInFlight,
+    /// The proxy refused the call (unknown cluster, circuit breaker open).
+    NotSent,
+    /// The live request ended (reset, closed) before its body was complete.
+    Incomplete,
+}
+
+impl Skip {
+    pub const ALL: [Skip; 5] =
+        [Skip::BodyTooLarge, Skip::OverBudget, Skip::TooManyInFlight, Skip::NotSent, Skip::Incomplete];
+
+    /// The `reason` label of `canary_router_shadow_skipped_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Skip::BodyTooLarge => "body_too_large",
+            Skip::OverBudget => "over_budget",
+            Skip::TooManyInFlight => "too_many_in_flight",
+            Skip::NotSent => "not_sent",
+            Skip::Incomplete => "incomplete",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        Skip::ALL.iter().position(|s| *s == self).unwrap_or(0)
+    }
+}
+
+/// One VM's account of what its shadow copies hold, against the budget.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Ledger {
+    bytes: usize,
+    copies: usize,
+}
+
+impl Ledger {
+    /// Takes `bytes` more for a copy, or says why it cannot.
+    pub fn reserve(&mut self, budget: &MirrorBudget, bytes: usize) -> Result<(), Skip> {
+        let after = self.bytes.saturating_add(bytes);
+        if after > budget.max_bytes {
+            return Err(Skip::OverBudget);
+        }
+        self.bytes = after;
+        Ok(())
+    }
+
+    pub fn release(&mut self, bytes: usize) {
+        self.bytes = self.bytes.saturating_sub(bytes);
+    }
+
+    /// A complete copy joins those waiting or in flight, or says why not.
+    pub fn start_copy(&mut self, budget: &MirrorBudget) -> Result<(), Skip> {
+        if self.copies >= budget.max_in_flight {
+            return Err(Skip::TooManyInFlight);
+        }
+        self.copies += 1;
+        Ok(())
+    }
+
+    /// A copy was answered, failed, or could not be sent.
+    pub fn end_copy(&mut self) {
+        self.copies = self.copies.saturating_sub(1);
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn copies(&self) -> usize {
+        self.copies
+    }
+}
+
+/// What the copy of a request holds before its body: its header bytes,
+/// plus the per-pair framing a header map costs.
+pub fn header_bytes(headers: &[(&[u8], &[u8])]) -> usize {
+    headers.iter().map(|(k, v)| k.len() + v.len() + 16).sum()
+}
 
 /// A route's `mirror`.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,10 +139,10 @@ impl Mirror {
 
 /// Envoy's shadow host: `-shadow` after the host name, before any port.
 pub fn shadow_authority(authority: &[u8]) -> Vec<u8> {
-    let host = crate::host_pattern::host_of(authority);
+    let (host, port) = crate::host_pattern::split_authority(authority);
     let mut out = host.to_vec();
     out.extend_from_slice(b"-shadow");
-    out.extend_from_slice(&authority[host.len()..]);
+    out.extend_from_slice(port);
     out
 }
 
@@ -86,6 +191,37 @@ mod tests {
         assert!(Mirror::new("c".into(), 100.0, 1, 1).selects(999_999));
         assert!(Mirror::new("c".into(), 0.5, 1, 1).selects(4_999));
         assert!(!Mirror::new("c".into(), 0.5, 1, 1).selects(5_000));
+    }
+
+    #[test]
+    fn the_ledger_holds_bytes_and_copies_within_the_budget() {
+        let budget = MirrorBudget { max_bytes: 100, max_in_flight: 2 };
+        let mut ledger = Ledger::default();
+        assert_eq!(ledger.reserve(&budget, 60), Ok(()));
+        assert_eq!(ledger.reserve(&budget, 41), Err(Skip::OverBudget));
+        assert_eq!(ledger.reserve(&budget, 40), Ok(()));
+        assert_eq!(ledger.bytes(), 100);
+        ledger.release(60);
+        assert_eq!(ledger.bytes(), 40);
+        assert_eq!(ledger.start_copy(&budget), Ok(()));
+        assert_eq!(ledger.start_copy(&budget), Ok(()));
+        assert_eq!(ledger.start_copy(&budget), Err(Skip::TooManyInFlight));
+        ledger.end_copy();
+        assert_eq!(ledger.start_copy(&budget), Ok(()));
+        ledger.release(1000);
+        ledger.end_copy();
+        ledger.end_copy();
+        ledger.end_copy();
+        assert_eq!((ledger.bytes(), ledger.copies()), (0, 0), "releases never underflow");
+    }
+
+    #[test]
+    fn skip_reasons_have_distinct_labels_and_indices() {
+        let labels: Vec<&str> = Skip::ALL.iter().map(|s| s.label()).collect();
+        assert_eq!(labels, ["body_too_large", "over_budget", "too_many_in_flight", "not_sent", "incomplete"]);
+        for (i, skip) in Skip::ALL.iter().enumerate() {
+            assert_eq!(skip.index(), i);
+        }
     }
 
     #[test]

@@ -2,10 +2,10 @@
 //! proxy handed over. Cookies and the query are parsed on first use only, so
 //! a request whose rules never look at them never pays for them.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::fmt;
 
-use crate::{cookie, query};
+use crate::{cookie, query, regex_cost};
 
 /// Where a condition or a sticky key reads its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +38,10 @@ pub struct Request<'a> {
     path: &'a [u8],
     cookies: OnceCell<Vec<(&'a [u8], &'a [u8])>>,
     query: OnceCell<QueryPairs<'a>>,
+    /// What regex tests may still spend (`regex_cost::BUDGET` at first).
+    regex_budget: Cell<u64>,
+    /// Regex tests skipped because the budget could not pay for them.
+    regex_skipped: Cell<u32>,
 }
 
 impl<'a> Request<'a> {
@@ -47,7 +51,15 @@ impl<'a> Request<'a> {
         let find = |name: &[u8]| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| *v);
         let authority = find(b":authority").or_else(|| find(b"host")).unwrap_or_default();
         let path = find(b":path").unwrap_or_default();
-        Request { headers, authority, path, cookies: OnceCell::new(), query: OnceCell::new() }
+        Request {
+            headers,
+            authority,
+            path,
+            cookies: OnceCell::new(),
+            query: OnceCell::new(),
+            regex_budget: Cell::new(regex_cost::BUDGET),
+            regex_skipped: Cell::new(0),
+        }
     }
 
     /// Every header as the proxy gave it.
@@ -62,6 +74,24 @@ impl<'a> Request<'a> {
     /// `:path` without query and fragment.
     pub fn path(&self) -> &'a [u8] {
         query::path_of(self.path)
+    }
+
+    /// Pays for a regex test over `len` bytes of a pattern with `states`
+    /// states; `false` (and counted) when the request's budget cannot.
+    pub fn spend_on_regex(&self, len: usize, states: u32) -> bool {
+        let cost = (len.max(1) as u64).saturating_mul(u64::from(states.max(1)));
+        let left = self.regex_budget.get();
+        if cost > left {
+            self.regex_skipped.set(self.regex_skipped.get().saturating_add(1));
+            return false;
+        }
+        self.regex_budget.set(left - cost);
+        true
+    }
+
+    /// How many regex tests this request's budget could not pay for.
+    pub fn regex_skipped(&self) -> u32 {
+        self.regex_skipped.get()
     }
 
     /// Calls `test` on each value of `source` until it returns true.

@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::host_pattern::{host_of, HostPattern};
 use crate::matcher::Condition;
-use crate::mirror::Mirror;
+use crate::mirror::{Mirror, MirrorBudget};
 use crate::request::Request;
 use crate::split::{AssignCookie, Choice, Moment, Split};
 
@@ -15,6 +15,10 @@ pub struct Router {
     pub routes: Vec<Route>,
     /// How many splits the routes hold (`Split::id` is below this).
     pub split_count: usize,
+    /// What each VM may hold for shadow copies.
+    pub mirror_budget: MirrorBudget,
+    /// Per split id: its route's and rule's positions.
+    pub split_locations: Vec<(usize, usize)>,
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +138,14 @@ impl Router {
 }
 
 impl Router {
+    /// The split with this id, with the route and rule holding it.
+    pub fn split(&self, id: usize) -> Option<(&Route, &Rule, &Split)> {
+        let &(route, rule) = self.split_locations.get(id)?;
+        let route = self.routes.get(route)?;
+        let rule = route.rules.get(rule)?;
+        Some((route, rule, rule.split()?))
+    }
+
     /// Every split of the config with the route and rule holding it.
     pub fn splits(&self) -> impl Iterator<Item = (&Route, &Rule, &Split)> {
         self.routes.iter().flat_map(|route| {

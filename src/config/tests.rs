@@ -55,7 +55,7 @@ fn the_salt_defaults_to_the_route_name() {
 fn rejects_unknown_keys_at_their_path() {
     assert_eq!(
         error(r#"{"routes": [], "targetHeadr": "x"}"#),
-        "targetHeadr: unknown field `targetHeadr`, expected `targetHeader` or `routes` at line 1 column 28"
+        "targetHeadr: unknown field `targetHeadr`, expected one of `targetHeader`, `routes`, `mirrorBudget` at line 1 column 28"
     );
     assert_eq!(
         error(&with_rules(r#"[{"match": [{"header": "foo", "exact": "bar", "exect": "x"}], "target": "b"}]"#)),
@@ -292,7 +292,11 @@ fn rejects_bad_mirrors() {
     );
     assert_eq!(
         error(&with_mirror(r#"{"cluster": "s", "percent": 1, "maxBodyBytes": -1}"#)),
-        "routes[0].mirror.maxBodyBytes: must be a whole number from 0 to 67108864, got -1"
+        "routes[0].mirror.maxBodyBytes: must be a whole number from 0 to 1048576, got -1"
+    );
+    assert_eq!(
+        error(&with_mirror(r#"{"cluster": "s", "percent": 1, "maxBodyBytes": 67108864}"#)),
+        "routes[0].mirror.maxBodyBytes: must be a whole number from 0 to 1048576, got 67108864"
     );
     assert!(
         error(&with_mirror(r#"{"cluster": "s"}"#)).starts_with("routes[0].mirror: missing field `percent`")
@@ -390,5 +394,103 @@ fn rejects_bad_assignment_cookies_and_rollbacks() {
     assert_eq!(
         split(r#", "rollback": {"target": "stable", "maxErrorRate": 0.1, "minRequests": 5, "window": "1m"}"#),
         "routes[0].rules[0].split.weights: the targets other than `stable` need weight to take the traffic back"
+    );
+}
+
+#[test]
+fn the_mirror_budget_has_defaults_and_bounds() {
+    let router = parse(with_rules("[]").as_bytes()).unwrap();
+    assert_eq!(router.mirror_budget, MirrorBudget { max_bytes: 8 * 1024 * 1024, max_in_flight: 128 });
+    let json = r#"{"mirrorBudget": {"maxBytes": 1048576.0, "maxInFlight": 16}, "routes": [{"name": "r", "default": "a"}]}"#;
+    assert_eq!(
+        parse(json.as_bytes()).unwrap().mirror_budget,
+        MirrorBudget { max_bytes: 1 << 20, max_in_flight: 16 }
+    );
+    assert_eq!(
+        error(r#"{"mirrorBudget": {"maxInFlight": 5000}, "routes": [{"name": "r", "default": "a"}]}"#),
+        "mirrorBudget.maxInFlight: must be a whole number from 0 to 4096, got 5000"
+    );
+    assert!(error(r#"{"mirrorBudget": {"maxByte": 1}, "routes": [{"name": "r", "default": "a"}]}"#)
+        .starts_with("mirrorBudget.maxByte: unknown field `maxByte`"));
+}
+
+/// A config of `routes` routes with `rules` rules each, every rule with
+/// `conditions` header conditions.
+fn sized(routes: usize, rules: usize, conditions: usize) -> String {
+    let condition = r#"{"header": "h", "exact": "v"}"#;
+    let rule = format!(r#"{{"match": [{}], "target": "t"}}"#, vec![condition; conditions].join(","));
+    let rules = vec![rule.as_str(); rules].join(",");
+    let routes: Vec<String> = (0..routes)
+        .map(|i| format!(r#"{{"name": "r{i}", "hosts": ["h{i}.test"], "default": "d", "rules": [{rules}]}}"#))
+        .collect();
+    format!(r#"{{"routes": [{}]}}"#, routes.join(","))
+}
+
+#[test]
+fn configs_at_the_limits_are_accepted_and_one_over_is_refused_by_name() {
+    assert!(parse(sized(limits::ROUTES, 5, 1).as_bytes()).is_ok());
+    assert_eq!(
+        error(&sized(limits::ROUTES + 1, 0, 0)),
+        "routes: 2001 routes; at most 2000 are allowed (config reference, \"Limits\")"
+    );
+    assert!(parse(sized(1, limits::RULES_PER_ROUTE, limits::CONDITIONS_PER_RULE).as_bytes()).is_ok());
+    assert_eq!(
+        error(&sized(1, limits::RULES_PER_ROUTE + 1, 0)),
+        "routes[0].rules: 101 rules in this route; at most 100 are allowed (config reference, \"Limits\")"
+    );
+    assert_eq!(
+        error(&sized(1, 1, limits::CONDITIONS_PER_RULE + 1)),
+        "routes[0].rules[0].match: 17 conditions; at most 16 are allowed (config reference, \"Limits\")"
+    );
+    assert_eq!(
+        error(&sized(101, 100, 0)),
+        "routes[100].rules: 10100 rules in all routes up to this one; at most 10000 are allowed (config reference, \"Limits\")"
+    );
+    let hosts: Vec<String> = (0..=limits::HOSTS_PER_ROUTE).map(|i| format!("\"h{i}\"")).collect();
+    assert_eq!(
+        error(&format!(r#"{{"routes": [{{"name": "r", "hosts": [{}], "default": "d"}}]}}"#, hosts.join(","))),
+        "routes[0].hosts: 101 hosts; at most 100 are allowed (config reference, \"Limits\")"
+    );
+    let weights: Vec<String> =
+        (0..=limits::TARGETS_PER_SPLIT).map(|i| format!(r#"{{"target": "t{i}", "weight": 1}}"#)).collect();
+    assert_eq!(
+        error(&with_rules(&format!(r#"[{{"split": {{"weights": [{}]}}}}]"#, weights.join(",")))),
+        "routes[0].rules[0].split.weights: 33 targets; at most 32 are allowed (config reference, \"Limits\")"
+    );
+    let values: Vec<String> = (0..=limits::ONE_OF_VALUES).map(|i| format!("\"v{i}\"")).collect();
+    assert_eq!(
+        error(&with_rules(&format!(r#"[{{"match": [{{"header": "h", "oneOf": [{}]}}], "target": "t"}}]"#, values.join(",")))),
+        "routes[0].rules[0].match[0].oneOf: 1001 values; at most 1000 are allowed (config reference, \"Limits\")"
+    );
+}
+
+#[test]
+fn a_config_over_four_mebibytes_is_refused_before_it_is_parsed() {
+    let mut big = sized(1, 0, 0);
+    big.push_str(&" ".repeat(limits::CONFIG_BYTES));
+    assert_eq!(
+        error(&big),
+        format!("config: {} bytes; at most 4194304 are allowed (config reference, \"Limits\")", big.len())
+    );
+}
+
+#[test]
+fn regexes_too_complex_to_bound_are_refused_and_counted_towards_a_limit() {
+    let rule = |pattern: &str| {
+        with_rules(&format!(r#"[{{"match": [{{"cookie": "c", "regex": "{pattern}"}}], "target": "t"}}]"#))
+    };
+    assert!(parse(rule("[a-z0-9]{8,64}-[0-9]{1,16}x").as_bytes()).is_ok());
+    assert_eq!(
+        error(&rule("([a-z]{1,20}){1,20}")),
+        "routes[0].rules[0].match[0].regex: `([a-z]{1,20}){1,20}` is too complex: about 421 automaton states, at most 256 (counted repetition such as {8,64} multiplies them; config reference, \"Limits\")"
+    );
+    let condition = r#"{"header": "h", "regex": "x"}"#;
+    let rule = format!(r#"{{"match": [{}], "target": "t"}}"#, vec![condition; 16].join(","));
+    let routes: Vec<String> =
+        (0..63).map(|i| format!(r#"{{"name": "r{i}", "default": "d", "rules": [{rule}]}}"#)).collect();
+    assert!(parse(format!(r#"{{"routes": [{}]}}"#, routes.join(",")).as_bytes()).is_err());
+    assert_eq!(
+        error(&format!(r#"{{"routes": [{}]}}"#, routes.join(","))),
+        "routes[62].rules[0].match[8].regex: 1001 regex conditions in the config up to this one; at most 1000 are allowed (config reference, \"Limits\")"
     );
 }

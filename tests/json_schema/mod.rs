@@ -1,7 +1,7 @@
 //! A small JSON Schema (draft 2020-12) validator for the keywords our
 //! schema uses, so the test can prove configs validate without pulling a
 //! full validator: type, properties, required, additionalProperties,
-//! items, minItems, minLength, minimum, maximum, pattern (via regex-lite), default,
+//! items, minItems, maxItems, minLength, minimum, maximum, pattern (via regex-lite), default,
 //! description, $ref to #/$defs, allOf and oneOf. An unknown keyword fails
 //! loudly instead of being ignored.
 
@@ -68,6 +68,11 @@ fn check(root: &Value, schema: &Value, instance: &Value, at: &str) -> Result<(),
             "minItems" => {
                 if instance.as_array().is_some_and(|a| (a.len() as u64) < rule.as_u64().unwrap_or(0)) {
                     return Err(format!("{at}: fewer than {rule} items"));
+                }
+            }
+            "maxItems" => {
+                if instance.as_array().is_some_and(|a| (a.len() as u64) > rule.as_u64().unwrap_or(u64::MAX)) {
+                    return Err(format!("{at}: more than {rule} items"));
                 }
             }
             "minLength" => {

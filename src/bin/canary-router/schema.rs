@@ -3,6 +3,8 @@
 //! filter's own validation remains the authority (the schema cannot say,
 //! for example, that route names are unique or that weights sum to > 0).
 
+use canary_router::limits;
+use canary_router::mirror::{MirrorBudget, DEFAULT_MAX_BODY_BYTES, MAX_BODY_BYTES};
 use serde_json::{json, Value};
 
 fn name_list(description: &str) -> Value {
@@ -20,6 +22,7 @@ pub fn schema() -> Value {
         "pattern": "^[!-~]+$",
         "description": "A target: an Envoy cluster name or an Istio subset; visible ASCII, no spaces."
     });
+    let budget = MirrorBudget::default();
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://github.com/canary-router/canary-router/schema/canary-router.schema.json",
@@ -34,7 +37,21 @@ pub fn schema() -> Value {
                 "default": "x-route-target",
                 "description": "The request header the filter writes the target into (lower case)."
             },
-            "routes": { "type": "array", "minItems": 1, "items": { "$ref": "#/$defs/route" } }
+            "routes": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": limits::ROUTES,
+                "items": { "$ref": "#/$defs/route" }
+            },
+            "mirrorBudget": {
+                "type": "object",
+                "additionalProperties": false,
+                "description": "What each VM may hold for shadow copies at once.",
+                "properties": {
+                    "maxBytes": { "type": "number", "minimum": 0, "maximum": 268435456, "default": budget.max_bytes },
+                    "maxInFlight": { "type": "number", "minimum": 0, "maximum": 4096, "default": budget.max_in_flight }
+                }
+            }
         },
         "$defs": {
             "target": target,
@@ -47,12 +64,17 @@ pub fn schema() -> Value {
                     "hosts": {
                         "type": "array",
                         "minItems": 1,
+                        "maxItems": limits::HOSTS_PER_ROUTE,
                         "items": { "type": "string", "minLength": 1, "pattern": "^[^: ]+$|^\\[.*\\]$" },
                         "description": "Hosts without port: exact, *.suffix or *. Omit for any host."
                     },
                     "pathPrefix": { "type": "string", "pattern": "^/" },
                     "default": { "$ref": "#/$defs/target" },
-                    "rules": { "type": "array", "items": { "$ref": "#/$defs/rule" } },
+                    "rules": {
+                        "type": "array",
+                        "maxItems": limits::RULES_PER_ROUTE,
+                        "items": { "$ref": "#/$defs/rule" }
+                    },
                     "mirror": { "$ref": "#/$defs/mirror" }
                 }
             },
@@ -68,7 +90,12 @@ pub fn schema() -> Value {
                     },
                     "percent": { "type": "number", "minimum": 0, "maximum": 100 },
                     "timeoutMs": { "type": "number", "minimum": 1, "maximum": 3600000, "default": 1000 },
-                    "maxBodyBytes": { "type": "number", "minimum": 0, "maximum": 67108864, "default": 65536 }
+                    "maxBodyBytes": {
+                        "type": "number",
+                        "minimum": 0,
+                        "maximum": MAX_BODY_BYTES,
+                        "default": DEFAULT_MAX_BODY_BYTES
+                    }
                 }
             },
             "rule": {
@@ -77,7 +104,11 @@ pub fn schema() -> Value {
                 "oneOf": exactly_one(&["target", "split"]),
                 "properties": {
                     "name": name_list("Shown in logs; defaults to rules[i]."),
-                    "match": { "type": "array", "items": { "$ref": "#/$defs/condition" } },
+                    "match": {
+                        "type": "array",
+                        "maxItems": limits::CONDITIONS_PER_RULE,
+                        "items": { "$ref": "#/$defs/condition" }
+                    },
                     "target": { "$ref": "#/$defs/target" },
                     "split": { "$ref": "#/$defs/split" }
                 }
@@ -95,8 +126,16 @@ pub fn schema() -> Value {
                     "query": name_list("A query parameter name (case-sensitive, decoded)."),
                     "exact": { "type": "string" },
                     "prefix": { "type": "string" },
-                    "regex": { "type": "string", "description": "regex-lite syntax, unanchored." },
-                    "oneOf": { "type": "array", "minItems": 1, "items": { "type": "string" } },
+                    "regex": {
+                        "type": "string",
+                        "description": "regex-lite syntax, unanchored; at most 256 automaton states."
+                    },
+                    "oneOf": {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": limits::ONE_OF_VALUES,
+                        "items": { "type": "string" }
+                    },
                     "present": { "type": "boolean" },
                     "not": { "type": "boolean" }
                 }
@@ -109,6 +148,7 @@ pub fn schema() -> Value {
                     "weights": {
                         "type": "array",
                         "minItems": 1,
+                        "maxItems": limits::TARGETS_PER_SPLIT,
                         "items": {
                             "type": "object",
                             "additionalProperties": false,
@@ -141,6 +181,7 @@ pub fn schema() -> Value {
                             "steps": {
                                 "type": "array",
                                 "minItems": 1,
+                                "maxItems": limits::RAMP_STEPS,
                                 "items": { "type": "number", "minimum": 0, "maximum": 100 }
                             }
                         }
