@@ -178,25 +178,37 @@ fn rolled_back_gauge(proxy: &Proxy) -> Option<u64> {
     proxy.metric("route=.=b;.;rule=.=rules[0];.;target=.=canary;.;canary_router_rolled_back")
 }
 
+/// Sends failing requests one at a time until `n` of them reached the canary.
+fn canary_errors(proxy: &mut Proxy, n: usize) {
+    let mut seen = 0;
+    for _ in 0..10_000 {
+        if seen == n {
+            return;
+        }
+        seen += failing_canary(proxy, 1);
+    }
+    panic!("only {seen} of {n} requests reached the canary: it was rolled back");
+}
+
 #[test]
-fn an_erroring_canary_is_rolled_back_by_itself_and_stays_back() {
+fn an_erroring_canary_is_rolled_back_by_the_response_that_crosses_and_stays_back() {
     let mut proxy = Proxy::configured(&rollback_config("0.1"));
     assert_eq!(rolled_back_gauge(&proxy), Some(0));
-    // Too few requests to judge: nothing happens yet.
-    let early = failing_canary(&mut proxy, 20);
-    assert!(early < 20);
-    proxy.tick();
-    assert!(traffic(&mut proxy, 200) > 50, "rolled back before minRequests");
+    // 19 canary errors: fewer than minRequests (20), nothing happens.
+    canary_errors(&mut proxy, 19);
     assert!(proxy.logs_at(LogLevel::Warn).is_empty());
-
-    failing_canary(&mut proxy, 60);
-    proxy.tick();
+    assert_eq!(rolled_back_gauge(&proxy), Some(0));
+    // The 20th crosses the threshold and rolls the split back at once,
+    // before any tick: no request after it reaches the canary.
+    canary_errors(&mut proxy, 1);
     assert_eq!(traffic(&mut proxy, 500), 0, "the canary still gets traffic after rolling back");
     assert_eq!(rolled_back_gauge(&proxy), Some(1));
     let warnings = proxy.logs_at(LogLevel::Warn);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
-        warnings[0].starts_with("[ctx 1] canary-router: rolled back route=b target=canary: "),
+        warnings[0].contains(
+            "canary-router: rolled back route=b target=canary: 20 errors in 20 responses (1.000 > 0.1) within 60000 ms"
+        ),
         "{}",
         warnings[0]
     );
@@ -217,13 +229,33 @@ fn an_erroring_canary_is_rolled_back_by_itself_and_stays_back() {
 }
 
 #[test]
+fn successes_keep_a_canary_under_its_threshold() {
+    let mut proxy = Proxy::configured(&rollback_config("0.1"));
+    // One error in twenty canary answers: 5%, under the 10% threshold at
+    // every response, the errors included.
+    for _ in 0..30 {
+        canary_errors(&mut proxy, 1);
+        let mut ok = 0;
+        while ok < 19 {
+            ok += traffic(&mut proxy, 1);
+        }
+    }
+    proxy.tick();
+    assert!(traffic(&mut proxy, 200) > 50, "a canary at its threshold was rolled back");
+    assert!(proxy.logs_at(LogLevel::Warn).is_empty());
+}
+
+#[test]
 fn errors_outside_the_window_do_not_count() {
     let mut proxy = Proxy::configured(&rollback_config("0.1"));
-    failing_canary(&mut proxy, 100);
+    canary_errors(&mut proxy, 15);
     proxy.advance(Duration::from_secs(120));
     proxy.tick();
-    assert!(traffic(&mut proxy, 200) > 50, "an old burst of errors rolled the canary back");
+    canary_errors(&mut proxy, 15);
+    assert_eq!(rolled_back_gauge(&proxy), Some(0), "an old burst of errors rolled the canary back");
     assert!(proxy.logs_at(LogLevel::Warn).is_empty());
+    canary_errors(&mut proxy, 5);
+    assert_eq!(traffic(&mut proxy, 200), 0, "20 errors within the window did not roll back");
 }
 
 #[test]
@@ -231,16 +263,41 @@ fn every_worker_rolls_back_from_the_errors_all_of_them_saw() {
     let mut a = Proxy::configured(&rollback_config("0.1"));
     let mut b = Proxy::start_sharing_with(&a, 4242);
     assert!(b.configure(&rollback_config("0.1")));
-    // Each worker alone sees too few requests; together they cross.
-    failing_canary(&mut a, 24);
-    failing_canary(&mut b, 24);
-    a.tick();
-    assert_eq!(traffic(&mut a, 200), 0, "worker a did not roll back on the shared window");
-    b.tick();
-    assert_eq!(traffic(&mut b, 200), 0, "worker b did not follow the rollback");
+    // Each worker alone sees too few canary answers; together they cross,
+    // at the response that makes 20, on whichever worker it lands.
+    canary_errors(&mut a, 12);
+    canary_errors(&mut b, 8);
+    assert_eq!(traffic(&mut b, 200), 0, "worker b did not roll back on the shared window");
     assert!(
-        b.logs_at(LogLevel::Warn)[0].contains("another worker saw the threshold crossed"),
+        b.logs_at(LogLevel::Warn)[0].contains("20 errors in 20 responses"),
         "{:?}",
         b.logs_at(LogLevel::Warn)
     );
+    // Worker a learns it on its next tick (or its next canary error).
+    a.tick();
+    assert_eq!(traffic(&mut a, 200), 0, "worker a did not follow the rollback");
+    assert!(
+        a.logs_at(LogLevel::Warn)[0].contains("another worker saw the threshold crossed"),
+        "{:?}",
+        a.logs_at(LogLevel::Warn)
+    );
+}
+
+#[test]
+fn errors_served_before_a_rollback_do_not_grow_with_traffic() {
+    // Two workers take turns at full speed, with no tick in between: each
+    // error is merged into the shared window as it happens, so the canary
+    // serves minRequests errors, plus at most one per other worker.
+    for seed in [1, 2, 3] {
+        let mut a = Proxy::start_with(LogLevel::Info, seed);
+        assert!(a.configure(&rollback_config("0.1")));
+        let mut b = Proxy::start_sharing_with(&a, seed + 100);
+        assert!(b.configure(&rollback_config("0.1")));
+        let mut served = 0;
+        for _ in 0..2_000 {
+            served += failing_canary(&mut a, 1);
+            served += failing_canary(&mut b, 1);
+        }
+        assert!((20..=21).contains(&served), "seed {seed}: {served} canary errors before the rollback");
+    }
 }

@@ -44,8 +44,8 @@ pub struct Active {
     pub has_rollback: bool,
     /// Per split id: rolled back on this VM.
     pub rolled_back: RefCell<Vec<bool>>,
-    /// Per split id: where a rollback split keeps its window.
-    pub rollback_keys: Vec<Option<rollback::Keys>>,
+    /// Per split id: a rollback split's window as this VM sees it.
+    pub rollback_watches: Vec<Option<rollback::Watch>>,
     /// Per split id: the ramp step last logged (`None`: before the start;
     /// `NOT_LOGGED` until the first log).
     ramp_steps: RefCell<Vec<Option<usize>>>,
@@ -59,14 +59,11 @@ impl Active {
         let stats = Stats::define(&router);
         // Names this config's state in the proxy's shared data.
         let fingerprint = crate::hash::fingerprint(json);
-        let mut rollback_keys: Vec<Option<rollback::Keys>> = (0..count).map(|_| None).collect();
-        for (_, _, split) in router.splits() {
-            if let Some(slot) = rollback_keys.get_mut(split.id) {
-                *slot = rollback::Keys::new(fingerprint, split);
-            }
-        }
+        let rollback_watches = (0..count)
+            .map(|id| router.split(id).and_then(|(_, _, split)| rollback::Watch::new(fingerprint, split)))
+            .collect();
         Active {
-            rollback_keys,
+            rollback_watches,
             uses_clock,
             has_rollback,
             rolled_back: RefCell::new(vec![false; count]),

@@ -1,7 +1,14 @@
-//! Shadow copies waiting to be sent. Streams queue them; the root context
-//! sends them on its next tick, so each call belongs to the root and is not
+//! Shadow copies: buffered by their stream, queued, then sent by the root
+//! context on its next tick, so each call belongs to the root and is not
 //! cancelled when the live request ends (Envoy cancels a stream's calls
 //! with the stream), and its outcome can still be counted.
+//!
+//! Every byte a copy holds, from its first header to its answer, is taken
+//! from the VM's `mirrorBudget` and given back when the copy is sent and
+//! answered, skipped, or dropped with its stream; copies waiting or in
+//! flight are capped in number too. So neither stalled uploads nor a slow,
+//! closed or failing shadow can grow the VM past its budget: beyond it a
+//! copy is skipped and counted with its reason.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -13,13 +20,39 @@ use log::debug;
 use super::Active;
 use crate::host;
 use crate::metrics::{status_class, SERVER_ERROR};
+use crate::mirror::{Ledger, MirrorBudget, Skip};
 
-/// Copies waiting beyond this are dropped and counted as skipped: a shadow
-/// that cannot keep up must not grow the VM's memory.
-pub const MAX_PENDING: usize = 1_024;
 /// How often the root sends queued copies while any route mirrors.
 pub const TICK_MS: u32 = 10;
 
+/// A share of the VM's budget, given back when dropped.
+pub struct Held {
+    ledger: Rc<RefCell<Ledger>>,
+    bytes: usize,
+    /// Counted among the copies waiting or in flight.
+    copy: bool,
+}
+
+impl Held {
+    /// Takes `bytes` more, or says why the budget cannot give them.
+    pub fn grow(&mut self, budget: &MirrorBudget, bytes: usize) -> Result<(), Skip> {
+        self.ledger.borrow_mut().reserve(budget, bytes)?;
+        self.bytes += bytes;
+        Ok(())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut ledger = self.ledger.borrow_mut();
+        ledger.release(self.bytes);
+        if self.copy {
+            ledger.end_copy();
+        }
+    }
+}
+
+/// A copy ready to send.
 pub struct PendingShadow {
     pub active: Rc<Active>,
     pub route: usize,
@@ -27,23 +60,39 @@ pub struct PendingShadow {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub timeout_ms: u32,
+    pub held: Held,
+}
+
+/// A sent copy: what to count when its answer comes, and the budget it
+/// holds until then.
+struct InFlight {
+    active: Rc<Active>,
+    route: usize,
+    _held: Held,
 }
 
 #[derive(Default)]
 pub struct ShadowQueue {
+    ledger: Rc<RefCell<Ledger>>,
     pending: RefCell<VecDeque<PendingShadow>>,
-    in_flight: RefCell<HashMap<u32, (Rc<Active>, usize)>>,
+    /// Sent copies by call token.
+    in_flight: RefCell<HashMap<u32, InFlight>>,
 }
 
 impl ShadowQueue {
-    /// Queues a copy; counts it as skipped if the queue is full.
-    pub fn push(&self, shadow: PendingShadow) {
-        let mut pending = self.pending.borrow_mut();
-        if pending.len() >= MAX_PENDING {
-            shadow.active.stats.shadow_skipped(shadow.route);
-            return;
-        }
-        pending.push_back(shadow);
+    /// Holds `bytes` of the budget for a copy being assembled.
+    pub fn hold(&self, budget: &MirrorBudget, bytes: usize) -> Result<Held, Skip> {
+        let mut held = Held { ledger: self.ledger.clone(), bytes: 0, copy: false };
+        held.grow(budget, bytes)?;
+        Ok(held)
+    }
+
+    /// Queues a complete copy, or says why it cannot wait for sending.
+    pub fn push(&self, budget: &MirrorBudget, mut shadow: PendingShadow) -> Result<(), Skip> {
+        self.ledger.borrow_mut().start_copy(budget)?;
+        shadow.held.copy = true;
+        self.pending.borrow_mut().push_back(shadow);
+        Ok(())
     }
 
     /// Sends every queued copy (from the root context).
@@ -57,19 +106,22 @@ impl ShadowQueue {
             match proxy_wasm::hostcalls::dispatch_http_call(&shadow.cluster, headers, body, vec![], timeout) {
                 Ok(token) => {
                     shadow.active.stats.shadow_sent(shadow.route);
-                    self.in_flight.borrow_mut().insert(token, (shadow.active, shadow.route));
+                    let in_flight =
+                        InFlight { active: shadow.active, route: shadow.route, _held: shadow.held };
+                    self.in_flight.borrow_mut().insert(token, in_flight);
                 }
                 Err(status) => {
                     debug!("[ctx {root_id}] shadow to {} not sent (status {status:?})", shadow.cluster);
-                    shadow.active.stats.shadow_failed(shadow.route);
+                    shadow.active.stats.shadow_skipped(shadow.route, Skip::NotSent);
                 }
             }
         }
     }
 
-    /// A shadow's answer arrived (or its call failed): only counted.
+    /// A shadow's answer arrived (or its call failed): counted, and its
+    /// share of the budget given back.
     pub fn answered(&self, root_id: u32, token: u32, num_headers: usize) {
-        let Some((active, route)) = self.in_flight.borrow_mut().remove(&token) else { return };
+        let Some(InFlight { active, route, .. }) = self.in_flight.borrow_mut().remove(&token) else { return };
         let class =
             if num_headers == 0 { None } else { host::http_call_status().as_deref().and_then(status_class) };
         // No response (reset, timeout, no healthy host) or a 5xx: a failure.

@@ -1,15 +1,40 @@
 //! The filter's counters, defined once per config and incremented by id.
+//!
+//! Envoy gives every `proxy_define_metric` call a new id and keeps the name
+//! for good, even when the name is one it already knows; a VM that defined
+//! its counters afresh on every config push grew the proxy's memory with
+//! each push. So a VM defines each name once and reuses the id for every
+//! later config that names the same metric.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 use crate::host;
 use crate::metrics::{self, tagged, STATUS_CLASSES};
+use crate::mirror::Skip;
 use crate::router::Router;
 
 /// A counter id; `None` if the host refused to define it (counts are then
 /// lost, routing is not affected).
 type Counter = Option<u32>;
 
+thread_local! {
+    /// Every metric this VM defined, by kind and name.
+    static DEFINED: RefCell<HashMap<(bool, String), u32>> = RefCell::new(HashMap::new());
+}
+
+/// The id of a metric, defined on first use only.
+fn defined(gauge: bool, name: String) -> Counter {
+    if let Some(id) = DEFINED.with(|d| d.borrow().get(&(gauge, name.clone())).copied()) {
+        return Some(id);
+    }
+    let id = if gauge { host::define_gauge(&name) } else { host::define_counter(&name) }.ok()?;
+    DEFINED.with(|d| d.borrow_mut().insert((gauge, name), id));
+    Some(id)
+}
+
 fn counter(name: &str, tags: &[(&str, &str)]) -> Counter {
-    host::define_counter(&tagged(name, tags)).ok()
+    defined(false, tagged(name, tags))
 }
 
 fn bump(counter: Counter) {
@@ -28,9 +53,11 @@ struct RouteStats {
     targets: Vec<TargetStats>,
     rule_hits: Vec<Counter>,
     default_routed: Counter,
+    regex_skipped: Counter,
     shadow_sent: Counter,
     shadow_failed: Counter,
-    shadow_skipped: Counter,
+    /// By `Skip::index`.
+    shadow_skipped: [Counter; Skip::ALL.len()],
 }
 
 pub struct Stats {
@@ -72,20 +99,31 @@ impl Stats {
                     .map(|rule| counter(metrics::RULE_HITS, &[("route", r), ("rule", &rule.label)]))
                     .collect();
                 let cluster = route.mirror.as_ref().map_or("", |m| m.cluster.as_str());
-                let shadow = |name| {
-                    if route.mirror.is_some() {
-                        counter(name, &[("route", r), ("cluster", cluster)])
+                let mirrored = route.mirror.is_some();
+                let shadow = |name, reason: Option<&str>| {
+                    let mut tags = vec![("route", r), ("cluster", cluster)];
+                    tags.extend(reason.map(|reason| ("reason", reason)));
+                    if mirrored {
+                        counter(name, &tags)
                     } else {
                         None
                     }
                 };
+                let has_regex = route.rules.iter().any(|rule| {
+                    rule.conditions.iter().any(|c| matches!(c.test, crate::matcher::Test::Regex { .. }))
+                });
                 RouteStats {
                     targets,
                     rule_hits,
                     default_routed: counter(metrics::DEFAULT_ROUTED, &[("route", r)]),
-                    shadow_sent: shadow(metrics::SHADOW_SENT),
-                    shadow_failed: shadow(metrics::SHADOW_FAILED),
-                    shadow_skipped: shadow(metrics::SHADOW_SKIPPED),
+                    regex_skipped: if has_regex {
+                        counter(metrics::REGEX_SKIPPED, &[("route", r)])
+                    } else {
+                        None
+                    },
+                    shadow_sent: shadow(metrics::SHADOW_SENT, None),
+                    shadow_failed: shadow(metrics::SHADOW_FAILED, None),
+                    shadow_skipped: Skip::ALL.map(|skip| shadow(metrics::SHADOW_SKIPPED, Some(skip.label()))),
                 }
             })
             .collect();
@@ -97,7 +135,7 @@ impl Stats {
                 ("rule", rule.label.as_str()),
                 ("target", rollback.target.as_str()),
             ];
-            let gauge = host::define_gauge(&tagged(metrics::ROLLED_BACK, &tags)).ok();
+            let gauge = defined(true, tagged(metrics::ROLLED_BACK, &tags));
             if let Some(id) = gauge {
                 host::record(id, 0);
             }
@@ -145,7 +183,12 @@ impl Stats {
         bump(self.routes.get(route).and_then(|r| r.shadow_failed));
     }
 
-    pub fn shadow_skipped(&self, route: usize) {
-        bump(self.routes.get(route).and_then(|r| r.shadow_skipped));
+    pub fn shadow_skipped(&self, route: usize, why: Skip) {
+        bump(self.routes.get(route).and_then(|r| r.shadow_skipped.get(why.index()).copied().flatten()));
+    }
+
+    /// A request whose regex budget could not pay for every test.
+    pub fn regex_skipped(&self, route: usize) {
+        bump(self.routes.get(route).and_then(|r| r.regex_skipped));
     }
 }

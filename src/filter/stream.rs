@@ -8,11 +8,11 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use super::rollback;
-use super::shadow::{PendingShadow, ShadowQueue};
+use super::shadow::{Held, PendingShadow, ShadowQueue};
 use super::Active;
 use crate::config::DEFAULT_TARGET_HEADER;
 use crate::metrics::{status_class, SERVER_ERROR};
-use crate::mirror::shadow_headers;
+use crate::mirror::{header_bytes, shadow_headers, Skip};
 use crate::request::Request;
 use crate::split::Moment;
 
@@ -23,6 +23,8 @@ struct ShadowInProgress {
     route: usize,
     headers: Vec<(Vec<u8>, Vec<u8>)>,
     body: Vec<u8>,
+    /// Its share of the VM's mirror budget.
+    held: Held,
 }
 
 pub struct RouterHttp {
@@ -65,6 +67,16 @@ impl RouterHttp {
 
 impl Context for RouterHttp {}
 
+impl Drop for RouterHttp {
+    /// The stream is gone (done, reset or closed): a copy still waiting for
+    /// its body will never complete. Dropping it gives its budget back.
+    fn drop(&mut self) {
+        if let (Some(shadow), Some(active)) = (self.shadow.take(), self.active.as_ref()) {
+            active.stats.shadow_skipped(shadow.route, Skip::Incomplete);
+        }
+    }
+}
+
 impl HttpContext for RouterHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         self.route();
@@ -82,13 +94,25 @@ impl HttpContext for RouterHttp {
                 .get(shadow.route)
                 .and_then(|r| r.mirror.as_ref())
                 .map_or(0, |m| m.max_body_bytes);
-            match host::request_body(body_size) {
-                Ok(chunk) if shadow.body.len() + chunk.len() <= limit => {
-                    shadow.body.extend_from_slice(&chunk)
-                }
-                _ => {
-                    // Too big to copy (or unreadable): skip, never delay.
-                    active.stats.shadow_skipped(shadow.route);
+            // Checked before reading, so an over-size chunk is never copied in.
+            let needed = shadow.body.len().saturating_add(body_size);
+            let outcome = if needed > limit {
+                Err(Skip::BodyTooLarge)
+            } else {
+                // The budget pays for the buffer's capacity, not just its
+                // length, so growth by doubling is bounded too.
+                let capacity = shadow.body.capacity();
+                let grown = if needed > capacity { needed.max(capacity * 2).min(limit) } else { capacity };
+                shadow.held.grow(&active.router.mirror_budget, grown - capacity).and_then(|()| {
+                    shadow.body.reserve_exact(grown - shadow.body.len());
+                    host::request_body(body_size).map_err(|_| Skip::Incomplete)
+                })
+            };
+            match outcome {
+                Ok(chunk) => shadow.body.extend_from_slice(&chunk),
+                Err(why) => {
+                    // Skipped, never delayed; its budget goes back at once.
+                    active.stats.shadow_skipped(shadow.route, why);
                     self.shadow = None;
                 }
             }
@@ -106,9 +130,7 @@ impl HttpContext for RouterHttp {
             active.stats.response(route, target, class);
         }
         if let (Some(split_id), Some(class)) = (self.rollback_watch, class) {
-            if let Some(Some(keys)) = active.rollback_keys.get(split_id) {
-                rollback::record_response(keys, host::now_ms(), class == SERVER_ERROR);
-            }
+            rollback::record_response(active, split_id, self.id, host::now_ms(), class == SERVER_ERROR);
         }
         if let Some(cookie) = self.set_cookie.take() {
             if let Err(status) = host::add_response_header("set-cookie", &cookie) {
@@ -164,12 +186,23 @@ impl RouterHttp {
         }
 
         let route = decision.route_index;
+        if request.regex_skipped() > 0 {
+            active.stats.regex_skipped(route);
+        }
         if router
             .routes
             .get(route)
             .and_then(|r| r.mirror.as_ref())
             .is_some_and(|m| m.selects(self.mirror_roll))
         {
+            let bytes = header_bytes(request.headers()) + header.len() + decision.target.len();
+            let held = match self.shadows.hold(&router.mirror_budget, bytes) {
+                Ok(held) => held,
+                Err(why) => {
+                    active.stats.shadow_skipped(route, why);
+                    return;
+                }
+            };
             // The copy carries the request as the upstream sees it.
             let mut headers: Vec<(Vec<u8>, Vec<u8>)> = request
                 .headers()
@@ -178,7 +211,7 @@ impl RouterHttp {
                 .map(|(k, v)| (k.to_vec(), v.to_vec()))
                 .collect();
             headers.push((header.as_bytes().to_vec(), decision.target.as_bytes().to_vec()));
-            self.shadow = Some(ShadowInProgress { route, headers, body: Vec::new() });
+            self.shadow = Some(ShadowInProgress { route, headers, body: Vec::new(), held });
         }
     }
 
@@ -188,14 +221,18 @@ impl RouterHttp {
         let Some(mirror) = active.router.routes.get(shadow.route).and_then(|r| r.mirror.as_ref()) else {
             return;
         };
-        self.shadows.push(PendingShadow {
+        let pending = PendingShadow {
             active: active.clone(),
             route: shadow.route,
             cluster: mirror.cluster.clone(),
             headers: shadow_headers(&shadow.headers, shadow.body.len()),
             body: shadow.body,
             timeout_ms: mirror.timeout_ms,
-        });
+            held: shadow.held,
+        };
+        if let Err(why) = self.shadows.push(&active.router.mirror_budget, pending) {
+            active.stats.shadow_skipped(shadow.route, why);
+        }
     }
 
     fn remove(&self, header: &str) {

@@ -166,21 +166,27 @@ pub fn define(linker: &mut Linker<HostState>, name: &str) -> Result<bool> {
                     2 => MetricKind::Histogram,
                     _ => return Ok(BAD_ARGUMENT),
                 };
-                let metrics = &mut c.data_mut().metrics;
-                let id = match metrics.iter().position(|m| m.name == name) {
-                    Some(id) => id,
+                // As Envoy: every definition gets a new id (and Envoy keeps
+                // each for good), even for a name already defined; ids of
+                // the same name share one value.
+                let state = c.data_mut();
+                let index = match state.metric_index.get(&name) {
+                    Some(&index) => index,
                     None => {
-                        metrics.push(Metric { name, kind, value: 0 });
-                        metrics.len() - 1
+                        state.metric_index.insert(name.clone(), state.metrics.len());
+                        state.metrics.push(Metric { name, kind, value: 0 });
+                        state.metrics.len() - 1
                     }
                 };
+                state.metric_ids.push(index);
+                let id = state.metric_ids.len() - 1;
                 memory::write_u32(&mut c, id_out, id as u32)?;
                 Ok(OK)
             },
         )?,
         "proxy_increment_metric" => {
             linker.func_wrap(M, name, |mut c: C, id: i32, offset: i64| -> Result<i32> {
-                let Some(metric) = c.data_mut().metrics.get_mut(id as u32 as usize) else {
+                let Some(metric) = c.data_mut().metric_mut(id as u32) else {
                     return Ok(NOT_FOUND);
                 };
                 if metric.kind == MetricKind::Histogram {
@@ -192,7 +198,7 @@ pub fn define(linker: &mut Linker<HostState>, name: &str) -> Result<bool> {
         }
         "proxy_record_metric" => {
             linker.func_wrap(M, name, |mut c: C, id: i32, value: i64| -> Result<i32> {
-                let Some(metric) = c.data_mut().metrics.get_mut(id as u32 as usize) else {
+                let Some(metric) = c.data_mut().metric_mut(id as u32) else {
                     return Ok(NOT_FOUND);
                 };
                 metric.value = value as u64;
@@ -200,7 +206,7 @@ pub fn define(linker: &mut Linker<HostState>, name: &str) -> Result<bool> {
             })?
         }
         "proxy_get_metric" => linker.func_wrap(M, name, |mut c: C, id: i32, out: i32| -> Result<i32> {
-            let Some(value) = c.data().metrics.get(id as u32 as usize).map(|m| m.value) else {
+            let Some(value) = c.data().metric(id as u32).map(|m| m.value) else {
                 return Ok(NOT_FOUND);
             };
             memory::write_u64(&mut c, out, value)?;

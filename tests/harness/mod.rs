@@ -222,6 +222,29 @@ impl Proxy {
         Exchange { context_id: id, upstream, request_action, response, response_action }
     }
 
+    /// Starts a request whose body is still arriving: request headers,
+    /// then these chunks, none of them the last. The stream stays open
+    /// (a stalled upload) until `reset`.
+    pub fn start_upload(&mut self, request: HeaderMap, chunks: &[&[u8]]) -> u32 {
+        let request_len = request.len() as i32;
+        let id = self.begin_stream(request);
+        let ctx = id as i32;
+        self.call::<(i32, i32, i32), i32>("proxy_on_request_headers", (ctx, request_len, 0));
+        for chunk in chunks {
+            self.enter(id).request_body = Some(chunk.to_vec());
+            self.call::<(i32, i32, i32), i32>("proxy_on_request_body", (ctx, chunk.len() as i32, 0));
+            self.store.data_mut().request_body = None;
+        }
+        self.store.data_mut().effective_context = ROOT_CONTEXT_ID;
+        id
+    }
+
+    /// The client goes away mid-request: Envoy resets the stream, which
+    /// then gets done, log and delete without a response.
+    pub fn reset(&mut self, id: u32) {
+        self.end_stream(id);
+    }
+
     /// Creates a stream context holding these request headers.
     fn begin_stream(&mut self, request: HeaderMap) -> u32 {
         let id = self.next_context_id;
@@ -346,8 +369,15 @@ impl Proxy {
         &self.store.data().metrics
     }
 
+    /// How many times the filter called `proxy_define_metric`: in Envoy
+    /// each call keeps memory for good.
+    pub fn metric_definitions(&self) -> usize {
+        self.store.data().metric_ids.len()
+    }
+
     pub fn metric(&self, name: &str) -> Option<u64> {
-        self.metrics().iter().find(|m| m.name == name).map(|m| m.value)
+        let state = self.store.data();
+        state.metric_index.get(name).and_then(|&i| state.metrics.get(i)).map(|m| m.value)
     }
 
     /// The guest's linear memory size in bytes.

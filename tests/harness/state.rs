@@ -82,6 +82,10 @@ pub struct HostState {
     pub streams: HashMap<u32, Stream>,
     /// Indexed by metric id.
     pub metrics: Vec<Metric>,
+    /// Metric name → index in `metrics`.
+    pub metric_index: HashMap<String, usize>,
+    /// Metric id → index in `metrics`: one entry per definition.
+    pub metric_ids: Vec<usize>,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     /// The deterministic source behind WASI `random_get`.
@@ -102,6 +106,15 @@ pub struct HostState {
 }
 
 impl HostState {
+    pub fn metric(&self, id: u32) -> Option<&Metric> {
+        self.metrics.get(*self.metric_ids.get(id as usize)?)
+    }
+
+    pub fn metric_mut(&mut self, id: u32) -> Option<&mut Metric> {
+        let index = *self.metric_ids.get(id as usize)?;
+        self.metrics.get_mut(index)
+    }
+
     pub fn new(random_seed: u64) -> Self {
         HostState {
             plugin_config: Vec::new(),
@@ -114,6 +127,8 @@ impl HostState {
             effective_context: 0,
             streams: HashMap::new(),
             metrics: Vec::new(),
+            metric_index: HashMap::new(),
+            metric_ids: Vec::new(),
             stdout: Vec::new(),
             stderr: Vec::new(),
             random: Rng::new(random_seed),
