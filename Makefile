@@ -10,7 +10,7 @@ VENV_ENVOY := $(CURDIR)/.venv/bin/envoy
 ENVOY ?= $(VENV_ENVOY)
 export ENVOY
 
-.PHONY: fuzz bench
+.PHONY: fuzz bench soak
 .PHONY: help toolchain build cli schema envoy demo run run-live validate oci test unit harness e2e lint size clean
 
 help:
@@ -27,6 +27,7 @@ help:
 	@echo "make size      the size of the built .wasm"
 	@echo "make oci       the filter as an OCI image for Istio: target/oci/canary-router (+ .tar)"
 	@echo "make fuzz      fuzz the config parser and the request path for 5 minutes each (FUZZ_SECONDS)"
+	@echo "make soak      the hostile tier's long variants in the real Envoy (about 3 minutes)"
 	@echo "make bench     benchmarks against native Envoy routing and Lua: writes BENCHMARKS.md"
 
 # The wasm target and lint components, installed only when missing.
@@ -99,6 +100,11 @@ test: lint build envoy validate
 FUZZ_SECONDS ?= 300
 fuzz: build
 	FUZZ_SECONDS=$(FUZZ_SECONDS) cargo test --test fuzz -- --nocapture
+
+# The hostile tier (tests/e2e/overload.rs) for longer: 200 stalled uploads,
+# a minute of regex bombs and of bad shadows, 1,000 config pushes.
+soak: build envoy
+	CANARY_ROUTER_SOAK=1 cargo test --test e2e overload -- --nocapture --test-threads 1
 
 # Benchmarks: the real Envoy against native routing and Lua, and the
 # harness micro-benchmark. Installs wrk with apt-get if it is missing.

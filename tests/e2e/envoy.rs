@@ -33,7 +33,7 @@ pub fn wasm() -> PathBuf {
 }
 
 /// The ports every repository config uses, and what each is.
-const FIXED_PORTS: [u16; 9] = [9901, 10000, 10101, 10102, 10103, 10104, 10105, 10106, 10107];
+const FIXED_PORTS: [u16; 10] = [9901, 10000, 10101, 10102, 10103, 10104, 10105, 10106, 10107, 10108];
 
 /// A config from `envoy/`, rewritten for a test run.
 pub struct EnvoyConfig {
@@ -179,6 +179,65 @@ impl Envoy {
 
     pub fn ingress_port(&self) -> u16 {
         self.port(10000)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("Envoy is running")
+    }
+
+    /// The size of each wasm VM's linear memory in bytes. Envoy has no stat
+    /// for it; V8 maps each memory as a read-write region right before its
+    /// multi-GiB guard reservation, which `/proc/PID/smaps` shows.
+    pub fn wasm_memories(&self) -> Vec<u64> {
+        let smaps = fs::read_to_string(format!("/proc/{}/smaps", self.pid())).unwrap();
+        let regions: Vec<(u64, u64, bool, bool)> = smaps
+            .lines()
+            .filter_map(|line| {
+                let (range, rest) = line.split_once(' ')?;
+                let (start, end) = range.split_once('-')?;
+                let (start, end) = (u64::from_str_radix(start, 16).ok()?, u64::from_str_radix(end, 16).ok()?);
+                let perms = rest.split(' ').next()?;
+                Some((start, end, perms.starts_with("rw"), perms.starts_with("---")))
+            })
+            .collect();
+        regions
+            .windows(2)
+            .filter(|pair| {
+                let ((_, end, writable, _), (start, guard_end, _, guard)) = (pair[0], pair[1]);
+                writable && guard && end == start && guard_end - start >= 4 << 30
+            })
+            .map(|pair| pair[0].1 - pair[0].0)
+            .collect()
+    }
+
+    /// The largest wasm linear memory of any VM.
+    pub fn largest_wasm_memory(&self) -> u64 {
+        self.wasm_memories().into_iter().max().unwrap_or(0)
+    }
+
+    /// Envoy's resident memory in bytes.
+    pub fn rss(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib * 1024
+    }
+
+    /// What Envoy's allocator holds for live objects (admin `/memory`,
+    /// computed on request; the wasm VMs' linear memories are not in it).
+    pub fn allocated(&self) -> u64 {
+        let memory = http::get(self.admin_port(), "/memory", &[]).unwrap();
+        let text = String::from_utf8_lossy(&memory.body).into_owned();
+        let value = text.split("\"allocated\":").nth(1).unwrap_or_else(|| panic!("admin /memory: {text}"));
+        value.trim_start().trim_start_matches('"').split('"').next().unwrap().trim().parse().unwrap()
+    }
+
+    /// File descriptors Envoy holds open.
+    pub fn open_fds(&self) -> usize {
+        fs::read_dir(format!("/proc/{}/fd", self.pid())).map(|d| d.count()).unwrap_or(0)
     }
 
     pub fn log(&self) -> String {

@@ -13,7 +13,9 @@ mod http;
 mod istio;
 mod istio_shape;
 mod live_reload;
+mod load;
 mod observability;
+mod overload;
 mod progressive;
 mod routing;
 #[path = "../wasm_fixtures/mod.rs"]
