@@ -41,6 +41,36 @@ pub fn fingerprint(bytes: &[u8]) -> u64 {
     fmix64(fnv1a64(&[bytes]))
 }
 
+/// The hasher of the filter's own hash maps: FNV-1a for byte keys (host
+/// names), a multiplicative mix for the `u32` ids the proxy assigns. Keys
+/// come from the config or from the proxy, never from a client, so
+/// SipHash's flooding resistance buys nothing here but cost.
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        fmix64(self.0)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 { FNV_OFFSET_BASIS } else { self.0 };
+        for &byte in bytes {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(FNV_PRIME);
+        }
+        self.0 = hash;
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u32(n as u32);
+    }
+}
+
 /// The bucket in `0..BUCKETS` of a sticky key under a salt.
 pub fn sticky_bucket(salt: &[u8], key: &[u8]) -> u32 {
     // The remainder is < 1,000,000, so the narrowing cannot truncate.

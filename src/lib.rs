@@ -5,14 +5,19 @@
 //! `split`, `hash`, ...), compiled and tested natively. Only `filter` and
 //! `host` touch the proxy, and only on `wasm32`.
 
+pub mod bytes;
 pub mod config;
 pub mod cookie;
+pub mod decimal;
 pub mod error;
 pub mod error_window;
 pub mod hash;
 pub mod header_map;
+pub mod header_names;
 pub mod host_pattern;
+pub mod json;
 pub mod limits;
+pub mod literal_regex;
 pub mod matcher;
 pub mod metrics;
 pub mod mirror;
@@ -20,6 +25,7 @@ pub mod query;
 pub mod regex_cost;
 pub mod request;
 pub mod rng;
+pub mod route_index;
 pub mod router;
 pub mod split;
 pub mod time;
@@ -28,11 +34,3 @@ pub mod time;
 mod filter;
 #[cfg(target_arch = "wasm32")]
 mod host;
-
-#[cfg(target_arch = "wasm32")]
-proxy_wasm::main! {{
-    host::install_logger();
-    proxy_wasm::set_root_context(|context_id| -> Box<dyn proxy_wasm::traits::RootContext> {
-        Box::new(filter::RouterRoot::new(context_id))
-    });
-}}

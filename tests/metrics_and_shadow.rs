@@ -13,7 +13,9 @@ fn tagged(name: &str, tags: &[(&str, &str)]) -> String {
     out
 }
 
-fn count(proxy: &Proxy, name: &str, tags: &[(&str, &str)]) -> u64 {
+/// A counter's value once the filter flushed what it batched.
+fn count(proxy: &mut Proxy, name: &str, tags: &[(&str, &str)]) -> u64 {
+    proxy.flush_metrics();
     let full = tagged(name, tags);
     proxy
         .metric(&full)
@@ -39,30 +41,34 @@ fn requests_are_counted_per_route_target_and_rule() {
     respond(&mut proxy, &[(":authority", "nowhere.test"), (":path", "/")], "404");
 
     let route = ("route", "service-a");
-    assert_eq!(count(&proxy, "canary_router_requests_total", &[route, ("target", "service-a-canary")]), 4);
-    assert_eq!(count(&proxy, "canary_router_requests_total", &[route, ("target", "service-a")]), 2);
-    assert_eq!(count(&proxy, "canary_router_rule_hits_total", &[route, ("rule", "beta")]), 3);
-    assert_eq!(count(&proxy, "canary_router_rule_hits_total", &[route, ("rule", "rules[1]")]), 1);
-    assert_eq!(count(&proxy, "canary_router_rule_hits_total", &[route, ("rule", "rules[2]")]), 0);
-    assert_eq!(count(&proxy, "canary_router_default_total", &[route]), 2);
-    assert_eq!(count(&proxy, "canary_router_unrouted_total", &[]), 1);
-    assert_eq!(count(&proxy, "canary_router_config_accepted_total", &[]), 1);
+    assert_eq!(
+        count(&mut proxy, "canary_router_requests_total", &[route, ("target", "service-a-canary")]),
+        4
+    );
+    assert_eq!(count(&mut proxy, "canary_router_requests_total", &[route, ("target", "service-a")]), 2);
+    assert_eq!(count(&mut proxy, "canary_router_rule_hits_total", &[route, ("rule", "beta")]), 3);
+    assert_eq!(count(&mut proxy, "canary_router_rule_hits_total", &[route, ("rule", "rules[1]")]), 1);
+    assert_eq!(count(&mut proxy, "canary_router_rule_hits_total", &[route, ("rule", "rules[2]")]), 0);
+    assert_eq!(count(&mut proxy, "canary_router_default_total", &[route]), 2);
+    assert_eq!(count(&mut proxy, "canary_router_unrouted_total", &[]), 1);
+    assert_eq!(count(&mut proxy, "canary_router_config_accepted_total", &[]), 1);
 }
 
 #[test]
-fn responses_are_counted_by_status_class() {
-    let mut proxy = Proxy::configured(EXAMPLE);
+fn responses_are_counted_by_status_class_when_asked() {
+    let counting = EXAMPLE.replacen('{', r#"{"countResponses": true,"#, 1);
+    let mut proxy = Proxy::configured(&counting);
     let canary = [(":authority", "a.example.com"), (":path", "/"), ("foo", "bar")];
     for status in ["200", "204", "503", "503", "404", "302"] {
         respond(&mut proxy, &canary, status);
     }
     let tags = |class| [("route", "service-a"), ("target", "service-a-canary"), ("status_class", class)];
-    assert_eq!(count(&proxy, "canary_router_responses_total", &tags("2xx")), 2);
-    assert_eq!(count(&proxy, "canary_router_responses_total", &tags("5xx")), 2);
-    assert_eq!(count(&proxy, "canary_router_responses_total", &tags("4xx")), 1);
-    assert_eq!(count(&proxy, "canary_router_responses_total", &tags("3xx")), 1);
+    assert_eq!(count(&mut proxy, "canary_router_responses_total", &tags("2xx")), 2);
+    assert_eq!(count(&mut proxy, "canary_router_responses_total", &tags("5xx")), 2);
+    assert_eq!(count(&mut proxy, "canary_router_responses_total", &tags("4xx")), 1);
+    assert_eq!(count(&mut proxy, "canary_router_responses_total", &tags("3xx")), 1);
     let stable = [("route", "service-a"), ("target", "service-a"), ("status_class", "5xx")];
-    assert_eq!(count(&proxy, "canary_router_responses_total", &stable), 0);
+    assert_eq!(count(&mut proxy, "canary_router_responses_total", &stable), 0);
 }
 
 #[test]
@@ -70,8 +76,8 @@ fn rejected_configs_are_counted() {
     let mut proxy = Proxy::configured(EXAMPLE);
     assert!(!proxy.configure("{}"));
     assert!(!proxy.configure("[]"));
-    assert_eq!(count(&proxy, "canary_router_config_rejected_total", &[]), 2);
-    assert_eq!(count(&proxy, "canary_router_config_accepted_total", &[]), 1);
+    assert_eq!(count(&mut proxy, "canary_router_config_rejected_total", &[]), 2);
+    assert_eq!(count(&mut proxy, "canary_router_config_accepted_total", &[]), 1);
 }
 
 #[test]
@@ -88,8 +94,8 @@ fn config_pushes_reuse_metric_definitions_and_keep_memory_flat() {
     }
     assert_eq!(proxy.metric_definitions(), definitions, "a known metric name was defined again");
     assert_eq!(proxy.memory_size(), memory, "guest memory grew over 2,000 pushes");
-    assert_eq!(count(&proxy, "canary_router_config_rejected_total", &[]), 1_001);
-    assert_eq!(count(&proxy, "canary_router_config_accepted_total", &[]), 1_002);
+    assert_eq!(count(&mut proxy, "canary_router_config_rejected_total", &[]), 1_001);
+    assert_eq!(count(&mut proxy, "canary_router_config_accepted_total", &[]), 1_002);
 }
 
 #[test]
@@ -109,7 +115,7 @@ fn regex_tests_beyond_the_request_budget_do_not_match_and_are_counted() {
     let many: Vec<String> = (0..300).map(|_| format!("session={}", "b".repeat(700))).collect();
     let spread = proxy.send(&[(":path", "/"), ("cookie", &many.join("; "))]);
     assert_eq!(spread.target().as_deref(), Some("stable"));
-    assert_eq!(count(&proxy, "canary_router_regex_skipped_total", &[("route", "r")]), 2);
+    assert_eq!(count(&mut proxy, "canary_router_regex_skipped_total", &[("route", "r")]), 2);
 }
 
 fn mirrored(percent: f64, extra: &str) -> String {
@@ -170,8 +176,8 @@ fn a_shadow_copy_carries_the_headers_and_body_and_its_answer_is_ignored() {
 
     proxy.answer_http_call(call.token, Some(200));
     let tags = [("route", "api"), ("cluster", "api-v2-shadow")];
-    assert_eq!(count(&proxy, "canary_router_shadow_requests_total", &tags), 1);
-    assert_eq!(count(&proxy, "canary_router_shadow_failures_total", &tags), 0);
+    assert_eq!(count(&mut proxy, "canary_router_shadow_requests_total", &tags), 1);
+    assert_eq!(count(&mut proxy, "canary_router_shadow_failures_total", &tags), 0);
 }
 
 /// Answers every call waiting, as a healthy shadow would.
@@ -183,7 +189,7 @@ fn answer_all(proxy: &mut Proxy, status: Option<u16>) -> usize {
     tokens.len()
 }
 
-fn skipped(proxy: &Proxy, reason: &str) -> u64 {
+fn skipped(proxy: &mut Proxy, reason: &str) -> u64 {
     count(
         proxy,
         "canary_router_shadow_skipped_total",
@@ -207,8 +213,8 @@ fn the_mirror_percent_holds_over_many_requests() {
     sent += answer_all(&mut proxy, Some(200));
     assert!((sent as f64 / n as f64 * 100.0 - 10.0).abs() < 1.5, "{sent} copies of {n}");
     let tags = [("route", "api"), ("cluster", "api-v2-shadow")];
-    assert_eq!(count(&proxy, "canary_router_shadow_requests_total", &tags), sent as u64);
-    assert_eq!(skipped(&proxy, "too_many_in_flight"), 0);
+    assert_eq!(count(&mut proxy, "canary_router_shadow_requests_total", &tags), sent as u64);
+    assert_eq!(skipped(&mut proxy, "too_many_in_flight"), 0);
 }
 
 #[test]
@@ -223,7 +229,7 @@ fn failed_shadows_are_counted_and_never_touch_the_live_request() {
     let tokens: Vec<u32> = proxy.http_calls().iter().map(|c| c.token).collect();
     proxy.answer_http_call(tokens[0], Some(503));
     proxy.answer_http_call(tokens[1], None);
-    assert_eq!(count(&proxy, "canary_router_shadow_failures_total", &tags), 2);
+    assert_eq!(count(&mut proxy, "canary_router_shadow_failures_total", &tags), 2);
 
     // The cluster does not exist: the proxy refuses the call. The copy was
     // never sent, so it is a skip, not a failure.
@@ -232,9 +238,9 @@ fn failed_shadows_are_counted_and_never_touch_the_live_request() {
     assert_eq!(exchange.response.get(":status").as_deref(), Some("201"));
     proxy.tick();
     assert!(proxy.http_calls().is_empty());
-    assert_eq!(count(&proxy, "canary_router_shadow_failures_total", &tags), 2);
-    assert_eq!(count(&proxy, "canary_router_shadow_requests_total", &tags), 2);
-    assert_eq!(skipped(&proxy, "not_sent"), 1);
+    assert_eq!(count(&mut proxy, "canary_router_shadow_failures_total", &tags), 2);
+    assert_eq!(count(&mut proxy, "canary_router_shadow_requests_total", &tags), 2);
+    assert_eq!(skipped(&mut proxy, "not_sent"), 1);
 }
 
 #[test]
@@ -244,7 +250,7 @@ fn bodies_over_the_limit_are_not_copied_but_counted() {
     assert_eq!(exchange.request_action, CONTINUE);
     proxy.tick();
     assert!(proxy.http_calls().is_empty());
-    assert_eq!(skipped(&proxy, "body_too_large"), 1);
+    assert_eq!(skipped(&mut proxy, "body_too_large"), 1);
     post(&mut proxy, &[b"0123456789"]);
     proxy.tick();
     assert_eq!(proxy.http_calls().len(), 1, "exactly the limit is copied");
@@ -260,11 +266,11 @@ fn a_shadow_that_cannot_keep_up_is_shed_at_max_in_flight() {
     // The shadow answers nothing: 128 copies (the default maxInFlight) are
     // out, the rest were skipped rather than queued.
     assert_eq!(proxy.http_calls().len(), 128);
-    assert_eq!(skipped(&proxy, "too_many_in_flight"), 172);
+    assert_eq!(skipped(&mut proxy, "too_many_in_flight"), 172);
     for _ in 0..10 {
         proxy.send(&[(":authority", "api.test"), (":method", "GET"), (":path", "/")]);
     }
-    assert_eq!(skipped(&proxy, "too_many_in_flight"), 182);
+    assert_eq!(skipped(&mut proxy, "too_many_in_flight"), 182);
     // Answers (or timeouts) free their places.
     answer_all(&mut proxy, None);
     proxy.send(&[(":authority", "api.test"), (":method", "GET"), (":path", "/")]);
@@ -297,13 +303,13 @@ fn stalled_uploads_hold_no_more_than_the_budget_and_give_it_back_on_reset() {
     let streams: Vec<u32> = (0..100).map(|_| proxy.start_upload(upload_headers(), &chunks)).collect();
     let grown = proxy.memory_size() - memory_before;
     assert!(grown <= 2 * 1024 * 1024, "guest memory grew by {grown} bytes for stalled uploads");
-    assert!(skipped(&proxy, "over_budget") >= 99, "{}", skipped(&proxy, "over_budget"));
+    assert!(skipped(&mut proxy, "over_budget") >= 99, "{}", skipped(&mut proxy, "over_budget"));
 
     // Reset streams give their share back: a new upload fits again.
     for id in streams {
         proxy.reset(id);
     }
-    assert!(skipped(&proxy, "incomplete") >= 1);
+    assert!(skipped(&mut proxy, "incomplete") >= 1);
     let exchange = proxy.exchange_with_body(
         upload_headers(),
         &[&chunk, &chunk],
@@ -327,7 +333,7 @@ fn copies_in_flight_hold_the_budget_until_answered() {
     }
     proxy.tick();
     assert_eq!(proxy.http_calls().len(), 2, "the third copy's body did not fit next to two in flight");
-    assert_eq!(skipped(&proxy, "over_budget"), 1);
+    assert_eq!(skipped(&mut proxy, "over_budget"), 1);
     answer_all(&mut proxy, Some(200));
     proxy.exchange_with_body(upload_headers(), &[&chunk], ok);
     proxy.tick();

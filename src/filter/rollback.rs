@@ -14,6 +14,7 @@ use std::cell::Cell;
 use log::warn;
 
 use super::Active;
+use crate::decimal;
 use crate::error_window::{self, Counts, Window};
 use crate::host::{self, SharedWrite};
 use crate::split::Split;
@@ -107,8 +108,11 @@ fn sync(active: &Active, split: &Split, watch: &Watch, context_id: u32, now_ms: 
                 if crossed_here {
                     let rate = totals.errors as f64 / totals.requests as f64;
                     let detail = format!(
-                        "{} errors in {} responses ({rate:.3} > {})",
-                        totals.errors, totals.requests, rollback.max_error_rate
+                        "{} errors in {} responses ({} > {})",
+                        totals.errors,
+                        totals.requests,
+                        decimal::fixed(rate, 3),
+                        decimal::format(rollback.max_error_rate)
                     );
                     roll_back(active, split, context_id, detail);
                 } else if window.rolled_back {

@@ -12,12 +12,13 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::rc::Rc;
-use std::time::Duration;
 
 use log::debug;
 
 use super::Active;
+use crate::hash::FastHasher;
 use crate::host;
 use crate::metrics::{status_class, SERVER_ERROR};
 use crate::mirror::{Ledger, MirrorBudget, Skip};
@@ -57,7 +58,8 @@ pub struct PendingShadow {
     pub active: Rc<Active>,
     pub route: usize,
     pub cluster: String,
-    pub headers: Vec<(String, String)>,
+    /// Serialized (`header_map::serialize`).
+    pub headers: Vec<u8>,
     pub body: Vec<u8>,
     pub timeout_ms: u32,
     pub held: Held,
@@ -76,7 +78,7 @@ pub struct ShadowQueue {
     ledger: Rc<RefCell<Ledger>>,
     pending: RefCell<VecDeque<PendingShadow>>,
     /// Sent copies by call token.
-    in_flight: RefCell<HashMap<u32, InFlight>>,
+    in_flight: RefCell<HashMap<u32, InFlight, BuildHasherDefault<FastHasher>>>,
 }
 
 impl ShadowQueue {
@@ -99,11 +101,8 @@ impl ShadowQueue {
     pub fn send_all(&self, root_id: u32) {
         let pending: Vec<PendingShadow> = self.pending.borrow_mut().drain(..).collect();
         for shadow in pending {
-            let headers: Vec<(&str, &str)> =
-                shadow.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            let body = if shadow.body.is_empty() { None } else { Some(shadow.body.as_slice()) };
-            let timeout = Duration::from_millis(u64::from(shadow.timeout_ms));
-            match proxy_wasm::hostcalls::dispatch_http_call(&shadow.cluster, headers, body, vec![], timeout) {
+            match host::dispatch_http_call(&shadow.cluster, &shadow.headers, &shadow.body, shadow.timeout_ms)
+            {
                 Ok(token) => {
                     shadow.active.stats.shadow_sent(shadow.route);
                     let in_flight =
@@ -111,7 +110,7 @@ impl ShadowQueue {
                     self.in_flight.borrow_mut().insert(token, in_flight);
                 }
                 Err(status) => {
-                    debug!("[ctx {root_id}] shadow to {} not sent (status {status:?})", shadow.cluster);
+                    debug!("[ctx {root_id}] shadow to {} not sent (status {})", shadow.cluster, status.0);
                     shadow.active.stats.shadow_skipped(shadow.route, Skip::NotSent);
                 }
             }

@@ -1,4 +1,6 @@
-//! The filter's counters, defined once per config and incremented by id.
+//! The filter's counters: defined once per config, counted in the VM, and
+//! added to the host's metrics on the root's tick (at most a second late),
+//! so a request never pays a host call for a count it can add later.
 //!
 //! Envoy gives every `proxy_define_metric` call a new id and keeps the name
 //! for good, even when the name is one it already knows; a VM that defined
@@ -6,25 +8,23 @@
 //! each push. So a VM defines each name once and reuses the id for every
 //! later config that names the same metric.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use crate::host;
+use crate::matcher::Test;
 use crate::metrics::{self, tagged, STATUS_CLASSES};
 use crate::mirror::Skip;
 use crate::router::Router;
 
-/// A counter id; `None` if the host refused to define it (counts are then
-/// lost, routing is not affected).
-type Counter = Option<u32>;
-
 thread_local! {
-    /// Every metric this VM defined, by kind and name.
+    /// Every metric this VM defined, by kind (gauge or not) and name.
     static DEFINED: RefCell<HashMap<(bool, String), u32>> = RefCell::new(HashMap::new());
 }
 
-/// The id of a metric, defined on first use only.
-fn defined(gauge: bool, name: String) -> Counter {
+/// The id of a metric, defined on first use only; `None` if the host
+/// refused it (its counts are then lost; routing is not affected).
+fn defined(gauge: bool, name: String) -> Option<u32> {
     if let Some(id) = DEFINED.with(|d| d.borrow().get(&(gauge, name.clone())).copied()) {
         return Some(id);
     }
@@ -33,19 +33,26 @@ fn defined(gauge: bool, name: String) -> Counter {
     Some(id)
 }
 
-fn counter(name: &str, tags: &[(&str, &str)]) -> Counter {
-    defined(false, tagged(name, tags))
-}
-
-fn bump(counter: Counter) {
-    if let Some(id) = counter {
-        host::increment(id);
+/// Counters of config loads, shared by every config of a VM. Rare, so
+/// added to the host at once.
+pub fn config_loaded(accepted: bool) {
+    let name = if accepted { metrics::CONFIG_ACCEPTED } else { metrics::CONFIG_REJECTED };
+    if let Some(id) = defined(false, tagged(name, &[])) {
+        host::increment(id, 1);
     }
 }
+
+/// One of this config's counters: an index into `Stats::ids`/`counts`.
+#[derive(Clone, Copy)]
+struct Counter(u32);
+
+/// No counter: the route has no such thing to count.
+const NONE: Counter = Counter(u32::MAX);
 
 struct TargetStats {
     target: String,
     requests: Counter,
+    /// By status class; `NONE` unless the config counts responses.
     responses: [Counter; STATUS_CLASSES.len()],
 }
 
@@ -61,73 +68,75 @@ struct RouteStats {
 }
 
 pub struct Stats {
+    /// Per counter: the host's metric id (`u32::MAX`: none).
+    ids: Vec<u32>,
+    /// Per counter: counts not yet added to the host's metric.
+    counts: Vec<Cell<u32>>,
     routes: Vec<RouteStats>,
     unrouted: Counter,
     /// Per split id: a gauge, 1 once the split rolled back (rollback splits only).
-    rolled_back: Vec<Counter>,
-}
-
-/// Counters of config loads, shared by every config of a VM.
-pub fn config_loaded(accepted: bool) {
-    bump(counter(if accepted { metrics::CONFIG_ACCEPTED } else { metrics::CONFIG_REJECTED }, &[]));
+    rolled_back: Vec<Option<u32>>,
 }
 
 impl Stats {
     pub fn define(router: &Router) -> Self {
-        let routes = router
-            .routes
-            .iter()
-            .enumerate()
-            .map(|(index, route)| {
-                let r = route.name.as_str();
-                let targets = metrics::route_targets(router, index)
-                    .into_iter()
-                    .map(|t| TargetStats {
-                        target: t.to_string(),
-                        requests: counter(metrics::REQUESTS, &[("route", r), ("target", t)]),
-                        responses: STATUS_CLASSES.map(|class| {
-                            counter(
-                                metrics::RESPONSES,
-                                &[("route", r), ("target", t), ("status_class", class)],
-                            )
-                        }),
-                    })
-                    .collect();
-                let rule_hits = route
-                    .rules
-                    .iter()
-                    .map(|rule| counter(metrics::RULE_HITS, &[("route", r), ("rule", &rule.label)]))
-                    .collect();
-                let cluster = route.mirror.as_ref().map_or("", |m| m.cluster.as_str());
-                let mirrored = route.mirror.is_some();
-                let shadow = |name, reason: Option<&str>| {
-                    let mut tags = vec![("route", r), ("cluster", cluster)];
-                    tags.extend(reason.map(|reason| ("reason", reason)));
-                    if mirrored {
-                        counter(name, &tags)
+        let mut stats = Stats {
+            ids: Vec::new(),
+            counts: Vec::new(),
+            routes: Vec::new(),
+            unrouted: NONE,
+            rolled_back: Vec::new(),
+        };
+        stats.unrouted = stats.counter(metrics::UNROUTED, &[]);
+        for (index, route) in router.routes.iter().enumerate() {
+            let r = route.name.as_str();
+            let mut targets = Vec::new();
+            for t in metrics::route_targets(router, index) {
+                let requests = stats.counter(metrics::REQUESTS, &[("route", r), ("target", t)]);
+                let responses = STATUS_CLASSES.map(|class| {
+                    if router.count_responses {
+                        stats.counter(
+                            metrics::RESPONSES,
+                            &[("route", r), ("target", t), ("status_class", class)],
+                        )
                     } else {
-                        None
+                        NONE
                     }
-                };
-                let has_regex = route.rules.iter().any(|rule| {
-                    rule.conditions.iter().any(|c| matches!(c.test, crate::matcher::Test::Regex { .. }))
                 });
-                RouteStats {
-                    targets,
-                    rule_hits,
-                    default_routed: counter(metrics::DEFAULT_ROUTED, &[("route", r)]),
-                    regex_skipped: if has_regex {
-                        counter(metrics::REGEX_SKIPPED, &[("route", r)])
-                    } else {
-                        None
-                    },
-                    shadow_sent: shadow(metrics::SHADOW_SENT, None),
-                    shadow_failed: shadow(metrics::SHADOW_FAILED, None),
-                    shadow_skipped: Skip::ALL.map(|skip| shadow(metrics::SHADOW_SKIPPED, Some(skip.label()))),
-                }
-            })
-            .collect();
-        let mut rolled_back = vec![None; router.split_count];
+                targets.push(TargetStats { target: t.to_string(), requests, responses });
+            }
+            let rule_hits = route
+                .rules
+                .iter()
+                .map(|rule| stats.counter(metrics::RULE_HITS, &[("route", r), ("rule", &rule.label)]))
+                .collect();
+            let default_routed = stats.counter(metrics::DEFAULT_ROUTED, &[("route", r)]);
+            let has_regex = route.rules.iter().any(|rule| {
+                rule.conditions.iter().any(|c| matches!(c.test, Test::Regex { .. } | Test::Literals { .. }))
+            });
+            let regex_skipped =
+                if has_regex { stats.counter(metrics::REGEX_SKIPPED, &[("route", r)]) } else { NONE };
+            let (mut shadow_sent, mut shadow_failed, mut shadow_skipped) =
+                (NONE, NONE, [NONE; Skip::ALL.len()]);
+            if let Some(mirror) = &route.mirror {
+                let tags = [("route", r), ("cluster", mirror.cluster.as_str())];
+                shadow_sent = stats.counter(metrics::SHADOW_SENT, &tags);
+                shadow_failed = stats.counter(metrics::SHADOW_FAILED, &tags);
+                shadow_skipped = Skip::ALL.map(|skip| {
+                    stats.counter(metrics::SHADOW_SKIPPED, &[tags[0], tags[1], ("reason", skip.label())])
+                });
+            }
+            stats.routes.push(RouteStats {
+                targets,
+                rule_hits,
+                default_routed,
+                regex_skipped,
+                shadow_sent,
+                shadow_failed,
+                shadow_skipped,
+            });
+        }
+        stats.rolled_back = vec![None; router.split_count];
         for (route, rule, split) in router.splits() {
             let Some(rollback) = split.rollback() else { continue };
             let tags = [
@@ -139,14 +148,38 @@ impl Stats {
             if let Some(id) = gauge {
                 host::record(id, 0);
             }
-            if let Some(slot) = rolled_back.get_mut(split.id) {
+            if let Some(slot) = stats.rolled_back.get_mut(split.id) {
                 *slot = gauge;
             }
         }
-        Stats { routes, unrouted: counter(metrics::UNROUTED, &[]), rolled_back }
+        stats
     }
 
-    /// Sets the split's rollback gauge to 1.
+    fn counter(&mut self, name: &str, tags: &[(&str, &str)]) -> Counter {
+        let id = defined(false, tagged(name, tags)).unwrap_or(u32::MAX);
+        self.ids.push(id);
+        self.counts.push(Cell::new(0));
+        Counter(u32::try_from(self.ids.len() - 1).unwrap_or(u32::MAX))
+    }
+
+    fn bump(&self, counter: Counter) {
+        if let Some(count) = self.counts.get(counter.0 as usize) {
+            count.set(count.get().saturating_add(1));
+        }
+    }
+
+    /// Adds every count to the host's metrics.
+    pub fn flush(&self) {
+        for (id, count) in self.ids.iter().zip(&self.counts) {
+            let n = count.replace(0);
+            if n > 0 && *id != u32::MAX {
+                host::increment(*id, u64::from(n));
+            }
+        }
+    }
+
+    /// Sets the split's rollback gauge to 1 (at once: it is rare and read
+    /// by people and by the fleet).
     pub fn rolled_back(&self, split_id: usize) {
         if let Some(id) = self.rolled_back.get(split_id).copied().flatten() {
             host::record(id, 1);
@@ -156,39 +189,48 @@ impl Stats {
     /// Counts a routed request; returns the target's index for `response`.
     pub fn request(&self, route: usize, rule: Option<usize>, target: &str) -> Option<usize> {
         let stats = self.routes.get(route)?;
-        match rule {
-            Some(rule) => bump(stats.rule_hits.get(rule).copied().flatten()),
-            None => bump(stats.default_routed),
-        }
+        self.bump(match rule {
+            Some(rule) => stats.rule_hits.get(rule).copied().unwrap_or(NONE),
+            None => stats.default_routed,
+        });
         let index = stats.targets.iter().position(|t| t.target == target)?;
-        bump(stats.targets[index].requests);
+        self.bump(stats.targets[index].requests);
         Some(index)
     }
 
     pub fn unrouted(&self) {
-        bump(self.unrouted);
+        self.bump(self.unrouted);
     }
 
     pub fn response(&self, route: usize, target: usize, status_class: usize) {
         if let Some(t) = self.routes.get(route).and_then(|r| r.targets.get(target)) {
-            bump(t.responses.get(status_class).copied().flatten());
+            self.bump(t.responses.get(status_class).copied().unwrap_or(NONE));
         }
     }
 
     pub fn shadow_sent(&self, route: usize) {
-        bump(self.routes.get(route).and_then(|r| r.shadow_sent));
+        self.bump(self.routes.get(route).map_or(NONE, |r| r.shadow_sent));
     }
 
     pub fn shadow_failed(&self, route: usize) {
-        bump(self.routes.get(route).and_then(|r| r.shadow_failed));
+        self.bump(self.routes.get(route).map_or(NONE, |r| r.shadow_failed));
     }
 
     pub fn shadow_skipped(&self, route: usize, why: Skip) {
-        bump(self.routes.get(route).and_then(|r| r.shadow_skipped.get(why.index()).copied().flatten()));
+        self.bump(
+            self.routes.get(route).and_then(|r| r.shadow_skipped.get(why.index()).copied()).unwrap_or(NONE),
+        );
     }
 
     /// A request whose regex budget could not pay for every test.
     pub fn regex_skipped(&self, route: usize) {
-        bump(self.routes.get(route).and_then(|r| r.regex_skipped));
+        self.bump(self.routes.get(route).map_or(NONE, |r| r.regex_skipped));
+    }
+}
+
+impl Drop for Stats {
+    /// A replaced or deleted config's last counts still reach the host.
+    fn drop(&mut self) {
+        self.flush();
     }
 }

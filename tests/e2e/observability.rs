@@ -11,6 +11,7 @@ use super::http::Connection;
 fn config(mirror_cluster: &str, percent: u32) -> String {
     format!(
         r#"{{
+  "countResponses": true,
   "routes": [
     {{
       "name": "service-a",
@@ -53,6 +54,11 @@ fn prometheus_counts_requests_responses_and_rules_per_target_exactly() {
     let canary = format!(r#"{r},target="service-a-canary""#);
     let stable = format!(r#"{r},target="service-a""#);
     let broken = format!(r#"{r},target="no-such-cluster""#);
+    // Counters are batched in each VM and flushed within a second.
+    envoy.wait_until("the counters to be flushed", || {
+        envoy.sample("canary_router_unrouted_total{}") == 2
+            && envoy.sample(&format!(r#"canary_router_responses_total{{{broken},status_class="5xx"}}"#)) == 3
+    });
     assert_eq!(
         envoy.sample(&format!("canary_router_requests_total{{{canary}}}")),
         7,

@@ -56,6 +56,7 @@ pub fn give(caller: &mut Caller<'_, HostState>, data: &[u8], ptr_out: i32, size_
         .ok_or_else(|| format_err!("the guest exports no `proxy_on_memory_allocate`"))?
         .typed::<i32, i32>(&caller)?;
     let size = i32::try_from(data.len())?;
+    caller.data_mut().guest_calls += 1;
     let ptr = allocate.call(&mut *caller, size)?;
     if ptr == 0 {
         bail!("proxy_on_memory_allocate({size}) returned null");

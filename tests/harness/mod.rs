@@ -131,10 +131,13 @@ impl Proxy {
             proxy.call::<(), ()>("_initialize", ());
         }
         proxy.store.data_mut().effective_context = ROOT_CONTEXT_ID;
-        proxy.call::<(i32, i32), ()>("proxy_on_context_create", (ROOT_CONTEXT_ID as i32, 0));
+        proxy.callback::<(i32, i32), ()>("proxy_on_context_create", (ROOT_CONTEXT_ID as i32, 0), ());
         let vm_config_len = proxy.store.data().vm_config.len() as i32;
-        let started =
-            proxy.call::<(i32, i32), i32>("proxy_on_vm_start", (ROOT_CONTEXT_ID as i32, vm_config_len));
+        let started = proxy.callback::<(i32, i32), i32>(
+            "proxy_on_vm_start",
+            (ROOT_CONTEXT_ID as i32, vm_config_len),
+            1,
+        );
         assert_ne!(started, 0, "proxy_on_vm_start returned false; logs:\n{}", proxy.log_text());
         proxy
     }
@@ -166,8 +169,11 @@ impl Proxy {
         state.plugin_config = config.to_vec();
         state.in_configure = true;
         state.effective_context = ROOT_CONTEXT_ID;
-        let accepted =
-            self.call::<(i32, i32), i32>("proxy_on_configure", (ROOT_CONTEXT_ID as i32, config.len() as i32));
+        let accepted = self.callback::<(i32, i32), i32>(
+            "proxy_on_configure",
+            (ROOT_CONTEXT_ID as i32, config.len() as i32),
+            1,
+        );
         self.store.data_mut().in_configure = false;
         accepted != 0
     }
@@ -202,20 +208,30 @@ impl Proxy {
         let id = self.begin_stream(request);
         let ctx = id as i32;
         let headers_end = i32::from(body.is_empty());
-        let request_action =
-            self.call::<(i32, i32, i32), i32>("proxy_on_request_headers", (ctx, request_len, headers_end));
+        let request_action = self.callback::<(i32, i32, i32), i32>(
+            "proxy_on_request_headers",
+            (ctx, request_len, headers_end),
+            CONTINUE,
+        );
         for (i, chunk) in body.iter().enumerate() {
             self.enter(id).request_body = Some(chunk.to_vec());
             let end = i32::from(i + 1 == body.len());
-            self.call::<(i32, i32, i32), i32>("proxy_on_request_body", (ctx, chunk.len() as i32, end));
+            self.callback::<(i32, i32, i32), i32>(
+                "proxy_on_request_body",
+                (ctx, chunk.len() as i32, end),
+                CONTINUE,
+            );
             self.store.data_mut().request_body = None;
         }
         let upstream = self.stream(id).request_headers.clone().unwrap_or_default();
 
         let response_len = response.len() as i32;
         self.enter(id).streams.get_mut(&id).unwrap().response_headers = Some(response);
-        let response_action =
-            self.call::<(i32, i32, i32), i32>("proxy_on_response_headers", (ctx, response_len, 1));
+        let response_action = self.callback::<(i32, i32, i32), i32>(
+            "proxy_on_response_headers",
+            (ctx, response_len, 1),
+            CONTINUE,
+        );
         let response = self.stream(id).response_headers.clone().unwrap_or_default();
 
         self.end_stream(id);
@@ -229,10 +245,14 @@ impl Proxy {
         let request_len = request.len() as i32;
         let id = self.begin_stream(request);
         let ctx = id as i32;
-        self.call::<(i32, i32, i32), i32>("proxy_on_request_headers", (ctx, request_len, 0));
+        self.callback::<(i32, i32, i32), i32>("proxy_on_request_headers", (ctx, request_len, 0), CONTINUE);
         for chunk in chunks {
             self.enter(id).request_body = Some(chunk.to_vec());
-            self.call::<(i32, i32, i32), i32>("proxy_on_request_body", (ctx, chunk.len() as i32, 0));
+            self.callback::<(i32, i32, i32), i32>(
+                "proxy_on_request_body",
+                (ctx, chunk.len() as i32, 0),
+                CONTINUE,
+            );
             self.store.data_mut().request_body = None;
         }
         self.store.data_mut().effective_context = ROOT_CONTEXT_ID;
@@ -250,20 +270,21 @@ impl Proxy {
         let id = self.next_context_id;
         self.next_context_id += 1;
         self.store.data_mut().effective_context = ROOT_CONTEXT_ID;
-        self.call::<(i32, i32), ()>("proxy_on_context_create", (id as i32, ROOT_CONTEXT_ID as i32));
+        self.callback::<(i32, i32), ()>("proxy_on_context_create", (id as i32, ROOT_CONTEXT_ID as i32), ());
         self.enter(id).streams.insert(id, Stream { request_headers: Some(request), response_headers: None });
         id
     }
 
-    /// Done, log, delete: after these the stream's maps are gone.
+    /// Done, log, delete (those the module exports): after these the
+    /// stream's maps are gone.
     fn end_stream(&mut self, id: u32) {
         let ctx = id as i32;
         self.enter(id);
-        self.call::<i32, i32>("proxy_on_done", ctx);
+        self.callback::<i32, i32>("proxy_on_done", ctx, 1);
         self.enter(id);
-        self.call::<i32, ()>("proxy_on_log", ctx);
+        self.callback::<i32, ()>("proxy_on_log", ctx, ());
         self.enter(id);
-        self.call::<i32, ()>("proxy_on_delete", ctx);
+        self.callback::<i32, ()>("proxy_on_delete", ctx, ());
         let state = self.store.data_mut();
         state.streams.remove(&id);
         state.effective_context = ROOT_CONTEXT_ID;
@@ -332,7 +353,15 @@ impl Proxy {
         assert!(period > 0, "the filter never set a tick period");
         self.advance(Duration::from_millis(u64::from(period)));
         self.store.data_mut().effective_context = ROOT_CONTEXT_ID;
-        self.call::<i32, ()>("proxy_on_tick", ROOT_CONTEXT_ID as i32);
+        self.callback::<i32, ()>("proxy_on_tick", ROOT_CONTEXT_ID as i32, ());
+    }
+
+    /// Lets a second pass and delivers `on_tick`: the filter adds the
+    /// counts it batched to the host's metrics (at most a second late).
+    pub fn flush_metrics(&mut self) {
+        self.advance(Duration::from_secs(1));
+        self.store.data_mut().effective_context = ROOT_CONTEXT_ID;
+        self.callback::<i32, ()>("proxy_on_tick", ROOT_CONTEXT_ID as i32, ());
     }
 
     /// The HTTP calls the filter dispatched and nobody answered yet.
@@ -405,6 +434,34 @@ impl Proxy {
         &self.store.data().streams[&id]
     }
 
+    /// Calls a callback as a proxy does: an export the module does not
+    /// have is skipped and the proxy's default (`missing`) stands, as
+    /// Envoy skips it. A module pays for each callback it exports.
+    fn callback<P: WasmParams, R: WasmResults>(&mut self, name: &str, params: P, missing: R) -> R {
+        if self.instance.get_export(&mut self.store, name).is_none() {
+            return missing;
+        }
+        self.call(name, params)
+    }
+
+    /// Wasm instructions the guest ran so far (wasmtime's fuel): the work
+    /// a request costs inside the VM, the same on every run and machine.
+    pub fn guest_instructions(&self) -> u64 {
+        self.store.data().guest_instructions
+    }
+
+    /// Wasm instructions per export so far (allocations the host makes
+    /// during a callback count towards that callback).
+    pub fn instructions_by_export(&self) -> &std::collections::BTreeMap<String, u64> {
+        &self.store.data().instructions_by_export
+    }
+
+    /// How many times the proxy called into the guest so far: callbacks
+    /// and memory allocations. Each costs about a microsecond in Envoy.
+    pub fn guest_calls(&self) -> u64 {
+        self.store.data().guest_calls
+    }
+
     /// Calls a guest export. A trap fails the test with the guest's panic
     /// message (logged at critical level by its panic hook) and the wasm
     /// backtrace, and leaves the VM dead as a proxy would.
@@ -417,7 +474,13 @@ impl Proxy {
             .get_typed_func::<P, R>(&mut self.store, name)
             .unwrap_or_else(|e| panic!("the filter's export `{name}` is missing or mistyped: {e:?}"));
         self.store.set_fuel(FUEL_PER_CALL).unwrap();
-        match func.call(&mut self.store, params) {
+        self.store.data_mut().guest_calls += 1;
+        let outcome = func.call(&mut self.store, params);
+        let used = FUEL_PER_CALL - self.store.get_fuel().unwrap_or(0);
+        let state = self.store.data_mut();
+        state.guest_instructions += used;
+        *state.instructions_by_export.entry(name.to_string()).or_default() += used;
+        match outcome {
             Ok(result) => result,
             Err(err) => {
                 let (_, stderr) = self.stdio();

@@ -82,6 +82,11 @@ pub struct HostState {
     pub streams: HashMap<u32, Stream>,
     /// Indexed by metric id.
     pub metrics: Vec<Metric>,
+    /// Calls into the guest: callbacks and memory allocations.
+    pub guest_calls: u64,
+    /// Fuel the guest used: wasm instructions executed.
+    pub guest_instructions: u64,
+    pub instructions_by_export: std::collections::BTreeMap<String, u64>,
     /// Metric name → index in `metrics`.
     pub metric_index: HashMap<String, usize>,
     /// Metric id → index in `metrics`: one entry per definition.
@@ -127,6 +132,9 @@ impl HostState {
             effective_context: 0,
             streams: HashMap::new(),
             metrics: Vec::new(),
+            guest_calls: 0,
+            guest_instructions: 0,
+            instructions_by_export: Default::default(),
             metric_index: HashMap::new(),
             metric_ids: Vec::new(),
             stdout: Vec::new(),

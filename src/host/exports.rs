@@ -1,0 +1,189 @@
+//! The callbacks the proxy calls: the module's only exports. Envoy calls
+//! an export on every stream whether or not it does anything, about a
+//! microsecond each, so the module exports only what some config needs:
+//! context create (a stream's root), request headers, request body (shadow
+//! copies), response headers (cookies, rollback, response counts), delete
+//! (a stream's state, never left behind), and the root's configure, tick
+//! and HTTP-call answers. Not `on_done`, `on_log`, response bodies,
+//! trailers or metadata: the proxy skips what a module does not export.
+//!
+//! This layer only keeps track of contexts: which root a stream belongs
+//! to, and the per-stream state a decision asked to keep. Everything else
+//! is `crate::filter`'s. It never holds its own state borrowed while the
+//! filter runs, so a callback the host makes while the filter is calling
+//! it (memory allocation does) finds the state consistent.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::rc::Rc;
+
+use crate::filter::{self, Root, ShadowQueue, Stream};
+use crate::hash::FastHasher;
+
+/// proxy-wasm `Action::Continue`: the filter never pauses a stream.
+const CONTINUE: u32 = 0;
+
+type ById<V> = HashMap<u32, V, BuildHasherDefault<FastHasher>>;
+
+/// One stream: its root, and what its body and response still need.
+struct Entry {
+    root: Rc<Root>,
+    state: Option<Box<Stream>>,
+}
+
+#[derive(Default)]
+struct Vm {
+    /// One per plugin config in this VM: usually one, two during a push.
+    roots: Vec<(u32, Rc<Root>)>,
+    streams: ById<Entry>,
+    /// Shadow copies of every root of this VM share one budget.
+    shadows: Rc<ShadowQueue>,
+}
+
+thread_local! {
+    static VM: RefCell<Vm> = RefCell::new(Vm::default());
+}
+
+fn root(id: u32) -> Option<Rc<Root>> {
+    VM.with(|vm| vm.borrow().root(id))
+}
+
+impl Vm {
+    fn root(&self, id: u32) -> Option<Rc<Root>> {
+        self.roots.iter().find(|(root, _)| *root == id).map(|(_, root)| root.clone())
+    }
+}
+
+/// A stream's root and its state, taken out while the filter works on it.
+fn take_stream(id: u32) -> Option<(Rc<Root>, Option<Box<Stream>>)> {
+    VM.with(|vm| vm.borrow_mut().streams.get_mut(&id).map(|e| (e.root.clone(), e.state.take())))
+}
+
+fn put_state(id: u32, state: Option<Box<Stream>>) {
+    if state.is_none() {
+        return;
+    }
+    VM.with(|vm| {
+        if let Some(entry) = vm.borrow_mut().streams.get_mut(&id) {
+            entry.state = state;
+        }
+    });
+}
+
+#[no_mangle]
+pub extern "C" fn _initialize() {
+    super::install_logger();
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_abi_version_0_2_1() {}
+
+/// Memory for a buffer the host hands over; `host::take_host_buffer` owns
+/// and frees it.
+#[no_mangle]
+pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
+    super::allocate(size)
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_context_create(context_id: u32, parent_id: u32) {
+    VM.with(|vm| {
+        let mut vm = vm.borrow_mut();
+        if parent_id == 0 {
+            let root = Rc::new(Root::new(context_id, vm.shadows.clone()));
+            vm.roots.push((context_id, root));
+        } else if let Some(root) = vm.root(parent_id) {
+            vm.streams.insert(context_id, Entry { root, state: None });
+        }
+    });
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_vm_start(_root_id: u32, _vm_configuration_size: usize) -> u32 {
+    1
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_configure(root_id: u32, configuration_size: usize) -> u32 {
+    // A root is created with its context; one the host did not announce
+    // starts here.
+    let root = VM.with(|vm| {
+        let mut vm = vm.borrow_mut();
+        vm.root(root_id).unwrap_or_else(|| {
+            let root = Rc::new(Root::new(root_id, vm.shadows.clone()));
+            vm.roots.push((root_id, root.clone()));
+            root
+        })
+    });
+    u32::from(filter::configure(&root, configuration_size))
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_tick(root_id: u32) {
+    if let Some(root) = root(root_id) {
+        filter::tick(&root);
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_http_call_response(
+    root_id: u32,
+    token: u32,
+    num_headers: usize,
+    _body_size: usize,
+    _num_trailers: usize,
+) {
+    let shadows = VM.with(|vm| vm.borrow().shadows.clone());
+    shadows.answered(root_id, token, num_headers);
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_request_headers(context_id: u32, _num_headers: usize, end_of_stream: u32) -> u32 {
+    if let Some((root, _)) = take_stream(context_id) {
+        let state = filter::request_headers(&root, context_id, end_of_stream != 0);
+        put_state(context_id, state);
+    }
+    CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_request_body(context_id: u32, body_size: usize, end_of_stream: u32) -> u32 {
+    if let Some((_, Some(mut state))) = take_stream(context_id) {
+        let keep = state.request_body(body_size, end_of_stream != 0);
+        put_state(context_id, keep.then_some(state));
+    }
+    CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_response_headers(
+    context_id: u32,
+    _num_headers: usize,
+    _end_of_stream: u32,
+) -> u32 {
+    if let Some((_, Some(mut state))) = take_stream(context_id) {
+        let keep = state.response_headers();
+        put_state(context_id, keep.then_some(state));
+    }
+    CONTINUE
+}
+
+/// A stream or a root is gone: its state goes with it (a shadow copy still
+/// waiting for its body is dropped, and its budget given back).
+#[no_mangle]
+pub extern "C" fn proxy_on_delete(context_id: u32) {
+    let gone = VM.with(|vm| {
+        let mut vm = vm.borrow_mut();
+        match vm.streams.remove(&context_id) {
+            Some(entry) => (entry.state, None),
+            None => {
+                let at = vm.roots.iter().position(|(root, _)| *root == context_id);
+                (None, at.map(|at| vm.roots.swap_remove(at).1))
+            }
+        }
+    });
+    // Dropped here, outside the borrow: a root's last config flushes its
+    // counters to the host as it goes.
+    drop(gone);
+}
