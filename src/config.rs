@@ -1,17 +1,18 @@
 //! The JSON config (README "Config reference"): parsed strictly, validated
 //! completely, and compiled into a [`Router`] once.
 //!
-//! Two passes give every error a path: serde (through `serde_path_to_error`)
-//! catches shape errors such as unknown keys and wrong types, then
+//! Two passes give every error a path: `raw` reads the document's shape
+//! (syntax, unknown keys, wrong kinds of values, missing keys), then
 //! [`compile`] checks meaning and builds the matchers.
 
-use std::collections::HashSet;
+mod raw;
 
-use serde::Deserialize;
-
+use crate::decimal;
 use crate::error::ConfigError;
 use crate::host_pattern::HostPattern;
+use crate::json;
 use crate::limits;
+use crate::literal_regex;
 use crate::matcher::{Condition, Test};
 use crate::mirror::{Mirror, MirrorBudget, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS, MAX_BODY_BYTES};
 use crate::regex_cost;
@@ -19,6 +20,7 @@ use crate::request::Source;
 use crate::router::{Action, Route, Router, Rule};
 use crate::split::{AssignCookie, Rollback, Split};
 use crate::time;
+pub use raw::*;
 
 pub const DEFAULT_TARGET_HEADER: &str = "x-route-target";
 
@@ -29,120 +31,6 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Headers the filter must never overwrite: they carry the request itself.
 const RESERVED_HEADERS: &[&str] =
     &["host", "cookie", "content-length", "content-type", "transfer-encoding", "connection", "te", "upgrade"];
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawConfig {
-    pub target_header: Option<String>,
-    pub routes: Vec<RawRoute>,
-    pub mirror_budget: Option<RawMirrorBudget>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawMirrorBudget {
-    pub max_bytes: Option<f64>,
-    pub max_in_flight: Option<f64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawRoute {
-    pub name: String,
-    pub hosts: Option<Vec<String>>,
-    pub path_prefix: Option<String>,
-    pub default: String,
-    pub rules: Option<Vec<RawRule>>,
-    pub mirror: Option<RawMirror>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawMirror {
-    pub cluster: String,
-    pub percent: f64,
-    /// Numbers are f64 throughout: Istio's pluginConfig delivers `1000.0`.
-    pub timeout_ms: Option<f64>,
-    pub max_body_bytes: Option<f64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawRule {
-    pub name: Option<String>,
-    #[serde(rename = "match")]
-    pub conditions: Option<Vec<RawCondition>>,
-    pub target: Option<String>,
-    pub split: Option<RawSplit>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawCondition {
-    pub header: Option<String>,
-    pub cookie: Option<String>,
-    pub query: Option<String>,
-    pub exact: Option<String>,
-    pub prefix: Option<String>,
-    pub regex: Option<String>,
-    pub one_of: Option<Vec<String>>,
-    pub present: Option<bool>,
-    pub not: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawSplit {
-    pub weights: Vec<RawWeight>,
-    pub sticky_by: Option<RawSticky>,
-    pub salt: Option<String>,
-    pub ramp: Option<RawRamp>,
-    pub assign_cookie: Option<RawAssignCookie>,
-    pub rollback: Option<RawRollback>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawRamp {
-    pub target: String,
-    pub start: String,
-    pub every: String,
-    pub steps: Vec<f64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawAssignCookie {
-    pub name: String,
-    pub max_age: Option<f64>,
-    pub path: Option<String>,
-    pub secure: Option<bool>,
-    pub http_only: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawRollback {
-    pub target: String,
-    pub max_error_rate: f64,
-    pub min_requests: f64,
-    pub window: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawWeight {
-    pub target: String,
-    pub weight: f64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawSticky {
-    pub header: Option<String>,
-    pub cookie: Option<String>,
-    pub query: Option<String>,
-}
 
 /// Parses, validates and compiles a config document.
 pub fn parse(json: &[u8]) -> Result<Router, ConfigError> {
@@ -156,15 +44,8 @@ pub fn parse(json: &[u8]) -> Result<Router, ConfigError> {
     if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ConfigError::new("config", "must be a JSON object with `routes`"));
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let raw: RawConfig = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let path = if path == "." { "config".to_string() } else { path };
-        ConfigError::new(path, err.into_inner().to_string())
-    })?;
-    deserializer.end().map_err(|err| {
-        ConfigError::new("config", format!("unexpected data after the config object: {err}"))
-    })?;
+    let document = json::parse(json).map_err(|err| ConfigError::new(err.path, err.message))?;
+    let raw = RawConfig::read(&document)?;
     compile(raw)
 }
 
@@ -185,12 +66,13 @@ pub fn compile(raw: RawConfig) -> Result<Router, ConfigError> {
         None => MirrorBudget::default(),
         Some(budget) => compile_mirror_budget(budget)?,
     };
-    let mut names = HashSet::new();
     let mut tally = Tally::default();
-    let mut routes = Vec::with_capacity(raw.routes.len());
+    let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
     for (i, route) in raw.routes.into_iter().enumerate() {
         let at = format!("routes[{i}]");
-        if !names.insert(route.name.clone()) {
+        // At most 2,000 routes: comparing with each earlier one is cheap,
+        // and keeps a hash set's code out of the .wasm.
+        if routes.iter().any(|earlier| earlier.name == route.name) {
             return Err(ConfigError::new(
                 format!("{at}.name"),
                 format!("duplicate route name `{}`", route.name),
@@ -198,19 +80,7 @@ pub fn compile(raw: RawConfig) -> Result<Router, ConfigError> {
         }
         routes.push(compile_route(route, &at, &mut tally)?);
     }
-    let split_locations = routes
-        .iter()
-        .enumerate()
-        .flat_map(|(r, route): (usize, &Route)| {
-            route
-                .rules
-                .iter()
-                .enumerate()
-                .filter(|(_, rule)| rule.split().is_some())
-                .map(move |(i, _)| (r, i))
-        })
-        .collect();
-    Ok(Router { target_header, routes, split_count: tally.splits, mirror_budget, split_locations })
+    Ok(Router::new(target_header, routes, mirror_budget, raw.count_responses.unwrap_or(false)))
 }
 
 /// What the whole config holds so far, against the config-wide limits.
@@ -290,7 +160,7 @@ fn compile_mirror(raw: RawMirror, at: &str) -> Result<Mirror, ConfigError> {
     if !(0.0..=100.0).contains(&raw.percent) {
         return Err(ConfigError::new(
             format!("{at}.percent"),
-            format!("must be between 0 and 100, got {}", raw.percent),
+            format!("must be between 0 and 100, got {}", decimal::format(raw.percent)),
         ));
     }
     let timeout_ms = whole(raw.timeout_ms, 1.0, 3_600_000.0, &format!("{at}.timeoutMs"))?
@@ -304,9 +174,15 @@ fn compile_mirror(raw: RawMirror, at: &str) -> Result<Mirror, ConfigError> {
 /// An optional whole number within bounds (given as f64, as Istio sends it).
 fn whole(value: Option<f64>, min: f64, max: f64, at: &str) -> Result<Option<f64>, ConfigError> {
     match value {
-        Some(v) if v.fract() != 0.0 || v < min || v > max => {
-            Err(ConfigError::new(at, format!("must be a whole number from {min} to {max}, got {v}")))
-        }
+        Some(v) if v.fract() != 0.0 || v < min || v > max => Err(ConfigError::new(
+            at,
+            format!(
+                "must be a whole number from {} to {}, got {}",
+                decimal::format(min),
+                decimal::format(max),
+                decimal::format(v)
+            ),
+        )),
         other => Ok(other),
     }
 }
@@ -382,7 +258,11 @@ fn compile_condition(raw: RawCondition, at: &str, tally: &mut Tally) -> Result<C
         tally.regexes += 1;
         limits::check(tally.regexes, limits::REGEXES, "regex conditions in the config up to this one")
             .map_err(|m| ConfigError::new(format!("{at}.regex"), m))?;
-        tests.push(("regex", Test::Regex { regex, states: states as u32 }));
+        let test = match literal_regex::literals(&pattern) {
+            Some(literals) => Test::Literals { literals, pattern },
+            None => Test::Regex { regex, states: states as u32 },
+        };
+        tests.push(("regex", test));
     }
     if let Some(options) = raw.one_of {
         if options.is_empty() {
@@ -405,12 +285,11 @@ fn compile_split(raw: RawSplit, at: &str, route_name: &str) -> Result<Split, Con
     }
     limits::check(raw.weights.len(), limits::TARGETS_PER_SPLIT, "targets")
         .map_err(|m| ConfigError::new(format!("{at}.weights"), m))?;
-    let mut seen = HashSet::new();
-    let mut weighted = Vec::with_capacity(raw.weights.len());
+    let mut weighted: Vec<(String, f64)> = Vec::with_capacity(raw.weights.len());
     for (w, weight) in raw.weights.into_iter().enumerate() {
         let here = format!("{at}.weights[{w}]");
         check_target(&weight.target).map_err(|m| ConfigError::new(format!("{here}.target"), m))?;
-        if !seen.insert(weight.target.clone()) {
+        if weighted.iter().any(|(target, _)| *target == weight.target) {
             return Err(ConfigError::new(
                 format!("{here}.target"),
                 format!("`{}` is listed twice; give each target one weight", weight.target),
@@ -419,7 +298,7 @@ fn compile_split(raw: RawSplit, at: &str, route_name: &str) -> Result<Split, Con
         if !weight.weight.is_finite() || weight.weight < 0.0 {
             return Err(ConfigError::new(
                 format!("{here}.weight"),
-                format!("must be a non-negative number, got {}", weight.weight),
+                format!("must be a non-negative number, got {}", decimal::format(weight.weight)),
             ));
         }
         weighted.push((weight.target, weight.weight));
@@ -468,13 +347,16 @@ fn compile_split(raw: RawSplit, at: &str, route_name: &str) -> Result<Split, Con
                 if !(0.0..=100.0).contains(step) {
                     return Err(ConfigError::new(
                         format!("{here}.steps[{i}]"),
-                        format!("must be a percentage from 0 to 100, got {step}"),
+                        format!("must be a percentage from 0 to 100, got {}", decimal::format(*step)),
                     ));
                 }
                 if i > 0 && *step < ramp.steps[i - 1] {
                     return Err(ConfigError::new(
                         format!("{here}.steps[{i}]"),
-                        format!("{step} is below the step before it: a ramp only goes up (roll back with `rollback` or a config change)"),
+                        format!(
+                            "{} is below the step before it: a ramp only goes up (roll back with `rollback` or a config change)",
+                            decimal::format(*step)
+                        ),
                     ));
                 }
             }
@@ -547,7 +429,7 @@ fn compile_split(raw: RawSplit, at: &str, route_name: &str) -> Result<Split, Con
                     format!("{here}.maxErrorRate"),
                     format!(
                         "must be a fraction between 0 and 1 (0.05 is 5%), got {}",
-                        rollback.max_error_rate
+                        decimal::format(rollback.max_error_rate)
                     ),
                 ));
             }

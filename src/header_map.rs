@@ -5,8 +5,35 @@
 //! parser turns names into `String` and panics on invalid UTF-8; this one
 //! borrows bytes and reports a malformed buffer as `None`.
 
+/// A serialized map without pairs.
+pub const EMPTY: [u8; 4] = [0; 4];
+
+/// Serializes pairs in the same layout, for headers the filter sends.
+pub fn serialize(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let data: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let mut out = Vec::with_capacity(4 + pairs.len() * 8 + data);
+    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+    out.extend_from_slice(&len(pairs.len()));
+    for (name, value) in pairs {
+        out.extend_from_slice(&len(name.len()));
+        out.extend_from_slice(&len(value.len()));
+    }
+    for (name, value) in pairs {
+        out.extend_from_slice(name);
+        out.push(0);
+        out.extend_from_slice(value);
+        out.push(0);
+    }
+    out
+}
+
 /// Borrows `(name, value)` pairs out of a serialized header map.
 pub fn parse(buf: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
+    parse_where(buf, |_| true)
+}
+
+/// Like `parse`, keeping only the pairs whose name passes `keep`.
+pub fn parse_where(buf: &[u8], keep: impl Fn(&[u8]) -> bool) -> Option<Vec<(&[u8], &[u8])>> {
     let count = usize::try_from(read_u32(buf, 0)?).ok()?;
     let sizes_end = count.checked_mul(8)?.checked_add(4)?;
     if sizes_end > buf.len() {
@@ -21,7 +48,9 @@ pub fn parse(buf: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
         data = data.checked_add(key_len)?.checked_add(1)?;
         let value = buf.get(data..data.checked_add(value_len)?)?;
         data = data.checked_add(value_len)?.checked_add(1)?;
-        pairs.push((key, value));
+        if keep(key) {
+            pairs.push((key, value));
+        }
     }
     Some(pairs)
 }
@@ -35,22 +64,6 @@ fn read_u32(buf: &[u8], at: usize) -> Option<u32> {
 mod tests {
     use super::*;
 
-    fn serialize(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
-        for (k, v) in pairs {
-            out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-        }
-        for (k, v) in pairs {
-            out.extend_from_slice(k);
-            out.push(0);
-            out.extend_from_slice(v);
-            out.push(0);
-        }
-        out
-    }
-
     #[test]
     fn round_trips_pairs_including_non_utf8_and_empty() {
         let pairs: Vec<(&[u8], &[u8])> = vec![(b":path", b"/"), (b"x-bin", b"\xff\x00\xfe"), (b"empty", b"")];
@@ -59,7 +72,31 @@ mod tests {
 
     #[test]
     fn an_empty_map_is_a_count_of_zero() {
-        assert_eq!(parse(&serialize(&[])), Some(vec![]));
+        assert_eq!(serialize(&[]), EMPTY);
+        assert_eq!(parse(&EMPTY), Some(vec![]));
+    }
+
+    #[test]
+    fn no_buffer_makes_it_panic() {
+        let mut rng = crate::rng::Rng::new(9);
+        let valid = serialize(&[(b":path", b"/"), (b"cookie", b"a=1"), (b"x", b"")]);
+        for _ in 0..20_000 {
+            let mut buf = valid.clone();
+            for _ in 0..1 + rng.next_u64() % 4 {
+                let at = (rng.next_u64() % buf.len() as u64) as usize;
+                match rng.next_u64() % 3 {
+                    0 => buf[at] = rng.next_u64() as u8,
+                    1 => buf.truncate(at),
+                    _ => buf.insert(at, rng.next_u64() as u8),
+                }
+                if buf.is_empty() {
+                    break;
+                }
+            }
+            if let Some(pairs) = parse(&buf) {
+                assert!(pairs.len() <= buf.len());
+            }
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::literal_regex::Literals;
 use crate::request::{Request, Source};
 
 /// The test a value must pass.
@@ -16,6 +17,14 @@ pub enum Test {
     Regex {
         regex: regex_lite::Regex,
         states: u32,
+    },
+    /// A regex that is only literals (`^v2$`, `(?i)bot|crawler`), matched
+    /// without the regex engine: same result, a fraction of the cost. It
+    /// still spends the request's regex budget, one unit per byte and
+    /// alternative. `pattern` is the regex as written, for explanations.
+    Literals {
+        literals: Literals,
+        pattern: String,
     },
     OneOf(Vec<Vec<u8>>),
     /// `present: true` holds when the key occurs (any value, even empty),
@@ -58,6 +67,10 @@ impl Test {
                     Err(_) => regex.is_match(&String::from_utf8_lossy(value)),
                 }
             }
+            Test::Literals { literals, .. } => {
+                let alternatives = u32::try_from(literals.options.len()).unwrap_or(u32::MAX);
+                request.spend_on_regex(value.len(), alternatives) && literals.matches(value)
+            }
             Test::OneOf(options) => options.iter().any(|o| o.as_slice() == value),
             Test::Present(_) => true,
         }
@@ -71,6 +84,7 @@ impl fmt::Display for Condition {
             Test::Exact(v) => format!("== {:?}", text(v)).into(),
             Test::Prefix(v) => format!("starts with {:?}", text(v)).into(),
             Test::Regex { regex, .. } => format!("~ /{}/", regex.as_str()).into(),
+            Test::Literals { pattern, .. } => format!("~ /{pattern}/").into(),
             Test::OneOf(vs) => format!("in {:?}", vs.iter().map(|v| text(v)).collect::<Vec<_>>()).into(),
             Test::Present(true) => "present".into(),
             Test::Present(false) => "absent".into(),

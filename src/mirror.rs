@@ -105,12 +105,6 @@ impl Ledger {
     }
 }
 
-/// What the copy of a request holds before its body: its header bytes,
-/// plus the per-pair framing a header map costs.
-pub fn header_bytes(headers: &[(&[u8], &[u8])]) -> usize {
-    headers.iter().map(|(k, v)| k.len() + v.len() + 16).sum()
-}
-
 /// A route's `mirror`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mirror {
@@ -158,24 +152,43 @@ const HOP_BY_HOP: &[&[u8]] = &[
     b"content-length",
 ];
 
-/// The copy's headers: the request's as the upstream sees them (with the
-/// target header already set), `:authority` with `-shadow`, hop-by-hop
-/// headers dropped, and `content-length` for the buffered body. Values that
-/// are not UTF-8 are copied with U+FFFD (the proxy-wasm SDK takes strings).
-pub fn shadow_headers(headers: &[(Vec<u8>, Vec<u8>)], body_len: usize) -> Vec<(String, String)> {
-    let mut out = Vec::with_capacity(headers.len() + 1);
-    for (name, value) in headers {
-        if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+/// The copy's headers, serialized for the proxy's HTTP call, from the
+/// request's serialized header map: the request as the upstream sees it
+/// (the target header holds the decision, whatever the client sent),
+/// `:authority` with `-shadow`, hop-by-hop headers dropped, and
+/// `content-length` for the buffered body. Bytes are copied as they are,
+/// UTF-8 or not. `None` if the map is malformed.
+pub fn shadow_copy(
+    request_map: &[u8],
+    target_header: &[u8],
+    target: &[u8],
+    body_len: usize,
+) -> Option<Vec<u8>> {
+    let pairs = crate::header_map::parse(request_map)?;
+    let authority: Vec<Vec<u8>> = pairs
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case(b":authority"))
+        .map(|(_, value)| shadow_authority(value))
+        .collect();
+    let mut authorities = authority.iter();
+    let length = body_len.to_string();
+    let mut out: Vec<(&[u8], &[u8])> = Vec::with_capacity(pairs.len() + 2);
+    for (name, value) in pairs {
+        if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) || name.eq_ignore_ascii_case(target_header)
+        {
             continue;
         }
-        let value =
-            if name.eq_ignore_ascii_case(b":authority") { shadow_authority(value) } else { value.clone() };
-        out.push((String::from_utf8_lossy(name).into_owned(), String::from_utf8_lossy(&value).into_owned()));
+        if name.eq_ignore_ascii_case(b":authority") {
+            out.push((name, authorities.next().map_or(value, Vec::as_slice)));
+        } else {
+            out.push((name, value));
+        }
     }
+    out.push((target_header, target));
     if body_len > 0 {
-        out.push(("content-length".to_string(), body_len.to_string()));
+        out.push((b"content-length", length.as_bytes()));
     }
-    out
+    Some(crate::header_map::serialize(&out))
 }
 
 #[cfg(test)]
@@ -233,24 +246,27 @@ mod tests {
 
     #[test]
     fn the_copy_keeps_the_request_but_not_its_framing() {
-        let headers: Vec<(Vec<u8>, Vec<u8>)> = vec![
-            (b":method".to_vec(), b"POST".to_vec()),
-            (b":authority".to_vec(), b"a.example.com".to_vec()),
-            (b":path".to_vec(), b"/x?y=1".to_vec()),
-            (b"transfer-encoding".to_vec(), b"chunked".to_vec()),
-            (b"content-length".to_vec(), b"999".to_vec()),
-            (b"x-route-target".to_vec(), b"service-a-canary".to_vec()),
-            (b"x-bin".to_vec(), b"\xff".to_vec()),
+        let headers: Vec<(&[u8], &[u8])> = vec![
+            (b":method", b"POST"),
+            (b":authority", b"a.example.com"),
+            (b":path", b"/x?y=1"),
+            (b"transfer-encoding", b"chunked"),
+            (b"content-length", b"999"),
+            (b"x-route-target", b"spoofed"),
+            (b"x-bin", b"\xff"),
         ];
-        let copy = shadow_headers(&headers, 5);
-        let get = |n: &str| copy.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-        assert_eq!(get(":authority"), Some("a.example.com-shadow"));
-        assert_eq!(get(":path"), Some("/x?y=1"));
-        assert_eq!(get("transfer-encoding"), None);
-        assert_eq!(get("content-length"), Some("5"));
-        assert_eq!(get("x-route-target"), Some("service-a-canary"));
-        assert_eq!(get("x-bin"), Some("\u{fffd}"));
-        assert_eq!(copy.iter().filter(|(k, _)| k == "content-length").count(), 1);
-        assert_eq!(shadow_headers(&headers, 0).iter().filter(|(k, _)| k == "content-length").count(), 0);
+        let map = crate::header_map::serialize(&headers);
+        let copy = shadow_copy(&map, b"x-route-target", b"service-a-canary", 5).unwrap();
+        let copy = crate::header_map::parse(&copy).unwrap();
+        let get = |n: &[u8]| copy.iter().filter(|(k, _)| *k == n).map(|(_, v)| *v).collect::<Vec<_>>();
+        assert_eq!(get(b":authority"), [&b"a.example.com-shadow"[..]]);
+        assert_eq!(get(b":path"), [&b"/x?y=1"[..]]);
+        assert!(get(b"transfer-encoding").is_empty());
+        assert_eq!(get(b"content-length"), [&b"5"[..]]);
+        assert_eq!(get(b"x-route-target"), [&b"service-a-canary"[..]], "the decision, not the client's");
+        assert_eq!(get(b"x-bin"), [&b"\xff"[..]], "bytes are copied as they are");
+        let bodiless = shadow_copy(&map, b"x-route-target", b"t", 0).unwrap();
+        assert!(crate::header_map::parse(&bodiless).unwrap().iter().all(|(k, _)| *k != b"content-length"));
+        assert_eq!(shadow_copy(b"junk", b"x", b"t", 0), None);
     }
 }

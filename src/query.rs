@@ -25,17 +25,22 @@ pub fn path_of(path: &[u8]) -> &[u8] {
 /// A decoded `(key, value)` pair, borrowed when nothing needed decoding.
 pub type Pair<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
 
-/// Every `key=value` pair of a query, decoded. A bare `key` has the empty
-/// value; empty pieces (`a=1&&b=2`) are skipped; repeated keys all stay.
+/// Every raw `key=value` piece of a query, in order, not decoded: a lookup
+/// decodes only the keys it compares and the values it uses. A bare `key`
+/// has the empty value; empty pieces (`a=1&&b=2`) are skipped; repeated
+/// keys all stay.
+pub fn raw_pairs(query: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    query.split(|&b| b == b'&').filter(|piece| !piece.is_empty()).map(|piece| {
+        match piece.iter().position(|&b| b == b'=') {
+            Some(eq) => (&piece[..eq], &piece[eq + 1..]),
+            None => (piece, &b""[..]),
+        }
+    })
+}
+
+/// Every `key=value` pair of a query, decoded.
 pub fn parse(query: &[u8]) -> Vec<Pair<'_>> {
-    query
-        .split(|&b| b == b'&')
-        .filter(|piece| !piece.is_empty())
-        .map(|piece| match piece.iter().position(|&b| b == b'=') {
-            Some(eq) => (decode(&piece[..eq]), decode(&piece[eq + 1..])),
-            None => (decode(piece), Cow::Borrowed(&b""[..])),
-        })
-        .collect()
+    raw_pairs(query).map(|(key, value)| (decode(key), decode(value))).collect()
 }
 
 /// Percent-decodes and turns `+` into a space. An invalid escape (`%zz`,

@@ -1,8 +1,11 @@
 //! A read-only view of one request's headers, borrowed from the bytes the
-//! proxy handed over. Cookies and the query are parsed on first use only, so
-//! a request whose rules never look at them never pays for them.
+//! proxy handed over. Cookies and the query are read where they are, on
+//! demand, without building lists of every pair: a request whose rules
+//! look at two cookie names pays for scanning its cookie header twice,
+//! and nothing for the cookies nobody asked about.
 
-use std::cell::{Cell, OnceCell};
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 
 use crate::{cookie, query, regex_cost};
@@ -29,15 +32,15 @@ impl fmt::Display for Source {
     }
 }
 
-type QueryPairs<'a> = Vec<query::Pair<'a>>;
-
 /// One request as the router sees it.
 pub struct Request<'a> {
     headers: Vec<(&'a [u8], &'a [u8])>,
     authority: &'a [u8],
     path: &'a [u8],
-    cookies: OnceCell<Vec<(&'a [u8], &'a [u8])>>,
-    query: OnceCell<QueryPairs<'a>>,
+    /// The first and last `cookie` header's positions in `headers` (HTTP/2
+    /// clients may send one per cookie), found at the first cookie lookup:
+    /// later lookups read only those.
+    cookies: Cell<Option<(usize, usize)>>,
     /// What regex tests may still spend (`regex_cost::BUDGET` at first).
     regex_budget: Cell<u64>,
     /// Regex tests skipped because the budget could not pay for them.
@@ -48,15 +51,15 @@ impl<'a> Request<'a> {
     /// Builds the view from every request header, pseudo-headers included.
     /// `:authority` falls back to `host` (HTTP/1.0 style requests).
     pub fn new(headers: Vec<(&'a [u8], &'a [u8])>) -> Self {
+        // Pseudo-headers come first: these stop early.
         let find = |name: &[u8]| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| *v);
         let authority = find(b":authority").or_else(|| find(b"host")).unwrap_or_default();
         let path = find(b":path").unwrap_or_default();
         Request {
-            headers,
             authority,
             path,
-            cookies: OnceCell::new(),
-            query: OnceCell::new(),
+            cookies: Cell::new(None),
+            headers,
             regex_budget: Cell::new(regex_cost::BUDGET),
             regex_skipped: Cell::new(0),
         }
@@ -97,66 +100,64 @@ impl<'a> Request<'a> {
     /// Calls `test` on each value of `source` until it returns true.
     /// Returns `(present, matched)`: whether the key occurs at all, and
     /// whether any of its values passed.
-    pub fn any_value(&self, source: &Source, test: impl FnMut(&[u8]) -> bool) -> (bool, bool) {
-        let (present, found) = self.find(source, test);
-        (present, found.is_some())
+    pub fn any_value(&self, source: &Source, mut test: impl FnMut(&[u8]) -> bool) -> (bool, bool) {
+        let mut present = false;
+        let matched = self.each_value(source, |value| {
+            present = true;
+            test(value)
+        });
+        (present, matched)
     }
 
-    /// The first non-empty value of `source`: the sticky key of a split.
-    pub fn first_value(&self, source: &Source) -> Option<&[u8]> {
-        self.find(source, |v| !v.is_empty()).1
+    /// `f` of the first non-empty value of `source` (the sticky key of a
+    /// split), if there is one.
+    pub fn with_first_value<R>(&self, source: &Source, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.each_value(source, |value| {
+            if value.is_empty() {
+                return false;
+            }
+            out = f.take().map(|f| f(value));
+            true
+        });
+        out
     }
 
-    /// Whether `source` occurs, and its first value that passes `test`.
-    fn find<'s>(
-        &'s self,
-        source: &Source,
-        mut test: impl FnMut(&'s [u8]) -> bool,
-    ) -> (bool, Option<&'s [u8]>) {
+    /// Where the `cookie` headers are: from the first to the last.
+    fn cookie_range(&self) -> std::ops::RangeInclusive<usize> {
+        let (first, last) = self.cookies.get().unwrap_or_else(|| {
+            let is_cookie = |(_, (k, _)): &(usize, &(&[u8], &[u8]))| k.eq_ignore_ascii_case(b"cookie");
+            let first = self.headers.iter().enumerate().find(is_cookie).map_or(usize::MAX, |(i, _)| i);
+            let last = self.headers.iter().enumerate().rev().find(is_cookie).map_or(0, |(i, _)| i);
+            self.cookies.set(Some((first, last)));
+            (first, last)
+        });
+        first..=last
+    }
+
+    /// Walks the values of `source` in order until `visit` returns true;
+    /// returns whether it did.
+    fn each_value(&self, source: &Source, mut visit: impl FnMut(&[u8]) -> bool) -> bool {
         match source {
-            Source::Header(name) => scan(
-                self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| *v),
-                &mut test,
-            ),
-            Source::Cookie(name) => {
-                scan(self.cookies().iter().filter(|(k, _)| *k == name.as_slice()).map(|(_, v)| *v), &mut test)
+            Source::Header(name) => {
+                self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).any(|(_, v)| visit(v))
             }
-            Source::Query(name) => scan(
-                self.query().iter().filter(|(k, _)| k.as_ref() == name.as_slice()).map(|(_, v)| v.as_ref()),
-                &mut test,
-            ),
+            Source::Cookie(name) => self
+                .headers
+                .get(self.cookie_range())
+                .unwrap_or_default()
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(b"cookie"))
+                .any(|(_, v)| cookie::values(v, name).any(&mut visit)),
+            Source::Query(name) => query::raw_pairs(query::query_of(self.path))
+                .filter(|(k, _)| query::decode(k).as_ref() == name.as_slice())
+                .any(|(_, v)| match query::decode(v) {
+                    Cow::Borrowed(v) => visit(v),
+                    Cow::Owned(v) => visit(&v),
+                }),
         }
     }
-
-    fn cookies(&self) -> &[(&'a [u8], &'a [u8])] {
-        self.cookies.get_or_init(|| {
-            let mut out = Vec::new();
-            // HTTP/2 clients may send one `cookie` header per cookie.
-            for (_, v) in self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(b"cookie")) {
-                cookie::parse_into(v, &mut out);
-            }
-            out
-        })
-    }
-
-    fn query(&self) -> &QueryPairs<'a> {
-        self.query.get_or_init(|| query::parse(query::query_of(self.path)))
-    }
-}
-
-/// Walks `values` until `test` passes: `(any value at all, the one that passed)`.
-fn scan<'s>(
-    values: impl Iterator<Item = &'s [u8]>,
-    test: &mut impl FnMut(&'s [u8]) -> bool,
-) -> (bool, Option<&'s [u8]>) {
-    let mut present = false;
-    for value in values {
-        present = true;
-        if test(value) {
-            return (true, Some(value));
-        }
-    }
-    (present, None)
 }
 
 #[cfg(test)]
@@ -213,8 +214,9 @@ mod tests {
     #[test]
     fn the_sticky_key_is_the_first_non_empty_value() {
         let req = Request::new(vec![(b"cookie", b"uid=; uid=u-7; uid=u-8")]);
-        assert_eq!(req.first_value(&Source::Cookie(b"uid".to_vec())), Some(&b"u-7"[..]));
+        let uid = Source::Cookie(b"uid".to_vec());
+        assert_eq!(req.with_first_value(&uid, <[u8]>::to_vec), Some(b"u-7".to_vec()));
         let req = Request::new(vec![(b"cookie", b"uid=")]);
-        assert_eq!(req.first_value(&Source::Cookie(b"uid".to_vec())), None);
+        assert_eq!(req.with_first_value(&uid, <[u8]>::to_vec), None);
     }
 }

@@ -2,10 +2,12 @@
 
 use std::fmt;
 
+use crate::header_names::HeaderNames;
 use crate::host_pattern::{host_of, HostPattern};
 use crate::matcher::Condition;
 use crate::mirror::{Mirror, MirrorBudget};
 use crate::request::Request;
+use crate::route_index::RouteIndex;
 use crate::split::{AssignCookie, Choice, Moment, Split};
 
 /// A compiled config. Built once per configure, shared by every request.
@@ -19,6 +21,13 @@ pub struct Router {
     pub mirror_budget: MirrorBudget,
     /// Per split id: its route's and rule's positions.
     pub split_locations: Vec<(usize, usize)>,
+    /// Whether responses are counted per route, target and status class
+    /// (`countResponses`): it costs a `:status` read on every response.
+    pub count_responses: bool,
+    /// The routes by host (built from `routes` by `Router::new`).
+    index: RouteIndex,
+    /// The request headers the config may read.
+    pub header_names: HeaderNames,
 }
 
 #[derive(Debug, Clone)]
@@ -93,17 +102,11 @@ impl Router {
     /// beats `*.example.com` beats omitted `hosts`); ties go to the first
     /// listed.
     pub fn decide<'r>(&'r self, request: &Request<'_>, moment: &Moment<'_>) -> Option<Decision<'r>> {
-        let host = host_of(request.authority());
-        let mut best: Option<(usize, usize)> = None;
-        for (index, route) in self.routes.iter().enumerate() {
-            if let Some(rank) = route.applies_to(host, request.path()) {
-                if best.is_none_or(|(_, best_rank)| rank > best_rank) {
-                    best = Some((index, rank));
-                }
-            }
-        }
-        let (route_index, _) = best?;
-        let route = &self.routes[route_index];
+        let path = request.path();
+        let route_index = self.index.find(host_of(request.authority()), |r| {
+            self.routes.get(r).is_some_and(|route| route.path_matches(path))
+        })?;
+        let route = self.routes.get(route_index)?;
         for (rule_index, rule) in route.rules.iter().enumerate() {
             if !rule.conditions.iter().all(|c| c.holds(request)) {
                 continue;
@@ -138,6 +141,39 @@ impl Router {
 }
 
 impl Router {
+    /// A router over compiled routes (validated by `config::compile`).
+    pub fn new(
+        target_header: String,
+        routes: Vec<Route>,
+        mirror_budget: MirrorBudget,
+        count_responses: bool,
+    ) -> Router {
+        let index = RouteIndex::new(&routes);
+        let header_names = HeaderNames::new(&routes, &target_header);
+        let split_locations: Vec<(usize, usize)> = routes
+            .iter()
+            .enumerate()
+            .flat_map(|(r, route)| {
+                route
+                    .rules
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, rule)| rule.split().is_some())
+                    .map(move |(i, _)| (r, i))
+            })
+            .collect();
+        Router {
+            target_header,
+            split_count: split_locations.len(),
+            routes,
+            mirror_budget,
+            split_locations,
+            count_responses,
+            index,
+            header_names,
+        }
+    }
+
     /// The split with this id, with the route and rule holding it.
     pub fn split(&self, id: usize) -> Option<(&Route, &Rule, &Split)> {
         let &(route, rule) = self.split_locations.get(id)?;
@@ -165,18 +201,9 @@ impl Rule {
 }
 
 impl Route {
-    /// The host specificity of the match, or `None` if the route does not
-    /// apply to this host and path.
-    fn applies_to(&self, host: &[u8], path: &[u8]) -> Option<usize> {
-        if let Some(prefix) = &self.path_prefix {
-            if !path.starts_with(prefix) {
-                return None;
-            }
-        }
-        if self.hosts.is_empty() {
-            return Some(0);
-        }
-        self.hosts.iter().filter(|pattern| pattern.matches(host)).map(HostPattern::specificity).max()
+    /// Whether the route's `pathPrefix` (if any) matches this path.
+    fn path_matches(&self, path: &[u8]) -> bool {
+        self.path_prefix.as_ref().is_none_or(|prefix| path.starts_with(prefix))
     }
 }
 

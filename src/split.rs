@@ -238,18 +238,21 @@ impl Split {
     pub fn choose(&self, request: &Request<'_>, moment: &Moment<'_>) -> (&str, Choice) {
         let bounds = self.current_bounds(moment);
         if let Some((_, cookie)) = &self.assign_cookie {
-            if let Some(value) = request.first_value(cookie) {
-                let has_weight = |i: usize| bounds[i] > if i == 0 { 0 } else { bounds[i - 1] };
-                if let Some(i) = self.targets.iter().position(|t| t.as_bytes() == value) {
-                    if has_weight(i) {
-                        return (&self.targets[i], Choice::Cookie);
-                    }
-                }
+            let has_weight = |i: usize| bounds[i] > if i == 0 { 0 } else { bounds[i - 1] };
+            let assigned = request
+                .with_first_value(cookie, |value| self.targets.iter().position(|t| t.as_bytes() == value))
+                .flatten()
+                .filter(|&i| has_weight(i));
+            if let Some(i) = assigned {
+                return (&self.targets[i], Choice::Cookie);
             }
         }
-        let sticky = self.sticky_by.as_ref().and_then(|source| request.first_value(source));
-        let choice = match sticky {
-            Some(key) => Choice::Sticky { bucket: sticky_bucket(&self.salt, key) },
+        let bucket = self
+            .sticky_by
+            .as_ref()
+            .and_then(|source| request.with_first_value(source, |key| sticky_bucket(&self.salt, key)));
+        let choice = match bucket {
+            Some(bucket) => Choice::Sticky { bucket },
             None => Choice::Random { roll: moment.roll % BUCKETS },
         };
         let bucket = match choice {
