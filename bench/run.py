@@ -1,26 +1,39 @@
 #!/usr/bin/env python3
-"""`make bench`: canary-router against the alternatives, on one real Envoy.
+"""`make bench`: canary-router against the alternatives, in one real Envoy.
 
-Four ingress configurations, each Envoy 1.40 with --concurrency 1 pinned to
-CPU 0, in front of the same backend Envoy (direct_response) on CPU 1, loaded
-by wrk (keep-alive, fixed connections) also on CPU 1:
+One ingress Envoy 1.40 (--concurrency 1) pinned to CPU 0 holds every
+variant as its own listener; a backend Envoy (direct_response) and wrk share
+CPU 1. Every request carries bench/request-headers.txt (20 headers with
+cookies) to svc9.example.com, and matches no rule, so the filter walks all
+five rules of its route to the split.
 
-  native     Envoy's own route table: header, cookie and query matches and
-             weighted_clusters; no wasm (the physical limit)
-  lua        the same rules in Envoy's Lua filter
-  wasm-1     canary-router with a one-rule config (the floor of any wasm filter)
-  wasm-real  canary-router with bench/realistic.json (10 routes x 5 rules,
-             header/cookie/query, one sticky split)
+  native      Envoy's own route table: header, cookie, query and regex
+              matches and weighted_clusters; no filter (the physical limit)
+  lua         the same rules in Envoy's Lua filter
+  floor       a raw-ABI Rust filter (bench/floor): one callback, read one
+              header, set one header (the least any wasm filter costs)
+  wasm-1      canary-router with bench/one-rule.json
+  wasm-real   canary-router with bench/realistic.json (10 routes x 5 rules)
+  wasm-1000   canary-router with the realistic routes repeated to 1,000,
+              the request hitting the last
 
-Every request carries bench/request-headers.txt (20 headers with cookies)
-and, for the realistic config, walks all five rules of the last route to its
-split. Rounds alternate the four configurations; medians are reported.
+A run starts a fresh ingress Envoy, warms every variant, then measures
+ROUNDS rounds, each in a new shuffled order: throughput, p99 latency and the
+ingress Envoy's CPU time per request (from /proc/PID/task/*/schedstat).
+RUNS runs give the spread. Afterwards one more Envoy serves 1,000,000
+requests through wasm-real while its VMs' linear memory is read from
+/proc/PID/smaps. Writes target/bench-results.json and, with --write,
+BENCHMARKS.md.
 
-usage: run.py [--rounds N] [--seconds S] [--connections C] [--out BENCHMARKS-results.md]
+usage: run.py [--runs 3] [--rounds 5] [--seconds 5] [--connections 32]
+              [--variants native,lua,...] [--extra NAME=PATH.wasm]
+              [--memory-requests N] [--write BENCHMARKS.md]
 """
 import argparse
 import json
 import os
+import platform
+import random
 import re
 import shutil
 import socket
@@ -34,6 +47,10 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVOY = os.environ.get("ENVOY") or os.path.join(ROOT, ".venv", "bin", "envoy")
 WASM = os.path.join(ROOT, "target", "wasm32-wasip1", "release", "canary_router.wasm")
+FLOOR_DIR = os.path.join(ROOT, "bench", "floor")
+FLOOR = os.path.join(ROOT, "target", "bench-floor", "wasm32-wasip1", "release", "floor.wasm")
+VARIANTS = ["native", "lua", "floor", "wasm-1", "wasm-real", "wasm-1000"]
+PATH = "/catalog/items?page=2&sort=price"
 
 
 def free_port():
@@ -42,12 +59,20 @@ def free_port():
         return s.getsockname()[1]
 
 
-def hcm(stat_prefix, filters, route_config):
-    return f"""
+def read(path):
+    with open(os.path.join(ROOT, path)) as f:
+        return f.read()
+
+
+def listener(name, port, filters, route_config):
+    return f"""  - name: {name}
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    filter_chains:
+    - filters:
       - name: envoy.filters.network.http_connection_manager
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: {stat_prefix}
+          stat_prefix: {name}
           http_filters:
 {filters}
           - name: envoy.filters.http.router
@@ -56,15 +81,12 @@ def hcm(stat_prefix, filters, route_config):
 {route_config}"""
 
 
-def bootstrap(admin, port, filters, route_config, clusters=""):
+def bootstrap(admin, listeners, clusters=""):
     return f"""admin:
   address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
 static_resources:
   listeners:
-  - name: ingress
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
-    filter_chains:
-    - filters:{hcm("ingress", filters, route_config)}
+{listeners}
   clusters:
 {clusters}"""
 
@@ -175,22 +197,51 @@ def lua_filter():
 {code}"""
 
 
-def wasm_filter(config_json):
-    value = json.dumps(json.loads(config_json)).replace("'", "''")
+def wasm_filter(wasm, config_json, vm_id="canary-router"):
+    value = json.dumps(json.loads(config_json)).replace("'", "''") if config_json else "{}"
     return f"""          - name: envoy.filters.http.wasm
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
               config:
-                name: canary-router
-                root_id: canary-router
+                name: {vm_id}
+                root_id: {vm_id}
                 failure_policy: FAIL_CLOSED
                 vm_config:
-                  vm_id: canary-router
+                  vm_id: {vm_id}
                   runtime: envoy.wasm.runtime.v8
-                  code: {{ local: {{ filename: {WASM} }} }}
+                  code: {{ local: {{ filename: {wasm} }} }}
                 configuration:
                   "@type": type.googleapis.com/google.protobuf.StringValue
                   value: '{value}'"""
+
+
+def thousand_routes():
+    """The realistic routes repeated to 1,000: 999 others, then svc9's."""
+    real = json.loads(read("bench/realistic.json"))
+    template, last = real["routes"][0], real["routes"][-1]
+    routes = []
+    for i in range(999):
+        route = json.loads(json.dumps(template).replace("svc0.example.com", f"r{i}.example.com"))
+        route["name"] = f"r{i}"
+        routes.append(route)
+    routes.append(last)
+    return json.dumps({"routes": routes})
+
+
+def ingress_config(admin, ports, backend_port, extra):
+    one, real = read("bench/one-rule.json"), read("bench/realistic.json")
+    filters = {
+        "native": ("", native_routes()),
+        "lua": (lua_filter(), CLUSTER_HEADER_ROUTES),
+        "floor": (wasm_filter(FLOOR, None, "floor"), CLUSTER_HEADER_ROUTES),
+        "wasm-1": (wasm_filter(WASM, one), CLUSTER_HEADER_ROUTES),
+        "wasm-real": (wasm_filter(WASM, real), CLUSTER_HEADER_ROUTES),
+        "wasm-1000": (wasm_filter(WASM, thousand_routes()), CLUSTER_HEADER_ROUTES),
+    }
+    for name, path in extra.items():
+        filters[name] = (wasm_filter(path, real, name), CLUSTER_HEADER_ROUTES)
+    listeners = "\n".join(listener(name, port, *filters[name]) for name, port in ports.items())
+    return bootstrap(admin, listeners, clusters(backend_port))
 
 
 def backend_config(admin, port):
@@ -201,7 +252,7 @@ def backend_config(admin, port):
               - match: { prefix: "/" }
                 direct_response: { status: 200, body: { inline_string: "ok" } }
 """
-    return bootstrap(admin, port, "", route)
+    return bootstrap(admin, listener("backend", port, "", route))
 
 
 class Envoy:
@@ -214,7 +265,7 @@ class Envoy:
         self.proc = subprocess.Popen(
             ["taskset", "-c", str(cpu), ENVOY, "-c", path, "--concurrency", "1", "--disable-hot-restart", "--log-level", "warn"],
             stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
+        deadline = time.time() + 120
         while True:
             if self.proc.poll() is not None:
                 sys.exit(f"{name}: Envoy exited; see {self.log.name}")
@@ -224,8 +275,31 @@ class Envoy:
             except OSError:
                 pass
             if time.time() > deadline:
-                sys.exit(f"{name}: Envoy not ready in 60 s")
+                sys.exit(f"{name}: Envoy not ready in 120 s")
             time.sleep(0.05)
+
+    def cpu_ns(self):
+        """CPU time of every thread of the process so far, in ns."""
+        total = 0
+        task_dir = f"/proc/{self.proc.pid}/task"
+        for task in os.listdir(task_dir):
+            try:
+                with open(f"{task_dir}/{task}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except OSError:
+                pass
+        return total
+
+    def wasm_memories(self):
+        """Each V8 linear memory's size: a rw mapping right before a >= 4 GiB guard."""
+        regions = []
+        with open(f"/proc/{self.proc.pid}/smaps") as f:
+            for line in f:
+                m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+)", line)
+                if m:
+                    regions.append((int(m.group(1), 16), int(m.group(2), 16), m.group(3)))
+        return sorted(a[1] - a[0] for a, b in zip(regions, regions[1:])
+                      if a[2].startswith("rw") and b[2].startswith("---") and a[1] == b[0] and b[1] - b[0] >= 4 << 30)
 
     def stop(self):
         self.proc.terminate()
@@ -237,8 +311,8 @@ class Envoy:
 
 
 def request_headers():
-    with open(os.path.join(ROOT, "bench", "request-headers.txt")) as f:
-        return [line.rstrip("\n") for line in f if line.strip() and not line.startswith("#")]
+    return [line.rstrip("\n") for line in read("bench/request-headers.txt").splitlines()
+            if line.strip() and not line.startswith("#")]
 
 
 def wrk(port, seconds, connections):
@@ -246,77 +320,184 @@ def wrk(port, seconds, connections):
             "-H", "Host: svc9.example.com"]
     for header in request_headers():
         args += ["-H", header]
-    args.append(f"http://127.0.0.1:{port}/catalog/items?page=2&sort=price")
+    args.append(f"http://127.0.0.1:{port}{PATH}")
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
-    return rps, float(p99.group(1)) * scale, int(non2xx.group(1)) if non2xx else 0, errors.group(1) if errors else ""
+    if non2xx or errors:
+        sys.exit(f"port {port}: {non2xx.group(1) if non2xx else 0} non-2xx responses, socket errors "
+                 f"{errors.group(1) if errors else ''!r}")
+    return {"rps": rps, "requests": total, "p99_ms": float(p99.group(1)) * scale}
 
 
-def ingress_configs(admin, port, backend_port):
-    with open(os.path.join(ROOT, "bench", "one-rule.json")) as f:
-        one = f.read()
-    with open(os.path.join(ROOT, "bench", "realistic.json")) as f:
-        real = f.read()
-    c = clusters(backend_port)
+def measure(envoy, port, seconds, connections):
+    before = envoy.cpu_ns()
+    result = wrk(port, seconds, connections)
+    result["cpu_us"] = (envoy.cpu_ns() - before) / 1000 / result["requests"]
+    return result
+
+
+def one_run(run, args, variants, extra, backend_port, workdir):
+    ports = {name: free_port() for name in variants}
+    admin = free_port()
+    ingress = Envoy(f"ingress-{run}", ingress_config(admin, ports, backend_port, extra), 0, workdir)
+    rounds = {name: [] for name in variants}
+    try:
+        for name in variants:  # warm-up: JIT tiers, connections
+            wrk(ports[name], 2, args.connections)
+        for round_ in range(args.rounds):
+            order = random.sample(variants, len(variants))
+            for name in order:
+                r = measure(ingress, ports[name], args.seconds, args.connections)
+                rounds[name].append(r)
+                print(f"run {run + 1} round {round_ + 1} {name:10s} {r['rps']:9.0f} req/s  "
+                      f"{r['cpu_us']:6.1f} us CPU/req  p99 {r['p99_ms']:.3f} ms", flush=True)
+    finally:
+        ingress.stop()
+    return rounds
+
+
+def memory_run(args, backend_port, workdir):
+    """Guest memory of wasm-real's VM before and after N requests."""
+    port, admin = free_port(), free_port()
+    ingress = Envoy("ingress-memory", ingress_config(admin, {"wasm-real": port}, backend_port, {}), 0, workdir)
+    try:
+        wrk(port, 2, args.connections)
+        before = ingress.wasm_memories()
+        served = 0
+        while served < args.memory_requests:
+            served += wrk(port, 10, args.connections)["requests"]
+        after = ingress.wasm_memories()
+    finally:
+        ingress.stop()
+    return {"requests": served, "before": before, "after": after}
+
+
+def spread(values):
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def run_median(run, name, key):
+    return statistics.median(r[key] for r in run[name])
+
+
+def round_ratio(run, a, b, key):
+    """The median over the run's rounds of a's value over b's in the same
+    round: the machine's speed drifts over minutes, rounds take seconds."""
+    return statistics.median(ra[key] / rb[key] for ra, rb in zip(run[a], run[b]))
+
+
+def summarize(runs, variants):
+    out = {"variants": {}, "ratios": {}, "cpu_ratios": {}}
+    for name in variants:
+        out["variants"][name] = {key: spread([run_median(run, name, key) for run in runs])
+                                 for key in ("rps", "cpu_us", "p99_ms")}
+    pairs = [("wasm-real", "native"), ("wasm-real", "lua"), ("wasm-1000", "wasm-real"), ("floor", "native"),
+             ("wasm-real", "floor"), ("lua", "native"), ("wasm-1", "native")]
+    pairs += [(name, "wasm-real") for name in variants if name not in VARIANTS]
+    for a, b in pairs:
+        if a in variants and b in variants:
+            out["ratios"][f"{a} / {b}"] = spread([round_ratio(run, a, b, "rps") for run in runs])
+            # CPU per request, inverted: what throughput ratio the CPU cost alone predicts.
+            out["cpu_ratios"][f"{a} / {b}"] = spread([round_ratio(run, b, a, "cpu_us") for run in runs])
+    if "native" in variants:
+        for name in variants:
+            out["variants"][name]["p99_added_ms"] = spread(
+                [statistics.median(r["p99_ms"] - n["p99_ms"] for r, n in zip(run[name], run["native"])) for run in runs])
+    return out
+
+
+def command(*args):
+    try:
+        return subprocess.run(args, capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine():
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), model)
+    except OSError:
+        pass
+    dirty = "-dirty" if command("git", "status", "--porcelain", "--untracked-files=no") else ""
     return {
-        "native": bootstrap(admin, port, "", native_routes(), c),
-        "lua": bootstrap(admin, port, lua_filter(), CLUSTER_HEADER_ROUTES, c),
-        "wasm-1": bootstrap(admin, port, wasm_filter(one), CLUSTER_HEADER_ROUTES, c),
-        "wasm-real": bootstrap(admin, port, wasm_filter(real), CLUSTER_HEADER_ROUTES, c),
+        "commit": command("git", "rev-parse", "--short=12", "HEAD") + dirty,
+        "cpus": os.cpu_count(),
+        "cpu": model,
+        "kernel": platform.release(),
+        "envoy": re.sub(r".*version: \S+/(\S+)/.*", r"\1", command(ENVOY, "--version")),
+        "wrk": command("wrk", "-v").splitlines()[0] if command("wrk", "-v") != "unknown" else "unknown",
+        "wasm_bytes": os.path.getsize(WASM),
     }
+
+
+def build_floor():
+    subprocess.run(["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip1",
+                    "--target-dir", os.path.join(ROOT, "target", "bench-floor")], cwd=FLOOR_DIR, check=True)
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--extra", action="append", default=[], help="NAME=PATH: wasm-real with another .wasm")
+    parser.add_argument("--memory-requests", type=int, default=1_000_000)
     parser.add_argument("--out", default=os.path.join(ROOT, "target", "bench-results.json"))
+    parser.add_argument("--write", help="write the report (BENCHMARKS.md) here")
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
         if not shutil.which(tool):
             sys.exit(f"{tool} not found: `make bench` installs wrk with apt-get; or install it yourself")
+    if os.cpu_count() < 2:
+        sys.exit("make bench pins Envoy and the load generator to separate cores: it needs 2 CPUs")
+    variants = [v for v in args.variants.split(",") if v]
+    extra = dict(e.split("=", 1) for e in args.extra)
+    variants += list(extra)
+    if "floor" in variants:
+        build_floor()
     workdir = tempfile.mkdtemp(prefix="canary-router-bench-")
     backend_port, backend_admin = free_port(), free_port()
     backend = Envoy("backend", backend_config(backend_admin, backend_port), 1, workdir)
-    results = {name: [] for name in ("native", "lua", "wasm-1", "wasm-real")}
     try:
-        for round_ in range(args.rounds):
-            for name in results:
-                port, admin = free_port(), free_port()
-                envoy = Envoy(name, ingress_configs(admin, port, backend_port)[name], 0, workdir)
-                try:
-                    wrk(port, 2, args.connections)  # warm-up: JIT, connections
-                    rps, p99, non2xx, errors = wrk(port, args.seconds, args.connections)
-                finally:
-                    envoy.stop()
-                if non2xx or errors:
-                    sys.exit(f"{name}: {non2xx} non-2xx responses, socket errors {errors!r}; logs in {workdir}")
-                results[name].append({"rps": rps, "p99_ms": p99})
-                print(f"round {round_ + 1} {name:9s} {rps:10.0f} req/s  p99 {p99:.3f} ms", flush=True)
+        runs = [one_run(run, args, variants, extra, backend_port, workdir) for run in range(args.runs)]
+        memory = memory_run(args, backend_port, workdir) if args.memory_requests else None
     finally:
         backend.stop()
-    median = {n: {"rps": statistics.median(r["rps"] for r in runs), "p99_ms": statistics.median(r["p99_ms"] for r in runs)}
-              for n, runs in results.items()}
-    summary = {"median": median, "runs": results, "rounds": args.rounds, "seconds": args.seconds,
-               "connections": args.connections}
+    summary = summarize(runs, variants)
+    results = {"machine": machine(), "settings": vars(args), "runs": runs, "summary": summary, "memory": memory}
+    micro = os.path.join(ROOT, "target", "bench-micro.json")
+    if os.path.exists(micro):
+        with open(micro) as f:
+            results["micro"] = json.load(f)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
-        json.dump(summary, f, indent=1)
-    m = median
+        json.dump(results, f, indent=1)
     print()
-    for n in m:
-        print(f"median {n:9s} {m[n]['rps']:10.0f} req/s  p99 {m[n]['p99_ms']:.3f} ms")
-    print(f"wasm-real / wasm-1 throughput: {m['wasm-real']['rps'] / m['wasm-1']['rps']:.3f}")
-    print(f"wasm-real / native throughput: {m['wasm-real']['rps'] / m['native']['rps']:.3f}")
-    print(f"wasm-real / lua throughput:    {m['wasm-real']['rps'] / m['lua']['rps']:.3f}")
-    print(f"p99 added over native: wasm-real {m['wasm-real']['p99_ms'] - m['native']['p99_ms']:+.3f} ms, "
-          f"lua {m['lua']['p99_ms'] - m['native']['p99_ms']:+.3f} ms")
+    for name, v in summary["variants"].items():
+        print(f"{name:10s} {v['rps']['median']:9.0f} req/s ({v['rps']['min']:.0f}-{v['rps']['max']:.0f})  "
+              f"{v['cpu_us']['median']:6.1f} us CPU/req  p99 {v['p99_ms']['median']:.3f} ms")
+    for name, r in summary["ratios"].items():
+        c = summary["cpu_ratios"][name]
+        print(f"{name:22s} throughput {r['median']:.3f} ({r['min']:.3f}-{r['max']:.3f})  "
+              f"CPU-based {c['median']:.3f} ({c['min']:.3f}-{c['max']:.3f})")
+    if memory:
+        print(f"wasm-real VM memory: {memory['before']} before, {memory['after']} after {memory['requests']} requests")
     print(f"results: {args.out}")
+    if args.write:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import report
+        with open(args.write, "w") as f:
+            f.write(report.markdown(results))
+        print(f"report: {args.write}")
 
 
 if __name__ == "__main__":

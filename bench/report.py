@@ -1,0 +1,92 @@
+"""BENCHMARKS.md from the results `make bench` measured (target/bench-results.json)."""
+
+
+def fmt_spread(s, digits=3):
+    return f"**{s['median']:.{digits}f}** ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
+
+
+def verdict(value, target):
+    return "met" if value >= target else "**not met**"
+
+
+def markdown(results):
+    m = results["machine"]
+    settings = results["settings"]
+    summary = results["summary"]
+    variants = summary["variants"]
+    ratios = summary["ratios"]
+    cpu = summary["cpu_ratios"]
+    out = []
+    out.append("# Benchmarks\n")
+    out.append(
+        "Written by `make bench` (`python3 bench/run.py --write BENCHMARKS.md` after the harness\n"
+        "micro-benchmark); every figure below comes from that one run. Ratios compare variants\n"
+        "measured in the same Envoy process, round by round.\n")
+    out.append("## Where and how\n")
+    out.append(f"- commit `{m['commit']}`, `.wasm` {m['wasm_bytes']:,} bytes")
+    out.append(f"- {m['cpus']} CPUs ({m['cpu']}), Linux {m['kernel']}, Envoy {m['envoy']}, {m['wrk']}")
+    out.append(
+        f"- {settings['runs']} runs; each starts one ingress Envoy (`--concurrency 1`, pinned to CPU 0) with every\n"
+        f"  variant as a listener, warms them, then measures {settings['rounds']} rounds of {settings['seconds']} s per variant in a new\n"
+        f"  shuffled order each round; wrk (1 thread, {settings['connections']} connections) and the backend Envoy\n"
+        "  (`direct_response`) share CPU 1. A ratio is the median over a run's rounds of the two\n"
+        "  variants' figures in the same round (the machine's speed drifts over minutes); the\n"
+        "  spread is over runs.")
+    out.append(
+        "- every request carries the 20 headers of [bench/request-headers.txt](bench/request-headers.txt)\n"
+        "  and matches no rule, so the realistic config walks all five rules of its route to the split\n")
+    out.append("## Variants\n")
+    out.append("| Variant | What | Requests/s (median, runs' spread) | CPU µs per request | p99 added over native |")
+    out.append("|---|---|---|---|---|")
+    what = {
+        "native": "Envoy's route table does the routing itself (header, cookie, query, regex, weighted clusters)",
+        "lua": "the same rules in Envoy's Lua filter",
+        "floor": "a raw-ABI Rust filter: one callback, read one header, set one header ([bench/floor](bench/floor))",
+        "wasm-1": "canary-router, [one rule](bench/one-rule.json)",
+        "wasm-real": "canary-router, [10 routes × 5 rules](bench/realistic.json)",
+        "wasm-1000": "canary-router, the realistic routes repeated to 1,000, the request hitting the last",
+    }
+    for name, v in variants.items():
+        added = v.get("p99_added_ms", {}).get("median", 0.0)
+        out.append(f"| {name} | {what.get(name, name)} | {v['rps']['median']:,.0f} ({v['rps']['min']:,.0f}–{v['rps']['max']:,.0f}) "
+                   f"| {v['cpu_us']['median']:.1f} | {added:+.2f} ms |")
+    out.append("")
+    out.append("## Targets\n")
+    out.append("| Ratio | Throughput | From CPU per request | Target |")
+    out.append("|---|---|---|---|")
+    targets = {"wasm-real / native": 0.85, "wasm-real / lua": 1.0, "wasm-1000 / wasm-real": 0.95}
+    for name, r in ratios.items():
+        target = targets.get(name)
+        target_text = f"≥ {target} ({verdict(r['median'], target)})" if target else "reported"
+        out.append(f"| {name} | {fmt_spread(r)} | {fmt_spread(cpu[name])} | {target_text} |")
+    out.append("")
+    micro = results.get("micro")
+    if micro:
+        out.append("## Inside the VM (harness, counted)\n")
+        out.append(
+            "`cargo bench --bench request_headers` runs the built `.wasm` in the wasmtime harness and\n"
+            "counts, per request (a full exchange, 24 request headers), the wasm instructions it executes\n"
+            "and the calls the proxy makes into it. These counts are the same on every machine.\n")
+        out.append("| Config | wasm instructions | calls into the guest |")
+        out.append("|---|---|---|")
+        for name in ("one-rule", "realistic", "1000-routes"):
+            c = micro[name]
+            out.append(f"| {name} | {c['instructions']:,} | {c['calls']:.0f} |")
+        out.append("")
+        worst = micro["worst_regex"]
+        out.append(
+            "The worst regex on the worst request (the regex budget at its heaviest): "
+            + ", ".join(f"{k}: {v:,} instructions" for k, v in worst.items())
+            + f". Guest memory: {micro['memory_warm']:,} bytes after 10,000 requests, "
+              f"{micro['memory_after_1m']:,} after 1,010,000.\n")
+    memory = results.get("memory")
+    if memory:
+        out.append("## Memory in Envoy\n")
+        out.append(
+            f"wasm-real served {memory['requests']:,} requests in a fresh Envoy; its VMs' linear memory "
+            f"(from `/proc/PID/smaps`) was {', '.join(f'{b:,}' for b in memory['before'])} bytes before and "
+            f"{', '.join(f'{b:,}' for b in memory['after'])} after.\n")
+    out.append("## Reproduce\n")
+    out.append("```sh\nmake bench                       # all of the above, writes BENCHMARKS.md\n"
+               "python3 bench/run.py --runs 5    # more runs for tighter spreads\n```\n")
+    return "\n".join(out)
