@@ -412,9 +412,11 @@ def summarize(runs, variants):
 
 
 def command(*args):
+    """A command's output (wrk -v exits 1 after printing its version)."""
     try:
-        return subprocess.run(args, capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
+        done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
+        return (done.stdout + done.stderr).strip() or "unknown"
+    except OSError:
         return "unknown"
 
 
@@ -431,8 +433,8 @@ def machine():
         "cpus": os.cpu_count(),
         "cpu": model,
         "kernel": platform.release(),
-        "envoy": re.sub(r".*version: \S+/(\S+)/.*", r"\1", command(ENVOY, "--version")),
-        "wrk": command("wrk", "-v").splitlines()[0] if command("wrk", "-v") != "unknown" else "unknown",
+        "envoy": (re.findall(r"version: [0-9a-f]+/([0-9.]+)/", command(ENVOY, "--version")) or ["unknown"])[0],
+        "wrk": " ".join(command("wrk", "-v").splitlines()[0].split()[:2]),
         "wasm_bytes": os.path.getsize(WASM),
     }
 
@@ -453,7 +455,12 @@ def main():
     parser.add_argument("--memory-requests", type=int, default=1_000_000)
     parser.add_argument("--out", default=os.path.join(ROOT, "target", "bench-results.json"))
     parser.add_argument("--write", help="write the report (BENCHMARKS.md) here")
+    parser.add_argument("--report-only", action="store_true", help="only write the report from --out's results")
     args = parser.parse_args()
+    if args.report_only:
+        with open(args.out) as f:
+            write_report(json.load(f), args.write or os.path.join(ROOT, "BENCHMARKS.md"))
+        return
     for tool in ("wrk", "taskset"):
         if not shutil.which(tool):
             sys.exit(f"{tool} not found: `make bench` installs wrk with apt-get; or install it yourself")
@@ -493,11 +500,15 @@ def main():
         print(f"wasm-real VM memory: {memory['before']} before, {memory['after']} after {memory['requests']} requests")
     print(f"results: {args.out}")
     if args.write:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        import report
-        with open(args.write, "w") as f:
-            f.write(report.markdown(results))
-        print(f"report: {args.write}")
+        write_report(results, args.write)
+
+
+def write_report(results, path):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import report
+    with open(path, "w") as f:
+        f.write(report.markdown(results))
+    print(f"report: {path}")
 
 
 if __name__ == "__main__":
