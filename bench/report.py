@@ -65,7 +65,7 @@ def markdown(results):
             "Reading it: any wasm filter in this Envoy keeps at most the floor's share of native "
             f"throughput ({ratios['floor / native']['median']:.3f} here); canary-router with the realistic "
             f"config keeps {ratios['wasm-real / floor']['median']:.3f} of the floor. What it adds to the floor: "
-            "four more calls into the VM per request (context create, the header map's allocation, "
+            "three more calls into the VM per request (context create, "
             "response headers, delete), reading all 24 headers instead of one, and its decision, "
             "counted below in wasm instructions.\n")
     micro = results.get("micro")
