@@ -6,6 +6,7 @@
 //! [`compile`] checks meaning and builds the matchers.
 
 mod raw;
+mod rollback;
 
 use crate::decimal;
 use crate::error::ConfigError;
@@ -18,7 +19,7 @@ use crate::mirror::{Mirror, MirrorBudget, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOU
 use crate::regex_cost;
 use crate::request::Source;
 use crate::router::{Action, Route, Router, Rule};
-use crate::split::{AssignCookie, Rollback, Split};
+use crate::split::{AssignCookie, Split};
 use crate::time;
 pub use raw::*;
 
@@ -215,7 +216,8 @@ fn compile_rule(
             Action::Target(target)
         }
         (None, Some(split)) => {
-            let mut split = compile_split(split, &format!("{at}.split"), route_name)?;
+            let mut split =
+                compile_split(split, &format!("{at}.split"), route_name)?.with_identity(route_name, index);
             split.id = tally.splits;
             tally.splits += 1;
             Action::Split(Box::new(split))
@@ -405,49 +407,7 @@ fn compile_split(raw: RawSplit, at: &str, route_name: &str) -> Result<Split, Con
             })
         }
     };
-    let rollback = match raw.rollback {
-        None => None,
-        Some(rollback) => {
-            let here = format!("{at}.rollback");
-            if !weighted.iter().any(|(t, _)| *t == rollback.target) {
-                return Err(ConfigError::new(
-                    format!("{here}.target"),
-                    format!("`{}` is not one of the split's targets", rollback.target),
-                ));
-            }
-            if !others_weigh(&rollback.target) {
-                return Err(ConfigError::new(
-                    format!("{at}.weights"),
-                    format!(
-                        "the targets other than `{}` need weight to take the traffic back",
-                        rollback.target
-                    ),
-                ));
-            }
-            if !(rollback.max_error_rate > 0.0 && rollback.max_error_rate < 1.0) {
-                return Err(ConfigError::new(
-                    format!("{here}.maxErrorRate"),
-                    format!(
-                        "must be a fraction between 0 and 1 (0.05 is 5%), got {}",
-                        decimal::format(rollback.max_error_rate)
-                    ),
-                ));
-            }
-            let min_requests = whole(Some(rollback.min_requests), 1.0, 1e12, &format!("{here}.minRequests"))?
-                .unwrap_or(1.0) as u64;
-            let window = time::parse_duration(&rollback.window)
-                .map_err(|m| ConfigError::new(format!("{here}.window"), m))?;
-            if window < 1_000 {
-                return Err(ConfigError::new(format!("{here}.window"), "must be at least 1s"));
-            }
-            Some(Rollback {
-                target: rollback.target,
-                max_error_rate: rollback.max_error_rate,
-                min_requests,
-                window_ms: window,
-            })
-        }
-    };
+    let rollback = raw.rollback.map(|r| rollback::compile(r, at, &weighted)).transpose()?;
     let mut split = Split::new(weighted, sticky_by, salt);
     if let Some((start, every, steps)) = ramp {
         split = split.with_ramp(start, every, steps);

@@ -4,7 +4,7 @@
 //! compare-and-swap write update it all. A slot whose bucket is too old is
 //! reused. Pure: the proxy's shared data only stores the bytes.
 
-use crate::split::Rollback;
+use crate::split::LocalWindow;
 
 /// Buckets per window: the window slides in steps of a tenth.
 pub const SLOTS: usize = 10;
@@ -102,7 +102,7 @@ pub fn bucket_of(now_ms: u64, window_ms: u64) -> u64 {
 }
 
 /// Whether these counts cross the rollback's threshold.
-pub fn crossed(rollback: &Rollback, counts: Counts) -> bool {
+pub fn crossed(rollback: &LocalWindow, counts: Counts) -> bool {
     counts.requests >= rollback.min_requests
         && counts.requests > 0
         && counts.errors as f64 / counts.requests as f64 > rollback.max_error_rate
@@ -112,8 +112,8 @@ pub fn crossed(rollback: &Rollback, counts: Counts) -> bool {
 mod tests {
     use super::*;
 
-    fn rollback() -> Rollback {
-        Rollback { target: "c".into(), max_error_rate: 0.05, min_requests: 50, window_ms: 60_000 }
+    fn rollback() -> LocalWindow {
+        LocalWindow { max_error_rate: 0.05, min_requests: 50, window_ms: 60_000 }
     }
 
     fn counts(requests: u64, errors: u64) -> Counts {

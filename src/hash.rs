@@ -35,10 +35,45 @@ fn fmix64(mut k: u64) -> u64 {
     k
 }
 
-/// A 64-bit fingerprint of some bytes (the same hash, without the bucket
-/// reduction): names a config's state in the proxy's shared data.
-pub fn fingerprint(bytes: &[u8]) -> u64 {
-    fmix64(fnv1a64(&[bytes]))
+/// A 64-bit fingerprint of a sequence of fields (the same hash, without
+/// the bucket reduction): names a split to the fleet. Each field is its
+/// name, its length and its bytes, so no two sequences run together.
+pub struct Fingerprint(u64);
+
+impl Default for Fingerprint {
+    fn default() -> Self {
+        Fingerprint(FNV_OFFSET_BASIS)
+    }
+}
+
+impl Fingerprint {
+    #[inline(never)]
+    fn bytes(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 ^= u64::from(byte);
+            self.0 = self.0.wrapping_mul(FNV_PRIME);
+        }
+    }
+
+    #[inline(never)]
+    pub fn field(&mut self, name: &str, value: &[u8]) -> &mut Self {
+        self.bytes(name.as_bytes());
+        self.bytes(&(value.len() as u64).to_le_bytes());
+        self.bytes(value);
+        self
+    }
+
+    pub fn number(&mut self, name: &str, value: u64) -> &mut Self {
+        self.field(name, &value.to_le_bytes())
+    }
+
+    pub fn float(&mut self, name: &str, value: f64) -> &mut Self {
+        self.number(name, value.to_bits())
+    }
+
+    pub fn finish(&self) -> u64 {
+        fmix64(self.0)
+    }
 }
 
 /// The hasher of the filter's own hash maps: FNV-1a for byte keys (host

@@ -24,6 +24,8 @@ pub const ONE_OF_VALUES: usize = 1_000;
 pub const REGEXES: usize = 1_000;
 /// Ramp steps of one split.
 pub const RAMP_STEPS: usize = 1_000;
+/// Prometheus checks of one rollback: each is a query every `every`.
+pub const CHECKS_PER_ROLLBACK: usize = 10;
 
 /// A count against its limit, as an error message when it is over.
 pub fn check(count: usize, limit: usize, what: &str) -> Result<(), String> {

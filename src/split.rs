@@ -5,7 +5,7 @@
 //! weight share rounded to a millionth. Raising the first weight only moves
 //! its upper bound up, so sticky users only ever move *into* it.
 
-use crate::hash::{sticky_bucket, BUCKETS};
+use crate::hash::{sticky_bucket, Fingerprint, BUCKETS};
 use crate::request::{Request, Source};
 
 #[derive(Debug, Clone)]
@@ -16,9 +16,14 @@ pub struct Split {
     bounds: Vec<u32>,
     sticky_by: Option<Source>,
     salt: Vec<u8>,
-    /// This split's position among all splits of its config, where the
-    /// proxy keeps its rollback state.
+    /// This split's position among all splits of its config: where a VM
+    /// keeps its state.
     pub id: usize,
+    /// What names this split to the fleet (shared data keys, the `split`
+    /// label): a hash of its route's name, its rule's position and its own
+    /// content, so an edit elsewhere in the config keeps it and a new
+    /// version of it starts fresh. Set by `with_identity`.
+    pub identity: u64,
     ramp: Option<Ramp>,
     /// The assignment cookie, and where a request carries it (compiled
     /// once, not per request).
@@ -78,13 +83,66 @@ impl AssignCookie {
     }
 }
 
-/// A split's `rollback`: when to give up on a target by itself.
+/// A split's `rollback`: when to give up on a target by itself. At least
+/// one of `window` (this proxy's own error window) and `prometheus` (the
+/// fleet's view) is set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rollback {
     pub target: String,
+    pub window: Option<LocalWindow>,
+    pub prometheus: Option<PrometheusChecks>,
+}
+
+/// A rollback's local error window: seconds to react, one proxy's traffic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalWindow {
     pub max_error_rate: f64,
     pub min_requests: u64,
     pub window_ms: u64,
+}
+
+/// A rollback's `prometheus`: checks the whole fleet's traffic and a
+/// rollback latch every proxy shares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrometheusChecks {
+    /// The Envoy cluster that reaches the Prometheus HTTP API.
+    pub cluster: String,
+    pub every_ms: u64,
+    pub timeout_ms: u32,
+    /// Failing polls in a row that roll the split back.
+    pub threshold: u32,
+    /// How far back the latch looks, as PromQL writes a range (`3600s`).
+    pub lookback: String,
+    pub checks: Vec<Check>,
+    /// The query asking whether any proxy rolled this split back.
+    pub latch_query: String,
+}
+
+/// One Prometheus check: a query and the bounds its value must stay in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub name: String,
+    pub query: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Check {
+    /// Whether a value crosses a bound (NaN is never judged: see
+    /// `prometheus::sample`, which reads it as no data).
+    pub fn fails(&self, value: f64) -> bool {
+        self.max.is_some_and(|max| value > max) || self.min.is_some_and(|min| value < min)
+    }
+
+    /// The check and its failing value, for a log line or a reason.
+    pub fn describe(&self, value: f64) -> String {
+        let bound = match (self.max, self.min) {
+            (Some(max), _) if value > max => format!("> {}", crate::decimal::format(max)),
+            (_, Some(min)) if value < min => format!("< {}", crate::decimal::format(min)),
+            _ => "within its bounds".to_string(),
+        };
+        format!("{}: {} {bound}", self.name, crate::decimal::format(value))
+    }
 }
 
 /// What a decision needs besides the request, all supplied by the caller so
@@ -134,6 +192,19 @@ fn bounds_of(weights: &[f64]) -> Vec<u32> {
     bounds
 }
 
+/// Each target's share of the bucket space under these bounds.
+fn shares_of(bounds: &[u32]) -> Vec<u32> {
+    let mut previous = 0;
+    bounds
+        .iter()
+        .map(|&bound| {
+            let share = bound - previous.min(bound);
+            previous = bound;
+            share
+        })
+        .collect()
+}
+
 /// The weights with the first target at `percent` and the rest sharing
 /// `100 - percent` in proportion to their own weights.
 fn ramped(weights: &[f64], percent: f64) -> Vec<f64> {
@@ -158,6 +229,7 @@ impl Split {
             sticky_by,
             salt,
             id: 0,
+            identity: 0,
             ramp: None,
             assign_cookie: None,
             rollback: None,
@@ -192,6 +264,63 @@ impl Split {
         self
     }
 
+    /// Names the split: `route` and `rule` say where it is, the rest is its
+    /// own content (every field, floats by their bits). Part of the contract
+    /// between versions of this filter (a fleet in the middle of an upgrade
+    /// must agree on it): change it only with a documented break, as the
+    /// pinned identity test says.
+    pub fn with_identity(mut self, route: &str, rule: usize) -> Self {
+        let mut f = Fingerprint::default();
+        f.field("route", route.as_bytes()).number("rule", rule as u64);
+        for (target, weight) in self.targets.iter().zip(&self.weights) {
+            f.field("target", target.as_bytes()).float("weight", *weight);
+        }
+        match &self.sticky_by {
+            Some(Source::Header(name)) => f.field("sticky-header", name),
+            Some(Source::Cookie(name)) => f.field("sticky-cookie", name),
+            Some(Source::Query(name)) => f.field("sticky-query", name),
+            None => &mut f,
+        };
+        f.field("salt", &self.salt);
+        if let Some(ramp) = &self.ramp {
+            f.field("ramp", ramp.target.as_bytes())
+                .number("start", ramp.start_ms)
+                .number("every", ramp.every_ms);
+            for step in &ramp.steps {
+                f.float("step", *step);
+            }
+        }
+        if let Some((cookie, _)) = &self.assign_cookie {
+            f.field("assign-cookie", cookie.name.as_bytes())
+                .number("max-age", cookie.max_age.map_or(u64::MAX, |a| a));
+            f.field("path", cookie.path.as_deref().unwrap_or("").as_bytes());
+            f.number("flags", u64::from(cookie.secure) | u64::from(cookie.http_only) << 1);
+        }
+        if let Some(rollback) = &self.rollback {
+            f.field("rollback", rollback.target.as_bytes());
+            if let Some(w) = &rollback.window {
+                f.float("max-error-rate", w.max_error_rate).number("min-requests", w.min_requests);
+                f.number("window", w.window_ms);
+            }
+            if let Some(p) = &rollback.prometheus {
+                f.field("prometheus", p.cluster.as_bytes()).number("every", p.every_ms);
+                f.number("timeout", u64::from(p.timeout_ms)).number("threshold", u64::from(p.threshold));
+                f.field("lookback", p.lookback.as_bytes()).field("latch", p.latch_query.as_bytes());
+                for check in &p.checks {
+                    f.field("check", check.name.as_bytes()).field("query", check.query.as_bytes());
+                    f.float("min", check.min.unwrap_or(f64::NAN)).float("max", check.max.unwrap_or(f64::NAN));
+                }
+            }
+        }
+        self.identity = f.finish();
+        self
+    }
+
+    /// `identity` as the 16 hex digits labels and keys carry.
+    pub fn identity_hex(&self) -> String {
+        format!("{:016x}", self.identity)
+    }
+
     /// The bounds in force at this moment.
     fn current_bounds(&self, moment: &Moment<'_>) -> &[u32] {
         if let Some(bounds) = &self.rolled_back_bounds {
@@ -209,17 +338,19 @@ impl Split {
         &self.bounds
     }
 
+    /// Each target's share in parts per million at this moment.
+    pub fn current_shares(&self, moment: &Moment<'_>) -> Vec<u32> {
+        shares_of(self.current_bounds(moment))
+    }
+
     /// Each target's share in percent at this moment.
     pub fn current_percents(&self, moment: &Moment<'_>) -> Vec<f64> {
-        let mut previous = 0;
-        self.current_bounds(moment)
-            .iter()
-            .map(|&bound| {
-                let share = f64::from(bound - previous.min(bound)) / f64::from(BUCKETS) * 100.0;
-                previous = bound;
-                share
-            })
-            .collect()
+        self.current_shares(moment).iter().map(|&s| f64::from(s) / f64::from(BUCKETS) * 100.0).collect()
+    }
+
+    /// Each target's configured share in parts per million.
+    pub fn configured_shares(&self) -> Vec<u32> {
+        shares_of(&self.bounds)
     }
 
     /// The index of the target owning `bucket` under these bounds.

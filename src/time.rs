@@ -95,6 +95,28 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     Ok(total)
 }
 
+/// Seconds since the epoch as RFC 3339 in UTC: `2026-11-24T10:00:00Z`.
+pub fn format_rfc3339(seconds: u64) -> String {
+    let days = i64::try_from(seconds / 86_400).unwrap_or(i64::MAX / 2);
+    let (year, month, day) = civil_from_days(days);
+    let rest = seconds % 86_400;
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3_600, rest / 60 % 60, rest % 60)
+}
+
+/// The date of a day count since 1970-01-01 (the inverse of
+/// `days_from_civil`, by the same author).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
 fn is_leap(year: i64) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
 }
@@ -147,6 +169,16 @@ mod tests {
             "2026-01-01T00:00:00.Z",
         ] {
             assert!(parse_rfc3339(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn formats_what_it_parses() {
+        for text in
+            ["1970-01-01T00:00:00Z", "2024-02-29T12:00:00Z", "2026-11-26T23:59:59Z", "2100-03-01T00:00:01Z"]
+        {
+            let ms = parse_rfc3339(text).unwrap();
+            assert_eq!(format_rfc3339(ms / 1_000), text);
         }
     }
 

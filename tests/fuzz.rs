@@ -40,7 +40,10 @@ fn regressions() -> PathBuf {
 fn report(kind: &str, input: &[u8], why: &str) -> ! {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-failures");
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{kind}-{:016x}.txt", canary_router::hash::fingerprint(input)));
+    let path = dir.join(format!(
+        "{kind}-{:016x}.txt",
+        canary_router::hash::Fingerprint::default().field("input", input).finish()
+    ));
     std::fs::write(&path, input).unwrap();
     panic!("{why}\ninput kept in {} (copy it to tests/fuzz_regressions/)", path.display());
 }

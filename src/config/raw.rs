@@ -82,9 +82,27 @@ pub struct RawAssignCookie {
 
 pub struct RawRollback {
     pub target: String,
-    pub max_error_rate: f64,
-    pub min_requests: f64,
-    pub window: String,
+    pub max_error_rate: Option<f64>,
+    pub min_requests: Option<f64>,
+    pub window: Option<String>,
+    pub prometheus: Option<RawPrometheus>,
+}
+
+pub struct RawPrometheus {
+    pub cluster: String,
+    pub every: Option<String>,
+    pub timeout_ms: Option<f64>,
+    pub threshold: Option<f64>,
+    pub lookback: Option<String>,
+    pub checks: Option<Vec<RawCheck>>,
+    pub latch_query: Option<String>,
+}
+
+pub struct RawCheck {
+    pub name: String,
+    pub query: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
 }
 
 pub struct RawWeight {
@@ -337,12 +355,44 @@ impl RawAssignCookie {
 
 impl RawRollback {
     fn read(value: &Spanned, at: &str) -> Result<Self, ConfigError> {
-        let f = Fields::of(value, at, &["target", "maxErrorRate", "minRequests", "window"])?;
+        let f = Fields::of(value, at, &["target", "maxErrorRate", "minRequests", "window", "prometheus"])?;
         Ok(RawRollback {
             target: f.required("target", f.string("target")?)?,
-            max_error_rate: f.required("maxErrorRate", f.number("maxErrorRate")?)?,
-            min_requests: f.required("minRequests", f.number("minRequests")?)?,
-            window: f.required("window", f.string("window")?)?,
+            max_error_rate: f.number("maxErrorRate")?,
+            min_requests: f.number("minRequests")?,
+            window: f.string("window")?,
+            prometheus: f.object("prometheus", RawPrometheus::read)?,
+        })
+    }
+}
+
+impl RawPrometheus {
+    fn read(value: &Spanned, at: &str) -> Result<Self, ConfigError> {
+        let f = Fields::of(
+            value,
+            at,
+            &["cluster", "every", "timeoutMs", "threshold", "lookback", "checks", "latchQuery"],
+        )?;
+        Ok(RawPrometheus {
+            cluster: f.required("cluster", f.string("cluster")?)?,
+            every: f.string("every")?,
+            timeout_ms: f.number("timeoutMs")?,
+            threshold: f.number("threshold")?,
+            lookback: f.string("lookback")?,
+            checks: f.list("checks", RawCheck::read)?,
+            latch_query: f.string("latchQuery")?,
+        })
+    }
+}
+
+impl RawCheck {
+    fn read(value: &Spanned, at: &str) -> Result<Self, ConfigError> {
+        let f = Fields::of(value, at, &["name", "query", "min", "max"])?;
+        Ok(RawCheck {
+            name: f.required("name", f.string("name")?)?,
+            query: f.required("query", f.string("query")?)?,
+            min: f.number("min")?,
+            max: f.number("max")?,
         })
     }
 }

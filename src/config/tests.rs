@@ -346,7 +346,7 @@ fn ramps_assignment_cookies_and_rollbacks_compile() {
         split.assign_cookie().unwrap().set_cookie("canary"),
         "v=canary; Max-Age=3600; Path=/; Secure; HttpOnly"
     );
-    assert_eq!(split.rollback().unwrap().window_ms, 60_000);
+    assert_eq!(split.rollback().unwrap().window.as_ref().unwrap().window_ms, 60_000);
     assert_eq!(router.split_count, 1);
 }
 
@@ -412,6 +412,146 @@ fn rejects_bad_assignment_cookies_and_rollbacks() {
         split(r#", "rollback": {"target": "stable", "maxErrorRate": 0.1, "minRequests": 5, "window": "1m"}"#),
         "routes[0].rules[0].split.weights: the targets other than `stable` need weight to take the traffic back"
     );
+}
+
+const PROMETHEUS: &str = r#""prometheus": {"cluster": "prometheus", "every": "5s", "timeoutMs": 1000.0, "threshold": 3,
+    "lookback": "30m", "checks": [{"name": "error-rate", "query": "sum(rate(x{target=\"{{target}}\"}[1m]))", "max": 0.05},
+                                 {"name": "p99-ms", "query": "histogram_quantile(0.99, y)", "min": 0, "max": 500}]}"#;
+
+#[test]
+fn a_rollback_may_ask_prometheus_with_or_without_a_local_window() {
+    let json = with_split(&format!(r#", "rollback": {{"target": "canary", {PROMETHEUS}}}"#));
+    let router = parse(json.as_bytes()).unwrap();
+    let Action::Split(split) = &router.routes[0].rules[0].action else { panic!() };
+    let rollback = split.rollback().unwrap();
+    assert!(rollback.window.is_none());
+    let p = rollback.prometheus.as_ref().unwrap();
+    assert_eq!((p.cluster.as_str(), p.every_ms, p.timeout_ms, p.threshold), ("prometheus", 5_000, 1_000, 3));
+    assert_eq!(p.lookback, "1800s");
+    assert_eq!(p.checks[1].name, "p99-ms");
+    assert_eq!((p.checks[1].min, p.checks[1].max), (Some(0.0), Some(500.0)));
+    assert_eq!(p.latch_query, crate::prometheus::DEFAULT_LATCH_QUERY);
+
+    let both = with_split(
+        r#", "rollback": {"target": "canary", "maxErrorRate": 0.1, "minRequests": 5, "window": "1m",
+              "prometheus": {"cluster": "prom"}}"#,
+    );
+    let router = parse(both.as_bytes()).unwrap();
+    let Action::Split(split) = &router.routes[0].rules[0].action else { panic!() };
+    let rollback = split.rollback().unwrap();
+    assert!(rollback.window.is_some());
+    let p = rollback.prometheus.as_ref().unwrap();
+    assert_eq!((p.every_ms, p.timeout_ms, p.threshold, p.lookback.as_str()), (10_000, 1_000, 2, "3600s"));
+    assert!(p.checks.is_empty(), "no checks: the fleet latch only");
+}
+
+#[test]
+fn rejects_bad_prometheus_rollbacks() {
+    let rollback = |body: &str| error(&with_split(&format!(r#", "rollback": {{"target": "canary"{body}}}"#)));
+    assert_eq!(
+        rollback(""),
+        "routes[0].rules[0].split.rollback: needs a local window (`maxErrorRate`, `minRequests` and `window`), `prometheus`, or both"
+    );
+    assert_eq!(
+        rollback(r#", "maxErrorRate": 0.1"#),
+        "routes[0].rules[0].split.rollback: a local window needs `maxErrorRate`, `minRequests` and `window` together; missing `minRequests` and `window`"
+    );
+    let prometheus = |body: &str| rollback(&format!(r#", "prometheus": {{"cluster": "prom"{body}}}"#));
+    assert_eq!(
+        prometheus(r#", "every": "500ms""#),
+        "routes[0].rules[0].split.rollback.prometheus.every: must be at least 1s"
+    );
+    assert_eq!(
+        prometheus(r#", "every": "2s", "timeoutMs": 5000"#),
+        "routes[0].rules[0].split.rollback.prometheus.timeoutMs: 5000 is longer than `every` (2000 ms): a poll must end before the next"
+    );
+    assert_eq!(
+        prometheus(r#", "threshold": 0"#),
+        "routes[0].rules[0].split.rollback.prometheus.threshold: must be a whole number from 1 to 100, got 0"
+    );
+    assert_eq!(
+        prometheus(r#", "every": "1m", "lookback": "30s""#),
+        "routes[0].rules[0].split.rollback.prometheus.lookback: must be at least `every` (60000 ms), or a rollback could fall between two polls"
+    );
+    assert_eq!(
+        prometheus(r#", "checks": [{"name": "e", "query": "x{t=\"{{tagret}}\"}", "max": 1}]"#),
+        "routes[0].rules[0].split.rollback.prometheus.checks[0].query: `{{tagret}}` is not a placeholder; use {{target}}, {{route}}, {{split}} or {{lookback}}"
+    );
+    assert_eq!(
+        prometheus(r#", "checks": [{"name": "e", "query": "x"}]"#),
+        "routes[0].rules[0].split.rollback.prometheus.checks[0]: needs `max`, `min` or both: the bounds its value must stay in"
+    );
+    assert_eq!(
+        prometheus(r#", "checks": [{"name": "e", "query": "x", "min": 2, "max": 1}]"#),
+        "routes[0].rules[0].split.rollback.prometheus.checks[0].min: 2 is above `max` (1)"
+    );
+    assert_eq!(
+        prometheus(r#", "checks": [{"name": "e", "query": "x", "max": 1}, {"name": "e", "query": "y", "max": 1}]"#),
+        "routes[0].rules[0].split.rollback.prometheus.checks[1].name: `e` is used twice; each check needs its own name"
+    );
+    assert_eq!(
+        prometheus(r#", "checks": [{"name": "error rate", "query": "x", "max": 1}]"#),
+        "routes[0].rules[0].split.rollback.prometheus.checks[0].name: `error rate` must be letters, digits, `-`, `_` or `.` (it becomes a metric label)"
+    );
+    assert_eq!(
+        prometheus(r#", "latchQuery": "max(canary_router_rolled_back)""#),
+        "routes[0].rules[0].split.rollback.prometheus.latchQuery: must select the split with {{split}}, or every split would share one latch"
+    );
+    let eleven: Vec<String> =
+        (0..11).map(|i| format!(r#"{{"name": "c{i}", "query": "x", "max": 1}}"#)).collect();
+    assert_eq!(
+        prometheus(&format!(r#", "checks": [{}]"#, eleven.join(","))),
+        "routes[0].rules[0].split.rollback.prometheus.checks: 11 checks; at most 10 are allowed (config reference, \"Limits\")"
+    );
+    assert!(prometheus(r#", "check": []"#).starts_with(
+        "routes[0].rules[0].split.rollback.prometheus.check: unknown field `check`, expected one of `cluster`"
+    ));
+}
+
+/// Two configs' splits, in order, by identity.
+fn identities(json: &str) -> Vec<String> {
+    parse(json.as_bytes()).unwrap().splits().map(|(_, _, s)| s.identity_hex()).collect()
+}
+
+#[test]
+fn a_split_keeps_its_identity_through_edits_elsewhere_and_gets_a_new_one_when_it_changes() {
+    let config = |route_b: &str, split_a: &str| {
+        format!(
+            r#"{{"routes": [
+              {{"name": "a", "hosts": ["a.example"], "default": "a", "rules": [{{"split": {{"weights": [{split_a}]}}}}]}},
+              {{"name": "b", "hosts": ["{route_b}"], "default": "b", "rules": [{{"split": {{"weights": [{{"target": "b2", "weight": 5}}, {{"target": "b", "weight": 95}}]}}}}]}}]}}"#
+        )
+    };
+    let a = r#"{"target": "a2", "weight": 20}, {"target": "a", "weight": 80}"#;
+    let base = identities(&config("b.example", a));
+    assert_eq!(base.len(), 2);
+    assert_ne!(base[0], base[1]);
+    // Another route edited: both splits keep their identity.
+    assert_eq!(identities(&config("b2.example", a)), base);
+    // The same split reformatted (Istio sends numbers as 20.0): the same.
+    assert_eq!(
+        identities(&config("b.example", r#"{"target":"a2","weight":20.0},{"target":"a","weight":80.0}"#)),
+        base
+    );
+    // A new weight or a new canary: a new identity for that split only.
+    let moved =
+        identities(&config("b.example", r#"{"target": "a2", "weight": 30}, {"target": "a", "weight": 70}"#));
+    assert_ne!(moved[0], base[0]);
+    assert_eq!(moved[1], base[1]);
+    let renamed =
+        identities(&config("b.example", r#"{"target": "a3", "weight": 20}, {"target": "a", "weight": 80}"#));
+    assert_ne!(renamed[0], base[0]);
+}
+
+#[test]
+fn the_split_identity_is_pinned() {
+    // Proxies of one fleet may run different versions of this filter
+    // during an upgrade; they must agree on every split's identity. This
+    // value changes only with a documented break (README, "Split identity").
+    let json = r#"{"routes": [{"name": "cart", "default": "cart", "rules": [{"split": {"weights":
+        [{"target": "cart-next", "weight": 20}, {"target": "cart", "weight": 80}], "stickyBy": {"cookie": "uid"},
+        "rollback": {"target": "cart-next", "maxErrorRate": 0.05, "minRequests": 20, "window": "60s"}}}]}]}"#;
+    assert_eq!(identities(json), vec!["86ef392b5f2aefe1".to_string()]);
 }
 
 #[test]

@@ -1,0 +1,276 @@
+//! One rollback split's state as a proxy's workers share it (the proxy's
+//! shared data holds the bytes), and how a Prometheus poll changes it:
+//! whether and why the split is rolled back, whether the fleet latch has
+//! answered since this proxy started, and where its checks stand. Every
+//! worker reads it on its tick; the worker that polls writes it.
+
+use crate::prometheus::Sample;
+use crate::split::PrometheusChecks;
+
+/// Why and since when a split is rolled back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolledBack {
+    /// Milliseconds since the epoch.
+    pub since_ms: u64,
+    /// The `reason` label: `window`, `check:NAME` or `fleet`.
+    pub reason: String,
+    /// What a person reads: the numbers behind it.
+    pub detail: String,
+}
+
+/// The shared state of one split.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FleetState {
+    pub rolled_back: Option<RolledBack>,
+    /// The fleet latch answered, since this proxy started, that no proxy
+    /// rolled this split back. Until it does, a split whose rollback asks
+    /// Prometheus sends its watched target nothing.
+    pub latch_clear: bool,
+    /// Polls in a row in which a check failed.
+    pub failures: u32,
+    /// When the next poll is due (ms since the epoch).
+    pub next_poll_ms: u64,
+    /// Each check's last value.
+    pub values: Vec<Option<f64>>,
+    /// Queries that got no usable answer, in all.
+    pub errors: u64,
+}
+
+/// One finished poll: each check's answer (in the config's order) and the
+/// latch's. `None` for a query that was never answered.
+pub struct Poll<'a> {
+    pub checks: &'a [Option<Sample>],
+    pub latch: Option<&'a Sample>,
+    pub now_ms: u64,
+}
+
+impl FleetState {
+    /// Judges a poll. A check fails when its value crosses a bound; the
+    /// poll fails when any check fails, passes when none fails and one had
+    /// a value, and otherwise (only errors, timeouts, empty results or
+    /// NaN) changes nothing: Prometheus being down neither rolls a split
+    /// back nor clears its failures. `threshold` failing polls in a row,
+    /// or a latch above 0, roll the split back; a latch of 0 or no data
+    /// clears the wait of a proxy that just started.
+    pub fn record_poll(&mut self, config: &PrometheusChecks, poll: &Poll<'_>) {
+        if self.values.len() != config.checks.len() {
+            self.values = vec![None; config.checks.len()];
+        }
+        let mut failed = None;
+        let mut passed = false;
+        for ((check, sample), slot) in config.checks.iter().zip(poll.checks).zip(&mut self.values) {
+            match sample {
+                Some(Sample::Value(value)) => {
+                    *slot = Some(*value);
+                    if check.fails(*value) {
+                        failed = failed.or_else(|| Some((check.name.clone(), check.describe(*value))));
+                    } else {
+                        passed = true;
+                    }
+                }
+                Some(Sample::NoData) => *slot = None,
+                Some(Sample::Error(_)) | None => {}
+            }
+        }
+        let unanswered = |s: Option<&Sample>| matches!(s, Some(Sample::Error(_)) | None);
+        let errors = poll.checks.iter().filter(|s| unanswered(s.as_ref())).count()
+            + usize::from(unanswered(poll.latch));
+        self.errors += errors as u64;
+        if failed.is_some() {
+            self.failures = self.failures.saturating_add(1);
+        } else if passed {
+            self.failures = 0;
+        }
+        match poll.latch {
+            Some(Sample::Value(value)) if *value > 0.0 && self.rolled_back.is_none() => {
+                self.rolled_back = Some(RolledBack {
+                    since_ms: poll.now_ms,
+                    reason: "fleet".into(),
+                    detail: format!("a proxy of the fleet rolled this split back within {}", config.lookback),
+                });
+            }
+            Some(Sample::Value(value)) if *value > 0.0 => {}
+            Some(Sample::Value(_) | Sample::NoData) => self.latch_clear = true,
+            _ => {}
+        }
+        if let (None, Some((name, detail))) = (&self.rolled_back, failed) {
+            if self.failures >= config.threshold {
+                self.rolled_back = Some(RolledBack {
+                    since_ms: poll.now_ms,
+                    reason: format!("check:{name}"),
+                    detail: format!("{detail}, {} polls in a row", self.failures),
+                });
+            }
+        }
+    }
+
+    /// A compact binary form: the shared data holds bytes, every worker
+    /// reads it every second, and only this filter reads it.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![FORMAT, u8::from(self.rolled_back.is_some()) | u8::from(self.latch_clear) << 1];
+        out.extend_from_slice(&self.failures.to_le_bytes());
+        out.extend_from_slice(&self.next_poll_ms.to_le_bytes());
+        out.extend_from_slice(&self.errors.to_le_bytes());
+        out.push(u8::try_from(self.values.len()).unwrap_or(u8::MAX));
+        for value in self.values.iter().take(usize::from(u8::MAX)) {
+            // None as a NaN: a check's value is never NaN (that is no data).
+            out.extend_from_slice(&value.unwrap_or(f64::NAN).to_bits().to_le_bytes());
+        }
+        if let Some(r) = &self.rolled_back {
+            out.extend_from_slice(&r.since_ms.to_le_bytes());
+            for text in [&r.reason, &r.detail] {
+                let bytes = &text.as_bytes()[..text.len().min(usize::from(u16::MAX))];
+                out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+                out.extend_from_slice(bytes);
+            }
+        }
+        out
+    }
+
+    /// What the bytes hold; anything unreadable reads as the default (a
+    /// split that starts over is safe: it waits for the latch again).
+    pub fn decode(bytes: &[u8]) -> FleetState {
+        Self::read(&mut Reader(bytes)).unwrap_or_default()
+    }
+
+    fn read(r: &mut Reader<'_>) -> Option<FleetState> {
+        if r.take(1)? != [FORMAT] {
+            return None;
+        }
+        let flags = r.take(1)?[0];
+        let failures = u32::from_le_bytes(r.take(4)?.try_into().ok()?);
+        let next_poll_ms = r.u64()?;
+        let errors = r.u64()?;
+        let count = r.take(1)?[0];
+        let values = (0..count)
+            .map(|_| r.u64().map(f64::from_bits).map(|v| (!v.is_nan()).then_some(v)))
+            .collect::<Option<_>>()?;
+        let rolled_back = if flags & 1 == 1 {
+            let since_ms = r.u64()?;
+            let reason = r.text()?;
+            let detail = r.text()?;
+            Some(RolledBack { since_ms, reason, detail })
+        } else {
+            None
+        };
+        Some(FleetState { rolled_back, latch_clear: flags & 2 == 2, failures, next_poll_ms, values, errors })
+    }
+}
+
+/// The first byte of the encoding: another layout reads as a fresh start.
+const FORMAT: u8 = 1;
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn text(&mut self) -> Option<String> {
+        let len = u16::from_le_bytes(self.take(2)?.try_into().ok()?);
+        Some(String::from_utf8_lossy(self.take(usize::from(len))?).into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::split::Check;
+
+    fn config(threshold: u32) -> PrometheusChecks {
+        let check = |name: &str, min, max| Check { name: name.into(), query: "q".into(), min, max };
+        PrometheusChecks {
+            cluster: "prometheus".into(),
+            every_ms: 5_000,
+            timeout_ms: 1_000,
+            threshold,
+            lookback: "3600s".into(),
+            checks: vec![check("error-rate", None, Some(0.05)), check("throughput", Some(1.0), None)],
+            latch_query: "latch {{split}}".into(),
+        }
+    }
+
+    fn poll(state: &mut FleetState, config: &PrometheusChecks, checks: [Sample; 2], latch: Sample) {
+        let checks = checks.map(Some);
+        state.record_poll(config, &Poll { checks: &checks, latch: Some(&latch), now_ms: 42 });
+    }
+
+    use Sample::{Error, NoData, Value};
+
+    #[test]
+    fn threshold_failing_polls_in_a_row_roll_back() {
+        let config = config(2);
+        let mut state = FleetState::default();
+        poll(&mut state, &config, [Value(0.31), Value(5.0)], Value(0.0));
+        assert_eq!((state.failures, state.rolled_back.is_none(), state.latch_clear), (1, true, true));
+        // A passing poll in between starts the count over.
+        poll(&mut state, &config, [Value(0.01), Value(5.0)], Value(0.0));
+        assert_eq!(state.failures, 0);
+        poll(&mut state, &config, [Value(0.31), Value(5.0)], Value(0.0));
+        poll(&mut state, &config, [Value(0.02), Value(0.5)], Value(0.0));
+        let rolled = state.rolled_back.clone().expect("two failing polls in a row");
+        assert_eq!(rolled.reason, "check:throughput");
+        assert_eq!(rolled.detail, "throughput: 0.5 < 1, 2 polls in a row");
+        assert_eq!(rolled.since_ms, 42);
+        assert_eq!(state.values, vec![Some(0.02), Some(0.5)]);
+    }
+
+    #[test]
+    fn errors_and_missing_data_neither_fail_nor_pass_a_poll() {
+        let config = config(2);
+        let mut state = FleetState::default();
+        poll(&mut state, &config, [Value(0.31), Value(5.0)], Value(0.0));
+        poll(&mut state, &config, [Error("timeout".into()), NoData], Error("timeout".into()));
+        assert_eq!(state.failures, 1, "kept, not reset or raised");
+        assert_eq!(state.errors, 2);
+        assert!(state.rolled_back.is_none());
+        assert_eq!(state.values, vec![Some(0.31), None], "the last value stays; no data clears it");
+        poll(&mut state, &config, [Value(0.5), NoData], NoData);
+        assert_eq!(state.rolled_back.unwrap().reason, "check:error-rate");
+    }
+
+    #[test]
+    fn the_latch_rolls_back_or_clears_the_wait_and_an_error_does_neither() {
+        let config = config(3);
+        let mut state = FleetState::default();
+        poll(&mut state, &config, [NoData, NoData], Error("connection refused".into()));
+        assert!(!state.latch_clear && state.rolled_back.is_none(), "a proxy waits while Prometheus is down");
+        poll(&mut state, &config, [NoData, NoData], NoData);
+        assert!(state.latch_clear, "no proxy ever reported the split: nothing to wait for");
+        poll(&mut state, &config, [Value(0.0), Value(5.0)], Value(1.0));
+        let rolled = state.rolled_back.clone().unwrap();
+        assert_eq!(rolled.reason, "fleet");
+        // Once rolled back it stays, with its first reason.
+        poll(&mut state, &config, [Value(0.9), Value(0.0)], Value(1.0));
+        assert_eq!(state.rolled_back, Some(rolled));
+    }
+
+    #[test]
+    fn round_trips_and_reads_junk_as_a_fresh_start() {
+        let state = FleetState {
+            rolled_back: Some(RolledBack {
+                since_ms: 1_700_000_000_000,
+                reason: "check:error-rate".into(),
+                detail: "error-rate: 0.31 > 0.05, 2 polls in a row".into(),
+            }),
+            latch_clear: true,
+            failures: 2,
+            next_poll_ms: 1_700_000_005_000,
+            values: vec![Some(0.31), None, Some(f64::INFINITY)],
+            errors: 7,
+        };
+        assert_eq!(FleetState::decode(&state.encode()), state);
+        assert_eq!(FleetState::decode(&FleetState::default().encode()), FleetState::default());
+        assert_eq!(FleetState::decode(b"\xff\x00garbage\nfailures=x\n"), FleetState::default());
+        let mut truncated = state.encode();
+        truncated.pop();
+        assert_eq!(FleetState::decode(&truncated), FleetState::default());
+    }
+}

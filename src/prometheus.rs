@@ -1,0 +1,178 @@
+//! Asking Prometheus: the request a rollback check or the fleet latch
+//! sends (`GET /api/v1/query`), and what its answer means. Pure: the glue
+//! dispatches the call and hands the answer here.
+
+use crate::json::{self, Value};
+
+/// What one query said.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sample {
+    /// A number (the largest, when the query returned several series).
+    Value(f64),
+    /// An empty result or NaN: nothing to judge (no traffic, say).
+    NoData,
+    /// No usable answer: the call failed or timed out, Prometheus answered
+    /// an error, or the body was not a query result.
+    Error(String),
+}
+
+/// The default fleet latch: did any proxy report this split rolled back
+/// within the lookback? It reads the gauge every proxy exports, with the
+/// `split` label this project's stats tags (Envoy) and extraStatTags
+/// (Istio) give it.
+pub const DEFAULT_LATCH_QUERY: &str =
+    "max(max_over_time(canary_router_rolled_back{split=\"{{split}}\"}[{{lookback}}]))";
+
+/// The placeholders a query may hold.
+pub const PLACEHOLDERS: [&str; 4] = ["target", "route", "split", "lookback"];
+
+/// A duration as a PromQL range: whole seconds when it is, else ms.
+pub fn range(ms: u64) -> String {
+    if ms.is_multiple_of(1_000) {
+        format!("{}s", ms / 1_000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// A query with its placeholders filled: `{{target}}`, `{{route}}`,
+/// `{{split}}` and `{{lookback}}`.
+pub fn expand(template: &str, target: &str, route: &str, split: &str, lookback: &str) -> String {
+    template
+        .replace("{{target}}", target)
+        .replace("{{route}}", route)
+        .replace("{{split}}", split)
+        .replace("{{lookback}}", lookback)
+}
+
+/// The `:path` of an instant query.
+pub fn query_path(query: &str) -> String {
+    let mut path = String::from("/api/v1/query?query=");
+    for byte in query.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            path.push(byte as char);
+        } else {
+            path.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    path
+}
+
+/// The request headers of a query to the Prometheus behind `cluster`.
+pub fn request_headers(cluster: &str, path: &str) -> Vec<u8> {
+    crate::header_map::serialize(&[
+        (b":method", b"GET"),
+        (b":path", path.as_bytes()),
+        (b":authority", cluster.as_bytes()),
+        (b"accept", b"application/json"),
+    ])
+}
+
+/// What a query's answer means: `status` is the HTTP status (none when the
+/// call failed), `body` the response body.
+pub fn sample(status: Option<u16>, body: &[u8]) -> Sample {
+    let Some(status) = status else { return Sample::Error("no answer (unreachable or timed out)".into()) };
+    let Ok(document) = json::parse(body) else {
+        return Sample::Error(format!("HTTP {status}, not a query result"));
+    };
+    let field = |value: &Value, key: &str| -> Option<Value> {
+        match value {
+            Value::Object(entries) => {
+                entries.iter().find(|(k, _)| k.value == key).map(|(_, v)| v.value.clone())
+            }
+            _ => None,
+        }
+    };
+    if field(&document.value, "status") != Some(Value::String("success".into())) {
+        let error = match field(&document.value, "error") {
+            Some(Value::String(e)) => e,
+            _ => format!("HTTP {status}"),
+        };
+        return Sample::Error(error);
+    }
+    let Some(data) = field(&document.value, "data") else { return Sample::Error("no data field".into()) };
+    let number = |pair: &Value| -> Option<f64> {
+        match pair {
+            Value::Array(items) => match items.get(1).map(|v| &v.value) {
+                Some(Value::String(text)) => parse_number(text),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let values: Vec<f64> = match (field(&data, "resultType"), field(&data, "result")) {
+        (Some(Value::String(kind)), Some(result)) if kind == "scalar" => {
+            number(&result).into_iter().collect()
+        }
+        (Some(Value::String(kind)), Some(Value::Array(series))) if kind == "vector" => {
+            series.iter().filter_map(|s| field(&s.value, "value")).filter_map(|v| number(&v)).collect()
+        }
+        _ => return Sample::Error("not an instant vector or scalar".into()),
+    };
+    match values.into_iter().filter(|v| !v.is_nan()).reduce(f64::max) {
+        Some(value) => Sample::Value(value),
+        None => Sample::NoData,
+    }
+}
+
+/// Prometheus writes sample values as strings: numbers, `NaN`, `+Inf`, `-Inf`.
+fn parse_number(text: &str) -> Option<f64> {
+    match text {
+        "NaN" => Some(f64::NAN),
+        "+Inf" | "Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        _ => {
+            let valid = !text.is_empty()
+                && text.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+                && text.bytes().any(|b| b.is_ascii_digit());
+            if valid {
+                json::decimal_value(text.strip_prefix('+').unwrap_or(text))
+            } else {
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_and_the_query_encoded() {
+        let q = expand(
+            r#"sum(rate(x{target="{{target}}",route="{{route}}"}[1m]))"#,
+            "cart-next",
+            "cart",
+            "ab12",
+            "1h",
+        );
+        assert_eq!(q, r#"sum(rate(x{target="cart-next",route="cart"}[1m]))"#);
+        assert_eq!(query_path("a b{c=\"d\"}"), "/api/v1/query?query=a%20b%7Bc%3D%22d%22%7D");
+        assert_eq!(
+            expand(DEFAULT_LATCH_QUERY, "t", "r", "ab12", "1h"),
+            r#"max(max_over_time(canary_router_rolled_back{split="ab12"}[1h]))"#
+        );
+    }
+
+    #[test]
+    fn an_answer_is_a_value_no_data_or_an_error() {
+        let vector = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"a":"1"},"value":[1700000000.1,"0.25"]},{"metric":{"a":"2"},"value":[1700000000.1,"0.5"]}]}}"#;
+        assert_eq!(sample(Some(200), vector), Sample::Value(0.5), "the largest series");
+        let scalar = br#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"3"]}}"#;
+        assert_eq!(sample(Some(200), scalar), Sample::Value(3.0));
+        let empty = br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+        assert_eq!(sample(Some(200), empty), Sample::NoData);
+        let nan = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"NaN"]}]}}"#;
+        assert_eq!(sample(Some(200), nan), Sample::NoData);
+        let inf = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"+Inf"]}]}}"#;
+        assert_eq!(sample(Some(200), inf), Sample::Value(f64::INFINITY));
+        let bad = br#"{"status":"error","errorType":"bad_data","error":"parse error at char 3"}"#;
+        assert_eq!(sample(Some(400), bad), Sample::Error("parse error at char 3".into()));
+        assert!(matches!(sample(None, b""), Sample::Error(_)));
+        assert!(matches!(sample(Some(503), b"upstream connect error"), Sample::Error(_)));
+        let matrix = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
+        assert!(matches!(sample(Some(200), matrix), Sample::Error(_)));
+    }
+}
