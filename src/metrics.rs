@@ -18,8 +18,32 @@ pub const SHADOW_SKIPPED: &str = "canary_router_shadow_skipped_total";
 pub const REGEX_SKIPPED: &str = "canary_router_regex_skipped_total";
 pub const CONFIG_ACCEPTED: &str = "canary_router_config_accepted_total";
 pub const CONFIG_REJECTED: &str = "canary_router_config_rejected_total";
-/// A gauge: 1 while a split's rollback is in force.
+/// Gauges of each split's state (README, "Metrics").
+/// 1 while a split's rollback is in force; its `split` label is what the
+/// fleet latch asks Prometheus about.
 pub const ROLLED_BACK: &str = "canary_router_rolled_back";
+/// 1 for the reason a split rolled back (`window`, `check:NAME`, `fleet`).
+pub const ROLLBACK_REASON: &str = "canary_router_rollback_reason";
+/// When the split rolled back, in seconds since the epoch (0: it did not).
+pub const ROLLED_BACK_SINCE: &str = "canary_router_rolled_back_since_seconds";
+/// 1 while a started proxy waits for the fleet latch's first answer.
+pub const WAITING: &str = "canary_router_waiting_for_fleet";
+/// Each target's share as configured, and as routed now (after the ramp
+/// and any rollback), in parts per million.
+pub const CONFIGURED_WEIGHT: &str = "canary_router_configured_weight_ppm";
+pub const LIVE_WEIGHT: &str = "canary_router_live_weight_ppm";
+/// The ramp's step in force (1 is the first; 0 before the start), how many
+/// it has, and when the next one comes (seconds since the epoch; 0: none).
+pub const RAMP_STEP: &str = "canary_router_ramp_step";
+pub const RAMP_STEPS: &str = "canary_router_ramp_steps";
+pub const RAMP_NEXT_STEP: &str = "canary_router_ramp_next_step_seconds";
+/// Each Prometheus check's last value, times 1,000,000 (gauges are whole
+/// and not negative: a negative value reads 0).
+pub const CHECK_VALUE: &str = "canary_router_check_value_millionths";
+/// Polls in a row in which a check failed.
+pub const CHECK_FAILURES: &str = "canary_router_check_failures";
+/// Prometheus queries by `query` (a check's name or `latch`) and `result`.
+pub const PROMETHEUS_QUERIES: &str = "canary_router_prometheus_queries_total";
 
 /// The status classes responses are counted by, in index order.
 pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];

@@ -174,8 +174,18 @@ fn failing_canary(proxy: &mut Proxy, n: usize) -> usize {
     answered(proxy, n, "503")
 }
 
+/// The split's identity, as the filter computes it (the `split` label).
+fn identity(config: &str) -> String {
+    let router = canary_router::config::parse(config.as_bytes()).unwrap();
+    let (_, _, split) = router.splits().next().unwrap();
+    split.identity_hex()
+}
+
 fn rolled_back_gauge(proxy: &Proxy) -> Option<u64> {
-    proxy.metric("route=.=b;.;rule=.=rules[0];.;target=.=canary;.;canary_router_rolled_back")
+    let split = identity(&rollback_config("0.1"));
+    proxy.metric(&format!(
+        "route=.=b;.;rule=.=rules[0];.;split=.={split};.;target=.=canary;.;canary_router_rolled_back"
+    ))
 }
 
 /// Sends failing requests one at a time until `n` of them reached the canary.
@@ -205,10 +215,12 @@ fn an_erroring_canary_is_rolled_back_by_the_response_that_crosses_and_stays_back
     assert_eq!(rolled_back_gauge(&proxy), Some(1));
     let warnings = proxy.logs_at(LogLevel::Warn);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let split = identity(&rollback_config("0.1"));
     assert!(
-        warnings[0].contains(
-            "canary-router: rolled back route=b target=canary: 20 errors in 20 responses (1.000 > 0.1) within 60000 ms"
-        ),
+        warnings[0].contains(&format!(
+            "canary-router: rolled back route=b target=canary split={split} reason=window: \
+             20 errors in 20 responses (1.000 > 0.1) within 60000 ms"
+        )),
         "{}",
         warnings[0]
     );
@@ -223,7 +235,15 @@ fn an_erroring_canary_is_rolled_back_by_the_response_that_crosses_and_stays_back
     // Applying the same config again does not undo it, at once...
     assert!(proxy.configure(&rollback_config("0.1")));
     assert_eq!(traffic(&mut proxy, 200), 0, "re-applying the same config let traffic back before a tick");
-    // ...only a changed config does.
+    // ...nor does an edit elsewhere in the config...
+    let another_route = rollback_config("0.1").replacen(
+        r#"{"routes": ["#,
+        r#"{"routes": [{"name": "new", "hosts": ["new.example"], "default": "x"}, "#,
+        1,
+    );
+    assert!(proxy.configure(&another_route));
+    assert_eq!(traffic(&mut proxy, 200), 0, "an edit to another route undid the rollback");
+    // ...only a changed split does: a new version starts fresh.
     assert!(proxy.configure(&rollback_config("0.2")));
     assert!(traffic(&mut proxy, 200) > 50);
 }
@@ -277,7 +297,7 @@ fn every_worker_rolls_back_from_the_errors_all_of_them_saw() {
     a.tick();
     assert_eq!(traffic(&mut a, 200), 0, "worker a did not follow the rollback");
     assert!(
-        a.logs_at(LogLevel::Warn)[0].contains("another worker saw the threshold crossed"),
+        a.logs_at(LogLevel::Warn)[0].contains("reason=window: 20 errors in 20 responses"),
         "{:?}",
         a.logs_at(LogLevel::Warn)
     );

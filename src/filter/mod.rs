@@ -5,6 +5,8 @@
 //! only when its decision needs it. Counters are batched in the VM and
 //! flushed on the root's tick.
 
+mod fleet;
+mod gauges;
 mod rollback;
 mod shadow;
 mod stats;
@@ -19,6 +21,8 @@ use crate::config;
 use crate::host;
 use crate::rng::Rng;
 use crate::router::Router;
+use gauges::Gauges;
+use rollback::Verdict;
 pub use shadow::ShadowQueue;
 use stats::Stats;
 pub use stream::{request_headers, Stream};
@@ -43,9 +47,13 @@ pub struct Active {
     pub uses_clock: bool,
     /// Whether any route mirrors (streams may then need their body).
     pub mirrors: bool,
-    /// Per split id: rolled back on this VM.
-    pub rolled_back: RefCell<Vec<bool>>,
-    /// Per split id: a rollback split's window as this VM sees it.
+    pub gauges: Gauges,
+    /// Per split id: whether its rollback's target gets traffic here.
+    pub verdicts: RefCell<Vec<Verdict>>,
+    /// Per split id: its rollback's target gets no traffic (the verdicts,
+    /// as decisions read them).
+    pub withheld: RefCell<Vec<bool>>,
+    /// Per split id: a rollback split's local window as this VM sees it.
     pub rollback_watches: Vec<Option<rollback::Watch>>,
     /// Per split id: the ramp step last logged (`None`: before the start;
     /// `NOT_LOGGED` until the first log).
@@ -53,24 +61,50 @@ pub struct Active {
 }
 
 impl Active {
-    fn new(router: Router, json: &[u8]) -> Self {
+    /// A compiled config, with each rollback split's verdict read from the
+    /// proxy's shared state (a split the fleet rolled back, or that waits
+    /// for the fleet latch, gets no traffic from the first request on).
+    fn new(router: Router) -> Self {
         let uses_clock = router.splits().any(|(_, _, s)| s.ramp().is_some());
         let mirrors = router.routes.iter().any(|r| r.mirror.is_some());
         let count = router.split_count;
         let stats = Stats::define(&router);
-        // Names this config's state in the proxy's shared data.
-        let fingerprint = crate::hash::fingerprint(json);
-        let rollback_watches = (0..count)
-            .map(|id| router.split(id).and_then(|(_, _, split)| rollback::Watch::new(fingerprint, split)))
-            .collect();
+        let gauges = Gauges::define(&router);
+        let mut verdicts = vec![Verdict::Live; count];
+        let mut rollback_watches = Vec::with_capacity(count);
+        for (_, _, split) in router.splits() {
+            rollback_watches.push(rollback::Watch::new(split));
+            if split.rollback().is_some() {
+                let (state, _) = rollback::read_state(split);
+                if let Some(slot) = verdicts.get_mut(split.id) {
+                    *slot = rollback::verdict_of(split, &state);
+                }
+                gauges.fleet_state(split.id, &state);
+            }
+        }
+        for (id, verdict) in verdicts.iter().enumerate() {
+            gauges.verdict(id, verdict);
+        }
         Active {
             rollback_watches,
             uses_clock,
             mirrors,
-            rolled_back: RefCell::new(vec![false; count]),
+            withheld: RefCell::new(verdicts.iter().map(Verdict::withholds).collect()),
+            verdicts: RefCell::new(verdicts),
             ramp_steps: RefCell::new(vec![NOT_LOGGED; count]),
+            gauges,
             router,
             stats,
+        }
+    }
+
+    /// Logs each rollback split that does not start live.
+    fn log_verdicts(&self, root_id: u32) {
+        for (_, _, split) in self.router.splits() {
+            let verdict = self.verdicts.borrow().get(split.id).cloned();
+            if let Some(verdict @ (Verdict::Waiting | Verdict::RolledBack(_))) = verdict {
+                rollback::set_verdict(self, split, verdict, root_id);
+            }
         }
     }
 
@@ -111,6 +145,8 @@ pub struct Root {
     shadows: Rc<ShadowQueue>,
     rng: Cell<Rng>,
     streams: Cell<u32>,
+    /// Prometheus polls in flight.
+    polls: fleet::Polls,
     /// When ramps and rollbacks were last looked at.
     last_progress_ms: Cell<u64>,
 }
@@ -123,6 +159,7 @@ impl Root {
             shadows,
             rng: Cell::new(Rng::new(seed(id))),
             streams: Cell::new(0),
+            polls: fleet::Polls::default(),
             last_progress_ms: Cell::new(0),
         }
     }
@@ -183,15 +220,19 @@ pub fn configure(root: &Root, configuration_size: usize) -> bool {
                 router.target_header
             );
             stats::config_loaded(true);
-            let active = Active::new(router, &json);
+            let active = Active::new(router);
             host::set_tick_period_ms(if active.mirrors { shadow::TICK_MS } else { PROGRESS_TICK_MS as u32 });
             let now = host::now_ms();
             active.log_ramp_steps(root.id, now);
-            // A config applied again (same bytes) is still rolled back:
-            // pick that up now, not a tick later.
-            rollback::evaluate(&active, root.id, now);
-            // The previous config flushes its counters as it goes.
-            *root.active.borrow_mut() = Some(Rc::new(active));
+            active.log_verdicts(root.id);
+            let active = Rc::new(active);
+            progress(root, &active, now);
+            // The previous config flushes its counters as it goes; its
+            // splits that this one does not keep read as gone.
+            let keep: Vec<u64> = active.router.splits().map(|(_, _, s)| s.identity).collect();
+            if let Some(previous) = root.active.borrow_mut().replace(active) {
+                previous.gauges.retire(&keep, &previous.router);
+            }
             root.last_progress_ms.set(now);
             true
         }
@@ -218,5 +259,18 @@ pub fn tick(root: &Root) {
     root.last_progress_ms.set(now);
     active.stats.flush();
     active.log_ramp_steps(root.id, now);
-    rollback::evaluate(&active, root.id, now);
+    progress(root, &active, now);
+}
+
+/// Rollbacks merged and adopted, Prometheus polled when due, split gauges
+/// brought up to date.
+fn progress(root: &Root, active: &Rc<Active>, now_ms: u64) {
+    rollback::evaluate(active, root.id, now_ms);
+    fleet::tick(active, &root.polls, root.id, now_ms, root.roll());
+    active.gauges.refresh(&active.router, now_ms, &active.withheld.borrow());
+}
+
+/// `on_http_call_response`: a Prometheus poll's answer, if it is one.
+pub fn http_call_answered(root: &Root, token: u32, num_headers: usize, body_size: usize) -> bool {
+    fleet::answered(&root.polls, root.id, token, num_headers, body_size)
 }

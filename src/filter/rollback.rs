@@ -1,28 +1,138 @@
-//! Automatic rollback across every worker. Each VM batches the watched
-//! target's responses and merges them into one shared error window (the
-//! proxy's shared data) with a compare-and-swap write: at once for an
-//! error, or for any response that may take the window over its threshold,
-//! and on the root's tick otherwise. So the response that crosses the
-//! threshold rolls the split back, not a tick later, and the errors served
-//! before a rollback do not grow with traffic. The write that crosses sets
-//! the window's flag; every other VM sees it at its next error or tick. It
-//! stays rolled back until the config changes (the key carries the
-//! config's fingerprint).
+//! Whether each rollback split's watched target gets traffic on this VM,
+//! and the proxy-wide state behind it.
+//!
+//! Every worker VM of a proxy reads one shared state per split (the
+//! proxy's shared data, keyed by the split's identity): rolled back or
+//! not, why and since when, and whether the fleet latch has answered
+//! (`fleet_state`). It is written by the VM whose local window crosses
+//! its threshold and by the VM that polls Prometheus (`fleet`).
+//!
+//! The local window: each VM batches the watched target's responses and
+//! merges them into one shared error window with a compare-and-swap write,
+//! at once for an error or for any response that may take the window over
+//! its threshold, and on the root's tick otherwise. So the response that
+//! crosses the threshold rolls the split back, not a tick later, and the
+//! errors served before a rollback do not grow with traffic.
+//!
+//! A split stays rolled back for as long as it keeps its identity: a new
+//! version of the split (new weights, targets, ramp or rollback) starts
+//! fresh; an edit elsewhere in the config does not.
 
 use std::cell::Cell;
 
-use log::warn;
+use log::{info, warn};
 
 use super::Active;
 use crate::decimal;
 use crate::error_window::{self, Counts, Window};
+use crate::fleet_state::{FleetState, RolledBack};
 use crate::host::{self, SharedWrite};
 use crate::split::Split;
 
-/// Compare-and-swap attempts before a sync is left for the next one.
+/// Compare-and-swap attempts before a write is left for the next one.
 const CAS_ATTEMPTS: usize = 8;
 
-/// One rollback split's window as this VM sees it.
+/// A rollback split's watched target, as this VM treats it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// It gets its share of traffic.
+    Live,
+    /// It gets none until the fleet latch answers (a proxy that just
+    /// started, whose split asks Prometheus).
+    Waiting,
+    /// It gets none: rolled back.
+    RolledBack(RolledBack),
+}
+
+impl Verdict {
+    pub fn withholds(&self) -> bool {
+        !matches!(self, Verdict::Live)
+    }
+}
+
+/// The shared-data key of a split's state.
+fn state_key(split: &Split) -> String {
+    format!("canary-router/{}/state", split.identity_hex())
+}
+
+pub fn read_state(split: &Split) -> (FleetState, u32) {
+    match host::shared_data(&state_key(split)) {
+        Some((bytes, cas)) => (FleetState::decode(&bytes), cas),
+        None => (FleetState::default(), 0),
+    }
+}
+
+/// Changes a split's shared state with compare-and-swap; `change` returns
+/// false to leave it as it is. Returns the state written (or read), or
+/// `None` if the write did not go through.
+pub fn update_state(split: &Split, mut change: impl FnMut(&mut FleetState) -> bool) -> Option<FleetState> {
+    let key = state_key(split);
+    for _ in 0..CAS_ATTEMPTS {
+        let (mut state, cas) = read_state(split);
+        if !change(&mut state) {
+            return Some(state);
+        }
+        match host::set_shared_data(&key, &state.encode(), cas) {
+            SharedWrite::Written => return Some(state),
+            SharedWrite::Conflict => continue,
+            SharedWrite::Failed => return None,
+        }
+    }
+    None
+}
+
+/// What a split's shared state means for this VM.
+pub fn verdict_of(split: &Split, state: &FleetState) -> Verdict {
+    match &state.rolled_back {
+        Some(rolled) => Verdict::RolledBack(rolled.clone()),
+        None if split.rollback().is_some_and(|r| r.prometheus.is_some()) && !state.latch_clear => {
+            Verdict::Waiting
+        }
+        None => Verdict::Live,
+    }
+}
+
+/// Takes on what the shared state says. A rollback is never undone for
+/// the same split identity, whatever a later state says.
+pub fn adopt(active: &Active, split: &Split, state: &FleetState, context_id: u32) {
+    active.gauges.fleet_state(split.id, state);
+    let current = active.verdicts.borrow().get(split.id).cloned();
+    let next = verdict_of(split, state);
+    if matches!(current, Some(Verdict::RolledBack(_))) || current.as_ref() == Some(&next) {
+        return;
+    }
+    set_verdict(active, split, next, context_id);
+}
+
+pub fn set_verdict(active: &Active, split: &Split, verdict: Verdict, context_id: u32) {
+    let route = active.router.split(split.id).map_or("-", |(r, _, _)| r.name.as_str());
+    let target = split.rollback().map_or("-", |r| r.target.as_str());
+    let identity = split.identity_hex();
+    match &verdict {
+        Verdict::RolledBack(rolled) => warn!(
+            "[ctx {context_id}] canary-router: rolled back route={route} target={target} split={identity} reason={}: {}; \
+             its traffic goes to the other targets until the split changes",
+            rolled.reason, rolled.detail
+        ),
+        Verdict::Waiting => info!(
+            "[ctx {context_id}] canary-router: route={route} target={target} split={identity} waits for the fleet's \
+             rollback latch (Prometheus) before it gets traffic"
+        ),
+        Verdict::Live => info!(
+            "[ctx {context_id}] canary-router: route={route} target={target} split={identity}: no proxy of the fleet \
+             rolled it back; it gets traffic"
+        ),
+    }
+    if let Some(withheld) = active.withheld.borrow_mut().get_mut(split.id) {
+        *withheld = verdict.withholds();
+    }
+    active.gauges.verdict(split.id, &verdict);
+    if let Some(slot) = active.verdicts.borrow_mut().get_mut(split.id) {
+        *slot = verdict;
+    }
+}
+
+/// One rollback split's local error window as this VM sees it.
 pub struct Watch {
     key: String,
     window_ms: u64,
@@ -33,11 +143,11 @@ pub struct Watch {
 }
 
 impl Watch {
-    pub fn new(fingerprint: u64, split: &Split) -> Option<Watch> {
-        let rollback = split.rollback()?;
+    pub fn new(split: &Split) -> Option<Watch> {
+        let window = split.rollback()?.window.as_ref()?;
         Some(Watch {
-            key: format!("canary-router/{fingerprint:016x}/split{}/window", split.id),
-            window_ms: rollback.window_ms,
+            key: format!("canary-router/{}/window", split.identity_hex()),
+            window_ms: window.window_ms,
             pending: Cell::new(Counts::default()),
             seen: Cell::new(Counts::default()),
         })
@@ -52,24 +162,31 @@ pub fn record_response(active: &Active, split_id: usize, context_id: u32, now_ms
     watch.pending.set(pending);
     let mut estimate = watch.seen.get();
     estimate.add(pending);
-    let may_cross = split.rollback().is_some_and(|r| error_window::crossed(r, estimate));
+    let may_cross =
+        split.rollback().and_then(|r| r.window.as_ref()).is_some_and(|w| error_window::crossed(w, estimate));
     if error || may_cross {
         sync(active, split, watch, context_id, now_ms);
     }
 }
 
-/// Merges every split's batch and learns the shared flag (from the root's tick).
+/// From the root's tick: merges every window's batch, then takes on each
+/// split's shared state.
 pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
     for (_, _, split) in active.router.splits() {
+        if split.rollback().is_none() {
+            continue;
+        }
         if let Some((watch, split)) = watch_of(active, split.id) {
             sync(active, split, watch, root_id, now_ms);
         }
+        let (state, _) = read_state(split);
+        adopt(active, split, &state, root_id);
     }
 }
 
-/// The watch of a split that is not rolled back yet on this VM.
+/// The window of a split that is not rolled back yet on this VM.
 fn watch_of(active: &Active, split_id: usize) -> Option<(&Watch, &Split)> {
-    if active.rolled_back.borrow().get(split_id).copied().unwrap_or(true) {
+    if matches!(active.verdicts.borrow().get(split_id), Some(Verdict::RolledBack(_)) | None) {
         return None;
     }
     let watch = active.rollback_watches.get(split_id)?.as_ref()?;
@@ -78,9 +195,9 @@ fn watch_of(active: &Active, split_id: usize) -> Option<(&Watch, &Split)> {
 }
 
 /// Reads the shared window, adds this VM's batch, raises the flag if the
-/// threshold is crossed, and writes it back; rolls back here if flagged.
+/// threshold is crossed, and writes it back; rolls back if flagged.
 fn sync(active: &Active, split: &Split, watch: &Watch, context_id: u32, now_ms: u64) {
-    let Some(rollback) = split.rollback() else { return };
+    let Some(window_config) = split.rollback().and_then(|r| r.window.as_ref()) else { return };
     for _ in 0..CAS_ATTEMPTS {
         let (mut window, cas) = match host::shared_data(&watch.key) {
             Some((bytes, cas)) => (Window::decode(&bytes).unwrap_or_default(), cas),
@@ -92,11 +209,11 @@ fn sync(active: &Active, split: &Split, watch: &Watch, context_id: u32, now_ms: 
             window.add(bucket, pending);
         }
         let totals = window.totals(bucket);
-        let crossed_here = !window.rolled_back && error_window::crossed(rollback, totals);
+        let crossed_here = !window.rolled_back && error_window::crossed(window_config, totals);
         if pending.is_empty() && !crossed_here {
             watch.seen.set(totals);
             if window.rolled_back {
-                roll_back(active, split, context_id, "another worker saw the threshold crossed".into());
+                window_rolled_back(active, split, context_id, now_ms, None);
             }
             return;
         }
@@ -108,15 +225,16 @@ fn sync(active: &Active, split: &Split, watch: &Watch, context_id: u32, now_ms: 
                 if crossed_here {
                     let rate = totals.errors as f64 / totals.requests as f64;
                     let detail = format!(
-                        "{} errors in {} responses ({} > {})",
+                        "{} errors in {} responses ({} > {}) within {} ms",
                         totals.errors,
                         totals.requests,
                         decimal::fixed(rate, 3),
-                        decimal::format(rollback.max_error_rate)
+                        decimal::format(window_config.max_error_rate),
+                        window_config.window_ms
                     );
-                    roll_back(active, split, context_id, detail);
+                    window_rolled_back(active, split, context_id, now_ms, Some(detail));
                 } else if window.rolled_back {
-                    roll_back(active, split, context_id, "another worker saw the threshold crossed".into());
+                    window_rolled_back(active, split, context_id, now_ms, None);
                 }
                 return;
             }
@@ -127,15 +245,22 @@ fn sync(active: &Active, split: &Split, watch: &Watch, context_id: u32, now_ms: 
     }
 }
 
-fn roll_back(active: &Active, split: &Split, context_id: u32, detail: String) {
-    if let Some(state) = active.rolled_back.borrow_mut().get_mut(split.id) {
-        *state = true;
-    }
-    active.stats.rolled_back(split.id);
-    let route = active.router.split(split.id).map_or("-", |(r, _, _)| r.name.as_str());
-    let (target, window_ms) = split.rollback().map_or(("-", 0), |r| (r.target.as_str(), r.window_ms));
-    warn!(
-        "[ctx {context_id}] canary-router: rolled back route={route} target={target}: {detail} within {window_ms} ms; \
-         its traffic goes to the other targets until the config changes"
-    );
+/// The local window is flagged: record why in the shared state (the first
+/// reason stays) and roll back here. `detail` is the crossing VM's numbers;
+/// another VM that only saw the flag keeps whatever the state says.
+fn window_rolled_back(active: &Active, split: &Split, context_id: u32, now_ms: u64, detail: Option<String>) {
+    let rolled = RolledBack {
+        since_ms: now_ms,
+        reason: "window".into(),
+        detail: detail.unwrap_or_else(|| "another worker saw the local window cross its threshold".into()),
+    };
+    let state = update_state(split, |state| {
+        if state.rolled_back.is_some() {
+            return false;
+        }
+        state.rolled_back = Some(rolled.clone());
+        true
+    });
+    let rolled = state.and_then(|s| s.rolled_back).unwrap_or(rolled);
+    set_verdict(active, split, Verdict::RolledBack(rolled), context_id);
 }

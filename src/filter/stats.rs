@@ -10,7 +10,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
+use crate::hash::FastHasher;
 use crate::host;
 use crate::matcher::Test;
 use crate::metrics::{self, tagged, STATUS_CLASSES};
@@ -19,12 +21,13 @@ use crate::router::Router;
 
 thread_local! {
     /// Every metric this VM defined, by kind (gauge or not) and name.
-    static DEFINED: RefCell<HashMap<(bool, String), u32>> = RefCell::new(HashMap::new());
+    static DEFINED: RefCell<HashMap<(bool, String), u32, BuildHasherDefault<FastHasher>>> =
+        RefCell::new(HashMap::default());
 }
 
 /// The id of a metric, defined on first use only; `None` if the host
 /// refused it (its counts are then lost; routing is not affected).
-fn defined(gauge: bool, name: String) -> Option<u32> {
+pub(super) fn defined(gauge: bool, name: String) -> Option<u32> {
     if let Some(id) = DEFINED.with(|d| d.borrow().get(&(gauge, name.clone())).copied()) {
         return Some(id);
     }
@@ -74,19 +77,11 @@ pub struct Stats {
     counts: Vec<Cell<u32>>,
     routes: Vec<RouteStats>,
     unrouted: Counter,
-    /// Per split id: a gauge, 1 once the split rolled back (rollback splits only).
-    rolled_back: Vec<Option<u32>>,
 }
 
 impl Stats {
     pub fn define(router: &Router) -> Self {
-        let mut stats = Stats {
-            ids: Vec::new(),
-            counts: Vec::new(),
-            routes: Vec::new(),
-            unrouted: NONE,
-            rolled_back: Vec::new(),
-        };
+        let mut stats = Stats { ids: Vec::new(), counts: Vec::new(), routes: Vec::new(), unrouted: NONE };
         stats.unrouted = stats.counter(metrics::UNROUTED, &[]);
         for (index, route) in router.routes.iter().enumerate() {
             let r = route.name.as_str();
@@ -136,22 +131,6 @@ impl Stats {
                 shadow_skipped,
             });
         }
-        stats.rolled_back = vec![None; router.split_count];
-        for (route, rule, split) in router.splits() {
-            let Some(rollback) = split.rollback() else { continue };
-            let tags = [
-                ("route", route.name.as_str()),
-                ("rule", rule.label.as_str()),
-                ("target", rollback.target.as_str()),
-            ];
-            let gauge = defined(true, tagged(metrics::ROLLED_BACK, &tags));
-            if let Some(id) = gauge {
-                host::record(id, 0);
-            }
-            if let Some(slot) = stats.rolled_back.get_mut(split.id) {
-                *slot = gauge;
-            }
-        }
         stats
     }
 
@@ -175,14 +154,6 @@ impl Stats {
             if n > 0 && *id != u32::MAX {
                 host::increment(*id, u64::from(n));
             }
-        }
-    }
-
-    /// Sets the split's rollback gauge to 1 (at once: it is rare and read
-    /// by people and by the fleet).
-    pub fn rolled_back(&self, split_id: usize) {
-        if let Some(id) = self.rolled_back.get(split_id).copied().flatten() {
-            host::record(id, 1);
         }
     }
 

@@ -68,8 +68,8 @@ pub fn request_headers(root: &Root, id: u32, end_of_stream: bool) -> Option<Box<
         });
     let request = Request::new(pairs);
     let now_ms = if active.uses_clock { host::now_ms() } else { 0 };
-    let rolled_back = active.rolled_back.borrow();
-    let moment = Moment { roll: root.roll(), now_ms, rolled_back: &rolled_back };
+    let withheld = active.withheld.borrow();
+    let moment = Moment { roll: root.roll(), now_ms, rolled_back: &withheld };
     let Some(decision) = router.decide(&request, &moment) else {
         debug!("[ctx {id}] route=- rule=- target=- reason=no route");
         active.stats.unrouted();
@@ -97,7 +97,7 @@ pub fn request_headers(root: &Root, id: u32, end_of_stream: bool) -> Option<Box<
     let routed = if router.count_responses { target.map(|t| (route, t)) } else { None };
     let mirrored =
         router.routes.get(route).and_then(|r| r.mirror.as_ref()).is_some_and(|m| m.selects(root.roll()));
-    drop(rolled_back);
+    drop(withheld);
     drop(request);
 
     let shadow = if mirrored {

@@ -131,9 +131,13 @@ pub extern "C" fn proxy_on_http_call_response(
     root_id: u32,
     token: u32,
     num_headers: usize,
-    _body_size: usize,
+    body_size: usize,
     _num_trailers: usize,
 ) {
+    // A Prometheus poll of this root's, or else a shadow copy's answer.
+    if root(root_id).is_some_and(|root| filter::http_call_answered(&root, token, num_headers, body_size)) {
+        return;
+    }
     let shadows = VM.with(|vm| vm.borrow().shadows.clone());
     shadows.answered(root_id, token, num_headers);
 }

@@ -21,6 +21,7 @@ const RESPONSE_HEADERS: u32 = 2;
 const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 /// Buffer types.
 const REQUEST_BODY: u32 = 0;
+const HTTP_CALL_RESPONSE_BODY: u32 = 4;
 const PLUGIN_CONFIGURATION: u32 = 7;
 /// Metric types.
 const METRIC_COUNTER: u32 = 0;
@@ -268,6 +269,11 @@ pub fn response_status() -> Option<Vec<u8>> {
 /// An HTTP call's response `:status` (in `on_http_call_response`).
 pub fn http_call_status() -> Option<Vec<u8>> {
     header_value(HTTP_CALL_RESPONSE_HEADERS, ":status")
+}
+
+/// The body of an HTTP call's answer (in `on_http_call_response`).
+pub fn http_call_body(size: usize) -> Result<Vec<u8>, Status> {
+    buffer(HTTP_CALL_RESPONSE_BODY, size)
 }
 
 /// The request body chunk the host holds now (in `on_http_request_body`).

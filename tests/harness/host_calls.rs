@@ -17,6 +17,7 @@ pub const REQUEST_HEADERS: i32 = 0;
 pub const RESPONSE_HEADERS: i32 = 2;
 pub const HTTP_CALL_RESPONSE_HEADERS: i32 = 6;
 pub const REQUEST_BODY: i32 = 0;
+pub const HTTP_CALL_RESPONSE_BODY: i32 = 4;
 pub const VM_CONFIGURATION: i32 = 6;
 pub const PLUGIN_CONFIGURATION: i32 = 7;
 
@@ -90,6 +91,11 @@ pub fn define(linker: &mut Linker<HostState>, name: &str) -> Result<bool> {
                         None => return Ok(BAD_ARGUMENT),
                     },
                     VM_CONFIGURATION => c.data().vm_config.clone(),
+                    // Only while an answer is being delivered, as in Envoy.
+                    HTTP_CALL_RESPONSE_BODY => match &c.data().http_call_body {
+                        Some(body) => body.clone(),
+                        None => return Ok(BAD_ARGUMENT),
+                    },
                     _ => return Ok(BAD_ARGUMENT),
                 };
                 let start = (start as u32 as usize).min(data.len());

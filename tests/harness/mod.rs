@@ -378,19 +378,27 @@ impl Proxy {
     /// as a failure (reset or timeout: no headers), delivered to the context
     /// that dispatched it.
     pub fn answer_http_call(&mut self, token: u32, status: Option<u16>) {
+        self.answer_http_call_with_body(token, status, b"");
+    }
+
+    /// Like `answer_http_call`, with a response body (no body for a failure).
+    pub fn answer_http_call_with_body(&mut self, token: u32, status: Option<u16>, body: &[u8]) {
         let state = self.store.data_mut();
         let index = state.http_calls.iter().position(|c| c.token == token).expect("no such pending call");
         let call = state.http_calls.remove(index);
         let headers = status.map(|s| HeaderMap::from_pairs([(":status".to_string(), s.to_string())]));
         let num_headers = headers.as_ref().map_or(0, HeaderMap::len) as i32;
+        let body_size = if status.is_some() { body.len() } else { 0 };
         state.http_call_response = headers;
+        state.http_call_body = status.map(|_| body.to_vec());
         state.effective_context = call.context_id;
         self.call::<(i32, i32, i32, i32, i32), ()>(
             "proxy_on_http_call_response",
-            (call.context_id as i32, token as i32, num_headers, 0, 0),
+            (call.context_id as i32, token as i32, num_headers, body_size as i32, 0),
         );
         let state = self.store.data_mut();
         state.http_call_response = None;
+        state.http_call_body = None;
         state.effective_context = ROOT_CONTEXT_ID;
     }
 

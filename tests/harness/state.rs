@@ -107,6 +107,8 @@ pub struct HostState {
     pub clusters: Option<Vec<String>>,
     /// The response headers of the call being answered (map type 6).
     pub http_call_response: Option<HeaderMap>,
+    /// The body of the call being answered (buffer type 4).
+    pub http_call_body: Option<Vec<u8>>,
     pub shared_data: SharedData,
 }
 
@@ -146,6 +148,7 @@ impl HostState {
             next_token: 1,
             clusters: None,
             http_call_response: None,
+            http_call_body: None,
             shared_data: SharedData::default(),
         }
     }

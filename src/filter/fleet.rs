@@ -1,0 +1,214 @@
+//! Rollback decided by the fleet through Prometheus (`rollback.prometheus`).
+//!
+//! Once per `every` (with jitter, so a fleet does not poll in lockstep)
+//! one VM of the proxy, whichever claims the poll in the shared state
+//! first, asks Prometheus each check's query and the fleet latch: did any
+//! proxy roll this split back within `lookback`? The verdict
+//! (`FleetState::record_poll`) goes to the shared state, which carries it
+//! to every VM of the proxy; the rolled-back gauge, labelled with the
+//! split's identity, carries it to every other proxy through Prometheus.
+//! Polls are HTTP calls from the root's tick: a request never waits for
+//! one, and Prometheus being down only counts errors.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use log::{debug, warn};
+
+use super::rollback::{self, read_state, update_state};
+use super::Active;
+use crate::fleet_state::Poll;
+use crate::host;
+use crate::prometheus::{self, Sample};
+use crate::split::Split;
+
+/// The largest answer read (a check should return one series; a query
+/// that returns thousands is a mistake, reported as an error).
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// How long past its timeout a poll's missing answers are waited for.
+const ABANDON_AFTER_MS: u64 = 5_000;
+
+/// What a poll's call asks.
+#[derive(Clone, Copy)]
+pub enum Asks {
+    Check(usize),
+    Latch,
+}
+
+/// A poll call waiting for its answer.
+struct Call {
+    active: Rc<Active>,
+    split_id: usize,
+    asks: Asks,
+}
+
+/// The answers of one poll so far.
+struct Round {
+    started_ms: u64,
+    outstanding: usize,
+    checks: Vec<Option<Sample>>,
+    latch: Option<Sample>,
+}
+
+/// A root's polls in flight: a few per split with `prometheus`, so lists.
+#[derive(Default)]
+pub struct Polls {
+    calls: RefCell<Vec<(u32, Call)>>,
+    /// By split identity: a VM runs one round per split at a time.
+    rounds: RefCell<Vec<(u64, Round)>>,
+}
+
+/// Takes the entry with this key out of a list.
+fn take<K: PartialEq, V>(list: &RefCell<Vec<(K, V)>>, key: &K) -> Option<V> {
+    let mut list = list.borrow_mut();
+    let at = list.iter().position(|(k, _)| k == key)?;
+    Some(list.swap_remove(at).1)
+}
+
+/// From the root's tick: polls Prometheus for each split whose poll is due
+/// and that this VM claims. `jitter` is a random number.
+pub fn tick(active: &Rc<Active>, polls: &Polls, root_id: u32, now_ms: u64, jitter: u32) {
+    for (_, _, split) in active.router.splits() {
+        let Some(config) = split.rollback().and_then(|r| r.prometheus.as_ref()) else { continue };
+        // A round whose answers never came (the host should always answer,
+        // if only with a timeout) is given up, so polling goes on.
+        let stale = now_ms.saturating_sub(ABANDON_AFTER_MS + u64::from(config.timeout_ms));
+        let in_flight = polls
+            .rounds
+            .borrow()
+            .iter()
+            .find(|(id, _)| *id == split.identity)
+            .map(|(_, round)| round.started_ms);
+        match in_flight {
+            Some(started) if started > stale => continue,
+            Some(_) => {
+                take(&polls.rounds, &split.identity);
+            }
+            None => {}
+        }
+        let (state, _) = read_state(split);
+        if now_ms < state.next_poll_ms {
+            continue;
+        }
+        // The next poll in every ± 10%; the first VM to move it polls.
+        let every = config.every_ms;
+        let next = now_ms + every - every / 10 + u64::from(jitter) % (every / 5).max(1);
+        let claimed = update_state(split, |state| {
+            if now_ms < state.next_poll_ms {
+                return false;
+            }
+            state.next_poll_ms = next;
+            true
+        })
+        .is_some_and(|state| state.next_poll_ms == next);
+        if claimed {
+            poll(active, polls, split, root_id, now_ms);
+        }
+    }
+}
+
+fn poll(active: &Rc<Active>, polls: &Polls, split: &Split, root_id: u32, now_ms: u64) {
+    let (Some(rollback), Some((route, _, _))) = (split.rollback(), active.router.split(split.id)) else {
+        return;
+    };
+    let Some(config) = &rollback.prometheus else { return };
+    let label = split.identity_hex();
+    let expand = |template: &str| {
+        prometheus::expand(template, &rollback.target, &route.name, &label, &config.lookback)
+    };
+    let mut queries: Vec<(Asks, String)> =
+        config.checks.iter().enumerate().map(|(i, check)| (Asks::Check(i), expand(&check.query))).collect();
+    queries.push((Asks::Latch, expand(&config.latch_query)));
+    polls.rounds.borrow_mut().push((
+        split.identity,
+        Round {
+            started_ms: now_ms,
+            outstanding: queries.len(),
+            checks: vec![None; config.checks.len()],
+            latch: None,
+        },
+    ));
+    for (asks, query) in queries {
+        let headers = prometheus::request_headers(&config.cluster, &prometheus::query_path(&query));
+        match host::dispatch_http_call(&config.cluster, &headers, b"", config.timeout_ms) {
+            Ok(token) => {
+                let call = Call { active: active.clone(), split_id: split.id, asks };
+                polls.calls.borrow_mut().push((token, call));
+            }
+            Err(status) => {
+                debug!("[ctx {root_id}] query to cluster {} not sent (status {})", config.cluster, status.0);
+                let refused = Sample::Error(format!("the proxy refused the call (status {})", status.0));
+                record(active, polls, split.id, asks, refused, root_id);
+            }
+        }
+    }
+}
+
+/// An HTTP call's answer arrived (or its call failed). Returns whether the
+/// token was one of this root's polls.
+pub fn answered(polls: &Polls, root_id: u32, token: u32, num_headers: usize, body_size: usize) -> bool {
+    let Some(call) = take(&polls.calls, &token) else { return false };
+    let status = if num_headers == 0 {
+        None
+    } else {
+        host::http_call_status().and_then(|s| std::str::from_utf8(&s).ok().and_then(|s| s.parse().ok()))
+    };
+    let sample = if body_size > MAX_ANSWER_BYTES {
+        Sample::Error(format!("an answer of {body_size} bytes; a check should return one series"))
+    } else {
+        match host::http_call_body(body_size) {
+            Ok(body) => prometheus::sample(status, &body),
+            Err(status) => Sample::Error(format!("cannot read the answer (status {})", status.0)),
+        }
+    };
+    if let Sample::Error(why) = &sample {
+        debug!("[ctx {root_id}] Prometheus query {token}: {why}");
+    }
+    record(&call.active, polls, call.split_id, call.asks, sample, root_id);
+    true
+}
+
+fn record(active: &Rc<Active>, polls: &Polls, split_id: usize, asks: Asks, sample: Sample, root_id: u32) {
+    let Some((_, _, split)) = active.router.split(split_id) else { return };
+    active.gauges.query_answered(split_id, asks, &sample, split);
+    let finished = {
+        let mut rounds = polls.rounds.borrow_mut();
+        let Some((_, round)) = rounds.iter_mut().find(|(id, _)| *id == split.identity) else { return };
+        match asks {
+            Asks::Check(i) => {
+                if let Some(slot) = round.checks.get_mut(i) {
+                    *slot = Some(sample);
+                }
+            }
+            Asks::Latch => round.latch = Some(sample),
+        }
+        round.outstanding = round.outstanding.saturating_sub(1);
+        let done = round.outstanding == 0;
+        drop(rounds);
+        if done {
+            take(&polls.rounds, &split.identity)
+        } else {
+            None
+        }
+    };
+    if let Some(round) = finished {
+        finish(active, split, &round, root_id);
+    }
+}
+
+/// A poll is complete: judge it, write the verdict to the shared state and
+/// take it on here.
+fn finish(active: &Active, split: &Split, round: &Round, root_id: u32) {
+    let Some(config) = split.rollback().and_then(|r| r.prometheus.as_ref()) else { return };
+    let poll = Poll { checks: &round.checks, latch: round.latch.as_ref(), now_ms: host::now_ms() };
+    match update_state(split, |state| {
+        state.record_poll(config, &poll);
+        true
+    }) {
+        Some(state) => rollback::adopt(active, split, &state, root_id),
+        None => {
+            warn!("[ctx {root_id}] canary-router: could not record a poll of split {}", split.identity_hex())
+        }
+    }
+}
