@@ -1,16 +1,20 @@
 //! `canary-router`: check, explain and simulate configs with the same
-//! decision code the filter runs, print the config's JSON Schema, and
-//! translate ingress-nginx canary annotations.
+//! decision code the filter runs, print the config's JSON Schema,
+//! translate ingress-nginx canary annotations, and show a running fleet's
+//! rollout state.
 //!
 //! Exit codes: 0 success; 1 the config (or Ingress) is invalid; 2 the
-//! command could not run (usage, unreadable file, bad argument).
+//! command could not run (usage, unreadable file, bad argument, no
+//! endpoint answered); `status`: 3 progressing, 4 rolled back.
 
 mod check;
 mod explain;
 mod from_nginx;
+mod http_get;
 mod input;
 mod schema;
 mod simulate;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +77,27 @@ enum Command {
         #[arg(required = true)]
         ingresses: Vec<PathBuf>,
     },
+    /// Show each split's rollout state as running proxies report it:
+    /// configured and live weights, ramp step, rollback state and reason,
+    /// traffic, and how many proxies agree. Exit 0 healthy, 3 progressing,
+    /// 4 rolled back, 2 when no endpoint answered.
+    Status {
+        /// An Envoy admin endpoint, `http://HOST:PORT` (repeatable).
+        #[arg(long = "admin", value_name = "URL")]
+        admin: Vec<String>,
+        /// A Prometheus that scrapes the proxies, `http://HOST:PORT`.
+        #[arg(long, value_name = "URL")]
+        prometheus: Option<String>,
+        /// Redraw every 2 seconds until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// With --admin: seconds between the two reads rates come from.
+        #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+        interval: f64,
+    },
 }
 
 /// The state a decision depends on besides the request.
@@ -126,6 +151,12 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::FromNginx { ingresses } => from_nginx::run(&ingresses),
+        Command::Status { admin, prometheus, watch, json, interval } => {
+            match status::run(&status::Options { admin, prometheus, watch, json, interval }) {
+                Ok(code) => return ExitCode::from(code),
+                Err(failure) => Err(failure),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

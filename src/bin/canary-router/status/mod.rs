@@ -1,0 +1,177 @@
+//! `canary-router status`: every split's rollout state as the fleet
+//! reports it, read from proxies' admin endpoints (`--admin`) and/or from
+//! Prometheus (`--prometheus`): configured and live weights, the ramp's
+//! step and the next one, rolled back or not, why and since when, each
+//! target's request rate and 5xx share, and how many proxies agree. An
+//! endpoint that does not answer is listed, not fatal.
+
+mod samples;
+mod view;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use samples::{Sample, ADMIN_PATH};
+use view::Proxy;
+
+use crate::http_get::{self, Endpoint};
+use crate::Failure;
+
+/// The options of `status`.
+pub struct Options {
+    pub admin: Vec<String>,
+    pub prometheus: Option<String>,
+    pub watch: bool,
+    pub json: bool,
+    /// With `--admin`: seconds between the two reads a rate comes from.
+    pub interval: f64,
+}
+
+/// Each admin endpoint's last read, and when it was made.
+type Reads = Vec<Result<Vec<Sample>, String>>;
+type Previous = Option<(Instant, Reads)>;
+
+/// The counters whose rates `status` shows (requests, responses, and
+/// Envoy's per-cluster counts); `rate()` drops the metric's name, so each
+/// is asked on its own.
+const RATES: [&str; 4] = [
+    "canary_router_requests_total",
+    "canary_router_responses_total",
+    "envoy_cluster_upstream_rq_xx",
+    "envoy_cluster_upstream_rq_completed",
+];
+/// The gauges that hold each split's state.
+const STATE_QUERY: &str = r#"{__name__=~"canary_router_.*",split!=""}"#;
+
+/// Runs `status`; the exit code says healthy (0), progressing (3) or
+/// rolled back (4); 2 when no endpoint answered.
+pub fn run(options: &Options) -> Result<u8, Failure> {
+    if options.admin.is_empty() && options.prometheus.is_none() {
+        return Err(Failure::Usage("status needs --admin URL (repeatable) and/or --prometheus URL".into()));
+    }
+    let admins = options
+        .admin
+        .iter()
+        .map(|u| Endpoint::parse(u))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Failure::Usage)?;
+    let prometheus =
+        options.prometheus.as_deref().map(Endpoint::parse).transpose().map_err(Failure::Usage)?;
+    let interval = Duration::from_secs_f64(options.interval.clamp(0.1, 60.0));
+    let mut previous: Previous = None;
+    loop {
+        let (proxies, reads) = read_fleet(&admins, prometheus.as_ref(), &mut previous, interval);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let splits = view::splits(&proxies);
+        if options.json {
+            println!("{}", view::to_json(&proxies, &splits, now));
+        } else {
+            if options.watch {
+                // Clear the screen and go home, as `watch` does.
+                print!("\x1b[2J\x1b[H");
+            }
+            print!("{}", view::render(&proxies, &splits, now));
+        }
+        if !options.watch {
+            if proxies.iter().all(|p| p.samples.is_err()) {
+                return Err(Failure::Usage("no endpoint answered".into()));
+            }
+            return Ok(view::overall(&splits).exit_code());
+        }
+        previous = Some((Instant::now(), reads));
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// Reads every endpoint. Admin counters need two reads for a rate: the
+/// previous round's, or (the first time) a second read `interval` later.
+fn read_fleet(
+    admins: &[Endpoint],
+    prometheus: Option<&Endpoint>,
+    previous: &mut Previous,
+    interval: Duration,
+) -> (Vec<Proxy>, Reads) {
+    let read_all = || -> Reads {
+        admins
+            .iter()
+            .map(|e| {
+                http_get::get(e, ADMIN_PATH).map(|body| samples::from_admin(&String::from_utf8_lossy(&body)))
+            })
+            .collect()
+    };
+    let (before, since) = match previous.take() {
+        Some((at, reads)) => (reads, at),
+        None if admins.is_empty() => (Vec::new(), Instant::now()),
+        None => {
+            let first = read_all();
+            let at = Instant::now();
+            std::thread::sleep(interval);
+            (first, at)
+        }
+    };
+    let after = read_all();
+    let seconds = since.elapsed().as_secs_f64().max(0.001);
+    let mut proxies: Vec<Proxy> = admins
+        .iter()
+        .zip(&after)
+        .enumerate()
+        .map(|(i, (endpoint, read))| {
+            let samples = read.clone().map(|mut samples| {
+                if let Some(Ok(earlier)) = before.get(i) {
+                    samples.extend(samples::rates(earlier, &samples, seconds));
+                }
+                samples
+            });
+            Proxy { name: endpoint.address(), samples }
+        })
+        .collect();
+    if let Some(endpoint) = prometheus {
+        proxies.extend(from_prometheus(endpoint, admins));
+    }
+    (proxies, after)
+}
+
+/// Every proxy Prometheus scrapes that `--admin` did not name already.
+fn from_prometheus(endpoint: &Endpoint, admins: &[Endpoint]) -> Vec<Proxy> {
+    let query = |promql: &str, rate_of: Option<&str>| -> Result<Vec<(String, Sample)>, String> {
+        let path = format!("/api/v1/query?query={}", encode(promql));
+        let body = http_get::get(endpoint, &path)?;
+        let answer: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))?;
+        samples::from_prometheus(&answer, rate_of)
+    };
+    let name = format!("prometheus {}", endpoint.address());
+    let mut series = match query(STATE_QUERY, None) {
+        Ok(series) => series,
+        Err(why) => return vec![Proxy { name, samples: Err(why) }],
+    };
+    for counter in RATES {
+        match query(&format!("rate({counter}[1m])"), Some(counter)) {
+            Ok(rates) => series.extend(rates),
+            Err(why) => return vec![Proxy { name, samples: Err(why) }],
+        }
+    }
+    let mut instances: Vec<String> = series.iter().map(|(i, _)| i.clone()).collect();
+    instances.sort();
+    instances.dedup();
+    let known: Vec<String> = admins.iter().map(Endpoint::address).collect();
+    instances
+        .into_iter()
+        .filter(|instance| !known.contains(instance))
+        .map(|instance| Proxy {
+            name: format!("{instance} (via {name})"),
+            samples: Ok(series.iter().filter(|(i, _)| *i == instance).map(|(_, s)| s.clone()).collect()),
+        })
+        .collect()
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,512 @@
+//! From samples to what `status` shows: each split as every proxy reports
+//! it, the view most of them share, and whether the fleet is healthy,
+//! progressing or rolled back.
+
+use std::collections::BTreeMap;
+
+use canary_router::time::format_rfc3339;
+use serde_json::{json, Value};
+
+use super::samples::Sample;
+
+/// One proxy's answer: its samples, or why it has none.
+pub struct Proxy {
+    pub name: String,
+    pub samples: Result<Vec<Sample>, String>,
+}
+
+/// Whether a split's watched target gets traffic on a proxy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum State {
+    /// No rollback configured.
+    Plain,
+    Live,
+    Waiting,
+    RolledBack {
+        reason: String,
+        since: u64,
+    },
+}
+
+/// One split as one proxy reports it.
+#[derive(Debug, Clone, PartialEq)]
+struct Report {
+    /// Target, configured ppm, live ppm, in display order.
+    targets: Vec<(String, u64, u64)>,
+    state: State,
+    /// Step (1-based; 0 before the start), steps, next step time.
+    ramp: Option<(u64, u64, u64)>,
+    checks: Vec<(String, f64)>,
+    failures: u64,
+}
+
+/// A split as the fleet reports it.
+pub struct SplitView {
+    pub route: String,
+    pub rule: String,
+    pub split: String,
+    report: Report,
+    /// Proxies that report the split, and those of them that report the
+    /// view shown.
+    pub reporting: usize,
+    pub agreeing: usize,
+    /// Proxies that disagree, with their state.
+    others: Vec<(String, State)>,
+    /// Per target: requests per second over the fleet, and the 5xx share.
+    traffic: Vec<(Option<f64>, Option<f64>)>,
+}
+
+/// What the exit code says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overall {
+    Healthy,
+    Progressing,
+    RolledBack,
+}
+
+impl Overall {
+    pub fn label(self) -> &'static str {
+        match self {
+            Overall::Healthy => "healthy",
+            Overall::Progressing => "progressing",
+            Overall::RolledBack => "rolled back",
+        }
+    }
+
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Overall::Healthy => 0,
+            Overall::Progressing => 3,
+            Overall::RolledBack => 4,
+        }
+    }
+}
+
+type Key = (String, String, String);
+
+fn key(sample: &Sample) -> Key {
+    (sample.label("route").to_string(), sample.label("rule").to_string(), sample.label("split").to_string())
+}
+
+/// Each split one proxy reports (those a config replaced read 0 weight
+/// everywhere and are left out).
+fn reports(samples: &[Sample]) -> BTreeMap<Key, Report> {
+    let mut by_split: BTreeMap<Key, Vec<&Sample>> = BTreeMap::new();
+    for sample in samples.iter().filter(|s| !s.label("split").is_empty() && !s.name.starts_with("rate:")) {
+        by_split.entry(key(sample)).or_default().push(sample);
+    }
+    by_split
+        .into_iter()
+        .filter_map(|(key, samples)| {
+            let value = |name: &str| samples.iter().find(|s| s.name == name).map(|s| s.value);
+            let mut targets: Vec<(String, u64, u64)> = samples
+                .iter()
+                .filter(|s| s.name == "canary_router_configured_weight_ppm")
+                .map(|s| {
+                    let live = samples
+                        .iter()
+                        .find(|l| {
+                            l.name == "canary_router_live_weight_ppm"
+                                && l.label("target") == s.label("target")
+                        })
+                        .map_or(0.0, |l| l.value);
+                    (s.label("target").to_string(), s.value as u64, live as u64)
+                })
+                .collect();
+            if targets.iter().all(|(_, configured, _)| *configured == 0) {
+                return None;
+            }
+            // The watched target first (the canary), then by name.
+            let watched =
+                samples.iter().find(|s| s.name == "canary_router_rolled_back").map(|s| s.label("target"));
+            targets.sort_by_key(|(t, _, _)| (Some(t.as_str()) != watched, t.clone()));
+            let state = match (value("canary_router_rolled_back"), value("canary_router_waiting_for_fleet")) {
+                (None, _) => State::Plain,
+                (Some(r), _) if r > 0.0 => State::RolledBack {
+                    reason: samples
+                        .iter()
+                        .find(|s| s.name == "canary_router_rollback_reason" && s.value > 0.0)
+                        .map_or("-", |s| s.label("reason"))
+                        .to_string(),
+                    since: value("canary_router_rolled_back_since_seconds").unwrap_or(0.0) as u64,
+                },
+                (_, Some(w)) if w > 0.0 => State::Waiting,
+                _ => State::Live,
+            };
+            let ramp = value("canary_router_ramp_steps").filter(|steps| *steps > 0.0).map(|steps| {
+                (
+                    value("canary_router_ramp_step").unwrap_or(0.0) as u64,
+                    steps as u64,
+                    value("canary_router_ramp_next_step_seconds").unwrap_or(0.0) as u64,
+                )
+            });
+            let mut checks: Vec<(String, f64)> = samples
+                .iter()
+                .filter(|s| s.name == "canary_router_check_value_millionths")
+                .map(|s| (s.label("check").to_string(), s.value / 1e6))
+                .collect();
+            checks.sort_by(|a, b| a.0.cmp(&b.0));
+            let failures = value("canary_router_check_failures").unwrap_or(0.0) as u64;
+            Some((key, Report { targets, state, ramp, checks, failures }))
+        })
+        .collect()
+}
+
+/// A target's fleet-wide request rate and 5xx share, from the rates the
+/// proxies' samples hold: the filter's response counts if it keeps them,
+/// else Envoy's per-cluster counts for a cluster named like the target.
+fn traffic(proxies: &[&[Sample]], route: &str, target: &str) -> (Option<f64>, Option<f64>) {
+    let sum = |name: &str, matches: &dyn Fn(&Sample) -> bool| -> Option<f64> {
+        let values: Vec<f64> = proxies
+            .iter()
+            .flat_map(|s| s.iter())
+            .filter(|s| s.name == name && matches(s))
+            .map(|s| s.value)
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
+    };
+    let ours = |s: &Sample| s.label("route") == route && s.label("target") == target;
+    let requests = sum("rate:canary_router_requests_total", &ours);
+    let responses = sum("rate:canary_router_responses_total", &ours);
+    let errors = sum("rate:canary_router_responses_total", &|s| ours(s) && s.label("status_class") == "5xx");
+    let share = match (responses, errors) {
+        (Some(all), Some(errors)) if all > 0.0 => Some(errors / all),
+        _ => {
+            let cluster = |s: &Sample| s.label("cluster") == target;
+            match (
+                sum("rate:cluster.upstream_rq_completed", &cluster),
+                sum("rate:cluster.upstream_rq_5xx", &cluster),
+            ) {
+                (Some(all), Some(errors)) if all > 0.0 => Some(errors / all),
+                _ => None,
+            }
+        }
+    };
+    (requests, share)
+}
+
+/// Every split any proxy reports, as the fleet sees it.
+pub fn splits(proxies: &[Proxy]) -> Vec<SplitView> {
+    let answered: Vec<(&str, &[Sample])> = proxies
+        .iter()
+        .filter_map(|p| p.samples.as_ref().ok().map(|s| (p.name.as_str(), s.as_slice())))
+        .collect();
+    let per_proxy: Vec<(&str, BTreeMap<Key, Report>)> =
+        answered.iter().map(|(name, samples)| (*name, reports(samples))).collect();
+    let mut keys: Vec<&Key> = per_proxy.iter().flat_map(|(_, r)| r.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let all_samples: Vec<&[Sample]> = answered.iter().map(|(_, s)| *s).collect();
+    keys.into_iter()
+        .map(|key| {
+            let reporting: Vec<(&str, &Report)> =
+                per_proxy.iter().filter_map(|(name, reports)| reports.get(key).map(|r| (*name, r))).collect();
+            // The view most proxies share; ties go to the first listed.
+            let mut majority = reporting[0].1;
+            let mut most = 0;
+            for (_, candidate) in &reporting {
+                let count = reporting.iter().filter(|(_, r)| same_view(r, candidate)).count();
+                if count > most {
+                    (majority, most) = (candidate, count);
+                }
+            }
+            let others = reporting
+                .iter()
+                .filter(|(_, r)| !same_view(r, majority))
+                .map(|(name, r)| (name.to_string(), r.state.clone()))
+                .collect();
+            let traffic = majority.targets.iter().map(|(t, _, _)| traffic(&all_samples, &key.0, t)).collect();
+            SplitView {
+                route: key.0.clone(),
+                rule: key.1.clone(),
+                split: key.2.clone(),
+                report: majority.clone(),
+                reporting: reporting.len(),
+                agreeing: most,
+                others,
+                traffic,
+            }
+        })
+        .collect()
+}
+
+/// Two proxies agree when they route the split alike: the same state
+/// (reason and time aside) and live weights.
+fn same_view(a: &Report, b: &Report) -> bool {
+    let state = |r: &Report| std::mem::discriminant(&r.state);
+    let live = |r: &Report| r.targets.iter().map(|(t, _, l)| (t.clone(), *l)).collect::<Vec<_>>();
+    state(a) == state(b) && live(a) == live(b)
+}
+
+pub fn overall(splits: &[SplitView]) -> Overall {
+    let rolled_back = |s: &SplitView| {
+        matches!(s.report.state, State::RolledBack { .. })
+            || s.others.iter().any(|(_, state)| matches!(state, State::RolledBack { .. }))
+    };
+    let progressing = |s: &SplitView| {
+        s.report.state == State::Waiting
+            || s.report.ramp.is_some_and(|(step, steps, _)| step < steps)
+            || s.agreeing < s.reporting
+    };
+    if splits.iter().any(rolled_back) {
+        Overall::RolledBack
+    } else if splits.iter().any(progressing) {
+        Overall::Progressing
+    } else {
+        Overall::Healthy
+    }
+}
+
+fn percent(ppm: u64) -> String {
+    let text = format!("{:.2}", ppm as f64 / 10_000.0);
+    format!("{}%", text.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// `in 4m10s` / `2m5s ago`.
+fn relative(seconds: u64, now: u64) -> String {
+    let span = |d: u64| match d {
+        d if d >= 3_600 => format!("{}h{}m", d / 3_600, d / 60 % 60),
+        d if d >= 60 => format!("{}m{}s", d / 60, d % 60),
+        d => format!("{d}s"),
+    };
+    if seconds >= now {
+        format!("in {}", span(seconds - now))
+    } else {
+        format!("{} ago", span(now - seconds))
+    }
+}
+
+fn state_text(state: &State, now: u64) -> String {
+    match state {
+        State::Plain => "no rollback configured".into(),
+        State::Live => "live: the canary gets its share".into(),
+        State::Waiting => {
+            "WAITING for the fleet latch: the canary gets nothing until Prometheus answers".into()
+        }
+        State::RolledBack { reason, since } => {
+            format!(
+                "ROLLED BACK since {} ({}), reason {reason}",
+                format_rfc3339(*since),
+                relative(*since, now)
+            )
+        }
+    }
+}
+
+/// The text `status` prints.
+pub fn render(proxies: &[Proxy], splits: &[SplitView], now: u64) -> String {
+    let answered = proxies.iter().filter(|p| p.samples.is_ok()).count();
+    let mut out = format!(
+        "canary-router status at {}: {answered} of {} proxies answered\n",
+        format_rfc3339(now),
+        proxies.len()
+    );
+    for proxy in proxies {
+        match &proxy.samples {
+            Ok(_) => out += &format!("  {}  ok\n", proxy.name),
+            Err(why) => out += &format!("  {}  unreachable: {why}\n", proxy.name),
+        }
+    }
+    if splits.is_empty() {
+        out += "\nno splits reported (no canary-router metrics: is the filter loaded, with a config that has a split?)\n";
+    }
+    for view in splits {
+        let report = &view.report;
+        out += &format!("\nroute {}  rule {}  split {}\n", view.route, view.rule, view.split);
+        out += &format!(
+            "  {}; {} of {} proxies agree\n",
+            state_text(&report.state, now),
+            view.agreeing,
+            view.reporting
+        );
+        for (name, state) in &view.others {
+            out += &format!("    {name}: {}\n", state_text(state, now));
+        }
+        let width = report.targets.iter().map(|(t, _, _)| t.len()).max().unwrap_or(6).max(6);
+        out += &format!(
+            "  {:width$}  {:>10}  {:>8}  {:>8}  {:>6}\n",
+            "target", "configured", "live", "req/s", "5xx"
+        );
+        for ((target, configured, live), (rate, share)) in report.targets.iter().zip(&view.traffic) {
+            let rate = rate.map_or("-".to_string(), |r| format!("{r:.1}"));
+            let share = share.map_or("-".to_string(), |s| format!("{:.1}%", s * 100.0));
+            out += &format!(
+                "  {target:width$}  {:>10}  {:>8}  {rate:>8}  {share:>6}\n",
+                percent(*configured),
+                percent(*live)
+            );
+        }
+        if let Some((step, steps, next)) = report.ramp {
+            let next = if next == 0 {
+                "the last step".to_string()
+            } else {
+                format!("next step at {} ({})", format_rfc3339(next), relative(next, now))
+            };
+            let step =
+                if step == 0 { "before its start".to_string() } else { format!("step {step} of {steps}") };
+            out += &format!("  ramp: {step}, {next}\n");
+        }
+        if !report.checks.is_empty() {
+            let checks: Vec<String> =
+                report.checks.iter().map(|(n, v)| format!("{n} {}", trim(*v))).collect();
+            out += &format!("  checks: {}; {} failing polls in a row\n", checks.join(", "), report.failures);
+        }
+    }
+    let overall = overall(splits);
+    out += &format!("\noverall: {} (exit {})\n", overall.label(), overall.exit_code());
+    out
+}
+
+fn trim(value: f64) -> String {
+    let text = format!("{value:.6}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn state_json(state: &State) -> Value {
+    match state {
+        State::Plain => json!({"state": "no_rollback"}),
+        State::Live => json!({"state": "live"}),
+        State::Waiting => json!({"state": "waiting"}),
+        State::RolledBack { reason, since } => {
+            json!({"state": "rolled_back", "reason": reason, "since": format_rfc3339(*since)})
+        }
+    }
+}
+
+/// The same as JSON, for scripts.
+pub fn to_json(proxies: &[Proxy], splits: &[SplitView], now: u64) -> Value {
+    json!({
+        "at": format_rfc3339(now),
+        "status": overall(splits).label().replace(' ', "_"),
+        "proxies": proxies.iter().map(|p| match &p.samples {
+            Ok(_) => json!({"endpoint": p.name, "ok": true}),
+            Err(why) => json!({"endpoint": p.name, "ok": false, "error": why}),
+        }).collect::<Vec<_>>(),
+        "splits": splits.iter().map(|v| {
+            let r = &v.report;
+            let mut state = state_json(&r.state);
+            state["proxies"] = json!(v.reporting);
+            state["agreeing"] = json!(v.agreeing);
+            json!({
+                "route": v.route,
+                "rule": v.rule,
+                "split": v.split,
+                "rollback": state,
+                "disagreeing": v.others.iter().map(|(name, s)| {
+                    let mut s = state_json(s);
+                    s["endpoint"] = json!(name);
+                    s
+                }).collect::<Vec<_>>(),
+                "targets": r.targets.iter().zip(&v.traffic).map(|((t, configured, live), (rate, share))| json!({
+                    "target": t,
+                    "configured_percent": *configured as f64 / 10_000.0,
+                    "live_percent": *live as f64 / 10_000.0,
+                    "requests_per_second": rate,
+                    "share_5xx": share,
+                })).collect::<Vec<_>>(),
+                "ramp": r.ramp.map(|(step, steps, next)| json!({
+                    "step": step,
+                    "steps": steps,
+                    "next_step": (next > 0).then(|| format_rfc3339(next)),
+                })),
+                "checks": r.checks.iter().map(|(n, value)| json!({"check": n, "value": value})).collect::<Vec<_>>(),
+                "failing_polls": r.failures,
+            })
+        }).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::samples::{from_admin, Sample};
+    use super::*;
+
+    fn proxy(name: &str, text: &str) -> Proxy {
+        Proxy { name: name.into(), samples: Ok(from_admin(text)) }
+    }
+
+    const SPLIT: &str = "route=.=b;.;rule=.=rules[0];.;split=.=0d11;.;";
+
+    fn stats(rolled_back: u32, live_canary: u32) -> String {
+        format!(
+            "{SPLIT}target=.=canary;.;canary_router_configured_weight_ppm: 200000\n\
+             {SPLIT}target=.=stable;.;canary_router_configured_weight_ppm: 800000\n\
+             {SPLIT}target=.=canary;.;canary_router_live_weight_ppm: {live_canary}\n\
+             {SPLIT}target=.=stable;.;canary_router_live_weight_ppm: {}\n\
+             {SPLIT}target=.=canary;.;canary_router_rolled_back: {rolled_back}\n\
+             {SPLIT}canary_router_rolled_back_since_seconds: {}\n\
+             {SPLIT}reason=.=check:error-rate;.;canary_router_rollback_reason: {rolled_back}\n\
+             {SPLIT}canary_router_waiting_for_fleet: 0\n\
+             {SPLIT}target=.=canary;.;canary_router_ramp_step: 2\n{SPLIT}canary_router_ramp_steps: 4\n\
+             {SPLIT}canary_router_ramp_next_step_seconds: 1795695900\n\
+             {SPLIT}check=.=error-rate;.;canary_router_check_value_millionths: 310000\n\
+             {SPLIT}canary_router_check_failures: 2\n",
+            1_000_000 - live_canary,
+            if rolled_back > 0 { 1_795_695_660 } else { 0 }
+        )
+    }
+
+    #[test]
+    fn a_fleet_that_disagrees_shows_the_majority_and_names_the_rest() {
+        let proxies = vec![
+            proxy("a:1", &stats(1, 0)),
+            proxy("b:1", &stats(1, 0)),
+            proxy("c:1", &stats(0, 200_000)),
+            Proxy { name: "d:1".into(), samples: Err("connection refused".into()) },
+        ];
+        let views = splits(&proxies);
+        assert_eq!(views.len(), 1);
+        assert_eq!((views[0].reporting, views[0].agreeing), (3, 2));
+        assert_eq!(overall(&views), Overall::RolledBack);
+        let text = render(&proxies, &views, 1_795_695_700);
+        for expected in [
+            "3 of 4 proxies answered",
+            "d:1  unreachable: connection refused",
+            "route b  rule rules[0]  split 0d11",
+            "ROLLED BACK since 2026-11-26T12:21:00Z (40s ago), reason check:error-rate; 2 of 3 proxies agree",
+            "c:1: live: the canary gets its share",
+            "  canary         20%        0%         -       -",
+            "ramp: step 2 of 4, next step at 2026-11-26T12:25:00Z (in 3m20s)",
+            "checks: error-rate 0.31; 2 failing polls in a row",
+            "overall: rolled back (exit 4)",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+        }
+        let json = to_json(&proxies, &views, 1_795_695_700);
+        assert_eq!(json["status"], "rolled_back");
+        assert_eq!(json["splits"][0]["rollback"]["reason"], "check:error-rate");
+        assert_eq!(json["splits"][0]["targets"][0]["live_percent"], 0.0);
+        assert_eq!(json["proxies"][3]["ok"], false);
+    }
+
+    #[test]
+    fn rates_and_error_shares_come_from_the_filter_or_from_envoys_clusters() {
+        let rate = |name: &str, labels: &[(&str, &str)], value: f64| Sample {
+            name: format!("rate:{name}"),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            value,
+        };
+        let mut samples = from_admin(&stats(0, 200_000));
+        samples.push(rate("canary_router_requests_total", &[("route", "b"), ("target", "canary")], 4.0));
+        samples.push(rate("cluster.upstream_rq_completed", &[("cluster", "canary")], 4.0));
+        samples.push(rate("cluster.upstream_rq_5xx", &[("cluster", "canary")], 1.0));
+        let proxies = vec![
+            Proxy { name: "a:1".into(), samples: Ok(samples.clone()) },
+            Proxy { name: "b:1".into(), samples: Ok(samples) },
+        ];
+        let views = splits(&proxies);
+        assert_eq!(views[0].traffic[0], (Some(8.0), Some(0.25)));
+        assert_eq!(views[0].traffic[1], (None, None));
+        assert_eq!(overall(&views), Overall::Progressing, "a ramp at step 2 of 4");
+    }
+
+    #[test]
+    fn a_finished_ramp_everywhere_alike_is_healthy_and_replaced_splits_are_left_out() {
+        let done = stats(0, 200_000).replace("canary_router_ramp_step: 2", "canary_router_ramp_step: 4");
+        let retired = "route=.=b;.;rule=.=rules[0];.;split=.=old;.;target=.=canary;.;canary_router_configured_weight_ppm: 0\n";
+        let proxies = vec![proxy("a:1", &format!("{done}{retired}")), proxy("b:1", &done)];
+        let views = splits(&proxies);
+        assert_eq!(views.len(), 1);
+        assert_eq!(overall(&views), Overall::Healthy);
+    }
+}
