@@ -11,7 +11,7 @@ ENVOY ?= $(VENV_ENVOY)
 export ENVOY
 
 .PHONY: fuzz bench soak
-.PHONY: help toolchain build cli schema envoy demo run run-live validate oci test unit harness e2e lint size clean
+.PHONY: help toolchain build cli schema envoy prometheus demo run run-live validate oci test unit harness e2e lint size clean
 
 help:
 	@echo "make demo      build, start Envoy with envoy/envoy.yaml, show every scenario live, stop"
@@ -23,6 +23,7 @@ help:
 	@echo "make schema    regenerate schema/canary-router.schema.json"
 	@echo "make e2e       end-to-end tests only"
 	@echo "make validate  envoy --mode validate on every Envoy config in envoy/"
+	@echo "make prometheus  install Prometheus for the fleet tests if missing (Debian package, as root; or PROMETHEUS=)"
 	@echo "make lint      rustfmt and clippy (-D warnings) for the host and the wasm target"
 	@echo "make size      the size of the built .wasm"
 	@echo "make oci       the filter as an OCI image for Istio: target/oci/canary-router (+ .tar)"
@@ -53,6 +54,19 @@ ifeq ($(ENVOY),$(VENV_ENVOY))
 endif
 	@$(ENVOY) --version | grep -o '[0-9]*\.[0-9]*\.[0-9]*/Clean' | sed 's|/Clean||; s|^|envoy |'
 
+# Prometheus for the fleet tests (tests/e2e/fleet.rs runs its own server on
+# a temp config and loopback): $$PROMETHEUS, or `prometheus` on the PATH, or
+# the Debian package, installed when missing and running as root. Its
+# packaged service is never used (RUNLEVEL=1 keeps the install from
+# starting it).
+prometheus:
+	@if [ -n "$$PROMETHEUS" ]; then "$$PROMETHEUS" --version 2>&1 | head -1; \
+	elif command -v prometheus >/dev/null; then prometheus --version 2>&1 | head -1; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null \
+		&& prometheus --version 2>&1 | head -1; \
+	else echo "Prometheus is missing: as root, make prometheus installs the Debian package; or set PROMETHEUS=/path/to/prometheus"; exit 1; fi
+
 demo: build envoy
 	python3 scripts/demo.py
 
@@ -73,26 +87,29 @@ lint: toolchain
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target wasm32-wasip1 --release --lib -- -D warnings
 
-# Native unit tests of the pure decision modules, the README's claims and
-# the Istio manifests.
+# Native unit tests of the pure decision modules and the CLI, the
+# documentation's claims and the Istio manifests.
 unit:
-	cargo test --lib --test readme --test istio_manifests
+	cargo test --lib --bins --test readme --test istio_manifests
 
 oci: build
 	python3 scripts/oci.py $(WASM) target/oci/canary-router $(VERSION)
 
 # The built .wasm in the wasmtime proxy-wasm host (tests/harness/).
 harness: build
-	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test progressive --test cli
+	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test progressive --test fleet \
+		--test hot_path --test cli
 
-# The built .wasm in the real Envoy (tests/e2e/).
-e2e: build envoy
+# The built .wasm in the real Envoy (tests/e2e/), with a real Prometheus
+# for the fleet.
+e2e: build envoy prometheus
 	cargo test --test e2e
 
-test: lint build envoy validate
-	cargo test --lib --test readme --test istio_manifests
+test: lint build envoy prometheus validate
+	cargo test --lib --bins --test readme --test istio_manifests
 	python3 -m unittest discover -s tests/oci
-	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test progressive --test cli
+	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test progressive --test fleet \
+		--test hot_path --test cli
 	cargo test --test fuzz --test statistics
 	cargo test --test e2e
 

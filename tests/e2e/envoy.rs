@@ -38,6 +38,8 @@ const FIXED_PORTS: [u16; 10] = [9901, 10000, 10101, 10102, 10103, 10104, 10105, 
 /// A config from `envoy/`, rewritten for a test run.
 pub struct EnvoyConfig {
     pub yaml: String,
+    /// Worker threads (`--concurrency`), 2 unless set.
+    pub concurrency: u32,
     /// Extra files (relative path in the repo → contents) the config reads,
     /// placed in the run directory under the same relative path.
     pub files: Vec<(String, String)>,
@@ -46,12 +48,17 @@ pub struct EnvoyConfig {
 impl EnvoyConfig {
     pub fn from_repo(path: &str) -> Self {
         let yaml = fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
-        EnvoyConfig { yaml, files: Vec::new() }
+        EnvoyConfig { yaml, concurrency: 2, files: Vec::new() }
     }
 
     /// A config written by the test itself, using the same fixed ports.
     pub fn from_text(yaml: String) -> Self {
-        EnvoyConfig { yaml, files: Vec::new() }
+        EnvoyConfig { yaml, concurrency: 2, files: Vec::new() }
+    }
+
+    pub fn with_concurrency(mut self, workers: u32) -> Self {
+        self.concurrency = workers;
+        self
     }
 
     /// Replaces the inline filter config (the example JSON) with `json`.
@@ -86,6 +93,7 @@ pub fn inline_example() -> String {
 pub struct Envoy {
     child: Option<Child>,
     pub dir: PathBuf,
+    concurrency: u32,
     /// Fixed port in the repo config → the free port used in this run.
     ports: Vec<(u16, u16)>,
 }
@@ -94,6 +102,28 @@ impl Envoy {
     /// Starts Envoy and waits until its admin `/ready` says LIVE.
     pub fn start(config: EnvoyConfig) -> Envoy {
         let mut envoy = Self::spawn(config);
+        envoy.wait_ready();
+        envoy
+    }
+
+    /// Stops this Envoy and starts it again with the same config and ports,
+    /// as a pod restart would; waits until it is ready.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+        self.wait_ready();
+    }
+
+    /// Stops the process (a restart or the end of the test).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn wait_ready(&mut self) {
+        let envoy = self;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(Some(status)) = envoy.child.as_mut().unwrap().try_wait() {
@@ -101,7 +131,7 @@ impl Envoy {
             }
             if let Ok(r) = http::get(envoy.admin_port(), "/ready", &[]) {
                 if r.status == 200 {
-                    return envoy;
+                    return;
                 }
             }
             assert!(Instant::now() < deadline, "Envoy was not ready within 60 s; its log:\n{}", envoy.log());
@@ -152,21 +182,34 @@ impl Envoy {
             yaml =
                 yaml.replace(&format!("path: {parent} "), &format!("path: {} ", dir.join(&parent).display()));
         }
-        let config_path = dir.join("envoy.yaml");
-        fs::write(&config_path, yaml).unwrap();
-        let log = fs::File::create(dir.join("envoy.log")).unwrap();
+        fs::write(dir.join("envoy.yaml"), yaml).unwrap();
+        let mut envoy = Envoy {
+            child: None,
+            dir,
+            concurrency: config.concurrency,
+            ports: FIXED_PORTS.iter().copied().zip(ports).collect(),
+        };
+        envoy.launch();
+        envoy
+    }
+
+    /// Starts the process on the config in `dir`; its log goes on in
+    /// `envoy.log` across restarts.
+    fn launch(&mut self) {
+        let log = fs::OpenOptions::new().create(true).append(true).open(self.dir.join("envoy.log")).unwrap();
         let child = Command::new(binary())
             .arg("-c")
-            .arg(&config_path)
-            .args(["--disable-hot-restart", "--concurrency", "2", "--log-level", "info"])
+            .arg(self.dir.join("envoy.yaml"))
+            .args(["--disable-hot-restart", "--log-level", "info"])
+            .args(["--concurrency", &self.concurrency.to_string()])
             .args(["--component-log-level", "wasm:debug"])
-            .current_dir(&dir)
+            .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary().display()));
-        Envoy { child: Some(child), dir, ports: FIXED_PORTS.iter().copied().zip(ports).collect() }
+        self.child = Some(child);
     }
 
     pub fn port(&self, fixed: u16) -> u16 {
@@ -259,6 +302,18 @@ impl Envoy {
             .map_or(0, |v| v.trim().parse::<f64>().unwrap_or(0.0) as u64)
     }
 
+    /// The first sample of metric `name` whose labels include these, in any
+    /// order (`None`: no such series).
+    pub fn sample_with(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let text = self.prometheus();
+        text.lines().find_map(|line| {
+            let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+            let (series, value) = rest.rsplit_once("} ")?;
+            let all = labels.iter().all(|(k, v)| series.contains(&format!(r#"{k}="{v}""#)));
+            all.then(|| value.trim().parse().ok()).flatten()
+        })
+    }
+
     /// One counter or gauge from the admin `/stats`.
     pub fn stat(&self, name: &str) -> Option<u64> {
         let stats = http::get(self.admin_port(), "/stats", &[]).ok()?;
@@ -286,10 +341,7 @@ impl Envoy {
 
 impl Drop for Envoy {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.stop();
         if !std::thread::panicking() {
             let _ = fs::remove_dir_all(&self.dir);
         }
@@ -305,7 +357,7 @@ fn with_absolute_wasm(yaml: &str) -> String {
 }
 
 /// Ports the kernel says are free, held until all are chosen.
-fn free_ports(n: usize) -> Vec<u16> {
+pub fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
     listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }

@@ -7,6 +7,7 @@
 mod built_wasm;
 mod envoy;
 mod failure;
+mod fleet;
 mod hostile;
 mod http;
 #[path = "../istio/mod.rs"]
@@ -17,6 +18,7 @@ mod load;
 mod observability;
 mod overload;
 mod progressive;
+mod prometheus;
 mod routing;
 #[path = "../wasm_fixtures/mod.rs"]
 mod wasm_fixtures;

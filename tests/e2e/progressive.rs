@@ -29,10 +29,10 @@ fn a_canary_answering_503_is_rolled_back_on_every_worker() {
     // at once: this connection's worker sends it no more requests.
     assert_eq!(broken, 20, "{broken} of 100 requests reached the broken canary");
 
-    let gauge = r#"canary_router_rolled_back{route="service-b",target="broken-canary",rule="rules[0]"}"#;
+    let labels = [("route", "service-b"), ("target", "broken-canary"), ("rule", "rules[0]")];
     envoy.wait_until("the rollback", || {
         envoy.log().contains("canary-router: rolled back route=service-b target=broken-canary")
-            && envoy.sample(gauge) == 1
+            && envoy.sample_with("canary_router_rolled_back", &labels) == Some(1.0)
     });
     // The other worker learns it at its next tick (every second) or its
     // next canary error; then no more 503s, on connections to any worker.
