@@ -12,6 +12,19 @@ fn readme() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
 }
 
+/// The README and every page of the reference in `docs/`.
+fn documentation() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut text = readme();
+    let mut pages: Vec<_> =
+        std::fs::read_dir(root.join("docs")).unwrap().flatten().map(|e| e.path()).collect();
+    pages.sort();
+    for page in pages.iter().filter(|p| p.extension().is_some_and(|e| e == "md")) {
+        text += &std::fs::read_to_string(page).unwrap();
+    }
+    text
+}
+
 /// The keys a config object accepts, read from the parser's own
 /// "unknown field" error for a document with a bogus key at that spot.
 fn accepted_keys(config_with_bogus_key: &str) -> Vec<String> {
@@ -40,13 +53,24 @@ fn every_config_key_has_a_row_in_the_reference() {
     .chain(["ramp", "assignCookie", "rollback"].map(|key| {
         format!(r#"{{"routes": [{route}, "rules": [{{"split": {{"weights": [], "{key}": {{"bogus": 1}}}}}}]}}]}}"#)
     }))
+    .chain([
+        r#"{"prometheus": {"bogus": 1}}"#,
+        r#"{"prometheus": {"cluster": "p", "checks": [{"bogus": 1}]}}"#,
+    ]
+    .map(|rollback| {
+        let split = format!(
+            r#"{{"weights": [{{"target": "a", "weight": 1}}, {{"target": "b", "weight": 1}}], "rollback": {{"target": "a", {}}}}}"#,
+            &rollback[1..rollback.len() - 1]
+        );
+        format!(r#"{{"routes": [{route}, "rules": [{{"split": {split}}}]}}]}}"#)
+    }))
     .collect::<Vec<_>>();
-    let readme = readme();
+    let readme = documentation();
     let mut checked = 0;
     for document in &documents {
         for key in accepted_keys(document) {
             let row = format!("| `{key}` |");
-            assert!(readme.contains(&row), "README's config reference has no row for `{key}`");
+            assert!(readme.contains(&row), "the config reference (README, docs/) has no row for `{key}`");
             checked += 1;
         }
     }
@@ -124,4 +148,24 @@ fn the_cli_dependencies_never_reach_the_wasm() {
             );
         }
     }
+}
+
+/// Every test file runs in `make test`: a tier left out of it is a tier CI
+/// never runs.
+#[test]
+fn every_test_file_runs_in_make_test() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let makefile = std::fs::read_to_string(root.join("Makefile")).unwrap();
+    let recipe = makefile.split("\ntest:").nth(1).unwrap().split("\n\n").next().unwrap().replace("\\\n", " ");
+    let mut files = 0;
+    for entry in std::fs::read_dir(root.join("tests")).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(test) = name.strip_suffix(".rs") {
+            assert!(recipe.contains(&format!("--test {test}")), "make test does not run tests/{name}");
+            files += 1;
+        }
+    }
+    assert!(recipe.contains("--lib") && recipe.contains("--bins"), "make test skips the unit tests");
+    assert!(recipe.contains("--test e2e"), "make test skips the e2e tier");
+    assert!(files >= 10);
 }
