@@ -88,6 +88,11 @@ fn every_manifest_parses_and_has_what_istio_requires() {
                     "{file}: selector/servers"
                 );
             }
+            "IstioOperator" => {
+                assert_eq!(str_at(value, &["apiVersion"]), Some("install.istio.io/v1alpha1"), "{file}");
+                let tags = spec["meshConfig"]["defaultConfig"]["extraStatTags"].as_array();
+                assert!(tags.is_some_and(|t| t.iter().all(Value::is_string)), "{file}: extraStatTags");
+            }
             other => panic!("{file}: unexpected kind {other}"),
         }
     }
