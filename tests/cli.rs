@@ -288,10 +288,13 @@ fn the_schema_file_is_current() {
 fn every_example_config_validates_against_the_schema() {
     let schema = schema();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut configs: Vec<(String, String)> = vec![(
-        "examples/config.json".into(),
-        std::fs::read_to_string(root.join("examples/config.json")).unwrap(),
-    )];
+    let mut configs: Vec<(String, String)> = Vec::new();
+    for entry in std::fs::read_dir(root.join("examples")).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            configs.push((path.display().to_string(), std::fs::read_to_string(&path).unwrap()));
+        }
+    }
     let live = std::fs::read_to_string(root.join("envoy/live/canary-router.yaml")).unwrap();
     let live: Value = serde_norway::from_str(&live).unwrap();
     let json = live["resources"][0]["typed_config"]["config"]["configuration"]["value"].as_str().unwrap();
@@ -325,6 +328,10 @@ fn the_schema_rejects_what_the_filter_rejects() {
         r#"{"targetHeader": "X-Up", "routes": [{"name": "r", "default": "a"}]}"#,
         r#"{"routes": [{"name": "r", "default": "a", "mirror": {"cluster": "s", "percent": 120}}]}"#,
         r#"{"routes": [{"name": "r", "default": "a", "mirror": {"percent": 1}}]}"#,
+        r#"{"routes": [{"name": "r", "default": "a", "rules": [{"split": {"weights": [{"target": "a", "weight": 1}, {"target": "b", "weight": 1}], "rollback": {"target": "b"}}}]}]}"#,
+        r#"{"routes": [{"name": "r", "default": "a", "rules": [{"split": {"weights": [{"target": "a", "weight": 1}, {"target": "b", "weight": 1}], "rollback": {"target": "b", "maxErrorRate": 0.1, "prometheus": {"cluster": "p"}}}}]}]}"#,
+        r#"{"routes": [{"name": "r", "default": "a", "rules": [{"split": {"weights": [{"target": "a", "weight": 1}, {"target": "b", "weight": 1}], "rollback": {"target": "b", "prometheus": {"cluster": "p", "checks": [{"name": "e", "query": "up"}]}}}}]}]}"#,
+        r#"{"routes": [{"name": "r", "default": "a", "rules": [{"split": {"weights": [{"target": "a", "weight": 1}, {"target": "b", "weight": 1}], "rollback": {"target": "b", "prometheus": {"cluster": "p", "latchQuery": "max(x)"}}}}]}]}"#,
     ];
     for json in invalid {
         let value: Value = serde_json::from_str(json).unwrap();
@@ -389,4 +396,76 @@ fn from_nginx_translates_header_values_and_weight_totals() {
     let no_canary =
         temp_file("plain.yaml", &pair("").replace("    nginx.ingress.kubernetes.io/canary: \"true\"\n", ""));
     assert_eq!(run(&["from-nginx", &no_canary]).code, 1);
+}
+
+/// Every transcript in docs/cli.md whose files ship with the repository is
+/// run as shown, in a scratch directory that sees `examples/`, and prints
+/// what the page says it prints (`...` stands for lines left out). The
+/// others name files of the reader's own (`bad.json`, `ramp.json`) or a
+/// running fleet (`status`, shown from tests/e2e/fleet.rs).
+#[test]
+fn the_transcripts_in_docs_cli_md_print_what_they_show() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let page = std::fs::read_to_string(root.join("docs/cli.md")).unwrap();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_canary-router")).parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let mut checked = 0;
+    for block in page.split("\n```\n$ ").skip(1).map(|b| b.split("\n```").next().unwrap()) {
+        let scratch =
+            std::env::temp_dir().join(format!("canary-router-docs-{}-{checked}", std::process::id()));
+        std::fs::create_dir_all(&scratch).unwrap();
+        let link = scratch.join("examples");
+        if !link.exists() {
+            std::os::unix::fs::symlink(root.join("examples"), &link).unwrap();
+        }
+        let mut last_code = None;
+        for step in format!("$ {block}").split("\n$ ").map(|s| s.trim_start_matches("$ ")) {
+            let (command, shown) = step.split_once('\n').unwrap_or((step, ""));
+            if command == "echo $?" {
+                if let Some(code) = last_code {
+                    assert_eq!(
+                        shown.trim(),
+                        format!("{code}"),
+                        "docs/cli.md: exit code after the previous command"
+                    );
+                }
+                continue;
+            }
+            let runnable = command.starts_with("canary-router ")
+                && !command.starts_with("canary-router status")
+                && command.split_whitespace().filter(|w| w.ends_with(".json") || w.ends_with(".yaml")).all(
+                    |file| {
+                        let file = file.trim_matches('\'');
+                        scratch.join(file).exists() || command.contains(&format!("> {file}"))
+                    },
+                );
+            if !runnable {
+                last_code = None;
+                continue;
+            }
+            let output = Command::new("bash")
+                .args(["-c", command])
+                .env("PATH", &path)
+                .current_dir(&scratch)
+                .output()
+                .unwrap();
+            last_code = output.status.code();
+            let printed = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let printed: Vec<&str> = printed.lines().map(str::trim_end).collect();
+            for line in shown.lines().filter(|l| *l != "...") {
+                assert!(
+                    printed.contains(&line.trim_end()),
+                    "docs/cli.md: `{command}` does not print\n  {line}\nit prints:\n{}",
+                    printed.join("\n")
+                );
+            }
+            checked += 1;
+        }
+        std::fs::remove_dir_all(&scratch).unwrap();
+    }
+    assert!(checked >= 4, "only {checked} transcripts of docs/cli.md ran");
 }

@@ -2,7 +2,7 @@
 //! schema uses, so the test can prove configs validate without pulling a
 //! full validator: type, properties, required, additionalProperties,
 //! items, minItems, maxItems, minLength, minimum, maximum, pattern (via regex-lite), default,
-//! description, $ref to #/$defs, allOf and oneOf. An unknown keyword fails
+//! description, $ref to #/$defs, allOf, anyOf, oneOf and dependentRequired. An unknown keyword fails
 //! loudly instead of being ignored.
 
 use serde_json::Value;
@@ -114,6 +114,24 @@ fn check(root: &Value, schema: &Value, instance: &Value, at: &str) -> Result<(),
                     return Err(format!(
                         "{at}: matches {passing} of the oneOf alternatives, not exactly one"
                     ));
+                }
+            }
+            "anyOf" => {
+                let alternatives = rule.as_array().map(Vec::as_slice).unwrap_or_default();
+                if !alternatives.iter().any(|sub| check(root, sub, instance, at).is_ok()) {
+                    return Err(format!("{at}: matches none of the anyOf alternatives"));
+                }
+            }
+            "dependentRequired" => {
+                for (key, needs) in rule.as_object().into_iter().flatten() {
+                    if instance.get(key).is_none() {
+                        continue;
+                    }
+                    for need in needs.as_array().into_iter().flatten().filter_map(Value::as_str) {
+                        if instance.get(need).is_none() {
+                            return Err(format!("{at}: `{key}` needs `{need}`"));
+                        }
+                    }
                 }
             }
             other => return Err(format!("the validator does not know the keyword `{other}`")),

@@ -43,6 +43,11 @@ pub fn schema() -> Value {
                 "maxItems": limits::ROUTES,
                 "items": { "$ref": "#/$defs/route" }
             },
+            "countResponses": {
+                "type": "boolean",
+                "default": false,
+                "description": "Count responses per route, target and status class."
+            },
             "mirrorBudget": {
                 "type": "object",
                 "additionalProperties": false,
@@ -201,14 +206,55 @@ pub fn schema() -> Value {
                     "rollback": {
                         "type": "object",
                         "additionalProperties": false,
-                        "required": ["target", "maxErrorRate", "minRequests", "window"],
+                        "required": ["target"],
+                        "description": "Judged by a local window (maxErrorRate, minRequests, window), by prometheus, or both.",
+                        "anyOf": [
+                            { "required": ["maxErrorRate", "minRequests", "window"] },
+                            { "required": ["prometheus"] }
+                        ],
+                        "dependentRequired": {
+                            "maxErrorRate": ["minRequests", "window"],
+                            "minRequests": ["maxErrorRate", "window"],
+                            "window": ["maxErrorRate", "minRequests"]
+                        },
                         "properties": {
                             "target": { "$ref": "#/$defs/target" },
                             "maxErrorRate": { "type": "number", "minimum": 0, "maximum": 1 },
                             "minRequests": { "type": "number", "minimum": 1 },
-                            "window": { "$ref": "#/$defs/duration" }
+                            "window": { "$ref": "#/$defs/duration" },
+                            "prometheus": { "$ref": "#/$defs/prometheus" }
                         }
                     }
+                }
+            },
+            "prometheus": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["cluster"],
+                "description": "Checks over the fleet's metrics and the fleet latch.",
+                "properties": {
+                    "cluster": { "type": "string", "pattern": "^[!-~]+$", "description": "The Envoy cluster that reaches Prometheus's HTTP API." },
+                    "every": { "$ref": "#/$defs/duration", "default": "10s" },
+                    "timeoutMs": { "type": "number", "minimum": 1, "maximum": 60000, "default": 1000 },
+                    "threshold": { "type": "number", "minimum": 1, "maximum": 100, "default": 2 },
+                    "lookback": { "$ref": "#/$defs/duration", "default": "1h" },
+                    "checks": {
+                        "type": "array",
+                        "maxItems": limits::CHECKS_PER_ROLLBACK,
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "required": ["name", "query"],
+                            "anyOf": [{ "required": ["min"] }, { "required": ["max"] }],
+                            "properties": {
+                                "name": { "type": "string", "pattern": "^[A-Za-z0-9_.-]+$" },
+                                "query": { "type": "string", "minLength": 1 },
+                                "min": { "type": "number" },
+                                "max": { "type": "number" }
+                            }
+                        }
+                    },
+                    "latchQuery": { "type": "string", "pattern": "\\{\\{split\\}\\}" }
                 }
             },
             "duration": {
