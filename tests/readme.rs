@@ -84,7 +84,13 @@ fn every_scenario_row_names_a_test_that_exists() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut sources = String::new();
     // Harness and e2e tests, and the native unit tests inside `src/`.
-    for dir in [root.join("tests"), root.join("tests/e2e"), root.join("src"), root.join("src/config")] {
+    for dir in [
+        root.join("tests"),
+        root.join("tests/e2e"),
+        root.join("src"),
+        root.join("src/config"),
+        root.join("src/bin/canary-router/status"),
+    ] {
         for entry in std::fs::read_dir(dir).unwrap().flatten() {
             if entry.path().extension().is_some_and(|e| e == "rs") {
                 sources += &std::fs::read_to_string(entry.path()).unwrap();
@@ -168,4 +174,126 @@ fn every_test_file_runs_in_make_test() {
     assert!(recipe.contains("--lib") && recipe.contains("--bins"), "make test skips the unit tests");
     assert!(recipe.contains("--test e2e"), "make test skips the e2e tier");
     assert!(files >= 10);
+}
+
+/// The tag names in the ```yaml block of docs/metrics.md's Labels section.
+fn documented_stats_tags() -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let metrics = std::fs::read_to_string(root.join("docs/metrics.md")).unwrap();
+    let block = metrics.split("stats_tags:").nth(1).unwrap().split("```").next().unwrap();
+    let tags: Vec<String> = block
+        .lines()
+        .filter_map(|line| line.split("tag_name: ").nth(1))
+        .map(|rest| rest.split(',').next().unwrap().trim().to_string())
+        .collect();
+    assert!(tags.len() >= 10, "{tags:?}");
+    tags
+}
+
+/// The fleet latch reads the `split` label and `status` the others: a tag
+/// missing from one shipped config leaves that setup's latch blind.
+#[test]
+fn the_stats_tags_are_the_same_in_the_docs_every_envoy_config_and_istio() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tags = documented_stats_tags();
+    let mut configs = 0;
+    for entry in std::fs::read_dir(root.join("envoy")).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let found: Vec<String> = text
+            .lines()
+            .filter_map(|line| line.split("tag_name: ").nth(1))
+            .map(|rest| rest.split(',').next().unwrap().trim().to_string())
+            .collect();
+        assert_eq!(found, tags, "{}: stats_tags differ from docs/metrics.md", path.display());
+        for tag in &tags {
+            let regex = format!("regex: \"({tag}=\\\\.=(.*?);\\\\.;)\"");
+            assert!(text.contains(&regex), "{}: the regex of {tag} is not {regex}", path.display());
+        }
+        configs += 1;
+    }
+    assert!(configs >= 2);
+    let mesh = std::fs::read_to_string(root.join("istio/mesh-config.yaml")).unwrap();
+    let listed: Vec<String> = mesh
+        .split("extraStatTags:")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("- "))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(listed, tags, "istio/mesh-config.yaml: extraStatTags differ from docs/metrics.md");
+}
+
+/// The rollback shown in docs/progressive-delivery.md is the one the fleet
+/// test runs, so a user who copies it copies something proven.
+#[test]
+fn the_documented_fleet_rollback_is_examples_fleet_json() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let page = std::fs::read_to_string(root.join("docs/progressive-delivery.md")).unwrap();
+    let snippet = page
+        .split("a test keeps this\ncopy equal to the file):\n\n```json\n")
+        .nth(1)
+        .unwrap()
+        .split("\n```")
+        .next()
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_str(snippet).unwrap();
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("examples/fleet.json")).unwrap()).unwrap();
+    assert_eq!(shown["rollback"], file["routes"][0]["rules"][0]["split"]["rollback"]);
+}
+
+/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces
+/// to dashes.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == ' ' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// Every relative link of the README, docs/ and the other pages users read
+/// reaches a file, and its #anchor a heading of that file.
+#[test]
+fn every_relative_link_in_the_documentation_resolves() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = vec![root.join("README.md"), root.join("istio/README.md")];
+    for optional in ["CONTRIBUTING.md", "BENCHMARKS.md"] {
+        if root.join(optional).exists() {
+            pages.push(root.join(optional));
+        }
+    }
+    for entry in std::fs::read_dir(root.join("docs")).unwrap().flatten() {
+        pages.push(entry.path());
+    }
+    let mut links = 0;
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        for part in text.split("](").skip(1) {
+            let target = part.split(')').next().unwrap();
+            if target.contains("://") || target.starts_with("mailto:") || target.contains(' ') {
+                continue;
+            }
+            let (file, fragment) = target.split_once('#').unwrap_or((target, ""));
+            let path = if file.is_empty() { page.clone() } else { page.parent().unwrap().join(file) };
+            assert!(path.exists(), "{}: link to {target}: no such file", page.display());
+            if !fragment.is_empty() {
+                let linked = std::fs::read_to_string(&path).unwrap();
+                let found = linked
+                    .lines()
+                    .filter_map(|line| line.strip_prefix('#'))
+                    .any(|heading| anchor(heading.trim_start_matches('#')) == fragment);
+                assert!(found, "{}: link to {target}: no heading with that anchor", page.display());
+            }
+            links += 1;
+        }
+    }
+    assert!(links >= 20, "only {links} relative links found");
 }

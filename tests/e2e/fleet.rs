@@ -230,6 +230,7 @@ fn check_status(fleet: &[Envoy], prometheus: &Prometheus) {
     args.push(format!("--admin=http://127.0.0.1:{unreachable}"));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, text) = status(&argv);
+    eprintln!("$ canary-router status {}\n{text}", argv.join(" "));
     assert_eq!(code, 4, "status should exit 4 (rolled back):\n{text}");
     for expected in [
         "3 of 4 proxies answered".to_string(),
