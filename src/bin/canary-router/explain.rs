@@ -25,10 +25,21 @@ pub fn request_pairs(headers: &[String], cookies: &[String], url: &str) -> Resul
         vec![(b":authority".to_vec(), authority.as_bytes().to_vec()), (b":path".to_vec(), path.into_bytes())];
     pairs.push((b":method".to_vec(), b"GET".to_vec()));
     for header in headers {
-        let (name, value) = header
-            .split_once(':')
-            .ok_or_else(|| Failure::Usage(format!("-H {header:?}: expected `name: value`")))?;
-        pairs.push((name.trim().to_ascii_lowercase().into_bytes(), value.trim().as_bytes().to_vec()));
+        // `:authority: x` splits after the pseudo-header's own colon.
+        let (name, value) = match header.strip_prefix(':') {
+            Some(rest) => rest.split_once(':').map(|(n, v)| (format!(":{n}"), v)),
+            None => header.split_once(':').map(|(n, v)| (n.to_string(), v)),
+        }
+        .ok_or_else(|| Failure::Usage(format!("-H {header:?}: expected `name: value`")))?;
+        let name = name.trim().to_ascii_lowercase();
+        let value = value.trim().as_bytes().to_vec();
+        // As in Envoy, `host` is the HTTP/1 spelling of `:authority`: curl's
+        // `-H 'host: ...'` decides the route, whatever the URL says.
+        if name == "host" || name == ":authority" {
+            pairs[0].1 = value;
+            continue;
+        }
+        pairs.push((name.into_bytes(), value));
     }
     if !cookies.is_empty() {
         if let Some(bad) = cookies.iter().find(|c| !c.contains('=')) {

@@ -1,66 +1,370 @@
-//! Reading a config: a JSON file, or the `pluginConfig` of the WasmPlugin
-//! documents in a YAML file (as Istio would hand it to the filter).
+//! Reading configs from what users have: the filter's JSON; Istio
+//! WasmPlugins (alone, several per file, or in a `kind: List` from
+//! `kubectl get -o yaml`); Envoy ECDS resources and bootstraps (every wasm
+//! filter of this project in them); several files, a directory, or `-` for
+//! standard input. Each config found keeps where it came from, so an error
+//! names the file and, in YAML, the line the user edits.
 
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use canary_router::config;
 use canary_router::router::Router;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::yaml_locate::{self, Step};
 use crate::Failure;
 
 /// One config found in a file, with where it came from.
 pub struct Source {
-    /// `FILE`, or `FILE (WasmPlugin NAME)`.
+    /// `FILE`, `FILE (WasmPlugin NAME)` or `FILE (Envoy filter NAME)`.
     pub origin: String,
     pub json: String,
+    /// Where the config sits in a YAML file, to point errors at its lines.
+    place: Place,
+    /// Things worth a warning about the manifest around the config.
+    pub warnings: Vec<String>,
 }
 
+enum Place {
+    /// A JSON file: the parser's own line and column are the user's.
+    Json,
+    /// A YAML mapping turned into JSON (`pluginConfig`): errors are placed
+    /// by their path under `base`, in the document at `first_line`.
+    YamlMapping { text: String, first_line: usize, base: Vec<Step> },
+    /// A JSON string inside YAML (`configuration.value`): its lines start
+    /// after `line`, indented by `indent` when it is a block scalar.
+    YamlString { line: usize, block_indent: Option<usize> },
+}
+
+impl Source {
+    /// The filter's verdict on this config, with the error placed in the
+    /// user's file.
+    pub fn parse(&self) -> Result<Router, String> {
+        config::parse(self.json.as_bytes()).map_err(|err| {
+            let message = crate::hints::did_you_mean(&err.to_string());
+            format!("{}: {}", self.origin, self.place(&message))
+        })
+    }
+
+    fn place(&self, message: &str) -> String {
+        let (body, json_at) = split_position(message);
+        match &self.place {
+            Place::Json => message.to_string(),
+            Place::YamlMapping { text, first_line, base } => {
+                let path = body.split(": ").next().unwrap_or_default();
+                let mut steps = base.clone();
+                steps.extend(yaml_locate::parse_path(path).unwrap_or_default());
+                match yaml_locate::locate(text, *first_line, &steps) {
+                    Some((line, column)) => format!("{body} (line {line} column {column})"),
+                    None => body.to_string(),
+                }
+            }
+            Place::YamlString { line, block_indent } => match (json_at, block_indent) {
+                (Some((l, c)), Some(indent)) => format!("{body} (line {} column {})", line + l, indent + c),
+                _ => format!("{body} (in the value at line {line})"),
+            },
+        }
+    }
+}
+
+/// `message at line L column C` into the message and (L, C).
+fn split_position(message: &str) -> (&str, Option<(usize, usize)>) {
+    let Some((body, at)) = message.rsplit_once(" at line ") else {
+        return (message, None);
+    };
+    let mut numbers = at.split(" column ").map(|n| n.trim().parse::<usize>());
+    match (numbers.next(), numbers.next()) {
+        (Some(Ok(line)), Some(Ok(column))) => (body, Some((line, column))),
+        _ => (message, None),
+    }
+}
+
+/// The text of a file, or of standard input for `-`.
 pub fn read(path: &Path) -> Result<String, Failure> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Failure::Usage(format!("standard input: {e}")))?;
+        return Ok(text);
+    }
     std::fs::read_to_string(path).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))
 }
 
-/// Every config in the file: the file itself if it is JSON, else each
-/// WasmPlugin's `pluginConfig`.
-pub fn sources(path: &Path) -> Result<Vec<Source>, Failure> {
-    let text = read(path)?;
-    let file = path.display().to_string();
-    if text.trim_start().starts_with('{') {
-        return Ok(vec![Source { origin: file, json: text }]);
+/// The files a path names: itself, or every `.json`, `.yaml` and `.yml`
+/// below a directory, in order.
+pub fn files(path: &Path) -> Result<Vec<PathBuf>, Failure> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
     }
     let mut found = Vec::new();
-    for document in serde_norway::Deserializer::from_str(&text) {
-        let value = Value::deserialize(document)
-            .map_err(|e| Failure::Usage(format!("{file}: not JSON or YAML: {e}")))?;
-        if value["kind"] != "WasmPlugin" {
-            continue;
+    let mut dirs = vec![path.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| Failure::Usage(format!("{}: {e}", dir.display())))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "json" || e == "yaml" || e == "yml") {
+                found.push(path);
+            }
         }
-        let name = value["metadata"]["name"].as_str().unwrap_or("?").to_string();
-        let plugin_config = value["spec"].get("pluginConfig").cloned().unwrap_or(Value::Null);
-        found.push(Source {
-            origin: format!("{file} (WasmPlugin {name})"),
-            json: serde_json::to_string(&plugin_config).unwrap_or_default(),
-        });
     }
+    found.sort();
     if found.is_empty() {
-        return Err(Failure::Usage(format!("{file}: neither a JSON config nor YAML with a WasmPlugin")));
+        return Err(Failure::Usage(format!("{}: no .json, .yaml or .yml file in it", path.display())));
     }
     Ok(found)
 }
 
-/// The one config of a file, compiled.
+/// Every config in every file the paths name.
+pub fn sources_of(paths: &[PathBuf]) -> Result<Vec<Source>, Failure> {
+    let mut all = Vec::new();
+    for path in paths {
+        let before = all.len();
+        for file in files(path)? {
+            // In a directory, manifests without a config (a VirtualService
+            // next to its WasmPlugin) are passed over; a file named alone
+            // must hold one.
+            match sources(&file) {
+                Err(Failure::Invalid(why)) if path.is_dir() && why.contains(NONE_FOUND) => {}
+                other => all.extend(other?),
+            }
+        }
+        if path.is_dir() && all.len() == before {
+            return Err(Failure::Invalid(format!(
+                "{}: no file in it holds a canary-router config",
+                path.display()
+            )));
+        }
+    }
+    Ok(all)
+}
+
+const NONE_FOUND: &str = "no canary-router config in it";
+
+/// Every config in one file.
+pub fn sources(path: &Path) -> Result<Vec<Source>, Failure> {
+    let text = read(path)?;
+    let file = if path == Path::new("-") { "<stdin>".to_string() } else { path.display().to_string() };
+    let meaningful = text.lines().any(|l| {
+        let l = l.trim();
+        !l.is_empty() && !l.starts_with('#') && l != "---"
+    });
+    if !meaningful {
+        return Err(Failure::Invalid(format!("{file}: empty: no config in it")));
+    }
+    if text.trim_start().starts_with('{') {
+        return Ok(vec![Source { origin: file, json: text, place: Place::Json, warnings: Vec::new() }]);
+    }
+    // Parse the whole stream first: serde's YAML errors then carry the
+    // file's own line numbers.
+    for document in serde_norway::Deserializer::from_str(&text) {
+        Value::deserialize(document).map_err(|e| Failure::Invalid(format!("{file}: not valid YAML: {e}")))?;
+    }
+    let mut found = Vec::new();
+    for (document, first_line) in documents(&text) {
+        let value: Value = serde_norway::from_str(&document).unwrap_or(Value::Null);
+        let mut here = Here { file: &file, text: &document, first_line, found: &mut found };
+        if value["kind"] == "List" {
+            for (i, item) in value["items"].as_array().into_iter().flatten().enumerate() {
+                here.object(item, vec![Step::Key("items".into()), Step::Index(i)])?;
+            }
+        } else {
+            here.object(&value, Vec::new())?;
+        }
+    }
+    if found.is_empty() {
+        return Err(Failure::Invalid(format!(
+            "{file}: {NONE_FOUND}: neither a JSON config, a WasmPlugin, nor an Envoy wasm filter with root_id canary-router"
+        )));
+    }
+    Ok(found)
+}
+
+/// The documents of a YAML stream with the line each starts on.
+fn documents(text: &str) -> Vec<(String, usize)> {
+    let mut documents = vec![(String::new(), 1)];
+    for (i, line) in text.lines().enumerate() {
+        if line.starts_with("---") || line.starts_with("...") {
+            documents.push((String::new(), i + 2));
+        } else if let Some((document, _)) = documents.last_mut() {
+            document.push_str(line);
+            document.push('\n');
+        }
+    }
+    documents
+}
+
+/// Where the configs of one document are collected.
+struct Here<'a> {
+    file: &'a str,
+    text: &'a str,
+    first_line: usize,
+    found: &'a mut Vec<Source>,
+}
+
+impl Here<'_> {
+    fn object(&mut self, value: &Value, at: Vec<Step>) -> Result<(), Failure> {
+        if value["kind"] == "WasmPlugin" {
+            return self.wasm_plugin(value, at);
+        }
+        self.envoy_filters(value, at);
+        Ok(())
+    }
+
+    fn wasm_plugin(&mut self, value: &Value, mut at: Vec<Step>) -> Result<(), Failure> {
+        let name = value["metadata"]["name"].as_str().unwrap_or("?");
+        let origin = format!("{} (WasmPlugin {name})", self.file);
+        let spec = &value["spec"];
+        let Some(plugin_config) = spec.get("pluginConfig") else {
+            let near = spec.as_object().into_iter().flatten().map(|(k, _)| k.as_str()).find(|k| {
+                k.eq_ignore_ascii_case("pluginConfig") || crate::hints::distance(k, "pluginConfig") <= 3
+            });
+            return Err(Failure::Invalid(match near {
+                Some(key) => format!("{origin}: spec.{key}: did you mean `pluginConfig`? Istio ignores `{key}` and the filter gets no config"),
+                None => format!("{origin}: spec.pluginConfig is missing: the filter would get no config"),
+            }));
+        };
+        let mut warnings = Vec::new();
+        if spec["failStrategy"] == "FAIL_OPEN" {
+            warnings.push(format!(
+                "{origin}: spec.failStrategy: FAIL_OPEN lets requests through unrouted when the filter fails, \
+                 so a client's own target header reaches the upstream; use FAIL_CLOSE (docs/envoy.md#failure-policy)"
+            ));
+        }
+        if let Some(sha) = spec["sha256"].as_str() {
+            if sha.len() == 64 && sha.bytes().all(|b| b == sha.as_bytes()[0]) {
+                warnings.push(format!(
+                    "{origin}: spec.sha256 is a placeholder: set the digest `make oci` printed, or Istio refuses the image"
+                ));
+            }
+        }
+        at.extend([Step::Key("spec".into()), Step::Key("pluginConfig".into())]);
+        self.found.push(Source {
+            origin,
+            json: serde_json::to_string(plugin_config).unwrap_or_default(),
+            place: Place::YamlMapping { text: self.text.to_string(), first_line: self.first_line, base: at },
+            warnings,
+        });
+        Ok(())
+    }
+
+    /// Every Envoy wasm filter config of this project below `value`: an
+    /// ECDS resource, a bootstrap, or anything else that holds one.
+    fn envoy_filters(&mut self, value: &Value, at: Vec<Step>) {
+        match value {
+            Value::Object(map) => {
+                let is_wasm = map
+                    .get("@type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.ends_with("envoy.extensions.filters.http.wasm.v3.Wasm"));
+                let ours = |config: &Value| {
+                    config["root_id"] == "canary-router"
+                        || config["vm_config"]["code"]["local"]["filename"]
+                            .as_str()
+                            .is_some_and(|f| f.contains("canary_router"))
+                };
+                if is_wasm && ours(&map["config"]) {
+                    if let Some(json) = map["config"]["configuration"]["value"].as_str() {
+                        self.envoy_filter(&map["config"], json, &at);
+                    }
+                    return;
+                }
+                for (key, child) in map {
+                    let mut here = at.clone();
+                    here.push(Step::Key(key.clone()));
+                    self.envoy_filters(child, here);
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    let mut here = at.clone();
+                    here.push(Step::Index(i));
+                    self.envoy_filters(child, here);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn envoy_filter(&mut self, config: &Value, json: &str, at: &[Step]) {
+        let name = config["name"].as_str().or(config["root_id"].as_str()).unwrap_or("?");
+        let origin = format!("{} (Envoy wasm filter {name})", self.file);
+        let mut steps = at.to_vec();
+        steps.extend(["config", "configuration", "value"].map(|k| Step::Key(k.into())));
+        let line =
+            yaml_locate::locate(self.text, self.first_line, &steps).map_or(self.first_line, |(l, _)| l);
+        // A `value: |` block: its lines follow, indented like its first one.
+        let line_text = self.text.lines().nth(line - self.first_line).unwrap_or_default();
+        let block = line_text.trim_end().ends_with('|') || line_text.trim_end().ends_with("|-");
+        let block_indent = block
+            .then(|| self.text.lines().nth(line - self.first_line + 1))
+            .flatten()
+            .map(|next| next.len() - next.trim_start().len());
+        let mut warnings = Vec::new();
+        if config["fail_open"] == true || config["failure_policy"] == "FAIL_OPEN" {
+            warnings.push(format!(
+                "{origin}: failure_policy FAIL_OPEN lets requests through unrouted when the filter fails, \
+                 so a client's own target header reaches the upstream; use FAIL_CLOSED (docs/envoy.md#failure-policy)"
+            ));
+        }
+        self.found.push(Source {
+            origin,
+            json: json.to_string(),
+            place: Place::YamlString { line, block_indent },
+            warnings,
+        });
+    }
+}
+
+/// The one config the paths hold, compiled (`explain`, `simulate`).
 pub fn router(path: &Path) -> Result<(String, Router), Failure> {
-    let mut sources = sources(path)?;
+    let mut sources = sources_of(&[path.to_path_buf()])?;
     if sources.len() > 1 {
+        let names: Vec<&str> = sources.iter().map(|s| s.origin.as_str()).collect();
         return Err(Failure::Usage(format!(
-            "{}: holds {} WasmPlugins; put the one to use in its own file",
+            "{}: holds {} configs ({}); put the one to use in its own file",
             path.display(),
-            sources.len()
+            sources.len(),
+            names.join(", ")
         )));
     }
     let source = sources.remove(0);
-    let router = config::parse(source.json.as_bytes())
-        .map_err(|e| Failure::Invalid(format!("{}: {e}", source.origin)))?;
+    let router = source.parse().map_err(Failure::Invalid)?;
     Ok((source.origin, router))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_positions_move_into_the_yaml_block_that_holds_the_json() {
+        assert_eq!(
+            split_position("routes: expected a list at line 3 column 7"),
+            ("routes: expected a list", Some((3, 7)))
+        );
+        assert_eq!(
+            split_position("routes[0].name: must be unique"),
+            ("routes[0].name: must be unique", None)
+        );
+        let source = Source {
+            origin: "f".into(),
+            json: String::new(),
+            place: Place::YamlString { line: 20, block_indent: Some(10) },
+            warnings: Vec::new(),
+        };
+        assert_eq!(source.place("x: bad at line 3 column 7"), "x: bad (line 23 column 17)");
+    }
+
+    #[test]
+    fn documents_keep_their_first_line() {
+        let docs = documents("a: 1\n---\nb: 2\nc: 3\n---\nd: 4\n");
+        let starts: Vec<usize> = docs.iter().map(|(_, l)| *l).collect();
+        assert_eq!(starts, vec![1, 3, 6]);
+    }
 }

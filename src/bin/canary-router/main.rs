@@ -10,11 +10,13 @@
 mod check;
 mod explain;
 mod from_nginx;
+mod hints;
 mod http_get;
 mod input;
 mod schema;
 mod simulate;
 mod status;
+mod yaml_locate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,15 +32,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate a config (JSON, or an Istio WasmPlugin YAML's pluginConfig)
-    /// exactly as the filter does; print a summary per route, or the error.
+    /// Validate configs exactly as the filter does; print what each route,
+    /// split and mirror does, or the error; warn (exit 0) about what is
+    /// valid but likely not meant.
     Check {
-        /// A JSON config or a YAML file with WasmPlugin documents.
-        config: PathBuf,
+        /// JSON configs; YAML with WasmPlugins (also in a `kind: List`),
+        /// Envoy ECDS resources or bootstraps; directories; `-` for stdin.
+        #[arg(required = true)]
+        configs: Vec<PathBuf>,
     },
     /// Show how the filter would route one request: route, rule, the
     /// conditions tested, the target and the header it sets.
     Explain {
+        /// A file holding one config, in any form `check` reads.
         config: PathBuf,
         /// A request header, `name: value` (repeatable).
         #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
@@ -139,7 +145,7 @@ pub enum Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Check { config } => check::run(&config),
+        Command::Check { configs } => check::run(&configs),
         Command::Explain { config, headers, cookies, url, when } => {
             explain::run(&config, &headers, &cookies, &url, &when)
         }
