@@ -1,20 +1,31 @@
-//! `canary-router check`: the filter's validation, with a summary.
+//! `canary-router check`: the filter's validation, with a summary of what
+//! each route and split does, and warnings for what is valid but likely
+//! not meant.
 
-use std::path::Path;
+use std::path::PathBuf;
 
-use canary_router::config;
+use canary_router::decimal;
 use canary_router::router::{Action, Route, Router};
 use canary_router::split::{Moment, Split};
+use canary_router::time::format_rfc3339;
 
 use crate::input;
 use crate::Failure;
 
-pub fn run(path: &Path) -> Result<(), Failure> {
+pub fn run(paths: &[PathBuf]) -> Result<(), Failure> {
     let mut errors = Vec::new();
-    for source in input::sources(path)? {
-        match config::parse(source.json.as_bytes()) {
-            Ok(router) => print!("{}", summary(&source.origin, &router)),
-            Err(err) => errors.push(format!("{}: {err}", source.origin)),
+    for source in input::sources_of(paths)? {
+        for warning in &source.warnings {
+            eprintln!("canary-router: warning: {warning}");
+        }
+        match source.parse() {
+            Ok(router) => {
+                for warning in warnings(&source.origin, &router) {
+                    eprintln!("canary-router: warning: {warning}");
+                }
+                print!("{}", summary(&source.origin, &router, now_ms()));
+            }
+            Err(err) => errors.push(err),
         }
     }
     if errors.is_empty() {
@@ -24,14 +35,134 @@ pub fn run(path: &Path) -> Result<(), Failure> {
     }
 }
 
-/// `ok` and one line per route.
-pub fn summary(origin: &str, router: &Router) -> String {
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Valid, but probably not what was meant: each names its place.
+pub fn warnings(origin: &str, router: &Router) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, route) in router.routes.iter().enumerate() {
+        for (j, rule) in route.rules.iter().enumerate() {
+            let Action::Split(split) = &rule.action else { continue };
+            let place = format!("{origin}: routes[{i}].rules[{j}].split.weights");
+            let sum: f64 = split.weights().iter().sum();
+            if (sum - 100.0).abs() > 1e-9 {
+                out.push(format!(
+                    "{place}: the weights sum to {}, not 100: each target gets its weight / {} of the traffic",
+                    decimal::format(sum),
+                    decimal::format(sum)
+                ));
+            }
+            for ((target, weight), share) in
+                split.targets().iter().zip(split.weights()).zip(split.configured_shares())
+            {
+                if *weight > 0.0 && share == 0 {
+                    out.push(format!(
+                        "{place}: {target} has weight {} but its share rounds to 0 of 1,000,000: it gets no traffic",
+                        decimal::format(*weight)
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `ok` and one line per route, then what each split and mirror does.
+pub fn summary(origin: &str, router: &Router, now_ms: u64) -> String {
     let mut out =
         format!("ok: {origin}: {} route(s), target header {}\n", router.routes.len(), router.target_header);
     for route in &router.routes {
         out += &format!("  {}\n", route_line(route));
+        for rule in &route.rules {
+            if let Action::Split(split) = &rule.action {
+                out += &split_details(&rule.label, split, now_ms);
+            }
+        }
+        if let Some(mirror) = &route.mirror {
+            out += &format!(
+                "    mirror: {}% of requests copied to cluster {}, answers ignored, timeout {} ms, bodies up to {} bytes\n",
+                decimal::format(mirror.percent),
+                mirror.cluster,
+                mirror.timeout_ms,
+                mirror.max_body_bytes
+            );
+        }
     }
     out
+}
+
+/// A split's ramp timeline, rollback criteria and assignment cookie.
+fn split_details(label: &str, split: &Split, now_ms: u64) -> String {
+    let mut out = String::new();
+    if let Some(ramp) = split.ramp() {
+        let current = ramp.step_at(now_ms);
+        let steps: Vec<String> = ramp
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, percent)| {
+                let at = format_rfc3339((ramp.start_ms + i as u64 * ramp.every_ms) / 1000);
+                let mark = if current == Some(i) { " (now)" } else { "" };
+                format!("{}% from {at}{mark}", decimal::format(*percent))
+            })
+            .collect();
+        let before = if current.is_none() { " (now: before the start, the listed weights)" } else { "" };
+        out += &format!("    {label} ramp of {}: {}{before}\n", ramp.target, steps.join(", "));
+    }
+    if let Some(rollback) = split.rollback() {
+        let mut judges = Vec::new();
+        if let Some(window) = &rollback.window {
+            judges.push(format!(
+                "this proxy's window: more than {}% errors over {} with at least {} responses",
+                decimal::format(window.max_error_rate * 100.0),
+                seconds(window.window_ms),
+                window.min_requests
+            ));
+        }
+        if let Some(prometheus) = &rollback.prometheus {
+            let checks: Vec<String> = prometheus
+                .checks
+                .iter()
+                .map(|c| {
+                    let bounds: Vec<String> = [
+                        c.min.map(|m| format!(">= {}", decimal::format(m))),
+                        c.max.map(|m| format!("<= {}", decimal::format(m))),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                    format!("{} {}", c.name, bounds.join(" and "))
+                })
+                .collect();
+            let checks = if checks.is_empty() {
+                "no checks".to_string()
+            } else {
+                format!("checks {}", checks.join(", "))
+            };
+            judges.push(format!(
+                "Prometheus via cluster {} every {}: {checks}, {} failing polls in a row; the fleet latch looks back {}",
+                prometheus.cluster,
+                seconds(prometheus.every_ms),
+                prometheus.threshold,
+                prometheus.lookback
+            ));
+        }
+        out += &format!("    {label} rollback of {}: {}\n", rollback.target, judges.join("; "));
+    }
+    if let Some(cookie) = split.assign_cookie() {
+        out += &format!("    {label} assignment cookie: {}\n", cookie.set_cookie("TARGET"));
+    }
+    out
+}
+
+fn seconds(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
 }
 
 fn route_line(route: &Route) -> String {
