@@ -1,7 +1,12 @@
-//! `canary-router from-nginx`: ingress-nginx canary Ingress pairs to a
-//! config, keeping ingress-nginx's semantics: `canary-by-header` (with
-//! `always`/`never`, or `-value`, or `-pattern`) before `canary-by-cookie`
-//! (`always`/`never`) before `canary-weight` (of `canary-weight-total`).
+//! `canary-router from-nginx`: Ingresses to a config, behaving as the
+//! source did. ingress-nginx canary pairs keep ingress-nginx's order:
+//! `canary-by-header` (`always`/`never`, or `-value`, or `-pattern`)
+//! before `canary-by-cookie` (`always`/`never`) before `canary-weight` (of
+//! `canary-weight-total`). ACK's `service-match` / `service-weight` are in
+//! `ack.rs`. What cannot carry over is a warning naming the Ingress.
+
+mod ack;
+mod ingress;
 
 use std::path::PathBuf;
 
@@ -11,9 +16,10 @@ use serde_json::{json, Map, Value};
 
 use crate::input;
 use crate::Failure;
+use ingress::{Backend, Ingress, PREFIX};
 
-const PREFIX: &str = "nginx.ingress.kubernetes.io/";
-const CANARY_KEYS: &[&str] = &[
+/// The annotations this translation reads (on the canary or main Ingress).
+const UNDERSTOOD: &[&str] = &[
     "canary",
     "canary-by-header",
     "canary-by-header-value",
@@ -21,45 +27,15 @@ const CANARY_KEYS: &[&str] = &[
     "canary-by-cookie",
     "canary-weight",
     "canary-weight-total",
+    "affinity",
+    "affinity-canary-behavior",
+    "session-cookie-name",
+    "session-cookie-max-age",
+    "session-cookie-path",
+    "session-cookie-secure",
+    "service-match",
+    "service-weight",
 ];
-
-struct Ingress {
-    name: String,
-    annotations: Map<String, Value>,
-    /// (host, path, path type, service)
-    paths: Vec<(String, String, String, String)>,
-}
-
-impl Ingress {
-    fn annotation(&self, key: &str) -> Option<&str> {
-        self.annotations.get(&format!("{PREFIX}{key}")).and_then(Value::as_str)
-    }
-
-    fn is_canary(&self) -> bool {
-        self.annotation("canary") == Some("true")
-    }
-}
-
-fn parse(value: &Value, origin: &str) -> Result<Ingress, Failure> {
-    let name = value["metadata"]["name"].as_str().unwrap_or("?").to_string();
-    let annotations = value["metadata"]["annotations"].as_object().cloned().unwrap_or_default();
-    let mut paths = Vec::new();
-    for rule in value["spec"]["rules"].as_array().into_iter().flatten() {
-        let host = rule["host"].as_str().unwrap_or("").to_string();
-        for path in rule["http"]["paths"].as_array().into_iter().flatten() {
-            let service = path["backend"]["service"]["name"].as_str().ok_or_else(|| {
-                Failure::Invalid(format!("{origin}: Ingress {name}: a path has no backend.service.name"))
-            })?;
-            paths.push((
-                host.clone(),
-                path["path"].as_str().unwrap_or("/").to_string(),
-                path["pathType"].as_str().unwrap_or("Prefix").to_string(),
-                service.to_string(),
-            ));
-        }
-    }
-    Ok(Ingress { name, annotations, paths })
-}
 
 fn rule(name: &str, condition: Value, target: &str) -> Value {
     json!({ "name": name, "match": [condition], "target": target })
@@ -73,54 +49,82 @@ fn always_never(source: &str, key: &str, canary: &str, stable: &str) -> [Value; 
     })
 }
 
-pub fn run(files: &[PathBuf]) -> Result<(), Failure> {
+/// Every Ingress in the files (also inside a `kind: List`).
+fn read_ingresses(files: &[PathBuf]) -> Result<Vec<Ingress>, Failure> {
     let mut ingresses = Vec::new();
     for file in files {
         let text = input::read(file)?;
+        let origin = file.display().to_string();
         for document in serde_norway::Deserializer::from_str(&text) {
             let value = Value::deserialize(document)
-                .map_err(|e| Failure::Usage(format!("{}: not YAML: {e}", file.display())))?;
-            if value["kind"] == "Ingress" {
-                ingresses.push(parse(&value, &file.display().to_string())?);
+                .map_err(|e| Failure::Usage(format!("{origin}: not YAML: {e}")))?;
+            let items = if value["kind"] == "List" {
+                value["items"].as_array().cloned().unwrap_or_default()
+            } else {
+                vec![value]
+            };
+            for item in items.iter().filter(|v| v["kind"] == "Ingress") {
+                ingresses.push(ingress::parse(item, &origin)?);
             }
         }
     }
-    let (canaries, mains): (Vec<&Ingress>, Vec<&Ingress>) = ingresses.iter().partition(|i| i.is_canary());
-    if canaries.is_empty() {
+    Ok(ingresses)
+}
+
+pub fn run(files: &[PathBuf]) -> Result<(), Failure> {
+    let ingresses = read_ingresses(files)?;
+    let (canaries, others): (Vec<&Ingress>, Vec<&Ingress>) = ingresses.iter().partition(|i| i.is_canary());
+    let (acks, mains): (Vec<&Ingress>, Vec<&Ingress>) = others.into_iter().partition(|i| ack::is_ack(i));
+    if canaries.is_empty() && acks.is_empty() {
         return Err(Failure::Invalid(format!(
-            "no Ingress with annotation {PREFIX}canary: \"true\" among {} Ingress(es)",
+            "no canary among {} Ingress(es): none has {PREFIX}canary: \"true\" (ingress-nginx) or \
+             {PREFIX}service-match / service-weight (ACK)",
             ingresses.len()
         )));
     }
     let mut warnings = Vec::new();
     for ingress in &ingresses {
-        for key in ingress.annotations.keys() {
-            if let Some(short) = key.strip_prefix(PREFIX) {
-                if !CANARY_KEYS.contains(&short) {
-                    warnings.push(format!("Ingress {}: annotation {key} is not carried over", ingress.name));
-                }
+        for short in ingress.nginx_annotations() {
+            if !UNDERSTOOD.contains(&short) {
+                warnings.push(format!(
+                    "Ingress {}: annotation {PREFIX}{short} is not carried over",
+                    ingress.name
+                ));
             }
         }
     }
     let mut routes = Vec::new();
+    for ingress in &acks {
+        routes.extend(ack::routes(ingress, &mut warnings)?);
+    }
     for canary in &canaries {
-        for (host, path, path_type, canary_service) in &canary.paths {
+        if canary.paths.is_empty() {
+            routes.push(default_server_route(canary, &mains, &mut warnings)?);
+            continue;
+        }
+        for path in &canary.paths {
             let main = mains.iter().find_map(|m| {
-                m.paths.iter().find(|(h, p, _, _)| h == host && p == path).map(|found| (m, found))
+                m.paths.iter().find(|p| p.host == path.host && p.path == path.path).map(|found| (m, found))
             });
-            let Some((main, (_, _, _, stable))) = main else {
+            let Some((main, found)) = main else {
                 return Err(Failure::Invalid(format!(
-                    "canary Ingress {}: no main Ingress serves host {host:?} path {path:?}",
-                    canary.name
+                    "canary Ingress {}: no main Ingress serves host {:?} path {:?}",
+                    canary.name, path.host, path.path
                 )));
             };
-            if path_type == "Exact" {
+            if path.path_type == "Exact" {
                 warnings.push(format!(
-                    "Ingress {}: path {path} is Exact; canary-router matches it as a prefix",
-                    main.name
+                    "Ingress {}: path {} is Exact; canary-router matches it as a prefix",
+                    main.name, path.path
                 ));
             }
-            routes.push(route(canary, host, path, stable, canary_service, &mut warnings)?);
+            let name = format!("{}{}", if path.host.is_empty() { "*" } else { &path.host }, path.path);
+            let mut route = route(canary, main, &name, &found.backend, &path.backend, &mut warnings)?;
+            if !path.host.is_empty() {
+                route.insert("hosts".into(), json!([path.host]));
+            }
+            route.insert("pathPrefix".into(), json!(path.path));
+            routes.push(Value::Object(order(route)));
         }
     }
     warnings.push(
@@ -132,21 +136,82 @@ pub fn run(files: &[PathBuf]) -> Result<(), Failure> {
     // What we print must be a config the filter accepts.
     config::parse(text.as_bytes())
         .map_err(|e| Failure::Invalid(format!("the translated config is invalid: {e}")))?;
-    for warning in warnings {
+    let mut said = std::collections::HashSet::new();
+    for warning in warnings.iter().filter(|w| said.insert(w.as_str())) {
         eprintln!("canary-router: warning: {warning}");
     }
     println!("{text}");
     Ok(())
 }
 
-fn route(
+/// A canary Ingress with only `spec.defaultBackend`: ingress-nginx attaches
+/// it to the default server, the catch-all for hosts no Ingress names,
+/// whose mainline is a main Ingress's `spec.defaultBackend`.
+fn default_server_route(
     canary: &Ingress,
-    host: &str,
-    path: &str,
-    stable: &str,
-    canary_service: &str,
+    mains: &[&Ingress],
     warnings: &mut Vec<String>,
 ) -> Result<Value, Failure> {
+    let Some(canary_backend) = &canary.default_backend else {
+        return Err(Failure::Invalid(format!(
+            "canary Ingress {}: has neither rules nor spec.defaultBackend, so ingress-nginx attaches it to nothing",
+            canary.name
+        )));
+    };
+    let Some((main, stable)) = mains.iter().find_map(|m| m.default_backend.as_ref().map(|b| (m, b))) else {
+        return Err(Failure::Invalid(format!(
+            "canary Ingress {}: has only spec.defaultBackend, so ingress-nginx attaches it to the default \
+             server (hosts no Ingress names), whose mainline is a main Ingress's spec.defaultBackend; \
+             none of the Ingresses given has one: add the main Ingress with the default backend",
+            canary.name
+        )));
+    };
+    warnings.push(format!(
+        "canary Ingress {}: only spec.defaultBackend: its rules apply to hosts no route names (the default server), as in ingress-nginx",
+        canary.name
+    ));
+    let route = route(canary, main, "default-server", stable, canary_backend, warnings)?;
+    Ok(Value::Object(order(route)))
+}
+
+/// Keys in the order a reader expects: name, hosts, path, default, rules.
+fn order(route: Map<String, Value>) -> Map<String, Value> {
+    let mut ordered = Map::new();
+    for key in ["name", "hosts", "pathPrefix", "default", "rules"] {
+        if let Some(value) = route.get(key) {
+            ordered.insert(key.into(), value.clone());
+        }
+    }
+    ordered
+}
+
+fn port_warning(ingress: &Ingress, backend: &Backend, warnings: &mut Vec<String>) {
+    if let Some(port) = backend.port.as_deref().filter(|p| *p != "80") {
+        warnings.push(format!(
+            "Ingress {}: Service {} is reached on port {port}: the Envoy cluster (or Istio subset) named {} must send to that port",
+            ingress.name, backend.service, backend.service
+        ));
+    }
+}
+
+/// PCRE syntax regex-lite does not have: look-around, back-references,
+/// atomic groups, possessive repetition.
+fn uses_pcre_only(pattern: &str) -> bool {
+    ["(?=", "(?!", "(?<=", "(?<!", "(?>", "*+", "++", "?+"].iter().any(|s| pattern.contains(s))
+        || pattern.as_bytes().windows(2).any(|w| w[0] == b'\\' && w[1].is_ascii_digit() && w[1] != b'0')
+}
+
+fn route(
+    canary: &Ingress,
+    main: &Ingress,
+    name: &str,
+    stable: &Backend,
+    canary_backend: &Backend,
+    warnings: &mut Vec<String>,
+) -> Result<Map<String, Value>, Failure> {
+    port_warning(main, stable, warnings);
+    port_warning(canary, canary_backend, warnings);
+    let (stable, canary_service) = (stable.service.as_str(), canary_backend.service.as_str());
     let mut rules = Vec::new();
     if let Some(header) = canary.annotation("canary-by-header") {
         let value = canary.annotation("canary-by-header-value");
@@ -164,21 +229,42 @@ fn route(
                 canary_service,
             ));
         } else if let Some(pattern) = pattern {
-            if regex_lite::Regex::new(pattern).is_err() {
-                return Err(Failure::Invalid(format!(
-                    "Ingress {}: canary-by-header-pattern {pattern:?} uses PCRE syntax regex-lite lacks",
-                    canary.name
-                )));
+            match regex_lite::Regex::new(pattern) {
+                Ok(_) => {
+                    warnings.push(format!(
+                        "Ingress {}: canary-by-header-pattern is now a regex-lite pattern (no look-around or back-references); check it",
+                        canary.name
+                    ));
+                    rules.push(rule(
+                        "nginx canary-by-header-pattern",
+                        json!({ "header": header, "regex": pattern }),
+                        canary_service,
+                    ));
+                }
+                Err(_) if uses_pcre_only(pattern) => {
+                    return Err(Failure::Invalid(format!(
+                        "Ingress {}: canary-by-header-pattern {pattern:?} uses PCRE features regex-lite lacks \
+                         (look-around, back-references, atomic or possessive groups): rewrite it without them",
+                        canary.name
+                    )));
+                }
+                Err(err) => {
+                    // ingress-nginx accepts it, the match errors on every
+                    // request, and a request with the header goes to mainline
+                    // without trying cookie or weight. So does this rule.
+                    warnings.push(format!(
+                        "Ingress {}: canary-by-header-pattern {pattern:?} is not a valid regex ({}): as in ingress-nginx, \
+                         requests with header {header} go to {stable}, skipping cookie and weight; fix the pattern",
+                        canary.name,
+                        err.to_string().lines().last().unwrap_or_default().trim()
+                    ));
+                    rules.push(rule(
+                        "nginx canary-by-header-pattern (invalid: mainline)",
+                        json!({ "header": header, "present": true }),
+                        stable,
+                    ));
+                }
             }
-            warnings.push(format!(
-                "Ingress {}: canary-by-header-pattern is now a regex-lite pattern (no look-around or backreferences); check it",
-                canary.name
-            ));
-            rules.push(rule(
-                "nginx canary-by-header-pattern",
-                json!({ "header": header, "regex": pattern }),
-                canary_service,
-            ));
         } else {
             rules.extend(always_never("header", header, canary_service, stable));
         }
@@ -186,35 +272,87 @@ fn route(
     if let Some(cookie) = canary.annotation("canary-by-cookie") {
         rules.extend(always_never("cookie", cookie, canary_service, stable));
     }
-    let number = |key: &str, default: f64| -> Result<f64, Failure> {
-        match canary.annotation(key) {
-            None => Ok(default),
-            Some(text) => text.trim().parse::<f64>().ok().filter(|n| *n >= 0.0).ok_or_else(|| {
-                Failure::Invalid(format!(
-                    "Ingress {}: {key} {text:?} is not a non-negative number",
-                    canary.name
-                ))
-            }),
-        }
+    let number = |key: &str| -> Result<Option<f64>, Failure> {
+        canary
+            .annotation(key)
+            .map(|text| {
+                text.parse::<f64>().ok().filter(|n| *n >= 0.0 && n.is_finite()).ok_or_else(|| {
+                    Failure::Invalid(format!(
+                        "Ingress {}: {key} {text:?} is not a non-negative number",
+                        canary.name
+                    ))
+                })
+            })
+            .transpose()
     };
-    let total = number("canary-weight-total", 100.0)?;
-    let weight = number("canary-weight", 0.0)?.min(total);
+    // ingress-nginx divides by canary-weight-total only when it is above
+    // 100; otherwise by 100.
+    let total = match number("canary-weight-total")? {
+        Some(total) if total > 100.0 => total,
+        Some(total) => {
+            if total != 100.0 {
+                warnings.push(format!(
+                    "Ingress {}: canary-weight-total {total} is not above 100, so ingress-nginx (and this config) divides by 100",
+                    canary.name
+                ));
+            }
+            100.0
+        }
+        None => 100.0,
+    };
+    let weight = number("canary-weight")?.unwrap_or(0.0).min(total);
     if weight > 0.0 {
-        rules.push(json!({
-            "name": "nginx canary-weight",
-            "split": { "weights": [
-                { "target": canary_service, "weight": weight },
-                { "target": stable, "weight": total - weight }
-            ] }
-        }));
+        let mut split = json!({ "weights": [
+            { "target": canary_service, "weight": weight },
+            { "target": stable, "weight": total - weight }
+        ] });
+        if let Some(cookie) = affinity_cookie(canary, main, warnings) {
+            split["assignCookie"] = cookie;
+        }
+        rules.push(json!({ "name": "nginx canary-weight", "split": split }));
+    } else if main.annotation("affinity") == Some("cookie") {
+        warnings.push(format!(
+            "Ingress {}: affinity cookie is not carried over: it pins pods, and without canary-weight no user is assigned a version",
+            main.name
+        ));
     }
     let mut route = Map::new();
-    route.insert("name".into(), json!(format!("{}{path}", if host.is_empty() { "*" } else { host })));
-    if !host.is_empty() {
-        route.insert("hosts".into(), json!([host]));
-    }
-    route.insert("pathPrefix".into(), json!(path));
+    route.insert("name".into(), json!(name));
     route.insert("default".into(), json!(stable));
     route.insert("rules".into(), Value::Array(rules));
-    Ok(Value::Object(route))
+    Ok(route)
+}
+
+/// The main Ingress's cookie affinity, which the canary inherits unless
+/// `affinity-canary-behavior: legacy`: a user the weight sent to the
+/// canary keeps going there. Carried over as the split's assignment cookie.
+fn affinity_cookie(canary: &Ingress, main: &Ingress, warnings: &mut Vec<String>) -> Option<Value> {
+    if main.annotation("affinity") != Some("cookie") {
+        return None;
+    }
+    if canary.annotation("affinity-canary-behavior") == Some("legacy") {
+        warnings.push(format!(
+            "Ingress {}: affinity-canary-behavior legacy: the canary does not inherit {}'s affinity, so no assignment cookie (each request is weighed anew)",
+            canary.name, main.name
+        ));
+        return None;
+    }
+    let name = main.annotation("session-cookie-name").unwrap_or("INGRESSCOOKIE");
+    let mut cookie = json!({ "name": name, "httpOnly": true });
+    if let Some(max_age) = main.annotation("session-cookie-max-age").and_then(|m| m.parse::<u64>().ok()) {
+        cookie["maxAge"] = json!(max_age);
+    }
+    if let Some(path) = main.annotation("session-cookie-path").filter(|p| p.starts_with('/')) {
+        cookie["path"] = json!(path);
+    }
+    if main.annotation("session-cookie-secure") == Some("true") {
+        cookie["secure"] = json!(true);
+    }
+    warnings.push(format!(
+        "Ingress {}: affinity cookie {name} becomes the split's assignment cookie: it keeps each user on one version \
+         (not one pod), its value is the version's name, and stable users get it too; users holding ingress-nginx's \
+         cookie are assigned once more",
+        main.name
+    ));
+    Some(cookie)
 }
