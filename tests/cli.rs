@@ -388,7 +388,7 @@ fn from_nginx_translates_header_values_and_weight_totals() {
     let r = run(&["from-nginx", &lookaround]);
     assert_eq!(r.code, 1);
     assert!(
-        r.stderr.contains("canary-by-header-pattern \"^(?!old).*\" uses PCRE syntax regex-lite lacks"),
+        r.stderr.contains("canary-by-header-pattern \"^(?!old).*\" uses PCRE features regex-lite lacks"),
         "{}",
         r.stderr
     );
@@ -398,11 +398,10 @@ fn from_nginx_translates_header_values_and_weight_totals() {
     assert_eq!(run(&["from-nginx", &no_canary]).code, 1);
 }
 
-/// Every transcript in docs/cli.md whose files ship with the repository is
-/// run as shown, in a scratch directory that sees `examples/`, and prints
-/// what the page says it prints (`...` stands for lines left out). The
-/// others name files of the reader's own (`bad.json`, `ramp.json`) or a
-/// running fleet (`status`, shown from tests/e2e/fleet.rs).
+/// Every transcript in docs/cli.md runs as shown, in a scratch directory
+/// that sees the repository's `examples/`, `envoy/` and `istio/`, and
+/// prints what the page says it prints (`...` stands for lines left out).
+/// Only `status` needs a running fleet; tests/e2e/fleet.rs runs it.
 #[test]
 fn the_transcripts_in_docs_cli_md_print_what_they_show() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -414,9 +413,11 @@ fn the_transcripts_in_docs_cli_md_print_what_they_show() {
         let scratch =
             std::env::temp_dir().join(format!("canary-router-docs-{}-{checked}", std::process::id()));
         std::fs::create_dir_all(&scratch).unwrap();
-        let link = scratch.join("examples");
-        if !link.exists() {
-            std::os::unix::fs::symlink(root.join("examples"), &link).unwrap();
+        for dir in ["examples", "envoy", "istio"] {
+            let link = scratch.join(dir);
+            if !link.exists() {
+                std::os::unix::fs::symlink(root.join(dir), &link).unwrap();
+            }
         }
         let mut last_code = None;
         for step in format!("$ {block}").split("\n$ ").map(|s| s.trim_start_matches("$ ")) {
@@ -431,17 +432,17 @@ fn the_transcripts_in_docs_cli_md_print_what_they_show() {
                 }
                 continue;
             }
-            let runnable = command.starts_with("canary-router ")
-                && !command.starts_with("canary-router status")
-                && command.split_whitespace().filter(|w| w.ends_with(".json") || w.ends_with(".yaml")).all(
-                    |file| {
-                        let file = file.trim_matches('\'');
-                        scratch.join(file).exists() || command.contains(&format!("> {file}"))
-                    },
-                );
-            if !runnable {
+            // `status` needs a running fleet: tests/e2e/fleet.rs runs it.
+            if !command.starts_with("canary-router ") || command.starts_with("canary-router status") {
                 last_code = None;
                 continue;
+            }
+            for file in command.split_whitespace().filter(|w| w.ends_with(".json") || w.ends_with(".yaml")) {
+                let file = file.trim_matches('\'');
+                assert!(
+                    scratch.join(file).exists() || command.contains(&format!("> {file}")),
+                    "docs/cli.md: `{command}` names {file}, which the repository does not ship"
+                );
             }
             let output = Command::new("bash")
                 .args(["-c", command])
@@ -467,5 +468,266 @@ fn the_transcripts_in_docs_cli_md_print_what_they_show() {
         }
         std::fs::remove_dir_all(&scratch).unwrap();
     }
-    assert!(checked >= 4, "only {checked} transcripts of docs/cli.md ran");
+    assert!(checked >= 10, "only {checked} transcripts of docs/cli.md ran");
+}
+
+/// The decision a translated config makes for a request.
+fn decide(config_json: &str, host: &str, path: &str, headers: &[(&str, &str)], roll: u32) -> String {
+    let router = config::parse(config_json.as_bytes()).unwrap_or_else(|e| panic!("{e}\n{config_json}"));
+    let mut pairs: Vec<(&[u8], &[u8])> = vec![(b":authority", host.as_bytes()), (b":path", path.as_bytes())];
+    pairs.extend(headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
+    router.decide(&Request::new(pairs), &Moment::roll(roll)).map_or("-".into(), |d| d.target.to_string())
+}
+
+#[test]
+fn from_nginx_converts_acks_service_match_and_service_weight() {
+    let r = run(&["from-nginx", "examples/nginx/ack.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("ACK marks service-match and service-weight deprecated"), "{}", r.stderr);
+    assert!(r.stderr.contains("Service new-shop is reached on port 8080"), "{}", r.stderr);
+    for host in ["shop.example.com", "www.shop.example.com"] {
+        // Matching requests are split 20/80; the rest go to old-shop.
+        assert_eq!(decide(&r.stdout, host, "/cart", &[("foo", "bar")], 199_999), "new-shop");
+        assert_eq!(decide(&r.stdout, host, "/cart", &[("foo", "bar")], 200_000), "old-shop");
+        assert_eq!(decide(&r.stdout, host, "/cart", &[("foo", "baz")], 0), "old-shop");
+        assert_eq!(decide(&r.stdout, host, "/cart", &[], 0), "old-shop");
+    }
+
+    let ack = |annotations: &str| {
+        temp_file(
+            "ack.yaml",
+            &format!(
+                "apiVersion: extensions/v1beta1\nkind: Ingress\nmetadata:\n  name: web\n  annotations:\n{annotations}spec:\n  rules:\n  - host: w.test\n    http:\n      paths:\n      - {{ path: /, backend: {{ serviceName: new, servicePort: 80 }} }}\n      - {{ path: /, backend: {{ serviceName: old, servicePort: 80 }} }}\n"
+            ),
+        )
+    };
+    // A match alone sends every matching request to the matched Service.
+    let r = run(&[
+        "from-nginx",
+        &ack("    nginx.ingress.kubernetes.io/service-match: 'new: cookie(\"foo\", \"bar\")'\n"),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(decide(&r.stdout, "w.test", "/", &[("cookie", "foo=bar")], 999_999), "new");
+    assert_eq!(decide(&r.stdout, "w.test", "/", &[("cookie", "foo=baz")], 0), "old");
+    let r = run(&[
+        "from-nginx",
+        &ack("    nginx.ingress.kubernetes.io/service-match: 'new: query(\"v\", /^2/)'\n"),
+    ]);
+    assert_eq!(decide(&r.stdout, "w.test", "/?v=2.1", &[], 0), "new");
+    assert_eq!(decide(&r.stdout, "w.test", "/?v=1", &[], 0), "old");
+    // Weights alone: w / (sum of w) each.
+    let r = run(&["from-nginx", &ack("    nginx.ingress.kubernetes.io/service-weight: 'new: 1, old: 3'\n")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(decide(&r.stdout, "w.test", "/", &[], 249_999), "new");
+    assert_eq!(decide(&r.stdout, "w.test", "/", &[], 250_000), "old");
+    // A broken annotation names itself.
+    let r = run(&[
+        "from-nginx",
+        &ack("    nginx.ingress.kubernetes.io/service-match: 'new: body(\"x\", \"y\")'\n"),
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("Ingress web: service-match") && r.stderr.contains("unknown match type `body`"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A main Ingress at x.test/api (with extra main annotations) and a canary
+/// one with the given annotations.
+fn nginx_pair(main_annotations: &str, canary_annotations: &str) -> String {
+    format!(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: main\n  annotations:\n    x: y\n{main_annotations}spec:\n  rules:\n  - host: x.test\n    http:\n      paths:\n      - {{ path: /api, pathType: Prefix, backend: {{ service: {{ name: api, port: {{ number: 80 }} }} }} }}\n---\n\
+         apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: canary\n  annotations:\n    nginx.ingress.kubernetes.io/canary: \"true\"\n{canary_annotations}spec:\n  rules:\n  - host: x.test\n    http:\n      paths:\n      - {{ path: /api, pathType: Prefix, backend: {{ service: {{ name: api-v2, port: {{ number: 80 }} }} }} }}\n"
+    )
+}
+
+#[test]
+fn from_nginx_behaves_like_ingress_nginx_where_it_used_to_differ() {
+    const N: &str = "    nginx.ingress.kubernetes.io/";
+    let translate =
+        |main: &str, canary: &str| run(&["from-nginx", &temp_file("pair.yaml", &nginx_pair(main, canary))]);
+
+    // An empty annotation is unset: no rule on an empty header name.
+    let r = translate("", &format!("{N}canary-by-header: \"\"\n{N}canary-weight: \"10\"\n"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let config: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(config["routes"][0]["rules"].as_array().unwrap().len(), 1, "{}", r.stdout);
+
+    // canary-weight-total at or below 100 is not used: 10 of 100, not of 50.
+    let r = translate("", &format!("{N}canary-weight: \"10\"\n{N}canary-weight-total: \"50\"\n"));
+    assert_eq!(decide(&r.stdout, "x.test", "/api", &[], 99_999), "api-v2");
+    assert_eq!(decide(&r.stdout, "x.test", "/api", &[], 100_000), "api");
+    assert!(r.stderr.contains("canary-weight-total 50 is not above 100"), "{}", r.stderr);
+
+    // Cookie affinity on the main Ingress: the canary inherits it, so a
+    // user keeps their version: an assignment cookie.
+    let affinity =
+        format!("{N}affinity: cookie\n{N}session-cookie-name: route\n{N}session-cookie-max-age: \"3600\"\n");
+    let r = translate(&affinity, &format!("{N}canary-weight: \"20\"\n"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let config: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        config["routes"][0]["rules"][0]["split"]["assignCookie"],
+        serde_json::json!({"name": "route", "maxAge": 3600, "httpOnly": true})
+    );
+    assert!(!r.stderr.contains("affinity is not carried over"), "{}", r.stderr);
+    assert_eq!(decide(&r.stdout, "x.test", "/api", &[("cookie", "route=api-v2")], 999_999), "api-v2");
+    let r = translate(&affinity, &format!("{N}canary-weight: \"20\"\n{N}affinity-canary-behavior: legacy\n"));
+    let config: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(config["routes"][0]["rules"][0]["split"].get("assignCookie").is_none(), "{}", r.stdout);
+
+    // A pattern that is no regex at all: ingress-nginx sends requests with
+    // the header to mainline, skipping cookie and weight.
+    let r = translate(
+        "",
+        &format!("{N}canary-by-header: x-ver\n{N}canary-by-header-pattern: \"v[2\"\n{N}canary-by-cookie: c\n{N}canary-weight: \"100\"\n"),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("is not a valid regex"), "{}", r.stderr);
+    assert!(!r.stderr.contains("PCRE"), "{}", r.stderr);
+    assert_eq!(decide(&r.stdout, "x.test", "/api", &[("x-ver", "v2"), ("cookie", "c=always")], 0), "api");
+    assert_eq!(decide(&r.stdout, "x.test", "/api", &[("cookie", "c=always")], 0), "api-v2");
+    assert_eq!(decide(&r.stdout, "x.test", "/api", &[], 999_999), "api-v2");
+}
+
+#[test]
+fn from_nginx_attaches_a_default_backend_canary_to_the_default_server() {
+    let main = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: { name: main }\nspec:\n  defaultBackend: { service: { name: web, port: { number: 80 } } }\n  rules:\n  - host: x.test\n    http:\n      paths:\n      - { path: /, pathType: Prefix, backend: { service: { name: x, port: { number: 80 } } } }\n";
+    let canary = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: canary\n  annotations:\n    nginx.ingress.kubernetes.io/canary: \"true\"\n    nginx.ingress.kubernetes.io/canary-by-header: x-canary\nspec:\n  defaultBackend: { service: { name: web-v2, port: { number: 80 } } }\n";
+    let r = run(&["from-nginx", &temp_file("default.yaml", &format!("{main}---\n{canary}"))]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Any host no route names: mainline, unless the header picks the canary.
+    assert_eq!(decide(&r.stdout, "other.test", "/", &[], 0), "web");
+    assert_eq!(decide(&r.stdout, "other.test", "/", &[("x-canary", "always")], 0), "web-v2");
+
+    let r = run(&["from-nginx", &temp_file("default-alone.yaml", canary)]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("has only spec.defaultBackend, so ingress-nginx attaches it to the default server"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn check_reads_every_form_users_have() {
+    // An Envoy bootstrap, an ECDS resource, a directory of Istio manifests
+    // (a VirtualService in it is passed over) and standard input, at once.
+    let r = run(&["check", "envoy/envoy.yaml", "envoy/live/canary-router.yaml", "istio/service-b"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for origin in [
+        "ok: envoy/envoy.yaml (Envoy wasm filter canary-router): ",
+        "ok: envoy/live/canary-router.yaml (Envoy wasm filter canary-router): ",
+        "ok: istio/service-b/wasm-plugin-20.yaml (WasmPlugin canary-router-service-b): ",
+        "ok: istio/service-b/wasm-plugin-rollback.yaml (WasmPlugin canary-router-service-b): ",
+    ] {
+        assert!(r.stdout.contains(origin), "{origin} not in\n{}", r.stdout);
+    }
+    // A `kind: List`, as `kubectl get wasmplugins -o yaml` prints it.
+    let plugin = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("istio/service-a/wasm-plugin.yaml"),
+    )
+    .unwrap();
+    let indented: String =
+        plugin.lines().filter(|l| !l.starts_with('#')).map(|l| format!("  {l}\n")).collect();
+    let list = temp_file("list.yaml", &format!("apiVersion: v1\nkind: List\nitems:\n-{}", &indented[1..]));
+    let r = run(&["check", &list]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("(WasmPlugin canary-router-service-a): 1 route(s)"), "{}", r.stdout);
+
+    let output = Command::new(env!("CARGO_BIN_EXE_canary-router"))
+        .args(["check", "-"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(
+            std::fs::File::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config.json")).unwrap(),
+        )
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("ok: <stdin>: 2 route(s)"));
+
+    let empty = temp_file("empty.yaml", "# nothing yet\n---\n");
+    let r = run(&["check", &empty]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("empty: no config in it"), "{}", r.stderr);
+}
+
+#[test]
+fn check_errors_point_at_the_users_yaml_line_and_name_the_near_key() {
+    let plugin = "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata: { name: b }\nspec:\n  pluginConfig:\n    routes:\n    - name: b\n      default: stable\n      rules:\n      - split:\n          weights:\n          - { target: fixed, weight: -20 }\n";
+    let r = run(&["check", &temp_file("bad-plugin.yaml", plugin)]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("routes[0].rules[0].split.weights[0].weight: must be a non-negative number, got -20 (line 12 column 30)"),
+        "{}",
+        r.stderr
+    );
+    let misspelled = plugin.replace("pluginConfig", "pluginconfig");
+    let r = run(&["check", &temp_file("misspelled.yaml", &misspelled)]);
+    assert!(r.stderr.contains("spec.pluginconfig: did you mean `pluginConfig`?"), "{}", r.stderr);
+    let typo = plugin.replace("default: stable", "defualt: stable");
+    let r = run(&["check", &temp_file("typo.yaml", &typo)]);
+    assert!(r.stderr.contains("unknown field `defualt`: did you mean `default`?"), "{}", r.stderr);
+    assert!(r.stderr.contains("(line 8 column 7)"), "{}", r.stderr);
+    // In an Envoy bootstrap the JSON sits in a `value: |` block: its line.
+    let envoy =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy/live/canary-router.yaml"))
+            .unwrap();
+    let broken = envoy.replacen("\"routes\": [", "\"routes\": 7, [", 1);
+    let r = run(&["check", &temp_file("broken-ecds.yaml", &broken)]);
+    assert_eq!(r.code, 1);
+    let line = broken.lines().position(|l| l.contains("\"routes\": 7")).unwrap() + 1;
+    assert!(r.stderr.contains(&format!("(line {line} column")), "want line {line}: {}", r.stderr);
+}
+
+#[test]
+fn check_warns_about_valid_configs_that_are_likely_mistakes() {
+    let config = r#"{"routes": [{"name": "r", "default": "a", "rules": [{"split": {"weights": [{"target": "a", "weight": 50}, {"target": "b", "weight": 30}, {"target": "c", "weight": 0.00001}]}}]}]}"#;
+    let r = run(&["check", &temp_file("warn.json", config)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("routes[0].rules[0].split.weights: the weights sum to 80.00001, not 100"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("c has weight 0.00001 but its share rounds to 0 of 1,000,000"), "{}", r.stderr);
+    let plugin = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("istio/service-b/wasm-plugin-20.yaml"),
+    )
+    .unwrap()
+    .replace("FAIL_CLOSE", "FAIL_OPEN");
+    let r = run(&["check", &temp_file("open.yaml", &plugin)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("spec.failStrategy: FAIL_OPEN lets requests through unrouted"), "{}", r.stderr);
+    assert!(r.stderr.contains("spec.sha256 is a placeholder"), "{}", r.stderr);
+}
+
+#[test]
+fn check_prints_what_each_split_and_mirror_does() {
+    let r = run(&["check", "examples/ramp.json", "examples/fleet.json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for expected in [
+        "rules[0] ramp of canary: 10% from 2026-11-24T10:00:00Z, 25% from 2026-11-24T10:10:00Z, 50% from 2026-11-24T10:20:00Z",
+        "rules[0] assignment cookie: version=TARGET; Max-Age=86400; Path=/",
+        "rules[0] rollback of canary: this proxy's window: more than 5% errors over 60s with at least 20 responses",
+        "mirror: 10% of requests copied to cluster shadow",
+        "rules[0] rollback of broken-canary: this proxy's window",
+        "Prometheus via cluster prometheus every 2s: checks error-rate <= 0.05, p99-ms <= 500, 2 failing polls in a row",
+    ] {
+        assert!(r.stdout.contains(expected), "{expected:?} not in\n{}", r.stdout);
+    }
+}
+
+#[test]
+fn explain_routes_by_the_host_header_as_curl_sends_it() {
+    let r = run(&["explain", "examples/config.json", "-H", "host: b.example.com", "--cookie", "uid=alice"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("request: host b.example.com path /"), "{}", r.stdout);
+    assert!(r.stdout.contains("route:   service-b"), "{}", r.stdout);
+    let r = run(&["explain", "examples/config.json", "-H", ":authority: a.example.com", "-H", "foo: bar"]);
+    assert!(
+        r.stdout.contains("route:   service-a") && r.stdout.contains("target:  service-a-canary"),
+        "{}",
+        r.stdout
+    );
 }
