@@ -5,6 +5,7 @@
 
 #[path = "../harness/built_wasm.rs"]
 mod built_wasm;
+mod demo;
 mod envoy;
 mod failure;
 mod fleet;
