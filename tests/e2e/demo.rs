@@ -46,7 +46,7 @@ fn make_demo_shows_every_capability_without_a_terminal_and_stops_everything() {
         "step 1 of 3",
         "service-b-canary got 400 of 400 requests (100%)",
         "503 broken-canary",
-        "the next 200: 0 errors, all from service-b",
+        "(every worker knows by then): 0 errors, all from service-b",
         "canary_router_rolled_back{route=\"broken\"",
         "canary_router_shadow_requests_total{route=\"service-a\",cluster=\"service-a-shadow\"}",
         "Envoy stopped.",
@@ -72,7 +72,8 @@ fn the_demos_shipped_ecds_resource_holds_examples_demo_json() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let resource = std::fs::read_to_string(root.join("envoy/demo/canary-router.yaml")).unwrap();
     let value: serde_json::Value = serde_norway::from_str(&resource).unwrap();
-    let embedded = value["resources"][0]["typed_config"]["config"]["configuration"]["value"].as_str().unwrap();
+    let embedded =
+        value["resources"][0]["typed_config"]["config"]["configuration"]["value"].as_str().unwrap();
     let embedded: serde_json::Value = serde_json::from_str(embedded).unwrap();
     let example: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("examples/demo.json")).unwrap()).unwrap();
