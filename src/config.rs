@@ -1,4 +1,4 @@
-//! The JSON config (README "Config reference"): parsed strictly, validated
+//! The JSON config (docs/config.md): parsed strictly, validated
 //! completely, and compiled into a [`Router`] once.
 //!
 //! Two passes give every error a path: `raw` reads the document's shape
@@ -39,7 +39,7 @@ pub fn parse(json: &[u8]) -> Result<Router, ConfigError> {
     if json.iter().all(u8::is_ascii_whitespace) {
         return Err(ConfigError::new(
             "config",
-            "is empty; expected a JSON object with `routes` (see the README's config reference)",
+            "is empty; expected a JSON object with `routes` (see docs/config.md)",
         ));
     }
     if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {

@@ -1,5 +1,5 @@
-//! The sticky-bucket hash. It is part of the public contract (README, "Sticky
-//! hash"): every replica, every version of this filter and any tool that
+//! The sticky-bucket hash. It is part of the public contract
+//! (docs/sticky-hash.md): every replica, every version of this filter and any tool that
 //! predicts assignments must compute the same bucket, so it is spelled out
 //! here instead of borrowed from `std` (whose `DefaultHasher` may change).
 //!
@@ -123,7 +123,7 @@ mod tests {
         assert_eq!(fnv1a64(&[b"foobar"]), 0x8594_4171_f739_67e8);
     }
 
-    /// Computed by an independent Python transcription of the README's spec.
+    /// Computed by an independent Python transcription of docs/sticky-hash.md's spec.
     /// If this fails, sticky users would move: change the spec, not the pins.
     #[test]
     fn buckets_are_pinned() {

@@ -18,7 +18,7 @@ pub const SHADOW_SKIPPED: &str = "canary_router_shadow_skipped_total";
 pub const REGEX_SKIPPED: &str = "canary_router_regex_skipped_total";
 pub const CONFIG_ACCEPTED: &str = "canary_router_config_accepted_total";
 pub const CONFIG_REJECTED: &str = "canary_router_config_rejected_total";
-/// Gauges of each split's state (README, "Metrics").
+/// Gauges of each split's state (docs/metrics.md, "Split state").
 /// 1 while a split's rollback is in force; its `split` label is what the
 /// fleet latch asks Prometheus about.
 pub const ROLLED_BACK: &str = "canary_router_rolled_back";

@@ -51,7 +51,7 @@ fn every_manifest_parses_and_has_what_istio_requires() {
                 assert_eq!(
                     str_at(spec, &["failStrategy"]),
                     Some("FAIL_CLOSE"),
-                    "{file}: failStrategy must be FAIL_CLOSE (README)"
+                    "{file}: failStrategy must be FAIL_CLOSE (docs/envoy.md#failure-policy)"
                 );
                 assert!(spec.get("pluginConfig").is_some_and(Value::is_object), "{file}: no pluginConfig");
             }

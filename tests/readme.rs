@@ -1,6 +1,8 @@
-//! The README is the spec: these tests keep it true. Every config key the
-//! parser accepts has a row in the config reference, every scenario row
-//! names a test that exists, and the pinned sticky buckets are the code's.
+//! The documentation is the spec: these tests keep it true. Every config
+//! key the parser accepts has a row in the reference (docs/), every row of
+//! CONTRIBUTING.md's scenario table names a test that exists, the pinned
+//! sticky buckets are the code's, links resolve, and the README's configs
+//! are valid.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
@@ -8,8 +10,12 @@ use std::path::Path;
 use canary_router::config;
 use canary_router::hash::sticky_bucket;
 
+fn read(file: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap()
+}
+
 fn readme() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+    read("README.md")
 }
 
 /// The README and every page of the reference in `docs/`.
@@ -79,8 +85,9 @@ fn every_config_key_has_a_row_in_the_reference() {
 
 #[test]
 fn every_scenario_row_names_a_test_that_exists() {
-    let readme = readme();
-    let table = readme.split("## Scenarios the tests check").nth(1).unwrap().split("\n## ").next().unwrap();
+    let contributing = read("CONTRIBUTING.md");
+    let table =
+        contributing.split("## Scenarios the tests check").nth(1).unwrap().split("\n## ").next().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut sources = String::new();
     // Harness and e2e tests, and the native unit tests inside `src/`.
@@ -104,7 +111,7 @@ fn every_scenario_row_names_a_test_that_exists() {
         }) {
             assert!(
                 sources.contains(&format!("fn {name}(")),
-                "README names a test `{name}` that does not exist"
+                "CONTRIBUTING.md's scenario table names a test `{name}` that does not exist"
             );
             names += 1;
         }
@@ -114,9 +121,9 @@ fn every_scenario_row_names_a_test_that_exists() {
 
 #[test]
 fn the_pinned_sticky_buckets_are_the_codes() {
-    let readme = readme();
+    let page = read("docs/sticky-hash.md");
     let pins =
-        readme.split("Pinned examples").nth(1).unwrap().split("Random choices").next().unwrap().to_string();
+        page.split("Pinned examples").nth(1).unwrap().split("Random choices").next().unwrap().to_string();
     let mut found = 0;
     for piece in pins.split("+ `").skip(1) {
         let id = piece.split('`').next().unwrap();
@@ -129,7 +136,7 @@ fn the_pinned_sticky_buckets_are_the_codes() {
             .unwrap()
             .parse()
             .unwrap();
-        assert_eq!(sticky_bucket(b"service-b", id.as_bytes()), bucket, "README's pin for {id}");
+        assert_eq!(sticky_bucket(b"service-b", id.as_bytes()), bucket, "docs/sticky-hash.md's pin for {id}");
         found += 1;
     }
     assert_eq!(found, 3);
@@ -296,4 +303,24 @@ fn every_relative_link_in_the_documentation_resolves() {
         }
     }
     assert!(links >= 20, "only {links} relative links found");
+}
+
+/// The configs the README shows a newcomer are valid as shown.
+#[test]
+fn the_readme_s_configs_are_valid() {
+    let readme = readme();
+    let mut checked = 0;
+    for block in readme.split("```json\n").skip(1).map(|b| b.split("```").next().unwrap()) {
+        let json = if block.trim_start().starts_with("{ \"split\"") {
+            format!(r#"{{"routes": [{{"name": "b", "default": "service-b", "rules": [{block}]}}]}}"#)
+        } else {
+            block.to_string()
+        };
+        config::parse(json.as_bytes()).unwrap_or_else(|e| panic!("README config rejected: {e}\n{json}"));
+        checked += 1;
+    }
+    let yaml = readme.split("```yaml\n").nth(1).unwrap().split("```").next().unwrap();
+    let plugin: serde_json::Value = serde_norway::from_str(yaml).unwrap();
+    config::parse(plugin["spec"]["pluginConfig"].to_string().as_bytes()).unwrap();
+    assert_eq!(checked, 2);
 }

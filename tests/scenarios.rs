@@ -1,6 +1,6 @@
 //! The user's scenarios, through the built `.wasm` in the harness: what a
 //! request looks like to the upstream after the filter ran. Each test is a
-//! row of the README's scenario table.
+//! row of CONTRIBUTING.md's scenario table.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
@@ -192,7 +192,7 @@ fn a_64_kib_cookie_is_routed_not_fatal() {
 fn malformed_queries_are_routed_not_fatal() {
     let mut proxy = Proxy::configured(EXAMPLE);
     let repeated = format!("/?{}foo=bar", "foo=x&".repeat(100));
-    // 5,000 values of one key: the request's regex budget (README, "The
+    // 5,000 values of one key: the request's regex budget (docs/config.md, "The
     // regex budget") pays for about 1,300 tests of `^ba[rz]$`, so the last
     // value is never tested: the request goes to the default, not fatal.
     let flood = format!("/?{}foo=bar", "foo=x&".repeat(5_000));

@@ -1,5 +1,5 @@
 //! A split's `rollback`, checked and compiled: the local error window, the
-//! Prometheus checks, or both (README: "Rollback", "Fleet-wide rollback").
+//! Prometheus checks, or both (docs/progressive-delivery.md, "Rollback").
 
 use super::{whole, RawCheck, RawPrometheus, RawRollback};
 use crate::decimal;

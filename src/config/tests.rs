@@ -91,10 +91,7 @@ fn rejects_wrong_types_at_their_path() {
 
 #[test]
 fn rejects_documents_that_are_not_a_config() {
-    assert_eq!(
-        error(""),
-        "config: is empty; expected a JSON object with `routes` (see the README's config reference)"
-    );
+    assert_eq!(error(""), "config: is empty; expected a JSON object with `routes` (see docs/config.md)");
     assert_eq!(error("[]"), "config: must be a JSON object with `routes`");
     assert_eq!(error(" \"routes\""), "config: must be a JSON object with `routes`");
     assert_eq!(error("{}"), "config: missing field `routes` at line 1 column 1");
@@ -547,7 +544,7 @@ fn a_split_keeps_its_identity_through_edits_elsewhere_and_gets_a_new_one_when_it
 fn the_split_identity_is_pinned() {
     // Proxies of one fleet may run different versions of this filter
     // during an upgrade; they must agree on every split's identity. This
-    // value changes only with a documented break (README, "Split identity").
+    // value changes only with a documented break (docs/progressive-delivery.md, "Split identity").
     let json = r#"{"routes": [{"name": "cart", "default": "cart", "rules": [{"split": {"weights":
         [{"target": "cart-next", "weight": 20}, {"target": "cart", "weight": 80}], "stickyBy": {"cookie": "uid"},
         "rollback": {"target": "cart-next", "maxErrorRate": 0.05, "minRequests": 20, "window": "60s"}}}]}]}"#;

@@ -1,5 +1,5 @@
 //! What Envoy does with the filter when its config is bad, under each
-//! `failure_policy` (README, "Failure policy").
+//! `failure_policy` (docs/envoy.md, "Failure policy").
 
 use super::envoy::{Envoy, EnvoyConfig};
 use super::http::get_host;
