@@ -731,3 +731,59 @@ fn explain_routes_by_the_host_header_as_curl_sends_it() {
         r.stdout
     );
 }
+
+/// Broken manifests (a character deleted, a stray `-`, `:` or tab, a cut
+/// document) get an error and exit 1 or 2, never a panic: the CLI reads
+/// whatever users point it at. A wasm filter without `config` once did.
+#[test]
+fn the_cli_never_panics_on_broken_manifests() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sources: Vec<String> = [
+        "istio/service-b/wasm-plugin-rollback.yaml",
+        "istio/service-a/wasm-plugin.yaml",
+        "envoy/live/canary-router.yaml",
+        "envoy/demo.yaml",
+        "examples/nginx/ack.yaml",
+        "examples/nginx/ingress.yaml",
+    ]
+    .iter()
+    .map(|f| std::fs::read_to_string(root.join(f)).unwrap())
+    .collect();
+    let regression = "resources:\n- \"@type\": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm\n  name: x\n";
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    let inserts = [" ", "-", ":", "\t", "{", "}", "[", "]", "\"", "é", "\n", "  - ", "#", "|", "\r", "---\n"];
+    for round in 0..120 {
+        let mut text: Vec<char> = if round == 0 {
+            regression.chars().collect()
+        } else {
+            sources[next(sources.len())].chars().collect()
+        };
+        for _ in 0..(round % 6) + 1 {
+            let at = next(text.len());
+            if next(2) == 0 {
+                text.remove(at);
+            } else {
+                for (i, c) in inserts[next(inserts.len())].chars().enumerate() {
+                    text.insert(at + i, c);
+                }
+            }
+        }
+        let file = temp_file("broken.yaml", &text.iter().collect::<String>());
+        for args in [vec!["check", &file], vec!["from-nginx", &file], vec!["explain", &file]] {
+            let r = run(&args);
+            assert!(
+                (0..=2).contains(&r.code) && !r.stderr.contains("panicked"),
+                "{args:?} on\n{}\nexit {}: {}",
+                text.iter().collect::<String>(),
+                r.code,
+                r.stderr
+            );
+        }
+    }
+}

@@ -268,9 +268,12 @@ impl Here<'_> {
                             .as_str()
                             .is_some_and(|f| f.contains("canary_router"))
                 };
-                if is_wasm && ours(&map["config"]) {
-                    if let Some(json) = map["config"]["configuration"]["value"].as_str() {
-                        self.envoy_filter(&map["config"], json, &at);
+                // `map[key]` on a map panics when the key is missing; a
+                // Value answers Null.
+                let config = map.get("config").unwrap_or(&Value::Null);
+                if is_wasm && ours(config) {
+                    if let Some(json) = config["configuration"]["value"].as_str() {
+                        self.envoy_filter(config, json, &at);
                     }
                     return;
                 }
