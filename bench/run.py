@@ -427,7 +427,9 @@ def machine():
             model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), model)
     except OSError:
         pass
-    dirty = "-dirty" if command("git", "status", "--porcelain", "--untracked-files=no") else ""
+    # The report this run writes does not make the tree it measured dirty.
+    changed = command("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md")
+    dirty = "-dirty" if changed else ""
     return {
         "commit": command("git", "rev-parse", "--short=12", "HEAD") + dirty,
         "cpus": os.cpu_count(),
