@@ -75,7 +75,7 @@ pub fn compile(raw: RawConfig) -> Result<Router, ConfigError> {
         // and keeps a hash set's code out of the .wasm.
         if routes.iter().any(|earlier| earlier.name == route.name) {
             return Err(ConfigError::new(
-                format!("{at}.name"),
+                crate::error::key(&at, "name"),
                 format!("duplicate route name `{}`", route.name),
             ));
         }
@@ -103,19 +103,19 @@ fn compile_mirror_budget(raw: RawMirrorBudget) -> Result<MirrorBudget, ConfigErr
 
 fn compile_route(raw: RawRoute, at: &str, tally: &mut Tally) -> Result<Route, ConfigError> {
     if raw.name.trim().is_empty() {
-        return Err(ConfigError::new(format!("{at}.name"), "must not be empty"));
+        return Err(ConfigError::new(crate::error::key(at, "name"), "must not be empty"));
     }
     let hosts = match raw.hosts {
         None => Vec::new(),
         Some(hosts) if hosts.is_empty() => {
             return Err(ConfigError::new(
-                format!("{at}.hosts"),
+                crate::error::key(at, "hosts"),
                 "must not be empty (omit `hosts` to match any host)",
             ))
         }
         Some(hosts) => {
             limits::check(hosts.len(), limits::HOSTS_PER_ROUTE, "hosts")
-                .map_err(|m| ConfigError::new(format!("{at}.hosts"), m))?;
+                .map_err(|m| ConfigError::new(crate::error::key(at, "hosts"), m))?;
             hosts
                 .iter()
                 .enumerate()
@@ -130,44 +130,44 @@ fn compile_route(raw: RawRoute, at: &str, tally: &mut Tally) -> Result<Route, Co
         Some(prefix) if prefix.starts_with('/') => Some(prefix.into_bytes()),
         Some(prefix) => {
             return Err(ConfigError::new(
-                format!("{at}.pathPrefix"),
+                crate::error::key(at, "pathPrefix"),
                 format!("`{prefix}` must start with `/`"),
             ))
         }
     };
-    check_target(&raw.default).map_err(|m| ConfigError::new(format!("{at}.default"), m))?;
+    check_target(&raw.default).map_err(|m| ConfigError::new(crate::error::key(at, "default"), m))?;
     let raw_rules = raw.rules.unwrap_or_default();
     limits::check(raw_rules.len(), limits::RULES_PER_ROUTE, "rules in this route")
-        .map_err(|m| ConfigError::new(format!("{at}.rules"), m))?;
+        .map_err(|m| ConfigError::new(crate::error::key(at, "rules"), m))?;
     tally.rules += raw_rules.len();
     limits::check(tally.rules, limits::RULES, "rules in all routes up to this one")
-        .map_err(|m| ConfigError::new(format!("{at}.rules"), m))?;
+        .map_err(|m| ConfigError::new(crate::error::key(at, "rules"), m))?;
     let rules = raw_rules
         .into_iter()
         .enumerate()
         .map(|(r, rule)| compile_rule(rule, &format!("{at}.rules[{r}]"), r, &raw.name, tally))
         .collect::<Result<_, _>>()?;
-    let mirror = raw.mirror.map(|m| compile_mirror(m, &format!("{at}.mirror"))).transpose()?;
+    let mirror = raw.mirror.map(|m| compile_mirror(m, &crate::error::key(at, "mirror"))).transpose()?;
     Ok(Route { name: raw.name, hosts, path_prefix, default: raw.default, rules, mirror })
 }
 
 fn compile_mirror(raw: RawMirror, at: &str) -> Result<Mirror, ConfigError> {
     if raw.cluster.is_empty() || !raw.cluster.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ConfigError::new(
-            format!("{at}.cluster"),
+            crate::error::key(at, "cluster"),
             "must be a cluster name: visible ASCII without spaces (Istio: outbound|PORT||HOST)",
         ));
     }
     if !(0.0..=100.0).contains(&raw.percent) {
         return Err(ConfigError::new(
-            format!("{at}.percent"),
+            crate::error::key(at, "percent"),
             format!("must be between 0 and 100, got {}", decimal::format(raw.percent)),
         ));
     }
-    let timeout_ms = whole(raw.timeout_ms, 1.0, 3_600_000.0, &format!("{at}.timeoutMs"))?
+    let timeout_ms = whole(raw.timeout_ms, 1.0, 3_600_000.0, &crate::error::key(at, "timeoutMs"))?
         .map_or(DEFAULT_TIMEOUT_MS, |ms| ms as u32);
     let max_body_bytes =
-        whole(raw.max_body_bytes, 0.0, MAX_BODY_BYTES as f64, &format!("{at}.maxBodyBytes"))?
+        whole(raw.max_body_bytes, 0.0, MAX_BODY_BYTES as f64, &crate::error::key(at, "maxBodyBytes"))?
             .map_or(DEFAULT_MAX_BODY_BYTES, |bytes| bytes as usize);
     Ok(Mirror::new(raw.cluster, raw.percent, timeout_ms, max_body_bytes))
 }
@@ -197,14 +197,17 @@ fn compile_rule(
 ) -> Result<Rule, ConfigError> {
     let label = match raw.name {
         Some(name) if name.trim().is_empty() => {
-            return Err(ConfigError::new(format!("{at}.name"), "must not be empty (omit it instead)"))
+            return Err(ConfigError::new(
+                crate::error::key(at, "name"),
+                "must not be empty (omit it instead)",
+            ))
         }
         Some(name) => name,
         None => format!("rules[{index}]"),
     };
     let raw_conditions = raw.conditions.unwrap_or_default();
     limits::check(raw_conditions.len(), limits::CONDITIONS_PER_RULE, "conditions")
-        .map_err(|m| ConfigError::new(format!("{at}.match"), m))?;
+        .map_err(|m| ConfigError::new(crate::error::key(at, "match"), m))?;
     let conditions = raw_conditions
         .into_iter()
         .enumerate()
@@ -212,12 +215,12 @@ fn compile_rule(
         .collect::<Result<_, _>>()?;
     let action = match (raw.target, raw.split) {
         (Some(target), None) => {
-            check_target(&target).map_err(|m| ConfigError::new(format!("{at}.target"), m))?;
+            check_target(&target).map_err(|m| ConfigError::new(crate::error::key(at, "target"), m))?;
             Action::Target(target)
         }
         (None, Some(split)) => {
-            let mut split =
-                compile_split(split, &format!("{at}.split"), route_name)?.with_identity(route_name, index);
+            let mut split = compile_split(split, &crate::error::key(at, "split"), route_name)?
+                .with_identity(route_name, index);
             split.id = tally.splits;
             tally.splits += 1;
             Action::Split(Box::new(split))
@@ -244,12 +247,15 @@ fn compile_condition(raw: RawCondition, at: &str, tally: &mut Tally) -> Result<C
         let regex =
             regex_lite::RegexBuilder::new(&pattern).size_limit(REGEX_SIZE_LIMIT).build().map_err(|err| {
                 let reason = err.to_string().replace('\n', " ");
-                ConfigError::new(format!("{at}.regex"), format!("invalid regex `{pattern}`: {reason}"))
+                ConfigError::new(
+                    crate::error::key(at, "regex"),
+                    format!("invalid regex `{pattern}`: {reason}"),
+                )
             })?;
         let states = regex_cost::states(&pattern);
         if states > regex_cost::MAX_STATES {
             return Err(ConfigError::new(
-                format!("{at}.regex"),
+                crate::error::key(at, "regex"),
                 format!(
                     "`{pattern}` is too complex: about {states} automaton states, at most {} \
                      (counted repetition such as {{8,64}} multiplies them; config reference, \"Limits\")",
@@ -259,7 +265,7 @@ fn compile_condition(raw: RawCondition, at: &str, tally: &mut Tally) -> Result<C
         }
         tally.regexes += 1;
         limits::check(tally.regexes, limits::REGEXES, "regex conditions in the config up to this one")
-            .map_err(|m| ConfigError::new(format!("{at}.regex"), m))?;
+            .map_err(|m| ConfigError::new(crate::error::key(at, "regex"), m))?;
         let test = match literal_regex::literals(&pattern) {
             Some(literals) => Test::Literals { literals, pattern },
             None => Test::Regex { regex, states: states as u32 },
@@ -268,10 +274,10 @@ fn compile_condition(raw: RawCondition, at: &str, tally: &mut Tally) -> Result<C
     }
     if let Some(options) = raw.one_of {
         if options.is_empty() {
-            return Err(ConfigError::new(format!("{at}.oneOf"), "must list at least one value"));
+            return Err(ConfigError::new(crate::error::key(at, "oneOf"), "must list at least one value"));
         }
         limits::check(options.len(), limits::ONE_OF_VALUES, "values")
-            .map_err(|m| ConfigError::new(format!("{at}.oneOf"), m))?;
+            .map_err(|m| ConfigError::new(crate::error::key(at, "oneOf"), m))?;
         tests.push(("oneOf", Test::OneOf(options.into_iter().map(String::into_bytes).collect())));
     }
     if let Some(present) = raw.present {
@@ -283,23 +289,23 @@ fn compile_condition(raw: RawCondition, at: &str, tally: &mut Tally) -> Result<C
 
 fn compile_split(raw: RawSplit, at: &str, route_name: &str) -> Result<Split, ConfigError> {
     if raw.weights.is_empty() {
-        return Err(ConfigError::new(format!("{at}.weights"), "must list at least one target"));
+        return Err(ConfigError::new(crate::error::key(at, "weights"), "must list at least one target"));
     }
     limits::check(raw.weights.len(), limits::TARGETS_PER_SPLIT, "targets")
-        .map_err(|m| ConfigError::new(format!("{at}.weights"), m))?;
+        .map_err(|m| ConfigError::new(crate::error::key(at, "weights"), m))?;
     let mut weighted: Vec<(String, f64)> = Vec::with_capacity(raw.weights.len());
     for (w, weight) in raw.weights.into_iter().enumerate() {
         let here = format!("{at}.weights[{w}]");
-        check_target(&weight.target).map_err(|m| ConfigError::new(format!("{here}.target"), m))?;
+        check_target(&weight.target).map_err(|m| ConfigError::new(crate::error::key(&here, "target"), m))?;
         if weighted.iter().any(|(target, _)| *target == weight.target) {
             return Err(ConfigError::new(
-                format!("{here}.target"),
+                crate::error::key(&here, "target"),
                 format!("`{}` is listed twice; give each target one weight", weight.target),
             ));
         }
         if !weight.weight.is_finite() || weight.weight < 0.0 {
             return Err(ConfigError::new(
-                format!("{here}.weight"),
+                crate::error::key(&here, "weight"),
                 format!("must be a non-negative number, got {}", decimal::format(weight.weight)),
             ));
         }
@@ -307,15 +313,15 @@ fn compile_split(raw: RawSplit, at: &str, route_name: &str) -> Result<Split, Con
     }
     let sum = weighted.iter().map(|(_, w)| w).sum::<f64>();
     if sum <= 0.0 {
-        return Err(ConfigError::new(format!("{at}.weights"), "sum must be > 0"));
+        return Err(ConfigError::new(crate::error::key(at, "weights"), "sum must be > 0"));
     }
     if !sum.is_finite() {
-        return Err(ConfigError::new(format!("{at}.weights"), "sum is too large to divide"));
+        return Err(ConfigError::new(crate::error::key(at, "weights"), "sum is too large to divide"));
     }
     let sticky_by = match raw.sticky_by {
         None => None,
         Some(sticky) => {
-            Some(one_source(sticky.header, sticky.cookie, sticky.query, &format!("{at}.stickyBy"))?)
+            Some(one_source(sticky.header, sticky.cookie, sticky.query, &crate::error::key(at, "stickyBy"))?)
         }
     };
     let salt = raw.salt.unwrap_or_else(|| route_name.to_string()).into_bytes();
@@ -323,28 +329,31 @@ fn compile_split(raw: RawSplit, at: &str, route_name: &str) -> Result<Split, Con
     let ramp = match raw.ramp {
         None => None,
         Some(ramp) => {
-            let here = format!("{at}.ramp");
+            let here = crate::error::key(at, "ramp");
             if weighted.first().map(|(t, _)| t.as_str()) != Some(ramp.target.as_str()) {
                 return Err(ConfigError::new(
-                    format!("{here}.target"),
+                    crate::error::key(&here, "target"),
                     format!(
                         "`{}` must be the split's first target, so that each step only moves users onto it",
                         ramp.target
                     ),
                 ));
             }
-            let start =
-                time::parse_rfc3339(&ramp.start).map_err(|m| ConfigError::new(format!("{here}.start"), m))?;
+            let start = time::parse_rfc3339(&ramp.start)
+                .map_err(|m| ConfigError::new(crate::error::key(&here, "start"), m))?;
             let every = time::parse_duration(&ramp.every)
-                .map_err(|m| ConfigError::new(format!("{here}.every"), m))?;
+                .map_err(|m| ConfigError::new(crate::error::key(&here, "every"), m))?;
             if every == 0 {
-                return Err(ConfigError::new(format!("{here}.every"), "must be longer than 0"));
+                return Err(ConfigError::new(crate::error::key(&here, "every"), "must be longer than 0"));
             }
             if ramp.steps.is_empty() {
-                return Err(ConfigError::new(format!("{here}.steps"), "must list at least one step"));
+                return Err(ConfigError::new(
+                    crate::error::key(&here, "steps"),
+                    "must list at least one step",
+                ));
             }
             limits::check(ramp.steps.len(), limits::RAMP_STEPS, "steps")
-                .map_err(|m| ConfigError::new(format!("{here}.steps"), m))?;
+                .map_err(|m| ConfigError::new(crate::error::key(&here, "steps"), m))?;
             for (i, step) in ramp.steps.iter().enumerate() {
                 if !(0.0..=100.0).contains(step) {
                     return Err(ConfigError::new(
@@ -364,7 +373,7 @@ fn compile_split(raw: RawSplit, at: &str, route_name: &str) -> Result<Split, Con
             }
             if ramp.steps.iter().any(|s| *s < 100.0) && !others_weigh(&ramp.target) {
                 return Err(ConfigError::new(
-                    format!("{at}.weights"),
+                    crate::error::key(at, "weights"),
                     "the targets after the ramped one need weight to share the rest of the traffic",
                 ));
             }
@@ -374,18 +383,19 @@ fn compile_split(raw: RawSplit, at: &str, route_name: &str) -> Result<Split, Con
     let assign = match raw.assign_cookie {
         None => None,
         Some(cookie) => {
-            let here = format!("{at}.assignCookie");
+            let here = crate::error::key(at, "assignCookie");
             if cookie.name.is_empty() || !cookie.name.bytes().all(is_token_byte) {
                 return Err(ConfigError::new(
-                    format!("{here}.name"),
+                    crate::error::key(&here, "name"),
                     format!("`{}` is not a valid cookie name", cookie.name),
                 ));
             }
-            let max_age = whole(cookie.max_age, 0.0, 1e12, &format!("{here}.maxAge"))?.map(|v| v as u64);
+            let max_age =
+                whole(cookie.max_age, 0.0, 1e12, &crate::error::key(&here, "maxAge"))?.map(|v| v as u64);
             if let Some(path) = &cookie.path {
                 if !path.starts_with('/') || path.bytes().any(|b| b == b';' || !b.is_ascii_graphic()) {
                     return Err(ConfigError::new(
-                        format!("{here}.path"),
+                        crate::error::key(&here, "path"),
                         format!("`{path}` must start with `/` and hold no `;` or spaces"),
                     ));
                 }
@@ -394,7 +404,7 @@ fn compile_split(raw: RawSplit, at: &str, route_name: &str) -> Result<Split, Con
                 weighted.iter().find(|(t, _)| t.bytes().any(|b| matches!(b, b';' | b',' | b'"' | b'\\')))
             {
                 return Err(ConfigError::new(
-                    format!("{at}.weights"),
+                    crate::error::key(at, "weights"),
                     format!("target `{t}` cannot be a cookie value (no `;`, `,`, `\"` or `\\`)"),
                 ));
             }

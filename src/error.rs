@@ -10,6 +10,17 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// `at.key`: the place of a key under `at`. A function rather than a
+/// `format!` at each of the config's hundred error sites keeps the `.wasm`
+/// smaller.
+pub fn key(at: &str, key: &str) -> String {
+    let mut place = String::with_capacity(at.len() + 1 + key.len());
+    place.push_str(at);
+    place.push('.');
+    place.push_str(key);
+    place
+}
+
 impl ConfigError {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError { path: path.into(), message: message.into() }

@@ -16,22 +16,22 @@ pub const DEFAULT_LOOKBACK_MS: u64 = 3_600_000;
 
 /// `weighted` are the split's targets and weights, already checked.
 pub fn compile(raw: RawRollback, at: &str, weighted: &[(String, f64)]) -> Result<Rollback, ConfigError> {
-    let here = format!("{at}.rollback");
+    let here = crate::error::key(at, "rollback");
     if !weighted.iter().any(|(t, _)| *t == raw.target) {
         return Err(ConfigError::new(
-            format!("{here}.target"),
+            crate::error::key(&here, "target"),
             format!("`{}` is not one of the split's targets", raw.target),
         ));
     }
     if !weighted.iter().any(|(t, w)| *t != raw.target && *w > 0.0) {
         return Err(ConfigError::new(
-            format!("{at}.weights"),
+            crate::error::key(at, "weights"),
             format!("the targets other than `{}` need weight to take the traffic back", raw.target),
         ));
     }
     let window = local_window(&raw, &here)?;
     let prometheus =
-        raw.prometheus.map(|p| compile_prometheus(p, &format!("{here}.prometheus"))).transpose()?;
+        raw.prometheus.map(|p| compile_prometheus(p, &crate::error::key(&here, "prometheus"))).transpose()?;
     if window.is_none() && prometheus.is_none() {
         return Err(ConfigError::new(
             here,
@@ -67,15 +67,16 @@ fn local_window(raw: &RawRollback, here: &str) -> Result<Option<LocalWindow>, Co
     };
     if !(rate > 0.0 && rate < 1.0) {
         return Err(ConfigError::new(
-            format!("{here}.maxErrorRate"),
+            crate::error::key(here, "maxErrorRate"),
             format!("must be a fraction between 0 and 1 (0.05 is 5%), got {}", decimal::format(rate)),
         ));
     }
-    let min_requests = whole(Some(min), 1.0, 1e12, &format!("{here}.minRequests"))?.unwrap_or(1.0) as u64;
+    let min_requests =
+        whole(Some(min), 1.0, 1e12, &crate::error::key(here, "minRequests"))?.unwrap_or(1.0) as u64;
     let window_ms =
-        time::parse_duration(window).map_err(|m| ConfigError::new(format!("{here}.window"), m))?;
+        time::parse_duration(window).map_err(|m| ConfigError::new(crate::error::key(here, "window"), m))?;
     if window_ms < 1_000 {
-        return Err(ConfigError::new(format!("{here}.window"), "must be at least 1s"));
+        return Err(ConfigError::new(crate::error::key(here, "window"), "must be at least 1s"));
     }
     Ok(Some(LocalWindow { max_error_rate: rate, min_requests, window_ms }))
 }
@@ -83,45 +84,45 @@ fn local_window(raw: &RawRollback, here: &str) -> Result<Option<LocalWindow>, Co
 fn compile_prometheus(raw: RawPrometheus, here: &str) -> Result<PrometheusChecks, ConfigError> {
     if raw.cluster.is_empty() || !raw.cluster.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ConfigError::new(
-            format!("{here}.cluster"),
+            crate::error::key(here, "cluster"),
             "must be a cluster name: visible ASCII without spaces (Istio: outbound|9090||prometheus.istio-system.svc.cluster.local)",
         ));
     }
     let every_ms = match &raw.every {
         None => DEFAULT_EVERY_MS,
         Some(every) => {
-            let ms = time::parse_duration(every).map_err(|m| ConfigError::new(format!("{here}.every"), m))?;
+            let ms = time::parse_duration(every)
+                .map_err(|m| ConfigError::new(crate::error::key(here, "every"), m))?;
             if ms < 1_000 {
-                return Err(ConfigError::new(format!("{here}.every"), "must be at least 1s"));
+                return Err(ConfigError::new(crate::error::key(here, "every"), "must be at least 1s"));
             }
             ms
         }
     };
-    let timeout_ms = whole(raw.timeout_ms, 1.0, 60_000.0, &format!("{here}.timeoutMs"))?
+    let timeout_ms = whole(raw.timeout_ms, 1.0, 60_000.0, &crate::error::key(here, "timeoutMs"))?
         .map_or(DEFAULT_TIMEOUT_MS, |ms| ms as u32);
     if u64::from(timeout_ms) > every_ms {
         return Err(ConfigError::new(
-            format!("{here}.timeoutMs"),
+            crate::error::key(here, "timeoutMs"),
             format!("{timeout_ms} is longer than `every` ({every_ms} ms): a poll must end before the next"),
         ));
     }
-    let threshold = whole(raw.threshold, 1.0, 100.0, &format!("{here}.threshold"))?
+    let threshold = whole(raw.threshold, 1.0, 100.0, &crate::error::key(here, "threshold"))?
         .map_or(DEFAULT_THRESHOLD, |t| t as u32);
     let lookback_ms = match &raw.lookback {
         None => DEFAULT_LOOKBACK_MS,
-        Some(lookback) => {
-            time::parse_duration(lookback).map_err(|m| ConfigError::new(format!("{here}.lookback"), m))?
-        }
+        Some(lookback) => time::parse_duration(lookback)
+            .map_err(|m| ConfigError::new(crate::error::key(here, "lookback"), m))?,
     };
     if lookback_ms < every_ms {
         return Err(ConfigError::new(
-            format!("{here}.lookback"),
+            crate::error::key(here, "lookback"),
             format!("must be at least `every` ({every_ms} ms), or a rollback could fall between two polls"),
         ));
     }
     let raw_checks = raw.checks.unwrap_or_default();
     limits::check(raw_checks.len(), limits::CHECKS_PER_ROLLBACK, "checks")
-        .map_err(|m| ConfigError::new(format!("{here}.checks"), m))?;
+        .map_err(|m| ConfigError::new(crate::error::key(here, "checks"), m))?;
     let mut checks: Vec<Check> = Vec::with_capacity(raw_checks.len());
     for (i, raw_check) in raw_checks.into_iter().enumerate() {
         let check = compile_check(raw_check, &format!("{here}.checks[{i}]"))?;
@@ -134,10 +135,10 @@ fn compile_prometheus(raw: RawPrometheus, here: &str) -> Result<PrometheusChecks
         checks.push(check);
     }
     let latch_query = raw.latch_query.unwrap_or_else(|| DEFAULT_LATCH_QUERY.to_string());
-    placeholders(&latch_query, &format!("{here}.latchQuery"))?;
+    placeholders(&latch_query, &crate::error::key(here, "latchQuery"))?;
     if !latch_query.contains("{{split}}") {
         return Err(ConfigError::new(
-            format!("{here}.latchQuery"),
+            crate::error::key(here, "latchQuery"),
             "must select the split with {{split}}, or every split would share one latch",
         ));
     }
@@ -155,14 +156,14 @@ fn compile_prometheus(raw: RawPrometheus, here: &str) -> Result<PrometheusChecks
 fn compile_check(raw: RawCheck, here: &str) -> Result<Check, ConfigError> {
     if raw.name.is_empty() || !raw.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
         return Err(ConfigError::new(
-            format!("{here}.name"),
+            crate::error::key(here, "name"),
             format!("`{}` must be letters, digits, `-`, `_` or `.` (it becomes a metric label)", raw.name),
         ));
     }
     if raw.query.trim().is_empty() {
-        return Err(ConfigError::new(format!("{here}.query"), "must be a PromQL query"));
+        return Err(ConfigError::new(crate::error::key(here, "query"), "must be a PromQL query"));
     }
-    placeholders(&raw.query, &format!("{here}.query"))?;
+    placeholders(&raw.query, &crate::error::key(here, "query"))?;
     for (key, bound) in [("min", raw.min), ("max", raw.max)] {
         if bound.is_some_and(|b| !b.is_finite()) {
             return Err(ConfigError::new(format!("{here}.{key}"), "must be a finite number"));
@@ -177,7 +178,7 @@ fn compile_check(raw: RawCheck, here: &str) -> Result<Check, ConfigError> {
         }
         (Some(min), Some(max)) if min > max => {
             return Err(ConfigError::new(
-                format!("{here}.min"),
+                crate::error::key(here, "min"),
                 format!("{} is above `max` ({})", decimal::format(min), decimal::format(max)),
             ))
         }
