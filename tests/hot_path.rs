@@ -90,8 +90,14 @@ fn the_cost_of_a_request_does_not_grow_with_the_number_of_routes() {
         one_request(&mut proxy, request).1
     };
     let (ten, thousand) = (cost(10), cost(1_000));
-    // Routes are looked up by host: only the host's name is hashed longer.
-    assert!(thousand <= ten + ten / 50, "10 routes: {ten} instructions, 1,000: {thousand}");
+    // Routes are looked up by host, so no step of a request grows with the
+    // routes (a scan of 1,000 routes of five rules would cost some 100,000
+    // instructions more). What differs is the allocator: with a bigger
+    // config in the heap, dlmalloc's search for a request's buffers takes a
+    // few hundred instructions more or less depending on the heap's layout
+    // (168 to 372 more, as unrelated changes moved it). The bound is the
+    // issue's: 1,000 routes within 5% of 10.
+    assert!(thousand <= ten + ten / 20, "10 routes: {ten} instructions, 1,000: {thousand}");
 }
 
 #[test]
