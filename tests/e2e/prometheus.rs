@@ -91,7 +91,7 @@ impl Prometheus {
 
     /// An instant query's JSON answer (`/api/v1/query`).
     pub fn query(&self, promql: &str) -> serde_json::Value {
-        let path = format!("/api/v1/query?query={}", encode(promql));
+        let path = canary_router::prometheus::query_path(promql);
         let response = http::get(self.port, &path, &[]).unwrap();
         let body: serde_json::Value = serde_json::from_slice(&response.body)
             .unwrap_or_else(|e| panic!("{promql}: {e}: {}", String::from_utf8_lossy(&response.body)));
@@ -119,17 +119,4 @@ impl Drop for Prometheus {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-/// A query string parameter, percent-encoded.
-pub fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }

@@ -133,7 +133,7 @@ fn read_fleet(
 /// Every proxy Prometheus scrapes that `--admin` did not name already.
 fn from_prometheus(endpoint: &Endpoint, admins: &[Endpoint]) -> Vec<Proxy> {
     let query = |promql: &str, rate_of: Option<&str>| -> Result<Vec<(String, Sample)>, String> {
-        let path = format!("/api/v1/query?query={}", encode(promql));
+        let path = canary_router::prometheus::query_path(promql);
         let body = http_get::get(endpoint, &path)?;
         let answer: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))?;
@@ -160,18 +160,6 @@ fn from_prometheus(endpoint: &Endpoint, admins: &[Endpoint]) -> Vec<Proxy> {
         .map(|instance| Proxy {
             name: format!("{instance} (via {name})"),
             samples: Ok(series.iter().filter(|(i, _)| *i == instance).map(|(_, s)| s.clone()).collect()),
-        })
-        .collect()
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
         })
         .collect()
 }
