@@ -87,14 +87,15 @@ pub fn tick(active: &Rc<Active>, polls: &Polls, root_id: u32, now_ms: u64, jitte
             }
             None => {}
         }
-        let (state, _) = read_state(split);
+        let key = active.state_key(split.id);
+        let (state, _) = read_state(key);
         if now_ms < state.next_poll_ms {
             continue;
         }
         // The next poll in every ± 10%; the first VM to move it polls.
         let every = config.every_ms;
         let next = now_ms + every - every / 10 + u64::from(jitter) % (every / 5).max(1);
-        let claimed = update_state(split, |state| {
+        let claimed = update_state(key, |state| {
             if now_ms < state.next_poll_ms {
                 return false;
             }
@@ -202,7 +203,7 @@ fn record(active: &Rc<Active>, polls: &Polls, split_id: usize, asks: Asks, sampl
 fn finish(active: &Active, split: &Split, round: &Round, root_id: u32) {
     let Some(config) = split.rollback().and_then(|r| r.prometheus.as_ref()) else { return };
     let poll = Poll { checks: &round.checks, latch: round.latch.as_ref(), now_ms: host::now_ms() };
-    match update_state(split, |state| {
+    match update_state(active.state_key(split.id), |state| {
         state.record_poll(config, &poll);
         true
     }) {

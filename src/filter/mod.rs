@@ -55,6 +55,9 @@ pub struct Active {
     pub withheld: RefCell<Vec<bool>>,
     /// Per split id: a rollback split's local window as this VM sees it.
     pub rollback_watches: Vec<Option<rollback::Watch>>,
+    /// Per split id: the shared-data key of a rollback split's state
+    /// (empty for a split without rollback).
+    state_keys: Vec<String>,
     /// Per split id: the ramp step last logged (`None`: before the start;
     /// `NOT_LOGGED` until the first log).
     ramp_steps: RefCell<Vec<Option<usize>>>,
@@ -72,21 +75,25 @@ impl Active {
         let gauges = Gauges::define(&router);
         let mut verdicts = vec![Verdict::Live; count];
         let mut rollback_watches = Vec::with_capacity(count);
+        let mut state_keys = Vec::with_capacity(count);
         for (_, _, split) in router.splits() {
             rollback_watches.push(rollback::Watch::new(split));
+            let key = if split.rollback().is_some() { rollback::state_key(split) } else { String::new() };
             if split.rollback().is_some() {
-                let (state, _) = rollback::read_state(split);
+                let (state, _) = rollback::read_state(&key);
                 if let Some(slot) = verdicts.get_mut(split.id) {
                     *slot = rollback::verdict_of(split, &state);
                 }
                 gauges.fleet_state(split.id, &state);
             }
+            state_keys.push(key);
         }
         for (id, verdict) in verdicts.iter().enumerate() {
             gauges.verdict(id, verdict);
         }
         Active {
             rollback_watches,
+            state_keys,
             uses_clock,
             mirrors,
             withheld: RefCell::new(verdicts.iter().map(Verdict::withholds).collect()),
@@ -99,6 +106,11 @@ impl Active {
     }
 
     /// Logs each rollback split that does not start live.
+    /// The shared-data key of split `id`'s state.
+    pub fn state_key(&self, id: usize) -> &str {
+        self.state_keys.get(id).map_or("", String::as_str)
+    }
+
     fn log_verdicts(&self, root_id: u32) {
         for (_, _, split) in self.router.splits() {
             let verdict = self.verdicts.borrow().get(split.id).cloned();

@@ -50,13 +50,15 @@ impl Verdict {
     }
 }
 
-/// The shared-data key of a split's state.
-fn state_key(split: &Split) -> String {
+/// The shared-data key of a split's state (built once per config:
+/// `Active::state_key`).
+pub fn state_key(split: &Split) -> String {
     format!("canary-router/{}/state", split.identity_hex())
 }
 
-pub fn read_state(split: &Split) -> (FleetState, u32) {
-    match host::shared_data(&state_key(split)) {
+/// A split's shared state, read from its key.
+pub fn read_state(key: &str) -> (FleetState, u32) {
+    match host::shared_data(key) {
         Some((bytes, cas)) => (FleetState::decode(&bytes), cas),
         None => (FleetState::default(), 0),
     }
@@ -65,14 +67,13 @@ pub fn read_state(split: &Split) -> (FleetState, u32) {
 /// Changes a split's shared state with compare-and-swap; `change` returns
 /// false to leave it as it is. Returns the state written (or read), or
 /// `None` if the write did not go through.
-pub fn update_state(split: &Split, mut change: impl FnMut(&mut FleetState) -> bool) -> Option<FleetState> {
-    let key = state_key(split);
+pub fn update_state(key: &str, mut change: impl FnMut(&mut FleetState) -> bool) -> Option<FleetState> {
     for _ in 0..CAS_ATTEMPTS {
-        let (mut state, cas) = read_state(split);
+        let (mut state, cas) = read_state(key);
         if !change(&mut state) {
             return Some(state);
         }
-        match host::set_shared_data(&key, &state.encode(), cas) {
+        match host::set_shared_data(key, &state.encode(), cas) {
             SharedWrite::Written => return Some(state),
             SharedWrite::Conflict => continue,
             SharedWrite::Failed => return None,
@@ -179,7 +180,7 @@ pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
         if let Some((watch, split)) = watch_of(active, split.id) {
             sync(active, split, watch, root_id, now_ms);
         }
-        let (state, _) = read_state(split);
+        let (state, _) = read_state(active.state_key(split.id));
         adopt(active, split, &state, root_id);
     }
 }
@@ -254,7 +255,7 @@ fn window_rolled_back(active: &Active, split: &Split, context_id: u32, now_ms: u
         reason: "window".into(),
         detail: detail.unwrap_or_else(|| "another worker saw the local window cross its threshold".into()),
     };
-    let state = update_state(split, |state| {
+    let state = update_state(active.state_key(split.id), |state| {
         if state.rolled_back.is_some() {
             return false;
         }
