@@ -346,21 +346,8 @@ impl Reader<'_> {
             self.path.push(Segment::Index(items.len()));
             items.push(self.value(depth)?);
             self.path.pop();
-            self.whitespace();
-            match self.peek() {
-                Some(b',') => {
-                    self.at += 1;
-                    self.whitespace();
-                    if self.peek() == Some(b']') {
-                        return Err(self.error("a list cannot end with a comma"));
-                    }
-                }
-                Some(b']') => {
-                    self.at += 1;
-                    return Ok(Value::Array(items));
-                }
-                None => return Err(self.error("the document ends inside a list")),
-                Some(_) => return Err(self.error("expected `,` or `]`")),
+            if self.next_or_end(b']')? {
+                return Ok(Value::Array(items));
             }
         }
     }
@@ -397,22 +384,37 @@ impl Reader<'_> {
             let value = self.value(depth)?;
             self.path.pop();
             entries.push((Spanned { value: key, at }, value));
-            self.whitespace();
-            match self.peek() {
-                Some(b',') => {
-                    self.at += 1;
-                    self.whitespace();
-                    if self.peek() == Some(b'}') {
-                        return Err(self.error("an object cannot end with a comma"));
-                    }
-                }
-                Some(b'}') => {
-                    self.at += 1;
-                    return Ok(Value::Object(entries));
-                }
-                None => return Err(self.error("the document ends inside an object")),
-                Some(_) => return Err(self.error("expected `,` or `}`")),
+            if self.next_or_end(b'}')? {
+                return Ok(Value::Object(entries));
             }
+        }
+    }
+
+    /// After a list item (`close` is `]`) or an object entry (`}`): true at
+    /// `close` (the end), false after a `,` that another item follows.
+    fn next_or_end(&mut self, close: u8) -> Result<bool, SyntaxError> {
+        // Whole messages, not formatted ones: `format!` costs the `.wasm`.
+        let (trailing_comma, unfinished, expected) = if close == b']' {
+            ("a list cannot end with a comma", "the document ends inside a list", "expected `,` or `]`")
+        } else {
+            ("an object cannot end with a comma", "the document ends inside an object", "expected `,` or `}`")
+        };
+        self.whitespace();
+        match self.peek() {
+            Some(b',') => {
+                self.at += 1;
+                self.whitespace();
+                if self.peek() == Some(close) {
+                    return Err(self.error(trailing_comma));
+                }
+                Ok(false)
+            }
+            Some(c) if c == close => {
+                self.at += 1;
+                Ok(true)
+            }
+            None => Err(self.error(unfinished)),
+            Some(_) => Err(self.error(expected)),
         }
     }
 }
