@@ -95,12 +95,7 @@ pub fn routes(ingress: &Ingress, warnings: &mut Vec<String>) -> Result<Vec<Value
             continue;
         }
         for member in &members {
-            if let Some(port) = member.backend.port.as_deref().filter(|p| *p != "80") {
-                warnings.push(format!(
-                    "Ingress {}: Service {} is reached on port {port}: the Envoy cluster (or Istio subset) named {} must send to that port",
-                    ingress.name, member.backend.service, member.backend.service
-                ));
-            }
+            super::port_warning(ingress, &member.backend, warnings);
         }
         let matched: Vec<&(String, Value)> =
             matches.iter().filter(|(s, _)| services.contains(&s.as_str())).collect();
@@ -151,15 +146,7 @@ pub fn routes(ingress: &Ingress, warnings: &mut Vec<String>) -> Result<Vec<Value
                 rules.push(json!({ "name": "ack service-weight", "split": split }));
             }
         }
-        let mut route = Map::new();
-        route.insert("name".into(), json!(format!("{}{path}", if host.is_empty() { "*" } else { host })));
-        if !host.is_empty() {
-            route.insert("hosts".into(), json!([host]));
-        }
-        route.insert("pathPrefix".into(), json!(path));
-        route.insert("default".into(), json!(default));
-        route.insert("rules".into(), Value::Array(rules));
-        routes.push(Value::Object(route));
+        routes.push(super::route(host, Some(path), default, rules));
     }
     Ok(routes)
 }

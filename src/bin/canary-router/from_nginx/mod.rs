@@ -118,13 +118,8 @@ pub fn run(files: &[PathBuf]) -> Result<(), Failure> {
                     main.name, path.path
                 ));
             }
-            let name = format!("{}{}", if path.host.is_empty() { "*" } else { &path.host }, path.path);
-            let mut route = route(canary, main, &name, &found.backend, &path.backend, &mut warnings)?;
-            if !path.host.is_empty() {
-                route.insert("hosts".into(), json!([path.host]));
-            }
-            route.insert("pathPrefix".into(), json!(path.path));
-            routes.push(Value::Object(order(route)));
+            let rules = rules(canary, main, &found.backend, &path.backend, &mut warnings)?;
+            routes.push(route(&path.host, Some(&path.path), &found.backend.service, rules));
         }
     }
     warnings.push(
@@ -170,21 +165,32 @@ fn default_server_route(
         "canary Ingress {}: only spec.defaultBackend: its rules apply to hosts no route names (the default server), as in ingress-nginx",
         canary.name
     ));
-    let route = route(canary, main, "default-server", stable, canary_backend, warnings)?;
-    Ok(Value::Object(order(route)))
+    let rules = rules(canary, main, stable, canary_backend, warnings)?;
+    Ok(route("", None, &stable.service, rules))
 }
 
-/// Keys in the order a reader expects: name, hosts, path, default, rules.
-fn order(route: Map<String, Value>) -> Map<String, Value> {
-    let mut ordered = Map::new();
-    for key in ["name", "hosts", "pathPrefix", "default", "rules"] {
-        if let Some(value) = route.get(key) {
-            ordered.insert(key.into(), value.clone());
-        }
+/// A route of the translated config, keys in the order a reader expects.
+/// `host` empty: any host; `path` none: every path (the default server).
+fn route(host: &str, path: Option<&str>, default: &str, rules: Vec<Value>) -> Value {
+    let name = match path {
+        Some(path) => format!("{}{path}", if host.is_empty() { "*" } else { host }),
+        None => "default-server".to_string(),
+    };
+    let mut route = Map::new();
+    route.insert("name".into(), json!(name));
+    if !host.is_empty() {
+        route.insert("hosts".into(), json!([host]));
     }
-    ordered
+    if let Some(path) = path {
+        route.insert("pathPrefix".into(), json!(path));
+    }
+    route.insert("default".into(), json!(default));
+    route.insert("rules".into(), Value::Array(rules));
+    Value::Object(route)
 }
 
+/// Warns when a Service is reached on a port other than 80: the target is
+/// the Service's name, the port is the cluster's business.
 fn port_warning(ingress: &Ingress, backend: &Backend, warnings: &mut Vec<String>) {
     if let Some(port) = backend.port.as_deref().filter(|p| *p != "80") {
         warnings.push(format!(
@@ -201,14 +207,15 @@ fn uses_pcre_only(pattern: &str) -> bool {
         || pattern.as_bytes().windows(2).any(|w| w[0] == b'\\' && w[1].is_ascii_digit() && w[1] != b'0')
 }
 
-fn route(
+/// The rules of a canary pair, in ingress-nginx's order: header, cookie,
+/// weight.
+fn rules(
     canary: &Ingress,
     main: &Ingress,
-    name: &str,
     stable: &Backend,
     canary_backend: &Backend,
     warnings: &mut Vec<String>,
-) -> Result<Map<String, Value>, Failure> {
+) -> Result<Vec<Value>, Failure> {
     port_warning(main, stable, warnings);
     port_warning(canary, canary_backend, warnings);
     let (stable, canary_service) = (stable.service.as_str(), canary_backend.service.as_str());
@@ -316,11 +323,7 @@ fn route(
             main.name
         ));
     }
-    let mut route = Map::new();
-    route.insert("name".into(), json!(name));
-    route.insert("default".into(), json!(stable));
-    route.insert("rules".into(), Value::Array(rules));
-    Ok(route)
+    Ok(rules)
 }
 
 /// The main Ingress's cookie affinity, which the canary inherits unless
