@@ -231,10 +231,7 @@ impl Here<'_> {
         };
         let mut warnings = Vec::new();
         if spec["failStrategy"] == "FAIL_OPEN" {
-            warnings.push(format!(
-                "{origin}: spec.failStrategy: FAIL_OPEN lets requests through unrouted when the filter fails, \
-                 so a client's own target header reaches the upstream; use FAIL_CLOSE (docs/envoy.md#failure-policy)"
-            ));
+            warnings.push(fail_open(&origin, "spec.failStrategy: FAIL_OPEN", "FAIL_CLOSE"));
         }
         if let Some(sha) = spec["sha256"].as_str() {
             if sha.len() == 64 && sha.bytes().all(|b| b == sha.as_bytes()[0]) {
@@ -310,10 +307,7 @@ impl Here<'_> {
             .map(|next| next.len() - next.trim_start().len());
         let mut warnings = Vec::new();
         if config["fail_open"] == true || config["failure_policy"] == "FAIL_OPEN" {
-            warnings.push(format!(
-                "{origin}: failure_policy FAIL_OPEN lets requests through unrouted when the filter fails, \
-                 so a client's own target header reaches the upstream; use FAIL_CLOSED (docs/envoy.md#failure-policy)"
-            ));
+            warnings.push(fail_open(&origin, "failure_policy FAIL_OPEN", "FAIL_CLOSED"));
         }
         self.found.push(Source {
             origin,
@@ -322,6 +316,15 @@ impl Here<'_> {
             warnings,
         });
     }
+}
+
+/// The warning for a plugin or filter that fails open: `setting` as the
+/// file spells it, `instead` the safe value there.
+fn fail_open(origin: &str, setting: &str, instead: &str) -> String {
+    format!(
+        "{origin}: {setting} lets requests through unrouted when the filter fails, so a client's own \
+         target header reaches the upstream; use {instead} (docs/envoy.md#failure-policy)"
+    )
 }
 
 /// The one config the paths hold, compiled (`explain`, `simulate`).
