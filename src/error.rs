@@ -10,13 +10,15 @@ pub struct ConfigError {
     pub message: String,
 }
 
-/// `at.key`: the place of a key under `at`. A function rather than a
-/// `format!` at each of the config's hundred error sites keeps the `.wasm`
-/// smaller.
+/// `at.key`: the place of a key under `at` (the key alone at the top). A
+/// function rather than a `format!` at each of the config's hundred error
+/// sites keeps the `.wasm` smaller.
 pub fn key(at: &str, key: &str) -> String {
     let mut place = String::with_capacity(at.len() + 1 + key.len());
     place.push_str(at);
-    place.push('.');
+    if !at.is_empty() {
+        place.push('.');
+    }
     place.push_str(key);
     place
 }

@@ -5,7 +5,7 @@
 //! its place (`routes[1].rules[0].split.weights[0].weight`) and its line and
 //! column. Meaning (ranges, references, limits) is checked by `compile`.
 
-use crate::error::ConfigError;
+use crate::error::{self, ConfigError};
 use crate::json::{Position, Spanned, Value};
 
 pub struct RawConfig {
@@ -116,15 +116,6 @@ pub struct RawSticky {
     pub query: Option<String>,
 }
 
-/// The path of `key` inside the object at `at` (`""`: the document).
-fn child(at: &str, key: &str) -> String {
-    if at.is_empty() {
-        key.to_string()
-    } else {
-        format!("{at}.{key}")
-    }
-}
-
 /// `config` for the document itself.
 fn place(at: &str) -> &str {
     if at.is_empty() {
@@ -160,7 +151,7 @@ impl<'a> Fields<'a> {
                 ),
             };
             return Err(ConfigError::new(
-                child(at, &key.value),
+                error::key(at, &key.value),
                 format!("unknown field `{}`, {expected} at {}", key.value, key.at),
             ));
         }
@@ -179,18 +170,18 @@ impl<'a> Fields<'a> {
     }
 
     fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
-        self.get(key).map(|v| string(v, &child(self.at, key))).transpose()
+        self.get(key).map(|v| string(v, &error::key(self.at, key))).transpose()
     }
 
     fn number(&self, key: &str) -> Result<Option<f64>, ConfigError> {
-        self.get(key).map(|v| number(v, &child(self.at, key))).transpose()
+        self.get(key).map(|v| number(v, &error::key(self.at, key))).transpose()
     }
 
     fn boolean(&self, key: &str) -> Result<Option<bool>, ConfigError> {
         self.get(key)
             .map(|v| match v.value {
                 Value::Bool(b) => Ok(b),
-                _ => Err(wrong_kind(&child(self.at, key), "true or false", v)),
+                _ => Err(wrong_kind(&error::key(self.at, key), "true or false", v)),
             })
             .transpose()
     }
@@ -202,7 +193,7 @@ impl<'a> Fields<'a> {
         item: impl Fn(&Spanned, &str) -> Result<T, ConfigError>,
     ) -> Result<Option<Vec<T>>, ConfigError> {
         let Some(value) = self.get(key) else { return Ok(None) };
-        let at = child(self.at, key);
+        let at = error::key(self.at, key);
         let Value::Array(items) = &value.value else { return Err(wrong_kind(&at, "a list", value)) };
         items
             .iter()
@@ -218,7 +209,7 @@ impl<'a> Fields<'a> {
         key: &str,
         read: impl Fn(&Spanned, &str) -> Result<T, ConfigError>,
     ) -> Result<Option<T>, ConfigError> {
-        self.get(key).map(|v| read(v, &child(self.at, key))).transpose()
+        self.get(key).map(|v| read(v, &error::key(self.at, key))).transpose()
     }
 }
 
