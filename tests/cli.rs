@@ -345,12 +345,7 @@ fn from_nginx_keeps_ingress_nginx_semantics() {
     let r = run(&["from-nginx", "examples/nginx/ingress.yaml"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("warning: Ingress service-a: annotation nginx.ingress.kubernetes.io/proxy-body-size is not carried over"), "{}", r.stderr);
-    let router = config::parse(r.stdout.as_bytes()).unwrap();
-    let target = |headers: &[(&str, &str)], roll: u32| -> String {
-        let mut pairs: Vec<(&[u8], &[u8])> = vec![(b":authority", b"a.example.com"), (b":path", b"/")];
-        pairs.extend(headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
-        router.decide(&Request::new(pairs), &Moment::roll(roll)).unwrap().target.to_string()
-    };
+    let target = |headers: &[(&str, &str)], roll: u32| decide(&r.stdout, "a.example.com", "/", headers, roll);
     // Header before cookie before weight; `never` wins over a later `always`.
     assert_eq!(target(&[("x-canary", "always")], 999_999), "service-a-canary");
     assert_eq!(target(&[("x-canary", "never"), ("cookie", "canary=always")], 0), "service-a");
