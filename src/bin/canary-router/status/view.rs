@@ -348,18 +348,13 @@ pub fn render(proxies: &[Proxy], splits: &[SplitView], now: u64) -> String {
         }
         if !report.checks.is_empty() {
             let checks: Vec<String> =
-                report.checks.iter().map(|(n, v)| format!("{n} {}", trim(*v))).collect();
+                report.checks.iter().map(|(n, v)| format!("{n} {}", canary_router::decimal::format(*v))).collect();
             out += &format!("  checks: {}; {} failing polls in a row\n", checks.join(", "), report.failures);
         }
     }
     let overall = overall(splits);
     out += &format!("\noverall: {} (exit {})\n", overall.label(), overall.exit_code());
     out
-}
-
-fn trim(value: f64) -> String {
-    let text = format!("{value:.6}");
-    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn state_json(state: &State) -> Value {
