@@ -106,25 +106,13 @@ def push(config, why=None, running=True):
     """Replace the live config atomically, as envoy/live.yaml's users do,
     and (when Envoy runs) wait until it has applied it."""
     before = stat(RELOADS) if running else None
+    # The shipped resource (envoy/demo/canary-router.yaml) around the new
+    # JSON: everything up to its `value: |` block stays as it is.
+    with open(os.path.join(ROOT, "envoy", "demo", "canary-router.yaml")) as f:
+        head = f.read().split("value: |\n")[0]
+    indent = " " * (len(head) - len(head.rstrip(" ")) + 2)
     value = json.dumps(config, indent=2)
-    resource = (
-        "resources:\n"
-        '- "@type": type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig\n'
-        "  name: canary-router\n"
-        "  typed_config:\n"
-        '    "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm\n'
-        "    config:\n"
-        "      name: canary-router\n"
-        "      root_id: canary-router\n"
-        "      failure_policy: FAIL_CLOSED\n"
-        "      vm_config:\n"
-        "        vm_id: canary-router\n"
-        "        runtime: envoy.wasm.runtime.v8\n"
-        "        code: { local: { filename: target/wasm32-wasip1/release/canary_router.wasm } }\n"
-        "      configuration:\n"
-        '        "@type": type.googleapis.com/google.protobuf.StringValue\n'
-        "        value: |\n" + "".join(f"          {line}\n" for line in value.splitlines())
-    )
+    resource = head + "value: |\n" + "".join(f"{indent}{line}\n" for line in value.splitlines())
     staged = ECDS + ".new"
     with open(staged, "w") as f:
         f.write(resource)
