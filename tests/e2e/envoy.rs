@@ -158,14 +158,7 @@ impl Envoy {
     }
 
     fn spawn(config: EnvoyConfig) -> Envoy {
-        static RUN: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "canary-router-e2e-{}-{}",
-            std::process::id(),
-            RUN.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("e2e");
 
         let ports = free_ports(FIXED_PORTS.len());
         let mut yaml = with_absolute_wasm(&config.yaml);
@@ -357,6 +350,19 @@ fn with_absolute_wasm(yaml: &str) -> String {
 }
 
 /// Ports the kernel says are free, held until all are chosen.
+/// A new, empty directory of this test process for one server's files.
+pub fn scratch_dir(kind: &str) -> PathBuf {
+    static RUN: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "canary-router-{kind}-{}-{}",
+        std::process::id(),
+        RUN.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 pub fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
     listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()

@@ -6,9 +6,9 @@
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use super::envoy::scratch_dir;
 use super::http;
 
 /// `$PROMETHEUS`, or `prometheus` on the PATH (what `make prometheus`
@@ -39,13 +39,7 @@ pub struct Prometheus {
 impl Prometheus {
     /// Starts Prometheus on `port`, scraping each admin port every second.
     pub fn start(port: u16, admin_ports: &[u16]) -> Prometheus {
-        static RUN: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "canary-router-prometheus-{}-{}",
-            std::process::id(),
-            RUN.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = scratch_dir("prometheus");
         fs::create_dir_all(dir.join("data")).unwrap();
         let targets: Vec<String> = admin_ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
         let config = format!(

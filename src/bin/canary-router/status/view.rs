@@ -347,8 +347,11 @@ pub fn render(proxies: &[Proxy], splits: &[SplitView], now: u64) -> String {
             out += &format!("  ramp: {step}, {next}\n");
         }
         if !report.checks.is_empty() {
-            let checks: Vec<String> =
-                report.checks.iter().map(|(n, v)| format!("{n} {}", canary_router::decimal::format(*v))).collect();
+            let checks: Vec<String> = report
+                .checks
+                .iter()
+                .map(|(n, v)| format!("{n} {}", canary_router::decimal::format(*v)))
+                .collect();
             out += &format!("  checks: {}; {} failing polls in a row\n", checks.join(", "), report.failures);
         }
     }
