@@ -188,13 +188,17 @@ fn documented_stats_tags() -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let metrics = std::fs::read_to_string(root.join("docs/metrics.md")).unwrap();
     let block = metrics.split("stats_tags:").nth(1).unwrap().split("```").next().unwrap();
-    let tags: Vec<String> = block
-        .lines()
-        .filter_map(|line| line.split("tag_name: ").nth(1))
-        .map(|rest| rest.split(',').next().unwrap().trim().to_string())
-        .collect();
+    let tags = tag_names(block);
     assert!(tags.len() >= 10, "{tags:?}");
     tags
+}
+
+/// The `tag_name`s of `stats_tags` entries, in order.
+fn tag_names(yaml: &str) -> Vec<String> {
+    yaml.lines()
+        .filter_map(|line| line.split("tag_name: ").nth(1))
+        .map(|rest| rest.split(',').next().unwrap().trim().to_string())
+        .collect()
 }
 
 /// The fleet latch reads the `split` label and `status` the others: a tag
@@ -210,12 +214,7 @@ fn the_stats_tags_are_the_same_in_the_docs_every_envoy_config_and_istio() {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let found: Vec<String> = text
-            .lines()
-            .filter_map(|line| line.split("tag_name: ").nth(1))
-            .map(|rest| rest.split(',').next().unwrap().trim().to_string())
-            .collect();
-        assert_eq!(found, tags, "{}: stats_tags differ from docs/metrics.md", path.display());
+        assert_eq!(tag_names(&text), tags, "{}: stats_tags differ from docs/metrics.md", path.display());
         for tag in &tags {
             let regex = format!("regex: \"({tag}=\\\\.=(.*?);\\\\.;)\"");
             assert!(text.contains(&regex), "{}: the regex of {tag} is not {regex}", path.display());
