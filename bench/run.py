@@ -12,6 +12,9 @@ five rules of its route to the split.
   lua         the same rules in Envoy's Lua filter
   floor       a raw-ABI Rust filter (bench/floor): one callback, read one
               header, set one header (the least any wasm filter costs)
+  floor-5     the floor exporting, empty, the three other callbacks
+              canary-router needs (context create, response headers,
+              delete): five calls per request, as canary-router makes
   wasm-1      canary-router with bench/one-rule.json
   wasm-real   canary-router with bench/realistic.json (10 routes x 5 rules)
   wasm-1000   canary-router with the realistic routes repeated to 1,000,
@@ -49,7 +52,8 @@ ENVOY = os.environ.get("ENVOY") or os.path.join(ROOT, ".venv", "bin", "envoy")
 WASM = os.path.join(ROOT, "target", "wasm32-wasip1", "release", "canary_router.wasm")
 FLOOR_DIR = os.path.join(ROOT, "bench", "floor")
 FLOOR = os.path.join(ROOT, "target", "bench-floor", "wasm32-wasip1", "release", "floor.wasm")
-VARIANTS = ["native", "lua", "floor", "wasm-1", "wasm-real", "wasm-1000"]
+FLOOR_5 = os.path.join(ROOT, "target", "bench-floor-5", "wasm32-wasip1", "release", "floor.wasm")
+VARIANTS = ["native", "lua", "floor", "floor-5", "wasm-1", "wasm-real", "wasm-1000"]
 PATH = "/catalog/items?page=2&sort=price"
 
 
@@ -234,6 +238,7 @@ def ingress_config(admin, ports, backend_port, extra):
         "native": ("", native_routes()),
         "lua": (lua_filter(), CLUSTER_HEADER_ROUTES),
         "floor": (wasm_filter(FLOOR, None, "floor"), CLUSTER_HEADER_ROUTES),
+        "floor-5": (wasm_filter(FLOOR_5, None, "floor-5"), CLUSTER_HEADER_ROUTES),
         "wasm-1": (wasm_filter(WASM, one), CLUSTER_HEADER_ROUTES),
         "wasm-real": (wasm_filter(WASM, real), CLUSTER_HEADER_ROUTES),
         "wasm-1000": (wasm_filter(WASM, thousand_routes()), CLUSTER_HEADER_ROUTES),
@@ -397,7 +402,8 @@ def summarize(runs, variants):
         out["variants"][name] = {key: spread([run_median(run, name, key) for run in runs])
                                  for key in ("rps", "cpu_us", "p99_ms")}
     pairs = [("wasm-real", "native"), ("wasm-real", "lua"), ("wasm-1000", "wasm-real"), ("floor", "native"),
-             ("wasm-real", "floor"), ("lua", "native"), ("wasm-1", "native")]
+             ("floor-5", "native"), ("wasm-real", "floor"), ("wasm-real", "floor-5"), ("lua", "native"),
+             ("wasm-1", "native")]
     pairs += [(name, "wasm-real") for name in variants if name not in VARIANTS]
     for a, b in pairs:
         if a in variants and b in variants:
@@ -441,9 +447,9 @@ def machine():
     }
 
 
-def build_floor():
-    subprocess.run(["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip1",
-                    "--target-dir", os.path.join(ROOT, "target", "bench-floor")], cwd=FLOOR_DIR, check=True)
+def build_floor(name, features):
+    subprocess.run(["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip1", *features,
+                    "--target-dir", os.path.join(ROOT, "target", "bench-" + name)], cwd=FLOOR_DIR, check=True)
 
 
 def main():
@@ -472,7 +478,9 @@ def main():
     extra = dict(e.split("=", 1) for e in args.extra)
     variants += list(extra)
     if "floor" in variants:
-        build_floor()
+        build_floor("floor", [])
+    if "floor-5" in variants:
+        build_floor("floor-5", ["--features", "callbacks"])
     workdir = tempfile.mkdtemp(prefix="canary-router-bench-")
     backend_port, backend_admin = free_port(), free_port()
     backend = Envoy("backend", backend_config(backend_admin, backend_port), 1, workdir)
