@@ -15,6 +15,8 @@ five rules of its route to the split.
   floor-5     the floor exporting, empty, the three other callbacks
               canary-router needs (context create, response headers,
               delete): five calls per request, as canary-router makes
+  floor-read  floor-5 reading every request header (as canary-router
+              must before it decides): what any filter doing this job pays
   wasm-1      canary-router with bench/one-rule.json
   wasm-real   canary-router with bench/realistic.json (10 routes x 5 rules)
   wasm-1000   canary-router with the realistic routes repeated to 1,000,
@@ -53,7 +55,8 @@ WASM = os.path.join(ROOT, "target", "wasm32-wasip1", "release", "canary_router.w
 FLOOR_DIR = os.path.join(ROOT, "bench", "floor")
 FLOOR = os.path.join(ROOT, "target", "bench-floor", "wasm32-wasip1", "release", "floor.wasm")
 FLOOR_5 = os.path.join(ROOT, "target", "bench-floor-5", "wasm32-wasip1", "release", "floor.wasm")
-VARIANTS = ["native", "lua", "floor", "floor-5", "wasm-1", "wasm-real", "wasm-1000"]
+FLOOR_READ = os.path.join(ROOT, "target", "bench-floor-read", "wasm32-wasip1", "release", "floor.wasm")
+VARIANTS = ["native", "lua", "floor", "floor-5", "floor-read", "wasm-1", "wasm-real", "wasm-1000"]
 PATH = "/catalog/items?page=2&sort=price"
 
 
@@ -239,6 +242,7 @@ def ingress_config(admin, ports, backend_port, extra):
         "lua": (lua_filter(), CLUSTER_HEADER_ROUTES),
         "floor": (wasm_filter(FLOOR, None, "floor"), CLUSTER_HEADER_ROUTES),
         "floor-5": (wasm_filter(FLOOR_5, None, "floor-5"), CLUSTER_HEADER_ROUTES),
+        "floor-read": (wasm_filter(FLOOR_READ, None, "floor-read"), CLUSTER_HEADER_ROUTES),
         "wasm-1": (wasm_filter(WASM, one), CLUSTER_HEADER_ROUTES),
         "wasm-real": (wasm_filter(WASM, real), CLUSTER_HEADER_ROUTES),
         "wasm-1000": (wasm_filter(WASM, thousand_routes()), CLUSTER_HEADER_ROUTES),
@@ -402,8 +406,8 @@ def summarize(runs, variants):
         out["variants"][name] = {key: spread([run_median(run, name, key) for run in runs])
                                  for key in ("rps", "cpu_us", "p99_ms")}
     pairs = [("wasm-real", "native"), ("wasm-real", "lua"), ("wasm-1000", "wasm-real"), ("floor", "native"),
-             ("floor-5", "native"), ("wasm-real", "floor"), ("wasm-real", "floor-5"), ("lua", "native"),
-             ("wasm-1", "native")]
+             ("floor-5", "native"), ("floor-read", "native"), ("wasm-real", "floor"), ("wasm-real", "floor-5"),
+             ("wasm-real", "floor-read"), ("lua", "native"), ("wasm-1", "native")]
     pairs += [(name, "wasm-real") for name in variants if name not in VARIANTS]
     for a, b in pairs:
         if a in variants and b in variants:
@@ -481,6 +485,8 @@ def main():
         build_floor("floor", [])
     if "floor-5" in variants:
         build_floor("floor-5", ["--features", "callbacks"])
+    if "floor-read" in variants:
+        build_floor("floor-read", ["--features", "callbacks,read-all"])
     workdir = tempfile.mkdtemp(prefix="canary-router-bench-")
     backend_port, backend_admin = free_port(), free_port()
     backend = Envoy("backend", backend_config(backend_admin, backend_port), 1, workdir)
