@@ -438,8 +438,10 @@ def machine():
     except OSError:
         pass
     # The report this run writes does not make the tree it measured dirty.
-    changed = command("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md")
-    dirty = "-dirty" if changed else ""
+    # (Not `command`: it answers "unknown" for no output, which is a clean tree.)
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md"],
+                            capture_output=True, text=True, cwd=ROOT)
+    dirty = "-dirty" if status.returncode != 0 or status.stdout.strip() else ""
     return {
         "commit": command("git", "rev-parse", "--short=12", "HEAD") + dirty,
         "cpus": os.cpu_count(),
