@@ -19,7 +19,7 @@ help:
 	@echo "make run       start Envoy with envoy/envoy.yaml and leave it running (Ctrl-C stops it)"
 	@echo "make run-live  the same with the filter config read live from envoy/live/ (ECDS)"
 	@echo "make test      every test tier: lint, unit, harness, e2e against the real Envoy and Prometheus"
-	@echo "make build     build the filter: writes $(WASM)"
+	@echo "make build     build the filter (cargo, then wasm-opt -Oz when it can): writes $(WASM)"
 	@echo "make cli       build the native CLI: writes target/release/canary-router"
 	@echo "make schema    regenerate schema/canary-router.schema.json (writes it)"
 	@echo "make e2e       end-to-end tests only"
