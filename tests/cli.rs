@@ -33,6 +33,14 @@ fn run(args: &[&str]) -> Run {
     }
 }
 
+impl Run {
+    /// Exit code 1 (the input was rejected) with `message` in stderr.
+    fn assert_rejected_with(&self, message: &str) {
+        assert_eq!(self.code, 1, "{}", self.stderr);
+        assert!(self.stderr.contains(message), "{message:?} not in\n{}", self.stderr);
+    }
+}
+
 fn temp_file(name: &str, contents: &str) -> String {
     let path = std::env::temp_dir().join(format!("canary-router-cli-{}-{name}", std::process::id()));
     std::fs::write(&path, contents).unwrap();
@@ -381,12 +389,7 @@ fn from_nginx_translates_header_values_and_weight_totals() {
 
     let lookaround = temp_file("pcre.yaml", &pair("    nginx.ingress.kubernetes.io/canary-by-header: x-ver\n    nginx.ingress.kubernetes.io/canary-by-header-pattern: \"^(?!old).*\"\n"));
     let r = run(&["from-nginx", &lookaround]);
-    assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.contains("canary-by-header-pattern \"^(?!old).*\" uses PCRE features regex-lite lacks"),
-        "{}",
-        r.stderr
-    );
+    r.assert_rejected_with("canary-by-header-pattern \"^(?!old).*\" uses PCRE features regex-lite lacks");
 
     let no_canary =
         temp_file("plain.yaml", &pair("").replace("    nginx.ingress.kubernetes.io/canary: \"true\"\n", ""));
@@ -520,12 +523,8 @@ fn from_nginx_converts_acks_service_match_and_service_weight() {
         "from-nginx",
         &ack("    nginx.ingress.kubernetes.io/service-match: 'new: body(\"x\", \"y\")'\n"),
     ]);
-    assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.contains("Ingress web: service-match") && r.stderr.contains("unknown match type `body`"),
-        "{}",
-        r.stderr
-    );
+    r.assert_rejected_with("Ingress web: service-match");
+    r.assert_rejected_with("unknown match type `body`");
 }
 
 /// A main Ingress at x.test/api (with extra main annotations) and a canary
@@ -597,11 +596,8 @@ fn from_nginx_attaches_a_default_backend_canary_to_the_default_server() {
     assert_eq!(decide(&r.stdout, "other.test", "/", &[("x-canary", "always")], 0), "web-v2");
 
     let r = run(&["from-nginx", &temp_file("default-alone.yaml", canary)]);
-    assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.contains("has only spec.defaultBackend, so ingress-nginx attaches it to the default server"),
-        "{}",
-        r.stderr
+    r.assert_rejected_with(
+        "has only spec.defaultBackend, so ingress-nginx attaches it to the default server",
     );
 }
 
@@ -643,19 +639,15 @@ fn check_reads_every_form_users_have() {
 
     let empty = temp_file("empty.yaml", "# nothing yet\n---\n");
     let r = run(&["check", &empty]);
-    assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("empty: no config in it"), "{}", r.stderr);
+    r.assert_rejected_with("empty: no config in it");
 }
 
 #[test]
 fn check_errors_point_at_the_users_yaml_line_and_name_the_near_key() {
     let plugin = "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata: { name: b }\nspec:\n  pluginConfig:\n    routes:\n    - name: b\n      default: stable\n      rules:\n      - split:\n          weights:\n          - { target: fixed, weight: -20 }\n";
     let r = run(&["check", &temp_file("bad-plugin.yaml", plugin)]);
-    assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.contains("routes[0].rules[0].split.weights[0].weight: must be a non-negative number, got -20 (line 12 column 30)"),
-        "{}",
-        r.stderr
+    r.assert_rejected_with(
+        "routes[0].rules[0].split.weights[0].weight: must be a non-negative number, got -20 (line 12 column 30)",
     );
     let misspelled = plugin.replace("pluginConfig", "pluginconfig");
     let r = run(&["check", &temp_file("misspelled.yaml", &misspelled)]);
