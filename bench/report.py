@@ -74,8 +74,8 @@ def markdown(results):
             "Reading it: the floors are what a wasm filter pays in this Envoy before it does any routing: "
             + ", ".join(share(name) for name in floors)
             + " of native. floor reads one header in its one callback (two calls into the VM with the "
-            "allocation for that header); floor-5 makes the five calls canary-router needs (context create, request headers, the allocation, response headers, "
-            "delete); floor-read also reads every request header, as canary-router must before it decides. "
+            "allocation for that header); floor-5 makes the five calls canary-router needs (context create, "
+            "request headers, the allocation, response headers, delete); floor-read also reads every request header, as canary-router must before it decides. "
             "Where the floors' spreads overlap, their order is noise. The realistic config keeps "
             f"{kept}: the rest is its parsing, decision and counters, counted below in wasm instructions.\n")
     micro = results.get("micro")

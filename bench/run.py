@@ -53,9 +53,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVOY = os.environ.get("ENVOY") or os.path.join(ROOT, ".venv", "bin", "envoy")
 WASM = os.path.join(ROOT, "target", "wasm32-wasip1", "release", "canary_router.wasm")
 FLOOR_DIR = os.path.join(ROOT, "bench", "floor")
-FLOOR = os.path.join(ROOT, "target", "bench-floor", "wasm32-wasip1", "release", "floor.wasm")
-FLOOR_5 = os.path.join(ROOT, "target", "bench-floor-5", "wasm32-wasip1", "release", "floor.wasm")
-FLOOR_READ = os.path.join(ROOT, "target", "bench-floor-read", "wasm32-wasip1", "release", "floor.wasm")
+# Each floor variant: bench/floor built with these cargo features.
+FLOORS = {"floor": [], "floor-5": ["callbacks"], "floor-read": ["callbacks", "read-all"]}
 VARIANTS = ["native", "lua", "floor", "floor-5", "floor-read", "wasm-1", "wasm-real", "wasm-1000"]
 PATH = "/catalog/items?page=2&sort=price"
 
@@ -240,13 +239,12 @@ def ingress_config(admin, ports, backend_port, extra):
     filters = {
         "native": ("", native_routes()),
         "lua": (lua_filter(), CLUSTER_HEADER_ROUTES),
-        "floor": (wasm_filter(FLOOR, None, "floor"), CLUSTER_HEADER_ROUTES),
-        "floor-5": (wasm_filter(FLOOR_5, None, "floor-5"), CLUSTER_HEADER_ROUTES),
-        "floor-read": (wasm_filter(FLOOR_READ, None, "floor-read"), CLUSTER_HEADER_ROUTES),
         "wasm-1": (wasm_filter(WASM, one), CLUSTER_HEADER_ROUTES),
         "wasm-real": (wasm_filter(WASM, real), CLUSTER_HEADER_ROUTES),
         "wasm-1000": (wasm_filter(WASM, thousand_routes()), CLUSTER_HEADER_ROUTES),
     }
+    for name in FLOORS:
+        filters[name] = (wasm_filter(floor_wasm(name), None, name), CLUSTER_HEADER_ROUTES)
     for name, path in extra.items():
         filters[name] = (wasm_filter(path, real, name), CLUSTER_HEADER_ROUTES)
     listeners = "\n".join(listener(name, port, *filters[name]) for name, port in ports.items())
@@ -421,13 +419,14 @@ def summarize(runs, variants):
     return out
 
 
-def command(*args):
-    """A command's output (wrk -v exits 1 after printing its version)."""
+def command(*args, empty="unknown"):
+    """A command's output (wrk -v exits 1 after printing its version), or
+    `empty` when it prints nothing or cannot run."""
     try:
         done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
-        return (done.stdout + done.stderr).strip() or "unknown"
+        return (done.stdout + done.stderr).strip() or empty
     except OSError:
-        return "unknown"
+        return empty
 
 
 def machine():
@@ -438,10 +437,8 @@ def machine():
     except OSError:
         pass
     # The report this run writes does not make the tree it measured dirty.
-    # (Not `command`: it answers "unknown" for no output, which is a clean tree.)
-    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md"],
-                            capture_output=True, text=True, cwd=ROOT)
-    dirty = "-dirty" if status.returncode != 0 or status.stdout.strip() else ""
+    changed = command("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md", empty="")
+    dirty = "-dirty" if changed else ""
     return {
         "commit": command("git", "rev-parse", "--short=12", "HEAD") + dirty,
         "cpus": os.cpu_count(),
@@ -453,9 +450,18 @@ def machine():
     }
 
 
-def build_floor(name, features):
+def floor_target(name):
+    return os.path.join(ROOT, "target", "bench-" + name)
+
+
+def floor_wasm(name):
+    return os.path.join(floor_target(name), "wasm32-wasip1", "release", "floor.wasm")
+
+
+def build_floor(name):
+    features = ["--features", ",".join(FLOORS[name])] if FLOORS[name] else []
     subprocess.run(["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip1", *features,
-                    "--target-dir", os.path.join(ROOT, "target", "bench-" + name)], cwd=FLOOR_DIR, check=True)
+                    "--target-dir", floor_target(name)], cwd=FLOOR_DIR, check=True)
 
 
 def main():
@@ -483,12 +489,9 @@ def main():
     variants = [v for v in args.variants.split(",") if v]
     extra = dict(e.split("=", 1) for e in args.extra)
     variants += list(extra)
-    if "floor" in variants:
-        build_floor("floor", [])
-    if "floor-5" in variants:
-        build_floor("floor-5", ["--features", "callbacks"])
-    if "floor-read" in variants:
-        build_floor("floor-read", ["--features", "callbacks,read-all"])
+    for name in FLOORS:
+        if name in variants:
+            build_floor(name)
     workdir = tempfile.mkdtemp(prefix="canary-router-bench-")
     backend_port, backend_admin = free_port(), free_port()
     backend = Envoy("backend", backend_config(backend_admin, backend_port), 1, workdir)

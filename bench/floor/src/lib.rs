@@ -35,6 +35,16 @@ pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
     }
 }
 
+/// Routes the request by the header the bench's routes read.
+fn set_target(svc9: bool) {
+    let target: &[u8] = if svc9 { b"svc9" } else { b"svc0" };
+    let name = b"x-route-target";
+    // SAFETY: both slices outlive the call; the host copies them.
+    unsafe {
+        proxy_replace_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len(), target.as_ptr(), target.len());
+    }
+}
+
 #[cfg(feature = "read-all")]
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -50,9 +60,7 @@ pub extern "C" fn proxy_on_request_headers(_context_id: u32, _headers: usize, _e
     unsafe {
         if proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut len) == 0 && !data.is_null() {
             let map = Vec::from_raw_parts(data, len, len.max(1));
-            let target: &[u8] = if map.windows(5).any(|w| w == b"svc9.") { b"svc9" } else { b"svc0" };
-            let name = b"x-route-target";
-            proxy_replace_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len(), target.as_ptr(), target.len());
+            set_target(map.windows(5).any(|w| w == b"svc9."));
         }
     }
     0
@@ -69,9 +77,7 @@ pub extern "C" fn proxy_on_request_headers(_context_id: u32, _headers: usize, _e
     unsafe {
         if proxy_get_header_map_value(REQUEST_HEADERS, key.as_ptr(), key.len(), &mut value, &mut len) == 0 && !value.is_null() {
             let host = Vec::from_raw_parts(value, len, len.max(1));
-            let target: &[u8] = if host.starts_with(b"svc9.") { b"svc9" } else { b"svc0" };
-            let name = b"x-route-target";
-            proxy_replace_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len(), target.as_ptr(), target.len());
+            set_target(host.starts_with(b"svc9."));
         }
     }
     0
