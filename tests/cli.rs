@@ -34,6 +34,14 @@ fn run(args: &[&str]) -> Run {
 }
 
 impl Run {
+    /// Exit code 0 with each of `lines` in stdout.
+    fn assert_ok_printing(&self, lines: &[&str]) {
+        assert_eq!(self.code, 0, "{}", self.stderr);
+        for line in lines {
+            assert!(self.stdout.contains(line), "{line:?} not in\n{}", self.stdout);
+        }
+    }
+
     /// Exit code 1 (the input was rejected) with `message` in stderr.
     fn assert_rejected_with(&self, message: &str) {
         assert_eq!(self.code, 1, "{}", self.stderr);
@@ -606,15 +614,12 @@ fn check_reads_every_form_users_have() {
     // An Envoy bootstrap, an ECDS resource, a directory of Istio manifests
     // (a VirtualService in it is passed over) and standard input, at once.
     let r = run(&["check", "envoy/envoy.yaml", "envoy/live/canary-router.yaml", "istio/service-b"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    for origin in [
+    r.assert_ok_printing(&[
         "ok: envoy/envoy.yaml (Envoy wasm filter canary-router): ",
         "ok: envoy/live/canary-router.yaml (Envoy wasm filter canary-router): ",
         "ok: istio/service-b/wasm-plugin-20.yaml (WasmPlugin canary-router-service-b): ",
         "ok: istio/service-b/wasm-plugin-rollback.yaml (WasmPlugin canary-router-service-b): ",
-    ] {
-        assert!(r.stdout.contains(origin), "{origin} not in\n{}", r.stdout);
-    }
+    ]);
     // A `kind: List`, as `kubectl get wasmplugins -o yaml` prints it.
     let plugin = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("istio/service-a/wasm-plugin.yaml"),
@@ -692,17 +697,14 @@ fn check_warns_about_valid_configs_that_are_likely_mistakes() {
 #[test]
 fn check_prints_what_each_split_and_mirror_does() {
     let r = run(&["check", "examples/ramp.json", "examples/fleet.json"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    for expected in [
+    r.assert_ok_printing(&[
         "rules[0] ramp of canary: 10% from 2026-11-24T10:00:00Z, 25% from 2026-11-24T10:10:00Z, 50% from 2026-11-24T10:20:00Z",
         "rules[0] assignment cookie: version=TARGET; Max-Age=86400; Path=/",
         "rules[0] rollback of canary: this proxy's window: more than 5% errors over 60s with at least 20 responses",
         "mirror: 10% of requests copied to cluster shadow",
         "rules[0] rollback of broken-canary: this proxy's window",
         "Prometheus via cluster prometheus every 2s: checks error-rate <= 0.05, p99-ms <= 500, 2 failing polls in a row",
-    ] {
-        assert!(r.stdout.contains(expected), "{expected:?} not in\n{}", r.stdout);
-    }
+    ]);
 }
 
 #[test]
