@@ -6,7 +6,7 @@
 //! length and first letter) only costs a comparison later.
 
 use crate::request::Source;
-use crate::router::Route;
+use crate::route::Route;
 
 /// Names of this length or longer share one bit per first byte.
 const LENGTHS: usize = 32;

@@ -27,6 +27,7 @@ pub mod query;
 pub mod regex_cost;
 pub mod request;
 pub mod rng;
+pub mod route;
 pub mod route_index;
 pub mod router;
 pub mod split;

@@ -5,7 +5,8 @@
 //! is exported to Prometheus as
 //! `canary_router_requests_total{route="service-b",target="service-b-canary"}`.
 
-use crate::router::{Action, Router};
+use crate::route::Action;
+use crate::router::Router;
 
 pub const REQUESTS: &str = "canary_router_requests_total";
 pub const RESPONSES: &str = "canary_router_responses_total";

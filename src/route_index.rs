@@ -14,7 +14,7 @@ use std::hash::BuildHasherDefault;
 
 use crate::hash::FastHasher;
 use crate::host_pattern::HostPattern;
-use crate::router::Route;
+use crate::route::Route;
 
 type Buckets = HashMap<Vec<u8>, Vec<u32>, BuildHasherDefault<FastHasher>>;
 

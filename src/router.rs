@@ -3,10 +3,10 @@
 use std::fmt;
 
 use crate::header_names::HeaderNames;
-use crate::host_pattern::{host_of, HostPattern};
-use crate::matcher::Condition;
-use crate::mirror::{Mirror, MirrorBudget};
+use crate::host_pattern::host_of;
+use crate::mirror::MirrorBudget;
 use crate::request::Request;
+use crate::route::{Action, Route, Rule};
 use crate::route_index::RouteIndex;
 use crate::split::{AssignCookie, Choice, Moment, Split};
 
@@ -28,33 +28,6 @@ pub struct Router {
     index: RouteIndex,
     /// The request headers the config may read.
     pub header_names: HeaderNames,
-}
-
-#[derive(Debug, Clone)]
-pub struct Route {
-    pub name: String,
-    /// Empty: any host.
-    pub hosts: Vec<HostPattern>,
-    pub path_prefix: Option<Vec<u8>>,
-    pub default: String,
-    pub rules: Vec<Rule>,
-    /// Traffic shadowing for this route, if configured.
-    pub mirror: Option<Mirror>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Rule {
-    /// The rule's `name`, or `rules[i]` when it has none.
-    pub label: String,
-    /// All must hold; empty = always.
-    pub conditions: Vec<Condition>,
-    pub action: Action,
-}
-
-#[derive(Debug, Clone)]
-pub enum Action {
-    Target(String),
-    Split(Box<Split>),
 }
 
 /// Why a target was chosen.
@@ -187,23 +160,6 @@ impl Router {
         self.routes.iter().flat_map(|route| {
             route.rules.iter().filter_map(move |rule| rule.split().map(|split| (route, rule, split)))
         })
-    }
-}
-
-impl Rule {
-    /// The rule's split, if its action is one.
-    pub fn split(&self) -> Option<&Split> {
-        match &self.action {
-            Action::Split(split) => Some(split),
-            Action::Target(_) => None,
-        }
-    }
-}
-
-impl Route {
-    /// Whether the route's `pathPrefix` (if any) matches this path.
-    fn path_matches(&self, path: &[u8]) -> bool {
-        self.path_prefix.as_ref().is_none_or(|prefix| path.starts_with(prefix))
     }
 }
 

@@ -10,7 +10,7 @@ mod istio;
 use std::collections::BTreeSet;
 
 use canary_router::config;
-use canary_router::router::Action;
+use canary_router::route::Action;
 use istio::{all_documents, plugin_config_json, Document, NumberStyle};
 use serde_json::Value;
 

@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use canary_router::decimal;
-use canary_router::router::{Action, Route, Router};
+use canary_router::route::{Action, Route};
+use canary_router::router::Router;
 use canary_router::split::{Moment, Split};
 use canary_router::time::format_rfc3339;
 

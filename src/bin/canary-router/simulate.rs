@@ -7,7 +7,8 @@ use std::path::Path;
 use canary_router::host_pattern::HostPattern;
 use canary_router::request::{Request, Source};
 use canary_router::rng::Rng;
-use canary_router::router::{Route, Router};
+use canary_router::route::Route;
+use canary_router::router::Router;
 use canary_router::split::Moment;
 
 use crate::input;

@@ -1,0 +1,52 @@
+//! A compiled route and its rules: what `Router::decide` walks, and what
+//! the route index and the header-name filter are built from. Below all
+//! three, so the core reads bottom-up.
+
+use crate::host_pattern::HostPattern;
+use crate::matcher::Condition;
+use crate::mirror::Mirror;
+use crate::split::Split;
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    /// Empty: any host.
+    pub hosts: Vec<HostPattern>,
+    pub path_prefix: Option<Vec<u8>>,
+    pub default: String,
+    pub rules: Vec<Rule>,
+    /// Traffic shadowing for this route, if configured.
+    pub mirror: Option<Mirror>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The rule's `name`, or `rules[i]` when it has none.
+    pub label: String,
+    /// All must hold; empty = always.
+    pub conditions: Vec<Condition>,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Target(String),
+    Split(Box<Split>),
+}
+
+impl Rule {
+    /// The rule's split, if its action is one.
+    pub fn split(&self) -> Option<&Split> {
+        match &self.action {
+            Action::Split(split) => Some(split),
+            Action::Target(_) => None,
+        }
+    }
+}
+
+impl Route {
+    /// Whether the route's `pathPrefix` (if any) matches this path.
+    pub fn path_matches(&self, path: &[u8]) -> bool {
+        self.path_prefix.as_ref().is_none_or(|prefix| path.starts_with(prefix))
+    }
+}
