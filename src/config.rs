@@ -20,7 +20,7 @@ use crate::regex_cost;
 use crate::request::Source;
 use crate::route::{Action, Route, Rule};
 use crate::router::Router;
-use crate::split::{AssignCookie, Split};
+use crate::split::{AssignCookie, Split, SplitId};
 use crate::time;
 pub use raw::*;
 
@@ -222,7 +222,7 @@ fn compile_rule(
         (None, Some(split)) => {
             let mut split = compile_split(split, &crate::error::key(at, "split"), route_name)?
                 .with_identity(route_name, index);
-            split.id = tally.splits;
+            split.id = SplitId(u32::try_from(tally.splits).unwrap_or(u32::MAX));
             tally.splits += 1;
             Action::Split(Box::new(split))
         }

@@ -2,8 +2,10 @@
 //! request by header, cookie, query parameter or weight.
 //!
 //! Every decision lives in pure modules (`config`, `router`, `matcher`,
-//! `split`, `hash`, ...), compiled and tested natively. Only `filter` and
-//! `host` touch the proxy, and only on `wasm32`.
+//! `split`, `hash`, ...), compiled and tested natively. `filter` is the
+//! glue, which reaches the proxy through a small trait and is tested
+//! natively too; `host` is that trait over the proxy-wasm ABI, and the
+//! only code that is wasm-only or `unsafe`.
 
 pub mod bytes;
 pub mod config;
@@ -33,7 +35,6 @@ pub mod router;
 pub mod split;
 pub mod time;
 
-#[cfg(target_arch = "wasm32")]
-mod filter;
+pub mod filter;
 #[cfg(target_arch = "wasm32")]
 mod host;

@@ -8,7 +8,7 @@ use crate::mirror::MirrorBudget;
 use crate::request::Request;
 use crate::route::{Action, Route, Rule};
 use crate::route_index::RouteIndex;
-use crate::split::{AssignCookie, Choice, Moment, Split};
+use crate::split::{AssignCookie, Choice, Moment, Split, SplitId};
 
 /// A compiled config. Built once per configure, shared by every request.
 #[derive(Debug, Clone)]
@@ -148,8 +148,8 @@ impl Router {
     }
 
     /// The split with this id, with the route and rule holding it.
-    pub fn split(&self, id: usize) -> Option<(&Route, &Rule, &Split)> {
-        let &(route, rule) = self.split_locations.get(id)?;
+    pub fn split(&self, id: SplitId) -> Option<(&Route, &Rule, &Split)> {
+        let &(route, rule) = self.split_locations.get(id.index())?;
         let route = self.routes.get(route)?;
         let rule = route.rules.get(rule)?;
         Some((route, rule, rule.split()?))

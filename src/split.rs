@@ -18,7 +18,7 @@ pub struct Split {
     salt: Vec<u8>,
     /// This split's position among all splits of its config: where a VM
     /// keeps its state.
-    pub id: usize,
+    pub id: SplitId,
     /// What names this split to the fleet (shared data keys, the `split`
     /// label): a hash of its route's name, its rule's position and its own
     /// content, so an edit elsewhere in the config keeps it and a new
@@ -145,22 +145,62 @@ impl Check {
     }
 }
 
+/// A split's position among all splits of its config (`Router::split`):
+/// where a proxy keeps the split's state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct SplitId(pub u32);
+
+impl SplitId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// What the proxy knows of a split beyond its config, as decisions read it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Live {
+    /// The rollback's target gets no traffic (rolled back, or waiting for
+    /// the fleet latch).
+    pub withheld: bool,
+}
+
+/// Each split's `Live` state by id: the proxy's per-split state, or a
+/// plain list (a split beyond its end is live).
+pub trait SplitStates {
+    fn live(&self, id: SplitId) -> Live;
+}
+
+impl SplitStates for Vec<Live> {
+    fn live(&self, id: SplitId) -> Live {
+        self.get(id.index()).copied().unwrap_or_default()
+    }
+}
+
+/// Every split live: nothing rolled back.
+pub struct AllLive;
+
+impl SplitStates for AllLive {
+    fn live(&self, _: SplitId) -> Live {
+        Live::default()
+    }
+}
+
 /// What a decision needs besides the request, all supplied by the caller so
-/// decisions stay deterministic: a random roll, the time, and which splits
-/// (by `Split::id`) the proxy has rolled back.
-#[derive(Debug, Clone, Copy)]
+/// decisions stay deterministic: a random roll, the time, and each split's
+/// live state (rolled back or not).
+#[derive(Clone, Copy)]
 pub struct Moment<'a> {
     /// Uniform in `0..1_000_000`: decides non-sticky splits.
     pub roll: u32,
     /// Milliseconds since the Unix epoch: moves ramps.
     pub now_ms: u64,
-    pub rolled_back: &'a [bool],
+    pub splits: &'a dyn SplitStates,
 }
 
 impl Moment<'static> {
-    /// A moment with only a roll: time 0 (before any ramp), nothing rolled back.
+    /// A moment with only a roll: time 0 (before any ramp), every split live.
     pub fn roll(roll: u32) -> Self {
-        Moment { roll, now_ms: 0, rolled_back: &[] }
+        Moment { roll, now_ms: 0, splits: &AllLive }
     }
 }
 
@@ -228,7 +268,7 @@ impl Split {
             bounds,
             sticky_by,
             salt,
-            id: 0,
+            id: SplitId(0),
             identity: 0,
             ramp: None,
             assign_cookie: None,
@@ -324,7 +364,7 @@ impl Split {
     /// The bounds in force at this moment.
     fn current_bounds(&self, moment: &Moment<'_>) -> &[u32] {
         if let Some(bounds) = &self.rolled_back_bounds {
-            if moment.rolled_back.get(self.id).copied().unwrap_or(false) {
+            if moment.splits.live(self.id).withheld {
                 return bounds;
             }
         }

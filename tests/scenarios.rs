@@ -163,6 +163,34 @@ fn a_custom_target_header_is_the_one_written_and_stripped() {
 }
 
 #[test]
+fn a_client_never_reaches_the_upstream_its_own_header_names() {
+    let custom =
+        r#"{"targetHeader": "x-version", "routes": [{"name": "r", "hosts": ["a.test"], "default": "v1"}]}"#;
+    let spoofed = [(":authority", "a.test"), (":path", "/"), ("x-version", "v2"), ("x-route-target", "v2")];
+    let refused = |exchange: &harness::Exchange, details: &str| {
+        let reply = exchange.local_reply.as_ref().expect("answered by the filter, not forwarded");
+        assert_eq!((reply.status, reply.details.as_str()), (503, details));
+        assert!(exchange.upstream.is_empty(), "nothing went upstream");
+        assert_eq!(exchange.request_action, harness::PAUSE);
+    };
+
+    // Before any config, the filter cannot know which header routes.
+    let mut proxy = Proxy::start();
+    refused(&proxy.send(&spoofed), "canary_router_no_config");
+    // A rejected first config does not make it any wiser.
+    assert!(!proxy.configure(&custom.replace(r#""default": "v1""#, r#""default": """#)));
+    refused(&proxy.send(&spoofed), "canary_router_no_config");
+    assert!(proxy.configure(custom));
+    assert_eq!(proxy.send(&spoofed).upstream.get_all("x-version"), vec!["v1"]);
+
+    // The proxy refuses the write: the client's value would go upstream.
+    proxy.refuse_header_writes("x-version");
+    refused(&proxy.send(&spoofed), "canary_router_header_not_written");
+    let unrouted = [(":authority", "b.test"), (":path", "/"), ("x-version", "v2")];
+    refused(&proxy.send(&unrouted), "canary_router_header_not_written");
+}
+
+#[test]
 fn non_utf8_header_bytes_are_routed_not_fatal() {
     let mut proxy = Proxy::configured(EXAMPLE);
     let mut headers = HeaderMap::from_pairs(a(&[], "/"));

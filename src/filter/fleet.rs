@@ -18,9 +18,8 @@ use log::{debug, warn};
 use super::rollback::{self, read_state, update_state};
 use super::Active;
 use crate::fleet_state::Poll;
-use crate::host;
 use crate::prometheus::{self, Sample};
-use crate::split::Split;
+use crate::split::{Split, SplitId};
 
 /// The largest answer read (a check should return one series; a query
 /// that returns thousands is a mistake, reported as an error).
@@ -39,7 +38,7 @@ pub enum Asks {
 /// A poll call waiting for its answer.
 struct Call {
     active: Rc<Active>,
-    split_id: usize,
+    split_id: SplitId,
     asks: Asks,
 }
 
@@ -69,6 +68,7 @@ fn take<K: PartialEq, V>(list: &RefCell<Vec<(K, V)>>, key: &K) -> Option<V> {
 /// From the root's tick: polls Prometheus for each split whose poll is due
 /// and that this VM claims. `jitter` is a random number.
 pub fn tick(active: &Rc<Active>, polls: &Polls, root_id: u32, now_ms: u64, jitter: u32) {
+    let proxy = &*active.vm.proxy;
     for (_, _, split) in active.router.splits() {
         let Some(config) = split.rollback().and_then(|r| r.prometheus.as_ref()) else { continue };
         // A round whose answers never came (the host should always answer,
@@ -87,15 +87,15 @@ pub fn tick(active: &Rc<Active>, polls: &Polls, root_id: u32, now_ms: u64, jitte
             }
             None => {}
         }
-        let key = active.state_key(split.id);
-        let (state, _) = read_state(key);
+        let Some(key) = active.state(split).map(|s| s.state_key.as_str()) else { continue };
+        let (state, _) = read_state(proxy, key);
         if now_ms < state.next_poll_ms {
             continue;
         }
         // The next poll in every ± 10%; the first VM to move it polls.
         let every = config.every_ms;
         let next = now_ms + every - every / 10 + u64::from(jitter) % (every / 5).max(1);
-        let claimed = update_state(key, |state| {
+        let claimed = update_state(proxy, key, |state| {
             if now_ms < state.next_poll_ms {
                 return false;
             }
@@ -132,7 +132,7 @@ fn poll(active: &Rc<Active>, polls: &Polls, split: &Split, root_id: u32, now_ms:
     ));
     for (asks, query) in queries {
         let headers = prometheus::request_headers(&config.cluster, &prometheus::query_path(&query));
-        match host::dispatch_http_call(&config.cluster, &headers, b"", config.timeout_ms) {
+        match active.vm.proxy.dispatch_http_call(&config.cluster, &headers, b"", config.timeout_ms) {
             Ok(token) => {
                 let call = Call { active: active.clone(), split_id: split.id, asks };
                 polls.calls.borrow_mut().push((token, call));
@@ -150,15 +150,16 @@ fn poll(active: &Rc<Active>, polls: &Polls, split: &Split, root_id: u32, now_ms:
 /// token was one of this root's polls.
 pub fn answered(polls: &Polls, root_id: u32, token: u32, num_headers: usize, body_size: usize) -> bool {
     let Some(call) = take(&polls.calls, &token) else { return false };
+    let proxy = &*call.active.vm.proxy;
     let status = if num_headers == 0 {
         None
     } else {
-        host::http_call_status().and_then(|s| std::str::from_utf8(&s).ok().and_then(|s| s.parse().ok()))
+        proxy.http_call_status().and_then(|s| std::str::from_utf8(&s).ok().and_then(|s| s.parse().ok()))
     };
     let sample = if body_size > MAX_ANSWER_BYTES {
         Sample::Error(format!("an answer of {body_size} bytes; a check should return one series"))
     } else {
-        match host::http_call_body(body_size) {
+        match proxy.http_call_body(body_size) {
             Ok(body) => prometheus::sample(status, &body),
             Err(status) => Sample::Error(format!("cannot read the answer (status {})", status.0)),
         }
@@ -170,9 +171,9 @@ pub fn answered(polls: &Polls, root_id: u32, token: u32, num_headers: usize, bod
     true
 }
 
-fn record(active: &Rc<Active>, polls: &Polls, split_id: usize, asks: Asks, sample: Sample, root_id: u32) {
+fn record(active: &Rc<Active>, polls: &Polls, split_id: SplitId, asks: Asks, sample: Sample, root_id: u32) {
     let Some((_, _, split)) = active.router.split(split_id) else { return };
-    active.gauges.query_answered(split_id, asks, &sample, split);
+    active.gauges.query_answered(&*active.vm.proxy, asks, &sample, split);
     let finished = {
         let mut rounds = polls.rounds.borrow_mut();
         let Some((_, round)) = rounds.iter_mut().find(|(id, _)| *id == split.identity) else { return };
@@ -202,8 +203,10 @@ fn record(active: &Rc<Active>, polls: &Polls, split_id: usize, asks: Asks, sampl
 /// take it on here.
 fn finish(active: &Active, split: &Split, round: &Round, root_id: u32) {
     let Some(config) = split.rollback().and_then(|r| r.prometheus.as_ref()) else { return };
-    let poll = Poll { checks: &round.checks, latch: round.latch.as_ref(), now_ms: host::now_ms() };
-    match update_state(active.state_key(split.id), |state| {
+    let proxy = &*active.vm.proxy;
+    let poll = Poll { checks: &round.checks, latch: round.latch.as_ref(), now_ms: proxy.now_ms() };
+    let key = active.state(split).map_or("", |s| s.state_key.as_str());
+    match update_state(proxy, key, |state| {
         state.record_poll(config, &poll);
         true
     }) {

@@ -22,12 +22,13 @@ use std::cell::Cell;
 
 use log::{info, warn};
 
+use super::proxy::{Proxy, SharedWrite};
+use super::split_state::SplitState;
 use super::Active;
 use crate::decimal;
 use crate::error_window::{self, Counts, Window};
 use crate::fleet_state::{FleetState, RolledBack};
-use crate::host::{self, SharedWrite};
-use crate::split::Split;
+use crate::split::{Split, SplitId};
 
 /// Compare-and-swap attempts before a write is left for the next one.
 const CAS_ATTEMPTS: usize = 8;
@@ -50,15 +51,9 @@ impl Verdict {
     }
 }
 
-/// The shared-data key of a split's state (built once per config:
-/// `Active::state_key`).
-pub fn state_key(split: &Split) -> String {
-    format!("canary-router/{}/state", split.identity_hex())
-}
-
 /// A split's shared state, read from its key.
-pub fn read_state(key: &str) -> (FleetState, u32) {
-    match host::shared_data(key) {
+pub fn read_state(proxy: &dyn Proxy, key: &str) -> (FleetState, u32) {
+    match proxy.shared_data(key) {
         Some((bytes, cas)) => (FleetState::decode(&bytes), cas),
         None => (FleetState::default(), 0),
     }
@@ -67,13 +62,17 @@ pub fn read_state(key: &str) -> (FleetState, u32) {
 /// Changes a split's shared state with compare-and-swap; `change` returns
 /// false to leave it as it is. Returns the state written (or read), or
 /// `None` if the write did not go through.
-pub fn update_state(key: &str, mut change: impl FnMut(&mut FleetState) -> bool) -> Option<FleetState> {
+pub fn update_state(
+    proxy: &dyn Proxy,
+    key: &str,
+    mut change: impl FnMut(&mut FleetState) -> bool,
+) -> Option<FleetState> {
     for _ in 0..CAS_ATTEMPTS {
-        let (mut state, cas) = read_state(key);
+        let (mut state, cas) = read_state(proxy, key);
         if !change(&mut state) {
             return Some(state);
         }
-        match host::set_shared_data(key, &state.encode(), cas) {
+        match proxy.set_shared_data(key, &state.encode(), cas) {
             SharedWrite::Written => return Some(state),
             SharedWrite::Conflict => continue,
             SharedWrite::Failed => return None,
@@ -96,10 +95,10 @@ pub fn verdict_of(split: &Split, state: &FleetState) -> Verdict {
 /// Takes on what the shared state says. A rollback is never undone for
 /// the same split identity, whatever a later state says.
 pub fn adopt(active: &Active, split: &Split, state: &FleetState, context_id: u32) {
-    active.gauges.fleet_state(split.id, state);
-    let current = active.verdicts.borrow().get(split.id).cloned();
+    active.gauges.fleet_state(&*active.vm.proxy, split.id, state);
+    let Some(current) = active.state(split).map(|s| s.verdict.borrow().clone()) else { return };
     let next = verdict_of(split, state);
-    if matches!(current, Some(Verdict::RolledBack(_))) || current.as_ref() == Some(&next) {
+    if matches!(current, Verdict::RolledBack(_)) || current == next {
         return;
     }
     set_verdict(active, split, next, context_id);
@@ -124,12 +123,9 @@ pub fn set_verdict(active: &Active, split: &Split, verdict: Verdict, context_id:
              rolled it back; it gets traffic"
         ),
     }
-    if let Some(withheld) = active.withheld.borrow_mut().get_mut(split.id) {
-        *withheld = verdict.withholds();
-    }
-    active.gauges.verdict(split.id, &verdict);
-    if let Some(slot) = active.verdicts.borrow_mut().get_mut(split.id) {
-        *slot = verdict;
+    active.gauges.verdict(&active.vm, split.id, &verdict);
+    if let Some(state) = active.state(split) {
+        *state.verdict.borrow_mut() = verdict;
     }
 }
 
@@ -156,7 +152,7 @@ impl Watch {
 }
 
 /// Counts one response of a split's watched target (from a stream).
-pub fn record_response(active: &Active, split_id: usize, context_id: u32, now_ms: u64, error: bool) {
+pub fn record_response(active: &Active, split_id: SplitId, context_id: u32, now_ms: u64, error: bool) {
     let Some((watch, split)) = watch_of(active, split_id) else { return };
     let mut pending = watch.pending.get();
     pending.add(Counts { requests: 1, errors: u64::from(error) });
@@ -180,27 +176,29 @@ pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
         if let Some((watch, split)) = watch_of(active, split.id) {
             sync(active, split, watch, root_id, now_ms);
         }
-        let (state, _) = read_state(active.state_key(split.id));
+        let Some(key) = active.state(split).map(|s| s.state_key.as_str()) else { continue };
+        let (state, _) = read_state(&*active.vm.proxy, key);
         adopt(active, split, &state, root_id);
     }
 }
 
 /// The window of a split that is not rolled back yet on this VM.
-fn watch_of(active: &Active, split_id: usize) -> Option<(&Watch, &Split)> {
-    if matches!(active.verdicts.borrow().get(split_id), Some(Verdict::RolledBack(_)) | None) {
+fn watch_of(active: &Active, split_id: SplitId) -> Option<(&Watch, &Split)> {
+    let state: &SplitState = active.splits.get(split_id)?;
+    if matches!(*state.verdict.borrow(), Verdict::RolledBack(_)) {
         return None;
     }
-    let watch = active.rollback_watches.get(split_id)?.as_ref()?;
     let (_, _, split) = active.router.split(split_id)?;
-    Some((watch, split))
+    Some((state.watch.as_ref()?, split))
 }
 
 /// Reads the shared window, adds this VM's batch, raises the flag if the
 /// threshold is crossed, and writes it back; rolls back if flagged.
 fn sync(active: &Active, split: &Split, watch: &Watch, context_id: u32, now_ms: u64) {
     let Some(window_config) = split.rollback().and_then(|r| r.window.as_ref()) else { return };
+    let proxy = &*active.vm.proxy;
     for _ in 0..CAS_ATTEMPTS {
-        let (mut window, cas) = match host::shared_data(&watch.key) {
+        let (mut window, cas) = match proxy.shared_data(&watch.key) {
             Some((bytes, cas)) => (Window::decode(&bytes).unwrap_or_default(), cas),
             None => (Window::default(), 0),
         };
@@ -219,7 +217,7 @@ fn sync(active: &Active, split: &Split, watch: &Watch, context_id: u32, now_ms: 
             return;
         }
         window.rolled_back |= crossed_here;
-        match host::set_shared_data(&watch.key, &window.encode(), cas) {
+        match proxy.set_shared_data(&watch.key, &window.encode(), cas) {
             SharedWrite::Written => {
                 watch.pending.set(Counts::default());
                 watch.seen.set(totals);
@@ -255,7 +253,8 @@ fn window_rolled_back(active: &Active, split: &Split, context_id: u32, now_ms: u
         reason: "window".into(),
         detail: detail.unwrap_or_else(|| "another worker saw the local window cross its threshold".into()),
     };
-    let state = update_state(active.state_key(split.id), |state| {
+    let key = active.state(split).map_or("", |s| s.state_key.as_str());
+    let state = update_state(&*active.vm.proxy, key, |state| {
         if state.rolled_back.is_some() {
             return false;
         }

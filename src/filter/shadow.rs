@@ -9,6 +9,11 @@
 //! flight are capped in number too. So neither stalled uploads nor a slow,
 //! closed or failing shadow can grow the VM past its budget: beyond it a
 //! copy is skipped and counted with its reason.
+//!
+//! A copy in flight is given up when its root is deleted (a config push:
+//! the proxy drops that root's calls without an answer) and, whatever
+//! happens, once it is well past its timeout: an answer that never comes
+//! must not keep its share of the budget for ever.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -17,14 +22,18 @@ use std::rc::Rc;
 
 use log::debug;
 
+use super::proxy::Proxy;
 use super::Active;
 use crate::hash::FastHasher;
-use crate::host;
 use crate::metrics::{status_class, SERVER_ERROR};
 use crate::mirror::{Ledger, MirrorBudget, Skip};
 
 /// How often the root sends queued copies while any route mirrors.
 pub const TICK_MS: u32 = 10;
+
+/// How long past its timeout a copy's answer is waited for: the proxy
+/// answers a timed-out call itself, so only a lost answer waits this long.
+const ABANDON_AFTER_MS: u64 = 5_000;
 
 /// A share of the VM's budget, given back when dropped.
 pub struct Held {
@@ -70,6 +79,10 @@ pub struct PendingShadow {
 struct InFlight {
     active: Rc<Active>,
     route: usize,
+    /// The root that sent it: its answer comes to that root, or never.
+    root_id: u32,
+    /// When it is given up if no answer came (ms since the epoch).
+    deadline_ms: u64,
     _held: Held,
 }
 
@@ -98,15 +111,24 @@ impl ShadowQueue {
     }
 
     /// Sends every queued copy (from the root context).
-    pub fn send_all(&self, root_id: u32) {
+    pub fn send_all(&self, proxy: &dyn Proxy, root_id: u32) {
+        if self.pending.borrow().is_empty() {
+            return;
+        }
         let pending: Vec<PendingShadow> = self.pending.borrow_mut().drain(..).collect();
+        let now_ms = proxy.now_ms();
         for shadow in pending {
-            match host::dispatch_http_call(&shadow.cluster, &shadow.headers, &shadow.body, shadow.timeout_ms)
+            match proxy.dispatch_http_call(&shadow.cluster, &shadow.headers, &shadow.body, shadow.timeout_ms)
             {
                 Ok(token) => {
                     shadow.active.stats.shadow_sent(shadow.route);
-                    let in_flight =
-                        InFlight { active: shadow.active, route: shadow.route, _held: shadow.held };
+                    let in_flight = InFlight {
+                        active: shadow.active,
+                        route: shadow.route,
+                        root_id,
+                        deadline_ms: now_ms + u64::from(shadow.timeout_ms) + ABANDON_AFTER_MS,
+                        _held: shadow.held,
+                    };
                     self.in_flight.borrow_mut().insert(token, in_flight);
                 }
                 Err(status) => {
@@ -119,14 +141,47 @@ impl ShadowQueue {
 
     /// A shadow's answer arrived (or its call failed): counted, and its
     /// share of the budget given back.
-    pub fn answered(&self, root_id: u32, token: u32, num_headers: usize) {
+    pub fn answered(&self, proxy: &dyn Proxy, root_id: u32, token: u32, num_headers: usize) {
         let Some(InFlight { active, route, .. }) = self.in_flight.borrow_mut().remove(&token) else { return };
         let class =
-            if num_headers == 0 { None } else { host::http_call_status().as_deref().and_then(status_class) };
+            if num_headers == 0 { None } else { proxy.http_call_status().as_deref().and_then(status_class) };
         // No response (reset, timeout, no healthy host) or a 5xx: a failure.
         if class.is_none_or(|c| c == SERVER_ERROR) {
             debug!("[ctx {root_id}] shadow call {token} failed");
             active.stats.shadow_failed(route);
         }
+    }
+
+    /// The root that sent these copies is gone: their answers never come.
+    /// Each counts as failed, and its budget is given back.
+    pub fn root_gone(&self, root_id: u32) {
+        self.give_up(|copy| copy.root_id == root_id);
+    }
+
+    /// Copies whose answer is long overdue are given up (from the tick).
+    pub fn abandon_overdue(&self, now_ms: u64, root_id: u32) {
+        let given_up = self.give_up(|copy| copy.deadline_ms <= now_ms);
+        if given_up > 0 {
+            debug!("[ctx {root_id}] {given_up} shadow call(s) never answered: given up");
+        }
+    }
+
+    fn give_up(&self, lost: impl Fn(&InFlight) -> bool) -> usize {
+        let gone: Vec<InFlight> = {
+            let mut in_flight = self.in_flight.borrow_mut();
+            let tokens: Vec<u32> = in_flight.iter().filter(|(_, c)| lost(c)).map(|(t, _)| *t).collect();
+            tokens.iter().filter_map(|token| in_flight.remove(token)).collect()
+        };
+        for copy in &gone {
+            copy.active.stats.shadow_failed(copy.route);
+        }
+        gone.len()
+    }
+
+    /// Copies waiting or in flight, and the bytes they hold.
+    #[cfg(test)]
+    pub fn held(&self) -> (usize, usize) {
+        let ledger = self.ledger.borrow();
+        (ledger.copies(), ledger.bytes())
     }
 }

@@ -1,47 +1,22 @@
 //! The filter's counters: defined once per config, counted in the VM, and
 //! added to the host's metrics on the root's tick (at most a second late),
 //! so a request never pays a host call for a count it can add later.
-//!
-//! Envoy gives every `proxy_define_metric` call a new id and keeps the name
-//! for good, even when the name is one it already knows; a VM that defined
-//! its counters afresh on every config push grew the proxy's memory with
-//! each push. So a VM defines each name once and reuses the id for every
-//! later config that names the same metric.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
+use std::cell::Cell;
 
-use crate::hash::FastHasher;
-use crate::host;
+use super::proxy::{MetricKind, Proxy};
+use super::Vm;
 use crate::matcher::Test;
 use crate::metrics::{self, tagged, STATUS_CLASSES};
 use crate::mirror::Skip;
 use crate::router::Router;
 
-thread_local! {
-    /// Every metric this VM defined, by kind (gauge or not) and name.
-    static DEFINED: RefCell<HashMap<(bool, String), u32, BuildHasherDefault<FastHasher>>> =
-        RefCell::new(HashMap::default());
-}
-
-/// The id of a metric, defined on first use only; `None` if the host
-/// refused it (its counts are then lost; routing is not affected).
-pub(super) fn defined(gauge: bool, name: String) -> Option<u32> {
-    if let Some(id) = DEFINED.with(|d| d.borrow().get(&(gauge, name.clone())).copied()) {
-        return Some(id);
-    }
-    let id = if gauge { host::define_gauge(&name) } else { host::define_counter(&name) }.ok()?;
-    DEFINED.with(|d| d.borrow_mut().insert((gauge, name), id));
-    Some(id)
-}
-
 /// Counters of config loads, shared by every config of a VM. Rare, so
 /// added to the host at once.
-pub fn config_loaded(accepted: bool) {
+pub fn config_loaded(vm: &Vm, accepted: bool) {
     let name = if accepted { metrics::CONFIG_ACCEPTED } else { metrics::CONFIG_REJECTED };
-    if let Some(id) = defined(false, tagged(name, &[])) {
-        host::increment(id, 1);
+    if let Some(id) = vm.metric(MetricKind::Counter, tagged(name, &[])) {
+        vm.proxy.increment_metric(id, 1);
     }
 }
 
@@ -80,17 +55,18 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn define(router: &Router) -> Self {
+    pub fn define(vm: &Vm, router: &Router) -> Self {
         let mut stats = Stats { ids: Vec::new(), counts: Vec::new(), routes: Vec::new(), unrouted: NONE };
-        stats.unrouted = stats.counter(metrics::UNROUTED, &[]);
+        stats.unrouted = stats.counter(vm, metrics::UNROUTED, &[]);
         for (index, route) in router.routes.iter().enumerate() {
             let r = route.name.as_str();
             let mut targets = Vec::new();
             for t in metrics::route_targets(router, index) {
-                let requests = stats.counter(metrics::REQUESTS, &[("route", r), ("target", t)]);
+                let requests = stats.counter(vm, metrics::REQUESTS, &[("route", r), ("target", t)]);
                 let responses = STATUS_CLASSES.map(|class| {
                     if router.count_responses {
                         stats.counter(
+                            vm,
                             metrics::RESPONSES,
                             &[("route", r), ("target", t), ("status_class", class)],
                         )
@@ -103,22 +79,22 @@ impl Stats {
             let rule_hits = route
                 .rules
                 .iter()
-                .map(|rule| stats.counter(metrics::RULE_HITS, &[("route", r), ("rule", &rule.label)]))
+                .map(|rule| stats.counter(vm, metrics::RULE_HITS, &[("route", r), ("rule", &rule.label)]))
                 .collect();
-            let default_routed = stats.counter(metrics::DEFAULT_ROUTED, &[("route", r)]);
+            let default_routed = stats.counter(vm, metrics::DEFAULT_ROUTED, &[("route", r)]);
             let has_regex = route.rules.iter().any(|rule| {
                 rule.conditions.iter().any(|c| matches!(c.test, Test::Regex { .. } | Test::Literals { .. }))
             });
             let regex_skipped =
-                if has_regex { stats.counter(metrics::REGEX_SKIPPED, &[("route", r)]) } else { NONE };
+                if has_regex { stats.counter(vm, metrics::REGEX_SKIPPED, &[("route", r)]) } else { NONE };
             let (mut shadow_sent, mut shadow_failed, mut shadow_skipped) =
                 (NONE, NONE, [NONE; Skip::ALL.len()]);
             if let Some(mirror) = &route.mirror {
                 let tags = [("route", r), ("cluster", mirror.cluster.as_str())];
-                shadow_sent = stats.counter(metrics::SHADOW_SENT, &tags);
-                shadow_failed = stats.counter(metrics::SHADOW_FAILED, &tags);
+                shadow_sent = stats.counter(vm, metrics::SHADOW_SENT, &tags);
+                shadow_failed = stats.counter(vm, metrics::SHADOW_FAILED, &tags);
                 shadow_skipped = Skip::ALL.map(|skip| {
-                    stats.counter(metrics::SHADOW_SKIPPED, &[tags[0], tags[1], ("reason", skip.label())])
+                    stats.counter(vm, metrics::SHADOW_SKIPPED, &[tags[0], tags[1], ("reason", skip.label())])
                 });
             }
             stats.routes.push(RouteStats {
@@ -134,9 +110,9 @@ impl Stats {
         stats
     }
 
-    fn counter(&mut self, name: &str, tags: &[(&str, &str)]) -> Counter {
-        let id = defined(false, tagged(name, tags)).unwrap_or(u32::MAX);
-        self.ids.push(id);
+    fn counter(&mut self, vm: &Vm, name: &str, tags: &[(&str, &str)]) -> Counter {
+        let id = vm.metric(MetricKind::Counter, tagged(name, tags));
+        self.ids.push(id.unwrap_or(u32::MAX));
         self.counts.push(Cell::new(0));
         Counter(u32::try_from(self.ids.len() - 1).unwrap_or(u32::MAX))
     }
@@ -148,11 +124,11 @@ impl Stats {
     }
 
     /// Adds every count to the host's metrics.
-    pub fn flush(&self) {
+    pub fn flush(&self, proxy: &dyn Proxy) {
         for (id, count) in self.ids.iter().zip(&self.counts) {
             let n = count.replace(0);
             if n > 0 && *id != u32::MAX {
-                host::increment(*id, u64::from(n));
+                proxy.increment_metric(*id, u64::from(n));
             }
         }
     }
@@ -196,12 +172,5 @@ impl Stats {
     /// A request whose regex budget could not pay for every test.
     pub fn regex_skipped(&self, route: usize) {
         self.bump(self.routes.get(route).map_or(NONE, |r| r.regex_skipped));
-    }
-}
-
-impl Drop for Stats {
-    /// A replaced or deleted config's last counts still reach the host.
-    fn drop(&mut self) {
-        self.flush();
     }
 }

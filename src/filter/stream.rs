@@ -2,20 +2,26 @@
 //! response only when the decision needs it (a shadow copy being
 //! buffered, an assignment cookie to set, a rollback watching the answer,
 //! responses to count). Most requests keep nothing.
+//!
+//! A request never reaches an upstream its client named: the target
+//! header is overwritten or removed, and when the filter cannot do that
+//! (no accepted config, so it does not know which header routes; or the
+//! proxy refused the write) it answers 503 itself instead of forwarding.
 
 use std::rc::Rc;
 
-use log::{debug, warn};
+use log::{debug, error, warn};
 
+use super::proxy::{LocalReply, Proxy};
 use super::rollback;
 use super::shadow::{Held, PendingShadow, ShadowQueue};
 use super::{Active, Root};
-use crate::config::DEFAULT_TARGET_HEADER;
+use crate::header_map;
 use crate::metrics::{status_class, SERVER_ERROR};
 use crate::mirror::{shadow_copy, Skip};
 use crate::request::Request;
-use crate::split::Moment;
-use crate::{header_map, host};
+use crate::router::Decision;
+use crate::split::{Moment, SplitId};
 
 /// A copy being assembled while the request body streams through.
 struct ShadowInProgress {
@@ -34,28 +40,46 @@ struct ShadowInProgress {
 pub struct Stream {
     id: u32,
     active: Rc<Active>,
-    shadows: Rc<ShadowQueue>,
     /// (route, target) indices in the stats, when responses are counted.
     routed: Option<(usize, usize)>,
     shadow: Option<ShadowInProgress>,
     /// The assignment cookie the response must set.
     set_cookie: Option<String>,
-    /// The id of a split whose rollback watches this response.
-    rollback_watch: Option<usize>,
+    /// The split whose rollback watches this response.
+    rollback_watch: Option<SplitId>,
 }
 
-/// `on_request_headers`: routes the request; returns the state its body or
-/// response needs, if any.
-pub fn request_headers(root: &Root, id: u32, end_of_stream: bool) -> Option<Box<Stream>> {
+/// What became of a request's headers.
+pub enum Headers {
+    /// Forwarded, with the state its body or response needs, if any.
+    Continue(Option<Box<Stream>>),
+    /// Answered by the filter (503): it could not make the routing header
+    /// its own. The proxy must not forward it.
+    Refused,
+}
+
+/// The 503 for a request the filter cannot route safely.
+const NO_CONFIG: LocalReply<'static> = LocalReply {
+    status: 503,
+    details: "canary_router_no_config",
+    body: "canary-router has no accepted config\n",
+};
+const HEADER_NOT_WRITTEN: LocalReply<'static> = LocalReply {
+    status: 503,
+    details: "canary_router_header_not_written",
+    body: "canary-router could not set its routing header\n",
+};
+
+/// `on_request_headers`: routes the request.
+pub fn request_headers(root: &Root, id: u32, end_of_stream: bool) -> Headers {
     root.stream_started();
+    let proxy = &*root.vm.proxy;
     let Some(active) = root.active() else {
-        // Never configured: still never let a client pick the upstream.
-        remove(id, DEFAULT_TARGET_HEADER);
-        return None;
+        // Which header routes is in the config it never accepted.
+        return refuse(proxy, id, &NO_CONFIG);
     };
     let router = &active.router;
-    let header = router.target_header.as_str();
-    let map = host::request_header_map().unwrap_or_else(|status| {
+    let map = proxy.request_header_map().unwrap_or_else(|status| {
         warn!("[ctx {id}] cannot read request headers (status {}); routing as if none", status.0);
         Vec::new()
     });
@@ -67,76 +91,98 @@ pub fn request_headers(root: &Root, id: u32, end_of_stream: bool) -> Option<Box<
             Vec::new()
         });
     let request = Request::new(pairs);
-    let now_ms = if active.uses_clock { host::now_ms() } else { 0 };
-    let withheld = active.withheld.borrow();
-    let moment = Moment { roll: root.roll(), now_ms, rolled_back: &withheld };
+    let now_ms = if active.uses_clock { proxy.now_ms() } else { 0 };
+    let moment = Moment { roll: root.roll(), now_ms, splits: &active.splits };
     let Some(decision) = router.decide(&request, &moment) else {
         debug!("[ctx {id}] route=- rule=- target=- reason=no route");
         active.stats.unrouted();
+        let header = router.target_header.as_str();
         let client_sent_header = map.is_empty()
             || request.headers().iter().any(|(k, _)| k.eq_ignore_ascii_case(header.as_bytes()));
-        if client_sent_header {
-            remove(id, header);
+        if client_sent_header && proxy.remove_request_header(header).is_err() {
+            return refuse(proxy, id, &HEADER_NOT_WRITTEN);
         }
-        return None;
+        return Headers::Continue(None);
     };
     debug!("[ctx {id}] {decision}");
-    if let Err(status) = host::replace_request_header(header, decision.target.as_bytes()) {
-        warn!("[ctx {id}] cannot set {header} (status {})", status.0);
+    if let Err(status) = proxy.replace_request_header(&router.target_header, decision.target.as_bytes()) {
+        error!("[ctx {id}] cannot set {} (status {}): answered 503", router.target_header, status.0);
+        return refuse(proxy, id, &HEADER_NOT_WRITTEN);
     }
-    let route = decision.route_index;
-    let target = active.stats.request(route, decision.rule_index, decision.target);
     if request.regex_skipped() > 0 {
-        active.stats.regex_skipped(route);
+        active.stats.regex_skipped(decision.route_index);
     }
-    let set_cookie = decision.assign_cookie().map(|cookie| cookie.set_cookie(decision.target));
-    let rollback_watch = decision
-        .split
-        .filter(|split| split.rollback().is_some_and(|r| r.target == decision.target))
-        .map(|split| split.id);
-    let routed = if router.count_responses { target.map(|t| (route, t)) } else { None };
-    let mirrored =
-        router.routes.get(route).and_then(|r| r.mirror.as_ref()).is_some_and(|m| m.selects(root.roll()));
-    drop(withheld);
-    drop(request);
-
-    let shadow = if mirrored {
-        let bytes = map.len() + header.len() + decision.target.len();
-        match root.shadows.hold(&router.mirror_budget, bytes) {
-            Ok(held) => Some(ShadowInProgress {
-                route,
-                request_map: map,
-                target: decision.target.to_string(),
-                body: Vec::new(),
-                held,
-            }),
-            Err(why) => {
-                active.stats.shadow_skipped(route, why);
-                None
-            }
+    let mirrored = router
+        .routes
+        .get(decision.route_index)
+        .and_then(|r| r.mirror.as_ref())
+        .is_some_and(|m| m.selects(root.roll()));
+    let shadow = if mirrored { start_shadow(&active, &root.vm.shadows, &decision, map) } else { None };
+    let stream = Stream::after(id, &active, &decision, shadow);
+    Headers::Continue(stream.and_then(|mut stream| {
+        if end_of_stream {
+            stream.finish_shadow();
         }
-    } else {
-        None
-    };
-    if shadow.is_none() && set_cookie.is_none() && rollback_watch.is_none() && routed.is_none() {
-        return None;
+        stream.needed().then_some(stream)
+    }))
+}
+
+/// Answers the request with `reply` instead of forwarding it.
+fn refuse(proxy: &dyn Proxy, id: u32, reply: &LocalReply<'_>) -> Headers {
+    if let Err(status) = proxy.send_local_reply(reply) {
+        error!("[ctx {id}] cannot answer {} (status {})", reply.details, status.0);
     }
-    let mut stream = Box::new(Stream {
-        id,
-        active: active.clone(),
-        shadows: root.shadows.clone(),
-        routed,
-        shadow,
-        set_cookie,
-        rollback_watch,
-    });
-    if end_of_stream {
-        stream.finish_shadow();
+    Headers::Refused
+}
+
+/// Holds the mirror budget for a copy of this request, or counts why not.
+fn start_shadow(
+    active: &Active,
+    shadows: &ShadowQueue,
+    decision: &Decision<'_>,
+    request_map: Vec<u8>,
+) -> Option<ShadowInProgress> {
+    let router = &active.router;
+    let route = decision.route_index;
+    let bytes = request_map.len() + router.target_header.len() + decision.target.len();
+    match shadows.hold(&router.mirror_budget, bytes) {
+        Ok(held) => Some(ShadowInProgress {
+            route,
+            request_map,
+            target: decision.target.to_string(),
+            body: Vec::new(),
+            held,
+        }),
+        Err(why) => {
+            active.stats.shadow_skipped(route, why);
+            None
+        }
     }
-    Some(stream)
 }
 
 impl Stream {
+    /// The state a routed request keeps for its body and response, if it
+    /// needs any; counts the request.
+    fn after(
+        id: u32,
+        active: &Rc<Active>,
+        decision: &Decision<'_>,
+        shadow: Option<ShadowInProgress>,
+    ) -> Option<Box<Stream>> {
+        let route = decision.route_index;
+        let target = active.stats.request(route, decision.rule_index, decision.target);
+        let set_cookie = decision.assign_cookie().map(|cookie| cookie.set_cookie(decision.target));
+        let rollback_watch = decision
+            .split
+            .filter(|split| split.rollback().is_some_and(|r| r.target == decision.target))
+            .map(|split| split.id);
+        let routed = if active.router.count_responses { target.map(|t| (route, t)) } else { None };
+        if shadow.is_none() && set_cookie.is_none() && rollback_watch.is_none() && routed.is_none() {
+            return None;
+        }
+        Some(Box::new(Stream { id, active: active.clone(), routed, shadow, set_cookie, rollback_watch }))
+    }
+
     /// `on_request_body`: buffers the copy's body; returns whether the
     /// stream still needs its state.
     pub fn request_body(&mut self, body_size: usize, end_of_stream: bool) -> bool {
@@ -159,7 +205,7 @@ impl Stream {
                 let grown = if needed > capacity { needed.max(capacity * 2).min(limit) } else { capacity };
                 shadow.held.grow(&active.router.mirror_budget, grown - capacity).and_then(|()| {
                     shadow.body.reserve_exact(grown - shadow.body.len());
-                    host::request_body(body_size).map_err(|_| Skip::Incomplete)
+                    active.vm.proxy.request_body(body_size).map_err(|_| Skip::Incomplete)
                 })
             };
             match outcome {
@@ -182,17 +228,18 @@ impl Stream {
     /// state (a copy still waiting for the end of the request body).
     pub fn response_headers(&mut self) -> bool {
         let active = &self.active;
+        let proxy = &*active.vm.proxy;
         if self.routed.is_some() || self.rollback_watch.is_some() {
-            let class = host::response_status().as_deref().and_then(status_class);
+            let class = proxy.response_status().as_deref().and_then(status_class);
             if let (Some((route, target)), Some(class)) = (self.routed.take(), class) {
                 active.stats.response(route, target, class);
             }
             if let (Some(split_id), Some(class)) = (self.rollback_watch.take(), class) {
-                rollback::record_response(active, split_id, self.id, host::now_ms(), class == SERVER_ERROR);
+                rollback::record_response(active, split_id, self.id, proxy.now_ms(), class == SERVER_ERROR);
             }
         }
         if let Some(cookie) = self.set_cookie.take() {
-            if let Err(status) = host::add_response_header("set-cookie", &cookie) {
+            if let Err(status) = proxy.add_response_header("set-cookie", &cookie) {
                 warn!("[ctx {}] cannot set the assignment cookie (status {})", self.id, status.0);
             }
         }
@@ -210,6 +257,7 @@ impl Stream {
     fn finish_shadow(&mut self) {
         let Some(shadow) = self.shadow.take() else { return };
         let active = &self.active;
+        let shadows = &active.vm.shadows;
         let Some(mirror) = active.router.routes.get(shadow.route).and_then(|r| r.mirror.as_ref()) else {
             return;
         };
@@ -228,7 +276,7 @@ impl Stream {
             timeout_ms: mirror.timeout_ms,
             held: shadow.held,
         };
-        if let Err(why) = self.shadows.push(&active.router.mirror_budget, pending) {
+        if let Err(why) = shadows.push(&active.router.mirror_budget, pending) {
             active.stats.shadow_skipped(shadow.route, why);
         }
     }
@@ -241,11 +289,5 @@ impl Drop for Stream {
         if let Some(shadow) = self.shadow.take() {
             self.active.stats.shadow_skipped(shadow.route, Skip::Incomplete);
         }
-    }
-}
-
-fn remove(id: u32, header: &str) {
-    if let Err(status) = host::remove_request_header(header) {
-        warn!("[ctx {id}] cannot remove {header} (status {})", status.0);
     }
 }

@@ -18,11 +18,15 @@ use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::rc::Rc;
 
-use crate::filter::{self, Root, ShadowQueue, Stream};
+use log::warn;
+
+use super::Abi;
+use crate::filter::{self, Headers, Root, Stream, Vm};
 use crate::hash::FastHasher;
 
-/// proxy-wasm `Action::Continue`: the filter never pauses a stream.
+/// proxy-wasm `Action`: go on, or stop (the filter answered the request).
 const CONTINUE: u32 = 0;
+const PAUSE: u32 = 1;
 
 type ById<V> = HashMap<u32, V, BuildHasherDefault<FastHasher>>;
 
@@ -32,40 +36,61 @@ struct Entry {
     state: Option<Box<Stream>>,
 }
 
-#[derive(Default)]
-struct Vm {
+/// The contexts the proxy created in this VM.
+struct Contexts {
     /// One per plugin config in this VM: usually one, two during a push.
     roots: Vec<(u32, Rc<Root>)>,
     streams: ById<Entry>,
-    /// Shadow copies of every root of this VM share one budget.
-    shadows: Rc<ShadowQueue>,
+    /// What every root of this VM shares (the proxy, metric ids, the
+    /// shadow copies' budget).
+    vm: Rc<Vm>,
 }
 
 thread_local! {
-    static VM: RefCell<Vm> = RefCell::new(Vm::default());
+    static CONTEXTS: RefCell<Contexts> = RefCell::new(Contexts {
+        roots: Vec::new(),
+        streams: ById::default(),
+        vm: Rc::new(Vm::new(Rc::new(Abi))),
+    });
 }
 
 fn root(id: u32) -> Option<Rc<Root>> {
-    VM.with(|vm| vm.borrow().root(id))
+    CONTEXTS.with(|c| c.borrow().root(id))
 }
 
-impl Vm {
+impl Contexts {
     fn root(&self, id: u32) -> Option<Rc<Root>> {
         self.roots.iter().find(|(root, _)| *root == id).map(|(_, root)| root.clone())
     }
+
+    fn new_root(&mut self, id: u32) -> Rc<Root> {
+        let root = Rc::new(Root::new(id, self.vm.clone(), seed(id)));
+        self.roots.push((id, root.clone()));
+        root
+    }
+}
+
+/// A per-VM seed for random splits. Proxies implement WASI `random_get`;
+/// if one did not, the split would still follow its weights, only with a
+/// predictable sequence.
+fn seed(id: u32) -> u64 {
+    getrandom::u64().unwrap_or_else(|_| {
+        warn!("[ctx {id}] no host randomness; random splits use a fixed seed");
+        0x5eed_0000_0000_0000 | u64::from(id)
+    })
 }
 
 /// A stream's root and its state, taken out while the filter works on it.
 fn take_stream(id: u32) -> Option<(Rc<Root>, Option<Box<Stream>>)> {
-    VM.with(|vm| vm.borrow_mut().streams.get_mut(&id).map(|e| (e.root.clone(), e.state.take())))
+    CONTEXTS.with(|c| c.borrow_mut().streams.get_mut(&id).map(|e| (e.root.clone(), e.state.take())))
 }
 
 fn put_state(id: u32, state: Option<Box<Stream>>) {
     if state.is_none() {
         return;
     }
-    VM.with(|vm| {
-        if let Some(entry) = vm.borrow_mut().streams.get_mut(&id) {
+    CONTEXTS.with(|c| {
+        if let Some(entry) = c.borrow_mut().streams.get_mut(&id) {
             entry.state = state;
         }
     });
@@ -88,13 +113,12 @@ pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
 
 #[no_mangle]
 pub extern "C" fn proxy_on_context_create(context_id: u32, parent_id: u32) {
-    VM.with(|vm| {
-        let mut vm = vm.borrow_mut();
+    CONTEXTS.with(|c| {
+        let mut contexts = c.borrow_mut();
         if parent_id == 0 {
-            let root = Rc::new(Root::new(context_id, vm.shadows.clone()));
-            vm.roots.push((context_id, root));
-        } else if let Some(root) = vm.root(parent_id) {
-            vm.streams.insert(context_id, Entry { root, state: None });
+            contexts.new_root(context_id);
+        } else if let Some(root) = contexts.root(parent_id) {
+            contexts.streams.insert(context_id, Entry { root, state: None });
         }
     });
 }
@@ -108,13 +132,9 @@ pub extern "C" fn proxy_on_vm_start(_root_id: u32, _vm_configuration_size: usize
 pub extern "C" fn proxy_on_configure(root_id: u32, configuration_size: usize) -> u32 {
     // A root is created with its context; one the host did not announce
     // starts here.
-    let root = VM.with(|vm| {
-        let mut vm = vm.borrow_mut();
-        vm.root(root_id).unwrap_or_else(|| {
-            let root = Rc::new(Root::new(root_id, vm.shadows.clone()));
-            vm.roots.push((root_id, root.clone()));
-            root
-        })
+    let root = CONTEXTS.with(|c| {
+        let mut contexts = c.borrow_mut();
+        contexts.root(root_id).unwrap_or_else(|| contexts.new_root(root_id))
     });
     u32::from(filter::configure(&root, configuration_size))
 }
@@ -134,21 +154,21 @@ pub extern "C" fn proxy_on_http_call_response(
     body_size: usize,
     _num_trailers: usize,
 ) {
-    // A Prometheus poll of this root's, or else a shadow copy's answer.
-    if root(root_id).is_some_and(|root| filter::http_call_answered(&root, token, num_headers, body_size)) {
-        return;
+    if let Some(root) = root(root_id) {
+        filter::http_call_answered(&root, token, num_headers, body_size);
     }
-    let shadows = VM.with(|vm| vm.borrow().shadows.clone());
-    shadows.answered(root_id, token, num_headers);
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_on_request_headers(context_id: u32, _num_headers: usize, end_of_stream: u32) -> u32 {
-    if let Some((root, _)) = take_stream(context_id) {
-        let state = filter::request_headers(&root, context_id, end_of_stream != 0);
-        put_state(context_id, state);
+    let Some((root, _)) = take_stream(context_id) else { return CONTINUE };
+    match filter::request_headers(&root, context_id, end_of_stream != 0) {
+        Headers::Continue(state) => {
+            put_state(context_id, state);
+            CONTINUE
+        }
+        Headers::Refused => PAUSE,
     }
-    CONTINUE
 }
 
 #[no_mangle]
@@ -177,17 +197,22 @@ pub extern "C" fn proxy_on_response_headers(
 /// waiting for its body is dropped, and its budget given back).
 #[no_mangle]
 pub extern "C" fn proxy_on_delete(context_id: u32) {
-    let gone = VM.with(|vm| {
-        let mut vm = vm.borrow_mut();
-        match vm.streams.remove(&context_id) {
-            Some(entry) => (entry.state, None),
+    let (stream, root, vm) = CONTEXTS.with(|c| {
+        let mut contexts = c.borrow_mut();
+        let vm = contexts.vm.clone();
+        match contexts.streams.remove(&context_id) {
+            Some(entry) => (entry.state, None, vm),
             None => {
-                let at = vm.roots.iter().position(|(root, _)| *root == context_id);
-                (None, at.map(|at| vm.roots.swap_remove(at).1))
+                let at = contexts.roots.iter().position(|(root, _)| *root == context_id);
+                (None, at.map(|at| contexts.roots.swap_remove(at).1), vm)
             }
         }
     });
     // Dropped here, outside the borrow: a root's last config flushes its
     // counters to the host as it goes.
-    drop(gone);
+    drop(stream);
+    if root.is_some() {
+        vm.root_deleted(context_id);
+    }
+    drop(root);
 }

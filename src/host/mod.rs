@@ -1,6 +1,7 @@
 //! The proxy-wasm ABI 0.2.1, all of it the filter uses, in one module:
-//! the host calls the filter makes (here), and the callbacks it exports
-//! (`exports`). No SDK: an SDK's context machinery costs every request a
+//! the host calls the filter makes (here, as the `Proxy` the glue asks
+//! for), and the callbacks it exports (`exports`). The only `unsafe` code
+//! of the crate. No SDK: an SDK's context machinery costs every request a
 //! crossing for each callback it exports, used or not, and its wrappers
 //! `panic!` on statuses they do not expect and parse header names as UTF-8
 //! with `unwrap`; a panic aborts the VM and Envoy then answers 503 on that
@@ -9,6 +10,8 @@
 pub mod exports;
 
 use std::ptr::null_mut;
+
+use crate::filter::{LocalReply, MetricKind, Proxy, SharedWrite, Status};
 
 /// Status codes of the ABI (only the ones this filter distinguishes).
 const STATUS_OK: u32 = 0;
@@ -89,6 +92,16 @@ extern "C" {
         value_size: usize,
         cas: u32,
     ) -> u32;
+    fn proxy_send_local_response(
+        status_code: u32,
+        status_code_details_data: *const u8,
+        status_code_details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
     fn proxy_http_call(
         upstream_data: *const u8,
         upstream_size: usize,
@@ -102,10 +115,6 @@ extern "C" {
         return_token: *mut u32,
     ) -> u32;
 }
-
-/// A host call that did not return `Ok`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Status(pub u32);
 
 /// `Ok` or the status the host answered.
 fn checked(status: u32) -> Result<(), Status> {
@@ -142,36 +151,6 @@ unsafe fn take_host_buffer(data: *mut u8, size: usize) -> Vec<u8> {
     Vec::from_raw_parts(data, size, size)
 }
 
-/// The serialized request header map (see `header_map`).
-pub fn request_header_map() -> Result<Vec<u8>, Status> {
-    let mut data = null_mut();
-    let mut size = 0;
-    // SAFETY: the host writes a pointer/size pair it allocated for us.
-    match unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) } {
-        STATUS_OK => Ok(unsafe { take_host_buffer(data, size) }),
-        status => Err(Status(status)),
-    }
-}
-
-pub fn replace_request_header(name: &str, value: &[u8]) -> Result<(), Status> {
-    // SAFETY: both slices outlive the call; the host copies them.
-    let status = unsafe {
-        proxy_replace_header_map_value(
-            REQUEST_HEADERS,
-            name.as_ptr(),
-            name.len(),
-            value.as_ptr(),
-            value.len(),
-        )
-    };
-    checked(status)
-}
-
-pub fn remove_request_header(name: &str) -> Result<(), Status> {
-    // SAFETY: the slice outlives the call; the host copies it.
-    checked(unsafe { proxy_remove_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len()) })
-}
-
 /// A buffer of the host's (`buffer_type`), or an empty one if it has none.
 fn buffer(buffer_type: u32, size: usize) -> Result<Vec<u8>, Status> {
     let mut data = null_mut();
@@ -184,27 +163,13 @@ fn buffer(buffer_type: u32, size: usize) -> Result<Vec<u8>, Status> {
     }
 }
 
-/// The plugin configuration (`configuration` in Envoy, `pluginConfig` in
-/// Istio), or an empty buffer when none was given.
-pub fn plugin_configuration(size: usize) -> Result<Vec<u8>, Status> {
-    buffer(PLUGIN_CONFIGURATION, size)
-}
-
-/// The host's log level as a `log` filter; Info if the host cannot say.
-pub fn host_log_level() -> log::LevelFilter {
-    let mut level = 2;
-    // SAFETY: the host writes one u32.
-    let status = unsafe { proxy_get_log_level(&mut level) };
-    if status != STATUS_OK {
-        return log::LevelFilter::Info;
-    }
-    match level {
-        0 => log::LevelFilter::Trace,
-        1 => log::LevelFilter::Debug,
-        2 => log::LevelFilter::Info,
-        3 => log::LevelFilter::Warn,
-        4 => log::LevelFilter::Error,
-        _ => log::LevelFilter::Off,
+fn header_value(map_type: u32, name: &str) -> Option<Vec<u8>> {
+    let mut data = null_mut();
+    let mut size = 0;
+    // SAFETY: the host writes a pointer/size pair it allocated for us.
+    match unsafe { proxy_get_header_map_value(map_type, name.as_ptr(), name.len(), &mut data, &mut size) } {
+        STATUS_OK => Some(unsafe { take_host_buffer(data, size) }),
+        _ => None,
     }
 }
 
@@ -251,148 +216,194 @@ pub fn install_logger() {
     std::panic::set_hook(Box::new(|info| write_log(5, &format!("canary-router panicked: {info}"))));
 }
 
-fn header_value(map_type: u32, name: &str) -> Option<Vec<u8>> {
-    let mut data = null_mut();
-    let mut size = 0;
-    // SAFETY: the host writes a pointer/size pair it allocated for us.
-    match unsafe { proxy_get_header_map_value(map_type, name.as_ptr(), name.len(), &mut data, &mut size) } {
-        STATUS_OK => Some(unsafe { take_host_buffer(data, size) }),
-        _ => None,
+/// The proxy-wasm host, as the glue's `Proxy`.
+pub struct Abi;
+
+impl Proxy for Abi {
+    fn log_level(&self) -> log::LevelFilter {
+        let mut level = 2;
+        // SAFETY: the host writes one u32.
+        let status = unsafe { proxy_get_log_level(&mut level) };
+        if status != STATUS_OK {
+            return log::LevelFilter::Info;
+        }
+        match level {
+            0 => log::LevelFilter::Trace,
+            1 => log::LevelFilter::Debug,
+            2 => log::LevelFilter::Info,
+            3 => log::LevelFilter::Warn,
+            4 => log::LevelFilter::Error,
+            _ => log::LevelFilter::Off,
+        }
     }
-}
 
-/// The response's `:status`, if the response headers are there.
-pub fn response_status() -> Option<Vec<u8>> {
-    header_value(RESPONSE_HEADERS, ":status")
-}
-
-/// An HTTP call's response `:status` (in `on_http_call_response`).
-pub fn http_call_status() -> Option<Vec<u8>> {
-    header_value(HTTP_CALL_RESPONSE_HEADERS, ":status")
-}
-
-/// The body of an HTTP call's answer (in `on_http_call_response`).
-pub fn http_call_body(size: usize) -> Result<Vec<u8>, Status> {
-    buffer(HTTP_CALL_RESPONSE_BODY, size)
-}
-
-/// The request body chunk the host holds now (in `on_http_request_body`).
-pub fn request_body(size: usize) -> Result<Vec<u8>, Status> {
-    buffer(REQUEST_BODY, size)
-}
-
-/// Defines (or finds) a metric of a type by name.
-fn define_metric(metric_type: u32, name: &str) -> Result<u32, Status> {
-    let mut id = 0;
-    // SAFETY: the slice outlives the call; the host writes one u32.
-    checked(unsafe { proxy_define_metric(metric_type, name.as_ptr(), name.len(), &mut id) }).map(|()| id)
-}
-
-pub fn define_counter(name: &str) -> Result<u32, Status> {
-    define_metric(METRIC_COUNTER, name)
-}
-
-/// Adds to a counter. A failed increment loses counts, nothing more.
-pub fn increment(id: u32, by: u64) {
-    // SAFETY: plain values.
-    unsafe {
-        proxy_increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
+    /// 0 if the host cannot say, which only keeps ramps before their start.
+    fn now_ms(&self) -> u64 {
+        let mut nanos = 0;
+        // SAFETY: the host writes one u64.
+        match unsafe { proxy_get_current_time_nanoseconds(&mut nanos) } {
+            STATUS_OK => nanos / 1_000_000,
+            _ => 0,
+        }
     }
-}
 
-pub fn set_tick_period_ms(period: u32) {
-    // SAFETY: a plain value.
-    unsafe {
-        proxy_set_tick_period_milliseconds(period);
+    fn set_tick_period_ms(&self, period: u32) {
+        // SAFETY: a plain value.
+        unsafe {
+            proxy_set_tick_period_milliseconds(period);
+        }
     }
-}
 
-/// The host's wall clock in milliseconds since the Unix epoch (0 if the
-/// host cannot say, which only keeps ramps before their start).
-pub fn now_ms() -> u64 {
-    let mut nanos = 0;
-    // SAFETY: the host writes one u64.
-    match unsafe { proxy_get_current_time_nanoseconds(&mut nanos) } {
-        STATUS_OK => nanos / 1_000_000,
-        _ => 0,
+    fn plugin_configuration(&self, size: usize) -> Result<Vec<u8>, Status> {
+        buffer(PLUGIN_CONFIGURATION, size)
     }
-}
 
-pub fn define_gauge(name: &str) -> Result<u32, Status> {
-    define_metric(METRIC_GAUGE, name)
-}
-
-pub fn record(id: u32, value: u64) {
-    // SAFETY: plain values.
-    unsafe {
-        proxy_record_metric(id, value);
+    fn request_header_map(&self) -> Result<Vec<u8>, Status> {
+        let mut data = null_mut();
+        let mut size = 0;
+        // SAFETY: the host writes a pointer/size pair it allocated for us.
+        match unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) } {
+            STATUS_OK => Ok(unsafe { take_host_buffer(data, size) }),
+            status => Err(Status(status)),
+        }
     }
-}
 
-/// Adds a response header (in the response-headers callback).
-pub fn add_response_header(name: &str, value: &str) -> Result<(), Status> {
-    // SAFETY: both slices outlive the call; the host copies them.
-    checked(unsafe {
-        proxy_add_header_map_value(RESPONSE_HEADERS, name.as_ptr(), name.len(), value.as_ptr(), value.len())
-    })
-}
-
-/// A value shared by every VM of this plugin, and its compare-and-swap tag.
-pub fn shared_data(key: &str) -> Option<(Vec<u8>, u32)> {
-    let mut data = null_mut();
-    let mut size = 0;
-    let mut cas = 0;
-    // SAFETY: the host writes a pointer/size pair it allocated for us, and a u32.
-    match unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) } {
-        STATUS_OK => Some((unsafe { take_host_buffer(data, size) }, cas)),
-        _ => None,
+    fn replace_request_header(&self, name: &str, value: &[u8]) -> Result<(), Status> {
+        // SAFETY: both slices outlive the call; the host copies them.
+        checked(unsafe {
+            proxy_replace_header_map_value(
+                REQUEST_HEADERS,
+                name.as_ptr(),
+                name.len(),
+                value.as_ptr(),
+                value.len(),
+            )
+        })
     }
-}
 
-/// Outcome of a compare-and-swap write.
-pub enum SharedWrite {
-    Written,
-    /// Another VM wrote first: read again and retry.
-    Conflict,
-    Failed,
-}
-
-pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> SharedWrite {
-    // SAFETY: both slices outlive the call; the host copies them.
-    match unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) } {
-        STATUS_OK => SharedWrite::Written,
-        STATUS_CAS_MISMATCH => SharedWrite::Conflict,
-        _ => SharedWrite::Failed,
+    fn remove_request_header(&self, name: &str) -> Result<(), Status> {
+        // SAFETY: the slice outlives the call; the host copies it.
+        checked(unsafe { proxy_remove_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len()) })
     }
-}
 
-/// Sends an HTTP request to a cluster; its answer comes to
-/// `proxy_on_http_call_response` of the calling context with the token.
-/// `headers` is a serialized header map (`header_map::serialize`), so header
-/// bytes that are not UTF-8 go out as they came in.
-pub fn dispatch_http_call(
-    cluster: &str,
-    headers: &[u8],
-    body: &[u8],
-    timeout_ms: u32,
-) -> Result<u32, Status> {
-    let no_trailers = crate::header_map::EMPTY;
-    let mut token = 0;
-    // SAFETY: every slice outlives the call; the host copies them and
-    // writes one u32.
-    checked(unsafe {
-        proxy_http_call(
-            cluster.as_ptr(),
-            cluster.len(),
-            headers.as_ptr(),
-            headers.len(),
-            body.as_ptr(),
-            body.len(),
-            no_trailers.as_ptr(),
-            no_trailers.len(),
-            timeout_ms,
-            &mut token,
-        )
-    })
-    .map(|()| token)
+    fn send_local_reply(&self, reply: &LocalReply<'_>) -> Result<(), Status> {
+        let (details, body, headers) = (reply.details, reply.body, crate::header_map::EMPTY);
+        // SAFETY: every slice outlives the call; the host copies them.
+        checked(unsafe {
+            proxy_send_local_response(
+                reply.status,
+                details.as_ptr(),
+                details.len(),
+                body.as_ptr(),
+                body.len(),
+                headers.as_ptr(),
+                headers.len(),
+                -1,
+            )
+        })
+    }
+
+    fn request_body(&self, size: usize) -> Result<Vec<u8>, Status> {
+        buffer(REQUEST_BODY, size)
+    }
+
+    fn response_status(&self) -> Option<Vec<u8>> {
+        header_value(RESPONSE_HEADERS, ":status")
+    }
+
+    fn add_response_header(&self, name: &str, value: &str) -> Result<(), Status> {
+        // SAFETY: both slices outlive the call; the host copies them.
+        checked(unsafe {
+            proxy_add_header_map_value(
+                RESPONSE_HEADERS,
+                name.as_ptr(),
+                name.len(),
+                value.as_ptr(),
+                value.len(),
+            )
+        })
+    }
+
+    fn define_metric(&self, kind: MetricKind, name: &str) -> Result<u32, Status> {
+        let metric_type = match kind {
+            MetricKind::Counter => METRIC_COUNTER,
+            MetricKind::Gauge => METRIC_GAUGE,
+        };
+        let mut id = 0;
+        // SAFETY: the slice outlives the call; the host writes one u32.
+        checked(unsafe { proxy_define_metric(metric_type, name.as_ptr(), name.len(), &mut id) }).map(|()| id)
+    }
+
+    /// A failed increment loses counts, nothing more.
+    fn increment_metric(&self, id: u32, by: u64) {
+        // SAFETY: plain values.
+        unsafe {
+            proxy_increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
+        }
+    }
+
+    fn record_metric(&self, id: u32, value: u64) {
+        // SAFETY: plain values.
+        unsafe {
+            proxy_record_metric(id, value);
+        }
+    }
+
+    fn shared_data(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        let mut data = null_mut();
+        let mut size = 0;
+        let mut cas = 0;
+        // SAFETY: the host writes a pointer/size pair it allocated for us, and a u32.
+        match unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) } {
+            STATUS_OK => Some((unsafe { take_host_buffer(data, size) }, cas)),
+            _ => None,
+        }
+    }
+
+    fn set_shared_data(&self, key: &str, value: &[u8], cas: u32) -> SharedWrite {
+        // SAFETY: both slices outlive the call; the host copies them.
+        match unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) } {
+            STATUS_OK => SharedWrite::Written,
+            STATUS_CAS_MISMATCH => SharedWrite::Conflict,
+            _ => SharedWrite::Failed,
+        }
+    }
+
+    /// `headers` is a serialized header map (`header_map::serialize`), so
+    /// header bytes that are not UTF-8 go out as they came in.
+    fn dispatch_http_call(
+        &self,
+        cluster: &str,
+        headers: &[u8],
+        body: &[u8],
+        timeout_ms: u32,
+    ) -> Result<u32, Status> {
+        let no_trailers = crate::header_map::EMPTY;
+        let mut token = 0;
+        // SAFETY: every slice outlives the call; the host copies them and
+        // writes one u32.
+        checked(unsafe {
+            proxy_http_call(
+                cluster.as_ptr(),
+                cluster.len(),
+                headers.as_ptr(),
+                headers.len(),
+                body.as_ptr(),
+                body.len(),
+                no_trailers.as_ptr(),
+                no_trailers.len(),
+                timeout_ms,
+                &mut token,
+            )
+        })
+        .map(|()| token)
+    }
+
+    fn http_call_status(&self) -> Option<Vec<u8>> {
+        header_value(HTTP_CALL_RESPONSE_HEADERS, ":status")
+    }
+
+    fn http_call_body(&self, size: usize) -> Result<Vec<u8>, Status> {
+        buffer(HTTP_CALL_RESPONSE_BODY, size)
+    }
 }

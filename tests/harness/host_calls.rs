@@ -6,7 +6,7 @@ use wasmtime::{bail, Caller, Linker, Result};
 
 use super::headers::HeaderMap;
 use super::memory;
-use super::state::{HostState, HttpCall, LogEntry, LogLevel, Metric, MetricKind};
+use super::state::{HostState, HttpCall, LocalReply, LogEntry, LogLevel, Metric, MetricKind};
 
 pub const OK: i32 = 0;
 pub const NOT_FOUND: i32 = 1;
@@ -143,6 +143,9 @@ pub fn define(linker: &mut Linker<HostState>, name: &str) -> Result<bool> {
                 move |mut c: C, map: i32, kptr: i32, klen: i32, vptr: i32, vlen: i32| -> Result<i32> {
                     let key = memory::read(&mut c, kptr, klen)?;
                     let value = memory::read(&mut c, vptr, vlen)?;
+                    if map == REQUEST_HEADERS && c.data().refused_header_writes.contains(&key) {
+                        return Ok(BAD_ARGUMENT);
+                    }
                     let Some(headers) = header_map(c.data_mut(), map) else { return Ok(BAD_ARGUMENT) };
                     if add {
                         headers.add(&key, &value);
@@ -156,6 +159,9 @@ pub fn define(linker: &mut Linker<HostState>, name: &str) -> Result<bool> {
         "proxy_remove_header_map_value" => {
             linker.func_wrap(M, name, |mut c: C, map: i32, kptr: i32, klen: i32| -> Result<i32> {
                 let key = memory::read(&mut c, kptr, klen)?;
+                if map == REQUEST_HEADERS && c.data().refused_header_writes.contains(&key) {
+                    return Ok(BAD_ARGUMENT);
+                }
                 let Some(headers) = header_map(c.data_mut(), map) else { return Ok(BAD_ARGUMENT) };
                 headers.remove(&key);
                 Ok(OK)
@@ -245,6 +251,32 @@ pub fn define(linker: &mut Linker<HostState>, name: &str) -> Result<bool> {
                     return Ok(CAS_MISMATCH);
                 }
                 shared.insert(key, (value, current + 1));
+                Ok(OK)
+            },
+        )?,
+        "proxy_send_local_response" => linker.func_wrap(
+            M,
+            name,
+            |mut c: C,
+             status: i32,
+             dptr: i32,
+             dlen: i32,
+             bptr: i32,
+             blen: i32,
+             hptr: i32,
+             hlen: i32,
+             _grpc: i32|
+             -> Result<i32> {
+                let details = String::from_utf8_lossy(&memory::read(&mut c, dptr, dlen)?).into_owned();
+                let body = memory::read(&mut c, bptr, blen)?;
+                if let Err(e) = HeaderMap::deserialize(&memory::read(&mut c, hptr, hlen)?) {
+                    bail!("proxy_send_local_response: guest sent malformed headers: {e}");
+                }
+                let state = c.data_mut();
+                let Some(stream) = state.streams.get_mut(&state.effective_context) else {
+                    return Ok(BAD_ARGUMENT);
+                };
+                stream.local_reply = Some(LocalReply { status: status as u32, details, body });
                 Ok(OK)
             },
         )?,

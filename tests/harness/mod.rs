@@ -27,7 +27,7 @@ use wasmtime::{bail, ExternType, Instance, Linker, Store, WasmParams, WasmResult
 pub use built_wasm::wasm_path;
 pub use headers::HeaderMap;
 #[allow(unused_imports)] // Not every test binary uses every type.
-pub use state::{HttpCall, LogEntry, LogLevel, Metric, MetricKind};
+pub use state::{HttpCall, LocalReply, LogEntry, LogLevel, Metric, MetricKind};
 
 use state::{HostState, Stream};
 
@@ -54,8 +54,11 @@ pub struct Proxy {
 #[derive(Clone, Debug)]
 pub struct Exchange {
     pub context_id: u32,
-    /// The request headers as they leave the filter towards the upstream.
+    /// The request headers as they leave the filter towards the upstream
+    /// (empty when the filter answered the request itself).
     pub upstream: HeaderMap,
+    /// The answer the filter sent instead of forwarding the request.
+    pub local_reply: Option<LocalReply>,
     pub request_action: i32,
     /// The response headers as they leave the filter towards the client.
     pub response: HeaderMap,
@@ -223,7 +226,13 @@ impl Proxy {
             );
             self.store.data_mut().request_body = None;
         }
-        let upstream = self.stream(id).request_headers.clone().unwrap_or_default();
+        // A local reply goes back through the filter instead of the
+        // upstream's answer, as in Envoy; nothing went upstream.
+        let local_reply = self.stream(id).local_reply.clone();
+        let (upstream, response) = match &local_reply {
+            Some(reply) => (HeaderMap::new(), HeaderMap::from_pairs([(":status", reply.status.to_string())])),
+            None => (self.stream(id).request_headers.clone().unwrap_or_default(), response),
+        };
 
         let response_len = response.len() as i32;
         self.enter(id).streams.get_mut(&id).unwrap().response_headers = Some(response);
@@ -235,7 +244,7 @@ impl Proxy {
         let response = self.stream(id).response_headers.clone().unwrap_or_default();
 
         self.end_stream(id);
-        Exchange { context_id: id, upstream, request_action, response, response_action }
+        Exchange { context_id: id, upstream, local_reply, request_action, response, response_action }
     }
 
     /// Starts a request whose body is still arriving: request headers,
@@ -271,7 +280,8 @@ impl Proxy {
         self.next_context_id += 1;
         self.store.data_mut().effective_context = ROOT_CONTEXT_ID;
         self.callback::<(i32, i32), ()>("proxy_on_context_create", (id as i32, ROOT_CONTEXT_ID as i32), ());
-        self.enter(id).streams.insert(id, Stream { request_headers: Some(request), response_headers: None });
+        let stream = Stream { request_headers: Some(request), ..Stream::default() };
+        self.enter(id).streams.insert(id, stream);
         id
     }
 
@@ -305,6 +315,12 @@ impl Proxy {
             self.end_stream(id);
         }
         total
+    }
+
+    /// From now on the host refuses to replace or remove this request
+    /// header, as a proxy may.
+    pub fn refuse_header_writes(&mut self, name: &str) {
+        self.store.data_mut().refused_header_writes.push(name.as_bytes().to_vec());
     }
 
     /// Every log line the filter wrote at or above the host's level.

@@ -35,6 +35,16 @@ pub struct LogEntry {
 pub struct Stream {
     pub request_headers: Option<HeaderMap>,
     pub response_headers: Option<HeaderMap>,
+    /// The answer the filter sent itself (`proxy_send_local_response`).
+    pub local_reply: Option<LocalReply>,
+}
+
+/// A response the filter sent instead of letting the request go upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalReply {
+    pub status: u32,
+    pub details: String,
+    pub body: Vec<u8>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +120,9 @@ pub struct HostState {
     /// The body of the call being answered (buffer type 4).
     pub http_call_body: Option<Vec<u8>>,
     pub shared_data: SharedData,
+    /// Request header names whose replacement and removal fail, as a
+    /// proxy may refuse them.
+    pub refused_header_writes: Vec<Vec<u8>>,
 }
 
 impl HostState {
@@ -150,6 +163,7 @@ impl HostState {
             http_call_response: None,
             http_call_body: None,
             shared_data: SharedData::default(),
+            refused_header_writes: Vec::new(),
         }
     }
 

@@ -59,8 +59,8 @@ pub fn run(
 ) -> Result<(), Failure> {
     let (_, router) = input::router(path)?;
     let pairs = request_pairs(headers, cookies, url)?;
-    let rolled_back = when.rolled_back(router.split_count);
-    let moment = Moment { roll: 0, now_ms: when.now_ms()?, rolled_back: &rolled_back };
+    let live = when.live(router.split_count);
+    let moment = Moment { roll: 0, now_ms: when.now_ms()?, splits: &live };
     print!("{}", explain(&router, &pairs, &moment));
     Ok(())
 }
@@ -111,7 +111,7 @@ pub fn explain(router: &Router, pairs: &[(Vec<u8>, Vec<u8>)], moment: &Moment<'_
                     };
                 }
                 if let Some(rollback) = split.rollback() {
-                    if moment.rolled_back.get(split.id).copied().unwrap_or(false) {
+                    if moment.splits.live(split.id).withheld {
                         out += &format!("rollback: rolled back: {} gets no traffic\n", rollback.target);
                     }
                 }

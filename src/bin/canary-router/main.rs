@@ -21,6 +21,7 @@ mod yaml_locate;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use canary_router::split::Live;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -130,9 +131,9 @@ impl When {
         }
     }
 
-    /// Per split id: rolled back?
-    pub fn rolled_back(&self, split_count: usize) -> Vec<bool> {
-        vec![self.rolled_back; split_count]
+    /// Per split id: its live state (every split rolled back, or none).
+    pub fn live(&self, split_count: usize) -> Vec<Live> {
+        vec![Live { withheld: self.rolled_back }; split_count]
     }
 }
 

@@ -29,9 +29,8 @@ pub fn run(
     let (origin, router) = input::router(path)?;
     let other = compare.map(input::router).transpose()?;
     let now_ms = when.now_ms()?;
-    let rolled_back =
-        when.rolled_back(router.split_count.max(other.as_ref().map_or(0, |(_, o)| o.split_count)));
-    let at = |roll| Moment { roll, now_ms, rolled_back: &rolled_back };
+    let live = when.live(router.split_count.max(other.as_ref().map_or(0, |(_, o)| o.split_count)));
+    let at = |roll| Moment { roll, now_ms, splits: &live };
     println!("{origin}: {requests} synthetic requests per route (no headers, cookies or query)");
     let mut rng = Rng::new(0x5eed);
     for route in &router.routes {

@@ -1,0 +1,102 @@
+//! One accepted config in force in a VM: the compiled router, its
+//! counters and gauges, and each split's state. Shared (`Rc`) by the root
+//! and every stream and shadow copy it routed, so a config replaced mid-
+//! request still counts that request; its counters reach the proxy when the
+//! last of them lets go.
+
+use std::rc::Rc;
+
+use log::info;
+
+use super::gauges::Gauges;
+use super::rollback::{self, Verdict};
+use super::split_state::{SplitState, Splits};
+use super::stats::Stats;
+use super::Vm;
+use crate::router::Router;
+use crate::split::Split;
+
+pub struct Active {
+    pub vm: Rc<Vm>,
+    pub router: Router,
+    pub stats: Stats,
+    pub gauges: Gauges,
+    /// Per split: its verdict, window and keys.
+    pub splits: Splits,
+    /// Whether any split has a ramp (decisions then need the clock).
+    pub uses_clock: bool,
+    /// Whether any route mirrors (streams may then need their body).
+    pub mirrors: bool,
+}
+
+impl Active {
+    /// A compiled config, with each rollback split's verdict read from the
+    /// proxy's shared state (a split the fleet rolled back, or that waits
+    /// for the fleet latch, gets no traffic from the first request on).
+    pub fn new(vm: Rc<Vm>, router: Router) -> Self {
+        let uses_clock = router.splits().any(|(_, _, s)| s.ramp().is_some());
+        let mirrors = router.routes.iter().any(|r| r.mirror.is_some());
+        let stats = Stats::define(&vm, &router);
+        let gauges = Gauges::define(&vm, &router);
+        let mut states = Vec::with_capacity(router.split_count);
+        for (_, _, split) in router.splits() {
+            let state = SplitState::new(split);
+            if split.rollback().is_some() {
+                let (fleet, _) = rollback::read_state(&*vm.proxy, &state.state_key);
+                *state.verdict.borrow_mut() = rollback::verdict_of(split, &fleet);
+                gauges.fleet_state(&*vm.proxy, split.id, &fleet);
+            }
+            gauges.verdict(&vm, split.id, &state.verdict.borrow());
+            states.push(state);
+        }
+        Active { vm, router, stats, gauges, splits: Splits::new(states), uses_clock, mirrors }
+    }
+
+    /// The state of the split `split` in this config.
+    pub fn state(&self, split: &Split) -> Option<&SplitState> {
+        self.splits.get(split.id)
+    }
+
+    /// Logs each rollback split that does not start live.
+    pub fn log_verdicts(&self, root_id: u32) {
+        for (_, _, split) in self.router.splits() {
+            let verdict = self.state(split).map(|s| s.verdict.borrow().clone());
+            if let Some(verdict @ (Verdict::Waiting | Verdict::RolledBack(_))) = verdict {
+                rollback::set_verdict(self, split, verdict, root_id);
+            }
+        }
+    }
+
+    /// Logs each ramp's step once, when it changes.
+    pub fn log_ramp_steps(&self, root_id: u32, now_ms: u64) {
+        for (route, rule, split) in self.router.splits() {
+            let (Some(ramp), Some(state)) = (split.ramp(), self.state(split)) else { continue };
+            let step = ramp.step_at(now_ms);
+            if state.logged_step.replace(step) == step {
+                continue;
+            }
+            match step {
+                Some(s) => info!(
+                    "[ctx {root_id}] canary-router: route={} rule={} ramp: {} now at {}% (step {} of {})",
+                    route.name,
+                    rule.label,
+                    ramp.target,
+                    crate::decimal::format(ramp.steps.get(s).copied().unwrap_or(0.0)),
+                    s + 1,
+                    ramp.steps.len()
+                ),
+                None => info!(
+                    "[ctx {root_id}] canary-router: route={} rule={} ramp: {} waits for its start",
+                    route.name, rule.label, ramp.target
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for Active {
+    /// A replaced or deleted config's last counts still reach the proxy.
+    fn drop(&mut self) {
+        self.stats.flush(&*self.vm.proxy);
+    }
+}

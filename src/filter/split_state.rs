@@ -1,0 +1,64 @@
+//! What one VM keeps of each split while its config is in force: the
+//! rollback's verdict, its local window, the shared-data key of its fleet
+//! state, and the ramp step it last logged. One struct per split, found by
+//! its `SplitId`; decisions read it through `SplitStates`.
+
+use std::cell::{Cell, RefCell};
+
+use super::rollback::{Verdict, Watch};
+use crate::split::{Live, Split, SplitId, SplitStates};
+
+/// A ramp step no ramp has, so that the first state is always logged.
+pub const NOT_LOGGED: Option<usize> = Some(usize::MAX);
+
+pub struct SplitState {
+    /// Whether the rollback's target gets traffic here (`Live` for a split
+    /// without rollback).
+    pub verdict: RefCell<Verdict>,
+    /// The rollback's local window as this VM sees it.
+    pub watch: Option<Watch>,
+    /// The shared-data key of the split's fleet state (empty without rollback).
+    pub state_key: String,
+    /// The ramp step last logged (`None`: before the start; `NOT_LOGGED`
+    /// until the first log).
+    pub logged_step: Cell<Option<usize>>,
+}
+
+impl SplitState {
+    pub fn new(split: &Split) -> Self {
+        SplitState {
+            verdict: RefCell::new(Verdict::Live),
+            watch: Watch::new(split),
+            state_key: if split.rollback().is_some() { state_key(split) } else { String::new() },
+            logged_step: Cell::new(NOT_LOGGED),
+        }
+    }
+
+    pub fn live(&self) -> Live {
+        Live { withheld: self.verdict.borrow().withholds() }
+    }
+}
+
+/// The shared-data key of a split's fleet state.
+pub fn state_key(split: &Split) -> String {
+    format!("canary-router/{}/state", split.identity_hex())
+}
+
+/// Every split's state, by id.
+pub struct Splits(Vec<SplitState>);
+
+impl Splits {
+    pub fn new(states: Vec<SplitState>) -> Self {
+        Splits(states)
+    }
+
+    pub fn get(&self, id: SplitId) -> Option<&SplitState> {
+        self.0.get(id.index())
+    }
+}
+
+impl SplitStates for Splits {
+    fn live(&self, id: SplitId) -> Live {
+        self.get(id).map_or_else(Live::default, SplitState::live)
+    }
+}

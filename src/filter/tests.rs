@@ -1,0 +1,293 @@
+//! The glue, tested natively on `FakeProxy`: what the harness can only
+//! see from outside (the shadow budget, the rollback's compare-and-swap,
+//! the fleet's poll rounds, counter batching, the routing header's
+//! guarantees) asserted directly. The harness proves the ABI.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use super::fake_proxy::{FakeProxy, SharedStore};
+use super::{configure, http_call_answered, request_headers, tick, Headers, Root, Vm};
+use crate::metrics::{self, tagged};
+
+/// 2026-01-01T00:00:00Z.
+const START_MS: u64 = 1_767_225_600_000;
+
+/// One worker VM of a proxy, with one root context.
+struct Worker {
+    proxy: Rc<FakeProxy>,
+    vm: Rc<Vm>,
+    root: Rc<Root>,
+    next_stream: Cell<u32>,
+}
+
+impl Worker {
+    fn new(shared: &SharedStore) -> Worker {
+        let proxy = Rc::new(FakeProxy::new(START_MS, shared.clone()));
+        proxy.clusters.borrow_mut().extend(["shadow".to_string(), "prometheus".to_string()]);
+        let vm = Rc::new(Vm::new(proxy.clone()));
+        let root = Rc::new(Root::new(1, vm.clone(), 42));
+        Worker { proxy, vm, root, next_stream: Cell::new(2) }
+    }
+
+    fn configured(config: &str) -> Worker {
+        let worker = Worker::new(&SharedStore::default());
+        assert!(worker.configure(config), "the config is accepted");
+        worker
+    }
+
+    fn configure(&self, config: &str) -> bool {
+        *self.proxy.config.borrow_mut() = config.as_bytes().to_vec();
+        configure(&self.root, config.len())
+    }
+
+    /// A request through the filter, answered with `status` unless the
+    /// filter answered it; returns the target header the upstream got.
+    fn exchange(&self, headers: &[(&str, &str)], status: &str) -> Result<Option<String>, u32> {
+        self.proxy.set_request(headers);
+        let id = self.next_stream.get();
+        self.next_stream.set(id + 1);
+        let replies = self.proxy.local_replies.borrow().len();
+        match request_headers(&self.root, id, true) {
+            Headers::Refused => {
+                let replies = self.proxy.local_replies.borrow();
+                return Err(replies.last().map(|r| r.0).expect("a refused request is answered"));
+            }
+            Headers::Continue(stream) => {
+                assert_eq!(self.proxy.local_replies.borrow().len(), replies, "forwarded, not answered");
+                *self.proxy.response_status.borrow_mut() = Some(status.as_bytes().to_vec());
+                if let Some(mut stream) = stream {
+                    stream.response_headers();
+                }
+            }
+        }
+        Ok(self.proxy.request_header("x-route-target"))
+    }
+
+    fn get(&self, host: &str) -> Option<String> {
+        self.exchange(&[(":authority", host), (":path", "/")], "200").unwrap_or_default()
+    }
+
+    /// Moves the clock and runs the root's tick.
+    fn tick_after(&self, ms: u64) {
+        self.proxy.advance(ms);
+        tick(&self.root);
+    }
+
+    /// Answers a dispatched call with `status` and `body`.
+    fn answer(&self, token: u32, status: &str, body: &str) {
+        *self.proxy.answer.borrow_mut() = Some((status.as_bytes().to_vec(), body.as_bytes().to_vec()));
+        http_call_answered(&self.root, token, 1, body.len());
+        *self.proxy.answer.borrow_mut() = None;
+    }
+}
+
+fn requests_metric(route: &str, target: &str) -> String {
+    tagged(metrics::REQUESTS, &[("route", route), ("target", target)])
+}
+
+const ONE_ROUTE: &str = r#"{"routes": [{"name": "a", "hosts": ["a.example.com"], "default": "stable",
+    "rules": [{"match": [{"header": "foo", "exact": "bar"}], "target": "canary"}]}]}"#;
+
+#[test]
+fn counters_are_batched_until_the_tick_and_a_replaced_config_flushes_its_own() {
+    let worker = Worker::configured(ONE_ROUTE);
+    for _ in 0..3 {
+        assert_eq!(worker.get("a.example.com").as_deref(), Some("stable"));
+    }
+    assert_eq!(worker.proxy.value(&requests_metric("a", "stable")), 0, "no host call per request");
+    worker.tick_after(1_000);
+    assert_eq!(worker.proxy.value(&requests_metric("a", "stable")), 3);
+
+    worker.get("a.example.com");
+    assert!(worker.configure(&ONE_ROUTE.replace("stable", "stable-2")));
+    assert_eq!(worker.proxy.value(&requests_metric("a", "stable")), 4, "the replaced config's count is kept");
+    let defined = worker.proxy.definitions.borrow().len();
+    assert!(worker.configure(&ONE_ROUTE.replace("stable", "stable-2")));
+    assert_eq!(worker.proxy.definitions.borrow().len(), defined, "a name is defined once per VM");
+}
+
+#[test]
+fn without_an_accepted_config_a_request_is_answered_not_forwarded() {
+    let worker = Worker::new(&SharedStore::default());
+    let spoofed =
+        [(":authority", "a.example.com"), ("x-svc-version", "canary"), ("x-route-target", "canary")];
+    assert_eq!(worker.exchange(&spoofed, "200"), Err(503), "never configured");
+    assert!(!worker.configure(r#"{"targetHeader": "x-svc-version", "routes": []}"#));
+    assert_eq!(worker.exchange(&spoofed, "200"), Err(503), "after a rejected first config");
+    assert_eq!(worker.proxy.local_replies.borrow()[0].1, "canary_router_no_config");
+}
+
+#[test]
+fn a_routing_header_the_proxy_will_not_write_is_answered_not_forwarded() {
+    let worker =
+        Worker::configured(&ONE_ROUTE.replace(r#""routes""#, r#""targetHeader": "x-svc", "routes""#));
+    worker.proxy.refuse_writes_of.borrow_mut().push("x-svc".into());
+    let spoofed = [(":authority", "a.example.com"), ("x-svc", "canary")];
+    assert_eq!(worker.exchange(&spoofed, "200"), Err(503), "routed, but the header stays the client's");
+    let unrouted = [(":authority", "elsewhere.example.com"), ("x-svc", "canary")];
+    assert_eq!(worker.exchange(&unrouted, "200"), Err(503), "unrouted, and the header cannot be removed");
+    assert_eq!(worker.proxy.local_replies.borrow()[0].1, "canary_router_header_not_written");
+}
+
+const MIRRORED: &str = r#"{"mirrorBudget": {"maxInFlight": 4},
+    "routes": [{"name": "a", "default": "stable", "mirror": {"cluster": "shadow", "percent": 100, "timeoutMs": 2000}}]}"#;
+
+fn shadows_sent(worker: &Worker) -> usize {
+    worker.tick_after(10);
+    worker.proxy.take_calls().len()
+}
+
+#[test]
+fn a_copy_holds_the_budget_until_it_is_answered() {
+    let worker = Worker::configured(MIRRORED);
+    for _ in 0..6 {
+        worker.get("a.example.com");
+    }
+    assert_eq!(worker.vm.shadows.held().0, 4, "maxInFlight copies held");
+    let calls = {
+        worker.tick_after(10);
+        worker.proxy.take_calls()
+    };
+    assert_eq!(calls.len(), 4);
+    assert_eq!(calls[0].header(":authority"), Some(&b"a.example.com-shadow"[..]));
+    assert_eq!(calls[0].header("x-route-target"), Some(&b"stable"[..]));
+    worker.answer(calls[0].token, "200", "");
+    assert_eq!(worker.vm.shadows.held().0, 3, "an answered copy gives its slot back");
+    worker.get("a.example.com");
+    assert_eq!(shadows_sent(&worker), 1);
+    worker.tick_after(1_000);
+    let skipped = tagged(
+        metrics::SHADOW_SKIPPED,
+        &[("route", "a"), ("cluster", "shadow"), ("reason", "too_many_in_flight")],
+    );
+    assert_eq!(worker.proxy.value(&skipped), 2);
+}
+
+#[test]
+fn copies_of_a_deleted_root_are_given_up_and_shadowing_goes_on() {
+    let worker = Worker::configured(MIRRORED);
+    for _ in 0..4 {
+        worker.get("a.example.com");
+    }
+    assert_eq!(shadows_sent(&worker), 4);
+    // A config push: the proxy deletes the old root with its calls, unanswered.
+    worker.vm.root_deleted(1);
+    assert_eq!(worker.vm.shadows.held(), (0, 0), "their budget is given back at once");
+    let root = Rc::new(Root::new(7, worker.vm.clone(), 1));
+    *worker.proxy.config.borrow_mut() = MIRRORED.as_bytes().to_vec();
+    assert!(configure(&root, MIRRORED.len()));
+    worker.proxy.set_request(&[(":path", "/")]);
+    for id in 100..104 {
+        let Headers::Continue(None) = request_headers(&root, id, true) else { panic!("forwarded, no state") };
+    }
+    worker.proxy.advance(10);
+    tick(&root);
+    assert_eq!(worker.proxy.take_calls().len(), 4, "copies keep being sent after the push");
+}
+
+#[test]
+fn copies_never_answered_are_abandoned_after_their_deadline() {
+    let worker = Worker::configured(MIRRORED);
+    for _ in 0..4 {
+        worker.get("a.example.com");
+    }
+    assert_eq!(shadows_sent(&worker), 4);
+    worker.tick_after(2_000 + 4_000);
+    assert_eq!(worker.vm.shadows.held().0, 4, "waited for past the timeout, with slack");
+    worker.tick_after(1_000);
+    assert_eq!(worker.vm.shadows.held(), (0, 0));
+    let failed = tagged(metrics::SHADOW_FAILED, &[("route", "a"), ("cluster", "shadow")]);
+    worker.tick_after(1_000);
+    assert_eq!(worker.proxy.value(&failed), 4, "a lost answer counts as a failed copy");
+    worker.get("a.example.com");
+    assert_eq!(shadows_sent(&worker), 1);
+}
+
+const WINDOWED: &str = r#"{"routes": [{"name": "b", "default": "stable", "rules": [{"split": {
+    "weights": [{"target": "canary", "weight": 100}, {"target": "stable", "weight": 0.0001}],
+    "rollback": {"target": "canary", "maxErrorRate": 0.5, "minRequests": 4, "window": "60s"}}}]}]}"#;
+
+#[test]
+fn workers_merge_their_windows_and_a_conflicting_write_is_retried() {
+    let shared = SharedStore::default();
+    let (one, two) = (Worker::new(&shared), Worker::new(&shared));
+    assert!(one.configure(WINDOWED) && two.configure(WINDOWED));
+    let b = [(":authority", "b.example.com")];
+    // Each worker sees two of four errors: only together do they cross.
+    for worker in [&one, &two] {
+        assert_eq!(worker.exchange(&b, "200"), Ok(Some("canary".into())));
+        assert_eq!(worker.exchange(&b, "503"), Ok(Some("canary".into())));
+    }
+    // Another worker writes the window between this one's read and write.
+    let key = shared.borrow().keys().find(|k| k.ends_with("/window")).cloned().unwrap();
+    one.proxy.before_write.replace(Some(Box::new(move |store: &SharedStore| {
+        let mut store = store.borrow_mut();
+        let (bytes, tag) = store.get(&key).cloned().unwrap();
+        store.insert(key, (bytes, tag + 1));
+    })));
+    assert_eq!(one.exchange(&b, "503"), Ok(Some("canary".into())), "the response that crosses");
+    assert_eq!(
+        one.get("b.example.com").as_deref(),
+        Some("stable"),
+        "rolled back at once, despite the conflict"
+    );
+    assert_eq!(two.get("b.example.com").as_deref(), Some("canary"), "the other worker learns on its tick");
+    two.tick_after(1_000);
+    assert_eq!(two.get("b.example.com").as_deref(), Some("stable"));
+}
+
+const POLLED: &str = r#"{"routes": [{"name": "b", "default": "stable", "rules": [{"split": {
+    "weights": [{"target": "canary", "weight": 50}, {"target": "stable", "weight": 50}],
+    "rollback": {"target": "canary", "prometheus": {"cluster": "prometheus", "every": "10s", "threshold": 1,
+        "checks": [{"name": "errors", "query": "errors{target=\"{{target}}\"}", "max": 0.1}]}}}}]}]}"#;
+
+fn vector(value: &str) -> String {
+    format!(
+        r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[1,"{value}"]}}]}}}}"#
+    )
+}
+
+const EMPTY: &str = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+
+#[test]
+fn one_worker_of_a_proxy_polls_per_period_and_a_round_is_judged_when_complete() {
+    let shared = SharedStore::default();
+    let (one, two) = (Worker::new(&shared), Worker::new(&shared));
+    assert!(one.configure(POLLED), "polls at once: the first configure claims the round");
+    assert!(two.configure(POLLED));
+    let calls = one.proxy.take_calls();
+    assert_eq!(calls.len(), 2, "the check and the latch");
+    assert!(two.proxy.take_calls().is_empty(), "the other worker found the round claimed");
+    assert_eq!(two.get("b.example.com").as_deref(), Some("stable"), "waits for the latch");
+
+    one.answer(calls[1].token, "200", EMPTY);
+    one.answer(calls[0].token, "200", &vector("0.01"));
+    two.tick_after(1_000);
+    assert!(two.proxy.take_calls().is_empty(), "not due before `every`");
+    let targets: Vec<_> = (0..40).filter_map(|_| two.get("b.example.com")).collect();
+    assert!(targets.iter().any(|t| t == "canary"), "the latch answered: the canary gets traffic");
+
+    one.tick_after(10_000);
+    two.tick_after(10_000);
+    let (a, b) = (one.proxy.take_calls(), two.proxy.take_calls());
+    assert_eq!(a.len() + b.len(), 2, "one round per proxy per period: {} and {}", a.len(), b.len());
+    let (poller, calls) = if a.is_empty() { (&two, b) } else { (&one, a) };
+    poller.answer(calls[0].token, "200", &vector("0.5"));
+    assert_eq!(poller.get("b.example.com").as_deref().map(|_| ()), Some(()), "still half-answered");
+    poller.answer(calls[1].token, "200", EMPTY);
+    for worker in [&one, &two] {
+        worker.tick_after(1_000);
+        assert!((0..40).all(|_| worker.get("b.example.com").as_deref() == Some("stable")), "rolled back");
+    }
+}
+
+#[test]
+fn a_round_whose_answers_never_come_is_given_up_and_polling_goes_on() {
+    let worker = Worker::configured(POLLED);
+    assert_eq!(worker.proxy.take_calls().len(), 2);
+    worker.tick_after(10_000);
+    assert!(worker.proxy.take_calls().is_empty(), "the round is still waiting for its answers");
+    worker.tick_after(7_000);
+    assert_eq!(worker.proxy.take_calls().len(), 2, "given up after timeout + 5 s: a new round");
+}
