@@ -280,6 +280,61 @@ fn push_churn(envoy: &Envoy, template: &str, warmup: u64, pushes: u64) -> (u64, 
     )
 }
 
+/// `envoy/envoy.yaml` (every backend, the slow one answering after
+/// `delay`) with its filter read through ECDS from `ECDS_FILE`, as
+/// `envoy/live.yaml` reads it.
+fn envoy_yaml_over_ecds(delay: &str) -> String {
+    let live = std::fs::read_to_string(super::envoy::repo().join("envoy/live.yaml")).unwrap();
+    let router = "          - name: envoy.filters.http.router";
+    let discovery =
+        &live[live.find("          - name: canary-router\n").unwrap()..live.find(router).unwrap()];
+    let yaml = std::fs::read_to_string(super::envoy::repo().join("envoy/envoy.yaml")).unwrap();
+    let (inline_start, inline_end) =
+        (yaml.find("          - name: envoy.filters.http.wasm\n").unwrap(), yaml.find(router).unwrap());
+    // ECDS needs a node identity, even from a file.
+    let node = "node: { id: canary-router-test, cluster: canary-router-test }\n";
+    let yaml = format!("{node}{}{discovery}{}", &yaml[..inline_start], &yaml[inline_end..]);
+    yaml.replace("fixed_delay: 5s", &format!("fixed_delay: {delay}"))
+}
+
+#[test]
+fn config_pushes_under_mirror_load_never_stop_the_shadowing() {
+    // Each push deletes the root that sent the copies in flight; Envoy
+    // never answers those calls. Copies must not hold their budget for it.
+    let mirrored = |generation: u32| {
+        format!(
+            r#"{{"routes": [{{"name": "service-a", "default": "service-a",
+                "mirror": {{"cluster": "slow-backend", "percent": 100, "timeoutMs": 5000}}}},
+                {{"name": "push-{generation}", "hosts": ["push.example.com"], "default": "service-a"}}]}}"#
+        )
+    };
+    let template = std::fs::read_to_string(super::envoy::repo().join(ECDS_FILE)).unwrap();
+    let mut config = EnvoyConfig::from_text(envoy_yaml_over_ecds("2s"));
+    config.files.push((ECDS_FILE.to_string(), ecds_file(&template, &mirrored(0))));
+    let envoy = Envoy::start(config);
+    let sent =
+        || envoy.sample(r#"canary_router_shadow_requests_total{route="service-a",cluster="slow-backend"}"#);
+    let live = Load::start(envoy.ingress_port(), 4, 100, load::get("a.example.com"));
+    let success = "extension_config_discovery.http_filter.canary-router.update_success";
+    let pushes = scaled(32, 400);
+    for push in 1..=pushes {
+        envoy.replace_file(ECDS_FILE, &ecds_file(&template, &mirrored(push as u32)));
+        envoy.wait_until("Envoy to apply the push", || envoy.stat(success) == Some(push + 1));
+        thread::sleep(Duration::from_millis(250));
+    }
+    thread::sleep(Duration::from_secs(2));
+    let after_pushes = sent();
+    thread::sleep(Duration::from_secs(5));
+    let later = sent();
+    let (samples, rate) = live.stop();
+    load::assert_all_ok("live traffic during pushes under mirror load", &samples);
+    // The slow shadow answers in 2 s, so at most 128 copies per worker are
+    // in flight at once: some 128 copies a second at full budget.
+    let copies = later - after_pushes;
+    assert!(copies >= 200, "{copies} copies sent in the 5 s after {pushes} pushes at {rate:.0} requests/s");
+    eprintln!("pushes under mirror load: {copies} copies sent in the 5 s after {pushes} pushes ({rate:.0} requests/s)");
+}
+
 #[test]
 fn config_pushes_do_not_grow_memory_and_every_rejection_is_counted() {
     // Each VM's allocator settles after some twenty pushes of alternating
