@@ -4,6 +4,12 @@
 //! needs: values with the line and column they start at, object keys in
 //! document order (duplicates refused), numbers as written (so an error
 //! can quote them), and syntax errors that name the place in the config.
+//!
+//! It accepts what serde_json accepts and reads every number to the same
+//! f64 (`src/number.rs`, correctly rounded), checked on 100,000 mutated
+//! configs by `tests/fuzz.rs`, with two differences on purpose: a key given
+//! twice is refused (serde_json keeps the last, which would hide a typo's
+//! twin), and nesting deeper than 64 levels is refused (serde_json: 128).
 
 /// Where a value starts: 1-based line and byte column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,54 +83,6 @@ pub fn parse(bytes: &[u8]) -> Result<Spanned, SyntaxError> {
     }
     Ok(value)
 }
-
-/// The value of a JSON number (already checked for its syntax). Exact, as
-/// correctly rounded as `str::parse`, for up to 15 significant digits and
-/// powers of ten to 22, which covers every number a config holds
-/// (`20`, `0.5`, `1048576`, `33.3333`); beyond that, within an ulp or so.
-/// `str::parse::<f64>` carries a 21 KB table into the `.wasm` for the
-/// cases a config never has.
-pub fn decimal_value(text: &str) -> Option<f64> {
-    let (negative, text) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (number, exponent) = match text.find(['e', 'E']) {
-        Some(e) => (&text[..e], text[e + 1..].parse::<i32>().ok()?),
-        None => (text, 0),
-    };
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    let digits = whole.bytes().chain(fraction.bytes()).skip_while(|&d| d == b'0');
-    let mut mantissa: u64 = 0;
-    let mut dropped: i32 = 0;
-    for d in digits {
-        if mantissa < 1_000_000_000_000_000 {
-            mantissa = mantissa * 10 + u64::from(d - b'0');
-        } else {
-            dropped += 1;
-        }
-    }
-    let exponent = exponent.saturating_sub(i32::try_from(fraction.len()).ok()?).saturating_add(dropped);
-    let m = mantissa as f64;
-    let value = if mantissa == 0 {
-        0.0
-    } else if (0..=22).contains(&exponent) {
-        m * POWERS[exponent as usize]
-    } else if (-22..0).contains(&exponent) {
-        m / POWERS[(-exponent) as usize]
-    } else if exponent > 0 {
-        m * 10f64.powi(exponent.min(400))
-    } else {
-        m / 10f64.powi((-exponent).min(400))
-    };
-    Some(if negative { -value } else { value })
-}
-
-/// Powers of ten exactly representable in an f64.
-const POWERS: [f64; 23] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,
-    1e19, 1e20, 1e21, 1e22,
-];
 
 /// A step of the path to the value being read.
 enum Segment {
@@ -242,7 +200,7 @@ impl Reader<'_> {
         if !valid || matches!(self.peek(), Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')) {
             return Err(self.error(&format!("`{text}` is not a number")));
         }
-        match decimal_value(&text) {
+        match crate::number::parse(&text) {
             Some(n) if n.is_finite() => Ok(Value::Number(text, n)),
             _ => Err(self.error(&format!("{text} is out of range"))),
         }
@@ -451,39 +409,6 @@ mod tests {
         let Value::Object(entries) = value("{\n  \"a\": {},\n  \"b\": \"x\"\n}") else { panic!() };
         assert_eq!(entries[1].0, Spanned { value: "b".to_string(), at: Position { line: 3, column: 3 } });
         assert_eq!(entries[1].1.at, Position { line: 3, column: 8 });
-    }
-
-    #[test]
-    fn numbers_read_as_rust_reads_them() {
-        for text in [
-            "0",
-            "-0",
-            "20",
-            "20.0",
-            "2e1",
-            "0.5",
-            "-1",
-            "100.0",
-            "1048576",
-            "3600000",
-            "0.05",
-            "33.3333",
-            "123456789012345",
-            "0.1",
-            "0.2",
-            "0.3",
-            "1.5e-7",
-            "4294967296",
-            "12.25e3",
-            "9007199254740993",
-        ] {
-            assert_eq!(decimal_value(text), text.parse::<f64>().ok(), "{text}");
-        }
-        for text in ["1e-300", "1e308", "3.14159265358979323846", "1e23", "0.000000000000000000000000123"] {
-            let (ours, rust) = (decimal_value(text).unwrap(), text.parse::<f64>().unwrap());
-            assert!(((ours - rust) / rust).abs() < 1e-14, "{text}: {ours} vs {rust}");
-        }
-        assert_eq!(decimal_value("1e309"), Some(f64::INFINITY));
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod literal_regex;
 pub mod matcher;
 pub mod metrics;
 pub mod mirror;
+pub mod number;
 pub mod prometheus;
 pub mod query;
 pub mod regex_cost;

@@ -91,23 +91,27 @@ pub fn sample(status: Option<u16>, body: &[u8]) -> Sample {
         return Sample::Error(error);
     }
     let Some(data) = field(&document.value, "data") else { return Sample::Error("no data field".into()) };
-    let number = |pair: &Value| -> Option<f64> {
-        match pair {
+    // A `[time, "value"]` pair's value; an unreadable one spoils the answer.
+    let number = |pair: &Value| -> Result<f64, String> {
+        let text = match pair {
             Value::Array(items) => match items.get(1).map(|v| &v.value) {
-                Some(Value::String(text)) => parse_number(text),
-                _ => None,
+                Some(Value::String(text)) => text,
+                _ => return Err("a sample without a value".into()),
             },
-            _ => None,
-        }
+            _ => return Err("a sample without a value".into()),
+        };
+        parse_number(text).ok_or_else(|| format!("the sample value `{text}` is not a number"))
     };
-    let values: Vec<f64> = match (field(&data, "resultType"), field(&data, "result")) {
-        (Some(Value::String(kind)), Some(result)) if kind == "scalar" => {
-            number(&result).into_iter().collect()
-        }
+    let values: Result<Vec<f64>, String> = match (field(&data, "resultType"), field(&data, "result")) {
+        (Some(Value::String(kind)), Some(result)) if kind == "scalar" => number(&result).map(|v| vec![v]),
         (Some(Value::String(kind)), Some(Value::Array(series))) if kind == "vector" => {
-            series.iter().filter_map(|s| field(&s.value, "value")).filter_map(|v| number(&v)).collect()
+            series.iter().filter_map(|s| field(&s.value, "value")).map(|v| number(&v)).collect()
         }
         _ => return Sample::Error("not an instant vector or scalar".into()),
+    };
+    let values = match values {
+        Ok(values) => values,
+        Err(why) => return Sample::Error(why),
     };
     match values.into_iter().filter(|v| !v.is_nan()).reduce(f64::max) {
         Some(value) => Sample::Value(value),
@@ -116,21 +120,13 @@ pub fn sample(status: Option<u16>, body: &[u8]) -> Sample {
 }
 
 /// Prometheus writes sample values as strings: numbers, `NaN`, `+Inf`, `-Inf`.
+/// Anything else (`1.2.3`, `1-2`) is not a sample.
 fn parse_number(text: &str) -> Option<f64> {
     match text {
         "NaN" => Some(f64::NAN),
         "+Inf" | "Inf" => Some(f64::INFINITY),
         "-Inf" => Some(f64::NEG_INFINITY),
-        _ => {
-            let valid = !text.is_empty()
-                && text.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
-                && text.bytes().any(|b| b.is_ascii_digit());
-            if valid {
-                json::decimal_value(text.strip_prefix('+').unwrap_or(text))
-            } else {
-                None
-            }
-        }
+        _ => crate::number::parse(text),
     }
 }
 
@@ -174,5 +170,19 @@ mod tests {
         assert!(matches!(sample(Some(503), b"upstream connect error"), Sample::Error(_)));
         let matrix = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
         assert!(matches!(sample(Some(200), matrix), Sample::Error(_)));
+        // Values that only look like numbers spoil the answer, never pass as one.
+        for value in ["1.2.3", "1-2", "--1", "1e", ".5", "+1", "0x10", ""] {
+            let body = format!(
+                r#"{{"status":"success","data":{{"resultType":"vector","result":[
+                {{"metric":{{}},"value":[1,"0.01"]}},{{"metric":{{}},"value":[1,"{value}"]}}]}}}}"#
+            );
+            assert_eq!(
+                sample(Some(200), body.as_bytes()),
+                Sample::Error(format!("the sample value `{value}` is not a number")),
+                "{value}"
+            );
+        }
+        let exponent = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1e-05"]}]}}"#;
+        assert_eq!(sample(Some(200), exponent), Sample::Value(1e-5), "Go's exponent form");
     }
 }

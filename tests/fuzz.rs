@@ -319,3 +319,117 @@ fn hostile_requests_never_trap_and_match_the_native_decision() {
     let (warm, end) = (warm_memory.unwrap(), proxy.memory_size());
     assert!(end <= warm + (1 << 20), "guest memory grew from {warm} to {end} bytes under fuzzing");
 }
+
+/// Number texts where readers differ: halfway cases, subnormals, long
+/// mantissas, huge exponents.
+fn number_text(rng: &mut Rng) -> String {
+    const EDGES: [&str; 10] = [
+        "2.2250738585072011e-308",
+        "4.9e-324",
+        "2.4703282292062328e-324",
+        "1.7976931348623158e308",
+        "1.7976931348623159e308",
+        "0e99999999999",
+        "1e-99999999999",
+        "9007199254740993",
+        "1.00000000000000011102230246251565404236316680908203125",
+        "-0",
+    ];
+    if rng.next_u64().is_multiple_of(4) {
+        return EDGES[(rng.next_u64() % EDGES.len() as u64) as usize].to_string();
+    }
+    let digits = 1 + rng.next_u64() % 30;
+    let mut text: String = (0..digits).map(|_| char::from(b'0' + (rng.next_u64() % 10) as u8)).collect();
+    if text.len() > 1 && text.starts_with('0') {
+        text.replace_range(0..1, "7");
+    }
+    if rng.next_u64().is_multiple_of(2) {
+        text.push('.');
+        text.extend((0..1 + rng.next_u64() % 20).map(|_| char::from(b'0' + (rng.next_u64() % 10) as u8)));
+    }
+    if rng.next_u64().is_multiple_of(2) {
+        text += &format!("e{}", (rng.next_u64() % 700) as i64 - 350);
+    }
+    text
+}
+
+/// `config` with one of its numbers (a weight, a percentage) replaced.
+fn with_number(config: &str, number: &str, rng: &mut Rng) -> Vec<u8> {
+    let bytes = config.as_bytes();
+    let starts: Vec<usize> = (1..bytes.len())
+        .filter(|&i| bytes[i].is_ascii_digit() && matches!(bytes[i - 1], b' ' | b'[' | b':' | b','))
+        .collect();
+    let start = starts[(rng.next_u64() % starts.len() as u64) as usize];
+    let end = start + bytes[start..].iter().take_while(|b| b.is_ascii_digit() || **b == b'.').count();
+    [&bytes[..start], number.as_bytes(), &bytes[end..]].concat()
+}
+
+/// Walks both documents together; the first difference, if any.
+fn differs(ours: &canary_router::json::Value, theirs: &serde_json::Value, at: &str) -> Option<String> {
+    use canary_router::json::Value as V;
+    match (ours, theirs) {
+        (V::Null, serde_json::Value::Null) => None,
+        (V::Bool(a), serde_json::Value::Bool(b)) if a == b => None,
+        (V::String(a), serde_json::Value::String(b)) if a == b => None,
+        (V::Number(text, a), serde_json::Value::Number(b)) => {
+            let b = b.as_f64().unwrap();
+            (a.to_bits() != b.to_bits()).then(|| format!("{at}: `{text}` read as {a:e}, serde_json {b:e}"))
+        }
+        (V::Array(a), serde_json::Value::Array(b)) if a.len() == b.len() => {
+            a.iter().zip(b).enumerate().find_map(|(i, (x, y))| differs(&x.value, y, &format!("{at}[{i}]")))
+        }
+        (V::Object(a), serde_json::Value::Object(b)) if a.len() == b.len() => {
+            a.iter().zip(b).find_map(|((k, x), (l, y))| {
+                if k.value != *l {
+                    return Some(format!("{at}: key `{}` vs `{l}`", k.value));
+                }
+                differs(&x.value, y, &format!("{at}.{l}"))
+            })
+        }
+        _ => Some(format!("{at}: {ours:?} vs {theirs}")),
+    }
+}
+
+/// Documented differences (src/json.rs): a key given twice and nesting
+/// beyond 64 levels are refused; serde_json keeps the last value and nests
+/// to 128.
+fn refused_on_purpose(error: &canary_router::json::SyntaxError) -> bool {
+    error.message.starts_with("duplicate field") || error.message.starts_with("nested deeper than")
+}
+
+#[test]
+fn the_json_reader_agrees_with_serde_json_on_mutated_configs() {
+    let mut rng = Rng::new(seed() ^ 0x1507);
+    let (mut accepted, mut numbers_seen) = (0, 0);
+    for round in 0..100_000u32 {
+        let base = SEED_CONFIGS[(rng.next_u64() % SEED_CONFIGS.len() as u64) as usize];
+        let input = if round.is_multiple_of(2) {
+            mutate(&mut rng, base.as_bytes())
+        } else {
+            // The config with one of its numbers written another way.
+            numbers_seen += 1;
+            with_number(base, &number_text(&mut rng), &mut rng)
+        };
+        let ours = canary_router::json::parse(&input);
+        let theirs = serde_json::from_slice::<serde_json::Value>(&input);
+        match (&ours, &theirs) {
+            (Ok(ours), Ok(theirs)) => {
+                accepted += 1;
+                if let Some(difference) = differs(&ours.value, theirs, "config") {
+                    report("json", &input, &difference);
+                }
+            }
+            (Err(error), Ok(_)) if refused_on_purpose(error) => {}
+            (Err(_), Err(_)) => {}
+            (ours, theirs) => report(
+                "json",
+                &input,
+                &format!("ours: {:?}, serde_json: {:?}", ours.as_ref().err(), theirs.as_ref().err()),
+            ),
+        }
+    }
+    eprintln!(
+        "json differential: 100000 configs, {accepted} accepted by both, {numbers_seen} numbers rewritten"
+    );
+    assert!(accepted > 40_000, "too few valid configs to compare: {accepted}");
+}
