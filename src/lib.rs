@@ -7,6 +7,9 @@
 //! natively too; `host` is that trait over the proxy-wasm ABI, and the
 //! only code that is wasm-only or `unsafe`.
 
+// All `unsafe` (the ABI's raw pointers and exported symbols) is in `host`.
+#![deny(unsafe_code)]
+
 pub mod bytes;
 pub mod config;
 pub mod cookie;
@@ -38,4 +41,5 @@ pub mod time;
 
 pub mod filter;
 #[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
 mod host;

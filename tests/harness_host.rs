@@ -82,3 +82,58 @@ fn after_a_trap_the_vm_is_dead_as_in_a_proxy() {
     let message = second.unwrap_err().downcast::<String>().unwrap();
     assert!(message.starts_with("the VM is dead since an earlier trap"), "{message}");
 }
+
+/// Whether a function body only forwards to two calls (`local.get`s, then
+/// `call f; call g`): the wrapper a linker puts around every export of a
+/// WASI *command*, running constructors before or destructors after it.
+fn is_command_wrapper(body: &wasmparser::FunctionBody<'_>) -> bool {
+    let mut calls = 0;
+    for op in body.get_operators_reader().unwrap() {
+        match op.unwrap() {
+            wasmparser::Operator::LocalGet { .. } if calls == 0 => {}
+            wasmparser::Operator::Call { .. } => calls += 1,
+            wasmparser::Operator::End => return calls == 2,
+            _ => return false,
+        }
+    }
+    false
+}
+
+#[test]
+fn the_module_is_a_reactor_whose_exports_run_no_constructors_or_destructors() {
+    // WASI issue 471: without an `_initialize` that calls the constructors
+    // itself, the linker made this module a command and wrapped every
+    // export to call `__wasm_call_dtors` after it (constructors before it,
+    // had there been any): work on every callback, and statics re-run.
+    // wasm-opt inlines the empty wrappers away, so the linker's own module
+    // is the one read.
+    let bytes = std::fs::read(harness::linked_wasm()).unwrap();
+    let (mut exports, mut bodies, mut imported) = (Vec::new(), Vec::new(), 0u32);
+    for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
+        match payload.unwrap() {
+            wasmparser::Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    imported += u32::from(matches!(import.unwrap().ty, wasmparser::TypeRef::Func(_)));
+                }
+            }
+            wasmparser::Payload::ExportSection(reader) => {
+                for export in reader {
+                    let export = export.unwrap();
+                    if export.kind == wasmparser::ExternalKind::Func {
+                        exports.push((export.name.to_string(), export.index));
+                    }
+                }
+            }
+            wasmparser::Payload::CodeSectionEntry(body) => bodies.push(body),
+            _ => {}
+        }
+    }
+    assert!(exports.iter().any(|(name, _)| name == "_initialize"), "a reactor exports _initialize");
+    let wrapped: Vec<&str> = exports
+        .iter()
+        .filter(|(_, index)| is_command_wrapper(&bodies[(index - imported) as usize]))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert!(wrapped.is_empty(), "exports wrapped as a command's: {wrapped:?}");
+    assert_eq!(exports.len(), 12, "the callbacks exported: {exports:?}");
+}

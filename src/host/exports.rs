@@ -96,8 +96,20 @@ fn put_state(id: u32, state: Option<Box<Stream>>) {
     });
 }
 
+extern "C" {
+    /// The linker's function that runs static constructors.
+    fn __wasm_call_ctors();
+}
+
+/// Called once by the proxy before any other export (a WASI reactor).
+/// Calling the constructors here, as the proxy-wasm SDK does, is what
+/// keeps the linker from treating the module as a command and wrapping
+/// every export to run constructors before it and destructors after it
+/// (WASI issue 471); `tests/harness_host.rs` pins that no export is wrapped.
 #[no_mangle]
 pub extern "C" fn _initialize() {
+    // SAFETY: the linker's own function, called once, first.
+    unsafe { __wasm_call_ctors() };
     super::install_logger();
 }
 

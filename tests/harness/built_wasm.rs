@@ -56,3 +56,19 @@ pub fn require_fresh_wasm() -> PathBuf {
     }
     path
 }
+
+/// The linker's own module, before `make build`'s wasm-opt (which inlines
+/// away what the linker wrapped around exports): its copy beside the
+/// `.wasm` when it is from the latest cargo build (newer than the dep-info
+/// file cargo writes), else the `.wasm` itself (cargo's own module, when
+/// wasm-opt did not run).
+#[allow(dead_code)] // The end-to-end tests read only the `.wasm`.
+pub fn linked_wasm() -> PathBuf {
+    let wasm = require_fresh_wasm();
+    let linked = wasm.with_extension("linked.wasm");
+    let modified = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
+    match (modified(&linked), modified(&wasm.with_extension("d"))) {
+        (Some(copied), Some(built)) if copied >= built => linked,
+        _ => wasm,
+    }
+}

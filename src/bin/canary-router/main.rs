@@ -6,6 +6,7 @@
 //! Exit codes: 0 success; 1 the config (or Ingress) is invalid; 2 the
 //! command could not run (usage, unreadable file, bad argument, no
 //! endpoint answered); `status`: 3 progressing, 4 rolled back.
+#![forbid(unsafe_code)]
 
 mod check;
 mod explain;
