@@ -5,8 +5,9 @@
 //! (syntax, unknown keys, wrong kinds of values, missing keys), then
 //! [`compile`] checks meaning and builds the matchers.
 
-mod raw;
+mod read;
 mod rollback;
+pub mod shape;
 
 use crate::decimal;
 use crate::error::ConfigError;
@@ -15,14 +16,14 @@ use crate::json;
 use crate::limits;
 use crate::literal_regex;
 use crate::matcher::{Condition, Test};
-use crate::mirror::{Mirror, MirrorBudget, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS, MAX_BODY_BYTES};
+use crate::mirror::{Mirror, MirrorBudget};
 use crate::regex_cost;
 use crate::request::Source;
 use crate::route::{Action, Route, Rule};
 use crate::router::Router;
 use crate::split::{AssignCookie, Split, SplitId};
 use crate::time;
-pub use raw::*;
+use read::Fields;
 
 pub const DEFAULT_TARGET_HEADER: &str = "x-route-target";
 
@@ -47,42 +48,35 @@ pub fn parse(json: &[u8]) -> Result<Router, ConfigError> {
         return Err(ConfigError::new("config", "must be a JSON object with `routes`"));
     }
     let document = json::parse(json).map_err(|err| ConfigError::new(err.path, err.message))?;
-    let raw = RawConfig::read(&document)?;
-    compile(raw)
+    read::check(&document, "", &shape::Kind::Object(&shape::CONFIG))?;
+    compile(&Fields::new(&document, String::new(), &shape::CONFIG))
 }
 
-/// Validates a parsed config and builds the router.
-pub fn compile(raw: RawConfig) -> Result<Router, ConfigError> {
-    let target_header = match raw.target_header {
-        Some(name) => {
-            check_target_header(&name).map_err(|m| ConfigError::new("targetHeader", m))?;
-            name
-        }
-        None => DEFAULT_TARGET_HEADER.to_string(),
-    };
-    if raw.routes.is_empty() {
-        return Err(ConfigError::new("routes", "must list at least one route"));
-    }
-    limits::check(raw.routes.len(), limits::ROUTES, "routes").map_err(|m| ConfigError::new("routes", m))?;
-    let mirror_budget = match raw.mirror_budget {
+/// Validates a checked config's meaning and builds the router.
+fn compile(config: &Fields<'_>) -> Result<Router, ConfigError> {
+    let target_header = config.text("targetHeader").unwrap_or(DEFAULT_TARGET_HEADER);
+    check_target_header(target_header).map_err(|m| ConfigError::new("targetHeader", m))?;
+    let mirror_budget = match config.object("mirrorBudget") {
         None => MirrorBudget::default(),
-        Some(budget) => compile_mirror_budget(budget)?,
+        Some(budget) => MirrorBudget {
+            max_bytes: budget.number("maxBytes").unwrap_or_default() as usize,
+            max_in_flight: budget.number("maxInFlight").unwrap_or_default() as usize,
+        },
     };
     let mut tally = Tally::default();
-    let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
-    for (i, route) in raw.routes.into_iter().enumerate() {
-        let at = format!("routes[{i}]");
+    let raw_routes = config.objects("routes");
+    let mut routes: Vec<Route> = Vec::with_capacity(raw_routes.len());
+    for route in &raw_routes {
+        let name = route.text("name").unwrap_or_default();
         // At most 2,000 routes: comparing with each earlier one is cheap,
         // and keeps a hash set's code out of the .wasm.
-        if routes.iter().any(|earlier| earlier.name == route.name) {
-            return Err(ConfigError::new(
-                crate::error::key(&at, "name"),
-                format!("duplicate route name `{}`", route.name),
-            ));
+        if routes.iter().any(|earlier| earlier.name == name) {
+            return Err(ConfigError::new(route.at("name"), format!("duplicate route name `{name}`")));
         }
-        routes.push(compile_route(route, &at, &mut tally)?);
+        routes.push(compile_route(route, &mut tally)?);
     }
-    Ok(Router::new(target_header, routes, mirror_budget, raw.count_responses.unwrap_or(false)))
+    let count_responses = config.flag("countResponses").unwrap_or(false);
+    Ok(Router::new(target_header.to_string(), routes, mirror_budget, count_responses))
 }
 
 /// What the whole config holds so far, against the config-wide limits.
@@ -93,398 +87,286 @@ struct Tally {
     regexes: usize,
 }
 
-fn compile_mirror_budget(raw: RawMirrorBudget) -> Result<MirrorBudget, ConfigError> {
-    let defaults = MirrorBudget::default();
-    let max_bytes = whole(raw.max_bytes, 0.0, 256.0 * 1024.0 * 1024.0, "mirrorBudget.maxBytes")?
-        .map_or(defaults.max_bytes, |v| v as usize);
-    let max_in_flight = whole(raw.max_in_flight, 0.0, 4096.0, "mirrorBudget.maxInFlight")?
-        .map_or(defaults.max_in_flight, |v| v as usize);
-    Ok(MirrorBudget { max_bytes, max_in_flight })
-}
-
-fn compile_route(raw: RawRoute, at: &str, tally: &mut Tally) -> Result<Route, ConfigError> {
-    if raw.name.trim().is_empty() {
-        return Err(ConfigError::new(crate::error::key(at, "name"), "must not be empty"));
+fn compile_route(route: &Fields<'_>, tally: &mut Tally) -> Result<Route, ConfigError> {
+    let name = route.text("name").unwrap_or_default();
+    if name.trim().is_empty() {
+        return Err(ConfigError::new(route.at("name"), "must not be empty"));
     }
-    let hosts = match raw.hosts {
+    let hosts = match route.texts("hosts") {
         None => Vec::new(),
-        Some(hosts) if hosts.is_empty() => {
-            return Err(ConfigError::new(
-                crate::error::key(at, "hosts"),
-                "must not be empty (omit `hosts` to match any host)",
-            ))
-        }
-        Some(hosts) => {
-            limits::check(hosts.len(), limits::HOSTS_PER_ROUTE, "hosts")
-                .map_err(|m| ConfigError::new(crate::error::key(at, "hosts"), m))?;
-            hosts
-                .iter()
-                .enumerate()
-                .map(|(h, host)| {
-                    HostPattern::parse(host).map_err(|m| ConfigError::new(format!("{at}.hosts[{h}]"), m))
-                })
-                .collect::<Result<_, _>>()?
-        }
+        Some(hosts) => hosts
+            .iter()
+            .enumerate()
+            .map(|(h, host)| {
+                HostPattern::parse(host).map_err(|m| ConfigError::new(format!("{}.hosts[{h}]", route.at), m))
+            })
+            .collect::<Result<_, _>>()?,
     };
-    let path_prefix = match raw.path_prefix {
+    let path_prefix = match route.text("pathPrefix") {
         None => None,
-        Some(prefix) if prefix.starts_with('/') => Some(prefix.into_bytes()),
+        Some(prefix) if prefix.starts_with('/') => Some(prefix.as_bytes().to_vec()),
         Some(prefix) => {
-            return Err(ConfigError::new(
-                crate::error::key(at, "pathPrefix"),
-                format!("`{prefix}` must start with `/`"),
-            ))
+            return Err(ConfigError::new(route.at("pathPrefix"), format!("`{prefix}` must start with `/`")))
         }
     };
-    check_target(&raw.default).map_err(|m| ConfigError::new(crate::error::key(at, "default"), m))?;
-    let raw_rules = raw.rules.unwrap_or_default();
-    limits::check(raw_rules.len(), limits::RULES_PER_ROUTE, "rules in this route")
-        .map_err(|m| ConfigError::new(crate::error::key(at, "rules"), m))?;
+    let default = route.text("default").unwrap_or_default();
+    check_target(default).map_err(|m| ConfigError::new(route.at("default"), m))?;
+    let raw_rules = route.objects("rules");
     tally.rules += raw_rules.len();
     limits::check(tally.rules, limits::RULES, "rules in all routes up to this one")
-        .map_err(|m| ConfigError::new(crate::error::key(at, "rules"), m))?;
+        .map_err(|m| ConfigError::new(route.at("rules"), m))?;
     let rules = raw_rules
-        .into_iter()
+        .iter()
         .enumerate()
-        .map(|(r, rule)| compile_rule(rule, &format!("{at}.rules[{r}]"), r, &raw.name, tally))
+        .map(|(r, rule)| compile_rule(rule, r, name, tally))
         .collect::<Result<_, _>>()?;
-    let mirror = raw.mirror.map(|m| compile_mirror(m, &crate::error::key(at, "mirror"))).transpose()?;
-    Ok(Route { name: raw.name, hosts, path_prefix, default: raw.default, rules, mirror })
+    let mirror = route.object("mirror").map(|m| compile_mirror(&m)).transpose()?;
+    Ok(Route { name: name.to_string(), hosts, path_prefix, default: default.to_string(), rules, mirror })
 }
 
-fn compile_mirror(raw: RawMirror, at: &str) -> Result<Mirror, ConfigError> {
-    if raw.cluster.is_empty() || !raw.cluster.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ConfigError::new(
-            crate::error::key(at, "cluster"),
-            "must be a cluster name: visible ASCII without spaces (Istio: outbound|PORT||HOST)",
-        ));
-    }
-    if !(0.0..=100.0).contains(&raw.percent) {
-        return Err(ConfigError::new(
-            crate::error::key(at, "percent"),
-            format!("must be between 0 and 100, got {}", decimal::format(raw.percent)),
-        ));
-    }
-    let timeout_ms = whole(raw.timeout_ms, 1.0, 3_600_000.0, &crate::error::key(at, "timeoutMs"))?
-        .map_or(DEFAULT_TIMEOUT_MS, |ms| ms as u32);
-    let max_body_bytes =
-        whole(raw.max_body_bytes, 0.0, MAX_BODY_BYTES as f64, &crate::error::key(at, "maxBodyBytes"))?
-            .map_or(DEFAULT_MAX_BODY_BYTES, |bytes| bytes as usize);
-    Ok(Mirror::new(raw.cluster, raw.percent, timeout_ms, max_body_bytes))
+fn compile_mirror(mirror: &Fields<'_>) -> Result<Mirror, ConfigError> {
+    let cluster = mirror.text("cluster").unwrap_or_default();
+    check_cluster(cluster, "(Istio: outbound|PORT||HOST)")
+        .map_err(|m| ConfigError::new(mirror.at("cluster"), m))?;
+    Ok(Mirror::new(
+        cluster.to_string(),
+        mirror.number("percent").unwrap_or_default(),
+        mirror.number("timeoutMs").unwrap_or_default() as u32,
+        mirror.number("maxBodyBytes").unwrap_or_default() as usize,
+    ))
 }
 
-/// An optional whole number within bounds (given as f64, as Istio sends it).
-fn whole(value: Option<f64>, min: f64, max: f64, at: &str) -> Result<Option<f64>, ConfigError> {
-    match value {
-        Some(v) if v.fract() != 0.0 || v < min || v > max => Err(ConfigError::new(
-            at,
-            format!(
-                "must be a whole number from {} to {}, got {}",
-                decimal::format(min),
-                decimal::format(max),
-                decimal::format(v)
-            ),
-        )),
-        other => Ok(other),
+/// A cluster name: visible ASCII without spaces (`example` shows Istio's).
+fn check_cluster(cluster: &str, example: &str) -> Result<(), String> {
+    if cluster.is_empty() || !cluster.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!("must be a cluster name: visible ASCII without spaces {example}"));
     }
+    Ok(())
 }
 
 fn compile_rule(
-    raw: RawRule,
-    at: &str,
+    rule: &Fields<'_>,
     index: usize,
     route_name: &str,
     tally: &mut Tally,
 ) -> Result<Rule, ConfigError> {
-    let label = match raw.name {
+    let label = match rule.text("name") {
         Some(name) if name.trim().is_empty() => {
-            return Err(ConfigError::new(
-                crate::error::key(at, "name"),
-                "must not be empty (omit it instead)",
-            ))
+            return Err(ConfigError::new(rule.at("name"), "must not be empty (omit it instead)"))
         }
-        Some(name) => name,
+        Some(name) => name.to_string(),
         None => format!("rules[{index}]"),
     };
-    let raw_conditions = raw.conditions.unwrap_or_default();
-    limits::check(raw_conditions.len(), limits::CONDITIONS_PER_RULE, "conditions")
-        .map_err(|m| ConfigError::new(crate::error::key(at, "match"), m))?;
-    let conditions = raw_conditions
-        .into_iter()
-        .enumerate()
-        .map(|(c, cond)| compile_condition(cond, &format!("{at}.match[{c}]"), tally))
-        .collect::<Result<_, _>>()?;
-    let action = match (raw.target, raw.split) {
-        (Some(target), None) => {
-            check_target(&target).map_err(|m| ConfigError::new(crate::error::key(at, "target"), m))?;
-            Action::Target(target)
+    let conditions =
+        rule.objects("match").iter().map(|c| compile_condition(c, tally)).collect::<Result<_, _>>()?;
+    let action = match (rule.text("target"), rule.object("split")) {
+        (Some(target), _) => {
+            check_target(target).map_err(|m| ConfigError::new(rule.at("target"), m))?;
+            Action::Target(target.to_string())
         }
         (None, Some(split)) => {
-            let mut split = compile_split(split, &crate::error::key(at, "split"), route_name)?
-                .with_identity(route_name, index);
+            let mut split = compile_split(&split, route_name)?.with_identity(route_name, index);
             split.id = SplitId(u32::try_from(tally.splits).unwrap_or(u32::MAX));
             tally.splits += 1;
             Action::Split(Box::new(split))
         }
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::new(at, "has both `target` and `split`; a rule needs exactly one"))
-        }
-        (None, None) => return Err(ConfigError::new(at, "needs exactly one of `target` or `split`")),
+        // `read` made sure a rule has exactly one.
+        (None, None) => return Err(ConfigError::new(rule.at.as_str(), "needs a target or a split")),
     };
     Ok(Rule { label, conditions, action })
 }
 
-fn compile_condition(raw: RawCondition, at: &str, tally: &mut Tally) -> Result<Condition, ConfigError> {
-    let source = one_source(raw.header, raw.cookie, raw.query, at)?;
-
-    let mut tests: Vec<(&str, Test)> = Vec::new();
-    if let Some(v) = raw.exact {
-        tests.push(("exact", Test::Exact(v.into_bytes())));
-    }
-    if let Some(v) = raw.prefix {
-        tests.push(("prefix", Test::Prefix(v.into_bytes())));
-    }
-    if let Some(pattern) = raw.regex {
-        let regex =
-            regex_lite::RegexBuilder::new(&pattern).size_limit(REGEX_SIZE_LIMIT).build().map_err(|err| {
-                let reason = err.to_string().replace('\n', " ");
-                ConfigError::new(
-                    crate::error::key(at, "regex"),
-                    format!("invalid regex `{pattern}`: {reason}"),
-                )
-            })?;
-        let states = regex_cost::states(&pattern);
-        if states > regex_cost::MAX_STATES {
-            return Err(ConfigError::new(
-                crate::error::key(at, "regex"),
-                format!(
-                    "`{pattern}` is too complex: about {states} automaton states, at most {} \
-                     (counted repetition such as {{8,64}} multiplies them; config reference, \"Limits\")",
-                    regex_cost::MAX_STATES
-                ),
-            ));
-        }
-        tally.regexes += 1;
-        limits::check(tally.regexes, limits::REGEXES, "regex conditions in the config up to this one")
-            .map_err(|m| ConfigError::new(crate::error::key(at, "regex"), m))?;
-        let test = match literal_regex::literals(&pattern) {
-            Some(literals) => Test::Literals { literals, pattern },
-            None => Test::Regex { regex, states: states as u32 },
-        };
-        tests.push(("regex", test));
-    }
-    if let Some(options) = raw.one_of {
-        if options.is_empty() {
-            return Err(ConfigError::new(crate::error::key(at, "oneOf"), "must list at least one value"));
-        }
-        limits::check(options.len(), limits::ONE_OF_VALUES, "values")
-            .map_err(|m| ConfigError::new(crate::error::key(at, "oneOf"), m))?;
-        tests.push(("oneOf", Test::OneOf(options.into_iter().map(String::into_bytes).collect())));
-    }
-    if let Some(present) = raw.present {
-        tests.push(("present", Test::Present(present)));
-    }
-    let (_, test) = exactly_one(tests, at, "a test", "`exact`, `prefix`, `regex`, `oneOf` or `present`")?;
-    Ok(Condition { source, test, negate: raw.not.unwrap_or(false) })
+fn compile_condition(condition: &Fields<'_>, tally: &mut Tally) -> Result<Condition, ConfigError> {
+    let source = one_source(condition)?;
+    let test = if let Some(v) = condition.text("exact") {
+        Test::Exact(v.as_bytes().to_vec())
+    } else if let Some(v) = condition.text("prefix") {
+        Test::Prefix(v.as_bytes().to_vec())
+    } else if let Some(pattern) = condition.text("regex") {
+        compile_regex(pattern, &condition.at("regex"), tally)?
+    } else if let Some(options) = condition.texts("oneOf") {
+        Test::OneOf(options.iter().map(|o| o.as_bytes().to_vec()).collect())
+    } else {
+        // `read` made sure a condition has exactly one test.
+        Test::Present(condition.flag("present").unwrap_or(true))
+    };
+    Ok(Condition { source, test, negate: condition.flag("not").unwrap_or(false) })
 }
 
-fn compile_split(raw: RawSplit, at: &str, route_name: &str) -> Result<Split, ConfigError> {
-    if raw.weights.is_empty() {
-        return Err(ConfigError::new(crate::error::key(at, "weights"), "must list at least one target"));
+fn compile_regex(pattern: &str, at: &str, tally: &mut Tally) -> Result<Test, ConfigError> {
+    let regex =
+        regex_lite::RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).build().map_err(|err| {
+            let reason = err.to_string().replace('\n', " ");
+            ConfigError::new(at, format!("invalid regex `{pattern}`: {reason}"))
+        })?;
+    let states = regex_cost::states(pattern);
+    if states > regex_cost::MAX_STATES {
+        return Err(ConfigError::new(
+            at,
+            format!(
+                "`{pattern}` is too complex: about {states} automaton states, at most {} \
+                 (counted repetition such as {{8,64}} multiplies them; config reference, \"Limits\")",
+                regex_cost::MAX_STATES
+            ),
+        ));
     }
-    limits::check(raw.weights.len(), limits::TARGETS_PER_SPLIT, "targets")
-        .map_err(|m| ConfigError::new(crate::error::key(at, "weights"), m))?;
-    let mut weighted: Vec<(String, f64)> = Vec::with_capacity(raw.weights.len());
-    for (w, weight) in raw.weights.into_iter().enumerate() {
-        let here = format!("{at}.weights[{w}]");
-        check_target(&weight.target).map_err(|m| ConfigError::new(crate::error::key(&here, "target"), m))?;
-        if weighted.iter().any(|(target, _)| *target == weight.target) {
+    tally.regexes += 1;
+    limits::check(tally.regexes, limits::REGEXES, "regex conditions in the config up to this one")
+        .map_err(|m| ConfigError::new(at, m))?;
+    Ok(match literal_regex::literals(pattern) {
+        Some(literals) => Test::Literals { literals, pattern: pattern.to_string() },
+        None => Test::Regex { regex, states: states as u32 },
+    })
+}
+
+fn compile_split(split: &Fields<'_>, route_name: &str) -> Result<Split, ConfigError> {
+    let weighted = compile_weights(split)?;
+    let sticky_by = split.object("stickyBy").map(|sticky| one_source(&sticky)).transpose()?;
+    let salt = split.text("salt").unwrap_or(route_name).as_bytes().to_vec();
+    let ramp = split.object("ramp").map(|ramp| compile_ramp(&ramp, split, &weighted)).transpose()?;
+    let assign = split
+        .object("assignCookie")
+        .map(|cookie| compile_assign_cookie(&cookie, split, &weighted))
+        .transpose()?;
+    let rollback = split.object("rollback").map(|r| rollback::compile(&r, split, &weighted)).transpose()?;
+    let mut compiled = Split::new(weighted, sticky_by, salt);
+    if let Some((start, every, steps)) = ramp {
+        compiled = compiled.with_ramp(start, every, steps);
+    }
+    if let Some(assign) = assign {
+        compiled = compiled.with_assign_cookie(assign);
+    }
+    if let Some(rollback) = rollback {
+        compiled = compiled.with_rollback(rollback);
+    }
+    Ok(compiled)
+}
+
+/// The split's targets and weights: each target once, the sum finite and > 0.
+fn compile_weights(split: &Fields<'_>) -> Result<Vec<(String, f64)>, ConfigError> {
+    let weights = split.objects("weights");
+    let mut weighted: Vec<(String, f64)> = Vec::with_capacity(weights.len());
+    for weight in &weights {
+        let target = weight.text("target").unwrap_or_default();
+        check_target(target).map_err(|m| ConfigError::new(weight.at("target"), m))?;
+        if weighted.iter().any(|(t, _)| t == target) {
             return Err(ConfigError::new(
-                crate::error::key(&here, "target"),
-                format!("`{}` is listed twice; give each target one weight", weight.target),
+                weight.at("target"),
+                format!("`{target}` is listed twice; give each target one weight"),
             ));
         }
-        if !weight.weight.is_finite() || weight.weight < 0.0 {
-            return Err(ConfigError::new(
-                crate::error::key(&here, "weight"),
-                format!("must be a non-negative number, got {}", decimal::format(weight.weight)),
-            ));
-        }
-        weighted.push((weight.target, weight.weight));
+        weighted.push((target.to_string(), weight.number("weight").unwrap_or_default()));
     }
     let sum = weighted.iter().map(|(_, w)| w).sum::<f64>();
     if sum <= 0.0 {
-        return Err(ConfigError::new(crate::error::key(at, "weights"), "sum must be > 0"));
+        return Err(ConfigError::new(split.at("weights"), "sum must be > 0"));
     }
     if !sum.is_finite() {
-        return Err(ConfigError::new(crate::error::key(at, "weights"), "sum is too large to divide"));
+        return Err(ConfigError::new(split.at("weights"), "sum is too large to divide"));
     }
-    let sticky_by = match raw.sticky_by {
-        None => None,
-        Some(sticky) => {
-            Some(one_source(sticky.header, sticky.cookie, sticky.query, &crate::error::key(at, "stickyBy"))?)
-        }
-    };
-    let salt = raw.salt.unwrap_or_else(|| route_name.to_string()).into_bytes();
-    let others_weigh = |except: &str| weighted.iter().any(|(t, w)| t != except && *w > 0.0);
-    let ramp = match raw.ramp {
-        None => None,
-        Some(ramp) => {
-            let here = crate::error::key(at, "ramp");
-            if weighted.first().map(|(t, _)| t.as_str()) != Some(ramp.target.as_str()) {
-                return Err(ConfigError::new(
-                    crate::error::key(&here, "target"),
-                    format!(
-                        "`{}` must be the split's first target, so that each step only moves users onto it",
-                        ramp.target
-                    ),
-                ));
-            }
-            let start = time::parse_rfc3339(&ramp.start)
-                .map_err(|m| ConfigError::new(crate::error::key(&here, "start"), m))?;
-            let every = time::parse_duration(&ramp.every)
-                .map_err(|m| ConfigError::new(crate::error::key(&here, "every"), m))?;
-            if every == 0 {
-                return Err(ConfigError::new(crate::error::key(&here, "every"), "must be longer than 0"));
-            }
-            if ramp.steps.is_empty() {
-                return Err(ConfigError::new(
-                    crate::error::key(&here, "steps"),
-                    "must list at least one step",
-                ));
-            }
-            limits::check(ramp.steps.len(), limits::RAMP_STEPS, "steps")
-                .map_err(|m| ConfigError::new(crate::error::key(&here, "steps"), m))?;
-            for (i, step) in ramp.steps.iter().enumerate() {
-                if !(0.0..=100.0).contains(step) {
-                    return Err(ConfigError::new(
-                        format!("{here}.steps[{i}]"),
-                        format!("must be a percentage from 0 to 100, got {}", decimal::format(*step)),
-                    ));
-                }
-                if i > 0 && *step < ramp.steps[i - 1] {
-                    return Err(ConfigError::new(
-                        format!("{here}.steps[{i}]"),
-                        format!(
-                            "{} is below the step before it: a ramp only goes up (roll back with `rollback` or a config change)",
-                            decimal::format(*step)
-                        ),
-                    ));
-                }
-            }
-            if ramp.steps.iter().any(|s| *s < 100.0) && !others_weigh(&ramp.target) {
-                return Err(ConfigError::new(
-                    crate::error::key(at, "weights"),
-                    "the targets after the ramped one need weight to share the rest of the traffic",
-                ));
-            }
-            Some((start, every, ramp.steps))
-        }
-    };
-    let assign = match raw.assign_cookie {
-        None => None,
-        Some(cookie) => {
-            let here = crate::error::key(at, "assignCookie");
-            if cookie.name.is_empty() || !cookie.name.bytes().all(is_token_byte) {
-                return Err(ConfigError::new(
-                    crate::error::key(&here, "name"),
-                    format!("`{}` is not a valid cookie name", cookie.name),
-                ));
-            }
-            let max_age =
-                whole(cookie.max_age, 0.0, 1e12, &crate::error::key(&here, "maxAge"))?.map(|v| v as u64);
-            if let Some(path) = &cookie.path {
-                if !path.starts_with('/') || path.bytes().any(|b| b == b';' || !b.is_ascii_graphic()) {
-                    return Err(ConfigError::new(
-                        crate::error::key(&here, "path"),
-                        format!("`{path}` must start with `/` and hold no `;` or spaces"),
-                    ));
-                }
-            }
-            if let Some((t, _)) =
-                weighted.iter().find(|(t, _)| t.bytes().any(|b| matches!(b, b';' | b',' | b'"' | b'\\')))
-            {
-                return Err(ConfigError::new(
-                    crate::error::key(at, "weights"),
-                    format!("target `{t}` cannot be a cookie value (no `;`, `,`, `\"` or `\\`)"),
-                ));
-            }
-            Some(AssignCookie {
-                name: cookie.name,
-                max_age,
-                path: cookie.path,
-                secure: cookie.secure.unwrap_or(false),
-                http_only: cookie.http_only.unwrap_or(false),
-            })
-        }
-    };
-    let rollback = raw.rollback.map(|r| rollback::compile(r, at, &weighted)).transpose()?;
-    let mut split = Split::new(weighted, sticky_by, salt);
-    if let Some((start, every, steps)) = ramp {
-        split = split.with_ramp(start, every, steps);
-    }
-    if let Some(assign) = assign {
-        split = split.with_assign_cookie(assign);
-    }
-    if let Some(rollback) = rollback {
-        split = split.with_rollback(rollback);
-    }
-    Ok(split)
+    Ok(weighted)
 }
 
-/// Exactly one of `header`, `cookie` and `query` (a condition's or a
-/// `stickyBy`'s), checked and compiled.
-fn one_source(
-    header: Option<String>,
-    cookie: Option<String>,
-    query: Option<String>,
-    at: &str,
-) -> Result<Source, ConfigError> {
-    let sources: Vec<(&str, Source)> =
-        [header.map(|n| ("header", n)), cookie.map(|n| ("cookie", n)), query.map(|n| ("query", n))]
-            .into_iter()
-            .flatten()
-            .map(|(kind, name)| -> Result<_, ConfigError> { Ok((kind, source(kind, name, at)?)) })
-            .collect::<Result<_, _>>()?;
-    Ok(exactly_one(sources, at, "a source", "`header`, `cookie` or `query`")?.1)
+/// A ramp's start, step length and steps.
+fn compile_ramp(
+    ramp: &Fields<'_>,
+    split: &Fields<'_>,
+    weighted: &[(String, f64)],
+) -> Result<(u64, u64, Vec<f64>), ConfigError> {
+    let target = ramp.text("target").unwrap_or_default();
+    if weighted.first().map(|(t, _)| t.as_str()) != Some(target) {
+        return Err(ConfigError::new(
+            ramp.at("target"),
+            format!(
+                "`{target}` must be the split's first target, so that each step only moves users onto it"
+            ),
+        ));
+    }
+    let start = time::parse_rfc3339(ramp.text("start").unwrap_or_default())
+        .map_err(|m| ConfigError::new(ramp.at("start"), m))?;
+    let every = time::parse_duration(ramp.text("every").unwrap_or_default())
+        .map_err(|m| ConfigError::new(ramp.at("every"), m))?;
+    if every == 0 {
+        return Err(ConfigError::new(ramp.at("every"), "must be longer than 0"));
+    }
+    let steps = ramp.numbers("steps").unwrap_or_default();
+    for (i, pair) in steps.windows(2).enumerate() {
+        if pair[1] < pair[0] {
+            return Err(ConfigError::new(
+                format!("{}[{}]", ramp.at("steps"), i + 1),
+                format!(
+                    "{} is below the step before it: a ramp only goes up (roll back with `rollback` or a config change)",
+                    decimal::format(pair[1])
+                ),
+            ));
+        }
+    }
+    let others_weigh = weighted.iter().any(|(t, w)| t != target && *w > 0.0);
+    if steps.iter().any(|s| *s < 100.0) && !others_weigh {
+        return Err(ConfigError::new(
+            split.at("weights"),
+            "the targets after the ramped one need weight to share the rest of the traffic",
+        ));
+    }
+    Ok((start, every, steps))
 }
 
-/// Builds a source, checking its key. Header names are stored lower-case.
-fn source(kind: &str, name: String, at: &str) -> Result<Source, ConfigError> {
-    let here = format!("{at}.{kind}");
+fn compile_assign_cookie(
+    cookie: &Fields<'_>,
+    split: &Fields<'_>,
+    weighted: &[(String, f64)],
+) -> Result<AssignCookie, ConfigError> {
+    let name = cookie.text("name").unwrap_or_default();
+    if name.is_empty() || !name.bytes().all(is_token_byte) {
+        return Err(ConfigError::new(cookie.at("name"), format!("`{name}` is not a valid cookie name")));
+    }
+    let path = cookie.text("path");
+    if let Some(path) = path {
+        if !path.starts_with('/') || path.bytes().any(|b| b == b';' || !b.is_ascii_graphic()) {
+            return Err(ConfigError::new(
+                cookie.at("path"),
+                format!("`{path}` must start with `/` and hold no `;` or spaces"),
+            ));
+        }
+    }
+    if let Some((t, _)) =
+        weighted.iter().find(|(t, _)| t.bytes().any(|b| matches!(b, b';' | b',' | b'"' | b'\\')))
+    {
+        return Err(ConfigError::new(
+            split.at("weights"),
+            format!("target `{t}` cannot be a cookie value (no `;`, `,`, `\"` or `\\`)"),
+        ));
+    }
+    Ok(AssignCookie {
+        name: name.to_string(),
+        max_age: cookie.number("maxAge").map(|v| v as u64),
+        path: path.map(str::to_string),
+        secure: cookie.flag("secure").unwrap_or(false),
+        http_only: cookie.flag("httpOnly").unwrap_or(false),
+    })
+}
+
+/// The one source (`header`, `cookie` or `query`) of a condition or a
+/// `stickyBy`, its key checked. Header names are stored lower-case.
+fn one_source(fields: &Fields<'_>) -> Result<Source, ConfigError> {
+    let (kind, name) = ["header", "cookie", "query"]
+        .into_iter()
+        .find_map(|kind| fields.text(kind).map(|name| (kind, name)))
+        .unwrap_or(("header", ""));
+    let at = fields.at(kind);
     if name.is_empty() {
-        return Err(ConfigError::new(here, "must not be empty"));
+        return Err(ConfigError::new(at, "must not be empty"));
     }
     match kind {
         "header" => {
-            let token = name.strip_prefix(':').unwrap_or(&name);
+            let token = name.strip_prefix(':').unwrap_or(name);
             if token.is_empty() || !token.bytes().all(is_token_byte) {
-                return Err(ConfigError::new(here, format!("`{name}` is not a valid header name")));
+                return Err(ConfigError::new(at, format!("`{name}` is not a valid header name")));
             }
             Ok(Source::Header(name.to_ascii_lowercase().into_bytes()))
         }
-        "cookie" => Ok(Source::Cookie(name.into_bytes())),
-        _ => Ok(Source::Query(name.into_bytes())),
-    }
-}
-
-/// Exactly one of the named alternatives must be given.
-fn exactly_one<T>(
-    mut found: Vec<(&str, T)>,
-    at: &str,
-    what: &str,
-    options: &str,
-) -> Result<(String, T), ConfigError> {
-    match found.len() {
-        1 => {
-            let (key, value) = found.remove(0);
-            Ok((key.to_string(), value))
-        }
-        0 => Err(ConfigError::new(at, format!("needs {what}: one of {options}"))),
-        _ => {
-            let keys: Vec<String> = found.iter().map(|(k, _)| format!("`{k}`")).collect();
-            Err(ConfigError::new(at, format!("takes exactly one of {options}, found {}", keys.join(" and "))))
-        }
+        "cookie" => Ok(Source::Cookie(name.as_bytes().to_vec())),
+        _ => Ok(Source::Query(name.as_bytes().to_vec())),
     }
 }
 

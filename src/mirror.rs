@@ -19,9 +19,13 @@ pub struct MirrorBudget {
     pub max_in_flight: usize,
 }
 
+/// `mirrorBudget`'s defaults: 8 MiB and 128 copies per VM.
+pub const DEFAULT_BUDGET_BYTES: usize = 8 * 1024 * 1024;
+pub const DEFAULT_BUDGET_IN_FLIGHT: usize = 128;
+
 impl Default for MirrorBudget {
     fn default() -> Self {
-        MirrorBudget { max_bytes: 8 * 1024 * 1024, max_in_flight: 128 }
+        MirrorBudget { max_bytes: DEFAULT_BUDGET_BYTES, max_in_flight: DEFAULT_BUDGET_IN_FLIGHT }
     }
 }
 

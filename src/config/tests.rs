@@ -149,11 +149,11 @@ fn rejects_empty_and_unprintable_targets() {
 fn a_rule_needs_exactly_one_action() {
     assert_eq!(
         error(&with_rules(r#"[{"name": "x"}]"#)),
-        "routes[0].rules[0]: needs exactly one of `target` or `split`"
+        "routes[0].rules[0]: needs an action: one of `target` or `split`"
     );
     assert_eq!(
         error(&with_rules(r#"[{"target": "a", "split": {"weights": [{"target": "a", "weight": 1}]}}]"#)),
-        "routes[0].rules[0]: has both `target` and `split`; a rule needs exactly one"
+        "routes[0].rules[0]: takes exactly one of `target` or `split`, found `target` and `split`"
     );
 }
 

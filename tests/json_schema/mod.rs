@@ -1,9 +1,10 @@
 //! A small JSON Schema (draft 2020-12) validator for the keywords our
 //! schema uses, so the test can prove configs validate without pulling a
 //! full validator: type, properties, required, additionalProperties,
-//! items, minItems, maxItems, minLength, minimum, maximum, pattern (via regex-lite), default,
-//! description, $ref to #/$defs, allOf, anyOf, oneOf and dependentRequired. An unknown keyword fails
-//! loudly instead of being ignored.
+//! items, minItems, maxItems, minLength, minimum, exclusiveMinimum, maximum, pattern (via
+//! regex-lite), format (annotation only, as draft 2020-12 has it), default, description,
+//! $ref to #/$defs, allOf, anyOf, oneOf and dependentRequired. An unknown keyword fails loudly
+//! instead of being ignored.
 
 use serde_json::Value;
 
@@ -15,7 +16,7 @@ fn check(root: &Value, schema: &Value, instance: &Value, at: &str) -> Result<(),
     let Some(schema) = schema.as_object() else { return Err(format!("schema at {at} is not an object")) };
     for (keyword, rule) in schema {
         match keyword.as_str() {
-            "$schema" | "$id" | "title" | "description" | "default" | "$defs" => {}
+            "$schema" | "$id" | "title" | "description" | "default" | "$defs" | "format" => {}
             "$ref" => {
                 let name = rule
                     .as_str()
@@ -29,6 +30,8 @@ fn check(root: &Value, schema: &Value, instance: &Value, at: &str) -> Result<(),
                     "array" => instance.is_array(),
                     "string" => instance.is_string(),
                     "number" => instance.is_number(),
+                    // Draft 2020-12: a number with no fractional part, `20.0` included.
+                    "integer" => instance.as_f64().is_some_and(|n| n.fract() == 0.0),
                     "boolean" => instance.is_boolean(),
                     other => return Err(format!("unsupported type {other}")),
                 };
@@ -84,6 +87,16 @@ fn check(root: &Value, schema: &Value, instance: &Value, at: &str) -> Result<(),
             "minimum" => {
                 if instance.as_f64().is_some_and(|n| n < rule.as_f64().unwrap_or(0.0)) {
                     return Err(format!("{at}: below {rule}"));
+                }
+            }
+            "exclusiveMinimum" => {
+                if instance.as_f64().is_some_and(|n| n <= rule.as_f64().unwrap_or(0.0)) {
+                    return Err(format!("{at}: not above {rule}"));
+                }
+            }
+            "exclusiveMaximum" => {
+                if instance.as_f64().is_some_and(|n| n >= rule.as_f64().unwrap_or(0.0)) {
+                    return Err(format!("{at}: not below {rule}"));
                 }
             }
             "maximum" => {

@@ -1,0 +1,262 @@
+//! Reading the config document by its declared shape (`shape.rs`): first
+//! the whole document is checked (unknown keys, kinds of values, required
+//! keys, bounds, the rules between keys), every error naming its place
+//! (`routes[1].rules[0].split.weights[0].weight`) and, for what a JSON
+//! reader sees, its line and column; then `compile` reads the values
+//! through `Fields`, which knows each key's default.
+
+use super::shape::{Kind, List, Number, Object, Rule};
+use crate::decimal;
+use crate::error::{self, ConfigError};
+use crate::json::{Position, Spanned, Value};
+use crate::limits;
+
+/// `config` for the document itself.
+fn place(at: &str) -> &str {
+    if at.is_empty() {
+        "config"
+    } else {
+        at
+    }
+}
+
+fn wrong_kind(at: &str, want: &str, got: &Spanned) -> ConfigError {
+    ConfigError::new(place(at), format!("expected {want}, got {} at {}", got.value.kind(), got.at))
+}
+
+/// A key's value; `None` when absent or `null`.
+fn get<'a>(entries: &'a [(Spanned<String>, Spanned)], key: &str) -> Option<&'a Spanned> {
+    entries.iter().find(|(k, _)| k.value == key).map(|(_, v)| v).filter(|v| v.value != Value::Null)
+}
+
+/// `` `a`, `b` or `c` `` (with `joiner` before the last).
+fn listed(keys: &[&str], joiner: &str) -> String {
+    let quoted: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} {joiner} {last}", rest.join(", ")),
+        _ => quoted.concat(),
+    }
+}
+
+/// Checks a value of the declared kind at `at`, and everything inside it.
+pub fn check(value: &Spanned, at: &str, kind: &Kind) -> Result<(), ConfigError> {
+    match (kind, &value.value) {
+        (Kind::Text(_), Value::String(_)) => Ok(()),
+        (Kind::Text(_), _) => Err(wrong_kind(at, "a string", value)),
+        (Kind::Bool(_), Value::Bool(_)) => Ok(()),
+        (Kind::Bool(_), _) => Err(wrong_kind(at, "true or false", value)),
+        (Kind::Number(bounds), Value::Number(_, n)) => check_number(*n, bounds, at),
+        (Kind::Number(_), _) => Err(wrong_kind(at, "a number", value)),
+        (Kind::List(list), Value::Array(items)) => check_list(items, list, at),
+        (Kind::List(_), _) => Err(wrong_kind(at, "a list", value)),
+        (Kind::Object(object), Value::Object(entries)) => check_object(entries, value.at, object, at),
+        (Kind::Object(_), _) => Err(wrong_kind(at, "an object", value)),
+    }
+}
+
+fn check_number(n: f64, bounds: &Number, at: &str) -> Result<(), ConfigError> {
+    let within =
+        if bounds.exclusive { n > bounds.min && n < bounds.max } else { n >= bounds.min && n <= bounds.max };
+    if within && (!bounds.whole || n.fract() == 0.0) {
+        return Ok(());
+    }
+    let (min, max) = (decimal::format(bounds.min), decimal::format(bounds.max));
+    let words = match bounds.words {
+        Some(words) => words.to_string(),
+        None if bounds.whole => format!("a whole number from {min} to {max}"),
+        None => format!("between {min} and {max}"),
+    };
+    Err(ConfigError::new(place(at), format!("must be {words}, got {}", decimal::format(n))))
+}
+
+fn check_list(items: &[Spanned], list: &List, at: &str) -> Result<(), ConfigError> {
+    if items.len() < list.min {
+        return Err(ConfigError::new(place(at), list.too_few));
+    }
+    if let Some(max) = list.max {
+        limits::check(items.len(), max, list.noun).map_err(|m| ConfigError::new(place(at), m))?;
+    }
+    for (i, item) in items.iter().enumerate() {
+        check(item, &format!("{at}[{i}]"), &list.item)?;
+    }
+    Ok(())
+}
+
+fn check_object(
+    entries: &[(Spanned<String>, Spanned)],
+    position: Position,
+    object: &Object,
+    at: &str,
+) -> Result<(), ConfigError> {
+    if let Some((key, _)) = entries.iter().find(|(k, _)| !object.keys.iter().any(|d| d.name == k.value)) {
+        let names: Vec<&str> = object.keys.iter().map(|k| k.name).collect();
+        let expected = match names.as_slice() {
+            [one] => format!("expected `{one}`"),
+            [a, b] => format!("expected `{a}` or `{b}`"),
+            many => {
+                let quoted: Vec<String> = many.iter().map(|k| format!("`{k}`")).collect();
+                format!("expected one of {}", quoted.join(", "))
+            }
+        };
+        return Err(ConfigError::new(
+            error::key(at, &key.value),
+            format!("unknown field `{}`, {expected} at {}", key.value, key.at),
+        ));
+    }
+    for declared in object.keys {
+        match get(entries, declared.name) {
+            Some(value) => check(value, &error::key(at, declared.name), &declared.kind)?,
+            None if declared.required => {
+                return Err(ConfigError::new(
+                    place(at),
+                    format!("missing field `{}` at {position}", declared.name),
+                ))
+            }
+            None => {}
+        }
+    }
+    let given = |key: &&str| get(entries, key).is_some();
+    for rule in object.rules {
+        let message = match rule {
+            Rule::ExactlyOne { keys, what } => {
+                let found: Vec<&str> = keys.iter().copied().filter(given).collect();
+                match found.len() {
+                    1 => continue,
+                    0 => format!("needs {what}: one of {}", listed(keys, "or")),
+                    _ => format!(
+                        "takes exactly one of {}, found {}",
+                        listed(keys, "or"),
+                        listed(&found, "and")
+                    ),
+                }
+            }
+            Rule::Together { keys, what } => {
+                let missing: Vec<&str> = keys.iter().copied().filter(|k| !given(k)).collect();
+                if missing.is_empty() || missing.len() == keys.len() {
+                    continue;
+                }
+                format!("{what} needs {} together; missing {}", listed(keys, "and"), listed(&missing, "and"))
+            }
+            Rule::AnyOf { groups, message } => {
+                if groups.iter().any(|group| group.iter().all(&given)) {
+                    continue;
+                }
+                message.to_string()
+            }
+        };
+        return Err(ConfigError::new(place(at), message));
+    }
+    Ok(())
+}
+
+/// A checked object's values, as `compile` reads them: absent keys read
+/// as their declared default. Asking for a key the object does not declare
+/// (or as another kind) is a bug in `compile`, caught by debug builds.
+pub struct Fields<'a> {
+    entries: &'a [(Spanned<String>, Spanned)],
+    object: &'static Object,
+    /// Where the object is (`routes[0].mirror`; empty for the document).
+    pub at: String,
+}
+
+impl<'a> Fields<'a> {
+    /// A value already `check`ed as `object` (anything else reads as empty).
+    pub fn new(value: &'a Spanned, at: String, object: &'static Object) -> Fields<'a> {
+        let entries = match &value.value {
+            Value::Object(entries) => entries.as_slice(),
+            _ => &[],
+        };
+        Fields { entries, object, at }
+    }
+
+    /// The place of one of its keys, for an error.
+    pub fn at(&self, key: &str) -> String {
+        error::key(&self.at, key)
+    }
+
+    fn declared(&self, key: &str) -> Option<&'static super::shape::Key> {
+        let declared = self.object.keys.iter().find(|k| k.name == key);
+        debug_assert!(declared.is_some(), "`{}` has no key `{key}`", self.object.name);
+        declared
+    }
+
+    fn value(&self, key: &str) -> Option<&'a Value> {
+        get(self.entries, key).map(|v| &v.value)
+    }
+
+    /// A string, or its default.
+    pub fn text(&self, key: &str) -> Option<&'a str> {
+        let default = self.declared(key).and_then(|k| k.default_text);
+        match self.value(key) {
+            Some(Value::String(s)) => Some(s.as_str()),
+            _ => default,
+        }
+    }
+
+    /// A number, or its default.
+    pub fn number(&self, key: &str) -> Option<f64> {
+        let default = match self.declared(key).map(|k| k.kind) {
+            Some(Kind::Number(bounds)) => bounds.default,
+            _ => None,
+        };
+        match self.value(key) {
+            Some(Value::Number(_, n)) => Some(*n),
+            _ => default,
+        }
+    }
+
+    /// A boolean, or its default.
+    pub fn flag(&self, key: &str) -> Option<bool> {
+        let default = match self.declared(key).map(|k| k.kind) {
+            Some(Kind::Bool(default)) => default,
+            _ => None,
+        };
+        match self.value(key) {
+            Some(Value::Bool(b)) => Some(*b),
+            _ => default,
+        }
+    }
+
+    pub fn object(&self, key: &str) -> Option<Fields<'a>> {
+        let Some(Kind::Object(object)) = self.declared(key).map(|k| k.kind) else { return None };
+        get(self.entries, key).map(|value| Fields::new(value, self.at(key), object))
+    }
+
+    fn items(&self, key: &str) -> Option<&'a [Spanned]> {
+        match self.value(key) {
+            Some(Value::Array(items)) => Some(items.as_slice()),
+            _ => None,
+        }
+    }
+
+    /// A list of objects (empty when absent).
+    pub fn objects(&self, key: &str) -> Vec<Fields<'a>> {
+        let object = match self.declared(key).map(|k| k.kind) {
+            Some(Kind::List(List { item: Kind::Object(object), .. })) => *object,
+            _ => return Vec::new(),
+        };
+        let at = self.at(key);
+        let items = self.items(key).unwrap_or_default();
+        items.iter().enumerate().map(|(i, item)| Fields::new(item, format!("{at}[{i}]"), object)).collect()
+    }
+
+    pub fn texts(&self, key: &str) -> Option<Vec<&'a str>> {
+        let items = self.items(key)?;
+        Some(
+            items
+                .iter()
+                .filter_map(|v| if let Value::String(s) = &v.value { Some(s.as_str()) } else { None })
+                .collect(),
+        )
+    }
+
+    pub fn numbers(&self, key: &str) -> Option<Vec<f64>> {
+        let items = self.items(key)?;
+        Some(
+            items
+                .iter()
+                .filter_map(|v| if let Value::Number(_, n) = v.value { Some(n) } else { None })
+                .collect(),
+        )
+    }
+}
