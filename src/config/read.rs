@@ -115,6 +115,11 @@ fn check_object(
             None => {}
         }
     }
+    check_rules(entries, object, at)
+}
+
+/// The object's rules between keys (`shape::Rule`).
+fn check_rules(entries: &[(Spanned<String>, Spanned)], object: &Object, at: &str) -> Result<(), ConfigError> {
     let given = |key: &&str| get(entries, key).is_some();
     for rule in object.rules {
         let message = match rule {

@@ -94,15 +94,7 @@ pub fn request_headers(root: &Root, id: u32, end_of_stream: bool) -> Headers {
     let now_ms = if active.uses_clock { proxy.now_ms() } else { 0 };
     let moment = Moment { roll: root.roll(), now_ms, splits: &active.splits };
     let Some(decision) = router.decide(&request, &moment) else {
-        debug!("[ctx {id}] route=- rule=- target=- reason=no route");
-        active.stats.unrouted();
-        let header = router.target_header.as_str();
-        let client_sent_header = map.is_empty()
-            || request.headers().iter().any(|(k, _)| k.eq_ignore_ascii_case(header.as_bytes()));
-        if client_sent_header && proxy.remove_request_header(header).is_err() {
-            return refuse(proxy, id, &HEADER_NOT_WRITTEN);
-        }
-        return Headers::Continue(None);
+        return unrouted(&active, id, &request, map.is_empty());
     };
     debug!("[ctx {id}] {decision}");
     if let Err(status) = proxy.replace_request_header(&router.target_header, decision.target.as_bytes()) {
@@ -125,6 +117,20 @@ pub fn request_headers(root: &Root, id: u32, end_of_stream: bool) -> Headers {
         }
         stream.needed().then_some(stream)
     }))
+}
+
+/// No route applies: the target header goes, if the client sent one (or
+/// the headers could not be read).
+fn unrouted(active: &Active, id: u32, request: &Request<'_>, unread: bool) -> Headers {
+    debug!("[ctx {id}] route=- rule=- target=- reason=no route");
+    active.stats.unrouted();
+    let header = active.router.target_header.as_str();
+    let sent = unread || request.headers().iter().any(|(k, _)| k.eq_ignore_ascii_case(header.as_bytes()));
+    let proxy = &*active.vm.proxy;
+    if sent && proxy.remove_request_header(header).is_err() {
+        return refuse(proxy, id, &HEADER_NOT_WRITTEN);
+    }
+    Headers::Continue(None)
 }
 
 /// Answers the request with `reply` instead of forwarding it.

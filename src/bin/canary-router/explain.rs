@@ -5,8 +5,9 @@ use std::path::Path;
 
 use canary_router::hash::BUCKETS;
 use canary_router::request::Request;
-use canary_router::router::{Reason, Router};
-use canary_router::split::{Choice, Moment};
+use canary_router::route::Rule;
+use canary_router::router::{Decision, Reason, Router};
+use canary_router::split::{Choice, Moment, Split};
 
 use crate::check::{round, shares};
 use crate::input;
@@ -83,72 +84,23 @@ pub fn explain(router: &Router, pairs: &[(Vec<u8>, Vec<u8>)], moment: &Moment<'_
         return out;
     };
     for rule in &route.rules {
-        let deciding = decision.rule == Some(rule.label.as_str());
-        out += &format!("rule:    {}\n", rule.label);
-        if rule.conditions.is_empty() {
-            out += "           (no conditions: always holds)\n";
+        out += &rule_lines(rule, &request);
+        if decision.rule != Some(rule.label.as_str()) {
+            continue;
         }
-        for condition in &rule.conditions {
-            let verdict = if condition.holds(&request) { "holds" } else { "does not hold" };
-            out += &format!("           {condition}: {verdict}\n");
-        }
-        if deciding {
-            out += "           -> this rule decides\n";
-            if let Some(split) = rule.split() {
-                out += &format!("split:   {}\n", shares(split, moment));
-                if let Some(ramp) = split.ramp() {
-                    out += &match ramp.step_at(moment.now_ms) {
-                        Some(step) => format!(
-                            "ramp:    {} at step {} of {} ({}%)\n",
-                            ramp.target,
-                            step + 1,
-                            ramp.steps.len(),
-                            round(ramp.steps.get(step).copied().unwrap_or(0.0))
-                        ),
-                        None => {
-                            "ramp:    not started: the listed weights apply until its start\n".to_string()
-                        }
-                    };
+        out += "           -> this rule decides\n";
+        if let Some(split) = rule.split() {
+            out += &split_lines(split, &decision, moment);
+            if random(split, &decision, moment) {
+                out += &format!("target:  one of {}\n", split.targets().join(", "));
+                out += &format!("header:  {}: <the chosen target>\n", router.target_header);
+                if let Some(cookie) = decision.assign_cookie() {
+                    out += &format!("response: set-cookie: {}\n", cookie.set_cookie("<the chosen target>"));
                 }
-                if let Some(rollback) = split.rollback() {
-                    if moment.splits.live(split.id).withheld {
-                        out += &format!("rollback: rolled back: {} gets no traffic\n", rollback.target);
-                    }
-                }
-                match decision.reason {
-                    Reason::Split(Choice::Cookie) => {
-                        out += "cookie:  the request's assignment cookie names a target with weight: kept\n";
-                    }
-                    Reason::Split(Choice::Sticky { bucket }) => {
-                        let source = split.sticky_by().map(ToString::to_string).unwrap_or_default();
-                        out += &format!(
-                            "sticky:  {source} -> bucket {bucket} of {BUCKETS}: always {}\n",
-                            decision.target
-                        );
-                    }
-                    _ if split.current_percents(moment).iter().filter(|p| **p > 0.0).count() == 1 => {
-                        out += "only:    one target has weight: every request gets it\n";
-                    }
-                    _ => {
-                        let why = match split.sticky_by() {
-                            Some(source) => format!("no {source} in the request"),
-                            None => "no stickyBy".to_string(),
-                        };
-                        out += &format!("random:  {why}: each request picks by the weights above\n");
-                        out += &format!("target:  one of {}\n", split.targets().join(", "));
-                        out += &format!("header:  {}: <the chosen target>\n", router.target_header);
-                        if let Some(cookie) = decision.assign_cookie() {
-                            out += &format!(
-                                "response: set-cookie: {}\n",
-                                cookie.set_cookie("<the chosen target>")
-                            );
-                        }
-                        return out;
-                    }
-                }
+                return out;
             }
-            break;
         }
+        break;
     }
     if decision.reason == Reason::Default {
         out += "default: no rule holds\n";
@@ -157,6 +109,68 @@ pub fn explain(router: &Router, pairs: &[(Vec<u8>, Vec<u8>)], moment: &Moment<'_
     out += &format!("header:  {}: {}\n", router.target_header, decision.target);
     if let Some(cookie) = decision.assign_cookie() {
         out += &format!("response: set-cookie: {}\n", cookie.set_cookie(decision.target));
+    }
+    out
+}
+
+/// A rule and whether each of its conditions holds.
+fn rule_lines(rule: &Rule, request: &Request<'_>) -> String {
+    let mut out = format!("rule:    {}\n", rule.label);
+    if rule.conditions.is_empty() {
+        out += "           (no conditions: always holds)\n";
+    }
+    for condition in &rule.conditions {
+        let verdict = if condition.holds(request) { "holds" } else { "does not hold" };
+        out += &format!("           {condition}: {verdict}\n");
+    }
+    out
+}
+
+/// Whether the deciding split chose by the request's random roll.
+fn random(split: &Split, decision: &Decision<'_>, moment: &Moment<'_>) -> bool {
+    matches!(decision.reason, Reason::Split(Choice::Random { .. }))
+        && split.current_percents(moment).iter().filter(|p| **p > 0.0).count() > 1
+}
+
+/// The deciding split: its shares now, its ramp, its rollback, and how it chose.
+fn split_lines(split: &Split, decision: &Decision<'_>, moment: &Moment<'_>) -> String {
+    let mut out = format!("split:   {}\n", shares(split, moment));
+    if let Some(ramp) = split.ramp() {
+        out += &match ramp.step_at(moment.now_ms) {
+            Some(step) => format!(
+                "ramp:    {} at step {} of {} ({}%)\n",
+                ramp.target,
+                step + 1,
+                ramp.steps.len(),
+                round(ramp.steps.get(step).copied().unwrap_or(0.0))
+            ),
+            None => "ramp:    not started: the listed weights apply until its start\n".to_string(),
+        };
+    }
+    if let Some(rollback) = split.rollback() {
+        if moment.splits.live(split.id).withheld {
+            out += &format!("rollback: rolled back: {} gets no traffic\n", rollback.target);
+        }
+    }
+    match decision.reason {
+        Reason::Split(Choice::Cookie) => {
+            out += "cookie:  the request's assignment cookie names a target with weight: kept\n";
+        }
+        Reason::Split(Choice::Sticky { bucket }) => {
+            let source = split.sticky_by().map(ToString::to_string).unwrap_or_default();
+            out +=
+                &format!("sticky:  {source} -> bucket {bucket} of {BUCKETS}: always {}\n", decision.target);
+        }
+        _ if !random(split, decision, moment) => {
+            out += "only:    one target has weight: every request gets it\n";
+        }
+        _ => {
+            let why = match split.sticky_by() {
+                Some(source) => format!("no {source} in the request"),
+                None => "no stickyBy".to_string(),
+            };
+            out += &format!("random:  {why}: each request picks by the weights above\n");
+        }
     }
     out
 }

@@ -221,80 +221,103 @@ fn rules(
     let (stable, canary_service) = (stable.service.as_str(), canary_backend.service.as_str());
     let mut rules = Vec::new();
     if let Some(header) = canary.annotation("canary-by-header") {
-        let value = canary.annotation("canary-by-header-value");
-        let pattern = canary.annotation("canary-by-header-pattern");
-        if let Some(value) = value {
-            if pattern.is_some() {
-                warnings.push(format!(
-                    "Ingress {}: canary-by-header-pattern is ignored when canary-by-header-value is set (as ingress-nginx does)",
-                    canary.name
-                ));
-            }
-            rules.push(rule(
-                "nginx canary-by-header-value",
-                json!({ "header": header, "exact": value }),
-                canary_service,
-            ));
-        } else if let Some(pattern) = pattern {
-            match regex_lite::Regex::new(pattern) {
-                Ok(_) => {
-                    warnings.push(format!(
-                        "Ingress {}: canary-by-header-pattern is now a regex-lite pattern (no look-around or back-references); check it",
-                        canary.name
-                    ));
-                    rules.push(rule(
-                        "nginx canary-by-header-pattern",
-                        json!({ "header": header, "regex": pattern }),
-                        canary_service,
-                    ));
-                }
-                Err(_) if uses_pcre_only(pattern) => {
-                    return Err(Failure::Invalid(format!(
-                        "Ingress {}: canary-by-header-pattern {pattern:?} uses PCRE features regex-lite lacks \
-                         (look-around, back-references, atomic or possessive groups): rewrite it without them",
-                        canary.name
-                    )));
-                }
-                Err(err) => {
-                    // ingress-nginx accepts it, the match errors on every
-                    // request, and a request with the header goes to mainline
-                    // without trying cookie or weight. So does this rule.
-                    warnings.push(format!(
-                        "Ingress {}: canary-by-header-pattern {pattern:?} is not a valid regex ({}): as in ingress-nginx, \
-                         requests with header {header} go to {stable}, skipping cookie and weight; fix the pattern",
-                        canary.name,
-                        err.to_string().lines().last().unwrap_or_default().trim()
-                    ));
-                    rules.push(rule(
-                        "nginx canary-by-header-pattern (invalid: mainline)",
-                        json!({ "header": header, "present": true }),
-                        stable,
-                    ));
-                }
-            }
-        } else {
-            rules.extend(always_never("header", header, canary_service, stable));
-        }
+        rules.extend(header_rules(canary, header, canary_service, stable, warnings)?);
     }
     if let Some(cookie) = canary.annotation("canary-by-cookie") {
         rules.extend(always_never("cookie", cookie, canary_service, stable));
     }
-    let number = |key: &str| -> Result<Option<f64>, Failure> {
-        canary
-            .annotation(key)
-            .map(|text| {
-                text.parse::<f64>().ok().filter(|n| *n >= 0.0 && n.is_finite()).ok_or_else(|| {
-                    Failure::Invalid(format!(
-                        "Ingress {}: {key} {text:?} is not a non-negative number",
-                        canary.name
-                    ))
-                })
-            })
-            .transpose()
+    if let Some(split) = weight_split(canary, main, canary_service, stable, warnings)? {
+        rules.push(json!({ "name": "nginx canary-weight", "split": split }));
+    } else if main.annotation("affinity") == Some("cookie") {
+        warnings.push(format!(
+            "Ingress {}: affinity cookie is not carried over: it pins pods, and without canary-weight no user is assigned a version",
+            main.name
+        ));
+    }
+    Ok(rules)
+}
+
+/// `canary-by-header` with its `-value` (exact), `-pattern` (regex) or
+/// neither (`always` / `never`).
+fn header_rules(
+    canary: &Ingress,
+    header: &str,
+    canary_service: &str,
+    stable: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Value>, Failure> {
+    let value = canary.annotation("canary-by-header-value");
+    let pattern = canary.annotation("canary-by-header-pattern");
+    if let Some(value) = value {
+        if pattern.is_some() {
+            warnings.push(format!(
+                "Ingress {}: canary-by-header-pattern is ignored when canary-by-header-value is set (as ingress-nginx does)",
+                canary.name
+            ));
+        }
+        let condition = json!({ "header": header, "exact": value });
+        return Ok(vec![rule("nginx canary-by-header-value", condition, canary_service)]);
+    }
+    let Some(pattern) = pattern else {
+        return Ok(always_never("header", header, canary_service, stable).into());
     };
+    match regex_lite::Regex::new(pattern) {
+        Ok(_) => {
+            warnings.push(format!(
+                "Ingress {}: canary-by-header-pattern is now a regex-lite pattern (no look-around or back-references); check it",
+                canary.name
+            ));
+            let condition = json!({ "header": header, "regex": pattern });
+            Ok(vec![rule("nginx canary-by-header-pattern", condition, canary_service)])
+        }
+        Err(_) if uses_pcre_only(pattern) => Err(Failure::Invalid(format!(
+            "Ingress {}: canary-by-header-pattern {pattern:?} uses PCRE features regex-lite lacks \
+             (look-around, back-references, atomic or possessive groups): rewrite it without them",
+            canary.name
+        ))),
+        Err(err) => {
+            // ingress-nginx accepts it, the match errors on every request,
+            // and a request with the header goes to mainline without trying
+            // cookie or weight. So does this rule.
+            warnings.push(format!(
+                "Ingress {}: canary-by-header-pattern {pattern:?} is not a valid regex ({}): as in ingress-nginx, \
+                 requests with header {header} go to {stable}, skipping cookie and weight; fix the pattern",
+                canary.name,
+                err.to_string().lines().last().unwrap_or_default().trim()
+            ));
+            let condition = json!({ "header": header, "present": true });
+            Ok(vec![rule("nginx canary-by-header-pattern (invalid: mainline)", condition, stable)])
+        }
+    }
+}
+
+/// A non-negative number annotation of the canary Ingress.
+fn annotation_number(canary: &Ingress, key: &str) -> Result<Option<f64>, Failure> {
+    canary
+        .annotation(key)
+        .map(|text| {
+            text.parse::<f64>().ok().filter(|n| *n >= 0.0 && n.is_finite()).ok_or_else(|| {
+                Failure::Invalid(format!(
+                    "Ingress {}: {key} {text:?} is not a non-negative number",
+                    canary.name
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// `canary-weight` (of `canary-weight-total`) as a split, with the main
+/// Ingress's cookie affinity as its assignment cookie; `None` at weight 0.
+fn weight_split(
+    canary: &Ingress,
+    main: &Ingress,
+    canary_service: &str,
+    stable: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Value>, Failure> {
     // ingress-nginx divides by canary-weight-total only when it is above
     // 100; otherwise by 100.
-    let total = match number("canary-weight-total")? {
+    let total = match annotation_number(canary, "canary-weight-total")? {
         Some(total) if total > 100.0 => total,
         Some(total) => {
             if total != 100.0 {
@@ -307,23 +330,18 @@ fn rules(
         }
         None => 100.0,
     };
-    let weight = number("canary-weight")?.unwrap_or(0.0).min(total);
-    if weight > 0.0 {
-        let mut split = json!({ "weights": [
-            { "target": canary_service, "weight": weight },
-            { "target": stable, "weight": total - weight }
-        ] });
-        if let Some(cookie) = affinity_cookie(canary, main, warnings) {
-            split["assignCookie"] = cookie;
-        }
-        rules.push(json!({ "name": "nginx canary-weight", "split": split }));
-    } else if main.annotation("affinity") == Some("cookie") {
-        warnings.push(format!(
-            "Ingress {}: affinity cookie is not carried over: it pins pods, and without canary-weight no user is assigned a version",
-            main.name
-        ));
+    let weight = annotation_number(canary, "canary-weight")?.unwrap_or(0.0).min(total);
+    if weight <= 0.0 {
+        return Ok(None);
     }
-    Ok(rules)
+    let mut split = json!({ "weights": [
+        { "target": canary_service, "weight": weight },
+        { "target": stable, "weight": total - weight }
+    ] });
+    if let Some(cookie) = affinity_cookie(canary, main, warnings) {
+        split["assignCookie"] = cookie;
+    }
+    Ok(Some(split))
 }
 
 /// The main Ingress's cookie affinity, which the canary inherits unless
