@@ -687,7 +687,7 @@ fn check_warns_about_valid_configs_that_are_likely_mistakes() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("istio/service-b/wasm-plugin-20.yaml"),
     )
     .unwrap()
-    .replace("FAIL_CLOSE", "FAIL_OPEN");
+    .replace("FAIL_RELOAD", "FAIL_OPEN");
     let r = run(&["check", &temp_file("open.yaml", &plugin)]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("spec.failStrategy: FAIL_OPEN lets requests through unrouted"), "{}", r.stderr);

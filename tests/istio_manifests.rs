@@ -50,8 +50,8 @@ fn every_manifest_parses_and_has_what_istio_requires() {
                 assert_eq!(str_at(spec, &["pluginName"]), Some("canary-router"), "{file}: pluginName");
                 assert_eq!(
                     str_at(spec, &["failStrategy"]),
-                    Some("FAIL_CLOSE"),
-                    "{file}: failStrategy must be FAIL_CLOSE (docs/envoy.md#failure-policy)"
+                    Some("FAIL_RELOAD"),
+                    "{file}: failStrategy must be FAIL_RELOAD (docs/envoy.md#failure-policy)"
                 );
                 assert!(spec.get("pluginConfig").is_some_and(Value::is_object), "{file}: no pluginConfig");
             }

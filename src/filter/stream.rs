@@ -83,6 +83,8 @@ pub fn request_headers(root: &Root, id: u32, end_of_stream: bool) -> Headers {
         warn!("[ctx {id}] cannot read request headers (status {}); routing as if none", status.0);
         Vec::new()
     });
+    #[cfg(feature = "trap-on-marker")]
+    trap_on_marker(&map);
     // Only the headers the config may read (a shadow's copy is made from
     // the whole map later).
     let pairs =
@@ -117,6 +119,16 @@ pub fn request_headers(root: &Root, id: u32, end_of_stream: bool) -> Headers {
         }
         stream.needed().then_some(stream)
     }))
+}
+
+/// The `trap-on-marker` test build's crash: a trap, as a panic would be.
+#[cfg(feature = "trap-on-marker")]
+fn trap_on_marker(map: &[u8]) {
+    let marked =
+        header_map::parse(map).is_some_and(|pairs| pairs.iter().any(|(k, _)| *k == b"x-canary-router-trap"));
+    if marked {
+        std::process::abort();
+    }
 }
 
 /// No route applies: the target header goes, if the client sent one (or

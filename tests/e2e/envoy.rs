@@ -271,6 +271,16 @@ impl Envoy {
         value.trim_start().trim_start_matches('"').split('"').next().unwrap().trim().parse().unwrap()
     }
 
+    /// CPU time Envoy used so far (user and system), in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the command's closing parenthesis; utime and stime
+        // are the 14th and 15th of the line, in clock ticks (100 a second).
+        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        ticks as f64 / 100.0
+    }
+
     /// File descriptors Envoy holds open.
     pub fn open_fds(&self) -> usize {
         fs::read_dir(format!("/proc/{}/fd", self.pid())).map(|d| d.count()).unwrap_or(0)

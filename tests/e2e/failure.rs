@@ -8,10 +8,10 @@ const BAD_KEY: &str = r#"{"routes": [{"name": "a", "default": "service-a", "rule
 
 #[test]
 fn an_invalid_config_stops_envoy_with_our_error_naming_the_key() {
-    for policy in ["FAIL_CLOSED", "FAIL_OPEN"] {
+    for policy in ["FAIL_RELOAD", "FAIL_CLOSED", "FAIL_OPEN"] {
         let config = EnvoyConfig::from_repo("envoy/envoy.yaml")
             .with_filter_config(BAD_KEY)
-            .replace("failure_policy: FAIL_CLOSED", &format!("failure_policy: {policy}"));
+            .replace("failure_policy: FAIL_RELOAD", &format!("failure_policy: {policy}"));
         let (status, log) = Envoy::run_to_exit(config);
         assert!(!status.success(), "{policy}: Envoy started with an invalid filter config");
         assert!(
@@ -25,7 +25,7 @@ fn an_invalid_config_stops_envoy_with_our_error_naming_the_key() {
 /// Envoy with the crashing stand-in in place of the filter.
 fn crashing_filter(policy: &str) -> Envoy {
     let envoy_config = EnvoyConfig::from_repo("envoy/envoy.yaml")
-        .replace("failure_policy: FAIL_CLOSED", &format!("failure_policy: {policy}"));
+        .replace("failure_policy: FAIL_RELOAD", &format!("failure_policy: {policy}"));
     let module =
         std::env::temp_dir().join(format!("canary-router-crashing-{}-{policy}.wasm", std::process::id()));
     std::fs::write(&module, super::wasm_fixtures::crashing()).unwrap();
@@ -47,7 +47,7 @@ fn fail_closed_answers_503_when_the_vm_crashes() {
 
 #[test]
 fn fail_open_would_let_a_client_choose_its_upstream() {
-    // Why the examples use FAIL_CLOSED: a request that skips the filter
+    // Why the examples never use FAIL_OPEN: a request that skips the filter
     // keeps its client-sent target header, and cluster_header obeys it.
     let envoy = crashing_filter("FAIL_OPEN");
     let answers: Vec<(u16, String)> = (0..10)

@@ -105,7 +105,7 @@ static_resources:
               config:
                 name: {name}
                 root_id: {root_id}
-                failure_policy: FAIL_CLOSED
+                failure_policy: FAIL_RELOAD
                 vm_config:
                   runtime: envoy.wasm.runtime.v8
                   code: {{ local: {{ filename: target/wasm32-wasip1/release/canary_router.wasm }} }}

@@ -20,6 +20,7 @@ mod observability;
 mod overload;
 mod progressive;
 mod prometheus;
+mod reload;
 mod routing;
 #[path = "../wasm_fixtures/mod.rs"]
 mod wasm_fixtures;

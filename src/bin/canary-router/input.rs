@@ -231,7 +231,7 @@ impl Here<'_> {
         };
         let mut warnings = Vec::new();
         if spec["failStrategy"] == "FAIL_OPEN" {
-            warnings.push(fail_open(&origin, "spec.failStrategy: FAIL_OPEN", "FAIL_CLOSE"));
+            warnings.push(fail_open(&origin, "spec.failStrategy: FAIL_OPEN", "FAIL_RELOAD"));
         }
         if let Some(sha) = spec["sha256"].as_str() {
             if sha.len() == 64 && sha.bytes().all(|b| b == sha.as_bytes()[0]) {
@@ -307,7 +307,7 @@ impl Here<'_> {
             .map(|next| next.len() - next.trim_start().len());
         let mut warnings = Vec::new();
         if config["fail_open"] == true || config["failure_policy"] == "FAIL_OPEN" {
-            warnings.push(fail_open(&origin, "failure_policy FAIL_OPEN", "FAIL_CLOSED"));
+            warnings.push(fail_open(&origin, "failure_policy FAIL_OPEN", "FAIL_RELOAD"));
         }
         self.found.push(Source {
             origin,
