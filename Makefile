@@ -34,7 +34,7 @@ help:
 	@echo "make oci       the filter as an OCI image for Istio: writes target/oci/canary-router (+ .tar)"
 	@echo "make fuzz      fuzz the config parser and the request path for 5 minutes each (FUZZ_SECONDS)"
 	@echo "make soak      the hostile tier's long variants in the real Envoy (about 3 minutes)"
-	@echo "make bench     benchmarks against native Envoy routing, Lua and a raw-ABI floor (~30 min): writes BENCHMARKS.md"
+	@echo "make bench     benchmarks against native Envoy routing, Lua, raw-ABI and SDK floors (5 runs, about 30 minutes): writes BENCHMARKS.md"
 
 # The wasm target and lint components, installed only when missing.
 toolchain:
@@ -154,7 +154,7 @@ soak: build envoy
 bench: build envoy
 	@command -v wrk >/dev/null || { apt-get install -y -q wrk >/dev/null || sudo apt-get install -y -q wrk; }
 	cargo bench --bench request_headers
-	python3 bench/run.py --write BENCHMARKS.md
+	python3 bench/run.py --runs 5 --write BENCHMARKS.md
 
 size: build
 	@bytes=$$(stat -c %s $(WASM)); \

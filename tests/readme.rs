@@ -300,3 +300,66 @@ fn the_readme_s_configs_are_valid() {
     config::parse(plugin["spec"]["pluginConfig"].to_string().as_bytes()).unwrap();
     assert_eq!(checked, 2);
 }
+
+#[test]
+fn the_limits_table_is_the_code_s() {
+    use canary_router::config::shape;
+    use canary_router::limits;
+    let text = read("docs/config.md");
+    let table = text.split("\n## Limits\n").nth(1).unwrap().split("\n## ").next().unwrap();
+    let row = |what: &str| -> String {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {what} |")))
+            .unwrap_or_else(|| panic!("docs/config.md's limits table has no row `{what}`"));
+        line.split('|').nth(2).unwrap().trim().to_string()
+    };
+    let number = |what: &str| -> usize {
+        let cell = row(what);
+        let digits = match cell.split_once('(') {
+            Some((_, inner)) if inner.chars().next().is_some_and(|c| c.is_ascii_digit()) => inner.to_string(),
+            _ => cell,
+        };
+        digits.split_whitespace().next().unwrap().replace(',', "").parse().unwrap()
+    };
+    let mirror_max = |key: &str| match shape::MIRROR.keys.iter().find(|k| k.name == key).unwrap().kind {
+        shape::Kind::Number(bounds) => bounds.max as usize,
+        _ => unreachable!(),
+    };
+    for (what, code) in [
+        ("the config document", limits::CONFIG_BYTES),
+        ("routes", limits::ROUTES),
+        ("`hosts` of a route", limits::HOSTS_PER_ROUTE),
+        ("rules of a route", limits::RULES_PER_ROUTE),
+        ("rules in all routes", limits::RULES),
+        ("conditions of a rule", limits::CONDITIONS_PER_RULE),
+        ("targets of a split", limits::TARGETS_PER_SPLIT),
+        ("values of a `oneOf`", limits::ONE_OF_VALUES),
+        ("regex conditions in the config", limits::REGEXES),
+        ("states of one regex", canary_router::regex_cost::MAX_STATES as usize),
+        ("steps of a ramp", limits::RAMP_STEPS),
+        ("Prometheus checks of a rollback", limits::CHECKS_PER_ROLLBACK),
+        ("a mirror's `maxBodyBytes`", mirror_max("maxBodyBytes")),
+        ("a mirror's `timeoutMs`", mirror_max("timeoutMs")),
+    ] {
+        assert_eq!(number(what), code, "docs/config.md's limit for {what}");
+    }
+}
+
+#[test]
+fn make_bench_is_described_the_same_everywhere() {
+    let makefile = read("Makefile");
+    let runs: usize = makefile
+        .split("bench/run.py --runs ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("make bench passes --runs");
+    let said = format!("{runs} runs, about 30 minutes");
+    assert!(makefile.contains(&format!("({said})")), "make help says {said}");
+    assert!(read("CONTRIBUTING.md").contains(&format!("`make bench` ({runs} runs, about\n30 minutes)")));
+    assert!(
+        read("BENCHMARKS.md").contains(&format!("- {runs} runs;")),
+        "BENCHMARKS.md is a {runs}-run make bench"
+    );
+}

@@ -72,3 +72,75 @@ fn weights_change_live_under_load_without_a_failed_request() {
     assert!(log.contains("config rejected: routes[0].rules[0].split.weights[0].weight: must be a non-negative number, got -1"), "{log}");
     eprintln!("live reload: {} requests at {rate:.0}/s, 0 failed", samples.len());
 }
+
+/// The shell block of `page` that contains `marker`, as lines.
+fn shell_block(page: &str, marker: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(super::envoy::repo().join(page)).unwrap();
+    let block = text
+        .split("```sh\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .find(|b| b.contains(marker))
+        .unwrap_or_else(|| panic!("{page} has no sh block with {marker:?}"));
+    block.lines().map(str::to_string).collect()
+}
+
+fn accepted_lines(envoy: &Envoy) -> usize {
+    envoy.log().matches("canary-router: config accepted").count()
+}
+
+#[test]
+fn the_documented_live_edit_moves_all_traffic_and_is_logged_as_documented() {
+    let envoy = Envoy::start(EnvoyConfig::from_repo("envoy/live.yaml").with_file(ECDS_FILE));
+    let get = || super::http::get_host(envoy.ingress_port(), "a.example.com", "/", &[]).body_text();
+    assert_eq!(get(), "service-a");
+    let before = accepted_lines(&envoy);
+    // docs/envoy.md's commands as written, but the `make run-live &` that
+    // this test's Envoy stands for, run where that Envoy runs.
+    for command in shell_block("docs/envoy.md", "make run-live &").iter().filter(|l| !l.starts_with("make "))
+    {
+        let command = command.split(" # ").next().unwrap();
+        let status =
+            std::process::Command::new("sh").arg("-c").arg(command).current_dir(&envoy.dir).status().unwrap();
+        assert!(status.success(), "`{command}` failed");
+    }
+    envoy.wait_until("all traffic to move to service-a-canary", || {
+        (0..10).all(|_| get() == "service-a-canary")
+    });
+    // "twice on the main thread and once per worker: 4 lines with 2 workers"
+    envoy.wait_until("the new config to be logged", || accepted_lines(&envoy) > before);
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(accepted_lines(&envoy) - before, 4, "docs/envoy.md says 4 lines per push with 2 workers");
+}
+
+#[test]
+fn the_readme_s_first_canary_answers_as_it_says() {
+    // `make run`: envoy/envoy.yaml with 2 workers.
+    let envoy = Envoy::start(EnvoyConfig::from_repo("envoy/envoy.yaml"));
+    assert_eq!(accepted_lines(&envoy), 4, "docs/envoy.md says make run logs 4 lines at start-up");
+    let mut checked = 0;
+    for line in shell_block("README.md", "make run &").iter().filter(|l| l.starts_with("curl -H 'host: ")) {
+        let (command, want) = line.split_once('#').unwrap();
+        let words: Vec<&str> = command.split('\'').collect();
+        // curl -H 'host: H' [-H 'k: v' | --cookie 'c'] URL
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for (i, word) in words.iter().enumerate().filter(|(i, _)| i % 2 == 1) {
+            let flag = words[i - 1].trim();
+            if flag.ends_with("-H") {
+                let (k, v) = word.split_once(": ").unwrap();
+                headers.push((k.to_string(), v.to_string()));
+            } else if flag.ends_with("--cookie") {
+                headers.push(("cookie".into(), word.to_string()));
+            }
+        }
+        let url = command.split_whitespace().find(|w| w.trim_matches('\'').starts_with("http://")).unwrap();
+        let path = url.trim_matches('\'').trim_start_matches("http://127.0.0.1:10000");
+        let host = headers.iter().find(|(k, _)| k == "host").unwrap().1.clone();
+        let others: Vec<(&str, &str)> =
+            headers.iter().filter(|(k, _)| k != "host").map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let response = super::http::get_host(envoy.ingress_port(), &host, path, &others);
+        assert_eq!(response.body_text(), want.trim(), "README: {line}");
+        checked += 1;
+    }
+    assert_eq!(checked, 4, "the README's curl lines");
+}

@@ -26,7 +26,11 @@ use canary_router::split::Live;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "canary-router", version, about = "Check, explain and simulate canary-router configs")]
+#[command(
+    name = "canary-router",
+    version,
+    about = "Check, explain, simulate and convert canary-router configs, print their schema, show a fleet's status"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
