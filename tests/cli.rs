@@ -670,6 +670,15 @@ fn check_errors_point_at_the_users_yaml_line_and_name_the_near_key() {
     assert_eq!(r.code, 1);
     let line = broken.lines().position(|l| l.contains("\"routes\": 7")).unwrap() + 1;
     assert!(r.stderr.contains(&format!("(line {line} column")), "want line {line}: {}", r.stderr);
+    // An error of meaning (no JSON position of its own) is placed at its key's
+    // value inside the block, not at the `value: |` line.
+    let meaning = envoy.replacen("\"default\": \"service-a\"", "\"default\": \"service a\"", 1);
+    let r = run(&["check", &temp_file("meaning-ecds.yaml", &meaning)]);
+    let line = meaning.lines().position(|l| l.contains("\"service a\"")).unwrap() + 1;
+    let column = meaning.lines().nth(line - 1).unwrap().find("\"service a\"").unwrap() + 1;
+    r.assert_rejected_with(&format!(
+        "routes[0].default: `service a` must be visible ASCII without spaces (it is sent as a header value) (line {line} column {column})"
+    ));
 }
 
 #[test]

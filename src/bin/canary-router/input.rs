@@ -61,12 +61,36 @@ impl Source {
                     None => body.to_string(),
                 }
             }
-            Place::YamlString { line, block_indent } => match (json_at, block_indent) {
-                (Some((l, c)), Some(indent)) => format!("{body} (line {} column {})", line + l, indent + c),
-                _ => format!("{body} (in the value at line {line})"),
-            },
+            Place::YamlString { line, block_indent } => {
+                // A meaning error names a path, not a position: find it.
+                let at = json_at.or_else(|| json_position(&self.json, body.split(": ").next()?));
+                match (at, block_indent) {
+                    (Some((l, c)), Some(indent)) => {
+                        format!("{body} (line {} column {})", line + l, indent + c)
+                    }
+                    _ => format!("{body} (in the value at line {line})"),
+                }
+            }
         }
     }
+}
+
+/// Where the value at `path` (`routes[0].rules[1].split`) starts in the
+/// JSON text: its line and column.
+fn json_position(json: &str, path: &str) -> Option<(usize, usize)> {
+    use canary_router::json::Value;
+    let document = canary_router::json::parse(json.as_bytes()).ok()?;
+    let mut at = &document;
+    for step in yaml_locate::parse_path(path)? {
+        at = match (step, &at.value) {
+            (yaml_locate::Step::Key(key), Value::Object(entries)) => {
+                &entries.iter().find(|(k, _)| k.value == key)?.1
+            }
+            (yaml_locate::Step::Index(i), Value::Array(items)) => items.get(i)?,
+            _ => return None,
+        };
+    }
+    Some((at.at.line as usize, at.at.column as usize))
 }
 
 /// `message at line L column C` into the message and (L, C).
@@ -365,6 +389,15 @@ mod tests {
             warnings: Vec::new(),
         };
         assert_eq!(source.place("x: bad at line 3 column 7"), "x: bad (line 23 column 17)");
+        // An error of meaning names a path: it is found in the JSON.
+        let source = Source {
+            json: "{\n  \"routes\": [\n    {\"name\": \"r\", \"default\": \"a b\"}\n  ]\n}".into(),
+            ..source
+        };
+        assert_eq!(
+            source.place("routes[0].default: `a b` must be visible ASCII"),
+            "routes[0].default: `a b` must be visible ASCII (line 23 column 40)"
+        );
     }
 
     #[test]
