@@ -46,6 +46,8 @@ def markdown(results):
                    "headers, delete), empty: five calls per request",
         "floor-read": "floor-5 reading every request header, as canary-router must before it decides: what any "
                       "filter doing this job pays",
+        "floor-sdk": "floor-read's filter on the proxy-wasm SDK ([bench/floor-sdk](bench/floor-sdk)): what the SDK "
+                     "adds per request",
         "wasm-1": "canary-router, [one rule](bench/one-rule.json)",
         "wasm-real": "canary-router, [10 routes × 5 rules](bench/realistic.json)",
         "wasm-1000": "canary-router, the realistic routes repeated to 1,000, the request hitting the last",
@@ -78,6 +80,11 @@ def markdown(results):
             "request headers, the allocation, response headers, delete); floor-read also reads every request header, as canary-router must before it decides. "
             "Where the floors' spreads overlap, their order is noise. The realistic config keeps "
             f"{kept}: the rest is its parsing, decision and counters, counted below in wasm instructions.\n")
+    if "floor-sdk / floor-read" in ratios:
+        out.append(
+            "floor-sdk is floor-read's filter on the proxy-wasm SDK: it keeps "
+            f"{ratios['floor-sdk / floor-read']['median']:.3f} of floor-read's throughput (the SDK's context "
+            "machinery and the callbacks it exports that Envoy then calls on every stream).\n")
     micro = results.get("micro")
     if micro:
         out.append("## Inside the VM (harness, counted)\n")

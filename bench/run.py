@@ -17,6 +17,8 @@ five rules of its route to the split.
               delete): five calls per request, as canary-router makes
   floor-read  floor-5 reading every request header (as canary-router
               must before it decides): what any filter doing this job pays
+  floor-sdk   floor-read's filter on the proxy-wasm SDK (bench/floor-sdk):
+              what the SDK adds per request
   wasm-1      canary-router with bench/one-rule.json
   wasm-real   canary-router with bench/realistic.json (10 routes x 5 rules)
   wasm-1000   canary-router with the realistic routes repeated to 1,000,
@@ -52,10 +54,10 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVOY = os.environ.get("ENVOY") or os.path.join(ROOT, ".venv", "bin", "envoy")
 WASM = os.path.join(ROOT, "target", "wasm32-wasip1", "release", "canary_router.wasm")
-FLOOR_DIR = os.path.join(ROOT, "bench", "floor")
-# Each floor variant: bench/floor built with these cargo features.
-FLOORS = {"floor": [], "floor-5": ["callbacks"], "floor-read": ["callbacks", "read-all"]}
-VARIANTS = ["native", "lua", "floor", "floor-5", "floor-read", "wasm-1", "wasm-real", "wasm-1000"]
+# Each floor variant: a crate under bench/ built with these cargo features.
+FLOORS = {"floor": ("floor", []), "floor-5": ("floor", ["callbacks"]),
+          "floor-read": ("floor", ["callbacks", "read-all"]), "floor-sdk": ("floor-sdk", [])}
+VARIANTS = ["native", "lua", "floor", "floor-5", "floor-read", "floor-sdk", "wasm-1", "wasm-real", "wasm-1000"]
 PATH = "/catalog/items?page=2&sort=price"
 
 
@@ -405,7 +407,8 @@ def summarize(runs, variants):
                                  for key in ("rps", "cpu_us", "p99_ms")}
     pairs = [("wasm-real", "native"), ("wasm-real", "lua"), ("wasm-1000", "wasm-real"), ("floor", "native"),
              ("floor-5", "native"), ("floor-read", "native"), ("wasm-real", "floor"), ("wasm-real", "floor-5"),
-             ("wasm-real", "floor-read"), ("lua", "native"), ("wasm-1", "native")]
+             ("wasm-real", "floor-read"), ("lua", "native"), ("wasm-1", "native"), ("floor-sdk", "floor-read"),
+             ("wasm-real", "floor-sdk")]
     pairs += [(name, "wasm-real") for name in variants if name not in VARIANTS]
     for a, b in pairs:
         if a in variants and b in variants:
@@ -455,13 +458,15 @@ def floor_target(name):
 
 
 def floor_wasm(name):
-    return os.path.join(floor_target(name), "wasm32-wasip1", "release", "floor.wasm")
+    crate, _ = FLOORS[name]
+    return os.path.join(floor_target(name), "wasm32-wasip1", "release", crate.replace("-", "_") + ".wasm")
 
 
 def build_floor(name):
-    features = ["--features", ",".join(FLOORS[name])] if FLOORS[name] else []
+    crate, features = FLOORS[name]
+    features = ["--features", ",".join(features)] if features else []
     subprocess.run(["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip1", *features,
-                    "--target-dir", floor_target(name)], cwd=FLOOR_DIR, check=True)
+                    "--target-dir", floor_target(name)], cwd=os.path.join(ROOT, "bench", crate), check=True)
 
 
 def main():
