@@ -16,6 +16,9 @@
 
 const REQUEST_HEADERS: u32 = 0;
 
+#[cfg(feature = "serde")]
+mod serde_config;
+
 #[link(wasm_import_module = "env")]
 extern "C" {
     #[cfg(not(feature = "read-all"))]
