@@ -21,7 +21,7 @@ use crate::regex_cost;
 use crate::request::Source;
 use crate::route::{Action, Route, Rule};
 use crate::router::Router;
-use crate::split::{AssignCookie, Split, SplitId};
+use crate::split::{AssignCookie, Gate, OnMaxWait, Ramp, Rollback, Split, SplitId};
 use crate::time;
 use read::Fields;
 
@@ -223,15 +223,18 @@ fn compile_split(split: &Fields<'_>, route_name: &str) -> Result<Split, ConfigEr
     let weighted = compile_weights(split)?;
     let sticky_by = split.object("stickyBy").map(|sticky| one_source(&sticky)).transpose()?;
     let salt = split.text("salt").unwrap_or(route_name).as_bytes().to_vec();
-    let ramp = split.object("ramp").map(|ramp| compile_ramp(&ramp, split, &weighted)).transpose()?;
+    let rollback = split.object("rollback").map(|r| rollback::compile(&r, split, &weighted)).transpose()?;
+    let ramp = split
+        .object("ramp")
+        .map(|ramp| compile_ramp(&ramp, split, &weighted, rollback.as_ref()))
+        .transpose()?;
     let assign = split
         .object("assignCookie")
         .map(|cookie| compile_assign_cookie(&cookie, split, &weighted))
         .transpose()?;
-    let rollback = split.object("rollback").map(|r| rollback::compile(&r, split, &weighted)).transpose()?;
     let mut compiled = Split::new(weighted, sticky_by, salt);
-    if let Some((start, every, steps)) = ramp {
-        compiled = compiled.with_ramp(start, every, steps);
+    if let Some(ramp) = ramp {
+        compiled = compiled.with_ramp(ramp);
     }
     if let Some(assign) = assign {
         compiled = compiled.with_assign_cookie(assign);
@@ -267,12 +270,13 @@ fn compile_weights(split: &Fields<'_>) -> Result<Vec<(String, f64)>, ConfigError
     Ok(weighted)
 }
 
-/// A ramp's start, step length and steps.
+/// A ramp: its start, step length, steps and gate.
 fn compile_ramp(
     ramp: &Fields<'_>,
     split: &Fields<'_>,
     weighted: &[(String, f64)],
-) -> Result<(u64, u64, Vec<f64>), ConfigError> {
+    rollback: Option<&Rollback>,
+) -> Result<Ramp, ConfigError> {
     let target = ramp.text("target").unwrap_or_default();
     if weighted.first().map(|(t, _)| t.as_str()) != Some(target) {
         return Err(ConfigError::new(
@@ -308,7 +312,58 @@ fn compile_ramp(
             "the targets after the ramped one need weight to share the rest of the traffic",
         ));
     }
-    Ok((start, every, steps))
+    let gate = ramp.object("gate").map(|gate| compile_gate(&gate, every, target, rollback)).transpose()?;
+    Ok(Ramp::new(start, every, steps, gate, ramp.flag("hold").unwrap_or(false)))
+}
+
+/// A gate judges each step with the split's rollback: its local window
+/// (responses since the step began, errors, latency) and its Prometheus
+/// checks.
+fn compile_gate(
+    gate: &Fields<'_>,
+    every_ms: u64,
+    target: &str,
+    rollback: Option<&Rollback>,
+) -> Result<Gate, ConfigError> {
+    let Some(rollback) = rollback.filter(|r| r.target == target) else {
+        return Err(ConfigError::new(
+            gate.at.as_str(),
+            format!("needs the split's `rollback` of `{target}`: it is what judges each step"),
+        ));
+    };
+    let min_requests = match (gate.number("minRequests"), &rollback.window) {
+        (Some(n), Some(_)) => n as u64,
+        (None, Some(window)) => window.min_requests,
+        (Some(_), None) => return Err(ConfigError::new(
+            gate.at("minRequests"),
+            "counts the rollback's local window, and it has none (`maxErrorRate`, `minRequests`, `window`)",
+        )),
+        (None, None) => 0,
+    };
+    let max_wait_ms = match gate.text("maxWait") {
+        None => None,
+        Some(text) => {
+            let ms = time::parse_duration(text).map_err(|m| ConfigError::new(gate.at("maxWait"), m))?;
+            if ms < every_ms {
+                return Err(ConfigError::new(
+                    gate.at("maxWait"),
+                    format!("must be at least the ramp's `every` ({every_ms} ms): a step lasts that long at least"),
+                ));
+            }
+            Some(ms)
+        }
+    };
+    let on_max_wait = match gate.text("onMaxWait").unwrap_or("hold") {
+        "hold" => OnMaxWait::Hold,
+        "rollback" => OnMaxWait::Rollback,
+        other => {
+            return Err(ConfigError::new(
+                gate.at("onMaxWait"),
+                format!("`{other}` is not `hold` or `rollback`"),
+            ))
+        }
+    };
+    Ok(Gate { min_requests, max_wait_ms, on_max_wait })
 }
 
 fn compile_assign_cookie(

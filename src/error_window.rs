@@ -1,98 +1,234 @@
-//! A rollback's sliding error window, as every proxy worker shares it: one
-//! value in the proxy's shared data holds the rolled-back flag and `SLOTS`
-//! time buckets of request and error counts, so one read and one
-//! compare-and-swap write update it all. A slot whose bucket is too old is
-//! reused. Pure: the proxy's shared data only stores the bytes.
+//! A rollback's sliding window of the watched target's responses, as every
+//! proxy worker shares it: one value in the proxy's shared data holds the
+//! rolled-back flag, `SLOTS` time buckets of responses, errors and a
+//! latency histogram, and the counts since a gated ramp's step began, so
+//! one read and one compare-and-swap write update it all. A slot whose
+//! bucket is too old is reused. Memory per split is fixed whatever the
+//! traffic. Pure: the proxy's shared data only stores the bytes.
 
-use crate::split::LocalWindow;
+use crate::split::{Latency, LocalWindow};
 
 /// Buckets per window: the window slides in steps of a tenth.
 pub const SLOTS: usize = 10;
 
-const SLOT_BYTES: usize = 24;
-/// The encoded size: the flag, then the slots.
-pub const ENCODED_BYTES: usize = 1 + SLOTS * SLOT_BYTES;
+/// Latency buckets' upper bounds, as fractions of the rollback's `maxMs`;
+/// the last bucket holds the rest. Bucket `WITHIN - 1` ends at `maxMs`
+/// itself, so "the percentile is above `maxMs`" is counted exactly.
+pub const LATENCY_BOUNDS: [f64; 7] = [0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0];
+pub const LATENCY_BUCKETS: usize = LATENCY_BOUNDS.len() + 1;
+const WITHIN: usize = 5;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Slot {
-    pub bucket: u64,
-    pub requests: u64,
-    pub errors: u64,
-}
-
-/// Responses counted but not yet in a window: a worker's batch.
+/// Responses counted but not yet in a window (a worker's batch), or a
+/// window's totals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counts {
     pub requests: u64,
     pub errors: u64,
+    /// Responses by latency bucket (all zero without `latency`).
+    pub latency: [u32; LATENCY_BUCKETS],
 }
 
 impl Counts {
+    /// One response: an error or not, and its latency bucket, if judged.
+    pub fn one(error: bool, latency_bucket: Option<usize>) -> Counts {
+        let mut counts = Counts { requests: 1, errors: u64::from(error), latency: [0; LATENCY_BUCKETS] };
+        if let Some(slot) = latency_bucket.and_then(|b| counts.latency.get_mut(b)) {
+            *slot = 1;
+        }
+        counts
+    }
+
     pub fn add(&mut self, other: Counts) {
         self.requests = self.requests.saturating_add(other.requests);
         self.errors = self.errors.saturating_add(other.errors);
+        for (mine, theirs) in self.latency.iter_mut().zip(other.latency) {
+            *mine = mine.saturating_add(theirs);
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.requests == 0
     }
+
+    pub fn error_rate(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.errors as f64 / self.requests as f64
+        }
+    }
+
+    /// Responses whose latency was measured, and those above `maxMs`.
+    fn timed_and_slow(&self) -> (u64, u64) {
+        let sum = |buckets: &[u32]| buckets.iter().map(|&n| u64::from(n)).sum::<u64>();
+        (sum(&self.latency), sum(&self.latency[WITHIN..]))
+    }
+
+    /// Whether the latency's percentile is above `maxMs`: more than
+    /// `100 - percentile` percent of the timed responses were slower.
+    pub fn too_slow(&self, latency: &Latency) -> bool {
+        let (timed, slow) = self.timed_and_slow();
+        timed > 0 && slow as f64 > timed as f64 * (1.0 - latency.percentile / 100.0)
+    }
+
+    /// The latency's percentile, estimated from the histogram (linear
+    /// within a bucket); `None` without timed responses. Beyond the last
+    /// bound it reads as that bound, `2 × maxMs`: "at least".
+    pub fn percentile_ms(&self, latency: &Latency) -> Option<f64> {
+        let (timed, _) = self.timed_and_slow();
+        if timed == 0 {
+            return None;
+        }
+        let rank = (latency.percentile / 100.0 * timed as f64).ceil().max(1.0);
+        let max = latency.max_ms as f64;
+        let mut below = 0.0;
+        for (i, &n) in self.latency.iter().enumerate() {
+            let n = f64::from(n);
+            let low = if i == 0 { 0.0 } else { LATENCY_BOUNDS[i - 1] * max };
+            let Some(&high) = LATENCY_BOUNDS.get(i) else { return Some(low) };
+            if below + n >= rank {
+                return Some(low + (high * max - low) * (rank - below) / n);
+            }
+            below += n;
+        }
+        Some(2.0 * max)
+    }
 }
 
-/// One rollback split's shared state.
+/// Whether a latency bucket holds responses slower than `maxMs`.
+pub fn is_slow(bucket: usize) -> bool {
+    bucket >= WITHIN
+}
+
+/// The latency bucket of a response that took `ms`.
+pub fn latency_bucket(ms: u64, latency: &Latency) -> usize {
+    let max = latency.max_ms as f64;
+    LATENCY_BOUNDS.iter().position(|bound| ms as f64 <= bound * max).unwrap_or(LATENCY_BOUNDS.len())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Slot {
+    pub bucket: u64,
+    pub counts: Counts,
+}
+
+/// One rollback split's shared window.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Window {
     pub rolled_back: bool,
     pub slots: [Slot; SLOTS],
+    /// The gated ramp's step `step_counts` are for.
+    pub step: u32,
+    /// Responses since that step began.
+    pub step_counts: Counts,
+}
+
+const COUNTS_BYTES: usize = 16 + 4 * LATENCY_BUCKETS;
+const SLOT_BYTES: usize = 8 + COUNTS_BYTES;
+/// The encoded size: the flag, the step and its counts, then the slots.
+pub const ENCODED_BYTES: usize = 1 + 4 + COUNTS_BYTES + SLOTS * SLOT_BYTES;
+
+fn put_counts(out: &mut Vec<u8>, counts: &Counts) {
+    out.extend_from_slice(&counts.requests.to_le_bytes());
+    out.extend_from_slice(&counts.errors.to_le_bytes());
+    for n in counts.latency {
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+}
+
+/// A little-endian reader over exactly-sized bytes.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = (self.0.get(..N)?, self.0.get(N..)?);
+        self.0 = rest;
+        head.try_into().ok()
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.take().map(u64::from_le_bytes)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_le_bytes)
+    }
+
+    fn counts(&mut self) -> Option<Counts> {
+        let (requests, errors) = (self.u64()?, self.u64()?);
+        let mut latency = [0; LATENCY_BUCKETS];
+        for n in &mut latency {
+            *n = self.u32()?;
+        }
+        Some(Counts { requests, errors, latency })
+    }
 }
 
 impl Window {
-    pub fn encode(&self) -> [u8; ENCODED_BYTES] {
-        let mut out = [0; ENCODED_BYTES];
-        out[0] = u8::from(self.rolled_back);
-        for (i, slot) in self.slots.iter().enumerate() {
-            let at = 1 + i * SLOT_BYTES;
-            out[at..at + 8].copy_from_slice(&slot.bucket.to_le_bytes());
-            out[at + 8..at + 16].copy_from_slice(&slot.requests.to_le_bytes());
-            out[at + 16..at + 24].copy_from_slice(&slot.errors.to_le_bytes());
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(ENCODED_BYTES);
+        out.push(u8::from(self.rolled_back));
+        out.extend_from_slice(&self.step.to_le_bytes());
+        put_counts(&mut out, &self.step_counts);
+        for slot in &self.slots {
+            out.extend_from_slice(&slot.bucket.to_le_bytes());
+            put_counts(&mut out, &slot.counts);
         }
         out
     }
 
-    /// `None` for bytes that are not a window (never written, or foreign):
-    /// the caller starts from an empty one.
+    /// `None` for bytes that are not a window (never written, another
+    /// version's, or foreign): the caller starts from an empty one.
     pub fn decode(bytes: &[u8]) -> Option<Window> {
         if bytes.len() != ENCODED_BYTES || bytes[0] > 1 {
             return None;
         }
-        let word =
-            |at: usize| -> Option<u64> { Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?)) };
-        let mut window = Window { rolled_back: bytes[0] == 1, slots: [Slot::default(); SLOTS] };
-        for (i, slot) in window.slots.iter_mut().enumerate() {
-            let at = 1 + i * SLOT_BYTES;
-            *slot = Slot { bucket: word(at)?, requests: word(at + 8)?, errors: word(at + 16)? };
+        let mut r = Reader(&bytes[1..]);
+        let mut window = Window {
+            rolled_back: bytes[0] == 1,
+            step: r.u32()?,
+            step_counts: r.counts()?,
+            ..Window::default()
+        };
+        for slot in &mut window.slots {
+            *slot = Slot { bucket: r.u64()?, counts: r.counts()? };
         }
         Some(window)
     }
 
-    /// Adds counts to `bucket`'s slot, resetting it if it held an older bucket.
-    pub fn add(&mut self, bucket: u64, counts: Counts) {
+    /// Adds counts to `bucket`'s slot (reset if it held an older bucket) and
+    /// to the counts of `step` (reset when the step changed).
+    pub fn add(&mut self, bucket: u64, counts: Counts, step: u32) {
         let slot = &mut self.slots[(bucket % SLOTS as u64) as usize];
         if slot.bucket != bucket {
-            *slot = Slot { bucket, requests: 0, errors: 0 };
+            *slot = Slot { bucket, counts: Counts::default() };
         }
-        slot.requests = slot.requests.saturating_add(counts.requests);
-        slot.errors = slot.errors.saturating_add(counts.errors);
+        slot.counts.add(counts);
+        if self.step != step {
+            self.step = step;
+            self.step_counts = Counts::default();
+        }
+        self.step_counts.add(counts);
     }
 
-    /// Requests and errors in the window ending with bucket `current`.
+    /// Responses in the window ending with bucket `current`.
     pub fn totals(&self, current: u64) -> Counts {
         self.slots
             .iter()
-            .filter(|s| s.requests > 0 && s.bucket <= current && current - s.bucket < SLOTS as u64)
+            .filter(|s| s.counts.requests > 0 && s.bucket <= current && current - s.bucket < SLOTS as u64)
             .fold(Counts::default(), |mut total, s| {
-                total.add(Counts { requests: s.requests, errors: s.errors });
+                total.add(s.counts);
                 total
             })
+    }
+
+    /// Responses since `step` began (none if the window counts another).
+    pub fn since_step(&self, step: u32) -> Counts {
+        if self.step == step {
+            self.step_counts
+        } else {
+            Counts::default()
+        }
     }
 }
 
@@ -101,11 +237,33 @@ pub fn bucket_of(now_ms: u64, window_ms: u64) -> u64 {
     now_ms / (window_ms / SLOTS as u64).max(1)
 }
 
-/// Whether these counts cross the rollback's threshold.
-pub fn crossed(rollback: &LocalWindow, counts: Counts) -> bool {
-    counts.requests >= rollback.min_requests
-        && counts.requests > 0
-        && counts.errors as f64 / counts.requests as f64 > rollback.max_error_rate
+/// Why a window rolls its target back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crossed {
+    Errors,
+    Latency,
+}
+
+impl Crossed {
+    /// The `reason` a rollback is labelled with.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Crossed::Errors => "window",
+            Crossed::Latency => "latency",
+        }
+    }
+}
+
+/// Whether these counts cross the rollback's threshold, and which: enough
+/// responses, and an error rate or a latency percentile above its bound.
+pub fn crossed(rollback: &LocalWindow, counts: &Counts) -> Option<Crossed> {
+    if counts.requests < rollback.min_requests || counts.requests == 0 {
+        return None;
+    }
+    if counts.error_rate() > rollback.max_error_rate {
+        return Some(Crossed::Errors);
+    }
+    rollback.latency.as_ref().filter(|latency| counts.too_slow(latency)).map(|_| Crossed::Latency)
 }
 
 #[cfg(test)]
@@ -113,33 +271,40 @@ mod tests {
     use super::*;
 
     fn rollback() -> LocalWindow {
-        LocalWindow { max_error_rate: 0.05, min_requests: 50, window_ms: 60_000 }
+        LocalWindow { max_error_rate: 0.05, min_requests: 50, window_ms: 60_000, latency: None }
     }
 
     fn counts(requests: u64, errors: u64) -> Counts {
-        Counts { requests, errors }
+        Counts { requests, errors, latency: [0; LATENCY_BUCKETS] }
+    }
+
+    fn p99_under(max_ms: u64) -> Latency {
+        Latency { percentile: 99.0, max_ms }
     }
 
     #[test]
     fn windows_round_trip_and_junk_is_rejected() {
         let mut window = Window::default();
-        window.add(7, counts(100, 3));
+        window.add(7, Counts::one(true, Some(6)), 3);
+        window.add(7, counts(100, 3), 3);
         window.rolled_back = true;
+        assert_eq!(window.encode().len(), ENCODED_BYTES);
         assert_eq!(Window::decode(&window.encode()), Some(window));
         assert_eq!(Window::decode(b"nope"), None);
         let mut bad = Window::default().encode();
         bad[0] = 7;
         assert_eq!(Window::decode(&bad), None);
+        assert_eq!(Window::decode(&[0; 241]), None, "the layout before latency reads as a fresh window");
     }
 
     #[test]
     fn a_stale_slot_is_reset_before_counting() {
         let mut window = Window::default();
-        window.add(3, counts(9, 9));
-        window.add(13, counts(1, 0));
-        assert_eq!(window.slots[3], Slot { bucket: 13, requests: 1, errors: 0 });
-        window.add(13, counts(2, 2));
-        assert_eq!(window.slots[3], Slot { bucket: 13, requests: 3, errors: 2 });
+        window.add(3, counts(9, 9), 0);
+        window.add(13, counts(1, 0), 0);
+        assert_eq!(window.slots[3], Slot { bucket: 13, counts: counts(1, 0) });
+        window.add(13, counts(2, 2), 0);
+        assert_eq!(window.slots[3], Slot { bucket: 13, counts: counts(3, 2) });
     }
 
     #[test]
@@ -148,18 +313,67 @@ mod tests {
         let now = 1_000_000_000;
         let current = bucket_of(now, window_ms);
         let mut window = Window::default();
-        window.add(current - SLOTS as u64, counts(1000, 1000));
+        window.add(current - SLOTS as u64, counts(1000, 1000), 0);
         for age in 0..SLOTS as u64 {
-            window.add(current - age, counts(10, 1));
+            window.add(current - age, counts(10, 1), 0);
         }
         assert_eq!(window.totals(current), counts(100, 10));
         assert_eq!(window.totals(current + 5), counts(50, 5), "half the window has slid out");
     }
 
     #[test]
+    fn the_counts_of_a_step_start_over_when_the_step_changes() {
+        let mut window = Window::default();
+        window.add(1, counts(30, 1), 0);
+        assert_eq!(window.since_step(0), counts(30, 1));
+        assert_eq!(window.since_step(1), counts(0, 0), "the next step has seen nothing yet");
+        window.add(1, counts(5, 0), 1);
+        assert_eq!((window.since_step(0), window.since_step(1)), (counts(0, 0), counts(5, 0)));
+        assert_eq!(window.totals(1), counts(35, 1), "the window itself keeps sliding");
+    }
+
+    #[test]
     fn the_threshold_needs_enough_requests_and_a_higher_rate() {
-        assert!(!crossed(&rollback(), counts(49, 49)), "too few requests");
-        assert!(!crossed(&rollback(), counts(100, 5)), "5% is not above 5%");
-        assert!(crossed(&rollback(), counts(100, 6)));
+        assert_eq!(crossed(&rollback(), &counts(49, 49)), None, "too few requests");
+        assert_eq!(crossed(&rollback(), &counts(100, 5)), None, "5% is not above 5%");
+        assert_eq!(crossed(&rollback(), &counts(100, 6)), Some(Crossed::Errors));
+    }
+
+    #[test]
+    fn a_latency_percentile_above_its_bound_crosses_exactly() {
+        let latency = p99_under(500);
+        let window = LocalWindow { latency: Some(latency.clone()), ..rollback() };
+        let mut fast = counts(0, 0);
+        for ms in [10, 100, 250, 499, 500] {
+            fast.add(Counts::one(false, Some(latency_bucket(ms, &latency))));
+        }
+        assert_eq!(latency_bucket(500, &latency), 4, "500 ms is within 500 ms");
+        assert_eq!(latency_bucket(501, &latency), 5);
+        assert_eq!(latency_bucket(5_000, &latency), 7);
+        let mut counts = counts(0, 0);
+        for _ in 0..99 {
+            counts.add(Counts::one(false, Some(0)));
+        }
+        counts.add(Counts::one(false, Some(6)));
+        assert_eq!(crossed(&window, &counts), None, "1 slow response in 100: p99 is still fast");
+        counts.add(Counts::one(false, Some(7)));
+        assert_eq!(crossed(&window, &counts), Some(Crossed::Latency), "2 in 101 are above 1%");
+        assert_eq!(Crossed::Latency.reason(), "latency");
+    }
+
+    #[test]
+    fn the_percentile_is_estimated_within_its_bucket() {
+        let latency = p99_under(400);
+        let mut c = counts(0, 0);
+        assert_eq!(c.percentile_ms(&latency), None);
+        for _ in 0..100 {
+            c.add(Counts::one(false, Some(latency_bucket(150, &latency))));
+        }
+        // Every response is in (100, 200] ms: p99 interpolates to 199.
+        let p99 = c.percentile_ms(&latency).unwrap();
+        assert!((198.0..=200.0).contains(&p99), "{p99}");
+        c.add(Counts::one(false, Some(7)));
+        c.add(Counts::one(false, Some(7)));
+        assert_eq!(c.percentile_ms(&latency), Some(800.0), "beyond the last bound: at least 2 x maxMs");
     }
 }

@@ -4,6 +4,7 @@
 //! answered since this proxy started, and where its checks stand. Every
 //! worker reads it on its tick; the worker that polls writes it.
 
+use crate::gate::{GateState, PollSummary};
 use crate::prometheus::Sample;
 use crate::split::PrometheusChecks;
 
@@ -34,13 +35,22 @@ pub struct FleetState {
     pub values: Vec<Option<f64>>,
     /// Queries that got no usable answer, in all.
     pub errors: u64,
+    /// A gated ramp's progress (`None` until it is first looked at).
+    pub gate: Option<GateState>,
+    /// What the last poll said, for a gated ramp.
+    pub last_poll: Option<PollSummary>,
+    /// The furthest step any proxy of the fleet reached (the step latch,
+    /// 0-based); `None` until one did.
+    pub fleet_step: Option<u32>,
 }
 
-/// One finished poll: each check's answer (in the config's order) and the
-/// latch's. `None` for a query that was never answered.
+/// One finished poll: each check's answer (in the config's order), the
+/// latch's and, for a gated ramp, the step latch's (the furthest value of
+/// the fleet's 1-based step gauge). `None` for a query never answered.
 pub struct Poll<'a> {
     pub checks: &'a [Option<Sample>],
     pub latch: Option<&'a Sample>,
+    pub step_latch: Option<Option<&'a Sample>>,
     pub now_ms: u64,
 }
 
@@ -74,8 +84,10 @@ impl FleetState {
         }
         let unanswered = |s: Option<&Sample>| matches!(s, Some(Sample::Error(_)) | None);
         let errors = poll.checks.iter().filter(|s| unanswered(s.as_ref())).count()
-            + usize::from(unanswered(poll.latch));
+            + usize::from(unanswered(poll.latch))
+            + poll.step_latch.map_or(0, |s| usize::from(unanswered(s)));
         self.errors += errors as u64;
+        self.last_poll = Some(summary(config, poll));
         if failed.is_some() {
             self.failures = self.failures.saturating_add(1);
         } else if passed {
@@ -90,8 +102,18 @@ impl FleetState {
                 });
             }
             Some(Sample::Value(value)) if *value > 0.0 => {}
-            Some(Sample::Value(_) | Sample::NoData) => self.latch_clear = true,
+            // A gated ramp also waits for the step latch: a started proxy
+            // must resume at the fleet's step, never at the first.
+            Some(Sample::Value(_) | Sample::NoData) => {
+                self.latch_clear |=
+                    poll.step_latch.is_none_or(|s| matches!(s, Some(Sample::Value(_) | Sample::NoData)))
+            }
             _ => {}
+        }
+        if let Some(Some(Sample::Value(step))) = poll.step_latch {
+            // The gauge is 1-based (0: not started).
+            let furthest = (*step as u32).checked_sub(1);
+            self.fleet_step = self.fleet_step.max(furthest);
         }
         if let (None, Some((name, detail))) = (&self.rolled_back, failed) {
             if self.failures >= config.threshold {
@@ -107,7 +129,12 @@ impl FleetState {
     /// A compact binary form: the shared data holds bytes, every worker
     /// reads it every second, and only this filter reads it.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![FORMAT, u8::from(self.rolled_back.is_some()) | u8::from(self.latch_clear) << 1];
+        let flags = u8::from(self.rolled_back.is_some())
+            | u8::from(self.latch_clear) << 1
+            | u8::from(self.gate.is_some()) << 2
+            | u8::from(self.last_poll.is_some()) << 3
+            | u8::from(self.fleet_step.is_some()) << 4;
+        let mut out = vec![FORMAT, flags];
         out.extend_from_slice(&self.failures.to_le_bytes());
         out.extend_from_slice(&self.next_poll_ms.to_le_bytes());
         out.extend_from_slice(&self.errors.to_le_bytes());
@@ -118,11 +145,25 @@ impl FleetState {
         }
         if let Some(r) = &self.rolled_back {
             out.extend_from_slice(&r.since_ms.to_le_bytes());
-            for text in [&r.reason, &r.detail] {
-                let bytes = &text.as_bytes()[..text.len().min(usize::from(u16::MAX))];
-                out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
-                out.extend_from_slice(bytes);
+            put_text(&mut out, &r.reason);
+            put_text(&mut out, &r.detail);
+        }
+        if let Some(g) = &self.gate {
+            out.extend_from_slice(&g.step.to_le_bytes());
+            out.extend_from_slice(&g.since_ms.to_le_bytes());
+            out.extend_from_slice(&g.held_since_ms.unwrap_or(u64::MAX).to_le_bytes());
+        }
+        if let Some(p) = &self.last_poll {
+            out.extend_from_slice(&p.at_ms.to_le_bytes());
+            for names in [&p.unanswered, &p.failed] {
+                out.push(u8::try_from(names.len()).unwrap_or(u8::MAX));
+                for name in names.iter().take(usize::from(u8::MAX)) {
+                    put_text(&mut out, name);
+                }
             }
+        }
+        if let Some(step) = self.fleet_step {
+            out.extend_from_slice(&step.to_le_bytes());
         }
         out
     }
@@ -153,12 +194,56 @@ impl FleetState {
         } else {
             None
         };
-        Some(FleetState { rolled_back, latch_clear: flags & 2 == 2, failures, next_poll_ms, values, errors })
+        let gate = if flags & 4 == 4 {
+            let (step, since_ms, held) = (r.u32()?, r.u64()?, r.u64()?);
+            Some(GateState { step, since_ms, held_since_ms: (held != u64::MAX).then_some(held) })
+        } else {
+            None
+        };
+        let last_poll = if flags & 8 == 8 {
+            let at_ms = r.u64()?;
+            let mut names = || -> Option<Vec<String>> { (0..r.take(1)?[0]).map(|_| r.text()).collect() };
+            let unanswered = names()?;
+            Some(PollSummary { at_ms, unanswered, failed: names()? })
+        } else {
+            None
+        };
+        let fleet_step = if flags & 16 == 16 { Some(r.u32()?) } else { None };
+        Some(FleetState {
+            rolled_back,
+            latch_clear: flags & 2 == 2,
+            failures,
+            next_poll_ms,
+            values,
+            errors,
+            gate,
+            last_poll,
+            fleet_step,
+        })
     }
 }
 
+/// What a poll said of each check, by name.
+fn summary(config: &PrometheusChecks, poll: &Poll<'_>) -> PollSummary {
+    let mut summary = PollSummary { at_ms: poll.now_ms, unanswered: Vec::new(), failed: Vec::new() };
+    for (check, sample) in config.checks.iter().zip(poll.checks) {
+        match sample {
+            Some(Sample::Value(value)) if check.fails(*value) => summary.failed.push(check.name.clone()),
+            Some(Sample::Value(_)) => {}
+            _ => summary.unanswered.push(check.name.clone()),
+        }
+    }
+    summary
+}
+
+fn put_text(out: &mut Vec<u8>, text: &str) {
+    let bytes = &text.as_bytes()[..text.len().min(usize::from(u16::MAX))];
+    out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
 /// The first byte of the encoding: another layout reads as a fresh start.
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
 
 struct Reader<'a>(&'a [u8]);
 
@@ -171,6 +256,10 @@ impl<'a> Reader<'a> {
 
     fn u64(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
     }
 
     fn text(&mut self) -> Option<String> {
@@ -199,7 +288,10 @@ mod tests {
 
     fn poll(state: &mut FleetState, config: &PrometheusChecks, checks: [Sample; 2], latch: Sample) {
         let checks = checks.map(Some);
-        state.record_poll(config, &Poll { checks: &checks, latch: Some(&latch), now_ms: 42 });
+        state.record_poll(
+            config,
+            &Poll { checks: &checks, latch: Some(&latch), step_latch: None, now_ms: 42 },
+        );
     }
 
     use Sample::{Error, NoData, Value};
@@ -265,6 +357,17 @@ mod tests {
             next_poll_ms: 1_700_000_005_000,
             values: vec![Some(0.31), None, Some(f64::INFINITY)],
             errors: 7,
+            gate: Some(GateState {
+                step: 3,
+                since_ms: 1_700_000_001_000,
+                held_since_ms: Some(1_700_000_002_000),
+            }),
+            last_poll: Some(PollSummary {
+                at_ms: 1_700_000_003_000,
+                unanswered: vec!["p99".into()],
+                failed: vec!["error-rate".into(), "x".into()],
+            }),
+            fleet_step: Some(2),
         };
         assert_eq!(FleetState::decode(&state.encode()), state);
         assert_eq!(FleetState::decode(&FleetState::default().encode()), FleetState::default());
@@ -272,5 +375,36 @@ mod tests {
         let mut truncated = state.encode();
         truncated.pop();
         assert_eq!(FleetState::decode(&truncated), FleetState::default());
+    }
+
+    #[test]
+    fn a_gated_split_waits_for_the_step_latch_and_takes_the_fleets_furthest_step() {
+        let config = config(2);
+        let mut state = FleetState::default();
+        let checks = [Some(NoData), Some(Value(5.0))];
+        let gated = |state: &mut FleetState, step_latch: Option<Sample>| {
+            let poll = Poll {
+                checks: &checks,
+                latch: Some(&NoData),
+                step_latch: Some(step_latch.as_ref()),
+                now_ms: 9,
+            };
+            state.record_poll(&config, &poll);
+        };
+        gated(&mut state, Some(Error("timeout".into())));
+        assert!(!state.latch_clear, "the rollback latch answered, the step latch did not");
+        gated(&mut state, Some(Value(3.0)));
+        assert!(state.latch_clear);
+        assert_eq!(state.fleet_step, Some(2), "step 3 of the gauge is index 2");
+        gated(&mut state, Some(Value(2.0)));
+        assert_eq!(state.fleet_step, Some(2), "the furthest, never back");
+        let summary = state.last_poll.clone().unwrap();
+        assert_eq!(
+            (summary.at_ms, summary.unanswered, summary.failed),
+            (9, vec!["error-rate".to_string()], vec![])
+        );
+        let mut fresh = FleetState::default();
+        gated(&mut fresh, Some(NoData));
+        assert!(fresh.latch_clear && fresh.fleet_step.is_none(), "no proxy has started: nothing to resume");
     }
 }

@@ -17,6 +17,7 @@ pub mod decimal;
 pub mod error;
 pub mod error_window;
 pub mod fleet_state;
+pub mod gate;
 pub mod hash;
 pub mod header_map;
 pub mod header_names;

@@ -43,8 +43,29 @@ pub const RAMP_NEXT_STEP: &str = "canary_router_ramp_next_step_seconds";
 pub const CHECK_VALUE: &str = "canary_router_check_value_millionths";
 /// Polls in a row in which a check failed.
 pub const CHECK_FAILURES: &str = "canary_router_check_failures";
-/// Prometheus queries by `query` (a check's name or `latch`) and `result`.
+/// Prometheus queries by `query` (a check's name, `latch` or `step_latch`)
+/// and `result`.
 pub const PROMETHEUS_QUERIES: &str = "canary_router_prometheus_queries_total";
+/// 1 while the check's last answer was no data or no usable answer: a
+/// gated ramp waits, and nothing judges the canary by it.
+pub const CHECK_UNANSWERED: &str = "canary_router_check_unanswered";
+/// 1 when the rollback asks Prometheus (the fleet remembers it); 0 when it
+/// is local only, forgotten when the proxy restarts.
+pub const ROLLBACK_FLEET: &str = "canary_router_rollback_fleet";
+/// A ramp's kind: 1 gated (each step earned), 0 by the clock.
+pub const RAMP_GATED: &str = "canary_router_ramp_gated";
+/// When the step in force began, seconds since the epoch.
+pub const RAMP_STEP_SINCE: &str = "canary_router_ramp_step_since_seconds";
+/// 1 while a ramp holds, by `reason`: `hold` (the config's) or `maxWait`.
+pub const RAMP_HOLDING: &str = "canary_router_ramp_holding";
+/// A gated step's evidence: responses since it began, responses needed,
+/// their error rate (millionths), the latency percentile (ms), and
+/// whether it passed (1) or the gate still waits (0).
+pub const GATE_RESPONSES: &str = "canary_router_gate_responses";
+pub const GATE_NEEDED: &str = "canary_router_gate_min_responses";
+pub const GATE_ERROR_RATE: &str = "canary_router_gate_error_rate_millionths";
+pub const GATE_LATENCY: &str = "canary_router_gate_latency_ms";
+pub const GATE_PASSED: &str = "canary_router_gate_passed";
 
 /// The status classes responses are counted by, in index order.
 pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];

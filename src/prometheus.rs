@@ -23,6 +23,11 @@ pub enum Sample {
 pub const DEFAULT_LATCH_QUERY: &str =
     "max(max_over_time(canary_router_rolled_back{split=\"{{split}}\"}[{{lookback}}]))";
 
+/// The step latch of a gated ramp: the furthest step (the 1-based gauge)
+/// any proxy of the fleet reported for this split within the lookback.
+pub const STEP_LATCH_QUERY: &str =
+    "max(max_over_time(canary_router_ramp_step{split=\"{{split}}\"}[{{lookback}}]))";
+
 /// The placeholders a query may hold.
 pub const PLACEHOLDERS: [&str; 4] = ["target", "route", "split", "lookback"];
 

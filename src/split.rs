@@ -33,24 +33,55 @@ pub struct Split {
     rolled_back_bounds: Option<Vec<u32>>,
 }
 
-/// A split's `ramp`: the first target's percentage over time.
+/// A split's `ramp`: the first target's percentage in steps, taken by the
+/// clock, or (with a `gate`) each only after the step before was judged.
 #[derive(Debug, Clone)]
 pub struct Ramp {
     pub target: String,
     pub start_ms: u64,
     pub every_ms: u64,
     pub steps: Vec<f64>,
+    pub gate: Option<Gate>,
+    /// Frozen at its current step (`hold`); not part of the split's identity.
+    pub hold: bool,
     /// Bounds for each step, computed once.
     step_bounds: Vec<Vec<u32>>,
 }
 
 impl Ramp {
-    /// The step in force at `now_ms`; `None` before `start`.
+    /// A ramp before `Split::with_ramp` gives it its target and bounds.
+    pub fn new(start_ms: u64, every_ms: u64, steps: Vec<f64>, gate: Option<Gate>, hold: bool) -> Self {
+        Ramp { target: String::new(), start_ms, every_ms, steps, gate, hold, step_bounds: Vec::new() }
+    }
+
+    /// The step the clock puts the ramp at, at `now_ms`; `None` before
+    /// `start`. A gated ramp's step is the proxy's (`Live::gated_step`).
     pub fn step_at(&self, now_ms: u64) -> Option<usize> {
         let elapsed = now_ms.checked_sub(self.start_ms)?;
         let step = usize::try_from(elapsed / self.every_ms.max(1)).unwrap_or(usize::MAX);
-        Some(step.min(self.steps.len().saturating_sub(1)))
+        Some(step.min(self.last_step()))
     }
+
+    pub fn last_step(&self) -> usize {
+        self.steps.len().saturating_sub(1)
+    }
+}
+
+/// A ramp's `gate`: what a step must show before the next one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    /// Responses from the target since the step began that the local
+    /// window needs (0: the rollback has no local window).
+    pub min_requests: u64,
+    pub max_wait_ms: Option<u64>,
+    pub on_max_wait: OnMaxWait,
+}
+
+/// What a gated step does when it could not be judged within `maxWait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnMaxWait {
+    Hold,
+    Rollback,
 }
 
 /// A split's `assignCookie`: remember each user's target in a cookie.
@@ -99,6 +130,15 @@ pub struct LocalWindow {
     pub max_error_rate: f64,
     pub min_requests: u64,
     pub window_ms: u64,
+    pub latency: Option<Latency>,
+}
+
+/// A rollback's `latency`: the target's `percentile` response time must
+/// stay at or below `max_ms`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latency {
+    pub percentile: f64,
+    pub max_ms: u64,
 }
 
 /// A rollback's `prometheus`: checks the whole fleet's traffic and a
@@ -162,6 +202,9 @@ pub struct Live {
     /// The rollback's target gets no traffic (rolled back, or waiting for
     /// the fleet latch).
     pub withheld: bool,
+    /// A gated ramp's step, as the proxy judged it; `None` before it
+    /// started (the listed weights apply).
+    pub gated_step: Option<usize>,
 }
 
 /// Each split's `Live` state by id: the proxy's per-split state, or a
@@ -276,11 +319,12 @@ impl Split {
         }
     }
 
-    /// Adds a ramp of the first target (validated: it is the first target).
-    pub fn with_ramp(mut self, start_ms: u64, every_ms: u64, steps: Vec<f64>) -> Self {
-        let step_bounds = steps.iter().map(|&p| bounds_of(&ramped(&self.weights, p))).collect();
-        let target = self.targets.first().cloned().unwrap_or_default();
-        self.ramp = Some(Ramp { target, start_ms, every_ms, steps, step_bounds });
+    /// Adds a ramp of the first target (validated: it is the first target);
+    /// its bounds at each step are computed here.
+    pub fn with_ramp(mut self, mut ramp: Ramp) -> Self {
+        ramp.step_bounds = ramp.steps.iter().map(|&p| bounds_of(&ramped(&self.weights, p))).collect();
+        ramp.target = self.targets.first().cloned().unwrap_or_default();
+        self.ramp = Some(ramp);
         self
     }
 
@@ -329,6 +373,11 @@ impl Split {
             for step in &ramp.steps {
                 f.float("step", *step);
             }
+            // `hold` is left out: pausing and resuming keep the progress.
+            if let Some(gate) = &ramp.gate {
+                f.number("gate", gate.min_requests).number("max-wait", gate.max_wait_ms.unwrap_or(u64::MAX));
+                f.number("on-max-wait", u64::from(gate.on_max_wait == OnMaxWait::Rollback));
+            }
         }
         if let Some((cookie, _)) = &self.assign_cookie {
             f.field("assign-cookie", cookie.name.as_bytes())
@@ -341,6 +390,9 @@ impl Split {
             if let Some(w) = &rollback.window {
                 f.float("max-error-rate", w.max_error_rate).number("min-requests", w.min_requests);
                 f.number("window", w.window_ms);
+                if let Some(latency) = &w.latency {
+                    f.float("percentile", latency.percentile).number("max-ms", latency.max_ms);
+                }
             }
             if let Some(p) = &rollback.prometheus {
                 f.field("prometheus", p.cluster.as_bytes()).number("every", p.every_ms);
@@ -369,10 +421,12 @@ impl Split {
             }
         }
         if let Some(ramp) = &self.ramp {
-            if let Some(step) = ramp.step_at(moment.now_ms) {
-                if let Some(bounds) = ramp.step_bounds.get(step) {
-                    return bounds;
-                }
+            let step = match ramp.gate {
+                Some(_) => moment.splits.live(self.id).gated_step,
+                None => ramp.step_at(moment.now_ms),
+            };
+            if let Some(bounds) = step.and_then(|step| ramp.step_bounds.get(step)) {
+                return bounds;
             }
         }
         &self.bounds

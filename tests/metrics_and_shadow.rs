@@ -87,6 +87,11 @@ fn config_pushes_reuse_metric_definitions_and_keep_memory_flat() {
     assert!(proxy.configure(&other));
     assert!(!proxy.configure("{\"routes\": []}"));
     let definitions = proxy.metric_definitions();
+    // The allocator settles within a few pushes (a page, once); growth is
+    // measured from there.
+    for i in 0..10 {
+        assert!(proxy.configure(if i % 2 == 0 { EXAMPLE } else { &other }));
+    }
     let memory = proxy.memory_size();
     for i in 0..1_000 {
         assert!(proxy.configure(if i % 2 == 0 { EXAMPLE } else { &other }));
@@ -95,7 +100,7 @@ fn config_pushes_reuse_metric_definitions_and_keep_memory_flat() {
     assert_eq!(proxy.metric_definitions(), definitions, "a known metric name was defined again");
     assert_eq!(proxy.memory_size(), memory, "guest memory grew over 2,000 pushes");
     assert_eq!(count(&mut proxy, "canary_router_config_rejected_total", &[]), 1_001);
-    assert_eq!(count(&mut proxy, "canary_router_config_accepted_total", &[]), 1_002);
+    assert_eq!(count(&mut proxy, "canary_router_config_accepted_total", &[]), 1_012);
 }
 
 #[test]

@@ -148,6 +148,12 @@ fn check_rules(entries: &[(Spanned<String>, Spanned)], object: &Object, at: &str
                 }
                 message.to_string()
             }
+            Rule::Requires { key, keys, why } => {
+                if !given(key) || keys.iter().all(&given) {
+                    continue;
+                }
+                format!("`{key}` needs {}: {why}", listed(keys, "and"))
+            }
         };
         return Err(ConfigError::new(place(at), message));
     }

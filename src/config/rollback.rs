@@ -5,7 +5,7 @@ use super::read::Fields;
 use crate::decimal;
 use crate::error::ConfigError;
 use crate::prometheus::{self, DEFAULT_LATCH_QUERY};
-use crate::split::{Check, LocalWindow, PrometheusChecks, Rollback};
+use crate::split::{Check, Latency, LocalWindow, PrometheusChecks, Rollback};
 use crate::time;
 
 /// `weighted` are the split's targets and weights, already checked.
@@ -44,7 +44,11 @@ fn local_window(rollback: &Fields<'_>) -> Result<Option<LocalWindow>, ConfigErro
     if window_ms < 1_000 {
         return Err(ConfigError::new(rollback.at("window"), "must be at least 1s"));
     }
-    Ok(Some(LocalWindow { max_error_rate, min_requests: min as u64, window_ms }))
+    let latency = rollback.object("latency").map(|latency| Latency {
+        percentile: latency.number("percentile").unwrap_or(99.0),
+        max_ms: latency.number("maxMs").unwrap_or_default() as u64,
+    });
+    Ok(Some(LocalWindow { max_error_rate, min_requests: min as u64, window_ms, latency }))
 }
 
 /// A duration key (its default, if absent) of at least `min_ms`.

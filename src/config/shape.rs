@@ -31,6 +31,8 @@ pub enum Rule {
     Together { keys: &'static [&'static str], what: &'static str },
     /// At least one of these groups complete, or `message`.
     AnyOf { groups: &'static [&'static [&'static str]], message: &'static str },
+    /// `key` only with all of `keys`; `why` says what it needs them for.
+    Requires { key: &'static str, keys: &'static [&'static str], why: &'static str },
 }
 
 pub struct Key {
@@ -313,6 +315,24 @@ pub const RAMP: Object = Object {
         key("start", text(Text::Time)).required().about("RFC 3339 time, e.g. 2026-11-24T10:00:00Z."),
         key("every", text(Text::Duration)).required().about("Time per step."),
         key("steps", Kind::List(&STEPS)).required().about("The target's percentage at each step."),
+        key("gate", Kind::Object(&GATE))
+            .about("Take each step only once the canary was judged healthy at the one before."),
+        key("hold", Kind::Bool(Some(false))).about("Freeze the ramp at its current step (a manual pause)."),
+    ],
+    rules: &[],
+};
+
+pub const GATE: Object = Object {
+    name: "gate",
+    doc: Some(("docs/progressive-delivery.md", "### Gated steps (`ramp.gate`)")),
+    keys: &[
+        key("minRequests", whole(1.0, 1e12, None))
+            .about("Responses from the target since the step began that the local window needs to judge it."),
+        key("maxWait", text(Text::Duration))
+            .about("How long a step may wait for a verdict before onMaxWait."),
+        key("onMaxWait", text(Text::Pattern("^(hold|rollback)$")))
+            .default_text("hold")
+            .about("After maxWait without a verdict: hold (stay, and say so) or rollback."),
     ],
     rules: &[],
 };
@@ -360,17 +380,36 @@ pub const ROLLBACK: Object = Object {
         .about("Local window: the error share above which to roll back."),
         key("minRequests", whole(1.0, 1e12, None)).about("Local window: responses needed before judging."),
         key("window", text(Text::Duration)).about("Local window: how far back to count."),
+        key("latency", Kind::Object(&LATENCY)).about("Local window: the latency the target must keep."),
         key("prometheus", Kind::Object(&PROMETHEUS))
             .about("Checks over the fleet's metrics and the fleet latch."),
     ],
     rules: &[
         Rule::Together { keys: LOCAL_WINDOW, what: "a local window" },
+        Rule::Requires { key: "latency", keys: LOCAL_WINDOW, why: "latency is judged over the local window" },
         Rule::AnyOf {
             groups: &[LOCAL_WINDOW, &["prometheus"]],
             message:
                 "needs a local window (`maxErrorRate`, `minRequests` and `window`), `prometheus`, or both",
         },
     ],
+};
+
+pub const LATENCY: Object = Object {
+    name: "latency",
+    doc: Some(("docs/progressive-delivery.md", "Latency (`rollback.latency`)")),
+    keys: &[
+        key(
+            "percentile",
+            Kind::Number(Number { words: Some("a percentile from 50 to 99.9"), ..number(50.0, 99.9) }),
+        )
+        .required()
+        .about("Which percentile of the target's response time is judged, e.g. 99."),
+        key("maxMs", whole(1.0, 3_600_000.0, None))
+            .required()
+            .about("The most that percentile may be, in ms."),
+    ],
+    rules: &[],
 };
 
 pub const PROMETHEUS: Object = Object {
@@ -414,7 +453,7 @@ pub const CHECK: Object = Object {
 };
 
 /// Every object, the document first.
-pub const OBJECTS: [&Object; 14] = [
+pub const OBJECTS: [&Object; 16] = [
     &CONFIG,
     &ROUTE,
     &MIRROR,
@@ -425,8 +464,10 @@ pub const OBJECTS: [&Object; 14] = [
     &WEIGHT,
     &STICKY_BY,
     &RAMP,
+    &GATE,
     &ASSIGN_COOKIE,
     &ROLLBACK,
+    &LATENCY,
     &PROMETHEUS,
     &CHECK,
 ];

@@ -648,3 +648,77 @@ fn regexes_too_complex_to_bound_are_refused_and_counted_towards_a_limit() {
         "routes[62].rules[0].match[8].regex: 1001 regex conditions in the config up to this one; at most 1000 are allowed (config reference, \"Limits\")"
     );
 }
+
+/// A split with a ramp of `canary`, `gate` inside the ramp and `rollback`
+/// as given (`""`: none).
+fn gated(gate: &str, rollback: &str) -> String {
+    let rollback = if rollback.is_empty() { String::new() } else { format!(r#", "rollback": {rollback}"#) };
+    with_rules(&format!(
+        r#"[{{"split": {{"weights": [{{"target": "canary", "weight": 1}}, {{"target": "stable", "weight": 99}}],
+            "ramp": {{"target": "canary", "start": "2026-01-01T00:00:00Z", "every": "10m", "steps": [5, 100], "gate": {gate}}}{rollback}}}}}]"#
+    ))
+}
+
+const WINDOW: &str = r#"{"target": "canary", "maxErrorRate": 0.05, "minRequests": 20, "window": "1m"}"#;
+
+#[test]
+fn a_gate_is_refused_with_the_key_named_when_it_cannot_judge() {
+    assert_eq!(
+        error(&gated("{}", "")),
+        "routes[0].rules[0].split.ramp.gate: needs the split's `rollback` of `canary`: it is what judges each step"
+    );
+    assert_eq!(
+        error(&gated(r#"{"maxWait": "5m"}"#, WINDOW)),
+        "routes[0].rules[0].split.ramp.gate.maxWait: must be at least the ramp's `every` (600000 ms): a step lasts that long at least"
+    );
+    assert_eq!(
+        error(&gated(r#"{"onMaxWait": "later"}"#, WINDOW)),
+        "routes[0].rules[0].split.ramp.gate.onMaxWait: `later` is not `hold` or `rollback`"
+    );
+    let prometheus_only = r#"{"target": "canary", "prometheus": {"cluster": "p"}}"#;
+    assert_eq!(
+        error(&gated(r#"{"minRequests": 10}"#, prometheus_only)),
+        "routes[0].rules[0].split.ramp.gate.minRequests: counts the rollback's local window, and it has none (`maxErrorRate`, `minRequests`, `window`)"
+    );
+    let router = parse(gated(r#"{"maxWait": "30m", "onMaxWait": "rollback"}"#, WINDOW).as_bytes()).unwrap();
+    let ramp = router.routes[0].rules[0].split().unwrap().ramp().unwrap();
+    let gate = ramp.gate.as_ref().unwrap();
+    assert_eq!(
+        (gate.min_requests, gate.max_wait_ms, gate.on_max_wait),
+        (20, Some(1_800_000), crate::split::OnMaxWait::Rollback)
+    );
+    assert!(parse(gated("{}", prometheus_only).as_bytes()).is_ok(), "judged by Prometheus alone");
+}
+
+#[test]
+fn latency_is_refused_outside_its_bounds_and_without_a_window() {
+    let with_latency = |latency: &str| {
+        gated("{}", &WINDOW.replace(r#""window": "1m""#, &format!(r#""window": "1m", "latency": {latency}"#)))
+    };
+    assert_eq!(
+        error(&with_latency(r#"{"percentile": 100, "maxMs": 500}"#)),
+        "routes[0].rules[0].split.rollback.latency.percentile: must be a percentile from 50 to 99.9, got 100"
+    );
+    assert_eq!(
+        error(&with_latency(r#"{"percentile": 99, "maxMs": 0.5}"#)),
+        "routes[0].rules[0].split.rollback.latency.maxMs: must be a whole number from 1 to 3600000, got 0.5"
+    );
+    assert_eq!(
+        error(&with_latency(r#"{"percentile": 99}"#)),
+        "routes[0].rules[0].split.rollback.latency: missing field `maxMs` at line 2 column 224"
+    );
+    let no_window = r#"{"target": "canary", "latency": {"percentile": 99, "maxMs": 500}, "prometheus": {"cluster": "p"}}"#;
+    assert_eq!(
+        error(&gated("{}", no_window)),
+        "routes[0].rules[0].split.rollback: `latency` needs `maxErrorRate`, `minRequests` and `window`: latency is judged over the local window"
+    );
+}
+
+#[test]
+fn hold_is_not_part_of_the_split_identity_and_the_gate_is() {
+    let identity =
+        |json: String| parse(json.as_bytes()).unwrap().routes[0].rules[0].split().unwrap().identity;
+    let plain = identity(gated("{}", WINDOW));
+    assert_eq!(identity(gated("{}", WINDOW).replace(r#""gate": {}"#, r#""gate": {}, "hold": true"#)), plain);
+    assert_ne!(identity(gated(r#"{"maxWait": "1h"}"#, WINDOW)), plain);
+}

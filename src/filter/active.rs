@@ -44,7 +44,10 @@ impl Active {
             if split.rollback().is_some() {
                 let (fleet, _) = rollback::read_state(&*vm.proxy, &state.state_key);
                 *state.verdict.borrow_mut() = rollback::verdict_of(split, &fleet);
-                gauges.fleet_state(&*vm.proxy, split.id, &fleet);
+                if split.ramp().is_some_and(|r| r.gate.is_some()) {
+                    state.gate.set(fleet.gate);
+                }
+                gauges.fleet_state(&*vm.proxy, split, &fleet);
             }
             gauges.verdict(&vm, split.id, &state.verdict.borrow());
             states.push(state);
@@ -71,7 +74,7 @@ impl Active {
     pub fn log_ramp_steps(&self, root_id: u32, now_ms: u64) {
         for (route, rule, split) in self.router.splits() {
             let (Some(ramp), Some(state)) = (split.ramp(), self.state(split)) else { continue };
-            let step = ramp.step_at(now_ms);
+            let step = state.ramp_step(ramp, now_ms);
             if state.logged_step.replace(step) == step {
                 continue;
             }

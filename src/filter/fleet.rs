@@ -33,6 +33,8 @@ const ABANDON_AFTER_MS: u64 = 5_000;
 pub enum Asks {
     Check(usize),
     Latch,
+    /// A gated ramp's: the fleet's furthest step.
+    StepLatch,
 }
 
 /// A poll call waiting for its answer.
@@ -48,6 +50,8 @@ struct Round {
     outstanding: usize,
     checks: Vec<Option<Sample>>,
     latch: Option<Sample>,
+    /// `Some` for a gated ramp: its answer, once it came.
+    step_latch: Option<Option<Sample>>,
 }
 
 /// A root's polls in flight: a few per split with `prometheus`, so lists.
@@ -121,6 +125,10 @@ fn poll(active: &Rc<Active>, polls: &Polls, split: &Split, root_id: u32, now_ms:
     let mut queries: Vec<(Asks, String)> =
         config.checks.iter().enumerate().map(|(i, check)| (Asks::Check(i), expand(&check.query))).collect();
     queries.push((Asks::Latch, expand(&config.latch_query)));
+    let gated = split.ramp().is_some_and(|r| r.gate.is_some());
+    if gated {
+        queries.push((Asks::StepLatch, expand(prometheus::STEP_LATCH_QUERY)));
+    }
     polls.rounds.borrow_mut().push((
         split.identity,
         Round {
@@ -128,6 +136,7 @@ fn poll(active: &Rc<Active>, polls: &Polls, split: &Split, root_id: u32, now_ms:
             outstanding: queries.len(),
             checks: vec![None; config.checks.len()],
             latch: None,
+            step_latch: gated.then_some(None),
         },
     ));
     for (asks, query) in queries {
@@ -184,6 +193,7 @@ fn record(active: &Rc<Active>, polls: &Polls, split_id: SplitId, asks: Asks, sam
                 }
             }
             Asks::Latch => round.latch = Some(sample),
+            Asks::StepLatch => round.step_latch = Some(Some(sample)),
         }
         round.outstanding = round.outstanding.saturating_sub(1);
         let done = round.outstanding == 0;
@@ -204,7 +214,12 @@ fn record(active: &Rc<Active>, polls: &Polls, split_id: SplitId, asks: Asks, sam
 fn finish(active: &Active, split: &Split, round: &Round, root_id: u32) {
     let Some(config) = split.rollback().and_then(|r| r.prometheus.as_ref()) else { return };
     let proxy = &*active.vm.proxy;
-    let poll = Poll { checks: &round.checks, latch: round.latch.as_ref(), now_ms: proxy.now_ms() };
+    let poll = Poll {
+        checks: &round.checks,
+        latch: round.latch.as_ref(),
+        step_latch: round.step_latch.as_ref().map(Option::as_ref),
+        now_ms: proxy.now_ms(),
+    };
     let key = active.state(split).map_or("", |s| s.state_key.as_str());
     match update_state(proxy, key, |state| {
         state.record_poll(config, &poll);

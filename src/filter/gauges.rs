@@ -8,23 +8,25 @@ use std::cell::{Cell, RefCell};
 
 use super::fleet::Asks;
 use super::proxy::{MetricKind, Proxy};
+use super::ramp_gauges::RampGauges;
 use super::rollback::Verdict;
 use super::split_state::Splits;
 use super::Vm;
 use crate::fleet_state::FleetState;
+use crate::gate::Judgement;
 use crate::metrics::{self, tagged};
 use crate::prometheus::Sample;
 use crate::router::Router;
 use crate::split::{Moment, Split, SplitId};
 
 /// One gauge and the value this VM last gave it.
-struct Gauge {
+pub(super) struct Gauge {
     id: Option<u32>,
     last: Cell<Option<u64>>,
 }
 
 impl Gauge {
-    fn set(&self, proxy: &dyn Proxy, value: u64) {
+    pub(super) fn set(&self, proxy: &dyn Proxy, value: u64) {
         if let (Some(id), false) = (self.id, self.last.get() == Some(value)) {
             proxy.record_metric(id, value);
             self.last.set(Some(value));
@@ -33,7 +35,7 @@ impl Gauge {
 }
 
 /// A check's gauge value: times a million, within what a gauge holds.
-fn millionths(value: f64) -> u64 {
+pub(super) fn millionths(value: f64) -> u64 {
     if value.is_nan() || value <= 0.0 {
         0
     } else {
@@ -50,8 +52,7 @@ struct SplitGauges {
     prefix: String,
     live: Vec<Gauge>,
     configured: Vec<Gauge>,
-    /// The step in force, the next step's time, the number of steps.
-    ramp: Option<(Gauge, Gauge, Gauge)>,
+    pub(super) ramp: Option<RampGauges>,
     /// Rollback splits only.
     rollback: Option<RollbackGauges>,
 }
@@ -63,8 +64,11 @@ struct RollbackGauges {
     /// Defined when a reason first applies (check names are many).
     reasons: RefCell<Vec<(String, Gauge)>>,
     checks: Vec<Gauge>,
+    /// Per check: 1 while its last answer was no data or an error.
+    unanswered: Vec<Gauge>,
     failures: Gauge,
-    /// Per check, then the latch: counter ids by `RESULTS` index.
+    /// Per check, then the latch, then the step latch: counter ids by
+    /// `RESULTS` index.
     queries: Vec<[Option<u32>; 4]>,
 }
 
@@ -80,7 +84,7 @@ fn name(prefix: &str, extra: &[(&str, &str)], metric: &str) -> String {
 }
 
 #[inline(never)]
-fn gauge(vm: &Vm, prefix: &str, extra: &[(&str, &str)], metric: &str) -> Gauge {
+pub(super) fn gauge(vm: &Vm, prefix: &str, extra: &[(&str, &str)], metric: &str) -> Gauge {
     Gauge { id: vm.metric(MetricKind::Gauge, name(prefix, extra, metric)), last: Cell::new(None) }
 }
 
@@ -95,29 +99,27 @@ impl SplitGauges {
         for (gauge, share) in configured.iter().zip(split.configured_shares()) {
             gauge.set(proxy, u64::from(share));
         }
-        let ramp = split.ramp().map(|ramp| {
-            let steps = gauge(vm, p, &[], metrics::RAMP_STEPS);
-            steps.set(proxy, ramp.steps.len() as u64);
-            let step = gauge(vm, p, &[("target", &ramp.target)], metrics::RAMP_STEP);
-            (step, gauge(vm, p, &[], metrics::RAMP_NEXT_STEP), steps)
-        });
-        let rollback = split.rollback().map(|r| RollbackGauges::define(vm, p, r));
+        let ramp = split.ramp().map(|ramp| RampGauges::define(vm, p, ramp));
+        let gated = split.ramp().is_some_and(|r| r.gate.is_some());
+        let rollback = split.rollback().map(|r| RollbackGauges::define(vm, p, r, gated));
         SplitGauges { live: per_target(metrics::LIVE_WEIGHT), configured, ramp, rollback, prefix }
     }
 }
 
 impl RollbackGauges {
-    fn define(vm: &Vm, p: &str, rollback: &crate::split::Rollback) -> RollbackGauges {
+    fn define(vm: &Vm, p: &str, rollback: &crate::split::Rollback, gated: bool) -> RollbackGauges {
         let checks = rollback.prometheus.as_ref().map_or(&[][..], |c| &c.checks[..]);
         let mut queries = Vec::new();
         if rollback.prometheus.is_some() {
-            for query in checks.iter().map(|c| c.name.as_str()).chain(["latch"]) {
+            let latches = if gated { &["latch", "step_latch"][..] } else { &["latch"][..] };
+            for query in checks.iter().map(|c| c.name.as_str()).chain(latches.iter().copied()) {
                 queries.push(RESULTS.map(|result| {
                     let labels = [("query", query), ("result", result)];
                     vm.metric(MetricKind::Counter, name(p, &labels, metrics::PROMETHEUS_QUERIES))
                 }));
             }
         }
+        gauge(vm, p, &[], metrics::ROLLBACK_FLEET).set(&*vm.proxy, u64::from(rollback.prometheus.is_some()));
         RollbackGauges {
             rolled_back: gauge(vm, p, &[("target", &rollback.target)], metrics::ROLLED_BACK),
             since: gauge(vm, p, &[], metrics::ROLLED_BACK_SINCE),
@@ -126,6 +128,10 @@ impl RollbackGauges {
             checks: checks
                 .iter()
                 .map(|c| gauge(vm, p, &[("check", &c.name)], metrics::CHECK_VALUE))
+                .collect(),
+            unanswered: checks
+                .iter()
+                .map(|c| gauge(vm, p, &[("check", &c.name)], metrics::CHECK_UNANSWERED))
                 .collect(),
             failures: gauge(vm, p, &[], metrics::CHECK_FAILURES),
             queries,
@@ -153,18 +159,18 @@ impl Gauges {
             for (gauge, share) in gauges.live.iter().zip(split.current_shares(&moment)) {
                 gauge.set(proxy, u64::from(share));
             }
-            if let (Some((step, next, _)), Some(ramp)) = (&gauges.ramp, split.ramp()) {
-                let at = ramp.step_at(now_ms);
-                step.set(proxy, at.map_or(0, |s| s as u64 + 1));
-                let next_ms = match at {
-                    None => Some(ramp.start_ms),
-                    Some(s) if s + 1 < ramp.steps.len() => {
-                        Some(ramp.start_ms + (s as u64 + 1) * ramp.every_ms)
-                    }
-                    Some(_) => None,
-                };
-                next.set(proxy, next_ms.map_or(0, |ms| ms / 1_000));
+            if let (Some(gauges), Some(ramp), Some(state)) =
+                (&gauges.ramp, split.ramp(), states.get(split.id))
+            {
+                gauges.refresh(proxy, ramp, state, now_ms);
             }
+        }
+    }
+
+    /// A gated step's evidence, as the gate judged it.
+    pub fn judged(&self, proxy: &dyn Proxy, split_id: SplitId, judgement: &Judgement) {
+        if let Some(ramp) = self.splits.get(split_id.index()).and_then(|s| s.ramp.as_ref()) {
+            ramp.judged(proxy, judgement);
         }
     }
 
@@ -192,8 +198,8 @@ impl Gauges {
     }
 
     /// Check values and failures from a split's shared state.
-    pub fn fleet_state(&self, proxy: &dyn Proxy, split_id: SplitId, state: &FleetState) {
-        let Some(gauges) = self.splits.get(split_id.index()).and_then(|s| s.rollback.as_ref()) else {
+    pub fn fleet_state(&self, proxy: &dyn Proxy, split: &Split, state: &FleetState) {
+        let Some(gauges) = self.splits.get(split.id.index()).and_then(|s| s.rollback.as_ref()) else {
             return;
         };
         for (gauge, value) in gauges.checks.iter().zip(&state.values) {
@@ -202,6 +208,11 @@ impl Gauges {
             }
         }
         gauges.failures.set(proxy, u64::from(state.failures));
+        if let Some(poll) = &state.last_poll {
+            for (gauge, check) in gauges.unanswered.iter().zip(split_checks(split)) {
+                gauge.set(proxy, u64::from(poll.unanswered.contains(&check.name)));
+            }
+        }
     }
 
     /// Counts one Prometheus answer by what it said.
@@ -209,14 +220,16 @@ impl Gauges {
         let Some(gauges) = self.splits.get(split.id.index()).and_then(|s| s.rollback.as_ref()) else {
             return;
         };
-        let checks = split.rollback().and_then(|r| r.prometheus.as_ref()).map_or(&[][..], |p| &p.checks[..]);
+        let checks = split_checks(split);
         let index = match asks {
             Asks::Check(i) => i,
             Asks::Latch => checks.len(),
+            Asks::StepLatch => checks.len() + 1,
         };
         let fails = |value: f64| match asks {
             Asks::Check(i) => checks.get(i).is_some_and(|c| c.fails(value)),
             Asks::Latch => value > 0.0,
+            Asks::StepLatch => false,
         };
         let result = match sample {
             Sample::Value(v) if fails(*v) => 1,
@@ -240,14 +253,12 @@ impl Gauges {
             for gauge in gauges.live.iter().chain(&gauges.configured) {
                 gauge.set(proxy, 0);
             }
-            if let Some((step, next, steps)) = &gauges.ramp {
-                for gauge in [step, next, steps] {
-                    gauge.set(proxy, 0);
-                }
+            if let Some(ramp) = &gauges.ramp {
+                ramp.retire(proxy);
             }
             if let Some(r) = &gauges.rollback {
-                for gauge in [&r.rolled_back, &r.since, &r.waiting, &r.failures].into_iter().chain(&r.checks)
-                {
+                let all = [&r.rolled_back, &r.since, &r.waiting, &r.failures];
+                for gauge in all.into_iter().chain(&r.checks).chain(&r.unanswered) {
                     gauge.set(proxy, 0);
                 }
                 for (_, gauge) in r.reasons.borrow().iter() {
@@ -256,4 +267,9 @@ impl Gauges {
             }
         }
     }
+}
+
+/// A split's Prometheus checks (none without them).
+fn split_checks(split: &Split) -> &[crate::split::Check] {
+    split.rollback().and_then(|r| r.prometheus.as_ref()).map_or(&[][..], |p| &p.checks[..])
 }

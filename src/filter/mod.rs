@@ -16,6 +16,8 @@ mod fleet;
 mod gauges;
 mod metric_ids;
 mod proxy;
+mod ramp_gate;
+mod ramp_gauges;
 mod rollback;
 mod shadow;
 mod split_state;
@@ -193,6 +195,7 @@ pub fn tick(root: &Root) {
 /// brought up to date.
 fn progress(root: &Root, active: &Rc<Active>, now_ms: u64) {
     rollback::evaluate(active, root.id, now_ms);
+    ramp_gate::evaluate(active, root.id, now_ms);
     fleet::tick(active, &root.polls, root.id, now_ms, root.roll());
     active.gauges.refresh(&*root.vm.proxy, &active.router, now_ms, &active.splits);
 }

@@ -26,7 +26,7 @@ use super::proxy::{Proxy, SharedWrite};
 use super::split_state::SplitState;
 use super::Active;
 use crate::decimal;
-use crate::error_window::{self, Counts, Window};
+use crate::error_window::{self, Counts, Crossed, Window};
 use crate::fleet_state::{FleetState, RolledBack};
 use crate::split::{Split, SplitId};
 
@@ -95,8 +95,12 @@ pub fn verdict_of(split: &Split, state: &FleetState) -> Verdict {
 /// Takes on what the shared state says. A rollback is never undone for
 /// the same split identity, whatever a later state says.
 pub fn adopt(active: &Active, split: &Split, state: &FleetState, context_id: u32) {
-    active.gauges.fleet_state(&*active.vm.proxy, split.id, state);
-    let Some(current) = active.state(split).map(|s| s.verdict.borrow().clone()) else { return };
+    active.gauges.fleet_state(&*active.vm.proxy, split, state);
+    let Some(split_state) = active.state(split) else { return };
+    if split.ramp().is_some_and(|r| r.gate.is_some()) {
+        split_state.gate.set(state.gate);
+    }
+    let current = split_state.verdict.borrow().clone();
     let next = verdict_of(split, state);
     if matches!(current, Verdict::RolledBack(_)) || current == next {
         return;
@@ -131,7 +135,8 @@ pub fn set_verdict(active: &Active, split: &Split, verdict: Verdict, context_id:
 
 /// One rollback split's local error window as this VM sees it.
 pub struct Watch {
-    key: String,
+    /// The shared-data key of the window.
+    pub key: String,
     window_ms: u64,
     /// Responses counted here and not merged into the shared window yet.
     pending: Cell<Counts>,
@@ -151,17 +156,26 @@ impl Watch {
     }
 }
 
-/// Counts one response of a split's watched target (from a stream).
-pub fn record_response(active: &Active, split_id: SplitId, context_id: u32, now_ms: u64, error: bool) {
+/// Counts one response of a split's watched target (from a stream), with
+/// the time it took when the rollback judges latency.
+pub fn record_response(
+    active: &Active,
+    split_id: SplitId,
+    context_id: u32,
+    now_ms: u64,
+    error: bool,
+    latency_ms: Option<u64>,
+) {
     let Some((watch, split)) = watch_of(active, split_id) else { return };
+    let Some(window) = split.rollback().and_then(|r| r.window.as_ref()) else { return };
+    let bucket = window.latency.as_ref().zip(latency_ms).map(|(l, ms)| error_window::latency_bucket(ms, l));
     let mut pending = watch.pending.get();
-    pending.add(Counts { requests: 1, errors: u64::from(error) });
+    pending.add(Counts::one(error, bucket));
     watch.pending.set(pending);
     let mut estimate = watch.seen.get();
     estimate.add(pending);
-    let may_cross =
-        split.rollback().and_then(|r| r.window.as_ref()).is_some_and(|w| error_window::crossed(w, estimate));
-    if error || may_cross {
+    let slow = bucket.is_some_and(error_window::is_slow);
+    if error || slow || error_window::crossed(window, &estimate).is_some() {
         sync(active, split, watch, context_id, now_ms);
     }
 }
@@ -205,33 +219,27 @@ fn sync(active: &Active, split: &Split, watch: &Watch, context_id: u32, now_ms: 
         let pending = watch.pending.get();
         let bucket = error_window::bucket_of(now_ms, watch.window_ms);
         if !pending.is_empty() {
-            window.add(bucket, pending);
+            let step = active.state(split).and_then(|s| s.gate.get()).map_or(0, |g| g.step);
+            window.add(bucket, pending, step);
         }
         let totals = window.totals(bucket);
-        let crossed_here = !window.rolled_back && error_window::crossed(window_config, totals);
-        if pending.is_empty() && !crossed_here {
+        let crossed_here =
+            if window.rolled_back { None } else { error_window::crossed(window_config, &totals) };
+        if pending.is_empty() && crossed_here.is_none() {
             watch.seen.set(totals);
             if window.rolled_back {
                 window_rolled_back(active, split, context_id, now_ms, None);
             }
             return;
         }
-        window.rolled_back |= crossed_here;
+        window.rolled_back |= crossed_here.is_some();
         match proxy.set_shared_data(&watch.key, &window.encode(), cas) {
             SharedWrite::Written => {
                 watch.pending.set(Counts::default());
                 watch.seen.set(totals);
-                if crossed_here {
-                    let rate = totals.errors as f64 / totals.requests as f64;
-                    let detail = format!(
-                        "{} errors in {} responses ({} > {}) within {} ms",
-                        totals.errors,
-                        totals.requests,
-                        decimal::fixed(rate, 3),
-                        decimal::format(window_config.max_error_rate),
-                        window_config.window_ms
-                    );
-                    window_rolled_back(active, split, context_id, now_ms, Some(detail));
+                if let Some(crossed) = crossed_here {
+                    let detail = crossing_detail(window_config, &totals, crossed);
+                    window_rolled_back(active, split, context_id, now_ms, Some((crossed, detail)));
                 } else if window.rolled_back {
                     window_rolled_back(active, split, context_id, now_ms, None);
                 }
@@ -244,15 +252,44 @@ fn sync(active: &Active, split: &Split, watch: &Watch, context_id: u32, now_ms: 
     }
 }
 
+/// What a person reads about the crossing: the numbers behind it.
+fn crossing_detail(window: &crate::split::LocalWindow, totals: &Counts, crossed: Crossed) -> String {
+    match (crossed, &window.latency) {
+        (Crossed::Latency, Some(latency)) => format!(
+            "p{} of {} responses {} ms > {} ms within {} ms",
+            decimal::format(latency.percentile),
+            totals.requests,
+            decimal::format(totals.percentile_ms(latency).unwrap_or(0.0).round()),
+            latency.max_ms,
+            window.window_ms
+        ),
+        _ => format!(
+            "{} errors in {} responses ({} > {}) within {} ms",
+            totals.errors,
+            totals.requests,
+            decimal::fixed(totals.error_rate(), 3),
+            decimal::format(window.max_error_rate),
+            window.window_ms
+        ),
+    }
+}
+
 /// The local window is flagged: record why in the shared state (the first
-/// reason stays) and roll back here. `detail` is the crossing VM's numbers;
-/// another VM that only saw the flag keeps whatever the state says.
-fn window_rolled_back(active: &Active, split: &Split, context_id: u32, now_ms: u64, detail: Option<String>) {
-    let rolled = RolledBack {
-        since_ms: now_ms,
-        reason: "window".into(),
-        detail: detail.unwrap_or_else(|| "another worker saw the local window cross its threshold".into()),
+/// reason stays) and roll back here. `crossing` is the crossing VM's
+/// reason and numbers; another VM that only saw the flag keeps whatever
+/// the state says.
+fn window_rolled_back(
+    active: &Active,
+    split: &Split,
+    context_id: u32,
+    now_ms: u64,
+    crossing: Option<(Crossed, String)>,
+) {
+    let (reason, detail) = match crossing {
+        Some((crossed, detail)) => (crossed.reason(), detail),
+        None => ("window", "another worker saw the local window cross its threshold".to_string()),
     };
+    let rolled = RolledBack { since_ms: now_ms, reason: reason.into(), detail };
     let key = active.state(split).map_or("", |s| s.state_key.as_str());
     let state = update_state(&*active.vm.proxy, key, |state| {
         if state.rolled_back.is_some() {

@@ -6,7 +6,8 @@
 use std::cell::{Cell, RefCell};
 
 use super::rollback::{Verdict, Watch};
-use crate::split::{Live, Split, SplitId, SplitStates};
+use crate::gate::GateState;
+use crate::split::{Live, Ramp, Split, SplitId, SplitStates};
 
 /// A ramp step no ramp has, so that the first state is always logged.
 pub const NOT_LOGGED: Option<usize> = Some(usize::MAX);
@@ -22,6 +23,9 @@ pub struct SplitState {
     /// The ramp step last logged (`None`: before the start; `NOT_LOGGED`
     /// until the first log).
     pub logged_step: Cell<Option<usize>>,
+    /// A gated ramp's progress as the proxy's shared state has it (`None`:
+    /// not started); decisions read its step.
+    pub gate: Cell<Option<GateState>>,
 }
 
 impl SplitState {
@@ -31,11 +35,26 @@ impl SplitState {
             watch: Watch::new(split),
             state_key: if split.rollback().is_some() { state_key(split) } else { String::new() },
             logged_step: Cell::new(NOT_LOGGED),
+            gate: Cell::new(None),
         }
     }
 
     pub fn live(&self) -> Live {
-        Live { withheld: self.verdict.borrow().withholds() }
+        Live { withheld: self.verdict.borrow().withholds(), gated_step: self.gated_step() }
+    }
+
+    /// The step a gated ramp is at (`None`: not started, or not gated).
+    pub fn gated_step(&self) -> Option<usize> {
+        self.gate.get().map(|g| g.step as usize)
+    }
+
+    /// The ramp's step in force: earned (gated) or by the clock.
+    pub fn ramp_step(&self, ramp: &Ramp, now_ms: u64) -> Option<usize> {
+        if ramp.gate.is_some() {
+            self.gated_step()
+        } else {
+            ramp.step_at(now_ms)
+        }
     }
 }
 

@@ -45,8 +45,9 @@ pub struct Stream {
     shadow: Option<ShadowInProgress>,
     /// The assignment cookie the response must set.
     set_cookie: Option<String>,
-    /// The split whose rollback watches this response.
-    rollback_watch: Option<SplitId>,
+    /// The split whose rollback watches this response, and when the
+    /// request left (ms) if the rollback judges latency.
+    rollback_watch: Option<(SplitId, Option<u64>)>,
 }
 
 /// What became of a request's headers.
@@ -192,8 +193,11 @@ impl Stream {
         let set_cookie = decision.assign_cookie().map(|cookie| cookie.set_cookie(decision.target));
         let rollback_watch = decision
             .split
-            .filter(|split| split.rollback().is_some_and(|r| r.target == decision.target))
-            .map(|split| split.id);
+            .and_then(|split| split.rollback().filter(|r| r.target == decision.target).map(|r| (split.id, r)))
+            .map(|(id, rollback)| {
+                let timed = rollback.window.as_ref().is_some_and(|w| w.latency.is_some());
+                (id, timed.then(|| active.vm.proxy.now_ms()))
+            });
         let routed = if active.router.count_responses { target.map(|t| (route, t)) } else { None };
         if shadow.is_none() && set_cookie.is_none() && rollback_watch.is_none() && routed.is_none() {
             return None;
@@ -252,8 +256,17 @@ impl Stream {
             if let (Some((route, target)), Some(class)) = (self.routed.take(), class) {
                 active.stats.response(route, target, class);
             }
-            if let (Some(split_id), Some(class)) = (self.rollback_watch.take(), class) {
-                rollback::record_response(active, split_id, self.id, proxy.now_ms(), class == SERVER_ERROR);
+            if let (Some((split_id, sent_ms)), Some(class)) = (self.rollback_watch.take(), class) {
+                let now_ms = proxy.now_ms();
+                let latency_ms = sent_ms.map(|sent| now_ms.saturating_sub(sent));
+                rollback::record_response(
+                    active,
+                    split_id,
+                    self.id,
+                    now_ms,
+                    class == SERVER_ERROR,
+                    latency_ms,
+                );
             }
         }
         if let Some(cookie) = self.set_cookie.take() {

@@ -44,6 +44,16 @@ impl Worker {
     /// A request through the filter, answered with `status` unless the
     /// filter answered it; returns the target header the upstream got.
     fn exchange(&self, headers: &[(&str, &str)], status: &str) -> Result<Option<String>, u32> {
+        self.exchange_taking(headers, status, |_| 0)
+    }
+
+    /// Like `exchange`, the upstream taking `took(target)` ms to answer.
+    fn exchange_taking(
+        &self,
+        headers: &[(&str, &str)],
+        status: &str,
+        took: impl Fn(&str) -> u64,
+    ) -> Result<Option<String>, u32> {
         self.proxy.set_request(headers);
         let id = self.next_stream.get();
         self.next_stream.set(id + 1);
@@ -55,6 +65,7 @@ impl Worker {
             }
             Headers::Continue(stream) => {
                 assert_eq!(self.proxy.local_replies.borrow().len(), replies, "forwarded, not answered");
+                self.proxy.advance(took(&self.proxy.request_header("x-route-target").unwrap_or_default()));
                 *self.proxy.response_status.borrow_mut() = Some(status.as_bytes().to_vec());
                 if let Some(mut stream) = stream {
                     stream.response_headers();
@@ -290,4 +301,77 @@ fn a_round_whose_answers_never_come_is_given_up_and_polling_goes_on() {
     assert!(worker.proxy.take_calls().is_empty(), "the round is still waiting for its answers");
     worker.tick_after(7_000);
     assert_eq!(worker.proxy.take_calls().len(), 2, "given up after timeout + 5 s: a new round");
+}
+
+const GATED: &str = r#"{"routes": [{"name": "b", "default": "stable", "rules": [{"split": {
+    "weights": [{"target": "canary", "weight": 1}, {"target": "stable", "weight": 99}],
+    "ramp": {"target": "canary", "start": "2026-01-01T00:00:00Z", "every": "10s", "steps": [20, 50, 100],
+             "gate": {"minRequests": 5, "maxWait": "30s", "onMaxWait": "rollback"}},
+    "rollback": {"target": "canary", "maxErrorRate": 0.2, "minRequests": 5, "window": "60s",
+                 "latency": {"percentile": 90, "maxMs": 100}}}}]}]}"#;
+
+/// Requests to the gated split until the canary answered `n` of them, each
+/// taking `canary_ms` (the stable target answers at once).
+fn canary_answers(worker: &Worker, n: usize, status: &str, canary_ms: u64) -> usize {
+    let (mut canary, mut sent) = (0, 0);
+    while canary < n {
+        let took = |target: &str| if target == "canary" { canary_ms } else { 0 };
+        let target = worker.exchange_taking(&[(":authority", "b.example.com")], status, took).unwrap();
+        canary += usize::from(target.as_deref() == Some("canary"));
+        sent += 1;
+        assert!(sent < 10_000, "the canary gets no traffic");
+    }
+    sent
+}
+
+fn step_gauge(worker: &Worker) -> u64 {
+    let name =
+        worker.proxy.values.borrow().keys().find(|k| k.ends_with(metrics::RAMP_STEP)).cloned().unwrap();
+    worker.proxy.value(&name)
+}
+
+#[test]
+fn a_gated_step_is_taken_only_after_every_and_enough_healthy_canary_responses() {
+    let worker = Worker::configured(GATED);
+    worker.tick_after(1_000);
+    assert_eq!(step_gauge(&worker), 1, "the first step, from the start");
+    worker.tick_after(10_000);
+    assert_eq!(step_gauge(&worker), 1, "every has passed, but the canary was never judged");
+    canary_answers(&worker, 4, "200", 5);
+    worker.tick_after(1_000);
+    assert_eq!(step_gauge(&worker), 1, "4 responses of the 5 needed");
+    canary_answers(&worker, 1, "200", 5);
+    worker.tick_after(1_000);
+    assert_eq!(step_gauge(&worker), 2, "earned");
+    let sent = canary_answers(&worker, 20, "200", 5);
+    assert!(sent < 80, "at step 2 the canary gets half the traffic: {sent} requests for 20");
+    worker.tick_after(5_000);
+    assert_eq!(step_gauge(&worker), 2, "evidence, but not every yet");
+    worker.tick_after(5_000);
+    assert_eq!(step_gauge(&worker), 3);
+}
+
+#[test]
+fn a_slow_canary_is_rolled_back_by_its_latency_at_the_first_step() {
+    let worker = Worker::configured(GATED);
+    worker.tick_after(1_000);
+    canary_answers(&worker, 5, "200", 250);
+    worker.tick_after(1_000);
+    let reason = tagged(metrics::ROLLBACK_REASON, &[("reason", "latency")]);
+    let rolled = worker.proxy.values.borrow().iter().any(|(k, v)| k.ends_with(&reason) && *v == 1);
+    assert!(rolled, "rolled back for latency");
+    assert_eq!(step_gauge(&worker), 1, "never at a higher weight");
+    assert!((0..50).all(|_| worker.get("b.example.com").as_deref() == Some("stable")));
+}
+
+#[test]
+fn a_step_that_cannot_be_judged_within_max_wait_rolls_back() {
+    let worker = Worker::configured(GATED);
+    worker.tick_after(29_000);
+    assert!(worker.proxy.values.borrow().iter().all(|(k, v)| !k.contains("reason=.=maxWait") || *v == 0));
+    worker.tick_after(1_000);
+    let reason = tagged(metrics::ROLLBACK_REASON, &[("reason", "maxWait")]);
+    let rolled = worker.proxy.values.borrow().iter().any(|(k, v)| k.ends_with(&reason) && *v == 1);
+    assert!(rolled, "no verdict in 30 s: rolled back");
+    assert_eq!(step_gauge(&worker), 1);
 }

@@ -138,7 +138,7 @@ impl When {
 
     /// Per split id: its live state (every split rolled back, or none).
     pub fn live(&self, split_count: usize) -> Vec<Live> {
-        vec![Live { withheld: self.rolled_back }; split_count]
+        vec![Live { withheld: self.rolled_back, gated_step: None }; split_count]
     }
 }
 

@@ -62,7 +62,15 @@ fn object_schema(object: &Object) -> Value {
                     .iter()
                     .map(|k| (k.to_string(), json!(keys.iter().filter(|o| *o != k).collect::<Vec<_>>())))
                     .collect();
-                schema.insert("dependentRequired".into(), Value::Object(needs));
+                if let Value::Object(all) = schema.entry("dependentRequired").or_insert_with(|| json!({})) {
+                    all.extend(needs);
+                }
+            }
+            Rule::Requires { key, keys, .. } => {
+                let needs = schema.entry("dependentRequired").or_insert_with(|| json!({}));
+                if let Value::Object(needs) = needs {
+                    needs.insert(key.to_string(), json!(keys));
+                }
             }
             Rule::AnyOf { groups, .. } => {
                 let any: Vec<Value> = groups.iter().map(|g| json!({ "required": g })).collect();
