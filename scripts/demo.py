@@ -3,8 +3,9 @@
 in order, with the curl line for each request and the backend that answered:
 header, cookie and query rules; a weighted split and its measured share;
 sticky users; a blue/green switch made by editing the live config while
-requests flow; a shadow copy reaching the shadow backend; a ramp stepping
-forward; a broken canary rolled back by itself; the metrics of all of it.
+requests flow; a shadow copy reaching the shadow backend; a gated ramp
+taking each step only once judged; a broken canary rolled back by itself;
+the metrics of all of it.
 
 Envoy runs envoy/demo.yaml with its config from examples/demo.json, both
 copied into .tmp/demo/ (edits go there; the repository's files never
@@ -100,6 +101,14 @@ def stat(name):
 
 
 RELOADS = "extension_config_discovery.http_filter.canary-router.config_reload"
+
+
+def ramp_step():
+    """The gated ramp's step, 1-based, as its gauge says (the split the
+    push replaced reads 0)."""
+    steps = [int(float(line.rsplit(" ", 1)[1])) for line in admin("/stats/prometheus").splitlines()
+             if line.startswith("canary_router_ramp_step{") and 'route="ramp"' in line]
+    return max(steps, default=0)
 
 
 def push(config, why=None, running=True):
@@ -205,19 +214,26 @@ def scenarios(config):
     print(f"    clients got their answers from service-a; the shadow backend received {GREEN}{after - before} copies{RESET}")
     print(f"    {DIM}$ curl -s 'http://127.0.0.1:{ADMIN}/stats?filter=backend_service_a_shadow.downstream_rq_completed'{RESET}")
 
-    title("6. Ramp: B' on ramp.example.com goes 10% -> 50% -> 100%, one step every 4 s")
+    title("6. Gated ramp: B' on ramp.example.com takes each step (10% -> 50% -> 100%) only once judged")
     ramped = json.loads(json.dumps(green))
     ramp = next(r for r in ramped["routes"] if r["name"] == "ramp")["rules"][0]["split"]["ramp"]
-    start = time.time() + 1
-    ramp["start"] = rfc3339(start)
-    print(f'    {DIM}edit: ramp "start" -> "{ramp["start"]}" (now){RESET}')
+    ramp["start"] = rfc3339(time.time())
+    print(f'    {DIM}edit: ramp "start" -> "{ramp["start"]}" (now); each step lasts 2 s at least and needs '
+          f'20 healthy responses from B\'{RESET}')
     push(ramped, "config pushed")
-    for step in range(3):
-        time.sleep(max(0.0, int(start) + step * 4 + 1.5 - time.time()))
+    time.sleep(3)
+    print(f"    3 s later, no traffic yet: still step {ramp_step()} of 3 (B' was never judged, so it waits)")
+    for _ in range(2):
+        before, sent, started = ramp_step(), 0, time.time()
+        while ramp_step() == before and time.time() - started < 15:
+            many("ramp.example.com", 100)
+            sent += 100
+            time.sleep(0.3)
         n = 400
         counts = many("ramp.example.com", n)
         canary = sum(k for (_, b), k in counts.items() if b == "service-b-canary")
-        print(f"    step {step + 1} of 3 (at +{step * 4}s): service-b-canary got {canary} of {n} requests ({100 * canary / n:.0f}%)")
+        print(f"    step {ramp_step()} of 3 earned after {sent} requests in {time.time() - started:.1f} s: "
+              f"service-b-canary got {canary} of {n} requests ({100 * canary / n:.0f}%)")
 
     title("7. Rollback: broken-canary answers 503; the split takes it out by itself")
     n = 200

@@ -704,12 +704,45 @@ fn check_warns_about_valid_configs_that_are_likely_mistakes() {
 }
 
 #[test]
+fn check_warns_about_a_ramp_past_its_last_step_and_a_rollback_only_one_proxy_remembers() {
+    let config = r#"{"routes": [{"name": "b", "default": "stable", "rules": [{"split": {
+        "weights": [{"target": "canary", "weight": 5}, {"target": "stable", "weight": 95}],
+        "ramp": {"target": "canary", "start": "2020-01-01T00:00:00Z", "every": "10m", "steps": [5, 100]},
+        "rollback": {"target": "canary", "maxErrorRate": 0.1, "minRequests": 20, "window": "1m"}}}]}]}"#;
+    let r = run(&["check", &temp_file("past.json", config)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("routes[0].rules[0].split.ramp.start: 2020-01-01T00:00:00Z puts this ramp past its last step already: applying it sends 100% to canary at once"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("routes[0].rules[0].split.rollback: judged by each proxy's own window only"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stdout.contains("(now); now canary 100% / stable 0%"),
+        "the live step beside the weights: {}",
+        r.stdout
+    );
+    // The shipped examples and Istio manifests apply cleanly: no ramp past
+    // its end, and only the demo (which runs without Prometheus) has
+    // rollbacks a restart forgets.
+    let r = run(&["check", "examples", "istio"]);
+    assert!(!r.stderr.contains("past its last step"), "{}", r.stderr);
+    let local_only: Vec<&str> = r.stderr.lines().filter(|l| l.contains("own window only")).collect();
+    assert!(local_only.iter().all(|l| l.contains("examples/demo.json")), "{local_only:?}");
+}
+
+#[test]
 fn check_prints_what_each_split_and_mirror_does() {
-    let r = run(&["check", "examples/ramp.json", "examples/fleet.json"]);
+    let r = run(&["check", "examples/ramp.json", "examples/fleet.json", "examples/clock-ramp.json"]);
     r.assert_ok_printing(&[
-        "rules[0] ramp of canary: 10% from 2026-11-24T10:00:00Z, 25% from 2026-11-24T10:10:00Z, 50% from 2026-11-24T10:20:00Z",
+        "rules[0] gated ramp of canary from 2026-11-24T10:00:00Z: 10%, 25%, 50%, each step after at least 600s and a passed judgement (100 responses, waiting at most 3600s then holding)",
+        "rules[0] ramp of canary: 10% from 2030-01-07T10:00:00Z, 25% from 2030-01-07T10:10:00Z, 50% from 2030-01-07T10:20:00Z (now: before the start, the listed weights)",
         "rules[0] assignment cookie: version=TARGET; Max-Age=86400; Path=/",
-        "rules[0] rollback of canary: this proxy's window: more than 5% errors over 60s with at least 20 responses",
+        "rules[0] rollback of canary: this proxy's window: more than 5% errors or p99 above 500 ms over 60s with at least 20 responses",
         "mirror: 10% of requests copied to cluster shadow",
         "rules[0] rollback of broken-canary: this proxy's window",
         "Prometheus via cluster prometheus every 2s: checks error-rate <= 0.05, p99-ms <= 500, 2 failing polls in a row",

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use canary_router::decimal;
 use canary_router::route::{Action, Route};
 use canary_router::router::Router;
-use canary_router::split::{Moment, Split};
+use canary_router::split::{AllLive, Moment, OnMaxWait, Ramp, Split};
 use canary_router::time::format_rfc3339;
 
 use crate::input;
@@ -21,10 +21,11 @@ pub fn run(paths: &[PathBuf]) -> Result<(), Failure> {
         }
         match source.parse() {
             Ok(router) => {
-                for warning in warnings(&source.origin, &router) {
+                let now_ms = now_ms();
+                for warning in warnings(&source.origin, &router, now_ms) {
                     eprintln!("canary-router: warning: {warning}");
                 }
-                print!("{}", summary(&source.origin, &router, now_ms()));
+                print!("{}", summary(&source.origin, &router, now_ms));
             }
             Err(err) => errors.push(err),
         }
@@ -41,12 +42,14 @@ fn now_ms() -> u64 {
 }
 
 /// Valid, but probably not what was meant: each names its place.
-pub fn warnings(origin: &str, router: &Router) -> Vec<String> {
+pub fn warnings(origin: &str, router: &Router, now_ms: u64) -> Vec<String> {
     let mut out = Vec::new();
     for (i, route) in router.routes.iter().enumerate() {
         for (j, rule) in route.rules.iter().enumerate() {
             let Action::Split(split) = &rule.action else { continue };
-            let place = format!("{origin}: routes[{i}].rules[{j}].split.weights");
+            let split_place = format!("{origin}: routes[{i}].rules[{j}].split");
+            out.extend(progress_warnings(&split_place, split, now_ms));
+            let place = format!("{split_place}.weights");
             let sum: f64 = split.weights().iter().sum();
             if (sum - 100.0).abs() > 1e-9 {
                 out.push(format!(
@@ -66,6 +69,33 @@ pub fn warnings(origin: &str, router: &Router) -> Vec<String> {
                 }
             }
         }
+    }
+    out
+}
+
+/// A clock ramp already past its last step, a rollback only this proxy
+/// remembers.
+fn progress_warnings(place: &str, split: &Split, now_ms: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(ramp) = split.ramp().filter(|r| r.gate.is_none() && r.steps.len() > 1) {
+        let last_from = ramp.start_ms + ramp.last_step() as u64 * ramp.every_ms;
+        if now_ms >= last_from {
+            out.push(format!(
+                "{place}.ramp.start: {} puts this ramp past its last step already: applying it sends {}% to {} at once; \
+                 move `start`, or gate the ramp (`gate`) so each step is earned",
+                format_rfc3339(ramp.start_ms / 1000),
+                decimal::format(ramp.steps.last().copied().unwrap_or(0.0)),
+                ramp.target
+            ));
+        }
+    }
+    if let Some(rollback) = split.rollback().filter(|r| r.prometheus.is_none()) {
+        out.push(format!(
+            "{place}.rollback: judged by each proxy's own window only: a rollback is forgotten when the proxy \
+             restarts, which then sends {} its share again; add `prometheus` so the fleet remembers \
+             (docs/progressive-delivery.md#rollback-splitrollback)",
+            rollback.target
+        ));
     }
     out
 }
@@ -98,25 +128,16 @@ pub fn summary(origin: &str, router: &Router, now_ms: u64) -> String {
 fn split_details(label: &str, split: &Split, now_ms: u64) -> String {
     let mut out = String::new();
     if let Some(ramp) = split.ramp() {
-        let current = ramp.step_at(now_ms);
-        let steps: Vec<String> = ramp
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, percent)| {
-                let at = format_rfc3339((ramp.start_ms + i as u64 * ramp.every_ms) / 1000);
-                let mark = if current == Some(i) { " (now)" } else { "" };
-                format!("{}% from {at}{mark}", decimal::format(*percent))
-            })
-            .collect();
-        let before = if current.is_none() { " (now: before the start, the listed weights)" } else { "" };
-        out += &format!("    {label} ramp of {}: {}{before}\n", ramp.target, steps.join(", "));
+        out += &ramp_line(label, split, ramp, now_ms);
     }
     if let Some(rollback) = split.rollback() {
         let mut judges = Vec::new();
         if let Some(window) = &rollback.window {
+            let latency = window.latency.as_ref().map_or(String::new(), |l| {
+                format!(" or p{} above {} ms", decimal::format(l.percentile), l.max_ms)
+            });
             judges.push(format!(
-                "this proxy's window: more than {}% errors over {} with at least {} responses",
+                "this proxy's window: more than {}% errors{latency} over {} with at least {} responses",
                 decimal::format(window.max_error_rate * 100.0),
                 seconds(window.window_ms),
                 window.min_requests
@@ -156,6 +177,51 @@ fn split_details(label: &str, split: &Split, now_ms: u64) -> String {
         out += &format!("    {label} assignment cookie: {}\n", cookie.set_cookie("TARGET"));
     }
     out
+}
+
+/// A ramp's steps: a clock ramp's times, the step it is at now and its
+/// weights then; a gated ramp's gate.
+fn ramp_line(label: &str, split: &Split, ramp: &Ramp, now_ms: u64) -> String {
+    if let Some(gate) = &ramp.gate {
+        let steps: Vec<String> = ramp.steps.iter().map(|p| format!("{}%", decimal::format(*p))).collect();
+        let wait = match gate.max_wait_ms {
+            Some(ms) => format!(
+                ", waiting at most {} then {}",
+                seconds(ms),
+                match gate.on_max_wait {
+                    OnMaxWait::Hold => "holding",
+                    OnMaxWait::Rollback => "rolling back",
+                }
+            ),
+            None => String::new(),
+        };
+        let hold = if ramp.hold { " (hold: frozen at its step)" } else { "" };
+        return format!(
+            "    {label} gated ramp of {} from {}: {}, each step after at least {} and a passed judgement \
+             ({} responses{wait}); the step in force is the proxies' (`canary-router status`){hold}\n",
+            ramp.target,
+            format_rfc3339(ramp.start_ms / 1000),
+            steps.join(", "),
+            seconds(ramp.every_ms),
+            gate.min_requests
+        );
+    }
+    let current = ramp.step_at(now_ms);
+    let steps: Vec<String> = ramp
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, percent)| {
+            let at = format_rfc3339((ramp.start_ms + i as u64 * ramp.every_ms) / 1000);
+            let mark = if current == Some(i) { " (now)" } else { "" };
+            format!("{}% from {at}{mark}", decimal::format(*percent))
+        })
+        .collect();
+    let now = match current {
+        None => " (now: before the start, the listed weights)".to_string(),
+        Some(_) => format!("; now {}", shares(split, &Moment { roll: 0, now_ms, splits: &AllLive })),
+    };
+    format!("    {label} ramp of {}: {}{now}\n", ramp.target, steps.join(", "))
 }
 
 fn seconds(ms: u64) -> String {

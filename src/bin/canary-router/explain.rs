@@ -135,7 +135,13 @@ fn random(split: &Split, decision: &Decision<'_>, moment: &Moment<'_>) -> bool {
 /// The deciding split: its shares now, its ramp, its rollback, and how it chose.
 fn split_lines(split: &Split, decision: &Decision<'_>, moment: &Moment<'_>) -> String {
     let mut out = format!("split:   {}\n", shares(split, moment));
-    if let Some(ramp) = split.ramp() {
+    if let Some(ramp) = split.ramp().filter(|r| r.gate.is_some()) {
+        out += &format!(
+            "ramp:    {} gated: each step is earned, so its step is the proxies' (`canary-router status`); \
+             shown with the listed weights\n",
+            ramp.target
+        );
+    } else if let Some(ramp) = split.ramp() {
         out += &match ramp.step_at(moment.now_ms) {
             Some(step) => format!(
                 "ramp:    {} at step {} of {} ({}%)\n",
