@@ -66,6 +66,8 @@ pub const GATE_NEEDED: &str = "canary_router_gate_min_responses";
 pub const GATE_ERROR_RATE: &str = "canary_router_gate_error_rate_millionths";
 pub const GATE_LATENCY: &str = "canary_router_gate_latency_ms";
 pub const GATE_PASSED: &str = "canary_router_gate_passed";
+/// Which percentile `GATE_LATENCY` is, times ten (990: p99).
+pub const GATE_LATENCY_PERCENTILE: &str = "canary_router_gate_latency_percentile_tenths";
 
 /// The status classes responses are counted by, in index order.
 pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];

@@ -99,7 +99,8 @@ impl SplitGauges {
         for (gauge, share) in configured.iter().zip(split.configured_shares()) {
             gauge.set(proxy, u64::from(share));
         }
-        let ramp = split.ramp().map(|ramp| RampGauges::define(vm, p, ramp));
+        let latency = split.rollback().and_then(|r| r.window.as_ref()).and_then(|w| w.latency.as_ref());
+        let ramp = split.ramp().map(|ramp| RampGauges::define(vm, p, ramp, latency));
         let gated = split.ramp().is_some_and(|r| r.gate.is_some());
         let rollback = split.rollback().map(|r| RollbackGauges::define(vm, p, r, gated));
         SplitGauges { live: per_target(metrics::LIVE_WEIGHT), configured, ramp, rollback, prefix }

@@ -9,7 +9,7 @@ use super::split_state::SplitState;
 use super::Vm;
 use crate::gate::{self, Judgement};
 use crate::metrics;
-use crate::split::Ramp;
+use crate::split::{Latency, Ramp};
 
 pub struct RampGauges {
     step: Gauge,
@@ -33,12 +33,18 @@ struct GateGauges {
 }
 
 impl RampGauges {
-    pub fn define(vm: &Vm, p: &str, ramp: &Ramp) -> RampGauges {
+    /// `latency`: the rollback's bound, whose percentile labels the gate's
+    /// latency gauge.
+    pub fn define(vm: &Vm, p: &str, ramp: &Ramp, latency: Option<&Latency>) -> RampGauges {
         let proxy = &*vm.proxy;
         let steps = gauge(vm, p, &[], metrics::RAMP_STEPS);
         steps.set(proxy, ramp.steps.len() as u64);
         let gated = gauge(vm, p, &[], metrics::RAMP_GATED);
         gated.set(proxy, u64::from(ramp.gate.is_some()));
+        if let (Some(_), Some(latency)) = (&ramp.gate, latency) {
+            let percentile = gauge(vm, p, &[], metrics::GATE_LATENCY_PERCENTILE);
+            percentile.set(proxy, (latency.percentile * 10.0).round() as u64);
+        }
         let gate = ramp.gate.as_ref().map(|_| GateGauges {
             responses: gauge(vm, p, &[], metrics::GATE_RESPONSES),
             needed: gauge(vm, p, &[], metrics::GATE_NEEDED),

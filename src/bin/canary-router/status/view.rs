@@ -34,10 +34,38 @@ struct Report {
     /// Target, configured ppm, live ppm, in display order.
     targets: Vec<(String, u64, u64)>,
     state: State,
-    /// Step (1-based; 0 before the start), steps, next step time.
-    ramp: Option<(u64, u64, u64)>,
+    /// A rollback only this proxy's window judges: a restart forgets it.
+    local_only: bool,
+    ramp: Option<RampReport>,
     checks: Vec<(String, f64)>,
+    /// Checks whose last answer was no data or an error.
+    unanswered: Vec<String>,
     failures: u64,
+}
+
+/// A ramp as one proxy reports it.
+#[derive(Debug, Clone, PartialEq)]
+struct RampReport {
+    /// 1-based; 0 before the start.
+    step: u64,
+    steps: u64,
+    /// When the step began and when the next may come (seconds; 0: none).
+    since: u64,
+    next: u64,
+    gate: Option<GateReport>,
+    /// Holding, and why: `hold` or `maxWait`.
+    holding: Option<String>,
+}
+
+/// What a gated step waits for.
+#[derive(Debug, Clone, PartialEq)]
+struct GateReport {
+    responses: u64,
+    needed: u64,
+    error_rate: f64,
+    /// The latency percentile (e.g. 99) and its value in ms, if judged.
+    latency: Option<(f64, u64)>,
+    passed: bool,
 }
 
 /// A split as the fleet reports it.
@@ -133,23 +161,52 @@ fn reports(samples: &[Sample]) -> BTreeMap<Key, Report> {
                 (_, Some(w)) if w > 0.0 => State::Waiting,
                 _ => State::Live,
             };
-            let ramp = value("canary_router_ramp_steps").filter(|steps| *steps > 0.0).map(|steps| {
-                (
-                    value("canary_router_ramp_step").unwrap_or(0.0) as u64,
-                    steps as u64,
-                    value("canary_router_ramp_next_step_seconds").unwrap_or(0.0) as u64,
-                )
-            });
+            let ramp = value("canary_router_ramp_steps")
+                .filter(|steps| *steps > 0.0)
+                .map(|steps| ramp_report(&samples, steps as u64));
             let mut checks: Vec<(String, f64)> = samples
                 .iter()
                 .filter(|s| s.name == "canary_router_check_value_millionths")
                 .map(|s| (s.label("check").to_string(), s.value / 1e6))
                 .collect();
             checks.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut unanswered: Vec<String> = samples
+                .iter()
+                .filter(|s| s.name == "canary_router_check_unanswered" && s.value > 0.0)
+                .map(|s| s.label("check").to_string())
+                .collect();
+            unanswered.sort();
             let failures = value("canary_router_check_failures").unwrap_or(0.0) as u64;
-            Some((key, Report { targets, state, ramp, checks, failures }))
+            let local_only = state != State::Plain && value("canary_router_rollback_fleet") == Some(0.0);
+            Some((key, Report { targets, state, local_only, ramp, checks, unanswered, failures }))
         })
         .collect()
+}
+
+/// A split's ramp from its gauges.
+fn ramp_report(samples: &[&Sample], steps: u64) -> RampReport {
+    let value = |name: &str| samples.iter().find(|s| s.name == name).map_or(0.0, |s| s.value);
+    let gated = value("canary_router_ramp_gated") > 0.0;
+    let percentile = value("canary_router_gate_latency_percentile_tenths") / 10.0;
+    let latency_ms = value("canary_router_gate_latency_ms") as u64;
+    let holding = samples
+        .iter()
+        .find(|s| s.name == "canary_router_ramp_holding" && s.value > 0.0)
+        .map(|s| s.label("reason").to_string());
+    RampReport {
+        step: value("canary_router_ramp_step") as u64,
+        steps,
+        since: value("canary_router_ramp_step_since_seconds") as u64,
+        next: value("canary_router_ramp_next_step_seconds") as u64,
+        gate: gated.then(|| GateReport {
+            responses: value("canary_router_gate_responses") as u64,
+            needed: value("canary_router_gate_min_responses") as u64,
+            error_rate: value("canary_router_gate_error_rate_millionths") / 1e6,
+            latency: (percentile > 0.0).then_some((percentile, latency_ms)),
+            passed: value("canary_router_gate_passed") > 0.0,
+        }),
+        holding,
+    }
 }
 
 /// A target's fleet-wide request rate and 5xx share, from the rates the
@@ -245,7 +302,7 @@ pub fn overall(splits: &[SplitView]) -> Overall {
     };
     let progressing = |s: &SplitView| {
         s.report.state == State::Waiting
-            || s.report.ramp.is_some_and(|(step, steps, _)| step < steps)
+            || s.report.ramp.as_ref().is_some_and(|r| r.step < r.steps)
             || s.agreeing < s.reporting
     };
     if splits.iter().any(rolled_back) {
@@ -313,8 +370,10 @@ pub fn render(proxies: &[Proxy], splits: &[SplitView], now: u64) -> String {
     for view in splits {
         let report = &view.report;
         out += &format!("\nroute {}  rule {}  split {}\n", view.route, view.rule, view.split);
+        let local =
+            if report.local_only { " (local only: a proxy that restarts forgets a rollback)" } else { "" };
         out += &format!(
-            "  {}; {} of {} proxies agree\n",
+            "  {}{local}; {} of {} proxies agree\n",
             state_text(&report.state, now),
             view.agreeing,
             view.reporting
@@ -336,15 +395,8 @@ pub fn render(proxies: &[Proxy], splits: &[SplitView], now: u64) -> String {
                 percent(*live)
             );
         }
-        if let Some((step, steps, next)) = report.ramp {
-            let next = if next == 0 {
-                "the last step".to_string()
-            } else {
-                format!("next step at {} ({})", format_rfc3339(next), relative(next, now))
-            };
-            let step =
-                if step == 0 { "before its start".to_string() } else { format!("step {step} of {steps}") };
-            out += &format!("  ramp: {step}, {next}\n");
+        if let Some(ramp) = &report.ramp {
+            out += &ramp_text(ramp, now);
         }
         if !report.checks.is_empty() {
             let checks: Vec<String> = report
@@ -354,10 +406,50 @@ pub fn render(proxies: &[Proxy], splits: &[SplitView], now: u64) -> String {
                 .collect();
             out += &format!("  checks: {}; {} failing polls in a row\n", checks.join(", "), report.failures);
         }
+        if !report.unanswered.is_empty() {
+            out += &format!(
+                "  NO DATA from checks {}: nothing judges the canary by them (a gated step waits)\n",
+                report.unanswered.join(", ")
+            );
+        }
     }
     let overall = overall(splits);
     out += &format!("\noverall: {} (exit {})\n", overall.label(), overall.exit_code());
     out
+}
+
+/// A ramp's line: gated or by the clock, its step and since when, what a
+/// gated step waits for, holding and why, when it may advance.
+fn ramp_text(ramp: &RampReport, now: u64) -> String {
+    if ramp.step == 0 {
+        return format!(
+            "  ramp: before its start, the listed weights; step 1 at {}\n",
+            format_rfc3339(ramp.next)
+        );
+    }
+    let kind = if ramp.gate.is_some() { "gated" } else { "by the clock" };
+    let since = if ramp.since > 0 { format!(" since {}", relative(ramp.since, now)) } else { String::new() };
+    let mut out = format!("  ramp: {kind}, step {} of {}{since}", ramp.step, ramp.steps);
+    if let Some(holding) = &ramp.holding {
+        out += &format!(", HOLDING ({holding})");
+    }
+    if ramp.next == 0 {
+        out += ", the last step";
+    } else if let Some(gate) = ramp.gate.as_ref().filter(|g| !g.passed) {
+        let latency = gate
+            .latency
+            .map_or(String::new(), |(p, ms)| format!(", p{} {ms} ms", canary_router::decimal::format(p)));
+        out += &format!(
+            "; waits for {}/{} responses, {:.1}% errors{latency}; may advance {} at the earliest",
+            gate.responses,
+            gate.needed,
+            gate.error_rate * 100.0,
+            relative(ramp.next, now)
+        );
+    } else {
+        out += &format!("; next step at {} ({})", format_rfc3339(ramp.next), relative(ramp.next, now));
+    }
+    out + "\n"
 }
 
 fn state_json(state: &State) -> Value {
@@ -402,11 +494,23 @@ pub fn to_json(proxies: &[Proxy], splits: &[SplitView], now: u64) -> Value {
                     "requests_per_second": rate,
                     "share_5xx": share,
                 })).collect::<Vec<_>>(),
-                "ramp": r.ramp.map(|(step, steps, next)| json!({
-                    "step": step,
-                    "steps": steps,
-                    "next_step": (next > 0).then(|| format_rfc3339(next)),
+                "ramp": r.ramp.as_ref().map(|ramp| json!({
+                    "gated": ramp.gate.is_some(),
+                    "step": ramp.step,
+                    "steps": ramp.steps,
+                    "step_since": (ramp.since > 0).then(|| format_rfc3339(ramp.since)),
+                    "next_step": (ramp.next > 0).then(|| format_rfc3339(ramp.next)),
+                    "holding": ramp.holding,
+                    "gate": ramp.gate.as_ref().map(|g| json!({
+                        "responses": g.responses,
+                        "min_responses": g.needed,
+                        "error_rate": g.error_rate,
+                        "latency": g.latency.map(|(p, ms)| json!({"percentile": p, "ms": ms})),
+                        "passed": g.passed,
+                    })),
                 })),
+                "local_only": r.local_only,
+                "unanswered_checks": r.unanswered,
                 "checks": r.checks.iter().map(|(n, value)| json!({"check": n, "value": value})).collect::<Vec<_>>(),
                 "failing_polls": r.failures,
             })
@@ -464,7 +568,7 @@ mod tests {
             "ROLLED BACK since 2026-11-26T12:21:00Z (40s ago), reason check:error-rate; 2 of 3 proxies agree",
             "c:1: live: the canary gets its share",
             "  canary         20%        0%         -       -",
-            "ramp: step 2 of 4, next step at 2026-11-26T12:25:00Z (in 3m20s)",
+            "ramp: by the clock, step 2 of 4; next step at 2026-11-26T12:25:00Z (in 3m20s)",
             "checks: error-rate 0.31; 2 failing polls in a row",
             "overall: rolled back (exit 4)",
         ] {
@@ -475,6 +579,40 @@ mod tests {
         assert_eq!(json["splits"][0]["rollback"]["reason"], "check:error-rate");
         assert_eq!(json["splits"][0]["targets"][0]["live_percent"], 0.0);
         assert_eq!(json["proxies"][3]["ok"], false);
+    }
+
+    #[test]
+    fn a_gated_step_shows_what_it_waits_for_and_why_it_holds() {
+        let gated = |passed: u32, holding: u32| {
+            stats(0, 50_000)
+                + &format!(
+                    "{SPLIT}canary_router_ramp_gated: 1\n{SPLIT}canary_router_ramp_step_since_seconds: 1795695580\n\
+                     {SPLIT}canary_router_gate_responses: 137\n{SPLIT}canary_router_gate_min_responses: 200\n\
+                     {SPLIT}canary_router_gate_error_rate_millionths: 4000\n{SPLIT}canary_router_gate_latency_ms: 212\n\
+                     {SPLIT}canary_router_gate_latency_percentile_tenths: 990\n{SPLIT}canary_router_gate_passed: {passed}\n\
+                     {SPLIT}reason=.=maxWait;.;canary_router_ramp_holding: {holding}\n\
+                     {SPLIT}reason=.=hold;.;canary_router_ramp_holding: 0\n\
+                     {SPLIT}canary_router_rollback_fleet: 0\n\
+                     {SPLIT}check=.=error-rate;.;canary_router_check_unanswered: 1\n"
+                )
+        };
+        let proxies = vec![proxy("a:1", &gated(0, 1))];
+        let views = splits(&proxies);
+        let text = render(&proxies, &views, 1_795_695_700);
+        for expected in [
+            "live: the canary gets its share (local only: a proxy that restarts forgets a rollback)",
+            "ramp: gated, step 2 of 4 since 2m0s ago, HOLDING (maxWait); waits for 137/200 responses, 0.4% errors, \
+             p99 212 ms; may advance in 3m20s at the earliest",
+            "NO DATA from checks error-rate: nothing judges the canary by them (a gated step waits)",
+            "overall: progressing (exit 3)",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+        }
+        let json = to_json(&proxies, &views, 1_795_695_700);
+        let ramp = &json["splits"][0]["ramp"];
+        assert_eq!((ramp["gated"].as_bool(), ramp["holding"].as_str()), (Some(true), Some("maxWait")));
+        assert_eq!(ramp["gate"]["responses"], 137);
+        assert_eq!(json["splits"][0]["unanswered_checks"][0], "error-rate");
     }
 
     #[test]
