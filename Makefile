@@ -113,10 +113,11 @@ lint: toolchain
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target wasm32-wasip1 --release --lib -- -D warnings
 
-# Native unit tests of the pure decision modules and the CLI, the
-# documentation's claims and the Istio manifests.
-unit:
-	cargo test --lib --bins --test readme --test istio_manifests
+# Native unit tests of the pure decision modules, the glue and the CLI, the
+# documentation's claims, the Istio manifests, and the alert rules and
+# documented PromQL (promtool, from the prometheus package).
+unit: prometheus
+	cargo test --lib --bins --test readme --test istio_manifests --test prometheus_rules
 
 oci: build
 	python3 scripts/oci.py $(WASM) target/oci/canary-router $(VERSION)
@@ -132,7 +133,7 @@ e2e: build envoy prometheus
 	cargo test --test e2e
 
 test: lint build envoy prometheus validate
-	cargo test --lib --bins --test readme --test istio_manifests
+	cargo test --lib --bins --test readme --test istio_manifests --test prometheus_rules
 	python3 -m unittest discover -s tests/oci
 	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test progressive --test fleet \
 		--test hot_path --test cli
