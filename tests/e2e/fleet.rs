@@ -18,8 +18,9 @@ use super::prometheus::Prometheus;
 const ROUTE: &str = "service-b";
 const CANARY: &str = "broken-canary";
 
-/// examples/fleet.json, plus a route whose ramp started a minute ago (so
-/// that the ramp's gauges, its dashboard panel and `status` have one).
+/// examples/fleet.json, plus a route whose gated ramp started a minute ago
+/// (so that the ramp's and the gate's gauges, their dashboard panels and
+/// `status` have one).
 fn fleet_config() -> String {
     let mut config: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(repo().join("examples/fleet.json")).unwrap()).unwrap();
@@ -29,7 +30,10 @@ fn fleet_config() -> String {
         "name": "service-a", "hosts": ["a.example.com"], "default": "service-a",
         "rules": [{"split": {
             "weights": [{"target": "service-a-canary", "weight": 0}, {"target": "service-a", "weight": 100}],
-            "ramp": {"target": "service-a-canary", "start": start, "every": "1h", "steps": [10, 50, 100]}}}]
+            "ramp": {"target": "service-a-canary", "start": start, "every": "1h", "steps": [10, 50, 100],
+                     "gate": {"maxWait": "2h"}},
+            "rollback": {"target": "service-a-canary", "maxErrorRate": 0.1, "minRequests": 20, "window": "1m",
+                         "prometheus": {"cluster": "prometheus", "every": "2s", "lookback": "1h"}}}}]
     }));
     serde_json::to_string_pretty(&config).unwrap()
 }
@@ -239,7 +243,8 @@ fn check_status(fleet: &[Envoy], prometheus: &Prometheus) {
         "ROLLED BACK since ".to_string(),
         "3 of 3 proxies agree".to_string(),
         "route service-a  rule rules[0]".to_string(),
-        "ramp: step 1 of 3, next step at ".to_string(),
+        "ramp: gated, step 1 of 3 since ".to_string(),
+        "waits for 0/20 responses, 0.0% errors; may advance in ".to_string(),
         "checks: error-rate 1, p99-ms ".to_string(),
         "overall: rolled back (exit 4)".to_string(),
     ] {
