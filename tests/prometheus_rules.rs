@@ -49,8 +49,12 @@ fn the_alert_rules_pass_promtool_and_their_unit_tests() {
     let operator = yaml("dashboards/alerts-prometheusrule.yaml");
     assert_eq!(operator["kind"], "PrometheusRule");
     assert_eq!(operator["spec"]["groups"], rules["groups"], "the PrometheusRule has alerts.yaml's rules");
-    let alerts: Vec<&str> =
-        rules["groups"][0]["rules"].as_array().unwrap().iter().map(|r| r["alert"].as_str().unwrap()).collect();
+    let alerts: Vec<&str> = rules["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["alert"].as_str().unwrap())
+        .collect();
     for alert in alerts {
         let doc = std::fs::read_to_string(root().join("docs/metrics.md")).unwrap();
         assert!(doc.contains(&format!("`{alert}`")), "docs/metrics.md does not describe the alert {alert}");
@@ -88,7 +92,8 @@ fn the_documented_istio_queries_find_the_canary_in_series_as_istio_labels_them()
     let mut queries = documented_istio_queries();
     assert_eq!(queries.len(), 2, "the error-rate and p99 queries");
     let plugin = yaml("istio/service-b/wasm-plugin-rollback.yaml");
-    let checks = plugin["spec"]["pluginConfig"]["routes"][0]["rules"][0]["split"]["rollback"]["prometheus"]["checks"]
+    let checks = plugin["spec"]["pluginConfig"]["routes"][0]["rules"][0]["split"]["rollback"]["prometheus"]
+        ["checks"]
         .as_array()
         .unwrap();
     queries.extend(checks.iter().map(|c| c["query"].as_str().unwrap().to_string()));

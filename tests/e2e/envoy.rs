@@ -84,6 +84,36 @@ impl EnvoyConfig {
     }
 }
 
+/// The ECDS resource `envoy/live.yaml` reads the filter from.
+pub const ECDS_FILE: &str = "envoy/live/canary-router.yaml";
+
+/// The ECDS file of `envoy/live.yaml` (`template`) with another filter config.
+pub fn ecds_file(template: &str, json: &str) -> String {
+    let (head, _) = template.split_once("value: |").unwrap();
+    let indented: Vec<String> = json.lines().map(|l| format!("          {l}")).collect();
+    format!("{head}value: |\n{}\n", indented.join("\n"))
+}
+
+impl EnvoyConfig {
+    /// `envoy/envoy.yaml` (every backend and cluster) with its filter read
+    /// through ECDS from `ECDS_FILE`, as `envoy/live.yaml` reads it,
+    /// holding `json` to begin with: a config a test can push live.
+    pub fn over_ecds(json: &str) -> EnvoyConfig {
+        let live = fs::read_to_string(repo().join("envoy/live.yaml")).unwrap();
+        let router = "          - name: envoy.filters.http.router";
+        let discovery =
+            &live[live.find("          - name: canary-router\n").unwrap()..live.find(router).unwrap()];
+        let yaml = fs::read_to_string(repo().join("envoy/envoy.yaml")).unwrap();
+        let (inline_start, inline_end) =
+            (yaml.find("          - name: envoy.filters.http.wasm\n").unwrap(), yaml.find(router).unwrap());
+        // ECDS needs a node identity, even from a file.
+        let node = "node: { id: canary-router-test, cluster: canary-router-test }\n";
+        let yaml = format!("{node}{}{discovery}{}", &yaml[..inline_start], &yaml[inline_end..]);
+        let template = fs::read_to_string(repo().join(ECDS_FILE)).unwrap();
+        EnvoyConfig { yaml, concurrency: 2, files: vec![(ECDS_FILE.to_string(), ecds_file(&template, json))] }
+    }
+}
+
 /// examples/config.json as `envoy/envoy.yaml` inlines it.
 pub fn inline_example() -> String {
     let json = fs::read_to_string(repo().join("examples/config.json")).unwrap();

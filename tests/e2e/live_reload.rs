@@ -6,10 +6,8 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::envoy::{Envoy, EnvoyConfig};
+use super::envoy::{Envoy, EnvoyConfig, ECDS_FILE};
 use super::load::{self, Load, Sample};
-
-const ECDS_FILE: &str = "envoy/live/canary-router.yaml";
 
 fn weights(config: &str, service_a: &str, canary: &str) -> String {
     config

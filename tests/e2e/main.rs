@@ -9,6 +9,7 @@ mod demo;
 mod envoy;
 mod failure;
 mod fleet;
+mod gated_ramp;
 mod hostile;
 mod http;
 #[path = "../istio/mod.rs"]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use super::envoy::{Envoy, EnvoyConfig};
+use super::envoy::{ecds_file, Envoy, EnvoyConfig, ECDS_FILE};
 use super::http::Connection;
 use super::load::{self, Load};
 
@@ -237,15 +237,6 @@ fn generated(routes: usize, generation: &str) -> String {
     format!(r#"{{"routes": [{}, {{ "name": "service-a", "default": "service-a" }}]}}"#, routes.join(",\n"))
 }
 
-const ECDS_FILE: &str = "envoy/live/canary-router.yaml";
-
-/// The ECDS file of `envoy/live.yaml` with another filter config.
-fn ecds_file(template: &str, json: &str) -> String {
-    let (head, _) = template.split_once("value: |").unwrap();
-    let indented: Vec<String> = json.lines().map(|l| format!("          {l}")).collect();
-    format!("{head}value: |\n{}\n", indented.join("\n"))
-}
-
 /// Pushes two 500-route configs in turn through ECDS, `pushes` times in
 /// all; returns how much Envoy's memory grew after the first `warmup`
 /// pushes, and its RSS. Memory here is what Envoy's allocator holds plus
@@ -280,23 +271,6 @@ fn push_churn(envoy: &Envoy, template: &str, warmup: u64, pushes: u64) -> (u64, 
     )
 }
 
-/// `envoy/envoy.yaml` (every backend, the slow one answering after
-/// `delay`) with its filter read through ECDS from `ECDS_FILE`, as
-/// `envoy/live.yaml` reads it.
-fn envoy_yaml_over_ecds(delay: &str) -> String {
-    let live = std::fs::read_to_string(super::envoy::repo().join("envoy/live.yaml")).unwrap();
-    let router = "          - name: envoy.filters.http.router";
-    let discovery =
-        &live[live.find("          - name: canary-router\n").unwrap()..live.find(router).unwrap()];
-    let yaml = std::fs::read_to_string(super::envoy::repo().join("envoy/envoy.yaml")).unwrap();
-    let (inline_start, inline_end) =
-        (yaml.find("          - name: envoy.filters.http.wasm\n").unwrap(), yaml.find(router).unwrap());
-    // ECDS needs a node identity, even from a file.
-    let node = "node: { id: canary-router-test, cluster: canary-router-test }\n";
-    let yaml = format!("{node}{}{discovery}{}", &yaml[..inline_start], &yaml[inline_end..]);
-    yaml.replace("fixed_delay: 5s", &format!("fixed_delay: {delay}"))
-}
-
 #[test]
 fn config_pushes_under_mirror_load_never_stop_the_shadowing() {
     // Each push deletes the root that sent the copies in flight; Envoy
@@ -309,8 +283,7 @@ fn config_pushes_under_mirror_load_never_stop_the_shadowing() {
         )
     };
     let template = std::fs::read_to_string(super::envoy::repo().join(ECDS_FILE)).unwrap();
-    let mut config = EnvoyConfig::from_text(envoy_yaml_over_ecds("2s"));
-    config.files.push((ECDS_FILE.to_string(), ecds_file(&template, &mirrored(0))));
+    let config = EnvoyConfig::over_ecds(&mirrored(0)).replace("fixed_delay: 5s", "fixed_delay: 2s");
     let envoy = Envoy::start(config);
     let sent =
         || envoy.sample(r#"canary_router_shadow_requests_total{route="service-a",cluster="slow-backend"}"#);

@@ -39,6 +39,11 @@ pub struct Prometheus {
 impl Prometheus {
     /// Starts Prometheus on `port`, scraping each admin port every second.
     pub fn start(port: u16, admin_ports: &[u16]) -> Prometheus {
+        Prometheus::start_with_rules(port, admin_ports, &[])
+    }
+
+    /// The same, evaluating the rule files (repo paths) every second.
+    pub fn start_with_rules(port: u16, admin_ports: &[u16], rule_files: &[&str]) -> Prometheus {
         let dir = scratch_dir("prometheus");
         fs::create_dir_all(dir.join("data")).unwrap();
         let targets: Vec<String> = admin_ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
@@ -48,6 +53,9 @@ impl Prometheus {
              - job_name: envoy\n  metrics_path: /stats/prometheus\n  static_configs: [{{ targets: [{}] }}]\n",
             targets.join(", ")
         );
+        let rules: Vec<String> =
+            rule_files.iter().map(|f| format!("\"{}\"", super::envoy::repo().join(f).display())).collect();
+        let config = config + &format!("rule_files: [{}]\n", rules.join(", "));
         fs::write(dir.join("prometheus.yml"), config).unwrap();
         let log = fs::File::create(dir.join("prometheus.log")).unwrap();
         let child = Command::new(binary())
