@@ -18,6 +18,10 @@ use super::prometheus::Prometheus;
 const EVERY_MS: u64 = 3_000;
 const MIN_REQUESTS: u64 = 5;
 const START_IN_MS: u64 = 5_000;
+/// The documented bound: `prometheus.every` (1 s), a scrape interval (1 s)
+/// and a tick (1 s), plus half a second for the test's own polling of the
+/// gauges.
+const FOLLOWED_WITHIN: Duration = Duration::from_millis(1_000 + 1_000 + 1_000 + 500);
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
@@ -229,7 +233,7 @@ fn a_gated_ramp_is_earned_step_by_step_by_a_whole_fleet() {
     }
 
     // The leader took every step, in order, each after `every` at least;
-    // every proxy followed within a poll, a scrape and a tick at each end.
+    // every proxy followed within the documented bound.
     let first_at = |k: u64| seen.iter().filter_map(|s| s.get(&k)).min().copied();
     let mut report = Vec::new();
     for k in 1..5u64 {
@@ -241,7 +245,7 @@ fn a_gated_ramp_is_earned_step_by_step_by_a_whole_fleet() {
         assert!(lasted >= Duration::from_millis(EVERY_MS - 1_000), "step {k} lasted {lasted:?}, under every");
         let reached: Vec<Instant> = seen[..2].iter().filter_map(|s| s.get(&(k + 1)).copied()).collect();
         let spread = reached.iter().max().unwrap().duration_since(*reached.iter().min().unwrap());
-        assert!(spread <= Duration::from_secs(4), "step {}: proxies {spread:?} apart", k + 1);
+        assert!(spread <= FOLLOWED_WITHIN, "step {}: proxies {spread:?} apart", k + 1);
         report.push(format!(
             "step {}: after {:.1} s, proxies {:.1} s apart",
             k + 1,
