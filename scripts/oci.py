@@ -112,7 +112,9 @@ def main():
     tarball = write_layout(out_dir, blobs, index)
     print(f"OCI image layout: {out_dir} (tag {tag})")
     print(f"OCI layout tarball: {tarball}")
-    print(f"image digest: {manifest_digest}  (WasmPlugin spec.sha256: {manifest_digest.split(':')[1]})")
+    print(f"image digest: {manifest_digest}")
+    # Quoted: Kubernetes reads YAML 1.1, where an all-digit digest is a number.
+    print(f'for the WasmPlugin:  sha256: "{manifest_digest.split(":")[1]}"')
     print()
     print("Push it with any of:")
     print(f"  oras cp --from-oci-layout {out_dir}:{tag} REGISTRY/canary-router:{tag}")

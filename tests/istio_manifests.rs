@@ -207,3 +207,75 @@ fn each_virtual_service_routes_exactly_what_its_plugins_produce() {
         }
     }
 }
+
+/// Runs tests/k8s/check_manifests.py (PyYAML from `make yaml11`) over files.
+fn check_as_the_api_server_reads(files: &[std::path::PathBuf]) -> std::process::Output {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join(".venv/bin/python");
+    let python = if venv.exists() { venv } else { "python3".into() };
+    let output = std::process::Command::new(&python)
+        .arg(root.join("tests/k8s/check_manifests.py"))
+        .args(files)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("No module named 'yaml'"), "PyYAML is missing: run `make yaml11`");
+    output
+}
+
+/// Every Kubernetes document the project ships, as `kubectl apply` reads
+/// it: YAML 1.1 types (an unquoted digest of digits is a number), each
+/// field's type and the required fields of its kind, explicit namespaces.
+#[test]
+fn every_shipped_manifest_is_valid_as_the_api_server_reads_it() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["istio", "istio/service-a", "istio/service-b", "istio/shop", "examples/nginx", "dashboards"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap().flatten() {
+            let path = entry.path();
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let yaml = path.extension().is_some_and(|e| e == "yaml");
+            if yaml && text.contains("apiVersion:") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 18, "found only {} manifests", files.len());
+    let output = check_as_the_api_server_reads(&files);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("ok ")).count(), files.len(), "{stdout}");
+}
+
+/// The checker sees what a YAML 1.2 reader does not: the digest the
+/// WasmPlugins once carried unquoted, a boolean where a string belongs, an
+/// unknown field, a missing namespace.
+#[test]
+fn the_manifest_check_refuses_what_the_api_server_refuses() {
+    let dir = std::env::temp_dir().join(format!("canary-router-k8s-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plugin = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("istio/service-b/wasm-plugin-20.yaml"),
+    )
+    .unwrap();
+    let digest = "0000000000000000000000000000000000000000000000000000000000000000";
+    let broken = plugin
+        .replace(&format!("\"{digest}\""), digest)
+        .replace("pluginName: canary-router", "pluginName: on\n  verbose: true")
+        .replace("  namespace: istio-system\n", "");
+    assert_ne!(broken, plugin);
+    let file = dir.join("wasm-plugin.yaml");
+    std::fs::write(&file, broken).unwrap();
+    let output = check_as_the_api_server_reads(std::slice::from_ref(&file));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    for problem in [
+        "spec.sha256: 0 is an integer, not a string (YAML 1.1: quote it)",
+        "spec.pluginName: True is a boolean, not a string",
+        "spec: unknown field 'verbose'",
+        "metadata: no namespace",
+    ] {
+        assert!(stdout.contains(problem), "{problem} not in:\n{stdout}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
