@@ -90,6 +90,8 @@ pub enum Overall {
     Healthy,
     Progressing,
     RolledBack,
+    /// Nothing to judge: not one endpoint answered.
+    NoAnswer,
 }
 
 impl Overall {
@@ -98,6 +100,7 @@ impl Overall {
             Overall::Healthy => "healthy",
             Overall::Progressing => "progressing",
             Overall::RolledBack => "rolled back",
+            Overall::NoAnswer => "no endpoint answered",
         }
     }
 
@@ -106,6 +109,7 @@ impl Overall {
             Overall::Healthy => 0,
             Overall::Progressing => 3,
             Overall::RolledBack => 4,
+            Overall::NoAnswer => 2,
         }
     }
 }
@@ -226,15 +230,17 @@ fn traffic(proxies: &[&[Sample]], route: &str, target: &str) -> (Option<f64>, Op
     let requests = sum("rate:canary_router_requests_total", &ours);
     let responses = sum("rate:canary_router_responses_total", &ours);
     let errors = sum("rate:canary_router_responses_total", &|s| ours(s) && s.label("status_class") == "5xx");
+    // A 5xx series appears with the first 5xx: responses without one
+    // are a share of 0, not a share unknown.
     let share = match (responses, errors) {
-        (Some(all), Some(errors)) if all > 0.0 => Some(errors / all),
+        (Some(all), errors) if all > 0.0 => Some(errors.unwrap_or(0.0) / all),
         _ => {
             let cluster = |s: &Sample| s.label("cluster") == target;
             match (
                 sum("rate:cluster.upstream_rq_completed", &cluster),
                 sum("rate:cluster.upstream_rq_5xx", &cluster),
             ) {
-                (Some(all), Some(errors)) if all > 0.0 => Some(errors / all),
+                (Some(all), errors) if all > 0.0 => Some(errors.unwrap_or(0.0) / all),
                 _ => None,
             }
         }
@@ -295,7 +301,10 @@ fn same_view(a: &Report, b: &Report) -> bool {
     state(a) == state(b) && live(a) == live(b)
 }
 
-pub fn overall(splits: &[SplitView]) -> Overall {
+pub fn overall(proxies: &[Proxy], splits: &[SplitView]) -> Overall {
+    if proxies.iter().all(|p| p.samples.is_err()) {
+        return Overall::NoAnswer;
+    }
     let rolled_back = |s: &SplitView| {
         matches!(s.report.state, State::RolledBack { .. })
             || s.others.iter().any(|(_, state)| matches!(state, State::RolledBack { .. }))
@@ -413,7 +422,7 @@ pub fn render(proxies: &[Proxy], splits: &[SplitView], now: u64) -> String {
             );
         }
     }
-    let overall = overall(splits);
+    let overall = overall(proxies, splits);
     out += &format!("\noverall: {} (exit {})\n", overall.label(), overall.exit_code());
     out
 }
@@ -467,7 +476,7 @@ fn state_json(state: &State) -> Value {
 pub fn to_json(proxies: &[Proxy], splits: &[SplitView], now: u64) -> Value {
     json!({
         "at": format_rfc3339(now),
-        "status": overall(splits).label().replace(' ', "_"),
+        "status": overall(proxies, splits).label().replace(' ', "_"),
         "proxies": proxies.iter().map(|p| match &p.samples {
             Ok(_) => json!({"endpoint": p.name, "ok": true}),
             Err(why) => json!({"endpoint": p.name, "ok": false, "error": why}),
@@ -559,7 +568,7 @@ mod tests {
         let views = splits(&proxies);
         assert_eq!(views.len(), 1);
         assert_eq!((views[0].reporting, views[0].agreeing), (3, 2));
-        assert_eq!(overall(&views), Overall::RolledBack);
+        assert_eq!(overall(&proxies, &views), Overall::RolledBack);
         let text = render(&proxies, &views, 1_795_695_700);
         for expected in [
             "3 of 4 proxies answered",
@@ -626,14 +635,23 @@ mod tests {
         samples.push(rate("canary_router_requests_total", &[("route", "b"), ("target", "canary")], 4.0));
         samples.push(rate("cluster.upstream_rq_completed", &[("cluster", "canary")], 4.0));
         samples.push(rate("cluster.upstream_rq_5xx", &[("cluster", "canary")], 1.0));
+        // A healthy target: responses, and no 5xx series yet.
+        samples.push(rate("cluster.upstream_rq_completed", &[("cluster", "healthy")], 2.0));
+        samples.push(rate(
+            "canary_router_responses_total",
+            &[("route", "b"), ("target", "stable"), ("status_class", "2xx")],
+            3.0,
+        ));
         let proxies = vec![
             Proxy { name: "a:1".into(), samples: Ok(samples.clone()) },
             Proxy { name: "b:1".into(), samples: Ok(samples) },
         ];
         let views = splits(&proxies);
         assert_eq!(views[0].traffic[0], (Some(8.0), Some(0.25)));
-        assert_eq!(views[0].traffic[1], (None, None));
-        assert_eq!(overall(&views), Overall::Progressing, "a ramp at step 2 of 4");
+        assert_eq!(views[0].traffic[1], (None, Some(0.0)), "responses and no 5xx series: 0%, not unknown");
+        assert_eq!(traffic(&[&proxies[0].samples.as_ref().unwrap()[..]], "b", "healthy"), (None, Some(0.0)));
+        assert_eq!(traffic(&[&proxies[0].samples.as_ref().unwrap()[..]], "b", "nowhere"), (None, None));
+        assert_eq!(overall(&proxies, &views), Overall::Progressing, "a ramp at step 2 of 4");
     }
 
     #[test]
@@ -643,6 +661,16 @@ mod tests {
         let proxies = vec![proxy("a:1", &format!("{done}{retired}")), proxy("b:1", &done)];
         let views = splits(&proxies);
         assert_eq!(views.len(), 1);
-        assert_eq!(overall(&views), Overall::Healthy);
+        assert_eq!(overall(&proxies, &views), Overall::Healthy);
+    }
+
+    #[test]
+    fn with_no_endpoint_answering_the_verdict_says_so_and_exits_2() {
+        let proxies = vec![Proxy { name: "a:1".into(), samples: Err("connection refused".into()) }];
+        let views = splits(&proxies);
+        assert_eq!(overall(&proxies, &views), Overall::NoAnswer);
+        let text = render(&proxies, &views, 1_795_695_600);
+        assert!(text.ends_with("overall: no endpoint answered (exit 2)\n"), "{text}");
+        assert_eq!(to_json(&proxies, &views, 1_795_695_600)["status"], "no_endpoint_answered");
     }
 }
