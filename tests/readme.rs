@@ -363,3 +363,21 @@ fn make_bench_is_described_the_same_everywhere() {
         "BENCHMARKS.md is a {runs}-run make bench"
     );
 }
+
+/// The per-pod way to set the stats tags is named as istio/mesh-config.yaml
+/// names it, everywhere (Istio dropped the older per-tag annotation).
+#[test]
+fn the_stats_tags_annotation_is_named_the_same_everywhere() {
+    let annotation = "proxy.istio.io/config";
+    assert!(read("istio/mesh-config.yaml").contains(&format!("{annotation}: '{{\"extraStatTags\"")));
+    for page in ["docs/metrics.md", "docs/progressive-delivery.md", "docs/istio.md", "istio/README.md"] {
+        let text = read(page);
+        assert!(!text.contains("sidecar.istio.io/extraStatTags"), "{page} names the retired annotation");
+        if text.contains("annotation") && text.contains("extraStatTags") {
+            assert!(
+                text.contains(annotation),
+                "{page} mentions a stats tags annotation but not {annotation}"
+            );
+        }
+    }
+}
