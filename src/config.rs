@@ -109,6 +109,17 @@ fn compile_route(route: &Fields<'_>, tally: &mut Tally) -> Result<Route, ConfigE
             return Err(ConfigError::new(route.at("pathPrefix"), format!("`{prefix}` must start with `/`")))
         }
     };
+    let path_elements = route.flag("pathElements").unwrap_or(false);
+    // As Kubernetes reads `/foo/`: the elements `foo`, so `/foo` too.
+    let path_prefix = match path_prefix {
+        Some(mut p) if path_elements && p.len() > 1 && p.ends_with(b"/") => {
+            while p.len() > 1 && p.ends_with(b"/") {
+                p.pop();
+            }
+            Some(p)
+        }
+        other => other,
+    };
     let default = route.text("default").unwrap_or_default();
     check_target(default).map_err(|m| ConfigError::new(route.at("default"), m))?;
     let raw_rules = route.objects("rules");
@@ -121,7 +132,15 @@ fn compile_route(route: &Fields<'_>, tally: &mut Tally) -> Result<Route, ConfigE
         .map(|(r, rule)| compile_rule(rule, r, name, tally))
         .collect::<Result<_, _>>()?;
     let mirror = route.object("mirror").map(|m| compile_mirror(&m)).transpose()?;
-    Ok(Route { name: name.to_string(), hosts, path_prefix, default: default.to_string(), rules, mirror })
+    Ok(Route {
+        name: name.to_string(),
+        hosts,
+        path_prefix,
+        path_elements,
+        default: default.to_string(),
+        rules,
+        mirror,
+    })
 }
 
 fn compile_mirror(mirror: &Fields<'_>) -> Result<Mirror, ConfigError> {

@@ -13,6 +13,9 @@ pub struct Route {
     /// Empty: any host.
     pub hosts: Vec<HostPattern>,
     pub path_prefix: Option<Vec<u8>>,
+    /// `pathElements`: the prefix matches whole path elements, as
+    /// Kubernetes' `pathType: Prefix` and Gateway API's `PathPrefix` do.
+    pub path_elements: bool,
     pub default: String,
     pub rules: Vec<Rule>,
     /// Traffic shadowing for this route, if configured.
@@ -45,8 +48,14 @@ impl Rule {
 }
 
 impl Route {
-    /// Whether the route's `pathPrefix` (if any) matches this path.
+    /// Whether the route's `pathPrefix` (if any) matches this path (the
+    /// part before `?`).
     pub fn path_matches(&self, path: &[u8]) -> bool {
-        self.path_prefix.as_ref().is_none_or(|prefix| path.starts_with(prefix))
+        self.path_prefix.as_ref().is_none_or(|prefix| {
+            path.starts_with(prefix)
+                && (!self.path_elements
+                    || prefix.ends_with(b"/")
+                    || matches!(path.get(prefix.len()), None | Some(b'/')))
+        })
     }
 }

@@ -126,6 +126,30 @@ mod tests {
     }
 
     #[test]
+    fn path_elements_match_whole_elements_as_kubernetes_prefixes_do() {
+        let json = r#"{"routes": [
+            {"name": "api", "hosts": ["a.io"], "pathPrefix": "/api", "pathElements": true, "default": "t"},
+            {"name": "dir", "hosts": ["a.io"], "pathPrefix": "/web/", "pathElements": true, "default": "t"},
+            {"name": "rest", "hosts": ["a.io"], "default": "t"}]}"#;
+        for (path, route) in [
+            ("/api", "api"),
+            ("/api/", "api"),
+            ("/api/v1/items", "api"),
+            ("/api?x=1", "api"),
+            ("/apiary", "rest"),
+            ("/api-v2", "rest"),
+            ("/web/", "dir"),
+            ("/web/x", "dir"),
+            ("/web", "dir"),
+            ("/webby", "rest"),
+        ] {
+            assert_eq!(route_of(json, "a.io", path).as_deref(), Some(route), "{path}");
+        }
+        let raw = json.replace(r#""pathElements": true, "#, "");
+        assert_eq!(route_of(&raw, "a.io", "/apiary").as_deref(), Some("api"), "without it, a raw prefix");
+    }
+
+    #[test]
     fn the_index_agrees_with_a_scan_of_every_route() {
         // The rule the index replaces: the best specificity among routes
         // whose host and path match, ties to the first listed.

@@ -560,7 +560,14 @@ fn from_nginx_behaves_like_ingress_nginx_where_it_used_to_differ() {
     let r = translate("", &format!("{N}canary-weight: \"10\"\n{N}canary-weight-total: \"50\"\n"));
     assert_eq!(decide(&r.stdout, "x.test", "/api", &[], 99_999), "api-v2");
     assert_eq!(decide(&r.stdout, "x.test", "/api", &[], 100_000), "api");
+    // pathType Prefix matches whole path elements, as Kubernetes says.
+    assert_eq!(decide(&r.stdout, "x.test", "/api/items", &[], 0), "api-v2");
+    assert_eq!(decide(&r.stdout, "x.test", "/apiary", &[], 0), "-", "/api must not take /apiary");
     assert!(r.stderr.contains("canary-weight-total 50 is not above 100"), "{}", r.stderr);
+    let implementation_specific = nginx_pair("", &format!("{N}canary-weight: \"10\"\n"))
+        .replace("pathType: Prefix", "pathType: ImplementationSpecific");
+    let r = run(&["from-nginx", &temp_file("pair.yaml", &implementation_specific)]);
+    assert_eq!(decide(&r.stdout, "x.test", "/apiary", &[], 0), "api-v2", "ingress-nginx's own prefix is raw");
 
     // Cookie affinity on the main Ingress: the canary inherits it, so a
     // user keeps their version: an assignment cookie.

@@ -170,13 +170,19 @@ pub const ROUTE: Object = Object {
         key("hosts", Kind::List(&HOSTS))
             .about("Hosts without port: exact, *.suffix or *. Omit for any host."),
         key("pathPrefix", text(Text::Pattern("^/"))).about("Matched against :path before `?`."),
+        key("pathElements", Kind::Bool(Some(false)))
+            .about("pathPrefix matches whole path elements: /api takes /api and /api/x, not /apiary."),
         key("default", text(Text::Target)).required().about("The target when no rule matches."),
         key("rules", Kind::List(&RULES))
             .about("Tried in order; the first whose conditions all hold decides."),
         key("mirror", Kind::Object(&MIRROR))
             .about("Copy a share of the route's requests to another cluster."),
     ],
-    rules: &[],
+    rules: &[Rule::Requires {
+        key: "pathElements",
+        keys: &["pathPrefix"],
+        why: "it says how pathPrefix matches",
+    }],
 };
 
 const HOSTS: List = List {

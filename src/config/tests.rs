@@ -127,6 +127,10 @@ fn rejects_bad_hosts_and_path_prefixes() {
         error(r#"{"routes": [{"name": "r", "default": "a", "pathPrefix": "api"}]}"#),
         "routes[0].pathPrefix: `api` must start with `/`"
     );
+    assert_eq!(
+        error(r#"{"routes": [{"name": "r", "default": "a", "pathElements": true}]}"#),
+        "routes[0]: `pathElements` needs `pathPrefix`: it says how pathPrefix matches"
+    );
 }
 
 #[test]

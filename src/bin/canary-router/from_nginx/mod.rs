@@ -119,7 +119,12 @@ pub fn run(files: &[PathBuf]) -> Result<(), Failure> {
                 ));
             }
             let rules = rules(canary, main, &found.backend, &path.backend, &mut warnings)?;
-            routes.push(route(&path.host, Some(&path.path), &found.backend.service, rules));
+            let mut route = route(&path.host, Some(&path.path), &found.backend.service, rules);
+            // Kubernetes matches a Prefix path by whole elements.
+            if path.path_type == "Prefix" && path.path != "/" {
+                route["pathElements"] = json!(true);
+            }
+            routes.push(route);
         }
     }
     warnings.push(
