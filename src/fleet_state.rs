@@ -283,6 +283,8 @@ mod tests {
             lookback: "3600s".into(),
             checks: vec![check("error-rate", None, Some(0.05)), check("throughput", Some(1.0), None)],
             latch_query: "latch {{split}}".into(),
+            path_prefix: String::new(),
+            headers: Vec::new(),
         }
     }
 

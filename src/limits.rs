@@ -26,6 +26,8 @@ pub const REGEXES: usize = 1_000;
 pub const RAMP_STEPS: usize = 1_000;
 /// Prometheus checks of one rollback: each is a query every `every`.
 pub const CHECKS_PER_ROLLBACK: usize = 10;
+/// Extra request headers of a rollback's Prometheus queries.
+pub const PROMETHEUS_HEADERS: usize = 16;
 
 /// A count against its limit, as an error message when it is over.
 pub fn check(count: usize, limit: usize, what: &str) -> Result<(), String> {

@@ -50,9 +50,10 @@ pub fn expand(template: &str, target: &str, route: &str, split: &str, lookback: 
         .replace("{{lookback}}", lookback)
 }
 
-/// The `:path` of an instant query.
-pub fn query_path(query: &str) -> String {
-    let mut path = String::from("/api/v1/query?query=");
+/// The `:path` of an instant query, under the API's `prefix` (`""` or
+/// `/prometheus`, no trailing `/`).
+pub fn query_path(prefix: &str, query: &str) -> String {
+    let mut path = format!("{prefix}/api/v1/query?query=");
     for byte in query.bytes() {
         if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
             path.push(byte as char);
@@ -63,14 +64,17 @@ pub fn query_path(query: &str) -> String {
     path
 }
 
-/// The request headers of a query to the Prometheus behind `cluster`.
-pub fn request_headers(cluster: &str, path: &str) -> Vec<u8> {
-    crate::header_map::serialize(&[
+/// The request headers of a query to the Prometheus behind `cluster`,
+/// with the configured `extra` headers (a tenant, a token).
+pub fn request_headers(cluster: &str, path: &str, extra: &[(String, String)]) -> Vec<u8> {
+    let mut pairs: Vec<(&[u8], &[u8])> = vec![
         (b":method", b"GET"),
         (b":path", path.as_bytes()),
         (b":authority", cluster.as_bytes()),
         (b"accept", b"application/json"),
-    ])
+    ];
+    pairs.extend(extra.iter().map(|(name, value)| (name.as_bytes(), value.as_bytes())));
+    crate::header_map::serialize(&pairs)
 }
 
 /// What a query's answer means: `status` is the HTTP status (none when the
@@ -149,7 +153,8 @@ mod tests {
             "1h",
         );
         assert_eq!(q, r#"sum(rate(x{target="cart-next",route="cart"}[1m]))"#);
-        assert_eq!(query_path("a b{c=\"d\"}"), "/api/v1/query?query=a%20b%7Bc%3D%22d%22%7D");
+        assert_eq!(query_path("", "a b{c=\"d\"}"), "/api/v1/query?query=a%20b%7Bc%3D%22d%22%7D");
+        assert_eq!(query_path("/prometheus", "up"), "/prometheus/api/v1/query?query=up");
         assert_eq!(
             expand(DEFAULT_LATCH_QUERY, "t", "r", "ab12", "1h"),
             r#"max(max_over_time(canary_router_rolled_back{split="ab12"}[1h]))"#

@@ -156,6 +156,11 @@ pub struct PrometheusChecks {
     pub checks: Vec<Check>,
     /// The query asking whether any proxy rolled this split back.
     pub latch_query: String,
+    /// Where the HTTP API is served (`""`: at the root).
+    pub path_prefix: String,
+    /// Headers every query carries, names in lower case. Not part of the
+    /// split identity: a rotated token must not restart a rollout.
+    pub headers: Vec<(String, String)>,
 }
 
 /// One Prometheus check: a query and the bounds its value must stay in.

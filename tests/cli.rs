@@ -754,6 +754,15 @@ fn check_prints_what_each_split_and_mirror_does() {
         "rules[0] rollback of broken-canary: this proxy's window",
         "Prometheus via cluster prometheus every 2s: checks error-rate <= 0.05, p99-ms <= 500, 2 failing polls in a row",
     ]);
+    let secured = r#"{"routes": [{"name": "b", "default": "s", "rules": [{"split": {
+        "weights": [{"target": "c", "weight": 50}, {"target": "s", "weight": 50}],
+        "rollback": {"target": "c", "prometheus": {"cluster": "prometheus", "pathPrefix": "/prom",
+            "headers": [{"name": "Authorization", "value": "Bearer SECRET"}]}}}}]}]}"#;
+    let r = run(&["check", &temp_file("secured.json", secured)]);
+    r.assert_ok_printing(&[
+        "Prometheus via cluster prometheus under /prom with headers authorization (values not shown) every 10s",
+    ]);
+    assert!(!r.stdout.contains("SECRET") && !r.stderr.contains("SECRET"), "check shows a header's value");
 }
 
 #[test]

@@ -298,3 +298,49 @@ fn a_replaced_split_reads_as_gone_and_its_successor_starts_fresh() {
         .count();
     assert!(new_share > 400, "{new_share}");
 }
+
+/// Thanos, Mimir and secured gateways: the API under a path prefix, a
+/// tenant header and a token on every query; the token in no log line,
+/// even at debug level, and no error quotes it.
+#[test]
+fn queries_go_under_the_path_prefix_with_the_headers_and_no_value_is_logged() {
+    const SECRET: &str = "Bearer s3cr3t-t0ken";
+    let config = CONFIG.replace(
+        r#""cluster": "prometheus","#,
+        &format!(
+            r#""cluster": "prometheus", "pathPrefix": "/prometheus/", "headers": [
+                {{"name": "X-Scope-OrgID", "value": "tenant-1"}}, {{"name": "authorization", "value": "{SECRET}"}}],"#
+        ),
+    );
+    let mut proxy = Proxy::start_with(LogLevel::Trace, 7);
+    proxy.set_clusters(&["prometheus"]);
+    assert!(proxy.configure(&config));
+    proxy.tick();
+    let calls = proxy.http_calls().to_vec();
+    assert_eq!(calls.len(), 2);
+    for call in &calls {
+        let path = call.headers.get(":path").unwrap();
+        assert!(path.starts_with("/prometheus/api/v1/query?query="), "{path}");
+        assert_eq!(call.headers.get("x-scope-orgid").as_deref(), Some("tenant-1"), "sent in lower case");
+        assert_eq!(call.headers.get("authorization").as_deref(), Some(SECRET));
+    }
+    // Failed answers are logged: they must not carry the token either.
+    for call in &calls {
+        proxy.answer_http_call_with_body(
+            call.token,
+            Some(401),
+            br#"{"status":"error","error":"unauthorized"}"#,
+        );
+    }
+    proxy.advance(Duration::from_secs(5));
+    proxy.tick();
+    assert!(!proxy.log_text().contains("s3cr3t"), "a log line carries the token:\n{}", proxy.log_text());
+    assert!(proxy.log_text().contains("unauthorized"), "the failure itself is logged");
+
+    let bad = config.replace(SECRET, "a\\r\\nx-injected: 1");
+    let mut proxy = Proxy::start_with(LogLevel::Info, 7);
+    assert!(!proxy.configure(&bad));
+    let error = proxy.log_text();
+    assert!(error.contains("prometheus.headers[1].value: must not contain a line break or NUL"), "{error}");
+    assert!(!error.contains("x-injected"), "the refused value is not repeated: {error}");
+}

@@ -339,6 +339,7 @@ fn the_limits_table_is_the_code_s() {
         ("states of one regex", canary_router::regex_cost::MAX_STATES as usize),
         ("steps of a ramp", limits::RAMP_STEPS),
         ("Prometheus checks of a rollback", limits::CHECKS_PER_ROLLBACK),
+        ("headers of a Prometheus query", limits::PROMETHEUS_HEADERS),
         ("a mirror's `maxBodyBytes`", mirror_max("maxBodyBytes")),
         ("a mirror's `timeoutMs`", mirror_max("timeoutMs")),
     ] {

@@ -98,7 +98,45 @@ fn compile_prometheus(config: &Fields<'_>) -> Result<PrometheusChecks, ConfigErr
             "must select the split with {{split}}, or every split would share one latch",
         ));
     }
+    let mut headers = Vec::new();
+    for (i, header) in config.objects("headers").iter().enumerate() {
+        let name = header.text("name").unwrap_or_default().to_ascii_lowercase();
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+.^_`|~-".contains(&b);
+        if name.is_empty() || !name.bytes().all(token) {
+            return Err(ConfigError::new(
+                format!("{}[{i}].name", config.at("headers")),
+                format!("`{name}` is not an HTTP header name (letters, digits and !#$%&'*+.^_`|~-)"),
+            ));
+        }
+        if ["host", "content-length", "transfer-encoding", "connection"].contains(&name.as_str()) {
+            return Err(ConfigError::new(
+                format!("{}[{i}].name", config.at("headers")),
+                format!("`{name}` is the proxy's to set: name another header"),
+            ));
+        }
+        let value = header.text("value").unwrap_or_default();
+        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            // The value itself is not repeated: it may be a secret.
+            return Err(ConfigError::new(
+                format!("{}[{i}].value", config.at("headers")),
+                "must not contain a line break or NUL",
+            ));
+        }
+        headers.push((name, value.to_string()));
+    }
+    let path_prefix = config.text("pathPrefix").unwrap_or("");
+    if !path_prefix.is_empty()
+        && (!path_prefix.starts_with('/') || path_prefix.bytes().any(|b| b <= b' ' || b"?#%".contains(&b)))
+    {
+        return Err(ConfigError::new(
+            config.at("pathPrefix"),
+            format!("`{path_prefix}` must be a path starting with `/`, without spaces, `?`, `#` or `%`"),
+        ));
+    }
+    let path_prefix = path_prefix.trim_end_matches('/').to_string();
     Ok(PrometheusChecks {
+        path_prefix,
+        headers,
         cluster: cluster.to_string(),
         every_ms,
         timeout_ms,

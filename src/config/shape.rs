@@ -435,6 +435,25 @@ pub const PROMETHEUS: Object = Object {
         key("checks", Kind::List(&CHECKS)).about("What to judge."),
         key("latchQuery", text(Text::Pattern("\\{\\{split\\}\\}")))
             .about("The latch's PromQL; must use {{split}}."),
+        key("pathPrefix", text(Text::Pattern("^/")))
+            .about("Where the HTTP API is served, e.g. /prometheus (Thanos, Mimir): queries go to PREFIX/api/v1/query."),
+        key("headers", Kind::List(&PROMETHEUS_HEADERS))
+            .about("Request headers every query carries (a tenant, a token); values are never logged."),
+    ],
+    rules: &[],
+};
+
+const PROMETHEUS_HEADERS: List =
+    list(Kind::Object(&HEADER), limits::PROMETHEUS_HEADERS, "headers of a Prometheus query");
+
+pub const HEADER: Object = Object {
+    name: "header",
+    doc: Some(("docs/progressive-delivery.md", "A query header (`prometheus.headers[i]`)")),
+    keys: &[
+        key("name", text(Text::Pattern("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")))
+            .required()
+            .about("The header's name, e.g. X-Scope-OrgID; sent in lower case."),
+        key("value", text(Text::Any)).required().about("Its value; never logged."),
     ],
     rules: &[],
 };
@@ -459,7 +478,7 @@ pub const CHECK: Object = Object {
 };
 
 /// Every object, the document first.
-pub const OBJECTS: [&Object; 16] = [
+pub const OBJECTS: [&Object; 17] = [
     &CONFIG,
     &ROUTE,
     &MIRROR,
@@ -475,5 +494,6 @@ pub const OBJECTS: [&Object; 16] = [
     &ROLLBACK,
     &LATENCY,
     &PROMETHEUS,
+    &HEADER,
     &CHECK,
 ];

@@ -726,3 +726,28 @@ fn hold_is_not_part_of_the_split_identity_and_the_gate_is() {
     assert_eq!(identity(gated("{}", WINDOW).replace(r#""gate": {}"#, r#""gate": {}, "hold": true"#)), plain);
     assert_ne!(identity(gated(r#"{"maxWait": "1h"}"#, WINDOW)), plain);
 }
+
+#[test]
+fn prometheus_headers_and_path_prefix_are_not_part_of_the_identity_and_are_checked() {
+    let with = |extra: &str| {
+        format!(
+            r#"{{"routes": [{{"name": "b", "default": "s", "rules": [{{"split": {{
+            "weights": [{{"target": "c", "weight": 50}}, {{"target": "s", "weight": 50}}],
+            "rollback": {{"target": "c", "prometheus": {{"cluster": "prometheus"{extra}}}}}}}}}]}}]}}"#
+        )
+    };
+    let identity =
+        |json: String| parse(json.as_bytes()).unwrap().routes[0].rules[0].split().unwrap().identity;
+    let plain = identity(with(""));
+    let moved = with(r#", "pathPrefix": "/thanos", "headers": [{"name": "X-Scope-OrgID", "value": "t1"}]"#);
+    assert_eq!(identity(moved.clone()), plain, "moving Prometheus keeps the rollout");
+    assert_eq!(identity(moved.replace("t1", "t2")), plain, "a rotated value keeps it too");
+    assert_eq!(
+        error(&with(r#", "headers": [{"name": "Host", "value": "x"}]"#)),
+        "routes[0].rules[0].split.rollback.prometheus.headers[0].name: `host` is the proxy's to set: name another header"
+    );
+    assert!(error(&with(r#", "headers": [{"name": "bad name", "value": "x"}]"#)).contains("headers[0].name"));
+    assert!(error(&with(r#", "pathPrefix": "thanos""#)).contains("prometheus.pathPrefix"));
+    let headers: Vec<String> = (0..17).map(|i| format!(r#"{{"name": "x-{i}", "value": "v"}}"#)).collect();
+    assert!(error(&with(&format!(r#", "headers": [{}]"#, headers.join(",")))).contains("at most 16"));
+}

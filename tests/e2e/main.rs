@@ -23,5 +23,6 @@ mod progressive;
 mod prometheus;
 mod reload;
 mod routing;
+mod secured_prometheus;
 #[path = "../wasm_fixtures/mod.rs"]
 mod wasm_fixtures;

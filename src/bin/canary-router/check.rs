@@ -163,9 +163,16 @@ fn split_details(label: &str, split: &Split, now_ms: u64) -> String {
             } else {
                 format!("checks {}", checks.join(", "))
             };
+            let mut via = format!("cluster {}", prometheus.cluster);
+            if !prometheus.path_prefix.is_empty() {
+                via += &format!(" under {}", prometheus.path_prefix);
+            }
+            if !prometheus.headers.is_empty() {
+                let names: Vec<&str> = prometheus.headers.iter().map(|(name, _)| name.as_str()).collect();
+                via += &format!(" with headers {} (values not shown)", names.join(", "));
+            }
             judges.push(format!(
-                "Prometheus via cluster {} every {}: {checks}, {} failing polls in a row; the fleet latch looks back {}",
-                prometheus.cluster,
+                "Prometheus via {via} every {}: {checks}, {} failing polls in a row; the fleet latch looks back {}",
                 seconds(prometheus.every_ms),
                 prometheus.threshold,
                 prometheus.lookback

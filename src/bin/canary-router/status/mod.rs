@@ -130,7 +130,7 @@ fn read_fleet(
 /// Every proxy Prometheus scrapes that `--admin` did not name already.
 fn from_prometheus(endpoint: &Endpoint, admins: &[Endpoint]) -> Vec<Proxy> {
     let query = |promql: &str, rate_of: Option<&str>| -> Result<Vec<(String, Sample)>, String> {
-        let path = canary_router::prometheus::query_path(promql);
+        let path = canary_router::prometheus::query_path("", promql);
         let body = http_get::get(endpoint, &path)?;
         let answer: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))?;

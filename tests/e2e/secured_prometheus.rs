@@ -1,0 +1,96 @@
+//! A Prometheus as production runs one: its API under a path prefix
+//! (`--web.route-prefix`, as behind Thanos or a shared gateway) and behind
+//! basic auth (`--web.config.file`). The filter reaches it through
+//! `rollback.prometheus.pathPrefix` and `headers`; a proxy without the
+//! credentials is refused and, as with Prometheus down, keeps the canary
+//! at nothing while it waits for the fleet latch.
+
+use super::envoy::{free_ports, Envoy, EnvoyConfig};
+use super::http::get_host;
+use super::prometheus::{Prometheus, Secured};
+
+/// A test-only password and its bcrypt hash (cost 4), made with Python's
+/// `bcrypt.hashpw(b"canary-test", bcrypt.gensalt(rounds=4))`.
+const SECURED: Secured = Secured {
+    prefix: "/prom",
+    user: "canary",
+    password: "canary-test",
+    bcrypt: "$2b$04$Ugn3D22JUAR0VmAqvdbBfuX/WYwuVTpry/fk/3gySXFxJN9IVQyZu",
+};
+
+fn config(prometheus: serde_json::Value) -> String {
+    serde_json::json!({"routes": [{
+        "name": "service-b", "hosts": ["b.example.com"], "default": "service-b",
+        "rules": [{"split": {
+            "weights": [{"target": "service-b-canary", "weight": 50}, {"target": "service-b", "weight": 50}],
+            "rollback": {"target": "service-b-canary", "prometheus": prometheus}}}]
+    }]})
+    .to_string()
+}
+
+fn queries(envoy: &Envoy, result: &str) -> f64 {
+    ["up", "latch"]
+        .iter()
+        .filter_map(|query| {
+            envoy.sample_with(
+                "canary_router_prometheus_queries_total",
+                &[("route", "service-b"), ("query", query), ("result", result)],
+            )
+        })
+        .sum()
+}
+
+#[test]
+fn a_prometheus_under_a_prefix_and_behind_basic_auth_is_reached_with_the_configured_headers() {
+    let port = free_ports(1)[0];
+    let prometheus = |headers: serde_json::Value| {
+        serde_json::json!({"cluster": "prometheus", "every": "1s", "pathPrefix": "/prom/", "headers": headers,
+                           "checks": [{"name": "up", "query": "sum(up)", "min": 1}]})
+    };
+    let credentials = serde_json::json!([
+        {"name": "X-Scope-OrgID", "value": "tenant-1"},
+        {"name": "Authorization", "value": SECURED.authorization()}]);
+    let start = |json: String| {
+        Envoy::start(
+            EnvoyConfig::from_repo("envoy/envoy.yaml")
+                .with_filter_config(&json)
+                .with_concurrency(1)
+                .replace("port_value: 9090 ", &format!("port_value: {port} ")),
+        )
+    };
+    let with = start(config(prometheus(credentials)));
+    let without =
+        start(config(prometheus(serde_json::json!([{"name": "X-Scope-OrgID", "value": "tenant-1"}]))));
+    let server = Prometheus::start_secured(port, &[with.admin_port(), without.admin_port()], &SECURED);
+
+    // With the credentials: both queries answer, the check passes, the
+    // canary gets its half.
+    with.wait_until("the secured Prometheus to answer", || queries(&with, "pass") >= 2.0);
+    with.wait_until("the latch's answer", || {
+        with.sample_with("canary_router_waiting_for_fleet", &[("route", "service-b")]) == Some(0.0)
+    });
+    let canary = (0..200)
+        .filter(|_| {
+            get_host(with.ingress_port(), "b.example.com", "/", &[]).body_text() == "service-b-canary"
+        })
+        .count();
+    assert!((60..140).contains(&canary), "{canary} of 200 reached the canary with the latch answered");
+
+    // Without them: refused (401), counted as errors, never a rollback,
+    // and the canary gets nothing until the latch answers.
+    without.wait_until("refused queries to be counted", || queries(&without, "error") >= 2.0);
+    assert_eq!(queries(&without, "pass"), 0.0);
+    assert_eq!(without.sample_with("canary_router_waiting_for_fleet", &[("route", "service-b")]), Some(1.0));
+    assert!((0..50)
+        .all(|_| get_host(without.ingress_port(), "b.example.com", "/", &[]).body_text() == "service-b"));
+    assert_eq!(without.sample_with("canary_router_rolled_back", &[("route", "service-b")]), Some(0.0));
+
+    // The token is in no log line of either proxy.
+    for envoy in [&with, &without] {
+        assert!(!envoy.log().contains("canary-test"), "a log line carries the password");
+        assert!(!envoy.log().contains(&SECURED.authorization()), "a log line carries the header");
+    }
+    // And the server is really secured: our own unauthenticated query is refused.
+    assert_eq!(super::http::get(port, "/prom/api/v1/query?query=up", &[]).unwrap().status, 401);
+    drop(server);
+}
