@@ -834,3 +834,22 @@ fn the_cli_never_panics_on_broken_manifests() {
         }
     }
 }
+
+/// Every flag of `status` is in docs/cli.md's synopsis line, and no other.
+#[test]
+fn the_status_synopsis_lists_exactly_its_flags() {
+    let help = run(&["status", "--help"]).stdout;
+    let flags: std::collections::BTreeSet<String> = help
+        .split_whitespace()
+        .filter(|w| w.starts_with("--") && *w != "--help")
+        .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()).to_string())
+        .collect();
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/cli.md")).unwrap();
+    let synopsis = doc.lines().find(|l| l.starts_with("**`canary-router status")).unwrap();
+    let documented: std::collections::BTreeSet<String> = synopsis
+        .split(|c: char| c.is_whitespace() || c == '[' || c == ']')
+        .filter(|w| w.starts_with("--"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(flags, documented, "{help}");
+}

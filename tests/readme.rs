@@ -119,7 +119,7 @@ fn the_pinned_sticky_buckets_are_the_codes() {
     assert_eq!(found, 3);
 }
 
-/// clap and serde_norway serve the native CLI only: they must never be
+/// clap, serde_norway and ureq serve the native CLI only: they must never be
 /// dependencies of the `.wasm` (its size and start-up matter).
 #[test]
 fn the_cli_dependencies_never_reach_the_wasm() {
@@ -131,7 +131,7 @@ fn the_cli_dependencies_never_reach_the_wasm() {
             continue;
         }
         let dependency = line.split(['=', ' ']).next().unwrap_or_default();
-        if ["clap", "serde_norway"].contains(&dependency) {
+        if ["clap", "serde_norway", "ureq"].contains(&dependency) {
             assert_eq!(
                 section, r#"[target.'cfg(not(target_arch = "wasm32"))'.dependencies]"#,
                 "{dependency} is declared where the .wasm can link it"

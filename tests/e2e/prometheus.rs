@@ -38,6 +38,8 @@ pub struct Prometheus {
     prefix: String,
     /// The `authorization` header its web config requires, if any.
     authorization: Option<String>,
+    /// With TLS: the certificate (PEM) it serves, its own CA.
+    pub certificate: Option<PathBuf>,
 }
 
 /// A Prometheus as production runs one: the API under a path prefix
@@ -81,15 +83,27 @@ impl Prometheus {
 
     /// The same, evaluating the rule files (repo paths) every second.
     pub fn start_with_rules(port: u16, admin_ports: &[u16], rule_files: &[&str]) -> Prometheus {
-        Prometheus::launch(port, admin_ports, rule_files, None)
+        Prometheus::launch(port, admin_ports, rule_files, None, false)
     }
 
     /// The same, under a path prefix and behind basic auth.
     pub fn start_secured(port: u16, admin_ports: &[u16], secured: &Secured) -> Prometheus {
-        Prometheus::launch(port, admin_ports, &[], Some(secured))
+        Prometheus::launch(port, admin_ports, &[], Some(secured), false)
     }
 
-    fn launch(port: u16, admin_ports: &[u16], rule_files: &[&str], secured: Option<&Secured>) -> Prometheus {
+    /// The same over HTTPS, with a self-signed certificate for 127.0.0.1
+    /// made by `openssl` (its path in `certificate`).
+    pub fn start_secured_tls(port: u16, admin_ports: &[u16], secured: &Secured) -> Prometheus {
+        Prometheus::launch(port, admin_ports, &[], Some(secured), true)
+    }
+
+    fn launch(
+        port: u16,
+        admin_ports: &[u16],
+        rule_files: &[&str],
+        secured: Option<&Secured>,
+        tls: bool,
+    ) -> Prometheus {
         let dir = scratch_dir("prometheus");
         fs::create_dir_all(dir.join("data")).unwrap();
         let targets: Vec<String> = admin_ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
@@ -104,12 +118,21 @@ impl Prometheus {
         let config = config + &format!("rule_files: [{}]\n", rules.join(", "));
         fs::write(dir.join("prometheus.yml"), config).unwrap();
         let mut secured_args = Vec::new();
+        let certificate = tls.then(|| self_signed(&dir));
         if let Some(secured) = secured {
-            let web = format!("basic_auth_users:\n  {}: '{}'\n", secured.user, secured.bcrypt);
+            let mut web = format!("basic_auth_users:\n  {}: '{}'\n", secured.user, secured.bcrypt);
+            if tls {
+                web += &format!(
+                    "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+                    dir.join("cert.pem").display(),
+                    dir.join("key.pem").display()
+                );
+            }
             fs::write(dir.join("web.yml"), web).unwrap();
             secured_args.push(format!("--web.config.file={}", dir.join("web.yml").display()));
             secured_args.push(format!("--web.route-prefix={}", secured.prefix));
-            secured_args.push(format!("--web.external-url=http://127.0.0.1:{port}{}", secured.prefix));
+            let scheme = if tls { "https" } else { "http" };
+            secured_args.push(format!("--web.external-url={scheme}://127.0.0.1:{port}{}", secured.prefix));
         }
         let log = fs::File::create(dir.join("prometheus.log")).unwrap();
         let child = Command::new(binary())
@@ -130,6 +153,7 @@ impl Prometheus {
             port,
             prefix: secured.map_or(String::new(), |s| s.prefix.to_string()),
             authorization: secured.map(Secured::authorization),
+            certificate,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -154,6 +178,14 @@ impl Prometheus {
 
     /// A GET under the prefix, with the credentials.
     fn get(&self, path: &str) -> std::io::Result<http::Response> {
+        if let Some(certificate) = &self.certificate {
+            return tls_get(
+                self.port,
+                certificate,
+                &format!("{}{path}", self.prefix),
+                self.authorization.as_deref(),
+            );
+        }
         let authorization = self.authorization.as_deref().unwrap_or_default();
         let headers: &[(&[u8], &[u8])] =
             if authorization.is_empty() { &[] } else { &[(b"authorization", authorization.as_bytes())] };
@@ -189,4 +221,60 @@ impl Drop for Prometheus {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// A key and a self-signed certificate for 127.0.0.1 and localhost, in
+/// `dir` (`key.pem`, `cert.pem`); the certificate's path.
+fn self_signed(dir: &std::path::Path) -> PathBuf {
+    let status = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args([
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            // A leaf, not a CA: rustls refuses a CA certificate as a server's.
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("openssl (Debian's openssl package) makes the test certificate: {e}"));
+    assert!(status.success(), "openssl could not make a certificate");
+    dir.join("cert.pem")
+}
+
+/// A GET over HTTPS trusting only `certificate`, as a response.
+fn tls_get(
+    port: u16,
+    certificate: &std::path::Path,
+    path: &str,
+    auth: Option<&str>,
+) -> std::io::Result<http::Response> {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+    let pem = fs::read(certificate)?;
+    let cert = Certificate::from_pem(&pem).map_err(std::io::Error::other)?;
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .tls_config(TlsConfig::builder().root_certs(RootCerts::new_with_certs(&[cert])).build())
+        .build();
+    let agent = ureq::Agent::new_with_config(config);
+    let mut request = agent.get(format!("https://127.0.0.1:{port}{path}"));
+    if let Some(auth) = auth {
+        request = request.header("authorization", auth);
+    }
+    let mut response = request.call().map_err(std::io::Error::other)?;
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_vec().map_err(std::io::Error::other)?;
+    Ok(http::Response { status, headers: Vec::new(), body })
 }

@@ -94,3 +94,65 @@ fn a_prometheus_under_a_prefix_and_behind_basic_auth_is_reached_with_the_configu
     assert_eq!(super::http::get(port, "/prom/api/v1/query?query=up", &[]).unwrap().status, 401);
     drop(server);
 }
+
+fn status(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_canary-router"))
+        .arg("status")
+        .args(args)
+        .env_remove("CANARY_ROUTER_PROMETHEUS_TOKEN")
+        .env_remove("CANARY_ROUTER_PROMETHEUS_BASIC_AUTH")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), text)
+}
+
+/// `status --prometheus https://.../prom` with a CA file and basic auth
+/// from a file or the environment reads the fleet; without the CA, or
+/// without the credentials, it says why and exits 2.
+#[test]
+fn status_reads_a_prometheus_over_tls_with_basic_auth_under_a_prefix() {
+    let port = free_ports(1)[0];
+    let envoy = Envoy::start(
+        EnvoyConfig::from_repo("envoy/envoy.yaml")
+            .with_filter_config(&config(serde_json::json!({"cluster": "prometheus", "every": "1s"})))
+            .with_concurrency(1),
+    );
+    let server = Prometheus::start_secured_tls(port, &[envoy.admin_port()], &SECURED);
+    let ca = server.certificate.clone().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while server.series("canary_router_configured_weight_ppm") == 0 {
+        assert!(std::time::Instant::now() < deadline, "Prometheus never scraped the proxy");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let url = format!("https://127.0.0.1:{port}/prom/");
+    let auth_file = std::env::temp_dir().join(format!("canary-router-basic-{}", std::process::id()));
+    std::fs::write(&auth_file, format!("{}:{}\n", SECURED.user, SECURED.password)).unwrap();
+    let ca_arg = ca.display().to_string();
+    let auth_arg = auth_file.display().to_string();
+
+    let (code, text) =
+        status(&["--prometheus", &url, "--ca-file", &ca_arg, "--basic-auth-file", &auth_arg, "--json"], &[]);
+    assert!(code == 0 || code == 3, "exit {code}: {text}");
+    let json: serde_json::Value = serde_json::from_str(text.lines().next().unwrap_or("")).unwrap();
+    assert_eq!(json["splits"][0]["route"], "service-b", "{text}");
+    assert_eq!(json["proxies"][0]["ok"], true, "{text}");
+
+    let pair = format!("{}:{}", SECURED.user, SECURED.password);
+    let (code, text) = status(
+        &["--prometheus", &url, "--ca-file", &ca_arg],
+        &[("CANARY_ROUTER_PROMETHEUS_BASIC_AUTH", pair.as_str())],
+    );
+    assert!((code == 0 || code == 3) && text.contains("route service-b"), "exit {code}: {text}");
+
+    let (code, text) = status(&["--prometheus", &url, "--basic-auth-file", &auth_arg], &[]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.to_lowercase().contains("certificate"), "an unknown CA is named: {text}");
+    let (code, text) = status(&["--prometheus", &url, "--ca-file", &ca_arg], &[]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("HTTP 401"), "missing credentials are named: {text}");
+    assert!(!text.contains(SECURED.password), "{text}");
+    std::fs::remove_file(&auth_file).unwrap();
+}

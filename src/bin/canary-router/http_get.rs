@@ -1,101 +1,173 @@
-//! A plain HTTP/1.1 GET for Envoy's admin endpoint and Prometheus's API,
-//! both HTTP on a port the user names: no TLS, no redirects, a timeout on
-//! every step, so an unreachable endpoint is reported, never waited on.
+//! GET over HTTP or HTTPS for Envoy's admin endpoint and Prometheus's API,
+//! through ureq: TLS with Mozilla's roots or a CA file, basic or bearer
+//! auth, the API under a path prefix, and a timeout on every call, so an
+//! unreachable endpoint is reported, never waited on.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
 use std::time::Duration;
 
-const TIMEOUT: Duration = Duration::from_secs(3);
-/// Answers larger than this are refused (a `/stats` dump is far smaller).
-const MAX_BYTES: usize = 64 << 20;
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
-/// An endpoint: `http://host:port` (a path after it is ignored), or
-/// `host:port`.
+const TIMEOUT: Duration = Duration::from_secs(5);
+/// Answers larger than this are refused (a `/stats` dump is far smaller).
+const MAX_BYTES: u64 = 64 << 20;
+
+/// An endpoint: `http://host:port`, `https://host:port`, either with a
+/// path the API is served under (`https://thanos.example.com/prometheus`),
+/// or a bare `host:port` (HTTP).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    pub host: String,
-    pub port: u16,
+    /// Scheme, authority and path prefix, without a trailing `/`.
+    base: String,
+    /// `host:port`.
+    address: String,
 }
 
 impl Endpoint {
     pub fn parse(url: &str) -> Result<Endpoint, String> {
-        if url.starts_with("https://") {
-            return Err(format!("{url}: only http:// is supported (admin and Prometheus on a local port)"));
+        let (scheme, rest) = match url.split_once("://") {
+            Some(("http", rest)) => ("http", rest),
+            Some(("https", rest)) => ("https", rest),
+            Some((other, _)) => return Err(format!("{url}: `{other}://` is not http:// or https://")),
+            None => ("http", url),
+        };
+        if rest.contains(['?', '#']) {
+            return Err(format!("{url}: no query or fragment, only a path the API is served under"));
         }
-        let rest = url.strip_prefix("http://").unwrap_or(url);
-        let authority = rest.split('/').next().unwrap_or_default();
-        let (host, port) =
-            authority.rsplit_once(':').ok_or_else(|| format!("{url}: expected http://HOST:PORT"))?;
-        let port = port.parse().map_err(|_| format!("{url}: `{port}` is not a port"))?;
+        let (authority, prefix) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+        let default_port = if scheme == "https" { 443 } else { 80 };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
+                (host, port.parse::<u16>().map_err(|_| format!("{url}: `{port}` is not a port"))?)
+            }
+            _ if scheme == "https" => (authority, default_port),
+            _ => return Err(format!("{url}: expected http://HOST:PORT")),
+        };
         if host.is_empty() {
             return Err(format!("{url}: no host"));
         }
-        Ok(Endpoint { host: host.to_string(), port })
+        let prefix = prefix.trim_end_matches('/');
+        let path = if prefix.is_empty() { String::new() } else { format!("/{prefix}") };
+        Ok(Endpoint { base: format!("{scheme}://{host}:{port}{path}"), address: format!("{host}:{port}") })
     }
 
     /// `host:port`, as Prometheus names its scrape targets.
     pub fn address(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        self.address.clone()
     }
 }
 
-/// The body of a 200 answer to `GET path`, or why there is none.
-pub fn get(endpoint: &Endpoint, path: &str) -> Result<Vec<u8>, String> {
-    let address = endpoint
-        .address()
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}: {e}", endpoint.host))?
-        .next()
-        .ok_or_else(|| format!("cannot resolve {}", endpoint.host))?;
-    let mut stream = TcpStream::connect_timeout(&address, TIMEOUT).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
-    stream.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", endpoint.address());
-    stream.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    stream.take(MAX_BYTES as u64 + 1).read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    if raw.len() > MAX_BYTES {
-        return Err(format!("an answer over {MAX_BYTES} bytes"));
-    }
-    parse_response(&raw)
+/// One HTTP client for every endpoint of a run.
+pub struct Client {
+    agent: ureq::Agent,
 }
 
-/// The body of a complete response (read until the server closed), with
-/// chunked transfer coding undone.
-fn parse_response(raw: &[u8]) -> Result<Vec<u8>, String> {
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or("an incomplete HTTP answer")?;
-    let head = String::from_utf8_lossy(&raw[..end]);
-    let body = &raw[end + 4..];
-    let mut lines = head.lines();
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).unwrap_or("?").to_string();
-    let chunked = lines.any(|l| {
-        let lower = l.to_ascii_lowercase();
-        lower.starts_with("transfer-encoding:") && lower.contains("chunked")
-    });
-    let body = if chunked { dechunk(body)? } else { body.to_vec() };
-    if status != "200" {
-        let text = String::from_utf8_lossy(&body);
-        return Err(format!("HTTP {status}: {}", text.trim().chars().take(200).collect::<String>()));
+impl Client {
+    pub fn new(ca_file: Option<&Path>) -> Result<Client, String> {
+        let roots = match ca_file {
+            None => RootCerts::WebPki,
+            Some(file) => {
+                let pem = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+                let certs = ureq::tls::parse_pem(&pem)
+                    .filter_map(|item| match item {
+                        Ok(ureq::tls::PemItem::Certificate(cert)) => Some(Ok(cert)),
+                        Ok(_) => None,
+                        Err(e) => Some(Err(e)),
+                    })
+                    .collect::<Result<Vec<Certificate<'static>>, _>>()
+                    .map_err(|e| format!("{}: {e}", file.display()))?;
+                if certs.is_empty() {
+                    return Err(format!("{}: no PEM certificate in it", file.display()));
+                }
+                RootCerts::new_with_certs(&certs)
+            }
+        };
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(TIMEOUT))
+            .http_status_as_error(false)
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
+            .build();
+        Ok(Client { agent: ureq::Agent::new_with_config(config) })
     }
-    Ok(body)
-}
 
-fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n").ok_or("a broken chunked answer")?;
-        let size_text = String::from_utf8_lossy(&body[..line_end]);
-        let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| "a broken chunk size")?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
+    /// The body of a 200 answer to `GET path` under the endpoint, or why
+    /// there is none.
+    pub fn get(
+        &self,
+        endpoint: &Endpoint,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> Result<Vec<u8>, String> {
+        let mut request = self.agent.get(format!("{}{path}", endpoint.base));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
         }
-        let chunk = body.get(..size).ok_or("a truncated chunk")?;
-        out.extend_from_slice(chunk);
-        body = body.get(size + 2..).unwrap_or_default();
+        let mut response = request.call().map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body =
+            response.body_mut().with_config().limit(MAX_BYTES).read_to_vec().map_err(|e| e.to_string())?;
+        if status != 200 {
+            let text = String::from_utf8_lossy(&body);
+            return Err(format!(
+                "HTTP {}: {}",
+                status.as_u16(),
+                text.trim().chars().take(200).collect::<String>()
+            ));
+        }
+        Ok(body)
     }
+}
+
+/// The `authorization` value for Prometheus, from the first of: a bearer
+/// token file, a basic-auth file (`user:password`), the environment's
+/// `CANARY_ROUTER_PROMETHEUS_TOKEN` or `CANARY_ROUTER_PROMETHEUS_BASIC_AUTH`.
+/// Secrets never come from the command line, where `ps` shows them.
+pub fn authorization(
+    token_file: Option<&Path>,
+    basic_auth_file: Option<&Path>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<String>, String> {
+    let read = |file: &Path| {
+        std::fs::read_to_string(file)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| format!("{}: {e}", file.display()))
+    };
+    let basic = |pair: String, from: &str| {
+        if !pair.contains(':') {
+            return Err(format!("{from}: expected USER:PASSWORD"));
+        }
+        Ok(Some(format!("Basic {}", base64(pair.as_bytes()))))
+    };
+    if let Some(file) = token_file {
+        return Ok(Some(format!("Bearer {}", read(file)?)));
+    }
+    if let Some(file) = basic_auth_file {
+        return basic(read(file)?, &file.display().to_string());
+    }
+    if let Some(token) = env("CANARY_ROUTER_PROMETHEUS_TOKEN").filter(|t| !t.is_empty()) {
+        return Ok(Some(format!("Bearer {}", token.trim())));
+    }
+    if let Some(pair) = env("CANARY_ROUTER_PROMETHEUS_BASIC_AUTH").filter(|p| !p.is_empty()) {
+        return basic(pair, "CANARY_ROUTER_PROMETHEUS_BASIC_AUTH");
+    }
+    Ok(None)
+}
+
+/// Standard base64 with padding, for a basic-auth header.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -103,23 +175,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn endpoints_are_host_and_port() {
-        assert_eq!(Endpoint::parse("http://127.0.0.1:9901").unwrap().address(), "127.0.0.1:9901");
-        assert_eq!(Endpoint::parse("localhost:9090/graph").unwrap().address(), "localhost:9090");
-        assert!(Endpoint::parse("https://x:1").is_err());
-        assert!(Endpoint::parse("http://x").is_err());
+    fn endpoints_keep_their_scheme_and_path_prefix() {
+        let e = Endpoint::parse("http://127.0.0.1:9901").unwrap();
+        assert_eq!((e.base.as_str(), e.address().as_str()), ("http://127.0.0.1:9901", "127.0.0.1:9901"));
+        let e = Endpoint::parse("https://thanos.example.com/prometheus/").unwrap();
+        assert_eq!(e.base, "https://thanos.example.com:443/prometheus");
+        assert_eq!(Endpoint::parse("localhost:9090").unwrap().base, "http://localhost:9090");
+        assert!(Endpoint::parse("http://x").is_err(), "HTTP needs a port");
         assert!(Endpoint::parse("http://x:port").is_err());
+        assert!(Endpoint::parse("ftp://x:1").is_err());
+        assert!(Endpoint::parse("http://x:1/?q=1").is_err());
     }
 
     #[test]
-    fn bodies_plain_chunked_and_failed() {
-        let plain = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi";
-        assert_eq!(parse_response(plain).unwrap(), b"hi");
-        let chunked =
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked).unwrap(), b"abcde");
-        let failed = b"HTTP/1.1 503 Service Unavailable\r\n\r\nno healthy upstream";
-        assert_eq!(parse_response(failed).unwrap_err(), "HTTP 503: no healthy upstream");
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
+    fn credentials_come_from_files_or_the_environment_never_arguments() {
+        let none = |_: &str| None;
+        assert_eq!(authorization(None, None, none).unwrap(), None);
+        let env =
+            |name: &str| (name == "CANARY_ROUTER_PROMETHEUS_BASIC_AUTH").then(|| "canary:canary-test".into());
+        assert_eq!(
+            authorization(None, None, env).unwrap().as_deref(),
+            Some("Basic Y2FuYXJ5OmNhbmFyeS10ZXN0")
+        );
+        let env = |name: &str| (name == "CANARY_ROUTER_PROMETHEUS_TOKEN").then(|| "t0k\n".into());
+        assert_eq!(authorization(None, None, env).unwrap().as_deref(), Some("Bearer t0k"));
+        let dir = std::env::temp_dir().join(format!("canary-router-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("token"), "abc\n").unwrap();
+        std::fs::write(dir.join("basic"), "no-colon\n").unwrap();
+        assert_eq!(
+            authorization(Some(&dir.join("token")), None, none).unwrap().as_deref(),
+            Some("Bearer abc")
+        );
+        assert!(authorization(None, Some(&dir.join("basic")), none).unwrap_err().contains("USER:PASSWORD"));
+        assert!(authorization(Some(&dir.join("missing")), None, none).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(base64(b"a"), "YQ==");
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b"abc"), "YWJj");
     }
 }

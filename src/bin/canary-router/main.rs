@@ -97,9 +97,23 @@ enum Command {
         /// An Envoy admin endpoint, `http://HOST:PORT` (repeatable).
         #[arg(long = "admin", value_name = "URL")]
         admin: Vec<String>,
-        /// A Prometheus that scrapes the proxies, `http://HOST:PORT`.
+        /// A Prometheus that scrapes the proxies: `http://HOST:PORT`, or
+        /// `https://`, with the path its API is served under if any
+        /// (`https://thanos.example.com/prometheus`).
         #[arg(long, value_name = "URL")]
         prometheus: Option<String>,
+        /// A PEM file of the CA that signed an HTTPS endpoint's certificate
+        /// (default: Mozilla's roots).
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+        /// A file holding Prometheus's bearer token (or set
+        /// CANARY_ROUTER_PROMETHEUS_TOKEN).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// A file holding Prometheus's `user:password` for basic auth (or set
+        /// CANARY_ROUTER_PROMETHEUS_BASIC_AUTH).
+        #[arg(long, value_name = "FILE")]
+        basic_auth_file: Option<PathBuf>,
         /// Redraw every 2 seconds until interrupted.
         #[arg(long)]
         watch: bool,
@@ -163,8 +177,27 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::FromNginx { ingresses } => from_nginx::run(&ingresses),
-        Command::Status { admin, prometheus, watch, json, interval } => {
-            match status::run(&status::Options { admin, prometheus, watch, json, interval }) {
+        Command::Status {
+            admin,
+            prometheus,
+            ca_file,
+            token_file,
+            basic_auth_file,
+            watch,
+            json,
+            interval,
+        } => {
+            let options = status::Options {
+                admin,
+                prometheus,
+                watch,
+                json,
+                interval,
+                ca_file,
+                token_file,
+                basic_auth_file,
+            };
+            match status::run(&options) {
                 Ok(code) => return ExitCode::from(code),
                 Err(failure) => Err(failure),
             }

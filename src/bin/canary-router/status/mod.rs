@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use samples::{Sample, ADMIN_PATH};
 use view::Proxy;
 
-use crate::http_get::{self, Endpoint};
+use crate::http_get::{self, Client, Endpoint};
 use crate::Failure;
 
 /// The options of `status`.
@@ -24,6 +24,21 @@ pub struct Options {
     pub json: bool,
     /// With `--admin`: seconds between the two reads a rate comes from.
     pub interval: f64,
+    /// A CA file for an HTTPS endpoint signed by a private CA.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Prometheus's bearer token, in a file.
+    pub token_file: Option<std::path::PathBuf>,
+    /// Prometheus's `user:password`, in a file.
+    pub basic_auth_file: Option<std::path::PathBuf>,
+}
+
+/// Where a round reads from.
+struct Sources {
+    client: Client,
+    admins: Vec<Endpoint>,
+    prometheus: Option<Endpoint>,
+    /// The `authorization` header Prometheus wants, if any.
+    authorization: Option<String>,
 }
 
 /// Each admin endpoint's last read, and when it was made.
@@ -56,10 +71,17 @@ pub fn run(options: &Options) -> Result<u8, Failure> {
         .map_err(Failure::Usage)?;
     let prometheus =
         options.prometheus.as_deref().map(Endpoint::parse).transpose().map_err(Failure::Usage)?;
+    let authorization =
+        http_get::authorization(options.token_file.as_deref(), options.basic_auth_file.as_deref(), |name| {
+            std::env::var(name).ok()
+        })
+        .map_err(Failure::Usage)?;
+    let client = Client::new(options.ca_file.as_deref()).map_err(Failure::Usage)?;
+    let sources = Sources { client, admins, prometheus, authorization };
     let interval = Duration::from_secs_f64(options.interval.clamp(0.1, 60.0));
     let mut previous: Previous = None;
     loop {
-        let (proxies, reads) = read_fleet(&admins, prometheus.as_ref(), &mut previous, interval);
+        let (proxies, reads) = read_fleet(&sources, &mut previous, interval);
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let splits = view::splits(&proxies);
         if options.json {
@@ -81,17 +103,14 @@ pub fn run(options: &Options) -> Result<u8, Failure> {
 
 /// Reads every endpoint. Admin counters need two reads for a rate: the
 /// previous round's, or (the first time) a second read `interval` later.
-fn read_fleet(
-    admins: &[Endpoint],
-    prometheus: Option<&Endpoint>,
-    previous: &mut Previous,
-    interval: Duration,
-) -> (Vec<Proxy>, Reads) {
+fn read_fleet(sources: &Sources, previous: &mut Previous, interval: Duration) -> (Vec<Proxy>, Reads) {
+    let admins = &sources.admins;
     let read_all = || -> Reads {
         admins
             .iter()
             .map(|e| {
-                http_get::get(e, ADMIN_PATH).map(|body| samples::from_admin(&String::from_utf8_lossy(&body)))
+                let body = sources.client.get(e, ADMIN_PATH, None);
+                body.map(|body| samples::from_admin(&String::from_utf8_lossy(&body)))
             })
             .collect()
     };
@@ -121,17 +140,18 @@ fn read_fleet(
             Proxy { name: endpoint.address(), samples }
         })
         .collect();
-    if let Some(endpoint) = prometheus {
-        proxies.extend(from_prometheus(endpoint, admins));
+    if let Some(endpoint) = &sources.prometheus {
+        proxies.extend(from_prometheus(sources, endpoint));
     }
     (proxies, after)
 }
 
 /// Every proxy Prometheus scrapes that `--admin` did not name already.
-fn from_prometheus(endpoint: &Endpoint, admins: &[Endpoint]) -> Vec<Proxy> {
+fn from_prometheus(sources: &Sources, endpoint: &Endpoint) -> Vec<Proxy> {
+    let admins = &sources.admins;
     let query = |promql: &str, rate_of: Option<&str>| -> Result<Vec<(String, Sample)>, String> {
         let path = canary_router::prometheus::query_path("", promql);
-        let body = http_get::get(endpoint, &path)?;
+        let body = sources.client.get(endpoint, &path, sources.authorization.as_deref())?;
         let answer: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))?;
         samples::from_prometheus(&answer, rate_of)
