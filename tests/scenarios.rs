@@ -304,3 +304,25 @@ fn raising_the_host_log_level_at_runtime_reaches_the_filter() {
     }
     assert!(!proxy.logs_at(LogLevel::Debug).is_empty());
 }
+
+/// Hosts that route by a header a filter wrote must select the route again
+/// after it (Envoy may stop doing so by itself): the filter asks through
+/// the `clear_route_cache` foreign function when it changed the header, and
+/// a host without the function is asked once and goes on routing.
+#[test]
+fn the_route_is_selected_again_after_the_target_header_changed() {
+    let mut proxy = Proxy::configured(EXAMPLE);
+    assert_eq!(target_of(&mut proxy, a(&[("foo", "bar")], "/")).as_deref(), Some("service-a-canary"));
+    assert_eq!(proxy.route_cache_clears(), 1);
+    let unchanged = a(&[("foo", "bar"), ("x-route-target", "service-a-canary")], "/");
+    assert_eq!(target_of(&mut proxy, unchanged).as_deref(), Some("service-a-canary"));
+    assert_eq!(proxy.route_cache_clears(), 1, "the client's value was the decision: nothing to select again");
+
+    let mut lacking = Proxy::configured(EXAMPLE);
+    lacking.lack_clear_route_cache();
+    for _ in 0..3 {
+        assert_eq!(target_of(&mut lacking, a(&[("foo", "bar")], "/")).as_deref(), Some("service-a-canary"));
+    }
+    let said = lacking.logs_at(LogLevel::Info);
+    assert_eq!(said.iter().filter(|l| l.contains("has no clear_route_cache")).count(), 1, "{said:?}");
+}

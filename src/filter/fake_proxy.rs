@@ -65,6 +65,10 @@ pub struct FakeProxy {
     /// Runs before the next shared-data write checks its tag: another VM
     /// of the proxy writing first.
     pub before_write: RefCell<Option<OtherVmWrite>>,
+    /// A host without the `clear_route_cache` foreign function.
+    pub lacks_clear_route_cache: Cell<bool>,
+    /// How often `clear_route_cache` was called (answered or not).
+    pub route_cache_clears: Cell<u32>,
 }
 
 impl FakeProxy {
@@ -231,5 +235,14 @@ impl Proxy for FakeProxy {
         let answer = self.answer.borrow();
         let body = answer.as_ref().map_or(&[][..], |(_, body)| body.as_slice());
         Ok(body[..size.min(body.len())].to_vec())
+    }
+
+    fn clear_route_cache(&self) -> Result<(), Status> {
+        self.route_cache_clears.set(self.route_cache_clears.get() + 1);
+        if self.lacks_clear_route_cache.get() {
+            Err(Status(1))
+        } else {
+            Ok(())
+        }
     }
 }

@@ -53,11 +53,35 @@ pub struct Vm {
     pub proxy: Rc<dyn Proxy>,
     metric_ids: MetricIds,
     shadows: ShadowQueue,
+    /// The host answered that it has no `clear_route_cache`: not asked again.
+    no_route_cache_clearing: std::cell::Cell<bool>,
 }
 
 impl Vm {
     pub fn new(proxy: Rc<dyn Proxy>) -> Self {
-        Vm { proxy, metric_ids: MetricIds::default(), shadows: ShadowQueue::default() }
+        Vm {
+            proxy,
+            metric_ids: MetricIds::default(),
+            shadows: ShadowQueue::default(),
+            no_route_cache_clearing: std::cell::Cell::new(false),
+        }
+    }
+
+    /// The target header changed: the host selects the route again. A
+    /// host that re-selects by itself (Envoy 1.40) is asked all the same,
+    /// as a host that stopped doing so would route by a stale choice; a
+    /// host without the function is asked once, and routes as it does.
+    fn clear_route_cache(&self, id: u32) {
+        if self.no_route_cache_clearing.get() {
+            return;
+        }
+        if let Err(status) = self.proxy.clear_route_cache() {
+            self.no_route_cache_clearing.set(true);
+            info!(
+                "[ctx {id}] the host has no clear_route_cache (status {}): the route is the one it selects itself",
+                status.0
+            );
+        }
     }
 
     /// The id of a metric, defined on first use only (see `MetricIds`).

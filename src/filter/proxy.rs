@@ -73,4 +73,8 @@ pub trait Proxy {
     /// The answered call's `:status` (while its answer is being handled).
     fn http_call_status(&self) -> Option<Vec<u8>>;
     fn http_call_body(&self, size: usize) -> Result<Vec<u8>, Status>;
+
+    /// Asks the host to select the request's route again (the foreign
+    /// function `clear_route_cache`); `Err` where the host has none.
+    fn clear_route_cache(&self) -> Result<(), Status>;
 }

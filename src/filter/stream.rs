@@ -104,6 +104,17 @@ pub fn request_headers(root: &Root, id: u32, end_of_stream: bool) -> Headers {
         error!("[ctx {id}] cannot set {} (status {}): answered 503", router.target_header, status.0);
         return refuse(proxy, id, &HEADER_NOT_WRITTEN);
     }
+    // A route chosen before this filter saw the client's value (if any):
+    // unchanged only when the client sent exactly this one.
+    let sent: Vec<&[u8]> = request
+        .headers()
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(router.target_header.as_bytes()))
+        .map(|(_, v)| *v)
+        .collect();
+    if sent != [decision.target.as_bytes()] || map.is_empty() {
+        root.vm.clear_route_cache(id);
+    }
     if request.regex_skipped() > 0 {
         active.stats.regex_skipped(decision.route_index);
     }
@@ -140,8 +151,11 @@ fn unrouted(active: &Active, id: u32, request: &Request<'_>, unread: bool) -> He
     let header = active.router.target_header.as_str();
     let sent = unread || request.headers().iter().any(|(k, _)| k.eq_ignore_ascii_case(header.as_bytes()));
     let proxy = &*active.vm.proxy;
-    if sent && proxy.remove_request_header(header).is_err() {
-        return refuse(proxy, id, &HEADER_NOT_WRITTEN);
+    if sent {
+        if proxy.remove_request_header(header).is_err() {
+            return refuse(proxy, id, &HEADER_NOT_WRITTEN);
+        }
+        active.vm.clear_route_cache(id);
     }
     Headers::Continue(None)
 }

@@ -375,3 +375,32 @@ fn a_step_that_cannot_be_judged_within_max_wait_rolls_back() {
     assert!(rolled, "no verdict in 30 s: rolled back");
     assert_eq!(step_gauge(&worker), 1);
 }
+
+#[test]
+fn the_host_reselects_the_route_when_the_target_header_changed_and_is_asked_once_if_it_cannot() {
+    let worker = Worker::configured(ONE_ROUTE);
+    let clears = || worker.proxy.route_cache_clears.get();
+    let a = |extra: &[(&'static str, &'static str)]| {
+        let mut headers = vec![(":authority", "a.example.com"), (":path", "/")];
+        headers.extend_from_slice(extra);
+        worker.exchange(&headers, "200").unwrap()
+    };
+    assert_eq!(a(&[]).as_deref(), Some("stable"));
+    assert_eq!(clears(), 1, "the header was written: the route is selected again");
+    assert_eq!(a(&[("x-route-target", "stable")]).as_deref(), Some("stable"));
+    assert_eq!(clears(), 1, "the client's value was already the decision: the route stands");
+    assert_eq!(a(&[("x-route-target", "canary")]).as_deref(), Some("stable"));
+    assert_eq!(clears(), 2, "a client's value overwritten");
+    worker.exchange(&[(":authority", "nowhere.org"), (":path", "/")], "200").unwrap();
+    assert_eq!(clears(), 2, "no route and no header: nothing changed");
+    let removed = worker.exchange(&[(":authority", "nowhere.org"), ("x-route-target", "canary")], "200");
+    assert_eq!(removed, Ok(None));
+    assert_eq!(clears(), 3, "a client's header removed");
+
+    // A host without the function: asked once, then routed as it routes.
+    worker.proxy.lacks_clear_route_cache.set(true);
+    for _ in 0..5 {
+        assert_eq!(a(&[("foo", "bar")]).as_deref(), Some("canary"), "routing goes on");
+    }
+    assert_eq!(clears(), 4, "asked once, never again");
+}

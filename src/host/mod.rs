@@ -114,6 +114,14 @@ extern "C" {
         timeout_ms: u32,
         return_token: *mut u32,
     ) -> u32;
+    fn proxy_call_foreign_function(
+        function_name_data: *const u8,
+        function_name_size: usize,
+        arguments_data: *const u8,
+        arguments_size: usize,
+        return_results_data: *mut *mut u8,
+        return_results_size: *mut usize,
+    ) -> u32;
 }
 
 /// `Ok` or the status the host answered.
@@ -405,5 +413,20 @@ impl Proxy for Abi {
 
     fn http_call_body(&self, size: usize) -> Result<Vec<u8>, Status> {
         buffer(HTTP_CALL_RESPONSE_BODY, size)
+    }
+
+    fn clear_route_cache(&self) -> Result<(), Status> {
+        const NAME: &str = "clear_route_cache";
+        let mut data = null_mut();
+        let mut size = 0;
+        // SAFETY: the name outlives the call; a result the host allocated
+        // for us is taken back and freed.
+        let status = unsafe {
+            proxy_call_foreign_function(NAME.as_ptr(), NAME.len(), NAME.as_ptr(), 0, &mut data, &mut size)
+        };
+        if !data.is_null() {
+            drop(unsafe { take_host_buffer(data, size) });
+        }
+        checked(status)
     }
 }

@@ -156,6 +156,25 @@ pub fn define(linker: &mut Linker<HostState>, name: &str) -> Result<bool> {
                 },
             )?
         }
+        // Envoy's foreign functions: only `clear_route_cache` here, and only
+        // in a stream context, where Envoy has a route to clear; any other
+        // name is `NotFound`, as in a host that lacks it.
+        "proxy_call_foreign_function" => linker.func_wrap(
+            M,
+            name,
+            |mut c: C, nptr: i32, nlen: i32, _aptr: i32, _alen: i32, _rptr: i32, _rlen: i32| -> Result<i32> {
+                let function = memory::read(&mut c, nptr, nlen)?;
+                let state = c.data_mut();
+                if function != b"clear_route_cache" || state.lacks_clear_route_cache {
+                    return Ok(NOT_FOUND);
+                }
+                if !state.streams.contains_key(&state.effective_context) {
+                    return Ok(BAD_ARGUMENT);
+                }
+                state.route_cache_clears += 1;
+                Ok(OK)
+            },
+        )?,
         "proxy_remove_header_map_value" => {
             linker.func_wrap(M, name, |mut c: C, map: i32, kptr: i32, klen: i32| -> Result<i32> {
                 let key = memory::read(&mut c, kptr, klen)?;

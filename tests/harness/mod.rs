@@ -317,6 +317,16 @@ impl Proxy {
         total
     }
 
+    /// From now on the host has no `clear_route_cache` foreign function.
+    pub fn lack_clear_route_cache(&mut self) {
+        self.store.data_mut().lacks_clear_route_cache = true;
+    }
+
+    /// How often the filter asked the host to select a route again.
+    pub fn route_cache_clears(&self) -> u64 {
+        self.store.data().route_cache_clears
+    }
+
     /// From now on the host refuses to replace or remove this request
     /// header, as a proxy may.
     pub fn refuse_header_writes(&mut self, name: &str) {

@@ -123,6 +123,10 @@ pub struct HostState {
     /// Request header names whose replacement and removal fail, as a
     /// proxy may refuse them.
     pub refused_header_writes: Vec<Vec<u8>>,
+    /// A host without the `clear_route_cache` foreign function.
+    pub lacks_clear_route_cache: bool,
+    /// Calls of `clear_route_cache` from a stream context.
+    pub route_cache_clears: u64,
 }
 
 impl HostState {
@@ -164,6 +168,8 @@ impl HostState {
             http_call_body: None,
             shared_data: SharedData::default(),
             refused_header_writes: Vec::new(),
+            lacks_clear_route_cache: false,
+            route_cache_clears: 0,
         }
     }
 
