@@ -106,13 +106,11 @@ pub fn request_headers(root: &Root, id: u32, end_of_stream: bool) -> Headers {
     }
     // A route chosen before this filter saw the client's value (if any):
     // unchanged only when the client sent exactly this one.
-    let sent: Vec<&[u8]> = request
-        .headers()
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case(router.target_header.as_bytes()))
-        .map(|(_, v)| *v)
-        .collect();
-    if sent != [decision.target.as_bytes()] || map.is_empty() {
+    let target_header = router.target_header.as_bytes();
+    let mut sent = request.headers().iter().filter(|(k, _)| k.eq_ignore_ascii_case(target_header));
+    let unchanged =
+        sent.next().is_some_and(|(_, v)| *v == decision.target.as_bytes()) && sent.next().is_none();
+    if !unchanged || map.is_empty() {
         root.vm.clear_route_cache(id);
     }
     if request.regex_skipped() > 0 {
