@@ -50,29 +50,15 @@ pub struct Secured {
     pub password: &'static str,
     /// The password's bcrypt hash, as the web config wants it.
     pub bcrypt: &'static str,
+    /// `user:password` in base64, as a basic-auth header carries it.
+    pub basic: &'static str,
 }
 
 impl Secured {
     /// The `authorization` header value that passes.
     pub fn authorization(&self) -> String {
-        format!("Basic {}", base64(format!("{}:{}", self.user, self.password).as_bytes()))
+        format!("Basic {}", self.basic)
     }
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 impl Prometheus {

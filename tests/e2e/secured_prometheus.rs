@@ -16,6 +16,9 @@ const SECURED: Secured = Secured {
     user: "canary",
     password: "canary-test",
     bcrypt: "$2b$04$Ugn3D22JUAR0VmAqvdbBfuX/WYwuVTpry/fk/3gySXFxJN9IVQyZu",
+    // `canary:canary-test`; `status` encodes the same pair itself
+    // (`credentials_come_from_files_or_the_environment_never_arguments`).
+    basic: "Y2FuYXJ5OmNhbmFyeS10ZXN0",
 };
 
 fn config(prometheus: serde_json::Value) -> String {
