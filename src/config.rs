@@ -76,7 +76,9 @@ fn compile(config: &Fields<'_>) -> Result<Router, ConfigError> {
         routes.push(compile_route(route, &mut tally)?);
     }
     let count_responses = config.flag("countResponses").unwrap_or(false);
-    Ok(Router::new(target_header.to_string(), routes, mirror_budget, count_responses))
+    let mut router = Router::new(target_header.to_string(), routes, mirror_budget, count_responses);
+    router.clear_route_cache = config.flag("clearRouteCache").unwrap_or(true);
+    Ok(router)
 }
 
 /// What the whole config holds so far, against the config-wide limits.

@@ -24,6 +24,9 @@ pub struct Router {
     /// Whether responses are counted per route, target and status class
     /// (`countResponses`): it costs a `:status` read on every response.
     pub count_responses: bool,
+    /// Whether the host is asked to select the route again after the
+    /// target header changed (`clearRouteCache`).
+    pub clear_route_cache: bool,
     /// The routes by host (built from `routes` by `Router::new`).
     index: RouteIndex,
     /// The request headers the config may read.
@@ -142,6 +145,7 @@ impl Router {
             mirror_budget,
             split_locations,
             count_responses,
+            clear_route_cache: true,
             index,
             header_names,
         }

@@ -152,6 +152,8 @@ pub const CONFIG: Object = Object {
             .about("What each VM may hold for shadow copies at once."),
         key("countResponses", Kind::Bool(Some(false)))
             .about("Count responses per route, target and status class."),
+        key("clearRouteCache", Kind::Bool(Some(true)))
+            .about("Ask the host to select the route again after the target header changed."),
     ],
     rules: &[],
 };

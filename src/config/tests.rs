@@ -55,7 +55,7 @@ fn the_salt_defaults_to_the_route_name() {
 fn rejects_unknown_keys_at_their_path() {
     assert_eq!(
         error(r#"{"routes": [], "targetHeadr": "x"}"#),
-        "targetHeadr: unknown field `targetHeadr`, expected one of `targetHeader`, `routes`, `mirrorBudget`, `countResponses` at line 1 column 16"
+        "targetHeadr: unknown field `targetHeadr`, expected one of `targetHeader`, `routes`, `mirrorBudget`, `countResponses`, `clearRouteCache` at line 1 column 16"
     );
     assert_eq!(
         error(&with_rules(r#"[{"match": [{"header": "foo", "exact": "bar", "exect": "x"}], "target": "b"}]"#)),

@@ -110,7 +110,7 @@ pub fn request_headers(root: &Root, id: u32, end_of_stream: bool) -> Headers {
     let mut sent = request.headers().iter().filter(|(k, _)| k.eq_ignore_ascii_case(target_header));
     let unchanged =
         sent.next().is_some_and(|(_, v)| *v == decision.target.as_bytes()) && sent.next().is_none();
-    if !unchanged || map.is_empty() {
+    if router.clear_route_cache && (!unchanged || map.is_empty()) {
         root.vm.clear_route_cache(id);
     }
     if request.regex_skipped() > 0 {
@@ -153,7 +153,9 @@ fn unrouted(active: &Active, id: u32, request: &Request<'_>, unread: bool) -> He
         if proxy.remove_request_header(header).is_err() {
             return refuse(proxy, id, &HEADER_NOT_WRITTEN);
         }
-        active.vm.clear_route_cache(id);
+        if active.router.clear_route_cache {
+            active.vm.clear_route_cache(id);
+        }
     }
     Headers::Continue(None)
 }

@@ -403,4 +403,9 @@ fn the_host_reselects_the_route_when_the_target_header_changed_and_is_asked_once
         assert_eq!(a(&[("foo", "bar")]).as_deref(), Some("canary"), "routing goes on");
     }
     assert_eq!(clears(), 4, "asked once, never again");
+
+    // `clearRouteCache: false`: the host is trusted to select it itself.
+    let trusting = Worker::configured(&ONE_ROUTE.replacen('{', r#"{"clearRouteCache": false,"#, 1));
+    assert_eq!(trusting.get("a.example.com").as_deref(), Some("stable"));
+    assert_eq!(trusting.proxy.route_cache_clears.get(), 0);
 }

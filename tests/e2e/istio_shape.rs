@@ -166,3 +166,19 @@ fn the_istio_generated_filter_config_routes_service_b() {
     assert!(envoy.log().contains("config accepted"), "info lines are in the log");
     assert!(!envoy.log().contains("has no clear_route_cache"), "{}", envoy.log());
 }
+
+/// Envoy 1.40 selects the route again by itself after the filter wrote the
+/// header: with `clearRouteCache: false` the header-matching routes still
+/// follow it (what docs/performance.md's saving relies on).
+#[test]
+fn envoy_1_40_reselects_the_route_without_being_asked() {
+    let mut plugin = document("service-b/wasm-plugin-20.yaml");
+    plugin["spec"]["pluginConfig"]["clearRouteCache"] = Value::Bool(false);
+    let virtual_service = document("service-b/virtual-service.yaml");
+    let envoy = Envoy::start(EnvoyConfig::from_text(istio_generated_config(&plugin, &virtual_service)));
+    let mut connection = Connection::open(envoy.ingress_port()).unwrap();
+    let fixed = (0..1_000)
+        .filter(|_| connection.get("b.example.com", "/", &[]).unwrap().body_text() == "fixed")
+        .count();
+    assert!((150..250).contains(&fixed), "{fixed} of 1000 reached B' by its header-matching route");
+}
