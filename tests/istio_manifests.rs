@@ -82,10 +82,22 @@ fn every_manifest_parses_and_has_what_istio_requires() {
                     );
                 }
             }
+            "Gateway" if str_at(value, &["apiVersion"]) == Some("gateway.networking.k8s.io/v1") => {
+                assert_eq!(str_at(spec, &["gatewayClassName"]), Some("istio"), "{file}: Istio's class");
+                assert!(spec["listeners"].as_array().is_some_and(|l| !l.is_empty()), "{file}: listeners");
+            }
             "Gateway" => {
                 assert!(
                     spec["selector"].is_object() && spec["servers"].is_array(),
                     "{file}: selector/servers"
+                );
+            }
+            "HTTPRoute" => {
+                assert!(spec["parentRefs"].as_array().is_some_and(|p| !p.is_empty()), "{file}: parentRefs");
+                let rules = spec["rules"].as_array().unwrap_or_else(|| panic!("{file}: no rules"));
+                assert!(
+                    rules.last().is_some_and(|r| r.get("matches").is_none()),
+                    "{file}: the last rule must catch every request, or unmatched ones never reach the filter's routing"
                 );
             }
             "IstioOperator" => {
@@ -230,7 +242,15 @@ fn check_as_the_api_server_reads(files: &[std::path::PathBuf]) -> std::process::
 fn every_shipped_manifest_is_valid_as_the_api_server_reads_it() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    for dir in ["istio", "istio/service-a", "istio/service-b", "istio/shop", "examples/nginx", "dashboards"] {
+    for dir in [
+        "istio",
+        "istio/service-a",
+        "istio/service-b",
+        "istio/shop",
+        "istio/gateway-api",
+        "examples/nginx",
+        "dashboards",
+    ] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap().flatten() {
             let path = entry.path();
             let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -278,4 +298,42 @@ fn the_manifest_check_refuses_what_the_api_server_refuses() {
         assert!(stdout.contains(problem), "{problem} not in:\n{stdout}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The Gateway API form: the HTTPRoute's header rules name only targets
+/// the plugin writes, and every other target it writes takes the
+/// catch-all rule (Gateway API has no subsets: one target, one Service).
+#[test]
+fn each_http_route_routes_what_its_plugin_writes() {
+    let documents = all_documents();
+    let of = |kind: &str| -> Vec<&Document> {
+        documents.iter().filter(|d| d.file.starts_with("gateway-api/") && d.value["kind"] == kind).collect()
+    };
+    let [route] = of("HTTPRoute")[..] else { panic!("want one HTTPRoute") };
+    let [plugin] = of("WasmPlugin")[..] else { panic!("want one WasmPlugin") };
+    let refs = plugin.value["spec"]["targetRefs"].as_array().unwrap();
+    let gateway = of("Gateway")[0];
+    assert!(
+        refs.iter().any(|r| r["kind"] == "Gateway" && r["name"] == gateway.value["metadata"]["name"]),
+        "the plugin targets the Gateway"
+    );
+    assert_eq!(
+        plugin.value["metadata"]["namespace"], gateway.value["metadata"]["namespace"],
+        "in its namespace"
+    );
+    let (header, targets) = reachable_targets(&plugin_config_json(&plugin.value, NumberStyle::Protojson));
+    let mut matched = BTreeSet::new();
+    for rule in route.value["spec"]["rules"].as_array().unwrap() {
+        for m in rule["matches"].as_array().into_iter().flatten() {
+            for h in m["headers"].as_array().into_iter().flatten() {
+                assert_eq!(h["name"].as_str(), Some(header.as_str()), "a rule on another header");
+                matched.insert(h["value"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert!(
+        matched.is_subset(&targets),
+        "rules for targets the plugin never writes: {matched:?} vs {targets:?}"
+    );
+    assert_eq!(targets.difference(&matched).count(), 1, "one target takes the catch-all: {targets:?}");
 }

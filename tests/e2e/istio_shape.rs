@@ -19,41 +19,95 @@ fn document(file: &str) -> Value {
         .value
 }
 
+/// A route of the generated gateway: the header it matches (none: any
+/// request), its cluster, and what the backend behind it answers.
+struct GeneratedRoute {
+    header: Option<(String, String)>,
+    cluster: String,
+    answer: String,
+}
+
+/// What istiod makes of a VirtualService: header-matching routes to
+/// `outbound|80|SUBSET|HOST`, each backend answering its subset's name.
+fn from_virtual_service(virtual_service: &Value) -> (Vec<String>, Vec<GeneratedRoute>) {
+    let spec = &virtual_service["spec"];
+    let routes = spec["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|http| {
+            let destination = &http["route"][0]["destination"];
+            let (host, subset) =
+                (destination["host"].as_str().unwrap(), destination["subset"].as_str().unwrap());
+            let header = http.get("match").map(|m| {
+                let (name, test) = m[0]["headers"].as_object().unwrap().iter().next().unwrap();
+                (name.clone(), test["exact"].as_str().unwrap().to_string())
+            });
+            GeneratedRoute {
+                header,
+                cluster: format!("outbound|80|{subset}|{host}"),
+                answer: subset.to_string(),
+            }
+        })
+        .collect();
+    (hosts(&spec["hosts"]), routes)
+}
+
+/// What istiod makes of an HTTPRoute on a Gateway API gateway: a route per
+/// rule to `outbound|PORT||SERVICE.NAMESPACE.svc.cluster.local`, each
+/// backend answering its Service's name.
+fn from_http_route(http_route: &Value) -> (Vec<String>, Vec<GeneratedRoute>) {
+    let namespace = http_route["metadata"]["namespace"].as_str().unwrap();
+    let spec = &http_route["spec"];
+    let routes = spec["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rule| {
+            let backend = &rule["backendRefs"][0];
+            let (service, port) = (backend["name"].as_str().unwrap(), backend["port"].as_u64().unwrap());
+            let header = rule.get("matches").map(|m| {
+                let h = &m[0]["headers"][0];
+                (h["name"].as_str().unwrap().to_string(), h["value"].as_str().unwrap().to_string())
+            });
+            let cluster = format!("outbound|{port}||{service}.{namespace}.svc.cluster.local");
+            GeneratedRoute { header, cluster, answer: service.to_string() }
+        })
+        .collect();
+    (hosts(&spec["hostnames"]), routes)
+}
+
+fn hosts(list: &Value) -> Vec<String> {
+    list.as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_string()).collect()
+}
+
 /// Envoy config shaped as istiod generates it for a gateway.
-fn istio_generated_config(plugin: &Value, virtual_service: &Value) -> String {
+fn istio_generated_config(
+    plugin: &Value,
+    (domains, generated): (Vec<String>, Vec<GeneratedRoute>),
+) -> String {
     let name = format!(
         "{}.{}",
         plugin["metadata"]["namespace"].as_str().unwrap(),
         plugin["metadata"]["name"].as_str().unwrap()
     );
     let json = plugin_config_json(plugin, NumberStyle::Protojson);
-    let spec = &virtual_service["spec"];
     let mut routes = String::new();
     let mut subsets = Vec::new();
-    for http in spec["http"].as_array().unwrap() {
-        let destination = &http["route"][0]["destination"];
-        let (host, subset) = (destination["host"].as_str().unwrap(), destination["subset"].as_str().unwrap());
-        let cluster = format!("outbound|80|{subset}|{host}");
-        let headers = match http.get("match") {
-            Some(m) => {
-                let (header, test) = m[0]["headers"].as_object().unwrap().iter().next().unwrap();
-                format!(
-                    r#", headers: [{{ name: {header}, string_match: {{ exact: {} }} }}]"#,
-                    test["exact"].as_str().unwrap()
-                )
+    for route in generated {
+        let headers = match &route.header {
+            Some((header, value)) => {
+                format!(r#", headers: [{{ name: {header}, string_match: {{ exact: {value} }} }}]"#)
             }
             None => String::new(),
         };
-        routes += &format!("              - match: {{ prefix: \"/\"{headers} }}\n                route: {{ cluster: \"{cluster}\" }}\n");
-        subsets.push((subset.to_string(), cluster));
+        routes += &format!(
+            "              - match: {{ prefix: \"/\"{headers} }}\n                route: {{ cluster: \"{}\" }}\n",
+            route.cluster
+        );
+        subsets.push((route.answer, route.cluster));
     }
-    let domains = spec["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| format!("\"{}\"", h.as_str().unwrap()))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let domains = domains.iter().map(|h| format!("\"{h}\"")).collect::<Vec<_>>().join(", ");
     let mut listeners = String::new();
     let mut clusters = String::new();
     for (i, (subset, cluster)) in subsets.iter().enumerate() {
@@ -131,7 +185,10 @@ static_resources:
 fn the_istio_generated_filter_config_routes_service_b() {
     let plugin = document("service-b/wasm-plugin-20.yaml");
     let virtual_service = document("service-b/virtual-service.yaml");
-    let envoy = Envoy::start(EnvoyConfig::from_text(istio_generated_config(&plugin, &virtual_service)));
+    let envoy = Envoy::start(EnvoyConfig::from_text(istio_generated_config(
+        &plugin,
+        from_virtual_service(&virtual_service),
+    )));
     assert!(envoy
         .log()
         .contains("canary-router: config accepted: 1 route(s), target header `x-service-b-version`"));
@@ -175,10 +232,43 @@ fn envoy_1_40_reselects_the_route_without_being_asked() {
     let mut plugin = document("service-b/wasm-plugin-20.yaml");
     plugin["spec"]["pluginConfig"]["clearRouteCache"] = Value::Bool(false);
     let virtual_service = document("service-b/virtual-service.yaml");
-    let envoy = Envoy::start(EnvoyConfig::from_text(istio_generated_config(&plugin, &virtual_service)));
+    let envoy = Envoy::start(EnvoyConfig::from_text(istio_generated_config(
+        &plugin,
+        from_virtual_service(&virtual_service),
+    )));
     let mut connection = Connection::open(envoy.ingress_port()).unwrap();
     let fixed = (0..1_000)
         .filter(|_| connection.get("b.example.com", "/", &[]).unwrap().body_text() == "fixed")
         .count();
     assert!((150..250).contains(&fixed), "{fixed} of 1000 reached B' by its header-matching route");
+}
+
+/// The Gateway API home: istiod's routes for `istio/gateway-api/`'s
+/// HTTPRoute, the WasmPlugin it attaches by `targetRefs`: 20% of users to
+/// B' by the header rule, sticky, and a client's own header never reaches it.
+#[test]
+fn the_istio_generated_config_for_an_http_route_routes_service_b() {
+    let plugin = document("gateway-api/wasm-plugin.yaml");
+    let http_route = document("gateway-api/http-route.yaml");
+    let envoy =
+        Envoy::start(EnvoyConfig::from_text(istio_generated_config(&plugin, from_http_route(&http_route))));
+    let mut connection = Connection::open(envoy.ingress_port()).unwrap();
+    let n = 2_000;
+    let canary = (0..n)
+        .filter(|_| {
+            let body = connection.get("b.example.com", "/", &[]).unwrap().body_text();
+            assert!(body == "service-b-v2" || body == "service-b-v1", "{body}");
+            body == "service-b-v2"
+        })
+        .count();
+    let share = canary as f64 * 100.0 / n as f64;
+    assert!((share - 20.0).abs() <= 3.0, "B' got {share:.1}% (want 20 ± 3)");
+    let port = envoy.ingress_port();
+    let spoofed = [("cookie", "uid=alice"), ("x-service-b-version", "fixed")];
+    assert!(sticky_bucket(b"service-b", b"alice") >= 200_000, "alice is a stable user");
+    for _ in 0..10 {
+        let body = get_host(port, "b.example.com", "/", &spoofed).body_text();
+        assert_eq!(body, "service-b-v1", "sticky, and her own header does not move her");
+    }
+    assert!(!envoy.log().contains("has no clear_route_cache"));
 }

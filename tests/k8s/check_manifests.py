@@ -87,6 +87,29 @@ SCHEMAS = {
             "hosts": lst(STR),
         }, ["port", "hosts"])),
     }),
+    # gateway.networking.k8s.io/v1 Gateway
+    ("gateway.networking.k8s.io", "Gateway"): obj({
+        "gatewayClassName": STR,
+        "listeners": lst(obj({
+            "name": STR, "port": INT, "protocol": STR, "hostname": STR,
+            "allowedRoutes": obj({"namespaces": obj({"from": {"enum": ["All", "Same", "Selector"]}})}),
+        }, ["name", "port", "protocol"])),
+    }, ["gatewayClassName", "listeners"]),
+    # gateway.networking.k8s.io/v1 HTTPRoute
+    ("gateway.networking.k8s.io", "HTTPRoute"): obj({
+        "parentRefs": lst(obj({"group": STR, "kind": STR, "name": STR, "namespace": STR, "sectionName": STR},
+                              ["name"])),
+        "hostnames": lst(STR),
+        "rules": lst(obj({
+            "matches": lst(obj({
+                "path": obj({"type": {"enum": ["Exact", "PathPrefix", "RegularExpression"]}, "value": STR}),
+                "headers": lst(obj({"type": {"enum": ["Exact", "RegularExpression"]}, "name": STR, "value": STR},
+                                   ["name", "value"])),
+            })),
+            "backendRefs": lst(obj({"group": STR, "kind": STR, "name": STR, "namespace": STR, "port": INT,
+                                    "weight": INT}, ["name"])),
+        })),
+    }),
     # install.istio.io/v1alpha1 IstioOperator (the mesh config part)
     ("install.istio.io", "IstioOperator"): obj({
         "meshConfig": obj({"defaultConfig": obj({"extraStatTags": lst(STR)})}),
@@ -124,6 +147,7 @@ API_VERSIONS = {
     "install.istio.io": {"v1alpha1"},
     "networking.k8s.io": {"v1"},
     "monitoring.coreos.com": {"v1"},
+    "gateway.networking.k8s.io": {"v1"},
 }
 NAMESPACED = {kind for (_, kind) in SCHEMAS if kind != "IstioOperator"} | {"IstioOperator"}
 
