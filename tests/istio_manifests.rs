@@ -83,7 +83,10 @@ fn every_manifest_parses_and_has_what_istio_requires() {
                 }
             }
             "Gateway" if str_at(value, &["apiVersion"]) == Some("gateway.networking.k8s.io/v1") => {
-                assert_eq!(str_at(spec, &["gatewayClassName"]), Some("istio"), "{file}: Istio's class");
+                assert!(
+                    matches!(str_at(spec, &["gatewayClassName"]), Some("istio" | "istio-waypoint")),
+                    "{file}: one of Istio's classes"
+                );
                 assert!(spec["listeners"].as_array().is_some_and(|l| !l.is_empty()), "{file}: listeners");
             }
             "Gateway" => {
@@ -248,6 +251,7 @@ fn every_shipped_manifest_is_valid_as_the_api_server_reads_it() {
         "istio/service-b",
         "istio/shop",
         "istio/gateway-api",
+        "istio/ambient",
         "examples/nginx",
         "dashboards",
     ] {
@@ -305,9 +309,19 @@ fn the_manifest_check_refuses_what_the_api_server_refuses() {
 /// catch-all rule (Gateway API has no subsets: one target, one Service).
 #[test]
 fn each_http_route_routes_what_its_plugin_writes() {
+    for dir in ["gateway-api", "ambient"] {
+        http_route_routes_what_its_plugin_writes(dir);
+    }
+}
+
+/// In `istio/DIR/`: one Gateway, its plugin and its HTTPRoute.
+fn http_route_routes_what_its_plugin_writes(dir: &str) {
     let documents = all_documents();
     let of = |kind: &str| -> Vec<&Document> {
-        documents.iter().filter(|d| d.file.starts_with("gateway-api/") && d.value["kind"] == kind).collect()
+        documents
+            .iter()
+            .filter(|d| d.file.starts_with(&format!("{dir}/")) && d.value["kind"] == kind)
+            .collect()
     };
     let [route] = of("HTTPRoute")[..] else { panic!("want one HTTPRoute") };
     let [plugin] = of("WasmPlugin")[..] else { panic!("want one WasmPlugin") };

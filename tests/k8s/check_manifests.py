@@ -97,8 +97,8 @@ SCHEMAS = {
     }, ["gatewayClassName", "listeners"]),
     # gateway.networking.k8s.io/v1 HTTPRoute
     ("gateway.networking.k8s.io", "HTTPRoute"): obj({
-        "parentRefs": lst(obj({"group": STR, "kind": STR, "name": STR, "namespace": STR, "sectionName": STR},
-                              ["name"])),
+        "parentRefs": lst(obj({"group": STR, "kind": STR, "name": STR, "namespace": STR, "sectionName": STR,
+                               "port": INT}, ["name"])),
         "hostnames": lst(STR),
         "rules": lst(obj({
             "matches": lst(obj({
