@@ -62,6 +62,15 @@ impl Ramp {
         Some(step.min(self.last_step()))
     }
 
+    /// The step in force: the proxy's `gated_step` for a gated ramp, the
+    /// clock's otherwise.
+    pub fn step_in_force(&self, gated_step: Option<usize>, now_ms: u64) -> Option<usize> {
+        match self.gate {
+            Some(_) => gated_step,
+            None => self.step_at(now_ms),
+        }
+    }
+
     pub fn last_step(&self) -> usize {
         self.steps.len().saturating_sub(1)
     }
@@ -420,16 +429,15 @@ impl Split {
 
     /// The bounds in force at this moment.
     fn current_bounds(&self, moment: &Moment<'_>) -> &[u32] {
-        if let Some(bounds) = &self.rolled_back_bounds {
-            if moment.splits.live(self.id).withheld {
-                return bounds;
-            }
+        if self.rolled_back_bounds.is_none() && self.ramp.is_none() {
+            return &self.bounds;
+        }
+        let live = moment.splits.live(self.id);
+        if let Some(bounds) = self.rolled_back_bounds.as_ref().filter(|_| live.withheld) {
+            return bounds;
         }
         if let Some(ramp) = &self.ramp {
-            let step = match ramp.gate {
-                Some(_) => moment.splits.live(self.id).gated_step,
-                None => ramp.step_at(moment.now_ms),
-            };
+            let step = ramp.step_in_force(live.gated_step, moment.now_ms);
             if let Some(bounds) = step.and_then(|step| ramp.step_bounds.get(step)) {
                 return bounds;
             }

@@ -50,11 +50,7 @@ impl SplitState {
 
     /// The ramp's step in force: earned (gated) or by the clock.
     pub fn ramp_step(&self, ramp: &Ramp, now_ms: u64) -> Option<usize> {
-        if ramp.gate.is_some() {
-            self.gated_step()
-        } else {
-            ramp.step_at(now_ms)
-        }
+        ramp.step_in_force(self.gated_step(), now_ms)
     }
 }
 
