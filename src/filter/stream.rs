@@ -106,12 +106,12 @@ pub fn request_headers(root: &Root, id: u32, end_of_stream: bool) -> Headers {
     }
     // A route chosen before this filter saw the client's value (if any):
     // unchanged only when the client sent exactly this one.
-    let target_header = router.target_header.as_bytes();
-    let mut sent = request.headers().iter().filter(|(k, _)| k.eq_ignore_ascii_case(target_header));
-    let unchanged =
-        sent.next().is_some_and(|(_, v)| *v == decision.target.as_bytes()) && sent.next().is_none();
-    if router.clear_route_cache && (!unchanged || map.is_empty()) {
-        root.vm.clear_route_cache(id);
+    let unchanged = {
+        let mut sent = client_sent(&request, &router.target_header);
+        sent.next() == Some(decision.target.as_bytes()) && sent.next().is_none()
+    };
+    if !unchanged || map.is_empty() {
+        header_changed(&active, id);
     }
     if request.regex_skipped() > 0 {
         active.stats.regex_skipped(decision.route_index);
@@ -147,17 +147,28 @@ fn unrouted(active: &Active, id: u32, request: &Request<'_>, unread: bool) -> He
     debug!("[ctx {id}] route=- rule=- target=- reason=no route");
     active.stats.unrouted();
     let header = active.router.target_header.as_str();
-    let sent = unread || request.headers().iter().any(|(k, _)| k.eq_ignore_ascii_case(header.as_bytes()));
     let proxy = &*active.vm.proxy;
-    if sent {
+    if unread || client_sent(request, header).next().is_some() {
         if proxy.remove_request_header(header).is_err() {
             return refuse(proxy, id, &HEADER_NOT_WRITTEN);
         }
-        if active.router.clear_route_cache {
-            active.vm.clear_route_cache(id);
-        }
+        header_changed(active, id);
     }
     Headers::Continue(None)
+}
+
+/// The values the client sent for the target header.
+fn client_sent<'r>(request: &'r Request<'_>, header: &'r str) -> impl Iterator<Item = &'r [u8]> + 'r {
+    request.headers().iter().filter(move |(k, _)| k.eq_ignore_ascii_case(header.as_bytes())).map(|(_, v)| *v)
+}
+
+/// The target header changed: unless the config trusts the host to see
+/// that itself (`clearRouteCache: false`), it is asked to select the
+/// route again.
+fn header_changed(active: &Active, id: u32) {
+    if active.router.clear_route_cache {
+        active.vm.clear_route_cache(id);
+    }
 }
 
 /// Answers the request with `reply` instead of forwarding it.
