@@ -35,13 +35,13 @@ impl Endpoint {
             return Err(format!("{url}: no query or fragment, only a path the API is served under"));
         }
         let (authority, prefix) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-        let default_port = if scheme == "https" { 443 } else { 80 };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
+        // `[::1]:9090`: the port is after the last `:` outside the brackets.
+        let (host, port) = match authority.rsplit_once(':').filter(|(_, port)| !port.ends_with(']')) {
+            Some((host, port)) => {
                 (host, port.parse::<u16>().map_err(|_| format!("{url}: `{port}` is not a port"))?)
             }
-            _ if scheme == "https" => (authority, default_port),
-            _ => return Err(format!("{url}: expected http://HOST:PORT")),
+            None if scheme == "https" => (authority, 443),
+            None => return Err(format!("{url}: expected http://HOST:PORT")),
         };
         if host.is_empty() {
             return Err(format!("{url}: no host"));
@@ -182,6 +182,8 @@ mod tests {
         assert_eq!(e.base, "https://thanos.example.com:443/prometheus");
         assert_eq!(Endpoint::parse("localhost:9090").unwrap().base, "http://localhost:9090");
         assert!(Endpoint::parse("http://x").is_err(), "HTTP needs a port");
+        assert_eq!(Endpoint::parse("http://[::1]:9090").unwrap().address(), "[::1]:9090");
+        assert_eq!(Endpoint::parse("https://[::1]").unwrap().address(), "[::1]:443");
         assert!(Endpoint::parse("http://x:port").is_err());
         assert!(Endpoint::parse("ftp://x:1").is_err());
         assert!(Endpoint::parse("http://x:1/?q=1").is_err());
