@@ -181,6 +181,22 @@ static_resources:
     )
 }
 
+/// Of 2,000 requests to b.example.com, each answered by `canary` or
+/// `stable`, 20 ± 3 % reach `canary`.
+fn assert_twenty_percent_reach(envoy: &Envoy, canary: &str, stable: &str) {
+    let mut connection = Connection::open(envoy.ingress_port()).unwrap();
+    let n = 2_000;
+    let reached = (0..n)
+        .filter(|_| {
+            let body = connection.get("b.example.com", "/", &[]).unwrap().body_text();
+            assert!(body == canary || body == stable, "{body}");
+            body == canary
+        })
+        .count();
+    let share = reached as f64 * 100.0 / n as f64;
+    assert!((share - 20.0).abs() <= 3.0, "B' got {share:.1}% (want 20 ± 3)");
+}
+
 #[test]
 fn the_istio_generated_filter_config_routes_service_b() {
     let plugin = document("service-b/wasm-plugin-20.yaml");
@@ -193,17 +209,7 @@ fn the_istio_generated_filter_config_routes_service_b() {
         .log()
         .contains("canary-router: config accepted: 1 route(s), target header `x-service-b-version`"));
 
-    let mut connection = Connection::open(envoy.ingress_port()).unwrap();
-    let n = 2_000;
-    let fixed = (0..n)
-        .filter(|_| {
-            let body = connection.get("b.example.com", "/", &[]).unwrap().body_text();
-            assert!(body == "fixed" || body == "stable", "{body}");
-            body == "fixed"
-        })
-        .count();
-    let share = fixed as f64 * 100.0 / n as f64;
-    assert!((share - 20.0).abs() <= 3.0, "B' got {share:.1}% (want 20 ± 3)");
+    assert_twenty_percent_reach(&envoy, "fixed", "stable");
 
     // Sticky by cookie uid, salted with the route name, and not spoofable.
     let fixed_user = (0..)
@@ -252,17 +258,7 @@ fn the_istio_generated_config_for_an_http_route_routes_service_b() {
     let http_route = document("gateway-api/http-route.yaml");
     let envoy =
         Envoy::start(EnvoyConfig::from_text(istio_generated_config(&plugin, from_http_route(&http_route))));
-    let mut connection = Connection::open(envoy.ingress_port()).unwrap();
-    let n = 2_000;
-    let canary = (0..n)
-        .filter(|_| {
-            let body = connection.get("b.example.com", "/", &[]).unwrap().body_text();
-            assert!(body == "service-b-v2" || body == "service-b-v1", "{body}");
-            body == "service-b-v2"
-        })
-        .count();
-    let share = canary as f64 * 100.0 / n as f64;
-    assert!((share - 20.0).abs() <= 3.0, "B' got {share:.1}% (want 20 ± 3)");
+    assert_twenty_percent_reach(&envoy, "service-b-v2", "service-b-v1");
     let port = envoy.ingress_port();
     let spoofed = [("cookie", "uid=alice"), ("x-service-b-version", "fixed")];
     assert!(sticky_bucket(b"service-b", b"alice") >= 200_000, "alice is a stable user");
