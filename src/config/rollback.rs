@@ -98,11 +98,28 @@ fn compile_prometheus(config: &Fields<'_>) -> Result<PrometheusChecks, ConfigErr
             "must select the split with {{split}}, or every split would share one latch",
         ));
     }
+    let headers = compile_query_headers(config)?;
+    let path_prefix = compile_path_prefix(config)?;
+    Ok(PrometheusChecks {
+        path_prefix,
+        headers,
+        cluster: cluster.to_string(),
+        every_ms,
+        timeout_ms,
+        threshold: config.number("threshold").unwrap_or_default() as u32,
+        lookback: prometheus::range(lookback_ms),
+        checks,
+        latch_query: latch_query.to_string(),
+    })
+}
+
+/// `prometheus.headers`: names in lower case; the proxy's own headers and
+/// line breaks refused. A value is never repeated in an error.
+fn compile_query_headers(config: &Fields<'_>) -> Result<Vec<(String, String)>, ConfigError> {
     let mut headers = Vec::new();
     for (i, header) in config.objects("headers").iter().enumerate() {
         let name = header.text("name").unwrap_or_default().to_ascii_lowercase();
-        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+.^_`|~-".contains(&b);
-        if name.is_empty() || !name.bytes().all(token) {
+        if name.is_empty() || !name.bytes().all(super::is_token_byte) {
             return Err(ConfigError::new(
                 format!("{}[{i}].name", config.at("headers")),
                 format!("`{name}` is not an HTTP header name (letters, digits and !#$%&'*+.^_`|~-)"),
@@ -124,6 +141,11 @@ fn compile_prometheus(config: &Fields<'_>) -> Result<PrometheusChecks, ConfigErr
         }
         headers.push((name, value.to_string()));
     }
+    Ok(headers)
+}
+
+/// `prometheus.pathPrefix`, without its trailing `/` (`""`: the root).
+fn compile_path_prefix(config: &Fields<'_>) -> Result<String, ConfigError> {
     let path_prefix = config.text("pathPrefix").unwrap_or("");
     if !path_prefix.is_empty()
         && (!path_prefix.starts_with('/') || path_prefix.bytes().any(|b| b <= b' ' || b"?#%".contains(&b)))
@@ -133,18 +155,7 @@ fn compile_prometheus(config: &Fields<'_>) -> Result<PrometheusChecks, ConfigErr
             format!("`{path_prefix}` must be a path starting with `/`, without spaces, `?`, `#` or `%`"),
         ));
     }
-    let path_prefix = path_prefix.trim_end_matches('/').to_string();
-    Ok(PrometheusChecks {
-        path_prefix,
-        headers,
-        cluster: cluster.to_string(),
-        every_ms,
-        timeout_ms,
-        threshold: config.number("threshold").unwrap_or_default() as u32,
-        lookback: prometheus::range(lookback_ms),
-        checks,
-        latch_query: latch_query.to_string(),
-    })
+    Ok(path_prefix.trim_end_matches('/').to_string())
 }
 
 fn compile_check(check: &Fields<'_>) -> Result<Check, ConfigError> {
