@@ -285,6 +285,7 @@ mod tests {
             latch_query: "latch {{split}}".into(),
             path_prefix: String::new(),
             headers: Vec::new(),
+            authority: "prometheus".into(),
         }
     }
 

@@ -64,13 +64,13 @@ pub fn query_path(prefix: &str, query: &str) -> String {
     path
 }
 
-/// The request headers of a query to the Prometheus behind `cluster`,
-/// with the configured `extra` headers (a tenant, a token).
-pub fn request_headers(cluster: &str, path: &str, extra: &[(String, String)]) -> Vec<u8> {
+/// The request headers of a query to the Prometheus at `authority`, with
+/// the configured `extra` headers (a tenant, a token).
+pub fn request_headers(authority: &str, path: &str, extra: &[(String, String)]) -> Vec<u8> {
     let mut pairs: Vec<(&[u8], &[u8])> = vec![
         (b":method", b"GET"),
         (b":path", path.as_bytes()),
-        (b":authority", cluster.as_bytes()),
+        (b":authority", authority.as_bytes()),
         (b"accept", b"application/json"),
     ];
     pairs.extend(extra.iter().map(|(name, value)| (name.as_bytes(), value.as_bytes())));

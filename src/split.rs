@@ -170,6 +170,10 @@ pub struct PrometheusChecks {
     /// Headers every query carries, names in lower case. Not part of the
     /// split identity: a rotated token must not restart a rollout.
     pub headers: Vec<(String, String)>,
+    /// The queries' `:authority`. A cluster's name is often no host name
+    /// (Envoy Gateway's `httproute/NS/NAME/rule/R`, Istio's
+    /// `outbound|PORT||HOST`), and Envoy refuses such a request.
+    pub authority: String,
 }
 
 /// One Prometheus check: a query and the bounds its value must stay in.

@@ -100,9 +100,11 @@ fn compile_prometheus(config: &Fields<'_>) -> Result<PrometheusChecks, ConfigErr
     }
     let headers = compile_query_headers(config)?;
     let path_prefix = compile_path_prefix(config)?;
+    let authority = compile_authority(config, cluster)?;
     Ok(PrometheusChecks {
         path_prefix,
         headers,
+        authority,
         cluster: cluster.to_string(),
         every_ms,
         timeout_ms,
@@ -142,6 +144,39 @@ fn compile_query_headers(config: &Fields<'_>) -> Result<Vec<(String, String)>, C
         headers.push((name, value.to_string()));
     }
     Ok(headers)
+}
+
+/// The queries' Host when `authority` is not given: the cluster's name when
+/// it is a host name; `HOST:PORT` for Istio's `outbound|PORT|SUBSET|HOST`;
+/// else `prometheus` (Prometheus itself ignores the Host).
+pub fn default_authority(cluster: &str) -> String {
+    let is_host =
+        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+    let port = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some((host, port_text)) = cluster.rsplit_once(':').filter(|(h, p)| is_host(h) && port(p)) {
+        return format!("{host}:{port_text}");
+    }
+    if is_host(cluster) {
+        return cluster.to_string();
+    }
+    match cluster.split('|').collect::<Vec<_>>()[..] {
+        ["outbound", p, _, host] if port(p) && is_host(host) => format!("{host}:{p}"),
+        _ => "prometheus".to_string(),
+    }
+}
+
+/// `prometheus.authority`: a host, and a port if any.
+fn compile_authority(config: &Fields<'_>, cluster: &str) -> Result<String, ConfigError> {
+    let Some(authority) = config.text("authority") else { return Ok(default_authority(cluster)) };
+    let (host, port) = authority.rsplit_once(':').unwrap_or((authority, "0"));
+    let host_ok = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+    if !host_ok || port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ConfigError::new(
+            config.at("authority"),
+            format!("`{authority}` must be a host name, with `:PORT` if any"),
+        ));
+    }
+    Ok(authority.to_string())
 }
 
 /// `prometheus.pathPrefix`, without its trailing `/` (`""`: the root).

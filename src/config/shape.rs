@@ -136,6 +136,8 @@ const fn list(item: Kind, max: usize, noun: &'static str) -> List {
 
 /// An RFC 9110 token, lower case: a header name the filter writes.
 const HEADER_NAME: &str = "^[a-z0-9!#$%&'*+.^_`|~-]+$";
+/// A host, optionally with a port: what `:authority` may hold.
+pub const AUTHORITY: &str = "^[A-Za-z0-9.-]+(:[0-9]+)?$";
 /// Visible ASCII without spaces: a cluster name.
 const CLUSTER: &str = "^[!-~]+$";
 const SOURCES: &[&str] = &["header", "cookie", "query"];
@@ -441,6 +443,9 @@ pub const PROMETHEUS: Object = Object {
             .about("Where the HTTP API is served, e.g. /prometheus (Thanos, Mimir): queries go to PREFIX/api/v1/query."),
         key("headers", Kind::List(&PROMETHEUS_HEADERS))
             .about("Request headers every query carries (a tenant, a token); values are never logged."),
+        key("authority", text(Text::Pattern(AUTHORITY))).about(
+            "The queries' Host; default: the cluster's name if it is a host name, HOST:PORT of an Istio outbound|PORT||HOST cluster, else `prometheus`.",
+        ),
     ],
     rules: &[],
 };

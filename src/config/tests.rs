@@ -748,6 +748,27 @@ fn prometheus_headers_and_path_prefix_are_not_part_of_the_identity_and_are_check
     );
     assert!(error(&with(r#", "headers": [{"name": "bad name", "value": "x"}]"#)).contains("headers[0].name"));
     assert!(error(&with(r#", "pathPrefix": "thanos""#)).contains("prometheus.pathPrefix"));
+    assert_eq!(identity(with(r#", "authority": "prom.example.com:9090""#)), plain, "so is its Host");
+    assert_eq!(
+        error(&with(r#", "authority": "httproute/a/b""#)),
+        "routes[0].rules[0].split.rollback.prometheus.authority: `httproute/a/b` must be a host name, with `:PORT` if any"
+    );
     let headers: Vec<String> = (0..17).map(|i| format!(r#"{{"name": "x-{i}", "value": "v"}}"#)).collect();
     assert!(error(&with(&format!(r#", "headers": [{}]"#, headers.join(",")))).contains("at most 16"));
+}
+
+/// A cluster's name is often no host name; the queries' Host then comes
+/// from what the name says, since Envoy refuses a request whose
+/// `:authority` holds `/` or `|`.
+#[test]
+fn the_prometheus_authority_is_a_host_whatever_the_cluster_is_named() {
+    use super::rollback::default_authority;
+    assert_eq!(default_authority("prometheus"), "prometheus");
+    assert_eq!(default_authority("prometheus.monitoring:9090"), "prometheus.monitoring:9090");
+    assert_eq!(
+        default_authority("outbound|9090||prometheus.istio-system.svc.cluster.local"),
+        "prometheus.istio-system.svc.cluster.local:9090"
+    );
+    assert_eq!(default_authority("httproute/default/service-b/rule/2"), "prometheus");
+    assert_eq!(default_authority("outbound|x||a b"), "prometheus");
 }

@@ -141,7 +141,7 @@ fn poll(active: &Rc<Active>, polls: &Polls, split: &Split, root_id: u32, now_ms:
     ));
     for (asks, query) in queries {
         let path = prometheus::query_path(&config.path_prefix, &query);
-        let headers = prometheus::request_headers(&config.cluster, &path, &config.headers);
+        let headers = prometheus::request_headers(&config.authority, &path, &config.headers);
         match active.vm.proxy.dispatch_http_call(&config.cluster, &headers, b"", config.timeout_ms) {
             Ok(token) => {
                 let call = Call { active: active.clone(), split_id: split.id, asks };
