@@ -124,7 +124,7 @@ lint: toolchain
 # documentation's claims, the Kubernetes manifests, and the alert rules and
 # documented PromQL (promtool, from the prometheus package).
 unit: prometheus yaml11
-	cargo test --lib --bins --test readme --test istio_manifests --test prometheus_rules
+	cargo test --lib --bins --test readme --test istio_manifests --test envoy_gateway_manifests --test prometheus_rules
 
 oci: build
 	python3 scripts/oci.py $(WASM) target/oci/canary-router $(VERSION)
@@ -140,7 +140,7 @@ e2e: build envoy prometheus
 	cargo test --test e2e
 
 test: lint build envoy prometheus yaml11 validate
-	cargo test --lib --bins --test readme --test istio_manifests --test prometheus_rules
+	cargo test --lib --bins --test readme --test istio_manifests --test envoy_gateway_manifests --test prometheus_rules
 	python3 -m unittest discover -s tests/oci
 	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test progressive --test fleet \
 		--test hot_path --test cli

@@ -654,6 +654,30 @@ fn check_reads_every_form_users_have() {
     r.assert_rejected_with("empty: no config in it");
 }
 
+/// Envoy Gateway's policies are read as they are: the config under
+/// `spec.wasm[i].config`, an error placed on the user's line, a
+/// `failOpen: true` warned about.
+#[test]
+fn check_reads_envoy_gateway_policies() {
+    let r = run(&["check", "envoy-gateway"]);
+    r.assert_ok_printing(&[
+        "ok: envoy-gateway/extension-policy-http.yaml (EnvoyExtensionPolicy canary-router, wasm[0]): 1 route(s)",
+        "ok: envoy-gateway/extension-policy.yaml (EnvoyExtensionPolicy canary-router, wasm[0]): 1 route(s)",
+    ]);
+    let policy = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy-gateway/extension-policy.yaml"),
+    )
+    .unwrap();
+    let line = policy.lines().position(|l| l.contains("percent: 5 }")).unwrap() + 1;
+    let broken =
+        policy.replace("percent: 5 }", "percent: 500 }").replace("failOpen: false", "failOpen: true");
+    let r = run(&["check", &temp_file("policy.yaml", &broken)]);
+    r.assert_rejected_with(&format!(
+        "routes[0].mirror.percent: must be between 0 and 100, got 500 (line {line} "
+    ));
+    assert!(r.stderr.contains("spec.wasm[0].failOpen: true lets requests through unrouted"), "{}", r.stderr);
+}
+
 #[test]
 fn check_errors_point_at_the_users_yaml_line_and_name_the_near_key() {
     let plugin = "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata: { name: b }\nspec:\n  pluginConfig:\n    routes:\n    - name: b\n      default: stable\n      rules:\n      - split:\n          weights:\n          - { target: fixed, weight: -20 }\n";

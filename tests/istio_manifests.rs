@@ -252,6 +252,7 @@ fn every_shipped_manifest_is_valid_as_the_api_server_reads_it() {
         "istio/shop",
         "istio/gateway-api",
         "istio/ambient",
+        "envoy-gateway",
         "examples/nginx",
         "dashboards",
     ] {

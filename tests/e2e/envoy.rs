@@ -190,13 +190,10 @@ impl Envoy {
     fn spawn(config: EnvoyConfig) -> Envoy {
         let dir = scratch_dir("e2e");
 
-        let ports = free_ports(FIXED_PORTS.len());
-        let mut yaml = with_absolute_wasm(&config.yaml);
-        for (fixed, free) in FIXED_PORTS.iter().zip(&ports) {
-            yaml = yaml.replace(&format!("port_value: {fixed} "), &format!("port_value: {free} "));
-        }
+        let ports: Vec<(u16, u16)> = FIXED_PORTS.iter().copied().zip(free_ports(FIXED_PORTS.len())).collect();
+        let mut yaml = with_ports(&with_absolute_wasm(&config.yaml), &ports);
         for (path, contents) in &config.files {
-            let contents = with_absolute_wasm(contents);
+            let contents = with_ports(&with_absolute_wasm(contents), &ports);
             let target = dir.join(path);
             fs::create_dir_all(target.parent().unwrap()).unwrap();
             fs::write(&target, contents).unwrap();
@@ -206,12 +203,7 @@ impl Envoy {
                 yaml.replace(&format!("path: {parent} "), &format!("path: {} ", dir.join(&parent).display()));
         }
         fs::write(dir.join("envoy.yaml"), yaml).unwrap();
-        let mut envoy = Envoy {
-            child: None,
-            dir,
-            concurrency: config.concurrency,
-            ports: FIXED_PORTS.iter().copied().zip(ports).collect(),
-        };
+        let mut envoy = Envoy { child: None, dir, concurrency: config.concurrency, ports };
         envoy.launch();
         envoy
     }
@@ -367,7 +359,7 @@ impl Envoy {
     pub fn replace_file(&self, repo_path: &str, contents: &str) {
         let target = self.dir.join(repo_path);
         let tmp = target.with_extension("next");
-        fs::write(&tmp, with_absolute_wasm(contents)).unwrap();
+        fs::write(&tmp, with_ports(&with_absolute_wasm(contents), &self.ports)).unwrap();
         fs::rename(&tmp, &target).unwrap();
     }
 }
@@ -389,7 +381,13 @@ fn with_absolute_wasm(yaml: &str) -> String {
     )
 }
 
-/// Ports the kernel says are free, held until all are chosen.
+/// Each fixed port (`port_value: 10000 `, space and all) → this run's port.
+fn with_ports(yaml: &str, ports: &[(u16, u16)]) -> String {
+    ports.iter().fold(yaml.to_string(), |yaml, (fixed, free)| {
+        yaml.replace(&format!("port_value: {fixed} "), &format!("port_value: {free} "))
+    })
+}
+
 /// A new, empty directory of this test process for one server's files.
 pub fn scratch_dir(kind: &str) -> PathBuf {
     static RUN: AtomicU32 = AtomicU32::new(0);
@@ -403,6 +401,7 @@ pub fn scratch_dir(kind: &str) -> PathBuf {
     dir
 }
 
+/// Ports the kernel says are free, held until all are chosen.
 pub fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
     listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()

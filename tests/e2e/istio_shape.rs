@@ -7,6 +7,7 @@
 use canary_router::hash::sticky_bucket;
 use serde_json::Value;
 
+use super::backends;
 use super::envoy::{Envoy, EnvoyConfig};
 use super::http::{get_host, Connection};
 use super::istio::{all_documents, plugin_config_json, NumberStyle};
@@ -112,32 +113,8 @@ fn istio_generated_config(
     let mut clusters = String::new();
     for (i, (subset, cluster)) in subsets.iter().enumerate() {
         let port = 10101 + i;
-        listeners += &format!(
-            r#"  - name: {subset}
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: {subset}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
-          route_config:
-            virtual_hosts:
-            - {{ name: {subset}, domains: ["*"], routes: [{{ match: {{ prefix: "/" }}, direct_response: {{ status: 200, body: {{ inline_string: "{subset}" }} }} }}] }}
-"#
-        );
-        clusters += &format!(
-            r#"  - name: "{cluster}"
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: "{cluster}"
-      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }} }}] }}]
-"#
-        );
+        listeners += &backends::listener(subset, port as u16, 200);
+        clusters += &backends::cluster(cluster, port as u16);
     }
     format!(
         r#"admin:

@@ -3,10 +3,12 @@
 //! `direct_response` listeners answering with their own name.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod backends;
 #[path = "../harness/built_wasm.rs"]
 mod built_wasm;
 mod demo;
 mod envoy;
+mod envoy_gateway_shape;
 mod failure;
 mod fleet;
 mod gated_ramp;

@@ -1,5 +1,5 @@
-//! Reading `istio/` manifests, and turning a WasmPlugin's `pluginConfig`
-//! into the JSON Istio hands the filter.
+//! Reading `istio/` (and `envoy-gateway/`) manifests, and turning a
+//! WasmPlugin's `pluginConfig` into the JSON Istio hands the filter.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -8,14 +8,19 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub struct Document {
-    /// Path under `istio/`.
+    /// Path under the directory read (`istio/`, `envoy-gateway/`).
     pub file: String,
     pub value: Value,
 }
 
 /// Every YAML document under `istio/`, in a stable order.
 pub fn all_documents() -> Vec<Document> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("istio");
+    documents_under("istio")
+}
+
+/// Every YAML document under the repo's directory `dir`, in a stable order.
+pub fn documents_under(dir: &str) -> Vec<Document> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let mut files = Vec::new();
     let mut dirs = vec![root.clone()];
     while let Some(dir) = dirs.pop() {
@@ -34,7 +39,7 @@ pub fn all_documents() -> Vec<Document> {
         let text = std::fs::read_to_string(&path).unwrap();
         let file = path.strip_prefix(&root).unwrap().display().to_string();
         for doc in serde_norway::Deserializer::from_str(&text) {
-            let value = Value::deserialize(doc).unwrap_or_else(|e| panic!("istio/{file}: {e}"));
+            let value = Value::deserialize(doc).unwrap_or_else(|e| panic!("{dir}/{file}: {e}"));
             if !value.is_null() {
                 documents.push(Document { file: file.clone(), value });
             }

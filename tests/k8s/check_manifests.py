@@ -110,6 +110,40 @@ SCHEMAS = {
                                     "weight": INT}, ["name"])),
         })),
     }),
+    # gateway.networking.k8s.io/v1 GatewayClass (cluster-scoped)
+    ("gateway.networking.k8s.io", "GatewayClass"): obj({
+        "controllerName": STR,
+        "description": STR,
+        "parametersRef": obj({"group": STR, "kind": STR, "name": STR, "namespace": STR}, ["group", "kind", "name"]),
+    }, ["controllerName"]),
+    # gateway.envoyproxy.io/v1alpha1 EnvoyProxy (its bootstrap part)
+    ("gateway.envoyproxy.io", "EnvoyProxy"): obj({
+        "bootstrap": obj({"type": {"enum": ["Merge", "Replace", "JSONPatch"]}, "value": STR}),
+    }),
+    # gateway.networking.k8s.io/v1beta1 ReferenceGrant
+    ("gateway.networking.k8s.io", "ReferenceGrant"): obj({
+        "from": lst(obj({"group": STR, "kind": STR, "namespace": STR}, ["group", "kind", "namespace"])),
+        "to": lst(obj({"group": STR, "kind": STR, "name": STR}, ["group", "kind"])),
+    }, ["from", "to"]),
+    # gateway.envoyproxy.io/v1alpha1 EnvoyExtensionPolicy (its wasm part)
+    ("gateway.envoyproxy.io", "EnvoyExtensionPolicy"): obj({
+        "targetRefs": lst(obj({"group": STR, "kind": STR, "name": STR}, ["group", "kind", "name"])),
+        "wasm": lst(obj({
+            "name": STR,
+            "rootID": STR,
+            "code": obj({
+                "type": {"enum": ["HTTP", "Image", "ConfigMap"]},
+                "http": obj({"url": STR}, ["url"]),
+                "image": obj({"url": STR, "pullSecretRef": obj({"name": STR, "namespace": STR, "kind": STR},
+                                                                ["name"])}, ["url"]),
+                "sha256": STR,
+                "pullPolicy": {"enum": ["IfNotPresent", "Always"]},
+            }, ["type"]),
+            "config": ANY,
+            "failOpen": BOOL,
+            "env": obj({"hostKeys": lst(STR)}),
+        }, ["code"])),
+    }),
     # install.istio.io/v1alpha1 IstioOperator (the mesh config part)
     ("install.istio.io", "IstioOperator"): obj({
         "meshConfig": obj({"defaultConfig": obj({"extraStatTags": lst(STR)})}),
@@ -147,9 +181,10 @@ API_VERSIONS = {
     "install.istio.io": {"v1alpha1"},
     "networking.k8s.io": {"v1"},
     "monitoring.coreos.com": {"v1"},
-    "gateway.networking.k8s.io": {"v1"},
+    "gateway.networking.k8s.io": {"v1", "v1beta1"},
+    "gateway.envoyproxy.io": {"v1alpha1"},
 }
-NAMESPACED = {kind for (_, kind) in SCHEMAS if kind != "IstioOperator"} | {"IstioOperator"}
+CLUSTER_SCOPED = {"GatewayClass"}
 
 def type_name(value):
     return {str: STR, bool: BOOL, int: INT, float: NUM, type(None): "null"}.get(type(value), type(value).__name__)
@@ -215,7 +250,7 @@ def check_document(doc, where):
     if version not in API_VERSIONS[group]:
         problems.append(f"{where}: {group}/{version} does not serve {kind}")
     check(doc.get("metadata"), METADATA, f"{where} metadata", problems)
-    if kind in NAMESPACED and not (doc.get("metadata") or {}).get("namespace"):
+    if kind not in CLUSTER_SCOPED and not (doc.get("metadata") or {}).get("namespace"):
         problems.append(f"{where} metadata: no namespace: say where it goes")
     unknown = set(doc) - {"apiVersion", "kind", "metadata", "spec"}
     problems += [f"{where}: unknown field {key!r}" for key in sorted(unknown)]

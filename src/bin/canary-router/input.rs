@@ -203,7 +203,7 @@ pub fn sources(path: &Path) -> Result<Vec<Source>, Failure> {
     }
     if found.is_empty() {
         return Err(Failure::Invalid(format!(
-            "{file}: {NONE_FOUND}: neither a JSON config, a WasmPlugin, nor an Envoy wasm filter with root_id canary-router"
+            "{file}: {NONE_FOUND}: neither a JSON config, a WasmPlugin, an EnvoyExtensionPolicy, nor an Envoy wasm filter with root_id canary-router"
         )));
     }
     Ok(found)
@@ -236,7 +236,56 @@ impl Here<'_> {
         if value["kind"] == "WasmPlugin" {
             return self.wasm_plugin(value, at);
         }
+        if value["kind"] == "EnvoyExtensionPolicy" {
+            return self.extension_policy(value, at);
+        }
         self.envoy_filters(value, at);
+        Ok(())
+    }
+
+    /// Envoy Gateway's policy: each `spec.wasm[i]` of this filter (its
+    /// `rootID` is canary-router) carries the config as `config`.
+    fn extension_policy(&mut self, value: &Value, at: Vec<Step>) -> Result<(), Failure> {
+        let name = value["metadata"]["name"].as_str().unwrap_or("?");
+        for (i, wasm) in value["spec"]["wasm"].as_array().into_iter().flatten().enumerate() {
+            if wasm["rootID"] != "canary-router" {
+                continue;
+            }
+            let origin = format!("{} (EnvoyExtensionPolicy {name}, wasm[{i}])", self.file);
+            let Some(config) = wasm.get("config") else {
+                return Err(Failure::Invalid(format!(
+                    "{origin}: spec.wasm[{i}].config is missing: the filter would get no config"
+                )));
+            };
+            let mut warnings = Vec::new();
+            if wasm["failOpen"] == true {
+                warnings.push(fail_open(
+                    &origin,
+                    &format!("spec.wasm[{i}].failOpen: true"),
+                    "failOpen: false",
+                ));
+            }
+            if let Some(sha) = wasm["code"]["sha256"].as_str() {
+                if sha.len() == 64 && sha.bytes().all(|b| b == sha.as_bytes()[0]) {
+                    warnings.push(format!(
+                        "{origin}: spec.wasm[{i}].code.sha256 is a placeholder: set the module's digest, or Envoy Gateway refuses it"
+                    ));
+                }
+            }
+            let mut steps = at.clone();
+            steps.extend([Step::Key("spec".into()), Step::Key("wasm".into()), Step::Index(i)]);
+            steps.push(Step::Key("config".into()));
+            self.found.push(Source {
+                origin,
+                json: serde_json::to_string(config).unwrap_or_default(),
+                place: Place::YamlMapping {
+                    text: self.text.to_string(),
+                    first_line: self.first_line,
+                    base: steps,
+                },
+                warnings,
+            });
+        }
         Ok(())
     }
 
