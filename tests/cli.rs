@@ -877,3 +877,197 @@ fn the_status_synopsis_lists_exactly_its_flags() {
         .collect();
     assert_eq!(flags, documented, "{help}");
 }
+
+/// A pair in namespace `shop`: main `api` on port 8080, canary `api-v2` on
+/// 8081, at x.test/api, with the given canary annotations.
+fn shop_pair(canary_annotations: &str) -> String {
+    nginx_pair("", canary_annotations)
+        .replace("  name: main\n", "  name: main\n  namespace: shop\n")
+        .replace("  name: canary\n", "  name: canary\n  namespace: shop\n")
+        .replace("name: api, port: { number: 80 }", "name: api, port: { number: 8080 }")
+        .replace("name: api-v2, port: { number: 80 }", "name: api-v2, port: { number: 8081 }")
+}
+
+/// Every document of a YAML stream.
+fn yaml_documents(text: &str) -> Vec<Value> {
+    use serde::Deserialize;
+    serde_norway::Deserializer::from_str(text).map(|d| Value::deserialize(d).unwrap()).collect()
+}
+
+/// tests/k8s/check_manifests.py over one file: the API server's reading.
+fn valid_as_the_api_server_reads(file: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join(".venv/bin/python");
+    let python = if venv.exists() { venv } else { "python3".into() };
+    let output =
+        Command::new(&python).arg(root.join("tests/k8s/check_manifests.py")).arg(file).output().unwrap();
+    let printed =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(!printed.contains("No module named 'yaml'"), "PyYAML is missing: run `make yaml11`");
+    assert!(output.status.success(), "{file}:\n{printed}");
+}
+
+/// `from-nginx --to HOME` writes what the home needs: objects valid as the
+/// API server reads them, the plugin's config accepted by `check`, the
+/// Ingress's namespace, host, path and Service ports kept, each value of
+/// the target header routed to its Service and the rest of the path to
+/// the main one.
+#[test]
+fn from_nginx_writes_what_each_home_needs_to_route() {
+    const N: &str = "    nginx.ingress.kubernetes.io/";
+    let pair = temp_file(
+        "shop-pair.yaml",
+        &shop_pair(&format!("{N}canary-by-header: x-ver\n{N}canary-weight: \"20\"\n")),
+    );
+    let digest = "ab".repeat(32);
+    for home in ["envoy-gateway", "istio", "istio-gateway-api"] {
+        let r = run(&[
+            "from-nginx",
+            "--to",
+            home,
+            "--image",
+            "oci://r.example/canary-router:1",
+            "--sha256",
+            &digest,
+            &pair,
+        ]);
+        assert_eq!(r.code, 0, "{home}: {}", r.stderr);
+        assert!(!r.stderr.contains("is reached on port"), "{home}: the objects carry the port: {}", r.stderr);
+        let file = temp_file(&format!("{home}.yaml"), &r.stdout);
+        valid_as_the_api_server_reads(&file);
+        let checked = run(&["check", &file]);
+        assert_eq!(checked.code, 0, "{home}: {}{}", checked.stdout, checked.stderr);
+        assert!(!checked.stderr.contains("placeholder"), "{home}: --sha256 is used: {}", checked.stderr);
+        assert!(checked.stdout.contains("1 route(s), target header x-route-target"), "{}", checked.stdout);
+
+        let docs = yaml_documents(&r.stdout);
+        let of = |kind: &str| docs.iter().filter(|d| d["kind"] == kind).collect::<Vec<_>>();
+        let gateway = of("Gateway")[0];
+        if home == "istio" {
+            let [vs] = of("VirtualService")[..] else { panic!("{home}: want one VirtualService") };
+            assert_eq!(vs["metadata"]["namespace"], "shop");
+            assert_eq!(vs["spec"]["hosts"], serde_json::json!(["x.test"]));
+            let gateway_ref = format!(
+                "{}/{}",
+                gateway["metadata"]["namespace"].as_str().unwrap(),
+                gateway["metadata"]["name"].as_str().unwrap()
+            );
+            assert_eq!(vs["spec"]["gateways"][0], gateway_ref.as_str());
+            let http = vs["spec"]["http"].as_array().unwrap();
+            assert_eq!(http.len(), 2);
+            // Kubernetes' Prefix /api: /api itself and /api/..., not /apiary.
+            for m in http[0]["match"].as_array().unwrap() {
+                assert_eq!(m["headers"]["x-route-target"]["exact"], "api-v2");
+            }
+            let uris: Vec<&Value> = http[1]["match"].as_array().unwrap().iter().map(|m| &m["uri"]).collect();
+            assert_eq!(
+                uris,
+                [&serde_json::json!({"exact": "/api"}), &serde_json::json!({"prefix": "/api/"})]
+            );
+            assert_eq!(
+                http[0]["route"][0]["destination"],
+                serde_json::json!({"host": "api-v2.shop.svc.cluster.local", "port": {"number": 8081}})
+            );
+            assert_eq!(
+                http[1]["route"][0]["destination"],
+                serde_json::json!({"host": "api.shop.svc.cluster.local", "port": {"number": 8080}})
+            );
+            let plugin = of("WasmPlugin")[0];
+            assert_eq!(plugin["spec"]["selector"]["matchLabels"]["istio"], "ingressgateway");
+            assert_eq!(plugin["spec"]["sha256"], digest.as_str());
+            continue;
+        }
+        let class = if home == "istio-gateway-api" { "istio" } else { "envoy-gateway" };
+        assert_eq!(gateway["spec"]["gatewayClassName"], class);
+        assert_eq!(gateway["spec"]["listeners"][0]["hostname"], "x.test");
+        let [route] = of("HTTPRoute")[..] else { panic!("{home}: want one HTTPRoute") };
+        assert_eq!(route["metadata"]["namespace"], "shop");
+        assert_eq!(route["spec"]["hostnames"], serde_json::json!(["x.test"]));
+        assert_eq!(route["spec"]["parentRefs"][0]["name"], gateway["metadata"]["name"]);
+        let rules = route["spec"]["rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 2);
+        let path = serde_json::json!({"type": "PathPrefix", "value": "/api"});
+        assert_eq!(rules[0]["matches"][0]["path"], path);
+        assert_eq!(
+            rules[0]["matches"][0]["headers"][0],
+            serde_json::json!({"type": "Exact", "name": "x-route-target", "value": "api-v2"})
+        );
+        assert_eq!(rules[0]["backendRefs"][0], serde_json::json!({"name": "api-v2", "port": 8081}));
+        assert_eq!(
+            rules[1]["matches"][0],
+            serde_json::json!({"path": path}),
+            "the rest of the path: the catch-all"
+        );
+        assert_eq!(rules[1]["backendRefs"][0], serde_json::json!({"name": "api", "port": 8080}));
+        let plugin =
+            if home == "envoy-gateway" { of("EnvoyExtensionPolicy")[0] } else { of("WasmPlugin")[0] };
+        assert_eq!(plugin["spec"]["targetRefs"][0]["kind"], "Gateway", "{home}: attached to the Gateway");
+        assert_eq!(plugin["metadata"]["namespace"], gateway["metadata"]["namespace"]);
+    }
+
+    // Plain Envoy: a bootstrap with a cluster per Service at its DNS name
+    // and port, and the filter's stats tags as envoy/envoy.yaml has them.
+    let r = run(&["from-nginx", "--to", "envoy", &pair]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bootstrap = &yaml_documents(&r.stdout)[0];
+    let clusters = bootstrap["static_resources"]["clusters"].as_array().unwrap();
+    let address = |name: &str| {
+        let c = clusters.iter().find(|c| c["name"] == name).unwrap();
+        c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+            .clone()
+    };
+    assert_eq!(
+        address("api-v2"),
+        serde_json::json!({"address": "api-v2.shop.svc.cluster.local", "port_value": 8081})
+    );
+    assert_eq!(
+        address("api"),
+        serde_json::json!({"address": "api.shop.svc.cluster.local", "port_value": 8080})
+    );
+    let envoy_yaml =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy/envoy.yaml")).unwrap();
+    assert_eq!(bootstrap["stats_config"], yaml_documents(&envoy_yaml)[0]["stats_config"]);
+    let checked = run(&["check", &temp_file("bootstrap.yaml", &r.stdout)]);
+    assert_eq!(checked.code, 0, "{}", checked.stderr);
+
+    // A Service port given by name cannot go into a routing object.
+    let named = shop_pair(&format!("{N}canary-weight: \"20\"\n"))
+        .replace("port: { number: 8081 }", "port: { name: http }");
+    let r = run(&["from-nginx", "--to", "envoy-gateway", &temp_file("named.yaml", &named)]);
+    r.assert_rejected_with(
+        "Service shop/api-v2 is reached on port \"http\": routing objects need its number",
+    );
+}
+
+/// ingress-nginx's affinity pins a user the header (or cookie) sent to
+/// the canary: later requests without it stay there (its e2e "always
+/// routes traffic to canary if first request was affinitized to canary").
+#[test]
+fn from_nginx_keeps_users_forced_to_the_canary_there_under_affinity() {
+    const N: &str = "    nginx.ingress.kubernetes.io/";
+    let pair = nginx_pair(
+        &format!("{N}affinity: cookie\n{N}session-cookie-name: route\n"),
+        &format!("{N}canary-by-header: x-ver\n{N}canary-by-cookie: beta\n{N}canary-weight: \"10\"\n"),
+    );
+    let r = run(&["from-nginx", &temp_file("affinity.yaml", &pair)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let router = config::parse(r.stdout.as_bytes()).unwrap();
+    let decide = |headers: &[(&str, &str)], roll: u32| {
+        let mut pairs: Vec<(&[u8], &[u8])> = vec![(b":authority", b"x.test"), (b":path", b"/api")];
+        pairs.extend(headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
+        let decision = router.decide(&Request::new(pairs), &Moment::roll(roll)).unwrap();
+        (decision.target.to_string(), decision.assign_cookie().map(|c| c.name.clone()))
+    };
+    for forced in [[("x-ver", "always")], [("cookie", "beta=always")]] {
+        // Forced to the canary, the answer sets the affinity cookie...
+        assert_eq!(decide(&forced, 999_999), ("api-v2".to_string(), Some("route".to_string())));
+    }
+    // ...so the next request, without the header, stays on the canary.
+    assert_eq!(decide(&[("cookie", "route=api-v2")], 999_999).0, "api-v2");
+    // `never` pins the main version the same way.
+    assert_eq!(
+        decide(&[("x-ver", "never"), ("cookie", "route=api-v2")], 0),
+        ("api".to_string(), Some("route".to_string()))
+    );
+    assert_eq!(decide(&[("cookie", "route=api")], 0).0, "api");
+}

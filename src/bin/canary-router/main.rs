@@ -88,6 +88,21 @@ enum Command {
         /// YAML files holding the Ingress objects.
         #[arg(required = true)]
         ingresses: Vec<PathBuf>,
+        /// What to write: the filter's JSON, or everything a home needs
+        /// for the canaries to route (its routing objects and the plugin,
+        /// or an Envoy bootstrap).
+        #[arg(long = "to", value_enum, default_value = "json")]
+        to: from_nginx::Home,
+        /// The filter's image for the plugin objects (`make oci` pushes it).
+        #[arg(long, value_name = "URL", default_value = "oci://registry.example.com/canary-router:0.1.0")]
+        image: String,
+        /// Its digest, as `make oci` prints it.
+        #[arg(
+            long,
+            value_name = "HEX",
+            default_value = "0000000000000000000000000000000000000000000000000000000000000000"
+        )]
+        sha256: String,
     },
     /// Show each split's rollout state as running proxies report it:
     /// configured and live weights, ramp step, rollback state and reason,
@@ -176,7 +191,9 @@ fn main() -> ExitCode {
             println!("{}", schema::pretty());
             Ok(())
         }
-        Command::FromNginx { ingresses } => from_nginx::run(&ingresses),
+        Command::FromNginx { ingresses, to, image, sha256 } => {
+            from_nginx::run(&ingresses, to, &from_nginx::Image { url: image, sha256 })
+        }
         Command::Status {
             admin,
             prometheus,

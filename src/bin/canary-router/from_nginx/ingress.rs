@@ -29,6 +29,8 @@ pub struct Path {
 
 pub struct Ingress {
     pub name: String,
+    /// `metadata.namespace`, `default` when not given (as kubectl does).
+    pub namespace: String,
     annotations: Map<String, Value>,
     pub paths: Vec<Path>,
     pub default_backend: Option<Backend>,
@@ -73,6 +75,7 @@ fn backend(value: &Value) -> Option<Backend> {
 
 pub fn parse(value: &Value, origin: &str) -> Result<Ingress, Failure> {
     let name = value["metadata"]["name"].as_str().unwrap_or("?").to_string();
+    let namespace = value["metadata"]["namespace"].as_str().unwrap_or("default").to_string();
     let annotations = value["metadata"]["annotations"].as_object().cloned().unwrap_or_default();
     let mut paths = Vec::new();
     for rule in value["spec"]["rules"].as_array().into_iter().flatten() {
@@ -94,7 +97,7 @@ pub fn parse(value: &Value, origin: &str) -> Result<Ingress, Failure> {
     }
     let spec = &value["spec"];
     let default_backend = backend(&spec["defaultBackend"]).or_else(|| backend(&spec["backend"]));
-    Ok(Ingress { name, annotations, paths, default_backend })
+    Ok(Ingress { name, namespace, annotations, paths, default_backend })
 }
 
 #[cfg(test)]

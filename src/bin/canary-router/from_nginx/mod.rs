@@ -6,6 +6,7 @@
 //! `ack.rs`. What cannot carry over is a warning naming the Ingress.
 
 mod ack;
+mod homes;
 mod ingress;
 
 use std::path::PathBuf;
@@ -16,6 +17,8 @@ use serde_json::{json, Map, Value};
 
 use crate::input;
 use crate::Failure;
+pub use homes::{Home, Image};
+use homes::{Placement, Service};
 use ingress::{Backend, Ingress, PREFIX};
 
 /// The annotations this translation reads (on the canary or main Ingress).
@@ -71,7 +74,33 @@ fn read_ingresses(files: &[PathBuf]) -> Result<Vec<Ingress>, Failure> {
     Ok(ingresses)
 }
 
-pub fn run(files: &[PathBuf]) -> Result<(), Failure> {
+/// The Service a backend of `ingress` names.
+fn service_of(ingress: &Ingress, backend: &Backend) -> Service {
+    Service {
+        name: backend.service.clone(),
+        namespace: ingress.namespace.clone(),
+        port: backend.port.clone(),
+    }
+}
+
+/// Where an ACK route lives: the Ingress's namespace, and every Service on
+/// its host and path.
+fn ack_placement(ingress: &Ingress, route: Value) -> Placement {
+    let host = route["hosts"][0].as_str().unwrap_or("");
+    let path = route["pathPrefix"].as_str().unwrap_or("/");
+    let on_path: Vec<&ingress::Path> =
+        ingress.paths.iter().filter(|p| p.host == host && p.path == path).collect();
+    let mut services: Vec<Service> = Vec::new();
+    for p in &on_path {
+        if !services.iter().any(|s| s.name == p.backend.service) {
+            services.push(service_of(ingress, &p.backend));
+        }
+    }
+    let path_type = on_path.first().map(|p| p.path_type.clone());
+    Placement { route, namespace: ingress.namespace.clone(), path_type, services }
+}
+
+pub fn run(files: &[PathBuf], home: Home, image: &Image) -> Result<(), Failure> {
     let ingresses = read_ingresses(files)?;
     let (canaries, others): (Vec<&Ingress>, Vec<&Ingress>) = ingresses.iter().partition(|i| i.is_canary());
     let (acks, mains): (Vec<&Ingress>, Vec<&Ingress>) = others.into_iter().partition(|i| ack::is_ack(i));
@@ -93,13 +122,15 @@ pub fn run(files: &[PathBuf]) -> Result<(), Failure> {
             }
         }
     }
-    let mut routes = Vec::new();
+    let mut placements = Vec::new();
     for ingress in &acks {
-        routes.extend(ack::routes(ingress, &mut warnings)?);
+        for route in ack::routes(ingress, &mut warnings)? {
+            placements.push(ack_placement(ingress, route));
+        }
     }
     for canary in &canaries {
         if canary.paths.is_empty() {
-            routes.push(default_server_route(canary, &mains, &mut warnings)?);
+            placements.push(default_server_route(canary, &mains, &mut warnings)?);
             continue;
         }
         for path in &canary.paths {
@@ -124,23 +155,35 @@ pub fn run(files: &[PathBuf]) -> Result<(), Failure> {
             if path.path_type == "Prefix" && path.path != "/" {
                 route["pathElements"] = json!(true);
             }
-            routes.push(route);
+            placements.push(Placement {
+                route,
+                namespace: main.namespace.clone(),
+                path_type: Some(path.path_type.clone()),
+                services: vec![service_of(canary, &path.backend), service_of(main, &found.backend)],
+            });
         }
     }
-    warnings.push(
-        "targets are the Services' names: in Envoy, name the clusters after them; in Istio, make them subsets"
-            .to_string(),
-    );
+    // A home's routing objects carry each Service's port; only the bare
+    // config leaves it to the user.
+    warnings.retain(|w| home == Home::Json || !w.contains(" is reached on port "));
+    if home == Home::Json {
+        warnings.push(
+            "targets are the Services' names: in Envoy, name the clusters after them; in Istio, make them subsets \
+             (or let --to write the routing objects)"
+                .to_string(),
+        );
+    }
+    let routes: Vec<Value> = placements.iter().map(|p| p.route.clone()).collect();
     let config = json!({ "routes": routes });
-    let text = serde_json::to_string_pretty(&config).unwrap_or_default();
     // What we print must be a config the filter accepts.
-    config::parse(text.as_bytes())
+    let router = config::parse(serde_json::to_string(&config).unwrap_or_default().as_bytes())
         .map_err(|e| Failure::Invalid(format!("the translated config is invalid: {e}")))?;
+    let text = homes::manifests(home, &config, &router.target_header, &placements, image, &mut warnings)?;
     let mut said = std::collections::HashSet::new();
     for warning in warnings.iter().filter(|w| said.insert(w.as_str())) {
         eprintln!("canary-router: warning: {warning}");
     }
-    println!("{text}");
+    println!("{}", text.trim_end());
     Ok(())
 }
 
@@ -151,7 +194,7 @@ fn default_server_route(
     canary: &Ingress,
     mains: &[&Ingress],
     warnings: &mut Vec<String>,
-) -> Result<Value, Failure> {
+) -> Result<Placement, Failure> {
     let Some(canary_backend) = &canary.default_backend else {
         return Err(Failure::Invalid(format!(
             "canary Ingress {}: has neither rules nor spec.defaultBackend, so ingress-nginx attaches it to nothing",
@@ -171,7 +214,12 @@ fn default_server_route(
         canary.name
     ));
     let rules = rules(canary, main, stable, canary_backend, warnings)?;
-    Ok(route("", None, &stable.service, rules))
+    Ok(Placement {
+        route: route("", None, &stable.service, rules),
+        namespace: main.namespace.clone(),
+        path_type: None,
+        services: vec![service_of(canary, canary_backend), service_of(main, stable)],
+    })
 }
 
 /// A route of the translated config, keys in the order a reader expects.
@@ -224,22 +272,43 @@ fn rules(
     port_warning(main, stable, warnings);
     port_warning(canary, canary_backend, warnings);
     let (stable, canary_service) = (stable.service.as_str(), canary_backend.service.as_str());
-    let mut rules = Vec::new();
+    let affinity = affinity_cookie(canary, main, warnings);
+    let mut forced = Vec::new();
     if let Some(header) = canary.annotation("canary-by-header") {
-        rules.extend(header_rules(canary, header, canary_service, stable, warnings)?);
+        forced.extend(header_rules(canary, header, canary_service, stable, warnings)?);
     }
     if let Some(cookie) = canary.annotation("canary-by-cookie") {
-        rules.extend(always_never("cookie", cookie, canary_service, stable));
+        forced.extend(always_never("cookie", cookie, canary_service, stable));
     }
-    if let Some(split) = weight_split(canary, main, canary_service, stable, warnings)? {
+    // ingress-nginx's affinity pins a user forced to a version by header
+    // or cookie too: later requests without them stay there.
+    let mut rules: Vec<Value> = match &affinity {
+        Some(cookie) => forced.into_iter().map(|rule| pinned(rule, canary_service, stable, cookie)).collect(),
+        None => forced,
+    };
+    if let Some(mut split) = weight_split(canary, canary_service, stable, warnings)? {
+        if let Some(cookie) = affinity {
+            split["assignCookie"] = cookie;
+        }
         rules.push(json!({ "name": "nginx canary-weight", "split": split }));
-    } else if main.annotation("affinity") == Some("cookie") {
-        warnings.push(format!(
-            "Ingress {}: affinity cookie is not carried over: it pins pods, and without canary-weight no user is assigned a version",
-            main.name
-        ));
     }
     Ok(rules)
+}
+
+/// A rule to one target turned into a split that sends all to it and sets
+/// the assignment cookie, so the user stays on that version after.
+fn pinned(mut rule: Value, canary: &str, stable: &str, cookie: &Value) -> Value {
+    let Some(map) = rule.as_object_mut() else { return rule };
+    let Some(target) = map.remove("target") else { return rule };
+    let other = if target == canary { stable } else { canary };
+    map.insert(
+        "split".into(),
+        json!({
+            "weights": [{ "target": target, "weight": 100 }, { "target": other, "weight": 0 }],
+            "assignCookie": cookie,
+        }),
+    );
+    rule
 }
 
 /// `canary-by-header` with its `-value` (exact), `-pattern` (regex) or
@@ -311,11 +380,10 @@ fn annotation_number(canary: &Ingress, key: &str) -> Result<Option<f64>, Failure
         .transpose()
 }
 
-/// `canary-weight` (of `canary-weight-total`) as a split, with the main
-/// Ingress's cookie affinity as its assignment cookie; `None` at weight 0.
+/// `canary-weight` (of `canary-weight-total`) as a split; `None` at
+/// weight 0.
 fn weight_split(
     canary: &Ingress,
-    main: &Ingress,
     canary_service: &str,
     stable: &str,
     warnings: &mut Vec<String>,
@@ -339,14 +407,10 @@ fn weight_split(
     if weight <= 0.0 {
         return Ok(None);
     }
-    let mut split = json!({ "weights": [
+    Ok(Some(json!({ "weights": [
         { "target": canary_service, "weight": weight },
         { "target": stable, "weight": total - weight }
-    ] });
-    if let Some(cookie) = affinity_cookie(canary, main, warnings) {
-        split["assignCookie"] = cookie;
-    }
-    Ok(Some(split))
+    ] })))
 }
 
 /// The main Ingress's cookie affinity, which the canary inherits unless
@@ -375,9 +439,9 @@ fn affinity_cookie(canary: &Ingress, main: &Ingress, warnings: &mut Vec<String>)
         cookie["secure"] = json!(true);
     }
     warnings.push(format!(
-        "Ingress {}: affinity cookie {name} becomes the split's assignment cookie: it keeps each user on one version \
-         (not one pod), its value is the version's name, and stable users get it too; users holding ingress-nginx's \
-         cookie are assigned once more",
+        "Ingress {}: affinity cookie {name} becomes the assignment cookie: it keeps each user on one version \
+         (not one pod), also after a header or cookie sent them there; its value is the version's name, and stable \
+         users get it too; users holding ingress-nginx's cookie are assigned once more",
         main.name
     ));
     Some(cookie)
