@@ -22,15 +22,16 @@ fn document(file: &str) -> Value {
 
 /// A route of the generated gateway: the header it matches (none: any
 /// request), its cluster, and what the backend behind it answers.
-struct GeneratedRoute {
+pub struct GeneratedRoute {
     header: Option<(String, String)>,
     cluster: String,
     answer: String,
 }
 
 /// What istiod makes of a VirtualService: header-matching routes to
-/// `outbound|80|SUBSET|HOST`, each backend answering its subset's name.
-fn from_virtual_service(virtual_service: &Value) -> (Vec<String>, Vec<GeneratedRoute>) {
+/// `outbound|PORT|SUBSET|HOST`, each backend answering its subset's name
+/// (or, without subsets, its Service's). Every path here is `/`.
+pub fn from_virtual_service(virtual_service: &Value) -> (Vec<String>, Vec<GeneratedRoute>) {
     let spec = &virtual_service["spec"];
     let routes = spec["http"]
         .as_array()
@@ -38,16 +39,18 @@ fn from_virtual_service(virtual_service: &Value) -> (Vec<String>, Vec<GeneratedR
         .iter()
         .map(|http| {
             let destination = &http["route"][0]["destination"];
-            let (host, subset) =
-                (destination["host"].as_str().unwrap(), destination["subset"].as_str().unwrap());
-            let header = http.get("match").map(|m| {
-                let (name, test) = m[0]["headers"].as_object().unwrap().iter().next().unwrap();
+            let host = destination["host"].as_str().unwrap();
+            let port = destination["port"]["number"].as_u64().unwrap_or(80);
+            let subset = destination["subset"].as_str().unwrap_or("");
+            let header = http["match"][0]["headers"].as_object().map(|headers| {
+                let (name, test) = headers.iter().next().unwrap();
                 (name.clone(), test["exact"].as_str().unwrap().to_string())
             });
+            let answer = if subset.is_empty() { host.split('.').next().unwrap() } else { subset };
             GeneratedRoute {
                 header,
-                cluster: format!("outbound|80|{subset}|{host}"),
-                answer: subset.to_string(),
+                cluster: format!("outbound|{port}|{subset}|{host}"),
+                answer: answer.to_string(),
             }
         })
         .collect();
@@ -57,7 +60,7 @@ fn from_virtual_service(virtual_service: &Value) -> (Vec<String>, Vec<GeneratedR
 /// What istiod makes of an HTTPRoute on a Gateway API gateway: a route per
 /// rule to `outbound|PORT||SERVICE.NAMESPACE.svc.cluster.local`, each
 /// backend answering its Service's name.
-fn from_http_route(http_route: &Value) -> (Vec<String>, Vec<GeneratedRoute>) {
+pub fn from_http_route(http_route: &Value) -> (Vec<String>, Vec<GeneratedRoute>) {
     let namespace = http_route["metadata"]["namespace"].as_str().unwrap();
     let spec = &http_route["spec"];
     let routes = spec["rules"]
@@ -67,10 +70,9 @@ fn from_http_route(http_route: &Value) -> (Vec<String>, Vec<GeneratedRoute>) {
         .map(|rule| {
             let backend = &rule["backendRefs"][0];
             let (service, port) = (backend["name"].as_str().unwrap(), backend["port"].as_u64().unwrap());
-            let header = rule.get("matches").map(|m| {
-                let h = &m[0]["headers"][0];
-                (h["name"].as_str().unwrap().to_string(), h["value"].as_str().unwrap().to_string())
-            });
+            let header = rule["matches"][0]["headers"][0]
+                .as_object()
+                .map(|h| (h["name"].as_str().unwrap().to_string(), h["value"].as_str().unwrap().to_string()));
             let cluster = format!("outbound|{port}||{service}.{namespace}.svc.cluster.local");
             GeneratedRoute { header, cluster, answer: service.to_string() }
         })
@@ -83,7 +85,7 @@ fn hosts(list: &Value) -> Vec<String> {
 }
 
 /// Envoy config shaped as istiod generates it for a gateway.
-fn istio_generated_config(
+pub fn istio_generated_config(
     plugin: &Value,
     (domains, generated): (Vec<String>, Vec<GeneratedRoute>),
 ) -> String {
