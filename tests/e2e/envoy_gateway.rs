@@ -79,9 +79,12 @@ fn name_of(object: &Value) -> (&str, &str) {
     (object["metadata"]["namespace"].as_str().unwrap(), object["metadata"]["name"].as_str().unwrap())
 }
 
-/// An HTTPRoute match as Envoy Gateway writes it, and how specific it is
-/// (routes are tried most specific first).
-fn route_match(m: &Value) -> (String, (u8, usize, usize)) {
+/// How specific a match is: exact path, then longer prefixes, then more
+/// headers (Envoy Gateway tries the most specific first).
+type Specificity = (u8, usize, usize);
+
+/// An HTTPRoute match as Envoy Gateway writes it, and how specific it is.
+fn route_match(m: &Value) -> (String, Specificity) {
     let value = m["path"]["value"].as_str().unwrap_or("/");
     let (path, rank) = match m["path"]["type"].as_str() {
         Some("Exact") => (format!(r#"path: "{value}""#), 2),
@@ -116,7 +119,7 @@ pub fn listener(policy: &Value, routes: &[Value], config: &Value, wasm_port: u16
     let wasm = &policy["spec"]["wasm"][0];
     let json = serde_json::to_string(config).unwrap().replace('\'', "''");
     // hostname → its routes, each with how specific it is.
-    let mut hosts: Vec<(String, Vec<((u8, usize, usize), String)>)> = Vec::new();
+    let mut hosts: Vec<(String, Vec<(Specificity, String)>)> = Vec::new();
     for route in routes {
         let (namespace, name) = name_of(route);
         let hostnames: Vec<String> = match route["spec"]["hostnames"].as_array() {
