@@ -154,7 +154,7 @@ pub fn listener(policy: &Value, routes: &[Value], config: &Value, wasm_port: u16
     }
     let mut virtual_hosts = String::new();
     for (host, mut entries) in hosts {
-        entries.sort_by(|a, b| b.0.cmp(&a.0));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.0));
         let domains = if host == "*" { r#"["*"]"#.to_string() } else { format!(r#"["{host}", "{host}:*"]"#) };
         virtual_hosts += &format!(
             "          - name: \"gateway/{}\"\n            domains: {domains}\n            routes:\n{}",
