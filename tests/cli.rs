@@ -1030,6 +1030,24 @@ fn from_nginx_writes_what_each_home_needs_to_route() {
     let checked = run(&["check", &temp_file("bootstrap.yaml", &r.stdout)]);
     assert_eq!(checked.code, 0, "{}", checked.stderr);
 
+    // What the objects leave out is said: a main path without a canary,
+    // and TLS.
+    let wider = shop_pair(&format!("{N}canary-weight: \"20\"\n"))
+        .replacen(
+            "      - { path: /api, pathType: Prefix, backend: { service: { name: api, port: { number: 8080 } } } }\n",
+            "      - { path: /api, pathType: Prefix, backend: { service: { name: api, port: { number: 8080 } } } }\n      - { path: /static, pathType: Prefix, backend: { service: { name: files, port: { number: 80 } } } }\n  tls: [{ hosts: [x.test], secretName: x-test }]\n",
+            1,
+        );
+    let r = run(&["from-nginx", "--to", "istio", &temp_file("wider.yaml", &wider)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("Ingress main: host \"x.test\" path /static has no canary: it is not converted here"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("Ingress main: spec.tls is not carried over"), "{}", r.stderr);
+
     // A Service port given by name cannot go into a routing object.
     let named = shop_pair(&format!("{N}canary-weight: \"20\"\n"))
         .replace("port: { number: 8081 }", "port: { name: http }");

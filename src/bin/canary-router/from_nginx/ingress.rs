@@ -34,6 +34,8 @@ pub struct Ingress {
     annotations: Map<String, Value>,
     pub paths: Vec<Path>,
     pub default_backend: Option<Backend>,
+    /// Whether `spec.tls` names any certificate.
+    pub tls: bool,
 }
 
 impl Ingress {
@@ -97,7 +99,8 @@ pub fn parse(value: &Value, origin: &str) -> Result<Ingress, Failure> {
     }
     let spec = &value["spec"];
     let default_backend = backend(&spec["defaultBackend"]).or_else(|| backend(&spec["backend"]));
-    Ok(Ingress { name, namespace, annotations, paths, default_backend })
+    let tls = spec["tls"].as_array().is_some_and(|t| !t.is_empty());
+    Ok(Ingress { name, namespace, annotations, paths, default_backend, tls })
 }
 
 #[cfg(test)]

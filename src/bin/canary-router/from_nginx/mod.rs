@@ -163,6 +163,9 @@ pub fn run(files: &[PathBuf], home: Home, image: &Image) -> Result<(), Failure> 
             });
         }
     }
+    if home != Home::Json {
+        homes_leave_out(&ingresses, &placements, &mut warnings);
+    }
     // A home's routing objects carry each Service's port; only the bare
     // config leaves it to the user.
     warnings.retain(|w| home == Home::Json || !w.contains(" is reached on port "));
@@ -185,6 +188,34 @@ pub fn run(files: &[PathBuf], home: Home, image: &Image) -> Result<(), Failure> 
     }
     println!("{}", text.trim_end());
     Ok(())
+}
+
+/// What the routing objects of a home do not cover: main paths without a
+/// canary, and TLS.
+fn homes_leave_out(ingresses: &[Ingress], placements: &[Placement], warnings: &mut Vec<String>) {
+    for ingress in ingresses {
+        if ingress.tls {
+            warnings.push(format!(
+                "Ingress {}: spec.tls is not carried over: give the gateway's listener the certificate",
+                ingress.name
+            ));
+        }
+        if ingress.is_canary() {
+            continue;
+        }
+        for path in &ingress.paths {
+            let covered = placements.iter().any(|p| {
+                p.route["hosts"][0].as_str().unwrap_or("") == path.host
+                    && p.route["pathPrefix"].as_str() == Some(path.path.as_str())
+            });
+            if !covered {
+                warnings.push(format!(
+                    "Ingress {}: host {:?} path {} has no canary: it is not converted here (ingress2gateway converts it)",
+                    ingress.name, path.host, path.path
+                ));
+            }
+        }
+    }
 }
 
 /// A canary Ingress with only `spec.defaultBackend`: ingress-nginx attaches
