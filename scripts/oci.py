@@ -114,7 +114,10 @@ def main():
     print(f"OCI layout tarball: {tarball}")
     print(f"image digest: {manifest_digest}")
     # Quoted: Kubernetes reads YAML 1.1, where an all-digit digest is a number.
-    print(f'for the WasmPlugin:  sha256: "{manifest_digest.split(":")[1]}"')
+    hex_digest = manifest_digest.split(":")[1]
+    print(f'for the WasmPlugin:  sha256: "{hex_digest}"')
+    print(f'for the EnvoyExtensionPolicy:  code.sha256: "{hex_digest}"')
+    print(f"for from-nginx --to:  --sha256 {hex_digest}")
     print()
     print("Push it with any of:")
     print(f"  oras cp --from-oci-layout {out_dir}:{tag} REGISTRY/canary-router:{tag}")

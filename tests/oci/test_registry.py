@@ -14,13 +14,14 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
 import unittest
 import urllib.request
 
-from test_oci_image import WASM, make_image
+from test_oci_image import ROOT, WASM, make_image
 
 TAG = "1.2.3"
 
@@ -89,6 +90,11 @@ class ThroughARegistry(unittest.TestCase):
 
         with open(os.path.join(self.layout, "index.json")) as f:
             built_digest = json.load(f)["manifests"][0]["digest"]
+        # The digest `make oci` tells the user to pin, quoted for YAML 1.1.
+        printed = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "oci.py"),
+                                  WASM, os.path.join(self.tmp.name, "again"), TAG],
+                                 capture_output=True, text=True, check=True).stdout
+        self.assertIn(f'sha256: "{built_digest.split(":")[1]}"', printed)
         with open(os.path.join(self.layout, "blobs", "sha256", built_digest.split(":")[1]), "rb") as f:
             built_manifest = f.read()
 
