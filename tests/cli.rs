@@ -669,13 +669,16 @@ fn check_reads_envoy_gateway_policies() {
     )
     .unwrap();
     let line = policy.lines().position(|l| l.contains("percent: 5 }")).unwrap() + 1;
-    let broken =
-        policy.replace("percent: 5 }", "percent: 500 }").replace("failOpen: false", "failOpen: true");
+    let broken = policy
+        .replace("percent: 5 }", "percent: 500 }")
+        .replace("failOpen: false", "failOpen: true")
+        .replace("targetHeader: x-service-b-version", "targetHeader: x_service_b_version");
     let r = run(&["check", &temp_file("policy.yaml", &broken)]);
     r.assert_rejected_with(&format!(
         "routes[0].mirror.percent: must be between 0 and 100, got 500 (line {line} "
     ));
     assert!(r.stderr.contains("spec.wasm[0].failOpen: true lets requests through unrouted"), "{}", r.stderr);
+    assert!(r.stderr.contains("targetHeader has a `_`: Envoy Gateway refuses"), "{}", r.stderr);
 }
 
 #[test]

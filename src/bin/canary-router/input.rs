@@ -258,6 +258,11 @@ impl Here<'_> {
                 )));
             };
             let mut warnings = Vec::new();
+            if config["targetHeader"].as_str().is_some_and(|h| h.contains('_')) {
+                warnings.push(format!(
+                    "{origin}: targetHeader has a `_`: Envoy Gateway refuses such a header name in an HTTPRoute match, so nothing can route on it"
+                ));
+            }
             if wasm["failOpen"] == true {
                 warnings.push(fail_open(
                     &origin,
