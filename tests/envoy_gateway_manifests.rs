@@ -11,9 +11,7 @@ mod istio;
 
 use std::collections::BTreeSet;
 
-use canary_router::config;
-use canary_router::route::Action;
-use istio::{documents_under, Document};
+use istio::{documents_under, reachable_targets, Document};
 use serde_json::Value;
 
 fn of_kind(documents: &[Document], kind: &str) -> Vec<Value> {
@@ -40,24 +38,6 @@ fn named_clusters(value: &Value, out: &mut Vec<String>) {
         Value::Array(items) => items.iter().for_each(|v| named_clusters(v, out)),
         _ => {}
     }
-}
-
-/// The target header and every target the compiled config can write.
-fn reachable_targets(json: &str) -> (String, BTreeSet<String>) {
-    let router = config::parse(json.as_bytes()).unwrap_or_else(|e| panic!("config rejected: {e}\n{json}"));
-    let mut targets = BTreeSet::new();
-    for route in &router.routes {
-        targets.insert(route.default.clone());
-        for rule in &route.rules {
-            match &rule.action {
-                Action::Target(t) => {
-                    targets.insert(t.clone());
-                }
-                Action::Split(split) => targets.extend(split.targets().iter().cloned()),
-            }
-        }
-    }
-    (router.target_header, targets)
 }
 
 #[test]

@@ -10,8 +10,7 @@ mod istio;
 use std::collections::BTreeSet;
 
 use canary_router::config;
-use canary_router::route::Action;
-use istio::{all_documents, plugin_config_json, Document, NumberStyle};
+use istio::{all_documents, plugin_config_json, reachable_targets, Document, NumberStyle};
 use serde_json::Value;
 
 fn str_at<'a>(doc: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -131,30 +130,6 @@ fn every_plugin_config_passes_validation_as_istio_delivers_it() {
         NumberStyle::Doubles,
     );
     assert!(doubles.contains("\"weight\":20.0"), "{doubles}");
-}
-
-/// Every target a compiled config can send traffic to.
-fn reachable_targets(json: &str) -> (String, BTreeSet<String>) {
-    let router = config::parse(json.as_bytes()).unwrap();
-    let mut targets = BTreeSet::new();
-    for route in &router.routes {
-        targets.insert(route.default.clone());
-        for rule in &route.rules {
-            match &rule.action {
-                Action::Target(t) => {
-                    targets.insert(t.clone());
-                }
-                Action::Split(split) => {
-                    for (t, w) in split.targets().iter().zip(split.weights()) {
-                        if *w > 0.0 {
-                            targets.insert(t.clone());
-                        }
-                    }
-                }
-            }
-        }
-    }
-    (router.target_header, targets)
 }
 
 #[test]

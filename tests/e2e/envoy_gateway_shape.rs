@@ -68,6 +68,18 @@ impl ServiceB {
         &self.gateway.envoy
     }
 
+    /// What a failed wait shows: Prometheus's log and the proxy's polls.
+    fn polls(&self) -> String {
+        let queries: Vec<String> = self
+            .envoy()
+            .prometheus()
+            .lines()
+            .filter(|l| l.contains("prometheus_queries"))
+            .map(String::from)
+            .collect();
+        format!("Prometheus log:\n{}\nthe proxy's queries:\n{}", self.prometheus.log(), queries.join("\n"))
+    }
+
     /// Until a user of the canary's first `ppm` (sticky by cookie uid)
     /// reaches B': the filter heard from Prometheus through rule 2 that no
     /// proxy of the fleet rolled this split back.
@@ -78,17 +90,7 @@ impl ServiceB {
         while get_host(self.envoy().ingress_port(), HOST, "/", &[("cookie", &cookie)]).body_text()
             != "service-b-v2"
         {
-            assert!(
-                Instant::now() < deadline,
-                "the canary never got its users; Prometheus log:\n{}\nthe proxy's queries:\n{}",
-                self.prometheus.log(),
-                self.envoy()
-                    .prometheus()
-                    .lines()
-                    .filter(|l| l.contains("prometheus_queries"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
+            assert!(Instant::now() < deadline, "the canary never got its users; {}", self.polls());
             std::thread::sleep(Duration::from_millis(100));
         }
         // Each worker's VM takes on the fleet's answer on its next
@@ -253,18 +255,7 @@ fn the_envoy_gateway_translation_rolls_a_failing_canary_back() {
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while check(service_b.envoy()).is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the check was never answered; Prometheus log:\n{}\nqueries:\n{}",
-            service_b.prometheus.log(),
-            service_b
-                .envoy()
-                .prometheus()
-                .lines()
-                .filter(|l| l.contains("prometheus_queries"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
+        assert!(Instant::now() < deadline, "the check was never answered; {}", service_b.polls());
         std::thread::sleep(Duration::from_millis(200));
     }
 }

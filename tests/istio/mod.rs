@@ -2,6 +2,7 @@
 //! WasmPlugin's `pluginConfig` into the JSON Istio hands the filter.
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -79,4 +80,28 @@ pub fn plugin_config_json(wasm_plugin: &Value, style: NumberStyle) -> String {
         }
     }
     serde_json::to_string(&convert(&wasm_plugin["spec"]["pluginConfig"], style)).unwrap()
+}
+
+/// Every target a compiled config can send traffic to.
+pub fn reachable_targets(json: &str) -> (String, BTreeSet<String>) {
+    let router = canary_router::config::parse(json.as_bytes()).unwrap();
+    let mut targets = BTreeSet::new();
+    for route in &router.routes {
+        targets.insert(route.default.clone());
+        for rule in &route.rules {
+            match &rule.action {
+                canary_router::route::Action::Target(t) => {
+                    targets.insert(t.clone());
+                }
+                canary_router::route::Action::Split(split) => {
+                    for (t, w) in split.targets().iter().zip(split.weights()) {
+                        if *w > 0.0 {
+                            targets.insert(t.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (router.target_header, targets)
 }
