@@ -178,6 +178,7 @@ fn the_envoy_gateway_translation_routes_service_b() {
 
     // The sticky split: 20 ± 3 % of users.
     let share = service_b.share(2_000, "service-b-v2");
+    eprintln!("envoy gateway: B' got {share:.1}% of 2,000 new users at 20%");
     assert!(
         (share - 20.0).abs() <= 3.0,
         "B' got {share:.1}% (want 20 ± 3)\n{}",
@@ -206,6 +207,7 @@ fn the_envoy_gateway_translation_routes_service_b() {
     set_weights(&mut config, 50);
     service_b.push(&config, 500_000);
     let share = service_b.share(2_000, "service-b-v2");
+    eprintln!("envoy gateway: B' got {share:.1}% of 2,000 new users after the push to 50%");
     assert!((share - 50.0).abs() <= 4.0, "after the push B' got {share:.1}% (want 50 ± 4)");
 
     // Rollback is one edit: 0%, and every user is back on B.
@@ -242,6 +244,7 @@ fn the_envoy_gateway_translation_rolls_a_failing_canary_back() {
     }
     // minRequests is 100, one of them the request that waited for the fleet.
     assert!((99..=300).contains(&failed), "{failed} users saw B' fail before the rollback");
+    eprintln!("envoy gateway: {failed} requests saw the failing B' before it was rolled back");
     // The other worker's VM takes the rollback on at its next tick.
     std::thread::sleep(Duration::from_millis(1_100));
     assert_eq!(service_b.share(500, "service-b-v2"), 0.0, "after the rollback");

@@ -52,6 +52,7 @@ fn assert_routes_as_ingress_nginx_did(port: u16) {
         })
         .count();
     let share = canary as f64 * 100.0 / n as f64;
+    eprintln!("migrated canary pair: {share:.1}% of {n} requests to the canary");
     assert!((share - 20.0).abs() <= 3.0, "the canary got {share:.1}% (want 20 ± 3)");
 }
 
