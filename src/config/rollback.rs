@@ -150,27 +150,26 @@ fn compile_query_headers(config: &Fields<'_>) -> Result<Vec<(String, String)>, C
 /// it is a host name; `HOST:PORT` for Istio's `outbound|PORT|SUBSET|HOST`;
 /// else `prometheus` (Prometheus itself ignores the Host).
 pub fn default_authority(cluster: &str) -> String {
-    let is_host =
-        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
-    let port = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if let Some((host, port_text)) = cluster.rsplit_once(':').filter(|(h, p)| is_host(h) && port(p)) {
-        return format!("{host}:{port_text}");
-    }
-    if is_host(cluster) {
+    if is_authority(cluster) {
         return cluster.to_string();
     }
     match cluster.split('|').collect::<Vec<_>>()[..] {
-        ["outbound", p, _, host] if port(p) && is_host(host) => format!("{host}:{p}"),
+        ["outbound", port, _, host] if is_authority(&format!("{host}:{port}")) => format!("{host}:{port}"),
         _ => "prometheus".to_string(),
     }
+}
+
+/// A host name (letters, digits, `-`, `.`), with `:PORT` if any.
+fn is_authority(text: &str) -> bool {
+    let (host, port) = text.rsplit_once(':').unwrap_or((text, "0"));
+    let host_ok = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+    host_ok && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// `prometheus.authority`: a host, and a port if any.
 fn compile_authority(config: &Fields<'_>, cluster: &str) -> Result<String, ConfigError> {
     let Some(authority) = config.text("authority") else { return Ok(default_authority(cluster)) };
-    let (host, port) = authority.rsplit_once(':').unwrap_or((authority, "0"));
-    let host_ok = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
-    if !host_ok || port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+    if !is_authority(authority) {
         return Err(ConfigError::new(
             config.at("authority"),
             format!("`{authority}` must be a host name, with `:PORT` if any"),
