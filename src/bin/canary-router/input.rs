@@ -270,12 +270,10 @@ impl Here<'_> {
                     "failOpen: false",
                 ));
             }
-            if let Some(sha) = wasm["code"]["sha256"].as_str() {
-                if sha.len() == 64 && sha.bytes().all(|b| b == sha.as_bytes()[0]) {
-                    warnings.push(format!(
-                        "{origin}: spec.wasm[{i}].code.sha256 is a placeholder: set the module's digest, or Envoy Gateway refuses it"
-                    ));
-                }
+            if is_placeholder_digest(&wasm["code"]["sha256"]) {
+                warnings.push(format!(
+                    "{origin}: spec.wasm[{i}].code.sha256 is a placeholder: set the module's digest, or Envoy Gateway refuses it"
+                ));
             }
             let mut steps = at.clone();
             steps.extend([Step::Key("spec".into()), Step::Key("wasm".into()), Step::Index(i)]);
@@ -311,12 +309,10 @@ impl Here<'_> {
         if spec["failStrategy"] == "FAIL_OPEN" {
             warnings.push(fail_open(&origin, "spec.failStrategy: FAIL_OPEN", "FAIL_RELOAD"));
         }
-        if let Some(sha) = spec["sha256"].as_str() {
-            if sha.len() == 64 && sha.bytes().all(|b| b == sha.as_bytes()[0]) {
-                warnings.push(format!(
-                    "{origin}: spec.sha256 is a placeholder: set the digest `make oci` printed, or Istio refuses the image"
-                ));
-            }
+        if is_placeholder_digest(&spec["sha256"]) {
+            warnings.push(format!(
+                "{origin}: spec.sha256 is a placeholder: set the digest `make oci` printed, or Istio refuses the image"
+            ));
         }
         at.extend([Step::Key("spec".into()), Step::Key("pluginConfig".into())]);
         self.found.push(Source {
@@ -398,6 +394,12 @@ impl Here<'_> {
 
 /// The warning for a plugin or filter that fails open: `setting` as the
 /// file spells it, `instead` the safe value there.
+/// A digest the shipped manifests carry until the user sets the real one:
+/// 64 times the same character.
+fn is_placeholder_digest(sha: &Value) -> bool {
+    sha.as_str().is_some_and(|sha| sha.len() == 64 && sha.bytes().all(|b| b == sha.as_bytes()[0]))
+}
+
 fn fail_open(origin: &str, setting: &str, instead: &str) -> String {
     format!(
         "{origin}: {setting} lets requests through unrouted when the filter fails, so a client's own \
