@@ -94,9 +94,6 @@ pub fn routes(ingress: &Ingress, warnings: &mut Vec<String>) -> Result<Vec<Value
         if services.len() < 2 {
             continue;
         }
-        for member in &members {
-            super::port_warning(ingress, &member.backend, warnings);
-        }
         let matched: Vec<&(String, Value)> =
             matches.iter().filter(|(s, _)| services.contains(&s.as_str())).collect();
         let unmatched: Vec<&str> =

@@ -35,6 +35,8 @@ pub struct Service {
     pub namespace: String,
     /// A number or a port name, as written; `None` when not given.
     pub port: Option<String>,
+    /// The Ingress that names it.
+    pub ingress: String,
 }
 
 /// One route of the config and where it lives in Kubernetes.

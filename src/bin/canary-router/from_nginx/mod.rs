@@ -80,6 +80,7 @@ fn service_of(ingress: &Ingress, backend: &Backend) -> Service {
         name: backend.service.clone(),
         namespace: ingress.namespace.clone(),
         port: backend.port.clone(),
+        ingress: ingress.name.clone(),
     }
 }
 
@@ -166,10 +167,17 @@ pub fn run(files: &[PathBuf], home: Home, image: &Image) -> Result<(), Failure> 
     if home != Home::Json {
         homes_leave_out(&ingresses, &placements, &mut warnings);
     }
-    // A home's routing objects carry each Service's port; only the bare
-    // config leaves it to the user.
-    warnings.retain(|w| home == Home::Json || !w.contains(" is reached on port "));
     if home == Home::Json {
+        // A home's routing objects carry each Service's port; the bare
+        // config names Services only, so the port is the user's to route to.
+        for service in placements.iter().flat_map(|p| &p.services) {
+            if let Some(port) = service.port.as_deref().filter(|p| *p != "80") {
+                warnings.push(format!(
+                    "Ingress {}: Service {} is reached on port {port}: the Envoy cluster (or Istio subset) named {} must send to that port",
+                    service.ingress, service.name, service.name
+                ));
+            }
+        }
         warnings.push(
             "targets are the Services' names: in Envoy, name the clusters after them; in Istio, make them subsets \
              (or let --to write the routing objects)"
@@ -273,17 +281,6 @@ fn route(host: &str, path: Option<&str>, default: &str, rules: Vec<Value>) -> Va
     Value::Object(route)
 }
 
-/// Warns when a Service is reached on a port other than 80: the target is
-/// the Service's name, the port is the cluster's business.
-fn port_warning(ingress: &Ingress, backend: &Backend, warnings: &mut Vec<String>) {
-    if let Some(port) = backend.port.as_deref().filter(|p| *p != "80") {
-        warnings.push(format!(
-            "Ingress {}: Service {} is reached on port {port}: the Envoy cluster (or Istio subset) named {} must send to that port",
-            ingress.name, backend.service, backend.service
-        ));
-    }
-}
-
 /// PCRE syntax regex-lite does not have: look-around, back-references,
 /// atomic groups, possessive repetition.
 fn uses_pcre_only(pattern: &str) -> bool {
@@ -300,8 +297,6 @@ fn rules(
     canary_backend: &Backend,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Value>, Failure> {
-    port_warning(main, stable, warnings);
-    port_warning(canary, canary_backend, warnings);
     let (stable, canary_service) = (stable.service.as_str(), canary_backend.service.as_str());
     let affinity = affinity_cookie(canary, main, warnings);
     let mut forced = Vec::new();
