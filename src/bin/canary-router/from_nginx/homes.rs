@@ -8,6 +8,9 @@
 
 use serde_json::{json, Map, Value};
 
+use canary_router::route::{Action, Route};
+use canary_router::router::Router;
+
 use crate::Failure;
 
 /// Where the converted canaries are to run.
@@ -58,25 +61,53 @@ pub struct Image {
     pub sha256: String,
 }
 
+/// What the translation made: the config, compiled, and where each of
+/// its routes lives (`placements[i]` is `router.routes[i]`).
+pub struct Converted<'a> {
+    pub config: &'a Value,
+    pub router: &'a Router,
+    pub placements: &'a [Placement],
+    pub image: &'a Image,
+}
+
+impl Converted<'_> {
+    /// Each placement with its compiled route.
+    fn routes(&self) -> impl Iterator<Item = (&Placement, &Route)> {
+        self.placements.iter().zip(&self.router.routes)
+    }
+
+    /// Where the gateway and its plugin go: the first route's namespace.
+    fn gateway_namespace(&self) -> String {
+        self.placements.first().map_or("default", |p| p.namespace.as_str()).to_string()
+    }
+
+    /// Every host the routes name, once each (`None`: any host).
+    fn hosts(&self) -> Vec<Option<&str>> {
+        let mut hosts = Vec::new();
+        for placement in self.placements {
+            let host = host_of(&placement.route);
+            if !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
+        hosts
+    }
+}
+
 /// The gateway every generated route attaches to.
 const GATEWAY: &str = "canary-router";
 
 /// Everything the home needs, as one YAML stream (`---` between objects).
 pub fn manifests(
     home: Home,
-    config: &Value,
-    target_header: &str,
-    placements: &[Placement],
-    image: &Image,
+    converted: &Converted<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<String, Failure> {
     let objects = match home {
-        Home::Json => return Ok(serde_json::to_string_pretty(config).unwrap_or_default()),
-        Home::Envoy => return envoy_bootstrap(config, placements),
-        Home::EnvoyGateway | Home::IstioGatewayApi => {
-            gateway_api(home, config, target_header, placements, image, warnings)?
-        }
-        Home::Istio => istio_classic(config, target_header, placements, image)?,
+        Home::Json => return Ok(serde_json::to_string_pretty(converted.config).unwrap_or_default()),
+        Home::Envoy => return envoy_bootstrap(converted),
+        Home::EnvoyGateway | Home::IstioGatewayApi => gateway_api(home, converted, warnings)?,
+        Home::Istio => istio_classic(converted)?,
     };
     let documents: Vec<String> =
         objects.iter().map(|o| serde_norway::to_string(o).unwrap_or_default()).collect();
@@ -107,22 +138,16 @@ fn service<'a>(placement: &'a Placement, name: &str) -> Result<&'a Service, Fail
 }
 
 /// Every target of the route other than its default, in rule order.
-fn canary_targets(route: &Value) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let default = route["default"].as_str().unwrap_or_default();
-    for rule in route["rules"].as_array().into_iter().flatten() {
-        let targets: Vec<&str> = match rule["target"].as_str() {
-            Some(t) => vec![t],
-            None => rule["split"]["weights"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|w| w["target"].as_str())
-                .collect(),
+fn canary_targets(route: &Route) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for rule in &route.rules {
+        let targets = match &rule.action {
+            Action::Target(target) => std::slice::from_ref(target),
+            Action::Split(split) => split.targets(),
         };
         for target in targets {
-            if target != default && !out.iter().any(|t| t == target) {
-                out.push(target.to_string());
+            if *target != route.default && !out.contains(&target.as_str()) {
+                out.push(target);
             }
         }
     }
@@ -161,22 +186,14 @@ fn host_of(route: &Value) -> Option<&str> {
 /// route runs it.
 fn gateway_api(
     home: Home,
-    config: &Value,
-    target_header: &str,
-    placements: &[Placement],
-    image: &Image,
+    converted: &Converted<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Value>, Failure> {
-    let gateway_namespace = placements.first().map_or("default", |p| p.namespace.as_str()).to_string();
+    let gateway_namespace = converted.gateway_namespace();
+    let target_header = &converted.router.target_header;
     let class = if home == Home::EnvoyGateway { "envoy-gateway" } else { "istio" };
-    let mut hosts: Vec<Option<&str>> = Vec::new();
-    for placement in placements {
-        let host = host_of(&placement.route);
-        if !hosts.contains(&host) {
-            hosts.push(host);
-        }
-    }
-    let listeners: Vec<Value> = hosts
+    let listeners: Vec<Value> = converted
+        .hosts()
         .iter()
         .enumerate()
         .map(|(i, host)| {
@@ -198,7 +215,7 @@ fn gateway_api(
         "spec": { "gatewayClassName": class, "listeners": listeners },
     })];
     let mut taken = Vec::new();
-    for placement in placements {
+    for (placement, compiled) in converted.routes() {
         let route = &placement.route;
         let path = route["pathPrefix"].as_str().unwrap_or("/");
         let path_match = match placement.path_type.as_deref() {
@@ -222,14 +239,14 @@ fn gateway_api(
             Ok(backend)
         };
         let mut rules = Vec::new();
-        for target in canary_targets(route) {
-            let service = service(placement, &target)?;
+        for target in canary_targets(compiled) {
+            let service = service(placement, target)?;
             rules.push(json!({
                 "matches": [{ "path": path_match, "headers": [{ "type": "Exact", "name": target_header, "value": target }] }],
                 "backendRefs": [backend(service)?],
             }));
         }
-        let main = service(placement, route["default"].as_str().unwrap_or_default())?;
+        let main = service(placement, &compiled.default)?;
         rules.push(json!({ "matches": [{ "path": path_match }], "backendRefs": [backend(main)?] }));
         let mut spec = Map::new();
         spec.insert(
@@ -258,19 +275,20 @@ fn gateway_api(
                 "wasm": [{
                     "name": "canary-router",
                     "rootID": "canary-router",
-                    "code": { "type": "Image", "image": { "url": image.url }, "sha256": image.sha256 },
+                    "code": { "type": "Image", "image": { "url": converted.image.url }, "sha256": converted.image.sha256 },
                     "failOpen": false,
-                    "config": config,
+                    "config": converted.config,
                 }],
             },
         }),
-        _ => wasm_plugin(&gateway_namespace, json!({ "targetRefs": [target_ref] }), config, image),
+        _ => wasm_plugin(&gateway_namespace, json!({ "targetRefs": [target_ref] }), converted),
     });
     Ok(objects)
 }
 
 /// Istio's WasmPlugin in `namespace`, attached by `attach`.
-fn wasm_plugin(namespace: &str, attach: Value, config: &Value, image: &Image) -> Value {
+fn wasm_plugin(namespace: &str, attach: Value, converted: &Converted<'_>) -> Value {
+    let (config, image) = (converted.config, converted.image);
     let mut spec = attach;
     let fields = [
         ("url", json!(image.url)),
@@ -293,20 +311,10 @@ fn wasm_plugin(namespace: &str, attach: Value, config: &Value, image: &Image) ->
 
 /// Istio's classic ingress gateway: a Gateway on `istio: ingressgateway`,
 /// a VirtualService per route, the WasmPlugin on the same pods.
-fn istio_classic(
-    config: &Value,
-    target_header: &str,
-    placements: &[Placement],
-    image: &Image,
-) -> Result<Vec<Value>, Failure> {
-    let gateway_namespace = placements.first().map_or("default", |p| p.namespace.as_str()).to_string();
-    let mut hosts: Vec<String> = Vec::new();
-    for placement in placements {
-        let host = host_of(&placement.route).unwrap_or("*").to_string();
-        if !hosts.contains(&host) {
-            hosts.push(host);
-        }
-    }
+fn istio_classic(converted: &Converted<'_>) -> Result<Vec<Value>, Failure> {
+    let gateway_namespace = converted.gateway_namespace();
+    let target_header = &converted.router.target_header;
+    let hosts: Vec<&str> = converted.hosts().into_iter().map(|h| h.unwrap_or("*")).collect();
     let mut objects = vec![json!({
         "apiVersion": "networking.istio.io/v1",
         "kind": "Gateway",
@@ -317,7 +325,7 @@ fn istio_classic(
         },
     })];
     let mut taken = Vec::new();
-    for placement in placements {
+    for (placement, compiled) in converted.routes() {
         let route = &placement.route;
         let path = route["pathPrefix"].as_str().unwrap_or("/");
         // Istio's prefix is raw; Kubernetes' Prefix takes whole elements.
@@ -336,15 +344,15 @@ fn istio_classic(
             } }))
         };
         let mut http = Vec::new();
-        for target in canary_targets(route) {
-            let service = service(placement, &target)?;
+        for target in canary_targets(compiled) {
+            let service = service(placement, target)?;
             let mut headers = Map::new();
             headers.insert(target_header.to_string(), json!({ "exact": target }));
             let matches: Vec<Value> =
                 uris.iter().map(|uri| json!({ "uri": uri, "headers": headers.clone() })).collect();
             http.push(json!({ "name": target, "match": matches, "route": [destination(service)?] }));
         }
-        let main = service(placement, route["default"].as_str().unwrap_or_default())?;
+        let main = service(placement, &compiled.default)?;
         let matches: Vec<Value> = uris.iter().map(|uri| json!({ "uri": uri })).collect();
         http.push(json!({ "name": main.name, "match": matches, "route": [destination(main)?] }));
         objects.push(json!({
@@ -361,8 +369,7 @@ fn istio_classic(
     objects.push(wasm_plugin(
         "istio-system",
         json!({ "selector": { "matchLabels": { "istio": "ingressgateway" } } }),
-        config,
-        image,
+        converted,
     ));
     Ok(objects)
 }
@@ -375,8 +382,9 @@ const STATS_TAGS: [&str; 10] =
 /// A whole Envoy bootstrap: listener 0.0.0.0:10000, the filter inline
 /// (`make build`'s .wasm), routing by `cluster_header`, a cluster per
 /// Service at its cluster DNS name and port.
-fn envoy_bootstrap(config: &Value, placements: &[Placement]) -> Result<String, Failure> {
-    let target_header = config["targetHeader"].as_str().unwrap_or("x-route-target");
+fn envoy_bootstrap(converted: &Converted<'_>) -> Result<String, Failure> {
+    let (config, placements) = (converted.config, converted.placements);
+    let target_header = &converted.router.target_header;
     let mut clusters: Vec<Value> = Vec::new();
     for service in placements.iter().flat_map(|p| &p.services) {
         if clusters.iter().any(|c| c["name"] == service.name.as_str()) {

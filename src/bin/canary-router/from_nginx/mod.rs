@@ -189,7 +189,8 @@ pub fn run(files: &[PathBuf], home: Home, image: &Image) -> Result<(), Failure> 
     // What we print must be a config the filter accepts.
     let router = config::parse(serde_json::to_string(&config).unwrap_or_default().as_bytes())
         .map_err(|e| Failure::Invalid(format!("the translated config is invalid: {e}")))?;
-    let text = homes::manifests(home, &config, &router.target_header, &placements, image, &mut warnings)?;
+    let converted = homes::Converted { config: &config, router: &router, placements: &placements, image };
+    let text = homes::manifests(home, &converted, &mut warnings)?;
     let mut said = std::collections::HashSet::new();
     for warning in warnings.iter().filter(|w| said.insert(w.as_str())) {
         eprintln!("canary-router: warning: {warning}");
