@@ -891,22 +891,11 @@ fn shop_pair(canary_annotations: &str) -> String {
         .replace("name: api-v2, port: { number: 80 }", "name: api-v2, port: { number: 8081 }")
 }
 
-/// Every document of a YAML stream.
-fn yaml_documents(text: &str) -> Vec<Value> {
-    use serde::Deserialize;
-    serde_norway::Deserializer::from_str(text).map(|d| Value::deserialize(d).unwrap()).collect()
-}
-
 /// tests/k8s/check_manifests.py over one file: the API server's reading.
 fn valid_as_the_api_server_reads(file: &str) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let venv = root.join(".venv/bin/python");
-    let python = if venv.exists() { venv } else { "python3".into() };
-    let output =
-        Command::new(&python).arg(root.join("tests/k8s/check_manifests.py")).arg(file).output().unwrap();
+    let output = istio::check_as_the_api_server_reads(&[file.into()]);
     let printed =
         format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(!printed.contains("No module named 'yaml'"), "PyYAML is missing: run `make yaml11`");
     assert!(output.status.success(), "{file}:\n{printed}");
 }
 
@@ -943,7 +932,7 @@ fn from_nginx_writes_what_each_home_needs_to_route() {
         assert!(!checked.stderr.contains("placeholder"), "{home}: --sha256 is used: {}", checked.stderr);
         assert!(checked.stdout.contains("1 route(s), target header x-route-target"), "{}", checked.stdout);
 
-        let docs = yaml_documents(&r.stdout);
+        let docs = istio::yaml_documents(&r.stdout);
         let of = |kind: &str| docs.iter().filter(|d| d["kind"] == kind).collect::<Vec<_>>();
         let gateway = of("Gateway")[0];
         if home == "istio" {
@@ -1012,7 +1001,7 @@ fn from_nginx_writes_what_each_home_needs_to_route() {
     // and port, and the filter's stats tags as envoy/envoy.yaml has them.
     let r = run(&["from-nginx", "--to", "envoy", &pair]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let bootstrap = &yaml_documents(&r.stdout)[0];
+    let bootstrap = &istio::yaml_documents(&r.stdout)[0];
     let clusters = bootstrap["static_resources"]["clusters"].as_array().unwrap();
     let address = |name: &str| {
         let c = clusters.iter().find(|c| c["name"] == name).unwrap();
@@ -1029,7 +1018,7 @@ fn from_nginx_writes_what_each_home_needs_to_route() {
     );
     let envoy_yaml =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy/envoy.yaml")).unwrap();
-    assert_eq!(bootstrap["stats_config"], yaml_documents(&envoy_yaml)[0]["stats_config"]);
+    assert_eq!(bootstrap["stats_config"], istio::yaml_documents(&envoy_yaml)[0]["stats_config"]);
     let checked = run(&["check", &temp_file("bootstrap.yaml", &r.stdout)]);
     assert_eq!(checked.code, 0, "{}", checked.stderr);
 

@@ -10,7 +10,10 @@ mod istio;
 use std::collections::BTreeSet;
 
 use canary_router::config;
-use istio::{all_documents, plugin_config_json, reachable_targets, Document, NumberStyle};
+use istio::{
+    all_documents, check_as_the_api_server_reads, plugin_config_json, reachable_targets, Document,
+    NumberStyle,
+};
 use serde_json::Value;
 
 fn str_at<'a>(doc: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -196,21 +199,6 @@ fn each_virtual_service_routes_exactly_what_its_plugins_produce() {
             }
         }
     }
-}
-
-/// Runs tests/k8s/check_manifests.py (PyYAML from `make yaml11`) over files.
-fn check_as_the_api_server_reads(files: &[std::path::PathBuf]) -> std::process::Output {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let venv = root.join(".venv/bin/python");
-    let python = if venv.exists() { venv } else { "python3".into() };
-    let output = std::process::Command::new(&python)
-        .arg(root.join("tests/k8s/check_manifests.py"))
-        .args(files)
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!stderr.contains("No module named 'yaml'"), "PyYAML is missing: run `make yaml11`");
-    output
 }
 
 /// Every Kubernetes document the project ships, as `kubectl apply` reads

@@ -6,13 +6,13 @@
 
 use std::process::Command;
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::backends;
 use super::envoy::{repo, Envoy, EnvoyConfig};
 use super::envoy_gateway::{Backend, Gateway};
 use super::http::{get_host, Connection};
+use super::istio::yaml_documents;
 use super::istio_shape;
 
 const HOST: &str = "a.example.com";
@@ -26,10 +26,6 @@ fn from_nginx(home: &str) -> String {
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap()
-}
-
-fn yaml_documents(text: &str) -> Vec<Value> {
-    serde_norway::Deserializer::from_str(text).map(|d| Value::deserialize(d).unwrap()).collect()
 }
 
 /// The canary pair's behaviour, through the proxy on `port`.

@@ -1,5 +1,6 @@
-//! Reading `istio/` (and `envoy-gateway/`) manifests, and turning a
-//! WasmPlugin's `pluginConfig` into the JSON Istio hands the filter.
+//! Reading Kubernetes manifests (`istio/`, `envoy-gateway/`, generated
+//! ones) as the tests and the API server do, and turning a WasmPlugin's
+//! `pluginConfig` into the JSON Istio hands the filter.
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
@@ -104,4 +105,24 @@ pub fn reachable_targets(json: &str) -> (String, BTreeSet<String>) {
         }
     }
     (router.target_header, targets)
+}
+
+/// Runs tests/k8s/check_manifests.py (PyYAML from `make yaml11`) over files.
+pub fn check_as_the_api_server_reads(files: &[std::path::PathBuf]) -> std::process::Output {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join(".venv/bin/python");
+    let python = if venv.exists() { venv } else { "python3".into() };
+    let output = std::process::Command::new(&python)
+        .arg(root.join("tests/k8s/check_manifests.py"))
+        .args(files)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("No module named 'yaml'"), "PyYAML is missing: run `make yaml11`");
+    output
+}
+
+/// Every document of a YAML stream, as JSON values.
+pub fn yaml_documents(text: &str) -> Vec<Value> {
+    serde_norway::Deserializer::from_str(text).map(|d| Value::deserialize(d).unwrap()).collect()
 }
