@@ -166,7 +166,28 @@ pub fn record_response(
     error: bool,
     latency_ms: Option<u64>,
 ) {
-    let Some((watch, split)) = watch_of(active, split_id) else { return };
+    if let Some((watch, split)) = watch_of(active, split_id) {
+        count_in_window(active, split, watch, context_id, now_ms, error, latency_ms);
+    }
+    // An error is also when another VM's rollback (a crossed window, a
+    // Prometheus poll) is taken on here, not a tick later: the error that
+    // follows a fleet rollback is this worker's last.
+    if error {
+        if let Some((_, _, split)) = active.router.split(split_id) {
+            take_on_shared_state(active, split, context_id);
+        }
+    }
+}
+
+fn count_in_window(
+    active: &Active,
+    split: &Split,
+    watch: &Watch,
+    context_id: u32,
+    now_ms: u64,
+    error: bool,
+    latency_ms: Option<u64>,
+) {
     let Some(window) = split.rollback().and_then(|r| r.window.as_ref()) else { return };
     let bucket = window.latency.as_ref().zip(latency_ms).map(|(l, ms)| error_window::latency_bucket(ms, l));
     let mut pending = watch.pending.get();
@@ -180,6 +201,13 @@ pub fn record_response(
     }
 }
 
+/// Reads a split's shared state and takes it on.
+fn take_on_shared_state(active: &Active, split: &Split, context_id: u32) {
+    let Some(key) = active.state(split).map(|s| s.state_key.as_str()) else { return };
+    let (state, _) = read_state(&*active.vm.proxy, key);
+    adopt(active, split, &state, context_id);
+}
+
 /// From the root's tick: merges every window's batch, then takes on each
 /// split's shared state.
 pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
@@ -190,9 +218,7 @@ pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
         if let Some((watch, split)) = watch_of(active, split.id) {
             sync(active, split, watch, root_id, now_ms);
         }
-        let Some(key) = active.state(split).map(|s| s.state_key.as_str()) else { continue };
-        let (state, _) = read_state(&*active.vm.proxy, key);
-        adopt(active, split, &state, root_id);
+        take_on_shared_state(active, split, root_id);
     }
 }
 

@@ -294,6 +294,30 @@ fn one_worker_of_a_proxy_polls_per_period_and_a_round_is_judged_when_complete() 
 }
 
 #[test]
+fn a_fleet_rollback_reaches_another_worker_at_its_next_canary_error_not_its_tick() {
+    let shared = SharedStore::default();
+    let (one, two) = (Worker::new(&shared), Worker::new(&shared));
+    assert!(one.configure(POLLED) && two.configure(POLLED));
+    let calls = one.proxy.take_calls();
+    one.answer(calls[1].token, "200", EMPTY);
+    one.answer(calls[0].token, "200", &vector("0.01"));
+    two.tick_after(1_000);
+    // The next round (due within `every` plus its jitter), on worker one,
+    // fails the check: rolled back.
+    one.tick_after(11_000);
+    let calls = one.proxy.take_calls();
+    assert_eq!(calls.len(), 2);
+    one.answer(calls[0].token, "200", &vector("0.5"));
+    one.answer(calls[1].token, "200", EMPTY);
+    assert!((0..40).all(|_| one.get("b.example.com").as_deref() == Some("stable")), "rolled back");
+    // Worker two, no tick since: its first canary error is its last.
+    let b = [(":authority", "b.example.com")];
+    let targets: Vec<_> = (0..60).map(|_| two.exchange(&b, "503").unwrap().unwrap_or_default()).collect();
+    let first = targets.iter().position(|t| t == "canary").expect("worker two had not taken it on yet");
+    assert!(targets[first + 1..].iter().all(|t| t == "stable"), "{targets:?}");
+}
+
+#[test]
 fn a_round_whose_answers_never_come_is_given_up_and_polling_goes_on() {
     let worker = Worker::configured(POLLED);
     assert_eq!(worker.proxy.take_calls().len(), 2);

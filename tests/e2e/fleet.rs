@@ -129,9 +129,12 @@ fn a_fleet_rolls_back_together_a_restarted_proxy_never_reaches_the_canary_and_pr
     let window =
         fleet[2].sample_with("canary_router_rollback_reason", &[("route", ROUTE), ("reason", "window")]);
     assert_ne!(window, Some(1.0), "proxy 2 rolled back on its own window");
+    // The gauge may have been set by the proxy's other VM (whichever
+    // polled): the worker takes the rollback on at its next canary error,
+    // if that comes before its tick. So at most one more canary answer.
     for (i, connection) in connections.iter_mut().enumerate() {
         let hits = (0..50).filter(|_| hit_canary(connection)).count();
-        assert_eq!(hits, 0, "proxy {i} still sends requests to the canary after rolling back");
+        assert!(hits <= 1, "proxy {i} still sends requests to the canary after rolling back: {hits} of 50");
     }
     eprintln!("rolled back after {rolled_back_after:?}; canary answers per proxy {canary_hits:?}");
 
