@@ -166,28 +166,13 @@ pub fn record_response(
     error: bool,
     latency_ms: Option<u64>,
 ) {
-    if let Some((watch, split)) = watch_of(active, split_id) {
-        count_in_window(active, split, watch, context_id, now_ms, error, latency_ms);
-    }
     // An error is also when another VM's rollback (a crossed window, a
     // Prometheus poll) is taken on here, not a tick later: the error that
     // follows a fleet rollback is this worker's last.
-    if error {
-        if let Some((_, _, split)) = active.router.split(split_id) {
-            take_on_shared_state(active, split, context_id);
-        }
+    if let (true, Some((_, _, split))) = (error, active.router.split(split_id)) {
+        take_on_shared_state(active, split, context_id);
     }
-}
-
-fn count_in_window(
-    active: &Active,
-    split: &Split,
-    watch: &Watch,
-    context_id: u32,
-    now_ms: u64,
-    error: bool,
-    latency_ms: Option<u64>,
-) {
+    let Some((watch, split)) = watch_of(active, split_id) else { return };
     let Some(window) = split.rollback().and_then(|r| r.window.as_ref()) else { return };
     let bucket = window.latency.as_ref().zip(latency_ms).map(|(l, ms)| error_window::latency_bucket(ms, l));
     let mut pending = watch.pending.get();
