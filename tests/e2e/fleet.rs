@@ -132,11 +132,17 @@ fn a_fleet_rolls_back_together_a_restarted_proxy_never_reaches_the_canary_and_pr
     // The gauge may have been set by the proxy's other VM (whichever
     // polled): the worker takes the rollback on at its next canary error,
     // if that comes before its tick. So at most one more canary answer.
+    let mut after = [0usize; 3];
     for (i, connection) in connections.iter_mut().enumerate() {
-        let hits = (0..50).filter(|_| hit_canary(connection)).count();
-        assert!(hits <= 1, "proxy {i} still sends requests to the canary after rolling back: {hits} of 50");
+        after[i] = (0..50).filter(|_| hit_canary(connection)).count();
+        assert!(
+            after[i] <= 1,
+            "proxy {i} still sends requests to the canary after rolling back: {after:?} of 50"
+        );
     }
-    eprintln!("rolled back after {rolled_back_after:?}; canary answers per proxy {canary_hits:?}");
+    eprintln!(
+        "rolled back after {rolled_back_after:?}; canary answers per proxy {canary_hits:?} before, {after:?} after"
+    );
 
     // A restarted proxy (a new pod) sends the canary nothing, from its
     // first request: it waits for the latch, which says rolled back.
