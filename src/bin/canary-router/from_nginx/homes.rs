@@ -154,6 +154,21 @@ fn canary_targets(route: &Route) -> Vec<&str> {
     out
 }
 
+/// Where a route's traffic goes: each canary Service with the target
+/// header's value that selects it, in rule order, then the main Service
+/// (`None`) for the rest of the route's path.
+fn destinations<'a>(
+    placement: &'a Placement,
+    route: &'a Route,
+) -> Result<Vec<(Option<&'a str>, &'a Service)>, Failure> {
+    let mut out = Vec::new();
+    for target in canary_targets(route) {
+        out.push((Some(target), service(placement, target)?));
+    }
+    out.push((None, service(placement, &route.default)?));
+    Ok(out)
+}
+
 /// A DNS-1123 label from `text`, `canary-router-` first.
 fn object_name(text: &str, taken: &mut Vec<String>) -> String {
     let mut name = String::from("canary-router-");
@@ -239,15 +254,13 @@ fn gateway_api(
             Ok(backend)
         };
         let mut rules = Vec::new();
-        for target in canary_targets(compiled) {
-            let service = service(placement, target)?;
-            rules.push(json!({
-                "matches": [{ "path": path_match, "headers": [{ "type": "Exact", "name": target_header, "value": target }] }],
-                "backendRefs": [backend(service)?],
-            }));
+        for (value, service) in destinations(placement, compiled)? {
+            let mut matched = json!({ "path": path_match });
+            if let Some(value) = value {
+                matched["headers"] = json!([{ "type": "Exact", "name": target_header, "value": value }]);
+            }
+            rules.push(json!({ "matches": [matched], "backendRefs": [backend(service)?] }));
         }
-        let main = service(placement, &compiled.default)?;
-        rules.push(json!({ "matches": [{ "path": path_match }], "backendRefs": [backend(main)?] }));
         let mut spec = Map::new();
         spec.insert(
             "parentRefs".into(),
@@ -344,17 +357,18 @@ fn istio_classic(converted: &Converted<'_>) -> Result<Vec<Value>, Failure> {
             } }))
         };
         let mut http = Vec::new();
-        for target in canary_targets(compiled) {
-            let service = service(placement, target)?;
-            let mut headers = Map::new();
-            headers.insert(target_header.to_string(), json!({ "exact": target }));
-            let matches: Vec<Value> =
-                uris.iter().map(|uri| json!({ "uri": uri, "headers": headers.clone() })).collect();
-            http.push(json!({ "name": target, "match": matches, "route": [destination(service)?] }));
+        for (value, service) in destinations(placement, compiled)? {
+            let matches: Vec<Value> = uris
+                .iter()
+                .map(|uri| match value {
+                    Some(value) => {
+                        json!({ "uri": uri, "headers": { target_header.as_str(): { "exact": value } } })
+                    }
+                    None => json!({ "uri": uri }),
+                })
+                .collect();
+            http.push(json!({ "name": service.name, "match": matches, "route": [destination(service)?] }));
         }
-        let main = service(placement, &compiled.default)?;
-        let matches: Vec<Value> = uris.iter().map(|uri| json!({ "uri": uri })).collect();
-        http.push(json!({ "name": main.name, "match": matches, "route": [destination(main)?] }));
         objects.push(json!({
             "apiVersion": "networking.istio.io/v1",
             "kind": "VirtualService",
