@@ -5,14 +5,13 @@
 //! same step; a step past `maxWait` with `onMaxWait: rollback` rolls the
 //! split back.
 
-use log::{info, warn};
+use log::info;
 
-use super::rollback::{self, update_state, Verdict};
+use super::rollback::{self, update_state};
 use super::Active;
 use crate::error_window::Window;
 use crate::fleet_state::RolledBack;
 use crate::gate::{self, GateState, Judgement, Progress};
-use crate::split::Split;
 
 /// From the root's tick, after the rollback windows were merged.
 pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
@@ -50,7 +49,9 @@ pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
         });
         let (Some(fleet), Some((judgement, progress))) = (updated, seen) else { continue };
         let before = state.gated_step();
-        state.gate.set(fleet.gate);
+        // The step, and a rollback the gate (or another worker) recorded,
+        // taken on as every shared state is.
+        rollback::adopt(active, split, &fleet, root_id);
         active.gauges.judged(&*active.vm.proxy, split.id, &judgement);
         if let Progress::Advanced(step) = progress {
             info!(
@@ -60,9 +61,6 @@ pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
         }
         if before != state.gated_step() {
             active.log_ramp_steps(root_id, now_ms);
-        }
-        if let Some(rolled) = fleet.rolled_back.clone() {
-            warn_rolled_back(active, split, rolled, root_id);
         }
     }
 }
@@ -79,16 +77,5 @@ fn max_wait_rollback(ramp: &crate::split::Ramp, gated: &GateState, now_ms: u64) 
             ramp.steps.len(),
             ramp.gate.as_ref().and_then(|g| g.max_wait_ms).unwrap_or(0)
         ),
-    }
-}
-
-/// Takes a rollback the gate (or another worker) recorded.
-fn warn_rolled_back(active: &Active, split: &Split, rolled: RolledBack, root_id: u32) {
-    let already = active.state(split).is_some_and(|s| matches!(*s.verdict.borrow(), Verdict::RolledBack(_)));
-    if !already {
-        if rolled.reason == "maxWait" {
-            warn!("[ctx {root_id}] canary-router: split {}: {}", split.identity_hex(), rolled.detail);
-        }
-        rollback::set_verdict(active, split, Verdict::RolledBack(rolled), root_id);
     }
 }
