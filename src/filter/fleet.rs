@@ -15,6 +15,7 @@ use std::rc::Rc;
 
 use log::{debug, warn};
 
+use super::proxy::LOST_ANSWER_AFTER_MS;
 use super::rollback::{self, read_state, update_state};
 use super::Active;
 use crate::fleet_state::Poll;
@@ -24,9 +25,6 @@ use crate::split::{Split, SplitId};
 /// The largest answer read (a check should return one series; a query
 /// that returns thousands is a mistake, reported as an error).
 const MAX_ANSWER_BYTES: usize = 1 << 20;
-
-/// How long past its timeout a poll's missing answers are waited for.
-const ABANDON_AFTER_MS: u64 = 5_000;
 
 /// What a poll's call asks.
 #[derive(Clone, Copy)]
@@ -77,7 +75,7 @@ pub fn tick(active: &Rc<Active>, polls: &Polls, root_id: u32, now_ms: u64, jitte
         let Some(config) = split.rollback().and_then(|r| r.prometheus.as_ref()) else { continue };
         // A round whose answers never came (the host should always answer,
         // if only with a timeout) is given up, so polling goes on.
-        let stale = now_ms.saturating_sub(ABANDON_AFTER_MS + u64::from(config.timeout_ms));
+        let stale = now_ms.saturating_sub(LOST_ANSWER_AFTER_MS + u64::from(config.timeout_ms));
         let in_flight = polls
             .rounds
             .borrow()

@@ -23,6 +23,11 @@ pub enum MetricKind {
     Gauge,
 }
 
+/// How long past its timeout an HTTP call's answer is waited for before
+/// the call is given up: the proxy answers a timed-out call itself, so only
+/// a lost answer (its root deleted by a config push) waits this long.
+pub const LOST_ANSWER_AFTER_MS: u64 = 5_000;
+
 /// A local answer the proxy sends instead of forwarding the request.
 pub struct LocalReply<'a> {
     pub status: u32,

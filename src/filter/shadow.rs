@@ -22,7 +22,7 @@ use std::rc::Rc;
 
 use log::debug;
 
-use super::proxy::Proxy;
+use super::proxy::{Proxy, LOST_ANSWER_AFTER_MS};
 use super::Active;
 use crate::hash::FastHasher;
 use crate::metrics::{status_class, SERVER_ERROR};
@@ -30,10 +30,6 @@ use crate::mirror::{Ledger, MirrorBudget, Skip};
 
 /// How often the root sends queued copies while any route mirrors.
 pub const TICK_MS: u32 = 10;
-
-/// How long past its timeout a copy's answer is waited for: the proxy
-/// answers a timed-out call itself, so only a lost answer waits this long.
-const ABANDON_AFTER_MS: u64 = 5_000;
 
 /// A share of the VM's budget, given back when dropped.
 pub struct Held {
@@ -126,7 +122,7 @@ impl ShadowQueue {
                         active: shadow.active,
                         route: shadow.route,
                         root_id,
-                        deadline_ms: now_ms + u64::from(shadow.timeout_ms) + ABANDON_AFTER_MS,
+                        deadline_ms: now_ms + u64::from(shadow.timeout_ms) + LOST_ANSWER_AFTER_MS,
                         _held: shadow.held,
                     };
                     self.in_flight.borrow_mut().insert(token, in_flight);
