@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use ureq::http::Uri;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -25,30 +26,24 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn parse(url: &str) -> Result<Endpoint, String> {
-        let (scheme, rest) = match url.split_once("://") {
-            Some(("http", rest)) => ("http", rest),
-            Some(("https", rest)) => ("https", rest),
-            Some((other, _)) => return Err(format!("{url}: `{other}://` is not http:// or https://")),
-            None => ("http", url),
-        };
-        if rest.contains(['?', '#']) {
+        // A bare `host:port` is HTTP.
+        let full = if url.contains("://") { url.to_string() } else { format!("http://{url}") };
+        let uri: Uri = full.parse().map_err(|e| format!("{url}: {e}"))?;
+        let scheme = uri.scheme_str().unwrap_or("http");
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("{url}: `{scheme}://` is not http:// or https://"));
+        }
+        if uri.query().is_some() || url.contains('#') {
             return Err(format!("{url}: no query or fragment, only a path the API is served under"));
         }
-        let (authority, prefix) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-        // `[::1]:9090`: the port is after the last `:` outside the brackets.
-        let (host, port) = match authority.rsplit_once(':').filter(|(_, port)| !port.ends_with(']')) {
-            Some((host, port)) => {
-                (host, port.parse::<u16>().map_err(|_| format!("{url}: `{port}` is not a port"))?)
-            }
-            None if scheme == "https" => (authority, 443),
+        let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| format!("{url}: no host"))?;
+        let port = match uri.port_u16() {
+            Some(port) => port,
+            None if scheme == "https" => 443,
             None => return Err(format!("{url}: expected http://HOST:PORT")),
         };
-        if host.is_empty() {
-            return Err(format!("{url}: no host"));
-        }
-        let prefix = prefix.trim_end_matches('/');
-        let path = if prefix.is_empty() { String::new() } else { format!("/{prefix}") };
-        Ok(Endpoint { base: format!("{scheme}://{host}:{port}{path}"), address: format!("{host}:{port}") })
+        let prefix = uri.path().trim_end_matches('/');
+        Ok(Endpoint { base: format!("{scheme}://{host}:{port}{prefix}"), address: format!("{host}:{port}") })
     }
 
     /// `host:port`, as Prometheus names its scrape targets.
