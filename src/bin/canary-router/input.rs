@@ -276,8 +276,12 @@ impl Here<'_> {
                 ));
             }
             let mut steps = at.clone();
-            steps.extend([Step::Key("spec".into()), Step::Key("wasm".into()), Step::Index(i)]);
-            steps.push(Step::Key("config".into()));
+            steps.extend([
+                Step::Key("spec".into()),
+                Step::Key("wasm".into()),
+                Step::Index(i),
+                Step::Key("config".into()),
+            ]);
             self.found.push(Source {
                 origin,
                 json: serde_json::to_string(config).unwrap_or_default(),
@@ -392,14 +396,14 @@ impl Here<'_> {
     }
 }
 
-/// The warning for a plugin or filter that fails open: `setting` as the
-/// file spells it, `instead` the safe value there.
 /// A digest the shipped manifests carry until the user sets the real one:
 /// 64 times the same character.
 fn is_placeholder_digest(sha: &Value) -> bool {
     sha.as_str().is_some_and(|sha| sha.len() == 64 && sha.bytes().all(|b| b == sha.as_bytes()[0]))
 }
 
+/// The warning for a plugin or filter that fails open: `setting` as the
+/// file spells it, `instead` the safe value there.
 fn fail_open(origin: &str, setting: &str, instead: &str) -> String {
     format!(
         "{origin}: {setting} lets requests through unrouted when the filter fails, so a client's own \
