@@ -10,6 +10,8 @@ mod view;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use canary_router::metrics;
+
 use samples::{Sample, ADMIN_PATH};
 use view::Proxy;
 
@@ -49,8 +51,8 @@ type Previous = Option<(Instant, Reads)>;
 /// Envoy's per-cluster counts); `rate()` drops the metric's name, so each
 /// is asked on its own.
 const RATES: [&str; 4] = [
-    "canary_router_requests_total",
-    "canary_router_responses_total",
+    metrics::REQUESTS,
+    metrics::RESPONSES,
     "envoy_cluster_upstream_rq_xx",
     "envoy_cluster_upstream_rq_completed",
 ];

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use canary_router::metrics;
 use canary_router::time::format_rfc3339;
 use serde_json::{json, Value};
 
@@ -133,14 +134,11 @@ fn reports(samples: &[Sample]) -> BTreeMap<Key, Report> {
             let value = |name: &str| samples.iter().find(|s| s.name == name).map(|s| s.value);
             let mut targets: Vec<(String, u64, u64)> = samples
                 .iter()
-                .filter(|s| s.name == "canary_router_configured_weight_ppm")
+                .filter(|s| s.name == metrics::CONFIGURED_WEIGHT)
                 .map(|s| {
                     let live = samples
                         .iter()
-                        .find(|l| {
-                            l.name == "canary_router_live_weight_ppm"
-                                && l.label("target") == s.label("target")
-                        })
+                        .find(|l| l.name == metrics::LIVE_WEIGHT && l.label("target") == s.label("target"))
                         .map_or(0.0, |l| l.value);
                     (s.label("target").to_string(), s.value as u64, live as u64)
                 })
@@ -149,39 +147,38 @@ fn reports(samples: &[Sample]) -> BTreeMap<Key, Report> {
                 return None;
             }
             // The watched target first (the canary), then by name.
-            let watched =
-                samples.iter().find(|s| s.name == "canary_router_rolled_back").map(|s| s.label("target"));
+            let watched = samples.iter().find(|s| s.name == metrics::ROLLED_BACK).map(|s| s.label("target"));
             targets.sort_by_key(|(t, _, _)| (Some(t.as_str()) != watched, t.clone()));
-            let state = match (value("canary_router_rolled_back"), value("canary_router_waiting_for_fleet")) {
+            let state = match (value(metrics::ROLLED_BACK), value(metrics::WAITING)) {
                 (None, _) => State::Plain,
                 (Some(r), _) if r > 0.0 => State::RolledBack {
                     reason: samples
                         .iter()
-                        .find(|s| s.name == "canary_router_rollback_reason" && s.value > 0.0)
+                        .find(|s| s.name == metrics::ROLLBACK_REASON && s.value > 0.0)
                         .map_or("-", |s| s.label("reason"))
                         .to_string(),
-                    since: value("canary_router_rolled_back_since_seconds").unwrap_or(0.0) as u64,
+                    since: value(metrics::ROLLED_BACK_SINCE).unwrap_or(0.0) as u64,
                 },
                 (_, Some(w)) if w > 0.0 => State::Waiting,
                 _ => State::Live,
             };
-            let ramp = value("canary_router_ramp_steps")
+            let ramp = value(metrics::RAMP_STEPS)
                 .filter(|steps| *steps > 0.0)
                 .map(|steps| ramp_report(&samples, steps as u64));
             let mut checks: Vec<(String, f64)> = samples
                 .iter()
-                .filter(|s| s.name == "canary_router_check_value_millionths")
+                .filter(|s| s.name == metrics::CHECK_VALUE)
                 .map(|s| (s.label("check").to_string(), s.value / 1e6))
                 .collect();
             checks.sort_by(|a, b| a.0.cmp(&b.0));
             let mut unanswered: Vec<String> = samples
                 .iter()
-                .filter(|s| s.name == "canary_router_check_unanswered" && s.value > 0.0)
+                .filter(|s| s.name == metrics::CHECK_UNANSWERED && s.value > 0.0)
                 .map(|s| s.label("check").to_string())
                 .collect();
             unanswered.sort();
-            let failures = value("canary_router_check_failures").unwrap_or(0.0) as u64;
-            let local_only = state != State::Plain && value("canary_router_rollback_fleet") == Some(0.0);
+            let failures = value(metrics::CHECK_FAILURES).unwrap_or(0.0) as u64;
+            let local_only = state != State::Plain && value(metrics::ROLLBACK_FLEET) == Some(0.0);
             Some((key, Report { targets, state, local_only, ramp, checks, unanswered, failures }))
         })
         .collect()
@@ -190,24 +187,24 @@ fn reports(samples: &[Sample]) -> BTreeMap<Key, Report> {
 /// A split's ramp from its gauges.
 fn ramp_report(samples: &[&Sample], steps: u64) -> RampReport {
     let value = |name: &str| samples.iter().find(|s| s.name == name).map_or(0.0, |s| s.value);
-    let gated = value("canary_router_ramp_gated") > 0.0;
-    let percentile = value("canary_router_gate_latency_percentile_tenths") / 10.0;
-    let latency_ms = value("canary_router_gate_latency_ms") as u64;
+    let gated = value(metrics::RAMP_GATED) > 0.0;
+    let percentile = value(metrics::GATE_LATENCY_PERCENTILE) / 10.0;
+    let latency_ms = value(metrics::GATE_LATENCY) as u64;
     let holding = samples
         .iter()
-        .find(|s| s.name == "canary_router_ramp_holding" && s.value > 0.0)
+        .find(|s| s.name == metrics::RAMP_HOLDING && s.value > 0.0)
         .map(|s| s.label("reason").to_string());
     RampReport {
-        step: value("canary_router_ramp_step") as u64,
+        step: value(metrics::RAMP_STEP) as u64,
         steps,
-        since: value("canary_router_ramp_step_since_seconds") as u64,
-        next: value("canary_router_ramp_next_step_seconds") as u64,
+        since: value(metrics::RAMP_STEP_SINCE) as u64,
+        next: value(metrics::RAMP_NEXT_STEP) as u64,
         gate: gated.then(|| GateReport {
-            responses: value("canary_router_gate_responses") as u64,
-            needed: value("canary_router_gate_min_responses") as u64,
-            error_rate: value("canary_router_gate_error_rate_millionths") / 1e6,
+            responses: value(metrics::GATE_RESPONSES) as u64,
+            needed: value(metrics::GATE_NEEDED) as u64,
+            error_rate: value(metrics::GATE_ERROR_RATE) / 1e6,
             latency: (percentile > 0.0).then_some((percentile, latency_ms)),
-            passed: value("canary_router_gate_passed") > 0.0,
+            passed: value(metrics::GATE_PASSED) > 0.0,
         }),
         holding,
     }
