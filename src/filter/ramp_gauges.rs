@@ -99,8 +99,16 @@ impl RampGauges {
 
     /// The split is gone: every gauge reads 0.
     pub fn retire(&self, proxy: &dyn Proxy) {
-        let all = [&self.step, &self.next, &self.steps, &self.gated, &self.step_since, &self.held];
-        for gauge in all.into_iter().chain([&self.held_past_max_wait]) {
+        let all = [
+            &self.step,
+            &self.next,
+            &self.steps,
+            &self.gated,
+            &self.step_since,
+            &self.held,
+            &self.held_past_max_wait,
+        ];
+        for gauge in all {
             gauge.set(proxy, 0);
         }
         if let Some(g) = &self.gate {
