@@ -6,6 +6,7 @@
 //! bucket is too old is reused. Memory per split is fixed whatever the
 //! traffic. Pure: the proxy's shared data only stores the bytes.
 
+use crate::le_bytes::Reader;
 use crate::split::{Latency, LocalWindow};
 
 /// Buckets per window: the window slides in steps of a tenth.
@@ -136,32 +137,14 @@ fn put_counts(out: &mut Vec<u8>, counts: &Counts) {
     }
 }
 
-/// A little-endian reader over exactly-sized bytes.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
-        let (head, rest) = (self.0.get(..N)?, self.0.get(N..)?);
-        self.0 = rest;
-        head.try_into().ok()
+/// Counts as `put_counts` wrote them.
+fn read_counts(r: &mut Reader<'_>) -> Option<Counts> {
+    let (requests, errors) = (r.u64()?, r.u64()?);
+    let mut latency = [0; LATENCY_BUCKETS];
+    for n in &mut latency {
+        *n = r.u32()?;
     }
-
-    fn u64(&mut self) -> Option<u64> {
-        self.take().map(u64::from_le_bytes)
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        self.take().map(u32::from_le_bytes)
-    }
-
-    fn counts(&mut self) -> Option<Counts> {
-        let (requests, errors) = (self.u64()?, self.u64()?);
-        let mut latency = [0; LATENCY_BUCKETS];
-        for n in &mut latency {
-            *n = self.u32()?;
-        }
-        Some(Counts { requests, errors, latency })
-    }
+    Some(Counts { requests, errors, latency })
 }
 
 impl Window {
@@ -187,11 +170,11 @@ impl Window {
         let mut window = Window {
             rolled_back: bytes[0] == 1,
             step: r.u32()?,
-            step_counts: r.counts()?,
+            step_counts: read_counts(&mut r)?,
             ..Window::default()
         };
         for slot in &mut window.slots {
-            *slot = Slot { bucket: r.u64()?, counts: r.counts()? };
+            *slot = Slot { bucket: r.u64()?, counts: read_counts(&mut r)? };
         }
         Some(window)
     }

@@ -5,6 +5,7 @@
 //! worker reads it on its tick; the worker that polls writes it.
 
 use crate::gate::{GateState, PollSummary};
+use crate::le_bytes::{put_text, Reader};
 use crate::prometheus::Sample;
 use crate::split::PrometheusChecks;
 
@@ -175,14 +176,14 @@ impl FleetState {
     }
 
     fn read(r: &mut Reader<'_>) -> Option<FleetState> {
-        if r.take(1)? != [FORMAT] {
+        if r.u8()? != FORMAT {
             return None;
         }
-        let flags = r.take(1)?[0];
-        let failures = u32::from_le_bytes(r.take(4)?.try_into().ok()?);
+        let flags = r.u8()?;
+        let failures = r.u32()?;
         let next_poll_ms = r.u64()?;
         let errors = r.u64()?;
-        let count = r.take(1)?[0];
+        let count = r.u8()?;
         let values = (0..count)
             .map(|_| r.u64().map(f64::from_bits).map(|v| (!v.is_nan()).then_some(v)))
             .collect::<Option<_>>()?;
@@ -202,7 +203,7 @@ impl FleetState {
         };
         let last_poll = if flags & 8 == 8 {
             let at_ms = r.u64()?;
-            let mut names = || -> Option<Vec<String>> { (0..r.take(1)?[0]).map(|_| r.text()).collect() };
+            let mut names = || -> Option<Vec<String>> { (0..r.u8()?).map(|_| r.text()).collect() };
             let unanswered = names()?;
             Some(PollSummary { at_ms, unanswered, failed: names()? })
         } else {
@@ -236,37 +237,8 @@ fn summary(config: &PrometheusChecks, poll: &Poll<'_>) -> PollSummary {
     summary
 }
 
-fn put_text(out: &mut Vec<u8>, text: &str) {
-    let bytes = &text.as_bytes()[..text.len().min(usize::from(u16::MAX))];
-    out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
-    out.extend_from_slice(bytes);
-}
-
 /// The first byte of the encoding: another layout reads as a fresh start.
 const FORMAT: u8 = 2;
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-
-    fn text(&mut self) -> Option<String> {
-        let len = u16::from_le_bytes(self.take(2)?.try_into().ok()?);
-        Some(String::from_utf8_lossy(self.take(usize::from(len))?).into_owned())
-    }
-}
 
 #[cfg(test)]
 mod tests {
