@@ -2,11 +2,13 @@
 //! loopback ports and the built `.wasm`, started, waited for (`/ready`) and
 //! always stopped (on drop, including when the test panics).
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::http;
@@ -401,8 +403,27 @@ pub fn scratch_dir(kind: &str) -> PathBuf {
     dir
 }
 
-/// Ports the kernel says are free, held until all are chosen.
+/// Ports the kernel says are free, never handed out twice in this run.
+///
+/// A port is free only until its server binds it, and Envoy binds with
+/// `SO_REUSEPORT`: had two tests' Envoys been given the same port, both
+/// would start and the kernel would share one test's connections between
+/// them, so a test would count another's requests.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    (0..n).map(|_| unique_listener().local_addr().unwrap().port()).collect()
+}
+
+/// A loopback listener on a port no other server of this run is given.
+pub fn unique_listener() -> TcpListener {
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    // A refused port stays bound until the end, so the kernel moves on.
+    let mut refused = Vec::new();
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        if given.insert(listener.local_addr().unwrap().port()) {
+            return listener;
+        }
+        refused.push(listener);
+    }
 }

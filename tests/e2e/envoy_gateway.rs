@@ -14,14 +14,13 @@
 //! - a policy change reaches the proxies as a new listener (LDS).
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::backends;
-use super::envoy::{wasm, Envoy, EnvoyConfig};
+use super::envoy::{unique_listener, wasm, Envoy, EnvoyConfig};
 
 pub const LDS_FILE: &str = "envoy-gateway/lds.yaml";
 
@@ -43,7 +42,7 @@ pub struct WasmServer {
 
 impl WasmServer {
     pub fn start() -> WasmServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = unique_listener();
         let port = listener.local_addr().unwrap().port();
         let module = std::fs::read(wasm()).unwrap();
         let fetches = Arc::new(AtomicUsize::new(0));
