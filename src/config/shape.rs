@@ -136,6 +136,8 @@ const fn list(item: Kind, max: usize, noun: &'static str) -> List {
 
 /// An RFC 9110 token, lower case: a header name the filter writes.
 const HEADER_NAME: &str = "^[a-z0-9!#$%&'*+.^_`|~-]+$";
+/// An RFC 9110 token in any case: a cookie's name, a query header's name.
+const TOKEN: &str = "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$";
 /// A host, optionally with a port: what `:authority` may hold.
 pub const AUTHORITY: &str = "^[A-Za-z0-9.-]+(:[0-9]+)?$";
 /// Visible ASCII without spaces: a cluster name.
@@ -361,9 +363,7 @@ pub const ASSIGN_COOKIE: Object = Object {
     name: "assignCookie",
     doc: Some(("docs/progressive-delivery.md", "## Assignment cookie (`split.assignCookie`)")),
     keys: &[
-        key("name", text(Text::Pattern("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")))
-            .required()
-            .about("The cookie's name."),
+        key("name", text(Text::Pattern(TOKEN))).required().about("The cookie's name."),
         key("maxAge", whole(0.0, 1e12, None)).about("Max-Age in seconds; omitted: a session cookie."),
         key("path", text(Text::Pattern("^/[!-:<-~]*$"))).about("The cookie's Path."),
         key("secure", Kind::Bool(Some(false))).about("Adds Secure."),
@@ -457,7 +457,7 @@ pub const HEADER: Object = Object {
     name: "header",
     doc: Some(("docs/progressive-delivery.md", "A query header (`prometheus.headers[i]`)")),
     keys: &[
-        key("name", text(Text::Pattern("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")))
+        key("name", text(Text::Pattern(TOKEN)))
             .required()
             .about("The header's name, e.g. X-Scope-OrgID; sent in lower case."),
         key("value", text(Text::Any)).required().about("Its value; never logged."),
