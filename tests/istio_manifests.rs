@@ -16,6 +16,11 @@ use istio::{
 };
 use serde_json::Value;
 
+/// The documents of `kind` in `istio/DIR/`.
+fn of_kind_in<'a>(documents: &'a [Document], dir: &str, kind: &str) -> Vec<&'a Document> {
+    documents.iter().filter(|d| d.file.starts_with(&format!("{dir}/")) && d.value["kind"] == kind).collect()
+}
+
 fn str_at<'a>(doc: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter().try_fold(doc, |v, key| v.get(key)).and_then(Value::as_str)
 }
@@ -139,12 +144,7 @@ fn every_plugin_config_passes_validation_as_istio_delivers_it() {
 fn each_virtual_service_routes_exactly_what_its_plugins_produce() {
     let documents = all_documents();
     for dir in ["service-a", "service-b", "shop"] {
-        let in_dir = |kind: &str| -> Vec<&Document> {
-            documents
-                .iter()
-                .filter(|d| d.file.starts_with(&format!("{dir}/")) && d.value["kind"] == kind)
-                .collect()
-        };
+        let in_dir = |kind: &str| of_kind_in(&documents, dir, kind);
         let [vs] = in_dir("VirtualService")[..] else { panic!("{dir}: want one VirtualService") };
         let [dr] = in_dir("DestinationRule")[..] else { panic!("{dir}: want one DestinationRule") };
         let subsets: BTreeSet<&str> = dr.value["spec"]["subsets"]
@@ -281,12 +281,7 @@ fn each_http_route_routes_what_its_plugin_writes() {
 /// In `istio/DIR/`: one Gateway, its plugin and its HTTPRoute.
 fn http_route_routes_what_its_plugin_writes(dir: &str) {
     let documents = all_documents();
-    let of = |kind: &str| -> Vec<&Document> {
-        documents
-            .iter()
-            .filter(|d| d.file.starts_with(&format!("{dir}/")) && d.value["kind"] == kind)
-            .collect()
-    };
+    let of = |kind: &str| of_kind_in(&documents, dir, kind);
     let [route] = of("HTTPRoute")[..] else { panic!("want one HTTPRoute") };
     let [plugin] = of("WasmPlugin")[..] else { panic!("want one WasmPlugin") };
     let refs = plugin.value["spec"]["targetRefs"].as_array().unwrap();
