@@ -42,6 +42,14 @@ impl Run {
         }
     }
 
+    /// Exit code 0 with each of `warnings` in stderr.
+    fn assert_ok_warning(&self, warnings: &[&str]) {
+        assert_eq!(self.code, 0, "{}", self.stderr);
+        for warning in warnings {
+            assert!(self.stderr.contains(warning), "{warning:?} not in\n{}", self.stderr);
+        }
+    }
+
     /// Exit code 1 (the input was rejected) with `message` in stderr.
     fn assert_rejected_with(&self, message: &str) {
         assert_eq!(self.code, 1, "{}", self.stderr);
@@ -359,8 +367,7 @@ fn the_schema_rejects_what_the_filter_rejects() {
 #[test]
 fn from_nginx_keeps_ingress_nginx_semantics() {
     let r = run(&["from-nginx", "examples/nginx/ingress.yaml"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("warning: Ingress service-a: annotation nginx.ingress.kubernetes.io/proxy-body-size is not carried over"), "{}", r.stderr);
+    r.assert_ok_warning(&["warning: Ingress service-a: annotation nginx.ingress.kubernetes.io/proxy-body-size is not carried over"]);
     let target = |headers: &[(&str, &str)], roll: u32| decide(&r.stdout, "a.example.com", "/", headers, roll);
     // Header before cookie before weight; `never` wins over a later `always`.
     assert_eq!(target(&[("x-canary", "always")], 999_999), "service-a-canary");
@@ -488,9 +495,10 @@ fn decide(config_json: &str, host: &str, path: &str, headers: &[(&str, &str)], r
 #[test]
 fn from_nginx_converts_acks_service_match_and_service_weight() {
     let r = run(&["from-nginx", "examples/nginx/ack.yaml"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("ACK marks service-match and service-weight deprecated"), "{}", r.stderr);
-    assert!(r.stderr.contains("Service new-shop is reached on port 8080"), "{}", r.stderr);
+    r.assert_ok_warning(&[
+        "ACK marks service-match and service-weight deprecated",
+        "Service new-shop is reached on port 8080",
+    ]);
     for host in ["shop.example.com", "www.shop.example.com"] {
         // Matching requests are split 20/80; the rest go to old-shop.
         assert_eq!(decide(&r.stdout, host, "/cart", &[("foo", "bar")], 199_999), "new-shop");
@@ -592,8 +600,7 @@ fn from_nginx_behaves_like_ingress_nginx_where_it_used_to_differ() {
         "",
         &format!("{N}canary-by-header: x-ver\n{N}canary-by-header-pattern: \"v[2\"\n{N}canary-by-cookie: c\n{N}canary-weight: \"100\"\n"),
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("is not a valid regex"), "{}", r.stderr);
+    r.assert_ok_warning(&["is not a valid regex"]);
     assert!(!r.stderr.contains("PCRE"), "{}", r.stderr);
     assert_eq!(decide(&r.stdout, "x.test", "/api", &[("x-ver", "v2"), ("cookie", "c=always")], 0), "api");
     assert_eq!(decide(&r.stdout, "x.test", "/api", &[("cookie", "c=always")], 0), "api-v2");
@@ -719,22 +726,20 @@ fn check_errors_point_at_the_users_yaml_line_and_name_the_near_key() {
 fn check_warns_about_valid_configs_that_are_likely_mistakes() {
     let config = r#"{"routes": [{"name": "r", "default": "a", "rules": [{"split": {"weights": [{"target": "a", "weight": 50}, {"target": "b", "weight": 30}, {"target": "c", "weight": 0.00001}]}}]}]}"#;
     let r = run(&["check", &temp_file("warn.json", config)]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("routes[0].rules[0].split.weights: the weights sum to 80.00001, not 100"),
-        "{}",
-        r.stderr
-    );
-    assert!(r.stderr.contains("c has weight 0.00001 but its share rounds to 0 of 1,000,000"), "{}", r.stderr);
+    r.assert_ok_warning(&[
+        "routes[0].rules[0].split.weights: the weights sum to 80.00001, not 100",
+        "c has weight 0.00001 but its share rounds to 0 of 1,000,000",
+    ]);
     let plugin = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("istio/service-b/wasm-plugin-20.yaml"),
     )
     .unwrap()
     .replace("FAIL_RELOAD", "FAIL_OPEN");
     let r = run(&["check", &temp_file("open.yaml", &plugin)]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("spec.failStrategy: FAIL_OPEN lets requests through unrouted"), "{}", r.stderr);
-    assert!(r.stderr.contains("spec.sha256 is a placeholder"), "{}", r.stderr);
+    r.assert_ok_warning(&[
+        "spec.failStrategy: FAIL_OPEN lets requests through unrouted",
+        "spec.sha256 is a placeholder",
+    ]);
 }
 
 #[test]
@@ -744,17 +749,10 @@ fn check_warns_about_a_ramp_past_its_last_step_and_a_rollback_only_one_proxy_rem
         "ramp": {"target": "canary", "start": "2020-01-01T00:00:00Z", "every": "10m", "steps": [5, 100]},
         "rollback": {"target": "canary", "maxErrorRate": 0.1, "minRequests": 20, "window": "1m"}}}]}]}"#;
     let r = run(&["check", &temp_file("past.json", config)]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("routes[0].rules[0].split.ramp.start: 2020-01-01T00:00:00Z puts this ramp past its last step already: applying it sends 100% to canary at once"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("routes[0].rules[0].split.rollback: judged by each proxy's own window only"),
-        "{}",
-        r.stderr
-    );
+    r.assert_ok_warning(&[
+        "routes[0].rules[0].split.ramp.start: 2020-01-01T00:00:00Z puts this ramp past its last step already: applying it sends 100% to canary at once",
+        "routes[0].rules[0].split.rollback: judged by each proxy's own window only",
+    ]);
     assert!(
         r.stdout.contains("(now); now canary 100% / stable 0%"),
         "the live step beside the weights: {}",
