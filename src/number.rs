@@ -62,8 +62,24 @@ fn split(text: &[u8]) -> Option<(bool, Vec<u8>, i64)> {
         digits.pop();
         exponent = exponent.saturating_add(1);
     }
+    if digits.len() > MAX_DIGITS {
+        // The tail is not zero (trailing zeros are gone): one sticky digit
+        // stands for it, which keeps the value inside the same interval
+        // between two numbers of MAX_DIGITS - 1 digits, so it rounds alike.
+        let dropped = digits.len() - (MAX_DIGITS - 1);
+        digits.truncate(MAX_DIGITS - 1);
+        digits.push(1);
+        exponent = exponent.saturating_add(dropped as i64 - 1);
+    }
     Some((negative, digits, exponent))
 }
+
+/// Significant digits kept. A halfway point between two f64 has at most
+/// 767 of them, so any two numbers that share their first 768 digits and
+/// both go on with something non-zero round to the same f64; past this
+/// the big-integer arithmetic below, quadratic in the digits, would let a
+/// long number (a Prometheus answer may be a megabyte) cost seconds.
+const MAX_DIGITS: usize = 800;
 
 /// Powers of ten exactly representable in an f64.
 const POWERS: [f64; 23] = [
@@ -344,6 +360,26 @@ mod tests {
         }
         assert_eq!(parse("1e99999999999"), Some(f64::INFINITY));
         assert_eq!(parse("-1.7976931348623159e308"), Some(f64::NEG_INFINITY));
+    }
+
+    #[test]
+    fn long_numbers_round_as_str_parse_does_and_cost_no_more_than_their_length() {
+        // Digits past the kept ones decide the rounding only by being there:
+        // a halfway point and the same plus a far-off digit round apart.
+        let halfway = "1.00000000000000011102230246251565404236316680908203125";
+        for tail in ["", "1", "000000001"] {
+            same(&format!("{halfway}{}{tail}", "0".repeat(900)));
+        }
+        let mut rng = crate::rng::Rng::new(11);
+        for len in [801, 1_000, 5_000] {
+            let digits: String = (0..len).map(|_| char::from(b'1' + (rng.next_u64() % 9) as u8)).collect();
+            same(&format!("0.{digits}"));
+            same(&format!("{digits}e-{}", len + 3));
+        }
+        // A megabyte of digits, as a Prometheus answer may hold: read in one
+        // pass (the quadratic big-integer path took seconds for 80,000).
+        let huge = format!("0.{}", "7".repeat(1 << 20));
+        same(&huge);
     }
 
     #[test]
