@@ -334,6 +334,19 @@ fn compile_ramp(
         ));
     }
     let gate = ramp.object("gate").map(|gate| compile_gate(&gate, every, target, rollback)).transpose()?;
+    if gate.is_some() {
+        // Every step but the last is judged on the canary's responses.
+        let judged = &steps[..steps.len().saturating_sub(1)];
+        if let Some(i) = judged.iter().position(|s| *s <= 0.0) {
+            return Err(ConfigError::new(
+                format!("{}[{i}]", ramp.at("steps")),
+                format!(
+                    "a gated step at 0% can never be earned: {target} gets no requests there, so nothing judges it; \
+                     start above 0 (or leave the ramp ungated)"
+                ),
+            ));
+        }
+    }
     Ok(Ramp::new(start, every, steps, gate, ramp.flag("hold").unwrap_or(false)))
 }
 

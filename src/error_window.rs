@@ -4,8 +4,14 @@
 //! latency histogram, and the counts since a gated ramp's step began, so
 //! one read and one compare-and-swap write update it all. A slot whose
 //! bucket is too old is reused. Memory per split is fixed whatever the
-//! traffic. Pure: the proxy's shared data only stores the bytes.
+//! traffic. Counts are kept with the step they were served in: a worker
+//! that has not taken on a new step yet never wipes that step's counts.
+//! A window of another shape (an edited `window` or latency bound, whose
+//! slots and buckets mean other things) starts its counts over, and keeps
+//! its rolled-back flag and step. Pure: the proxy's shared data only
+//! stores the bytes.
 
+use crate::hash::Fingerprint;
 use crate::le_bytes::Reader;
 use crate::split::{Latency, LocalWindow};
 
@@ -117,6 +123,8 @@ pub struct Slot {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Window {
     pub rolled_back: bool,
+    /// What its counts mean (`shape_of`).
+    pub shape: u64,
     pub slots: [Slot; SLOTS],
     /// The gated ramp's step `step_counts` are for.
     pub step: u32,
@@ -126,8 +134,17 @@ pub struct Window {
 
 const COUNTS_BYTES: usize = 16 + 4 * LATENCY_BUCKETS;
 const SLOT_BYTES: usize = 8 + COUNTS_BYTES;
-/// The encoded size: the flag, the step and its counts, then the slots.
-pub const ENCODED_BYTES: usize = 1 + 4 + COUNTS_BYTES + SLOTS * SLOT_BYTES;
+/// The encoded size: the flag, the shape, the step and its counts, then
+/// the slots.
+pub const ENCODED_BYTES: usize = 1 + 8 + 4 + COUNTS_BYTES + SLOTS * SLOT_BYTES;
+
+/// What a window's counts mean: the length of its slots and the bounds of
+/// its latency buckets. Counts of another shape cannot be read as these.
+pub fn shape_of(window: &LocalWindow) -> u64 {
+    let mut f = Fingerprint::default();
+    f.number("window", window.window_ms).number("max-ms", window.latency.as_ref().map_or(0, |l| l.max_ms));
+    f.finish()
+}
 
 fn put_counts(out: &mut Vec<u8>, counts: &Counts) {
     out.extend_from_slice(&counts.requests.to_le_bytes());
@@ -151,6 +168,7 @@ impl Window {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(ENCODED_BYTES);
         out.push(u8::from(self.rolled_back));
+        out.extend_from_slice(&self.shape.to_le_bytes());
         out.extend_from_slice(&self.step.to_le_bytes());
         put_counts(&mut out, &self.step_counts);
         for slot in &self.slots {
@@ -169,6 +187,7 @@ impl Window {
         let mut r = Reader(&bytes[1..]);
         let mut window = Window {
             rolled_back: bytes[0] == 1,
+            shape: r.u64()?,
             step: r.u32()?,
             step_counts: read_counts(&mut r)?,
             ..Window::default()
@@ -179,19 +198,32 @@ impl Window {
         Some(window)
     }
 
-    /// Adds counts to `bucket`'s slot (reset if it held an older bucket) and
-    /// to the counts of `step` (reset when the step changed).
+    /// The window as counts of `shape` read it: counts of another shape are
+    /// dropped, the rolled-back flag and the step kept.
+    pub fn of_shape(self, shape: u64) -> Window {
+        if self.shape == shape {
+            return self;
+        }
+        Window { rolled_back: self.rolled_back, shape, step: self.step, ..Window::default() }
+    }
+
+    /// Adds counts served at `step` to `bucket`'s slot (reset if it held an
+    /// older bucket) and to the step's counts: a later step starts them
+    /// over; an earlier one's (a worker that had not taken the step on
+    /// yet) are not this step's evidence and stay out of them.
     pub fn add(&mut self, bucket: u64, counts: Counts, step: u32) {
         let slot = &mut self.slots[(bucket % SLOTS as u64) as usize];
         if slot.bucket != bucket {
             *slot = Slot { bucket, counts: Counts::default() };
         }
         slot.counts.add(counts);
-        if self.step != step {
+        if step > self.step {
             self.step = step;
             self.step_counts = Counts::default();
         }
-        self.step_counts.add(counts);
+        if step == self.step {
+            self.step_counts.add(counts);
+        }
     }
 
     /// Responses in the window ending with bucket `current`.
@@ -254,7 +286,13 @@ mod tests {
     use super::*;
 
     fn rollback() -> LocalWindow {
-        LocalWindow { max_error_rate: 0.05, min_requests: 50, window_ms: 60_000, latency: None }
+        LocalWindow {
+            max_error_rate: 0.05,
+            min_requests: 50,
+            window_ms: 60_000,
+            latency: None,
+            abandoned_after_ms: 500,
+        }
     }
 
     fn counts(requests: u64, errors: u64) -> Counts {
@@ -278,6 +316,7 @@ mod tests {
         bad[0] = 7;
         assert_eq!(Window::decode(&bad), None);
         assert_eq!(Window::decode(&[0; 241]), None, "the layout before latency reads as a fresh window");
+        assert_eq!(Window::decode(&[0; ENCODED_BYTES - 8]), None, "the layout before shapes, too");
     }
 
     #[test]
@@ -313,6 +352,32 @@ mod tests {
         window.add(1, counts(5, 0), 1);
         assert_eq!((window.since_step(0), window.since_step(1)), (counts(0, 0), counts(5, 0)));
         assert_eq!(window.totals(1), counts(35, 1), "the window itself keeps sliding");
+    }
+
+    #[test]
+    fn a_lagging_workers_counts_never_wipe_a_newer_steps() {
+        let mut window = Window::default();
+        window.add(1, counts(4, 0), 2);
+        window.add(1, counts(1, 0), 1);
+        assert_eq!(window.since_step(2), counts(4, 0), "step 2's counts kept");
+        assert_eq!(window.totals(1), counts(5, 0), "the window still sees every response");
+        window.add(1, counts(1, 0), 2);
+        assert_eq!(window.since_step(2), counts(5, 0));
+    }
+
+    #[test]
+    fn a_window_of_another_shape_starts_its_counts_over_and_keeps_its_flag_and_step() {
+        let short = LocalWindow { window_ms: 30_000, ..rollback() };
+        let mut window = Window { shape: shape_of(&rollback()), rolled_back: true, ..Window::default() };
+        window.add(3, counts(10, 1), 2);
+        assert_eq!(window.clone().of_shape(shape_of(&rollback())), window, "the same shape: untouched");
+        let reshaped = window.of_shape(shape_of(&short));
+        assert_eq!((reshaped.rolled_back, reshaped.step), (true, 2));
+        assert_eq!((reshaped.totals(3), reshaped.since_step(2)), (counts(0, 0), counts(0, 0)));
+        let slower = LocalWindow { latency: Some(p99_under(900)), ..rollback() };
+        assert_ne!(shape_of(&slower), shape_of(&LocalWindow { latency: Some(p99_under(500)), ..rollback() }));
+        let stricter = LocalWindow { max_error_rate: 0.01, min_requests: 5, ..rollback() };
+        assert_eq!(shape_of(&stricter), shape_of(&rollback()), "thresholds do not change what counts mean");
     }
 
     #[test]

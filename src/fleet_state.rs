@@ -1,10 +1,11 @@
 //! One rollback split's state as a proxy's workers share it (the proxy's
 //! shared data holds the bytes), and how a Prometheus poll changes it:
 //! whether and why the split is rolled back, whether the fleet latch has
-//! answered since this proxy started, and where its checks stand. Every
-//! worker reads it on its tick; the worker that polls writes it.
+//! answered since this proxy started, where its checks stand, and whether
+//! Prometheus shows this proxy's own series (the fleet view). Every worker
+//! reads it on its tick; the worker that polls writes it.
 
-use crate::gate::{GateState, PollSummary};
+use crate::gate::{FleetProgress, GateState, PollSummary};
 use crate::le_bytes::{put_text, Reader};
 use crate::prometheus::Sample;
 use crate::split::PrometheusChecks;
@@ -20,6 +21,25 @@ pub struct RolledBack {
     pub detail: String,
 }
 
+/// Whether Prometheus shows this proxy's own series: without them, the
+/// latches' answers say nothing about this proxy, and may say nothing
+/// about the fleet (no stats tags, no scrape).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct View {
+    /// The last answer of the view query found this proxy's beacon.
+    pub seen: bool,
+    /// Since when the answers have not (ms since the epoch); `None` while
+    /// they do, and before the first answer.
+    pub unseen_since_ms: Option<u64>,
+}
+
+impl View {
+    /// Blind: not seen for at least `grace_ms` (a scrape interval or two).
+    pub fn blind(&self, grace_ms: u64, now_ms: u64) -> bool {
+        self.unseen_since_ms.is_some_and(|since| now_ms.saturating_sub(since) >= grace_ms)
+    }
+}
+
 /// The shared state of one split.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FleetState {
@@ -32,7 +52,7 @@ pub struct FleetState {
     pub failures: u32,
     /// When the next poll is due (ms since the epoch).
     pub next_poll_ms: u64,
-    /// Each check's last value.
+    /// Each check's last value (its worst series).
     pub values: Vec<Option<f64>>,
     /// Queries that got no usable answer, in all.
     pub errors: u64,
@@ -40,17 +60,21 @@ pub struct FleetState {
     pub gate: Option<GateState>,
     /// What the last poll said, for a gated ramp.
     pub last_poll: Option<PollSummary>,
-    /// The furthest step any proxy of the fleet reached (the step latch,
-    /// 0-based); `None` until one did.
-    pub fleet_step: Option<u32>,
+    /// The furthest step any proxy of the fleet reached and how long it
+    /// was judged (the step latch); `None` until one did.
+    pub fleet: Option<FleetProgress>,
+    /// Whether the fleet view shows this proxy.
+    pub view: View,
 }
 
 /// One finished poll: each check's answer (in the config's order), the
-/// latch's and, for a gated ramp, the step latch's (the furthest value of
-/// the fleet's 1-based step gauge). `None` for a query never answered.
+/// latch's, the view's and, for a gated ramp, the step latch's (the
+/// furthest value of the fleet's progress gauge). `None` for a query never
+/// answered.
 pub struct Poll<'a> {
     pub checks: &'a [Option<Sample>],
     pub latch: Option<&'a Sample>,
+    pub view: Option<&'a Sample>,
     pub step_latch: Option<Option<&'a Sample>>,
     pub now_ms: u64,
 }
@@ -71,10 +95,10 @@ impl FleetState {
         let mut passed = false;
         for ((check, sample), slot) in config.checks.iter().zip(poll.checks).zip(&mut self.values) {
             match sample {
-                Some(Sample::Value(value)) => {
-                    *slot = Some(*value);
-                    if check.fails(*value) {
-                        failed = failed.or_else(|| Some((check.name.clone(), check.describe(*value))));
+                Some(Sample::Value(span)) => {
+                    *slot = Some(check.worst(*span));
+                    if check.fails(*span) {
+                        failed = failed.or_else(|| Some((check.name.clone(), check.describe(*span))));
                     } else {
                         passed = true;
                     }
@@ -86,6 +110,7 @@ impl FleetState {
         let unanswered = |s: Option<&Sample>| matches!(s, Some(Sample::Error(_)) | None);
         let errors = poll.checks.iter().filter(|s| unanswered(s.as_ref())).count()
             + usize::from(unanswered(poll.latch))
+            + usize::from(unanswered(poll.view))
             + poll.step_latch.map_or(0, |s| usize::from(unanswered(s)));
         self.errors += errors as u64;
         self.last_poll = Some(summary(config, poll));
@@ -95,14 +120,14 @@ impl FleetState {
             self.failures = 0;
         }
         match poll.latch {
-            Some(Sample::Value(value)) if *value > 0.0 && self.rolled_back.is_none() => {
+            Some(Sample::Value(value)) if value.high > 0.0 && self.rolled_back.is_none() => {
                 self.rolled_back = Some(RolledBack {
                     since_ms: poll.now_ms,
                     reason: "fleet".into(),
                     detail: format!("a proxy of the fleet rolled this split back within {}", config.lookback),
                 });
             }
-            Some(Sample::Value(value)) if *value > 0.0 => {}
+            Some(Sample::Value(value)) if value.high > 0.0 => {}
             // A gated ramp also waits for the step latch: a started proxy
             // must resume at the fleet's step, never at the first.
             Some(Sample::Value(_) | Sample::NoData) => {
@@ -111,10 +136,24 @@ impl FleetState {
             }
             _ => {}
         }
-        if let Some(Some(Sample::Value(step))) = poll.step_latch {
-            // The gauge is 1-based (0: not started).
-            let furthest = (*step as u32).checked_sub(1);
-            self.fleet_step = self.fleet_step.max(furthest);
+        match poll.view {
+            Some(Sample::Value(count)) if count.high >= 1.0 => {
+                self.view = View { seen: true, unseen_since_ms: None }
+            }
+            Some(Sample::Value(_) | Sample::NoData) => {
+                self.view =
+                    View { seen: false, unseen_since_ms: self.view.unseen_since_ms.or(Some(poll.now_ms)) }
+            }
+            _ => {}
+        }
+        if let Some(Some(Sample::Value(value))) = poll.step_latch {
+            if let Some(furthest) = FleetProgress::read(value.high) {
+                let ahead =
+                    self.fleet.is_none_or(|f| (furthest.step, furthest.clock_ms) > (f.step, f.clock_ms));
+                if ahead {
+                    self.fleet = Some(furthest);
+                }
+            }
         }
         if let (None, Some((name, detail))) = (&self.rolled_back, failed) {
             if self.failures >= config.threshold {
@@ -134,7 +173,10 @@ impl FleetState {
             | u8::from(self.latch_clear) << 1
             | u8::from(self.gate.is_some()) << 2
             | u8::from(self.last_poll.is_some()) << 3
-            | u8::from(self.fleet_step.is_some()) << 4;
+            | u8::from(self.fleet.is_some()) << 4
+            | u8::from(self.view.seen) << 5
+            | u8::from(self.view.unseen_since_ms.is_some()) << 6
+            | u8::from(self.gate.is_some_and(|g| g.awaiting_view)) << 7;
         let mut out = vec![FORMAT, flags];
         out.extend_from_slice(&self.failures.to_le_bytes());
         out.extend_from_slice(&self.next_poll_ms.to_le_bytes());
@@ -151,8 +193,9 @@ impl FleetState {
         }
         if let Some(g) = &self.gate {
             out.extend_from_slice(&g.step.to_le_bytes());
-            out.extend_from_slice(&g.since_ms.to_le_bytes());
-            out.extend_from_slice(&g.held_since_ms.unwrap_or(u64::MAX).to_le_bytes());
+            for ms in [g.since_ms, g.clock_ms, g.looked_ms, g.held_since_ms.unwrap_or(u64::MAX)] {
+                out.extend_from_slice(&ms.to_le_bytes());
+            }
         }
         if let Some(p) = &self.last_poll {
             out.extend_from_slice(&p.at_ms.to_le_bytes());
@@ -163,8 +206,12 @@ impl FleetState {
                 }
             }
         }
-        if let Some(step) = self.fleet_step {
-            out.extend_from_slice(&step.to_le_bytes());
+        if let Some(fleet) = self.fleet {
+            out.extend_from_slice(&fleet.step.to_le_bytes());
+            out.extend_from_slice(&fleet.clock_ms.to_le_bytes());
+        }
+        if let Some(since) = self.view.unseen_since_ms {
+            out.extend_from_slice(&since.to_le_bytes());
         }
         out
     }
@@ -196,8 +243,16 @@ impl FleetState {
             None
         };
         let gate = if flags & 4 == 4 {
-            let (step, since_ms, held) = (r.u32()?, r.u64()?, r.u64()?);
-            Some(GateState { step, since_ms, held_since_ms: (held != u64::MAX).then_some(held) })
+            let (step, since_ms, clock_ms, looked_ms, held) =
+                (r.u32()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?);
+            Some(GateState {
+                step,
+                since_ms,
+                clock_ms,
+                looked_ms,
+                held_since_ms: (held != u64::MAX).then_some(held),
+                awaiting_view: flags & 128 == 128,
+            })
         } else {
             None
         };
@@ -209,7 +264,9 @@ impl FleetState {
         } else {
             None
         };
-        let fleet_step = if flags & 16 == 16 { Some(r.u32()?) } else { None };
+        let fleet =
+            if flags & 16 == 16 { Some(FleetProgress { step: r.u32()?, clock_ms: r.u64()? }) } else { None };
+        let unseen_since_ms = if flags & 64 == 64 { Some(r.u64()?) } else { None };
         Some(FleetState {
             rolled_back,
             latch_clear: flags & 2 == 2,
@@ -219,7 +276,8 @@ impl FleetState {
             errors,
             gate,
             last_poll,
-            fleet_step,
+            fleet,
+            view: View { seen: flags & 32 == 32, unseen_since_ms },
         })
     }
 }
@@ -229,7 +287,7 @@ fn summary(config: &PrometheusChecks, poll: &Poll<'_>) -> PollSummary {
     let mut summary = PollSummary { at_ms: poll.now_ms, unanswered: Vec::new(), failed: Vec::new() };
     for (check, sample) in config.checks.iter().zip(poll.checks) {
         match sample {
-            Some(Sample::Value(value)) if check.fails(*value) => summary.failed.push(check.name.clone()),
+            Some(Sample::Value(span)) if check.fails(*span) => summary.failed.push(check.name.clone()),
             Some(Sample::Value(_)) => {}
             _ => summary.unanswered.push(check.name.clone()),
         }
@@ -238,11 +296,12 @@ fn summary(config: &PrometheusChecks, poll: &Poll<'_>) -> PollSummary {
 }
 
 /// The first byte of the encoding: another layout reads as a fresh start.
-const FORMAT: u8 = 2;
+const FORMAT: u8 = 3;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prometheus::Span;
     use crate::split::Check;
 
     fn config(threshold: u32) -> PrometheusChecks {
@@ -255,21 +314,39 @@ mod tests {
             lookback: "3600s".into(),
             checks: vec![check("error-rate", None, Some(0.05)), check("throughput", Some(1.0), None)],
             latch_query: "latch {{split}}".into(),
+            view_query: "view {{split}} {{beacon}}".into(),
+            blind_after_ms: 60_000,
             path_prefix: String::new(),
             headers: Vec::new(),
             authority: "prometheus".into(),
         }
     }
 
-    fn poll(state: &mut FleetState, config: &PrometheusChecks, checks: [Sample; 2], latch: Sample) {
+    #[allow(non_snake_case)]
+    fn Value(value: f64) -> Sample {
+        Sample::Value(Span::one(value))
+    }
+
+    fn poll_at(
+        state: &mut FleetState,
+        config: &PrometheusChecks,
+        checks: [Sample; 2],
+        latch: Sample,
+        now_ms: u64,
+    ) {
         let checks = checks.map(Some);
+        let view = Value(1.0);
         state.record_poll(
             config,
-            &Poll { checks: &checks, latch: Some(&latch), step_latch: None, now_ms: 42 },
+            &Poll { checks: &checks, latch: Some(&latch), view: Some(&view), step_latch: None, now_ms },
         );
     }
 
-    use Sample::{Error, NoData, Value};
+    fn poll(state: &mut FleetState, config: &PrometheusChecks, checks: [Sample; 2], latch: Sample) {
+        poll_at(state, config, checks, latch, 42);
+    }
+
+    use Sample::{Error, NoData};
 
     #[test]
     fn threshold_failing_polls_in_a_row_roll_back() {
@@ -287,6 +364,31 @@ mod tests {
         assert_eq!(rolled.detail, "throughput: 0.5 < 1, 2 polls in a row");
         assert_eq!(rolled.since_ms, 42);
         assert_eq!(state.values, vec![Some(0.02), Some(0.5)]);
+    }
+
+    #[test]
+    fn every_series_must_pass_its_bound_the_worst_one_judges() {
+        let config = config(1);
+        let mut state = FleetState::default();
+        // Two series of throughput, 0.5 and 2: `min: 1` fails on the 0.5.
+        let throughput = Sample::Value(Span { low: 0.5, high: 2.0 });
+        poll(&mut state, &config, [Value(0.01), throughput], Value(0.0));
+        assert_eq!(state.values[1], Some(0.5), "the smallest series is the value a min check shows");
+        assert_eq!(state.rolled_back.clone().map(|r| r.reason), Some("check:throughput".to_string()));
+        // Two series of error rate, 0.01 and 0.2: `max: 0.05` fails on the 0.2.
+        let mut state = FleetState::default();
+        let errors = Sample::Value(Span { low: 0.01, high: 0.2 });
+        poll(&mut state, &config, [errors, Value(5.0)], Value(0.0));
+        assert_eq!(state.values[0], Some(0.2));
+        assert_eq!(
+            state.rolled_back.map(|r| r.detail),
+            Some("error-rate: 0.2 > 0.05, 1 polls in a row".to_string())
+        );
+        // Every series within: the value shown is the nearest to failing.
+        let mut state = FleetState::default();
+        let within = Sample::Value(Span { low: 1.5, high: 9.0 });
+        poll(&mut state, &config, [Sample::Value(Span { low: 0.0, high: 0.04 }), within], Value(0.0));
+        assert_eq!((state.values.clone(), state.failures), (vec![Some(0.04), Some(1.5)], 0));
     }
 
     #[test]
@@ -320,6 +422,34 @@ mod tests {
     }
 
     #[test]
+    fn the_view_is_seen_or_unseen_since_a_time_and_blind_after_the_grace() {
+        let config = config(2);
+        let mut state = FleetState::default();
+        let viewed = |state: &mut FleetState, view: Sample, now_ms| {
+            let checks = [Some(NoData), Some(NoData)];
+            let poll =
+                Poll { checks: &checks, latch: Some(&NoData), view: Some(&view), step_latch: None, now_ms };
+            state.record_poll(&config, &poll);
+        };
+        assert!(!state.view.seen && !state.view.blind(60_000, 0), "before any answer: unseen, not yet blind");
+        viewed(&mut state, NoData, 1_000);
+        viewed(&mut state, NoData, 30_000);
+        assert_eq!(state.view, View { seen: false, unseen_since_ms: Some(1_000) }, "since the first answer");
+        assert!(!state.view.blind(60_000, 60_999));
+        assert!(state.view.blind(60_000, 61_000), "a grace later: blind");
+        viewed(&mut state, Error("timeout".into()), 70_000);
+        assert_eq!(state.view.unseen_since_ms, Some(1_000), "an error says nothing about the view");
+        viewed(&mut state, Value(1.0), 80_000);
+        assert_eq!(state.view, View { seen: true, unseen_since_ms: None });
+        viewed(&mut state, NoData, 90_000);
+        assert_eq!(
+            state.view,
+            View { seen: false, unseen_since_ms: Some(90_000) },
+            "lost again: a new grace"
+        );
+    }
+
+    #[test]
     fn round_trips_and_reads_junk_as_a_fresh_start() {
         let state = FleetState {
             rolled_back: Some(RolledBack {
@@ -335,14 +465,18 @@ mod tests {
             gate: Some(GateState {
                 step: 3,
                 since_ms: 1_700_000_001_000,
+                clock_ms: 61_000,
+                looked_ms: 1_700_000_001_900,
                 held_since_ms: Some(1_700_000_002_000),
+                awaiting_view: true,
             }),
             last_poll: Some(PollSummary {
                 at_ms: 1_700_000_003_000,
                 unanswered: vec!["p99".into()],
                 failed: vec!["error-rate".into(), "x".into()],
             }),
-            fleet_step: Some(2),
+            fleet: Some(FleetProgress { step: 2, clock_ms: 9_000 }),
+            view: View { seen: false, unseen_since_ms: Some(1_700_000_000_500) },
         };
         assert_eq!(FleetState::decode(&state.encode()), state);
         assert_eq!(FleetState::decode(&FleetState::default().encode()), FleetState::default());
@@ -353,7 +487,7 @@ mod tests {
     }
 
     #[test]
-    fn a_gated_split_waits_for_the_step_latch_and_takes_the_fleets_furthest_step() {
+    fn a_gated_split_waits_for_the_step_latch_and_takes_the_fleets_furthest_progress() {
         let config = config(2);
         let mut state = FleetState::default();
         let checks = [Some(NoData), Some(Value(5.0))];
@@ -361,6 +495,7 @@ mod tests {
             let poll = Poll {
                 checks: &checks,
                 latch: Some(&NoData),
+                view: Some(&NoData),
                 step_latch: Some(step_latch.as_ref()),
                 now_ms: 9,
             };
@@ -368,11 +503,25 @@ mod tests {
         };
         gated(&mut state, Some(Error("timeout".into())));
         assert!(!state.latch_clear, "the rollback latch answered, the step latch did not");
-        gated(&mut state, Some(Value(3.0)));
+        gated(&mut state, Some(Value(3_000_000_012.0)));
         assert!(state.latch_clear);
-        assert_eq!(state.fleet_step, Some(2), "step 3 of the gauge is index 2");
-        gated(&mut state, Some(Value(2.0)));
-        assert_eq!(state.fleet_step, Some(2), "the furthest, never back");
+        assert_eq!(
+            state.fleet,
+            Some(FleetProgress { step: 2, clock_ms: 12_000 }),
+            "step 3 of the gauge is index 2"
+        );
+        gated(&mut state, Some(Value(2_000_000_500.0)));
+        assert_eq!(
+            state.fleet,
+            Some(FleetProgress { step: 2, clock_ms: 12_000 }),
+            "the furthest, never back"
+        );
+        gated(&mut state, Some(Value(3_000_000_020.0)));
+        assert_eq!(
+            state.fleet,
+            Some(FleetProgress { step: 2, clock_ms: 20_000 }),
+            "the same step, judged longer"
+        );
         let summary = state.last_poll.clone().unwrap();
         assert_eq!(
             (summary.at_ms, summary.unanswered, summary.failed),
@@ -380,6 +529,6 @@ mod tests {
         );
         let mut fresh = FleetState::default();
         gated(&mut fresh, Some(NoData));
-        assert!(fresh.latch_clear && fresh.fleet_step.is_none(), "no proxy has started: nothing to resume");
+        assert!(fresh.latch_clear && fresh.fleet.is_none(), "no proxy has started: nothing to resume");
     }
 }

@@ -43,8 +43,8 @@ pub const RAMP_NEXT_STEP: &str = "canary_router_ramp_next_step_seconds";
 pub const CHECK_VALUE: &str = "canary_router_check_value_millionths";
 /// Polls in a row in which a check failed.
 pub const CHECK_FAILURES: &str = "canary_router_check_failures";
-/// Prometheus queries by `query` (a check's name, `latch` or `step_latch`)
-/// and `result`.
+/// Prometheus queries by `query` (a check's name, `latch`, `view` or
+/// `step_latch`) and `result`.
 pub const PROMETHEUS_QUERIES: &str = "canary_router_prometheus_queries_total";
 /// 1 while the check's last answer was no data or no usable answer: a
 /// gated ramp waits, and nothing judges the canary by it.
@@ -52,11 +52,21 @@ pub const CHECK_UNANSWERED: &str = "canary_router_check_unanswered";
 /// 1 when the rollback asks Prometheus (the fleet remembers it); 0 when it
 /// is local only, forgotten when the proxy restarts.
 pub const ROLLBACK_FLEET: &str = "canary_router_rollback_fleet";
+/// With `rollback.prometheus`: the proxy's beacon, a random number the
+/// fleet view looks for in Prometheus to know it sees this proxy.
+pub const PROXY_BEACON: &str = "canary_router_proxy_beacon";
+/// 1 while the fleet view has not shown this proxy's own series for
+/// longer than `blindAfter`: the latches cannot see this proxy.
+pub const FLEET_BLIND: &str = "canary_router_fleet_blind";
+/// A gated ramp's step (1-based) times 10^9 plus the step's clock in
+/// seconds: what the step latch reads (`gate::FleetProgress`).
+pub const RAMP_PROGRESS: &str = "canary_router_ramp_progress";
 /// A ramp's kind: 1 gated (each step earned), 0 by the clock.
 pub const RAMP_GATED: &str = "canary_router_ramp_gated";
 /// When the step in force began, seconds since the epoch.
 pub const RAMP_STEP_SINCE: &str = "canary_router_ramp_step_since_seconds";
-/// 1 while a ramp holds, by `reason`: `hold` (the config's) or `maxWait`.
+/// 1 while a ramp holds, by `reason`: `hold` (the config's), `maxWait`,
+/// or `fleetView` (earned, but the fleet view is not confirmed).
 pub const RAMP_HOLDING: &str = "canary_router_ramp_holding";
 /// A gated step's evidence: responses since it began, responses needed,
 /// their error rate (millionths), the latency percentile (ms), and

@@ -7,13 +7,28 @@ use crate::json::{self, Value};
 /// What one query said.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Sample {
-    /// A number (the largest, when the query returned several series).
-    Value(f64),
+    /// Its series' values: the smallest and the largest (one series: both
+    /// the same), so that every series is held to a check's bounds.
+    Value(Span),
     /// An empty result or NaN: nothing to judge (no traffic, say).
     NoData,
     /// No usable answer: the call failed or timed out, Prometheus answered
     /// an error, or the body was not a query result.
     Error(String),
+}
+
+/// The smallest and largest value of a query's series (NaN left out).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Span {
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Span {
+    /// One value: one series, or a scalar.
+    pub fn one(value: f64) -> Span {
+        Span { low: value, high: value }
+    }
 }
 
 /// The default fleet latch: did any proxy report this split rolled back
@@ -23,13 +38,30 @@ pub enum Sample {
 pub const DEFAULT_LATCH_QUERY: &str =
     "max(max_over_time(canary_router_rolled_back{split=\"{{split}}\"}[{{lookback}}]))";
 
-/// The step latch of a gated ramp: the furthest step (the 1-based gauge)
-/// any proxy of the fleet reported for this split within the lookback.
+/// The step latch of a gated ramp: the furthest progress any proxy of the
+/// fleet reported for this split within the lookback, read from the gauge
+/// that holds the step and its clock together (`gate::FleetProgress`).
 pub const STEP_LATCH_QUERY: &str =
-    "max(max_over_time(canary_router_ramp_step{split=\"{{split}}\"}[{{lookback}}]))";
+    "max(max_over_time(canary_router_ramp_progress{split=\"{{split}}\"}[{{lookback}}]))";
+
+/// The default fleet view: does Prometheus hold this proxy's own series
+/// of this split? Each proxy exports a random beacon per split; a view
+/// without it is blind (no stats tags, no scrape, other labels).
+pub const DEFAULT_VIEW_QUERY: &str = "count(canary_router_proxy_beacon{split=\"{{split}}\"} == {{beacon}})";
 
 /// The placeholders a query may hold.
-pub const PLACEHOLDERS: [&str; 4] = ["target", "route", "split", "lookback"];
+pub const PLACEHOLDERS: [&str; 5] = ["target", "route", "split", "lookback", "beacon"];
+
+/// What a query's placeholders stand for.
+pub struct Fill<'a> {
+    pub target: &'a str,
+    pub route: &'a str,
+    /// The split's identity, in hex.
+    pub split: &'a str,
+    pub lookback: &'a str,
+    /// This proxy's beacon.
+    pub beacon: u64,
+}
 
 /// A duration as a PromQL range: whole seconds when it is, else ms.
 pub fn range(ms: u64) -> String {
@@ -41,13 +73,14 @@ pub fn range(ms: u64) -> String {
 }
 
 /// A query with its placeholders filled: `{{target}}`, `{{route}}`,
-/// `{{split}}` and `{{lookback}}`.
-pub fn expand(template: &str, target: &str, route: &str, split: &str, lookback: &str) -> String {
+/// `{{split}}`, `{{lookback}}` and `{{beacon}}`.
+pub fn expand(template: &str, fill: &Fill<'_>) -> String {
     template
-        .replace("{{target}}", target)
-        .replace("{{route}}", route)
-        .replace("{{split}}", split)
-        .replace("{{lookback}}", lookback)
+        .replace("{{target}}", fill.target)
+        .replace("{{route}}", fill.route)
+        .replace("{{split}}", fill.split)
+        .replace("{{lookback}}", fill.lookback)
+        .replace("{{beacon}}", &fill.beacon.to_string())
 }
 
 /// The `:path` of an instant query, under the API's `prefix` (`""` or
@@ -122,8 +155,12 @@ pub fn sample(status: Option<u16>, body: &[u8]) -> Sample {
         Ok(values) => values,
         Err(why) => return Sample::Error(why),
     };
-    match values.into_iter().filter(|v| !v.is_nan()).reduce(f64::max) {
-        Some(value) => Sample::Value(value),
+    let span = values.into_iter().filter(|v| !v.is_nan()).fold(None, |span: Option<Span>, v| match span {
+        None => Some(Span::one(v)),
+        Some(s) => Some(Span { low: s.low.min(v), high: s.high.max(v) }),
+    });
+    match span {
+        Some(span) => Sample::Value(span),
         None => Sample::NoData,
     }
 }
@@ -145,19 +182,18 @@ mod tests {
 
     #[test]
     fn placeholders_are_filled_and_the_query_encoded() {
-        let q = expand(
-            r#"sum(rate(x{target="{{target}}",route="{{route}}"}[1m]))"#,
-            "cart-next",
-            "cart",
-            "ab12",
-            "1h",
-        );
+        let fill = Fill { target: "cart-next", route: "cart", split: "ab12", lookback: "1h", beacon: 77 };
+        let q = expand(r#"sum(rate(x{target="{{target}}",route="{{route}}"}[1m]))"#, &fill);
         assert_eq!(q, r#"sum(rate(x{target="cart-next",route="cart"}[1m]))"#);
         assert_eq!(query_path("", "a b{c=\"d\"}"), "/api/v1/query?query=a%20b%7Bc%3D%22d%22%7D");
         assert_eq!(query_path("/prometheus", "up"), "/prometheus/api/v1/query?query=up");
         assert_eq!(
-            expand(DEFAULT_LATCH_QUERY, "t", "r", "ab12", "1h"),
+            expand(DEFAULT_LATCH_QUERY, &fill),
             r#"max(max_over_time(canary_router_rolled_back{split="ab12"}[1h]))"#
+        );
+        assert_eq!(
+            expand(DEFAULT_VIEW_QUERY, &fill),
+            r#"count(canary_router_proxy_beacon{split="ab12"} == 77)"#
         );
     }
 
@@ -165,15 +201,19 @@ mod tests {
     fn an_answer_is_a_value_no_data_or_an_error() {
         let vector = br#"{"status":"success","data":{"resultType":"vector","result":[
             {"metric":{"a":"1"},"value":[1700000000.1,"0.25"]},{"metric":{"a":"2"},"value":[1700000000.1,"0.5"]}]}}"#;
-        assert_eq!(sample(Some(200), vector), Sample::Value(0.5), "the largest series");
+        assert_eq!(
+            sample(Some(200), vector),
+            Sample::Value(Span { low: 0.25, high: 0.5 }),
+            "every series, by its smallest and largest"
+        );
         let scalar = br#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"3"]}}"#;
-        assert_eq!(sample(Some(200), scalar), Sample::Value(3.0));
+        assert_eq!(sample(Some(200), scalar), Sample::Value(Span::one(3.0)));
         let empty = br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
         assert_eq!(sample(Some(200), empty), Sample::NoData);
         let nan = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"NaN"]}]}}"#;
         assert_eq!(sample(Some(200), nan), Sample::NoData);
         let inf = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"+Inf"]}]}}"#;
-        assert_eq!(sample(Some(200), inf), Sample::Value(f64::INFINITY));
+        assert_eq!(sample(Some(200), inf), Sample::Value(Span::one(f64::INFINITY)));
         let bad = br#"{"status":"error","errorType":"bad_data","error":"parse error at char 3"}"#;
         assert_eq!(sample(Some(400), bad), Sample::Error("parse error at char 3".into()));
         assert!(matches!(sample(None, b""), Sample::Error(_)));
@@ -193,6 +233,6 @@ mod tests {
             );
         }
         let exponent = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1e-05"]}]}}"#;
-        assert_eq!(sample(Some(200), exponent), Sample::Value(1e-5), "Go's exponent form");
+        assert_eq!(sample(Some(200), exponent), Sample::Value(Span::one(1e-5)), "Go's exponent form");
     }
 }

@@ -6,6 +6,7 @@
 //! its upper bound up, so sticky users only ever move *into* it.
 
 use crate::hash::{sticky_bucket, Fingerprint, BUCKETS};
+use crate::prometheus::Span;
 use crate::request::{Request, Source};
 
 #[derive(Debug, Clone)]
@@ -140,6 +141,9 @@ pub struct LocalWindow {
     pub min_requests: u64,
     pub window_ms: u64,
     pub latency: Option<Latency>,
+    /// A request that ends without response headers after at least this
+    /// long counts as a failure (a hang); sooner, as nothing.
+    pub abandoned_after_ms: u64,
 }
 
 /// A rollback's `latency`: the target's `percentile` response time must
@@ -165,6 +169,11 @@ pub struct PrometheusChecks {
     pub checks: Vec<Check>,
     /// The query asking whether any proxy rolled this split back.
     pub latch_query: String,
+    /// The query asking whether Prometheus shows this proxy's own series
+    /// (its beacon): whether the latches can see this proxy at all.
+    pub view_query: String,
+    /// How long the view may miss this proxy before it is reported blind.
+    pub blind_after_ms: u64,
     /// Where the HTTP API is served (`""`: at the root).
     pub path_prefix: String,
     /// Headers every query carries, names in lower case. Not part of the
@@ -186,14 +195,28 @@ pub struct Check {
 }
 
 impl Check {
-    /// Whether a value crosses a bound (NaN is never judged: see
+    /// Whether any series crosses a bound: the largest against `max`, the
+    /// smallest against `min` (NaN is never judged: see
     /// `prometheus::sample`, which reads it as no data).
-    pub fn fails(&self, value: f64) -> bool {
-        self.max.is_some_and(|max| value > max) || self.min.is_some_and(|min| value < min)
+    pub fn fails(&self, span: Span) -> bool {
+        self.max.is_some_and(|max| span.high > max) || self.min.is_some_and(|min| span.low < min)
     }
 
-    /// The check and its failing value, for a log line or a reason.
-    pub fn describe(&self, value: f64) -> String {
+    /// The value that judges: a series past a bound if one is, else the
+    /// one nearest to failing (the largest under `max`, the smallest over
+    /// `min`).
+    pub fn worst(&self, span: Span) -> f64 {
+        match (self.max, self.min) {
+            (Some(max), _) if span.high > max => span.high,
+            (_, Some(min)) if span.low < min => span.low,
+            (Some(_), _) => span.high,
+            _ => span.low,
+        }
+    }
+
+    /// The check and its judging value, for a log line or a reason.
+    pub fn describe(&self, span: Span) -> String {
+        let value = self.worst(span);
         let bound = match (self.max, self.min) {
             (Some(max), _) if value > max => format!("> {}", crate::decimal::format(max)),
             (_, Some(min)) if value < min => format!("< {}", crate::decimal::format(min)),
@@ -366,11 +389,14 @@ impl Split {
         self
     }
 
-    /// Names the split: `route` and `rule` say where it is, the rest is its
-    /// own content (every field, floats by their bits). Part of the contract
-    /// between versions of this filter (a fleet in the middle of an upgrade
-    /// must agree on it): change it only with a documented break, as the
-    /// pinned identity test says.
+    /// Names the split: `route` and `rule` say where it is, the rest is what
+    /// it sends where (targets, weights, stickiness, the ramp's steps and
+    /// times, the assignment cookie, the watched target; floats by their
+    /// bits), never how the canary is judged: thresholds, windows, checks
+    /// and the gate's terms can be edited mid-ramp without losing the step
+    /// or a rollback. Part of the contract between versions of this filter
+    /// (a fleet in the middle of an upgrade must agree on it): change it
+    /// only with a documented break, as the pinned identity test says.
     pub fn with_identity(mut self, route: &str, rule: usize) -> Self {
         let mut f = Fingerprint::default();
         f.field("route", route.as_bytes()).number("rule", rule as u64);
@@ -391,11 +417,9 @@ impl Split {
             for step in &ramp.steps {
                 f.float("step", *step);
             }
-            // `hold` is left out: pausing and resuming keep the progress.
-            if let Some(gate) = &ramp.gate {
-                f.number("gate", gate.min_requests).number("max-wait", gate.max_wait_ms.unwrap_or(u64::MAX));
-                f.number("on-max-wait", u64::from(gate.on_max_wait == OnMaxWait::Rollback));
-            }
+            // Gated or by the clock changes what each step means; the
+            // gate's own terms and `hold` do not.
+            f.number("gated", u64::from(ramp.gate.is_some()));
         }
         if let Some((cookie, _)) = &self.assign_cookie {
             f.field("assign-cookie", cookie.name.as_bytes())
@@ -405,22 +429,6 @@ impl Split {
         }
         if let Some(rollback) = &self.rollback {
             f.field("rollback", rollback.target.as_bytes());
-            if let Some(w) = &rollback.window {
-                f.float("max-error-rate", w.max_error_rate).number("min-requests", w.min_requests);
-                f.number("window", w.window_ms);
-                if let Some(latency) = &w.latency {
-                    f.float("percentile", latency.percentile).number("max-ms", latency.max_ms);
-                }
-            }
-            if let Some(p) = &rollback.prometheus {
-                f.field("prometheus", p.cluster.as_bytes()).number("every", p.every_ms);
-                f.number("timeout", u64::from(p.timeout_ms)).number("threshold", u64::from(p.threshold));
-                f.field("lookback", p.lookback.as_bytes()).field("latch", p.latch_query.as_bytes());
-                for check in &p.checks {
-                    f.field("check", check.name.as_bytes()).field("query", check.query.as_bytes());
-                    f.float("min", check.min.unwrap_or(f64::NAN)).float("max", check.max.unwrap_or(f64::NAN));
-                }
-            }
         }
         self.identity = f.finish();
         self

@@ -63,7 +63,15 @@ fn query_of(call: &HttpCall) -> String {
 fn answer_poll(proxy: &mut Proxy, check: Option<&[u8]>, latch: Option<&[u8]>) -> usize {
     let calls: Vec<HttpCall> = proxy.http_calls().to_vec();
     for call in &calls {
-        let answer = if query_of(call).contains("canary_router_rolled_back") { latch } else { check };
+        // The view asks for this proxy's beacon: found while Prometheus is up.
+        let query = query_of(call);
+        let answer = if query.contains("canary_router_rolled_back") {
+            latch
+        } else if query.contains("canary_router_proxy_beacon") {
+            latch.map(|_| FOUND.as_slice())
+        } else {
+            check
+        };
         match answer {
             Some(body) => proxy.answer_http_call_with_body(call.token, Some(200), body),
             None => proxy.answer_http_call(call.token, None),
@@ -71,6 +79,9 @@ fn answer_poll(proxy: &mut Proxy, check: Option<&[u8]>, latch: Option<&[u8]>) ->
     }
     calls.len()
 }
+
+/// A view's answer that found the beacon.
+static FOUND: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| vector("1"));
 
 fn started() -> Proxy {
     let mut proxy = Proxy::start_with(LogLevel::Info, 7);
@@ -85,10 +96,11 @@ fn a_started_proxy_sends_the_canary_nothing_until_the_fleet_latch_answers() {
     assert_eq!(canary_share(&mut proxy, 500), 0, "the canary got traffic before the latch answered");
     assert_eq!(gauge(&proxy, "canary_router_waiting_for_fleet", ""), Some(1));
     assert_eq!(gauge(&proxy, "canary_router_live_weight_ppm", "target=.=cart-next;.;"), Some(0));
-    // The first tick polls: one query per check and one for the latch.
+    // The first tick polls: one query per check, one for the latch and one
+    // for the view.
     proxy.tick();
     let calls = proxy.http_calls().to_vec();
-    assert_eq!(calls.len(), 2);
+    assert_eq!(calls.len(), 3);
     let split = split_label();
     let queries: Vec<String> = calls.iter().map(query_of).collect();
     assert!(
@@ -100,6 +112,9 @@ fn a_started_proxy_sends_the_canary_nothing_until_the_fleet_latch_answers() {
             .contains(&format!(r#"max(max_over_time(canary_router_rolled_back{{split="{split}"}}[3600s]))"#)),
         "{queries:?}"
     );
+    let view = format!(r#"count(canary_router_proxy_beacon{{split="{split}"}} == "#);
+    let beacon = gauge(&proxy, "canary_router_proxy_beacon", "").expect("the beacon is exported");
+    assert!(queries.contains(&format!("{view}{beacon})")), "{queries:?}");
     for call in &calls {
         assert_eq!(call.upstream, "prometheus");
         assert_eq!(call.headers.get(":method").as_deref(), Some("GET"));
@@ -185,7 +200,7 @@ fn prometheus_down_costs_nothing_but_counted_errors() {
         proxy.tick();
         // Failed calls, a 503 from a proxy in between, a body that is no answer.
         let calls = proxy.http_calls().to_vec();
-        assert_eq!(calls.len(), 2, "round {round}");
+        assert_eq!(calls.len(), 3, "round {round}");
         match round % 3 {
             0 => {
                 answer_poll(&mut proxy, None, None);
@@ -317,7 +332,7 @@ fn queries_go_under_the_path_prefix_with_the_headers_and_no_value_is_logged() {
     assert!(proxy.configure(&config));
     proxy.tick();
     let calls = proxy.http_calls().to_vec();
-    assert_eq!(calls.len(), 2);
+    assert_eq!(calls.len(), 3);
     for call in &calls {
         let path = call.headers.get(":path").unwrap();
         assert!(path.starts_with("/prometheus/api/v1/query?query="), "{path}");

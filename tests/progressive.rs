@@ -243,8 +243,11 @@ fn an_erroring_canary_is_rolled_back_by_the_response_that_crosses_and_stays_back
     );
     assert!(proxy.configure(&another_route));
     assert_eq!(traffic(&mut proxy, 200), 0, "an edit to another route undid the rollback");
-    // ...only a changed split does: a new version starts fresh.
+    // ...nor an edit to how the canary is judged (a looser threshold)...
     assert!(proxy.configure(&rollback_config("0.2")));
+    assert_eq!(traffic(&mut proxy, 200), 0, "a threshold edit undid the rollback");
+    // ...only a new version of the split (new weights) starts fresh.
+    assert!(proxy.configure(&rollback_config("0.2").replace("50}", "40}")));
     assert!(traffic(&mut proxy, 200) > 50);
 }
 

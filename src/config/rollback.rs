@@ -4,7 +4,7 @@
 use super::read::Fields;
 use crate::decimal;
 use crate::error::ConfigError;
-use crate::prometheus::{self, DEFAULT_LATCH_QUERY};
+use crate::prometheus::{self, DEFAULT_LATCH_QUERY, DEFAULT_VIEW_QUERY};
 use crate::split::{Check, Latency, LocalWindow, PrometheusChecks, Rollback};
 use crate::time;
 
@@ -48,7 +48,8 @@ fn local_window(rollback: &Fields<'_>) -> Result<Option<LocalWindow>, ConfigErro
         percentile: latency.number("percentile").unwrap_or(99.0),
         max_ms: latency.number("maxMs").unwrap_or_default() as u64,
     });
-    Ok(Some(LocalWindow { max_error_rate, min_requests: min as u64, window_ms, latency }))
+    let abandoned_after_ms = rollback.number("abandonedAfterMs").unwrap_or_default() as u64;
+    Ok(Some(LocalWindow { max_error_rate, min_requests: min as u64, window_ms, latency, abandoned_after_ms }))
 }
 
 /// A duration key (its default, if absent) of at least `min_ms`.
@@ -98,6 +99,15 @@ fn compile_prometheus(config: &Fields<'_>) -> Result<PrometheusChecks, ConfigErr
             "must select the split with {{split}}, or every split would share one latch",
         ));
     }
+    let view_query = config.text("viewQuery").unwrap_or(DEFAULT_VIEW_QUERY);
+    placeholders(view_query, &config.at("viewQuery"))?;
+    if !view_query.contains("{{split}}") || !view_query.contains("{{beacon}}") {
+        return Err(ConfigError::new(
+            config.at("viewQuery"),
+            "must use {{split}} and {{beacon}}: it asks whether Prometheus holds this proxy's own series of the split",
+        ));
+    }
+    let blind_after_ms = duration(config, "blindAfter", 1_000, "must be at least 1s")?;
     let headers = compile_query_headers(config)?;
     let path_prefix = compile_path_prefix(config)?;
     let authority = compile_authority(config, cluster)?;
@@ -112,6 +122,8 @@ fn compile_prometheus(config: &Fields<'_>) -> Result<PrometheusChecks, ConfigErr
         lookback: prometheus::range(lookback_ms),
         checks,
         latch_query: latch_query.to_string(),
+        view_query: view_query.to_string(),
+        blind_after_ms,
     })
 }
 
@@ -230,7 +242,7 @@ fn placeholders(query: &str, at: &str) -> Result<(), ConfigError> {
         if !prometheus::PLACEHOLDERS.contains(&name) {
             return Err(ConfigError::new(
                 at,
-                format!("`{{{{{name}}}}}` is not a placeholder; use {{{{target}}}}, {{{{route}}}}, {{{{split}}}} or {{{{lookback}}}}"),
+                format!("`{{{{{name}}}}}` is not a placeholder; use {{{{target}}}}, {{{{route}}}}, {{{{split}}}}, {{{{lookback}}}} or {{{{beacon}}}}"),
             ));
         }
         rest = &after[end + 2..];

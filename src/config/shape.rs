@@ -391,12 +391,20 @@ pub const ROLLBACK: Object = Object {
         key("minRequests", whole(1.0, 1e12, None)).about("Local window: responses needed before judging."),
         key("window", text(Text::Duration)).about("Local window: how far back to count."),
         key("latency", Kind::Object(&LATENCY)).about("Local window: the latency the target must keep."),
+        key("abandonedAfterMs", whole(1.0, 3_600_000.0, Some(500.0))).about(
+            "Local window: a request to the target that ends without an answer after waiting this long counts as a failure.",
+        ),
         key("prometheus", Kind::Object(&PROMETHEUS))
             .about("Checks over the fleet's metrics and the fleet latch."),
     ],
     rules: &[
         Rule::Together { keys: LOCAL_WINDOW, what: "a local window" },
         Rule::Requires { key: "latency", keys: LOCAL_WINDOW, why: "latency is judged over the local window" },
+        Rule::Requires {
+            key: "abandonedAfterMs",
+            keys: LOCAL_WINDOW,
+            why: "abandoned requests are counted in the local window",
+        },
         Rule::AnyOf {
             groups: &[LOCAL_WINDOW, &["prometheus"]],
             message:
@@ -439,6 +447,11 @@ pub const PROMETHEUS: Object = Object {
         key("checks", Kind::List(&CHECKS)).about("What to judge."),
         key("latchQuery", text(Text::Pattern("\\{\\{split\\}\\}")))
             .about("The latch's PromQL; must use {{split}}."),
+        key("viewQuery", text(Text::Pattern("\\{\\{beacon\\}\\}")))
+            .about("The fleet view's PromQL: at least 1 when Prometheus holds this proxy's series; must use {{split}} and {{beacon}}."),
+        key("blindAfter", text(Text::Duration))
+            .default_text("2m")
+            .about("How long the fleet view may miss this proxy before it is reported blind."),
         key("pathPrefix", text(Text::Pattern("^/")))
             .about("Where the HTTP API is served, e.g. /prometheus (Thanos, Mimir): queries go to PREFIX/api/v1/query."),
         key("headers", Kind::List(&PROMETHEUS_HEADERS))

@@ -476,7 +476,7 @@ fn rejects_bad_prometheus_rollbacks() {
     );
     assert_eq!(
         prometheus(r#", "checks": [{"name": "e", "query": "x{t=\"{{tagret}}\"}", "max": 1}]"#),
-        "routes[0].rules[0].split.rollback.prometheus.checks[0].query: `{{tagret}}` is not a placeholder; use {{target}}, {{route}}, {{split}} or {{lookback}}"
+        "routes[0].rules[0].split.rollback.prometheus.checks[0].query: `{{tagret}}` is not a placeholder; use {{target}}, {{route}}, {{split}}, {{lookback}} or {{beacon}}"
     );
     assert_eq!(
         prometheus(r#", "checks": [{"name": "e", "query": "x"}]"#),
@@ -498,6 +498,12 @@ fn rejects_bad_prometheus_rollbacks() {
         prometheus(r#", "latchQuery": "max(canary_router_rolled_back)""#),
         "routes[0].rules[0].split.rollback.prometheus.latchQuery: must select the split with {{split}}, or every split would share one latch"
     );
+    assert_eq!(
+        prometheus(r#", "viewQuery": "count(canary_router_proxy_beacon{split=\"{{split}}\"})""#),
+        "routes[0].rules[0].split.rollback.prometheus.viewQuery: must use {{split}} and {{beacon}}: it asks whether \
+         Prometheus holds this proxy's own series of the split"
+    );
+    assert!(prometheus(r#", "blindAfter": "0s""#).ends_with("prometheus.blindAfter: must be at least 1s"));
     let eleven: Vec<String> =
         (0..11).map(|i| format!(r#"{{"name": "c{i}", "query": "x", "max": 1}}"#)).collect();
     assert_eq!(
@@ -552,7 +558,10 @@ fn the_split_identity_is_pinned() {
     let json = r#"{"routes": [{"name": "cart", "default": "cart", "rules": [{"split": {"weights":
         [{"target": "cart-next", "weight": 20}, {"target": "cart", "weight": 80}], "stickyBy": {"cookie": "uid"},
         "rollback": {"target": "cart-next", "maxErrorRate": 0.05, "minRequests": 20, "window": "60s"}}}]}]}"#;
-    assert_eq!(identities(json), vec!["86ef392b5f2aefe1".to_string()]);
+    // Broken once, on purpose: since the identity stopped covering how the
+    // canary is judged (thresholds, windows, checks, the gate's terms), it
+    // was 86ef392b5f2aefe1 before.
+    assert_eq!(identities(json), vec!["827e5ee234243d41".to_string()]);
 }
 
 #[test]
@@ -692,6 +701,15 @@ fn a_gate_is_refused_with_the_key_named_when_it_cannot_judge() {
         (20, Some(1_800_000), crate::split::OnMaxWait::Rollback)
     );
     assert!(parse(gated("{}", prometheus_only).as_bytes()).is_ok(), "judged by Prometheus alone");
+    let at_zero = gated("{}", WINDOW).replace("[5, 100]", "[0, 5, 100]");
+    assert_eq!(
+        error(&at_zero),
+        "routes[0].rules[0].split.ramp.steps[0]: a gated step at 0% can never be earned: canary gets no requests \
+         there, so nothing judges it; start above 0 (or leave the ramp ungated)"
+    );
+    let ungated = at_zero.replace(r#", "gate": {}"#, "");
+    assert!(parse(ungated.as_bytes()).is_ok(), "by the clock, 0% is a step like any other");
+    assert!(parse(gated("{}", WINDOW).replace("[5, 100]", "[5, 0]").as_bytes()).is_err(), "never goes down");
 }
 
 #[test]
@@ -719,12 +737,39 @@ fn latency_is_refused_outside_its_bounds_and_without_a_window() {
 }
 
 #[test]
-fn hold_is_not_part_of_the_split_identity_and_the_gate_is() {
+fn how_the_canary_is_judged_is_not_part_of_the_split_identity_and_what_it_sends_is() {
     let identity =
         |json: String| parse(json.as_bytes()).unwrap().routes[0].rules[0].split().unwrap().identity;
     let plain = identity(gated("{}", WINDOW));
-    assert_eq!(identity(gated("{}", WINDOW).replace(r#""gate": {}"#, r#""gate": {}, "hold": true"#)), plain);
-    assert_ne!(identity(gated(r#"{"maxWait": "1h"}"#, WINDOW)), plain);
+    // Pausing, the gate's terms, the window's thresholds, latency and the
+    // Prometheus checks: edits mid-ramp that keep the step and a rollback.
+    let prometheus = r#", "prometheus": {"cluster": "p", "every": "5s", "threshold": 3,
+        "checks": [{"name": "e", "query": "q", "max": 0.1}], "blindAfter": "30s"}"#;
+    let judged_otherwise = [
+        gated("{}", WINDOW).replace(r#""gate": {}"#, r#""gate": {}, "hold": true"#),
+        gated(r#"{"maxWait": "1h", "onMaxWait": "rollback", "minRequests": 50}"#, WINDOW),
+        gated("{}", &WINDOW.replace("0.05", "0.25").replace("20", "7").replace(r#""1m""#, r#""5m""#)),
+        gated(
+            "{}",
+            &WINDOW
+                .replace("}", r#", "latency": {"percentile": 99, "maxMs": 300}, "abandonedAfterMs": 900}"#),
+        ),
+        gated("{}", &WINDOW.replace('}', &format!("{prometheus}}}"))),
+    ];
+    for json in judged_otherwise {
+        assert_eq!(identity(json.clone()), plain, "{json}");
+    }
+    // What the split sends where: a new version of it.
+    let sends_otherwise = [
+        gated("{}", WINDOW).replace("[5, 100]", "[10, 100]"),
+        gated("{}", WINDOW).replace("2026-01-01", "2026-02-01"),
+        gated("{}", WINDOW).replace(r#""every": "10m""#, r#""every": "20m""#),
+        gated("{}", WINDOW).replace(r#""weight": 1}"#, r#""weight": 2}"#),
+        gated("{}", WINDOW).replace(r#", "gate": {}"#, ""),
+    ];
+    for json in sends_otherwise {
+        assert_ne!(identity(json.clone()), plain, "{json}");
+    }
 }
 
 #[test]

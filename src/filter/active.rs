@@ -18,6 +18,8 @@ use crate::split::Split;
 
 pub struct Active {
     pub vm: Rc<Vm>,
+    /// The proxy's beacon (0 when no split asks Prometheus).
+    pub beacon: u64,
     pub router: Router,
     pub stats: Stats,
     pub gauges: Gauges,
@@ -33,11 +35,11 @@ impl Active {
     /// A compiled config, with each rollback split's verdict read from the
     /// proxy's shared state (a split the fleet rolled back, or that waits
     /// for the fleet latch, gets no traffic from the first request on).
-    pub fn new(vm: Rc<Vm>, router: Router) -> Self {
+    pub fn new(vm: Rc<Vm>, router: Router, beacon: u64) -> Self {
         let uses_clock = router.splits().any(|(_, _, s)| s.ramp().is_some());
         let mirrors = router.routes.iter().any(|r| r.mirror.is_some());
         let stats = Stats::define(&vm, &router);
-        let gauges = Gauges::define(&vm, &router);
+        let gauges = Gauges::define(&vm, &router, beacon);
         let mut states = Vec::with_capacity(router.split_count);
         for (_, _, split) in router.splits() {
             let state = SplitState::new(split);
@@ -52,7 +54,7 @@ impl Active {
             gauges.verdict(&vm, split.id, &state.verdict.borrow());
             states.push(state);
         }
-        Active { vm, router, stats, gauges, splits: Splits::new(states), uses_clock, mirrors }
+        Active { vm, beacon, router, stats, gauges, splits: Splits::new(states), uses_clock, mirrors }
     }
 
     /// The state of the split `split` in this config.

@@ -197,11 +197,14 @@ impl Proxy for FakeProxy {
             other_vm(&self.shared);
         }
         let mut shared = self.shared.borrow_mut();
-        let current = shared.get(key).map_or(0, |(_, tag)| *tag);
-        if cas != 0 && cas != current {
-            return SharedWrite::Conflict;
-        }
-        shared.insert(key.to_string(), (value.to_vec(), current + 1));
+        // As Envoy: an absent key is written whatever the tag; a present
+        // one only with its own tag, or 0.
+        let tag = match shared.get(key).map(|(_, tag)| *tag) {
+            Some(current) if cas != 0 && cas != current => return SharedWrite::Conflict,
+            Some(current) => current + 1,
+            None => 1,
+        };
+        shared.insert(key.to_string(), (value.to_vec(), tag));
         SharedWrite::Written
     }
 

@@ -2,8 +2,9 @@
 //!
 //! Once per `every` (with jitter, so a fleet does not poll in lockstep)
 //! one VM of the proxy, whichever claims the poll in the shared state
-//! first, asks Prometheus each check's query and the fleet latch: did any
-//! proxy roll this split back within `lookback`? The verdict
+//! first, asks Prometheus each check's query, the fleet latch (did any
+//! proxy roll this split back within `lookback`?) and the fleet view (does
+//! Prometheus hold this proxy's own series?). The verdict
 //! (`FleetState::record_poll`) goes to the shared state, which carries it
 //! to every VM of the proxy; the rolled-back gauge, labelled with the
 //! split's identity, carries it to every other proxy through Prometheus.
@@ -31,6 +32,8 @@ const MAX_ANSWER_BYTES: usize = 1 << 20;
 pub enum Asks {
     Check(usize),
     Latch,
+    /// Whether Prometheus shows this proxy's beacon.
+    View,
     /// A gated ramp's: the fleet's furthest step.
     StepLatch,
 }
@@ -48,6 +51,7 @@ struct Round {
     outstanding: usize,
     checks: Vec<Option<Sample>>,
     latch: Option<Sample>,
+    view: Option<Sample>,
     /// `Some` for a gated ramp: its answer, once it came.
     step_latch: Option<Option<Sample>>,
 }
@@ -90,25 +94,34 @@ pub fn tick(active: &Rc<Active>, polls: &Polls, root_id: u32, now_ms: u64, jitte
             None => {}
         }
         let Some(key) = active.state(split).map(|s| s.state_key.as_str()) else { continue };
+        let every = config.every_ms;
         let (state, _) = read_state(proxy, key);
-        if now_ms < state.next_poll_ms {
+        if !due(state.next_poll_ms, every, now_ms) {
             continue;
         }
-        // The next poll in every ± 10%; the first VM to move it polls.
-        let every = config.every_ms;
+        // The next poll in every ± 10%; the VM whose compare-and-swap moves
+        // it polls, and only that one (another that read the same due time
+        // finds it moved, whatever its clock and jitter).
         let next = now_ms + every - every / 10 + u64::from(jitter) % (every / 5).max(1);
-        let claimed = update_state(proxy, key, |state| {
-            if now_ms < state.next_poll_ms {
-                return false;
+        let mut claimed = false;
+        let written = update_state(proxy, key, |state| {
+            claimed = due(state.next_poll_ms, every, now_ms);
+            if claimed {
+                state.next_poll_ms = next;
             }
-            state.next_poll_ms = next;
-            true
-        })
-        .is_some_and(|state| state.next_poll_ms == next);
-        if claimed {
+            claimed
+        });
+        if claimed && written.is_some() {
             poll(active, polls, split, root_id, now_ms);
         }
     }
+}
+
+/// Whether a poll due at `next_ms` is due at `now_ms`. A due time further
+/// ahead than one period and its jitter was set by a clock that has since
+/// stepped back: due now, or polls would stall until the clock caught up.
+fn due(next_ms: u64, every_ms: u64, now_ms: u64) -> bool {
+    now_ms >= next_ms || next_ms > now_ms.saturating_add(every_ms + every_ms / 10)
 }
 
 fn poll(active: &Rc<Active>, polls: &Polls, split: &Split, root_id: u32, now_ms: u64) {
@@ -117,12 +130,18 @@ fn poll(active: &Rc<Active>, polls: &Polls, split: &Split, root_id: u32, now_ms:
     };
     let Some(config) = &rollback.prometheus else { return };
     let label = split.identity_hex();
-    let expand = |template: &str| {
-        prometheus::expand(template, &rollback.target, &route.name, &label, &config.lookback)
+    let fill = prometheus::Fill {
+        target: &rollback.target,
+        route: &route.name,
+        split: &label,
+        lookback: &config.lookback,
+        beacon: active.beacon,
     };
+    let expand = |template: &str| prometheus::expand(template, &fill);
     let mut queries: Vec<(Asks, String)> =
         config.checks.iter().enumerate().map(|(i, check)| (Asks::Check(i), expand(&check.query))).collect();
     queries.push((Asks::Latch, expand(&config.latch_query)));
+    queries.push((Asks::View, expand(&config.view_query)));
     let gated = split.ramp().is_some_and(|r| r.gate.is_some());
     if gated {
         queries.push((Asks::StepLatch, expand(prometheus::STEP_LATCH_QUERY)));
@@ -134,6 +153,7 @@ fn poll(active: &Rc<Active>, polls: &Polls, split: &Split, root_id: u32, now_ms:
             outstanding: queries.len(),
             checks: vec![None; config.checks.len()],
             latch: None,
+            view: None,
             step_latch: gated.then_some(None),
         },
     ));
@@ -192,6 +212,7 @@ fn record(active: &Rc<Active>, polls: &Polls, split_id: SplitId, asks: Asks, sam
                 }
             }
             Asks::Latch => round.latch = Some(sample),
+            Asks::View => round.view = Some(sample),
             Asks::StepLatch => round.step_latch = Some(Some(sample)),
         }
         round.outstanding = round.outstanding.saturating_sub(1);
@@ -216,6 +237,7 @@ fn finish(active: &Active, split: &Split, round: &Round, root_id: u32) {
     let poll = Poll {
         checks: &round.checks,
         latch: round.latch.as_ref(),
+        view: round.view.as_ref(),
         step_latch: round.step_latch.as_ref().map(Option::as_ref),
         now_ms: proxy.now_ms(),
     };

@@ -15,7 +15,7 @@ use super::Vm;
 use crate::fleet_state::FleetState;
 use crate::gate::Judgement;
 use crate::metrics::{self, tagged};
-use crate::prometheus::Sample;
+use crate::prometheus::{Sample, Span};
 use crate::router::Router;
 use crate::split::{Moment, Split, SplitId};
 
@@ -61,6 +61,10 @@ struct RollbackGauges {
     rolled_back: Gauge,
     since: Gauge,
     waiting: Gauge,
+    /// With Prometheus: the proxy's beacon, and 1 while the fleet view has
+    /// missed it past `blindAfter`.
+    beacon: Option<Gauge>,
+    blind: Option<Gauge>,
     /// Defined when a reason first applies (check names are many).
     reasons: RefCell<Vec<(String, Gauge)>>,
     checks: Vec<Gauge>,
@@ -89,7 +93,7 @@ pub(super) fn gauge(vm: &Vm, prefix: &str, extra: &[(&str, &str)], metric: &str)
 }
 
 impl SplitGauges {
-    fn define(vm: &Vm, prefix: String, split: &Split) -> SplitGauges {
+    fn define(vm: &Vm, prefix: String, split: &Split, beacon: u64) -> SplitGauges {
         let p = prefix.as_str();
         let proxy = &*vm.proxy;
         let per_target = |metric: &str| -> Vec<Gauge> {
@@ -102,17 +106,23 @@ impl SplitGauges {
         let latency = split.rollback().and_then(|r| r.window.as_ref()).and_then(|w| w.latency.as_ref());
         let ramp = split.ramp().map(|ramp| RampGauges::define(vm, p, ramp, latency));
         let gated = split.ramp().is_some_and(|r| r.gate.is_some());
-        let rollback = split.rollback().map(|r| RollbackGauges::define(vm, p, r, gated));
+        let rollback = split.rollback().map(|r| RollbackGauges::define(vm, p, r, gated, beacon));
         SplitGauges { live: per_target(metrics::LIVE_WEIGHT), configured, ramp, rollback, prefix }
     }
 }
 
 impl RollbackGauges {
-    fn define(vm: &Vm, p: &str, rollback: &crate::split::Rollback, gated: bool) -> RollbackGauges {
+    fn define(
+        vm: &Vm,
+        p: &str,
+        rollback: &crate::split::Rollback,
+        gated: bool,
+        beacon: u64,
+    ) -> RollbackGauges {
         let checks = rollback.prometheus.as_ref().map_or(&[][..], |c| &c.checks[..]);
         let mut queries = Vec::new();
         if rollback.prometheus.is_some() {
-            let latches = if gated { &["latch", "step_latch"][..] } else { &["latch"][..] };
+            let latches = if gated { &["latch", "view", "step_latch"][..] } else { &["latch", "view"][..] };
             for query in checks.iter().map(|c| c.name.as_str()).chain(latches.iter().copied()) {
                 queries.push(RESULTS.map(|result| {
                     let labels = [("query", query), ("result", result)];
@@ -121,7 +131,14 @@ impl RollbackGauges {
             }
         }
         gauge(vm, p, &[], metrics::ROLLBACK_FLEET).set(&*vm.proxy, u64::from(rollback.prometheus.is_some()));
+        let beacon = rollback.prometheus.as_ref().map(|_| {
+            let gauge = gauge(vm, p, &[], metrics::PROXY_BEACON);
+            gauge.set(&*vm.proxy, beacon);
+            gauge
+        });
         RollbackGauges {
+            beacon,
+            blind: rollback.prometheus.as_ref().map(|_| gauge(vm, p, &[], metrics::FLEET_BLIND)),
             rolled_back: gauge(vm, p, &[("target", &rollback.target)], metrics::ROLLED_BACK),
             since: gauge(vm, p, &[], metrics::ROLLED_BACK_SINCE),
             waiting: gauge(vm, p, &[], metrics::WAITING),
@@ -141,13 +158,13 @@ impl RollbackGauges {
 }
 
 impl Gauges {
-    pub fn define(vm: &Vm, router: &Router) -> Gauges {
+    pub fn define(vm: &Vm, router: &Router, beacon: u64) -> Gauges {
         let splits = router
             .splits()
             .map(|(route, rule, split)| {
                 let labels =
                     [("route", route.name.as_str()), ("rule", &rule.label), ("split", &split.identity_hex())];
-                SplitGauges::define(vm, tagged("", &labels), split)
+                SplitGauges::define(vm, tagged("", &labels), split, beacon)
             })
             .collect();
         Gauges { splits }
@@ -209,6 +226,11 @@ impl Gauges {
             }
         }
         gauges.failures.set(proxy, u64::from(state.failures));
+        if let (Some(blind), Some(prometheus)) =
+            (&gauges.blind, split.rollback().and_then(|r| r.prometheus.as_ref()))
+        {
+            blind.set(proxy, u64::from(state.view.blind(prometheus.blind_after_ms, proxy.now_ms())));
+        }
         if let Some(poll) = &state.last_poll {
             for (gauge, check) in gauges.unanswered.iter().zip(split_checks(split)) {
                 gauge.set(proxy, u64::from(poll.unanswered.contains(&check.name)));
@@ -225,12 +247,13 @@ impl Gauges {
         let index = match asks {
             Asks::Check(i) => i,
             Asks::Latch => checks.len(),
-            Asks::StepLatch => checks.len() + 1,
+            Asks::View => checks.len() + 1,
+            Asks::StepLatch => checks.len() + 2,
         };
-        let fails = |value: f64| match asks {
-            Asks::Check(i) => checks.get(i).is_some_and(|c| c.fails(value)),
-            Asks::Latch => value > 0.0,
-            Asks::StepLatch => false,
+        let fails = |span: Span| match asks {
+            Asks::Check(i) => checks.get(i).is_some_and(|c| c.fails(span)),
+            Asks::Latch => span.high > 0.0,
+            Asks::View | Asks::StepLatch => false,
         };
         let result = match sample {
             Sample::Value(v) if fails(*v) => 1,
@@ -259,7 +282,8 @@ impl Gauges {
             }
             if let Some(r) = &gauges.rollback {
                 let all = [&r.rolled_back, &r.since, &r.waiting, &r.failures];
-                for gauge in all.into_iter().chain(&r.checks).chain(&r.unanswered) {
+                let fleet = r.beacon.iter().chain(&r.blind);
+                for gauge in all.into_iter().chain(fleet).chain(&r.checks).chain(&r.unanswered) {
                     gauge.set(proxy, 0);
                 }
                 for (_, gauge) in r.reasons.borrow().iter() {

@@ -10,6 +10,7 @@
 //! is unit-tested natively.
 
 mod active;
+mod beacon;
 #[cfg(test)]
 mod fake_proxy;
 mod fleet;
@@ -55,6 +56,8 @@ pub struct Vm {
     shadows: ShadowQueue,
     /// The host answered that it has no `clear_route_cache`: not asked again.
     no_route_cache_clearing: std::cell::Cell<bool>,
+    /// The proxy's beacon (`beacon`), once a config read it (0 before).
+    beacon: Cell<u64>,
 }
 
 impl Vm {
@@ -64,7 +67,16 @@ impl Vm {
             metric_ids: MetricIds::default(),
             shadows: ShadowQueue::default(),
             no_route_cache_clearing: std::cell::Cell::new(false),
+            beacon: Cell::new(0),
         }
+    }
+
+    /// The proxy's beacon, read (or made from `random`) once per VM.
+    fn beacon(&self, random: u64) -> u64 {
+        if self.beacon.get() == 0 {
+            self.beacon.set(beacon::of_proxy(&*self.proxy, random));
+        }
+        self.beacon.get()
     }
 
     /// The target header changed: the host selects the route again. A
@@ -127,6 +139,14 @@ impl Root {
         self.active.borrow().clone()
     }
 
+    /// 64 random bits.
+    fn random(&self) -> u64 {
+        let mut rng = self.rng.get();
+        let value = rng.next_u64();
+        self.rng.set(rng);
+        value
+    }
+
     /// A uniform roll in `0..1_000_000`.
     fn roll(&self) -> u32 {
         let mut rng = self.rng.get();
@@ -170,7 +190,10 @@ pub fn configure(root: &Root, configuration_size: usize) -> bool {
                 router.target_header
             );
             stats::config_loaded(&root.vm, true);
-            let active = Active::new(root.vm.clone(), router);
+            let uses_fleet =
+                router.splits().any(|(_, _, s)| s.rollback().is_some_and(|r| r.prometheus.is_some()));
+            let beacon = if uses_fleet { root.vm.beacon(root.random()) } else { 0 };
+            let active = Active::new(root.vm.clone(), router, beacon);
             proxy.set_tick_period_ms(if active.mirrors { shadow::TICK_MS } else { PROGRESS_TICK_MS as u32 });
             let now = proxy.now_ms();
             active.log_ramp_steps(root.id, now);
@@ -203,8 +226,9 @@ pub fn tick(root: &Root) {
     root.vm.shadows.send_all(proxy, root.id);
     let now = proxy.now_ms();
     // A tick may come a little early: a tenth of slack keeps a one-second
-    // tick period from skipping every other tick.
-    if now.saturating_sub(root.last_progress_ms.get()) < PROGRESS_TICK_MS * 9 / 10 {
+    // tick period from skipping every other tick. A clock that stepped
+    // back is due at once, or nothing would move until it caught up.
+    if now.checked_sub(root.last_progress_ms.get()).is_some_and(|since| since < PROGRESS_TICK_MS * 9 / 10) {
         return;
     }
     root.last_progress_ms.set(now);

@@ -16,6 +16,15 @@ pub enum SharedWrite {
     Failed,
 }
 
+/// The compare-and-swap tag a write carries when its key was absent. Envoy
+/// writes an absent key whatever the tag, and refuses a present key's
+/// write whose tag is not the key's (0 skips the check). No key holds this
+/// tag (Envoy hands tags out in order from 1: it would take four billion
+/// writes), so when two VMs create one key at once the second write
+/// conflicts, reads the first one's, and retries, instead of erasing it
+/// as a write with tag 0 would.
+pub const ABSENT: u32 = u32::MAX;
+
 /// A metric's kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MetricKind {

@@ -1,41 +1,54 @@
 //! Gated ramps, once a second: each gated split's evidence (its local
-//! window's responses since the step began, its last Prometheus poll)
-//! judged by `crate::gate`, and the progress written to the split's shared
-//! state with compare-and-swap, so every worker of the proxy takes the
-//! same step; a step past `maxWait` with `onMaxWait: rollback` rolls the
+//! window's responses since the step began, its last Prometheus poll, the
+//! fleet view) judged by `crate::gate`, and the progress (the step and its
+//! clock) written to the split's shared state with compare-and-swap, so
+//! every worker of the proxy takes the same step and the clock counts each
+//! second once; a step past `maxWait` with `onMaxWait: rollback` rolls the
 //! split back.
 
-use log::info;
+use log::{info, warn};
 
-use super::rollback::{self, update_state};
+use super::rollback::{self, update_state, Verdict};
 use super::Active;
-use crate::error_window::Window;
 use crate::fleet_state::RolledBack;
-use crate::gate::{self, GateState, Judgement, Progress};
+use crate::gate::{self, GateState, Judgement, Look, Progress};
 
 /// From the root's tick, after the rollback windows were merged.
 pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
+    let proxy = &*active.vm.proxy;
     for (route, rule, split) in active.router.splits() {
         let Some(state) = active.state(split) else { continue };
         let (Some(ramp), Some(rollback)) = (split.ramp(), split.rollback()) else { continue };
         let Some(gate) = &ramp.gate else { continue };
-        // Rolled back, or a started proxy that has not heard the fleet's
-        // latches yet: nothing to judge.
-        if state.verdict.borrow().withholds() {
-            continue;
-        }
-        let window = state.watch.as_ref().map(|watch| {
-            let bytes = active.vm.proxy.shared_data(&watch.key).map(|(bytes, _)| bytes);
-            bytes.and_then(|b| Window::decode(&b)).unwrap_or_default()
-        });
-        let mut seen: Option<(Judgement, Progress)> = None;
-        let updated = update_state(&*active.vm.proxy, &state.state_key, |fleet| {
-            let mut gated = fleet.gate.unwrap_or_else(|| GateState::first(ramp));
+        // Rolled back: nothing to judge. Waiting for the fleet's latches:
+        // not live here, so the step's clock does not run.
+        let live = match *state.verdict.borrow() {
+            Verdict::RolledBack(_) => continue,
+            Verdict::Waiting => false,
+            Verdict::Live => true,
+        };
+        let window = state.watch.as_ref().map(|watch| watch.read(proxy).0);
+        let mut seen: Option<(Judgement, Progress, bool)> = None;
+        let updated = update_state(proxy, &state.state_key, |fleet| {
+            let mut gated = match fleet.gate {
+                Some(gated) => gated,
+                // Step 1 begins when this proxy first sees the split live.
+                None if live && now_ms >= ramp.start_ms => GateState::first(now_ms),
+                None => return false,
+            };
+            let was_awaiting = gated.awaiting_view;
             let step = window.as_ref().map(|w| w.since_step(gated.step));
             let poll = rollback.prometheus.as_ref().map(|_| fleet.last_poll.as_ref());
             let judgement = gate::judge(gate, rollback.window.as_ref(), step.as_ref(), poll, &gated);
-            let progress = gate::progress(ramp, gate, &mut gated, &judgement, fleet.fleet_step, now_ms);
-            seen = Some((judgement, progress));
+            let look = Look {
+                judgement: &judgement,
+                fleet: fleet.fleet,
+                live,
+                view_confirmed: rollback.prometheus.is_none() || fleet.view.seen,
+                now_ms,
+            };
+            let progress = gate::progress(ramp, gate, &mut gated, &look);
+            seen = Some((judgement, progress, !was_awaiting && gated.awaiting_view));
             if progress == Progress::NotStarted {
                 return false;
             }
@@ -47,16 +60,30 @@ pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
             }
             changed
         });
-        let (Some(fleet), Some((judgement, progress))) = (updated, seen) else { continue };
+        let (Some(fleet), Some((judgement, progress, started_awaiting))) = (updated, seen) else { continue };
         let before = state.gated_step();
         // The step, and a rollback the gate (or another worker) recorded,
         // taken on as every shared state is.
         rollback::adopt(active, split, &fleet, root_id);
-        active.gauges.judged(&*active.vm.proxy, split.id, &judgement);
+        active.gauges.judged(proxy, split.id, &judgement);
         if let Progress::Advanced(step) = progress {
             info!(
-                "[ctx {root_id}] canary-router: route={} rule={} ramp: step {} earned ({} responses, {:?})",
-                route.name, rule.label, step, judgement.responses, judgement.poll
+                "[ctx {root_id}] canary-router: route={} rule={} ramp: step {} of {} earned ({} responses; {})",
+                route.name,
+                rule.label,
+                step + 1,
+                ramp.steps.len(),
+                judgement.responses,
+                judgement.poll
+            );
+        }
+        if started_awaiting {
+            warn!(
+                "[ctx {root_id}] canary-router: route={} rule={} ramp: the next step is earned but held: Prometheus \
+                 does not show this proxy's own series of split {} (the fleet view); it is taken once it does",
+                route.name,
+                rule.label,
+                split.identity_hex()
             );
         }
         if before != state.gated_step() {
@@ -65,17 +92,17 @@ pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
     }
 }
 
-/// Why a gated step rolled back: no verdict within `maxWait`.
+/// Why a gated step rolled back: no verdict within `maxWait` of judging.
 fn max_wait_rollback(ramp: &crate::split::Ramp, gated: &GateState, now_ms: u64) -> RolledBack {
-    let waited = now_ms.saturating_sub(gated.since_ms);
     RolledBack {
         since_ms: now_ms,
         reason: "maxWait".into(),
         detail: format!(
-            "step {} of {} could not be judged healthy within {} ms (waited {waited} ms)",
+            "step {} of {} could not be judged healthy within {} ms (judged for {} ms)",
             gated.step + 1,
             ramp.steps.len(),
-            ramp.gate.as_ref().and_then(|g| g.max_wait_ms).unwrap_or(0)
+            ramp.gate.as_ref().and_then(|g| g.max_wait_ms).unwrap_or(0),
+            gated.clock_ms
         ),
     }
 }

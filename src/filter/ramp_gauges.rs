@@ -7,12 +7,14 @@ use super::gauges::{gauge, millionths, Gauge};
 use super::proxy::Proxy;
 use super::split_state::SplitState;
 use super::Vm;
-use crate::gate::{self, Judgement};
+use crate::gate::{self, FleetProgress, Judgement};
 use crate::metrics;
 use crate::split::{Latency, Ramp};
 
 pub struct RampGauges {
     step: Gauge,
+    /// A gated ramp's step and clock, for the step latch.
+    progress: Option<Gauge>,
     next: Gauge,
     steps: Gauge,
     gated: Gauge,
@@ -20,6 +22,7 @@ pub struct RampGauges {
     /// Holding for the config's `hold`, and past `maxWait`.
     held: Gauge,
     held_past_max_wait: Gauge,
+    held_for_view: Gauge,
     gate: Option<GateGauges>,
 }
 
@@ -54,12 +57,14 @@ impl RampGauges {
         });
         RampGauges {
             step: gauge(vm, p, &[("target", &ramp.target)], metrics::RAMP_STEP),
+            progress: ramp.gate.as_ref().map(|_| gauge(vm, p, &[], metrics::RAMP_PROGRESS)),
             next: gauge(vm, p, &[], metrics::RAMP_NEXT_STEP),
             steps,
             gated,
             step_since: gauge(vm, p, &[], metrics::RAMP_STEP_SINCE),
             held: gauge(vm, p, &[("reason", "hold")], metrics::RAMP_HOLDING),
             held_past_max_wait: gauge(vm, p, &[("reason", "maxWait")], metrics::RAMP_HOLDING),
+            held_for_view: gauge(vm, p, &[("reason", "fleetView")], metrics::RAMP_HOLDING),
             gate,
         }
     }
@@ -83,8 +88,13 @@ impl RampGauges {
         self.next.set(proxy, next_ms.map_or(0, |ms| ms / 1_000));
         let started = at.is_some() && at < Some(ramp.last_step());
         self.held.set(proxy, u64::from(ramp.hold && started));
-        let past_max_wait = state.gate.get().is_some_and(|g| g.held_since_ms.is_some());
+        let gated = state.gate.get();
+        let past_max_wait = gated.is_some_and(|g| g.held_since_ms.is_some());
         self.held_past_max_wait.set(proxy, u64::from(past_max_wait));
+        self.held_for_view.set(proxy, u64::from(gated.is_some_and(|g| g.awaiting_view)));
+        if let Some(progress) = &self.progress {
+            progress.set(proxy, FleetProgress::gauge(gated.as_ref()));
+        }
     }
 
     /// What the gate saw at the step.
@@ -107,8 +117,9 @@ impl RampGauges {
             &self.step_since,
             &self.held,
             &self.held_past_max_wait,
+            &self.held_for_view,
         ];
-        for gauge in all {
+        for gauge in all.into_iter().chain(&self.progress) {
             gauge.set(proxy, 0);
         }
         if let Some(g) = &self.gate {

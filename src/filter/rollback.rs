@@ -22,7 +22,7 @@ use std::cell::Cell;
 
 use log::{info, warn};
 
-use super::proxy::{Proxy, SharedWrite};
+use super::proxy::{Proxy, SharedWrite, ABSENT};
 use super::split_state::SplitState;
 use super::Active;
 use crate::decimal;
@@ -51,11 +51,11 @@ impl Verdict {
     }
 }
 
-/// A split's shared state, read from its key.
+/// A split's shared state, read from its key, and the tag to write it back.
 pub fn read_state(proxy: &dyn Proxy, key: &str) -> (FleetState, u32) {
     match proxy.shared_data(key) {
         Some((bytes, cas)) => (FleetState::decode(&bytes), cas),
-        None => (FleetState::default(), 0),
+        None => (FleetState::default(), ABSENT),
     }
 }
 
@@ -138,8 +138,12 @@ pub struct Watch {
     /// The shared-data key of the window.
     pub key: String,
     window_ms: u64,
-    /// Responses counted here and not merged into the shared window yet.
+    /// What the window's counts mean (`error_window::shape_of`).
+    pub shape: u64,
+    /// Responses counted here and not merged into the shared window yet,
+    /// and the ramp step they were served at.
     pending: Cell<Counts>,
+    pending_step: Cell<u32>,
     /// The shared window's totals at the last merge.
     seen: Cell<Counts>,
 }
@@ -150,38 +154,61 @@ impl Watch {
         Some(Watch {
             key: format!("canary-router/{}/window", split.identity_hex()),
             window_ms: window.window_ms,
+            shape: error_window::shape_of(window),
             pending: Cell::new(Counts::default()),
+            pending_step: Cell::new(0),
             seen: Cell::new(Counts::default()),
         })
     }
+
+    /// The shared window, as this config's counts read it.
+    pub fn read(&self, proxy: &dyn Proxy) -> (Window, u32) {
+        match proxy.shared_data(&self.key) {
+            Some((bytes, cas)) => (Window::decode(&bytes).unwrap_or_default().of_shape(self.shape), cas),
+            None => (Window::default().of_shape(self.shape), ABSENT),
+        }
+    }
 }
 
-/// Counts one response of a split's watched target (from a stream), with
-/// the time it took when the rollback judges latency.
+/// One response (or a request that never got one) of a split's watched
+/// target: an error or not, the time it took if known, and the ramp step
+/// it was served at.
+pub struct Answered {
+    pub error: bool,
+    pub latency_ms: Option<u64>,
+    pub step: u32,
+}
+
+/// Counts one response of a split's watched target (from a stream).
 pub fn record_response(
     active: &Active,
     split_id: SplitId,
     context_id: u32,
     now_ms: u64,
-    error: bool,
-    latency_ms: Option<u64>,
+    answered: &Answered,
 ) {
     // An error is also when another VM's rollback (a crossed window, a
     // Prometheus poll) is taken on here, not a tick later: the error that
     // follows a fleet rollback is this worker's last.
-    if let (true, Some((_, _, split))) = (error, active.router.split(split_id)) {
+    if let (true, Some((_, _, split))) = (answered.error, active.router.split(split_id)) {
         take_on_shared_state(active, split, context_id);
     }
     let Some((watch, split)) = watch_of(active, split_id) else { return };
     let Some(window) = split.rollback().and_then(|r| r.window.as_ref()) else { return };
-    let bucket = window.latency.as_ref().zip(latency_ms).map(|(l, ms)| error_window::latency_bucket(ms, l));
+    // A batch holds one step's responses: another step's first merges it.
+    if watch.pending_step.get() != answered.step && !watch.pending.get().is_empty() {
+        sync(active, split, watch, context_id, now_ms);
+    }
+    watch.pending_step.set(answered.step);
+    let bucket =
+        window.latency.as_ref().zip(answered.latency_ms).map(|(l, ms)| error_window::latency_bucket(ms, l));
     let mut pending = watch.pending.get();
-    pending.add(Counts::one(error, bucket));
+    pending.add(Counts::one(answered.error, bucket));
     watch.pending.set(pending);
     let mut estimate = watch.seen.get();
     estimate.add(pending);
     let slow = bucket.is_some_and(error_window::is_slow);
-    if error || slow || error_window::crossed(window, &estimate).is_some() {
+    if answered.error || slow || error_window::crossed(window, &estimate).is_some() {
         sync(active, split, watch, context_id, now_ms);
     }
 }
@@ -223,15 +250,11 @@ fn sync(active: &Active, split: &Split, watch: &Watch, context_id: u32, now_ms: 
     let Some(window_config) = split.rollback().and_then(|r| r.window.as_ref()) else { return };
     let proxy = &*active.vm.proxy;
     for _ in 0..CAS_ATTEMPTS {
-        let (mut window, cas) = match proxy.shared_data(&watch.key) {
-            Some((bytes, cas)) => (Window::decode(&bytes).unwrap_or_default(), cas),
-            None => (Window::default(), 0),
-        };
+        let (mut window, cas) = watch.read(proxy);
         let pending = watch.pending.get();
         let bucket = error_window::bucket_of(now_ms, watch.window_ms);
         if !pending.is_empty() {
-            let step = active.state(split).and_then(|s| s.gate.get()).map_or(0, |g| g.step);
-            window.add(bucket, pending, step);
+            window.add(bucket, pending, watch.pending_step.get());
         }
         let totals = window.totals(bucket);
         let crossed_here =

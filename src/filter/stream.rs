@@ -13,7 +13,7 @@ use std::rc::Rc;
 use log::{debug, error, warn};
 
 use super::proxy::{LocalReply, Proxy};
-use super::rollback;
+use super::rollback::{self, Answered};
 use super::shadow::{Held, PendingShadow, ShadowQueue};
 use super::{Active, Root};
 use crate::header_map;
@@ -45,9 +45,21 @@ pub struct Stream {
     shadow: Option<ShadowInProgress>,
     /// The assignment cookie the response must set.
     set_cookie: Option<String>,
-    /// The split whose rollback watches this response, and when the
-    /// request left (ms) if the rollback judges latency.
-    rollback_watch: Option<(SplitId, Option<u64>)>,
+    /// The split whose rollback watches this response.
+    rollback_watch: Option<Watched>,
+}
+
+/// A request to a rollback's watched target, until its answer comes.
+struct Watched {
+    split: SplitId,
+    /// When the proxy had the whole request (ms since the epoch): its
+    /// headers, or its body's end. The latency judged is from here to the
+    /// response headers, so a slow upload is not the canary's.
+    sent_ms: u64,
+    /// The ramp step it was served at (0 without a gated ramp).
+    step: u32,
+    /// A request that ends unanswered after this long is a failure.
+    abandoned_after_ms: u64,
 }
 
 /// What became of a request's headers.
@@ -122,7 +134,7 @@ pub fn request_headers(root: &Root, id: u32, end_of_stream: bool) -> Headers {
         .and_then(|r| r.mirror.as_ref())
         .is_some_and(|m| m.selects(root.roll()));
     let shadow = if mirrored { start_shadow(&active, &root.vm.shadows, &decision, map) } else { None };
-    let stream = Stream::after(id, &active, &decision, shadow);
+    let stream = Stream::after(id, &active, &decision, shadow, now_ms);
     Headers::Continue(stream.and_then(|mut stream| {
         if end_of_stream {
             stream.finish_shadow();
@@ -207,22 +219,29 @@ fn start_shadow(
 impl Stream {
     /// The state a routed request keeps for its body and response, if it
     /// needs any; counts the request.
+    /// `now_ms` is the time the decision read, 0 if it read none.
     fn after(
         id: u32,
         active: &Rc<Active>,
         decision: &Decision<'_>,
         shadow: Option<ShadowInProgress>,
+        now_ms: u64,
     ) -> Option<Box<Stream>> {
         let route = decision.route_index;
         let target = active.stats.request(route, decision.rule_index, decision.target);
         let set_cookie = decision.assign_cookie().map(|cookie| cookie.set_cookie(decision.target));
-        let rollback_watch = decision
-            .split
-            .and_then(|split| split.rollback().filter(|r| r.target == decision.target).map(|r| (split.id, r)))
-            .map(|(id, rollback)| {
-                let timed = rollback.window.as_ref().is_some_and(|w| w.latency.is_some());
-                (id, timed.then(|| active.vm.proxy.now_ms()))
-            });
+        let rollback_watch = decision.split.and_then(|split| {
+            let rollback = split.rollback().filter(|r| r.target == decision.target)?;
+            let step = active.splits.get(split.id).and_then(|s| s.gated_step()).unwrap_or(0);
+            let sent_ms = if now_ms > 0 { now_ms } else { active.vm.proxy.now_ms() };
+            Some(Watched {
+                split: split.id,
+                sent_ms,
+                step: u32::try_from(step).unwrap_or(u32::MAX),
+                // Without a local window there is nothing to count it in.
+                abandoned_after_ms: rollback.window.as_ref().map_or(u64::MAX, |w| w.abandoned_after_ms),
+            })
+        });
         let routed = if active.router.count_responses { target.map(|t| (route, t)) } else { None };
         if shadow.is_none() && set_cookie.is_none() && rollback_watch.is_none() && routed.is_none() {
             return None;
@@ -266,6 +285,9 @@ impl Stream {
         }
         if end_of_stream {
             self.finish_shadow();
+            if let Some(watched) = self.rollback_watch.as_mut() {
+                watched.sent_ms = self.active.vm.proxy.now_ms();
+            }
         }
         self.needed()
     }
@@ -281,17 +303,14 @@ impl Stream {
             if let (Some((route, target)), Some(class)) = (self.routed.take(), class) {
                 active.stats.response(route, target, class);
             }
-            if let (Some((split_id, sent_ms)), Some(class)) = (self.rollback_watch.take(), class) {
+            if let (Some(watched), Some(class)) = (self.rollback_watch.take(), class) {
                 let now_ms = proxy.now_ms();
-                let latency_ms = sent_ms.map(|sent| now_ms.saturating_sub(sent));
-                rollback::record_response(
-                    active,
-                    split_id,
-                    self.id,
-                    now_ms,
-                    class == SERVER_ERROR,
-                    latency_ms,
-                );
+                let answered = Answered {
+                    error: class == SERVER_ERROR,
+                    latency_ms: Some(now_ms.saturating_sub(watched.sent_ms)),
+                    step: watched.step,
+                };
+                rollback::record_response(active, watched.split, self.id, now_ms, &answered);
             }
         }
         if let Some(cookie) = self.set_cookie.take() {
@@ -340,10 +359,26 @@ impl Stream {
 
 impl Drop for Stream {
     /// The stream is gone (done, reset or closed): a copy still waiting for
-    /// its body will never complete. Dropping it gives its budget back.
+    /// its body will never complete. Dropping it gives its budget back. A
+    /// watched request that never got its response headers waited for
+    /// nothing: once it waited `abandonedAfterMs`, it is a failure of the
+    /// target and that wait a latency sample (a canary that hangs is seen);
+    /// a client that gave up sooner says nothing either way.
     fn drop(&mut self) {
         if let Some(shadow) = self.shadow.take() {
             self.active.stats.shadow_skipped(shadow.route, Skip::Incomplete);
+        }
+        if let Some(watched) = self.rollback_watch.take() {
+            let now_ms = self.active.vm.proxy.now_ms();
+            let waited = now_ms.saturating_sub(watched.sent_ms);
+            if waited >= watched.abandoned_after_ms {
+                debug!(
+                    "[ctx {}] the request to a watched target ended unanswered after {waited} ms: a failure",
+                    self.id
+                );
+                let answered = Answered { error: true, latency_ms: Some(waited), step: watched.step };
+                rollback::record_response(&self.active, watched.split, self.id, now_ms, &answered);
+            }
         }
     }
 }

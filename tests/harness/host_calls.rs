@@ -264,12 +264,15 @@ pub fn define(linker: &mut Linker<HostState>, name: &str) -> Result<bool> {
                 let value = memory::read(&mut c, vptr, vlen)?;
                 let shared = c.data().shared_data.clone();
                 let mut shared = shared.borrow_mut();
-                let current = shared.get(&key).map_or(0, |(_, cas)| *cas);
-                // As Envoy: cas 0 writes unconditionally; otherwise it must match.
-                if cas != 0 && cas as u32 != current {
-                    return Ok(CAS_MISMATCH);
-                }
-                shared.insert(key, (value, current + 1));
+                // As Envoy: an absent key is written whatever the tag; a
+                // present one with tag 0 unconditionally, else only with its
+                // own tag.
+                let tag = match shared.get(&key).map(|(_, current)| *current) {
+                    Some(current) if cas != 0 && cas as u32 != current => return Ok(CAS_MISMATCH),
+                    Some(current) => current + 1,
+                    None => 1,
+                };
+                shared.insert(key, (value, tag));
                 Ok(OK)
             },
         )?,

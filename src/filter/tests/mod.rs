@@ -3,95 +3,15 @@
 //! the fleet's poll rounds, counter batching, the routing header's
 //! guarantees) asserted directly. The harness proves the ABI.
 
-use std::cell::Cell;
+mod evidence;
+mod worker;
+
 use std::rc::Rc;
 
-use super::fake_proxy::{FakeProxy, SharedStore};
-use super::{configure, http_call_answered, request_headers, tick, Headers, Root, Vm};
+use super::fake_proxy::SharedStore;
+use super::{configure, request_headers, tick, Headers, Root};
 use crate::metrics::{self, tagged};
-
-/// 2026-01-01T00:00:00Z.
-const START_MS: u64 = 1_767_225_600_000;
-
-/// One worker VM of a proxy, with one root context.
-struct Worker {
-    proxy: Rc<FakeProxy>,
-    vm: Rc<Vm>,
-    root: Rc<Root>,
-    next_stream: Cell<u32>,
-}
-
-impl Worker {
-    fn new(shared: &SharedStore) -> Worker {
-        let proxy = Rc::new(FakeProxy::new(START_MS, shared.clone()));
-        proxy.clusters.borrow_mut().extend(["shadow".to_string(), "prometheus".to_string()]);
-        let vm = Rc::new(Vm::new(proxy.clone()));
-        let root = Rc::new(Root::new(1, vm.clone(), 42));
-        Worker { proxy, vm, root, next_stream: Cell::new(2) }
-    }
-
-    fn configured(config: &str) -> Worker {
-        let worker = Worker::new(&SharedStore::default());
-        assert!(worker.configure(config), "the config is accepted");
-        worker
-    }
-
-    fn configure(&self, config: &str) -> bool {
-        *self.proxy.config.borrow_mut() = config.as_bytes().to_vec();
-        configure(&self.root, config.len())
-    }
-
-    /// A request through the filter, answered with `status` unless the
-    /// filter answered it; returns the target header the upstream got.
-    fn exchange(&self, headers: &[(&str, &str)], status: &str) -> Result<Option<String>, u32> {
-        self.exchange_taking(headers, status, |_| 0)
-    }
-
-    /// Like `exchange`, the upstream taking `took(target)` ms to answer.
-    fn exchange_taking(
-        &self,
-        headers: &[(&str, &str)],
-        status: &str,
-        took: impl Fn(&str) -> u64,
-    ) -> Result<Option<String>, u32> {
-        self.proxy.set_request(headers);
-        let id = self.next_stream.get();
-        self.next_stream.set(id + 1);
-        let replies = self.proxy.local_replies.borrow().len();
-        match request_headers(&self.root, id, true) {
-            Headers::Refused => {
-                let replies = self.proxy.local_replies.borrow();
-                return Err(replies.last().map(|r| r.0).expect("a refused request is answered"));
-            }
-            Headers::Continue(stream) => {
-                assert_eq!(self.proxy.local_replies.borrow().len(), replies, "forwarded, not answered");
-                self.proxy.advance(took(&self.proxy.request_header("x-route-target").unwrap_or_default()));
-                *self.proxy.response_status.borrow_mut() = Some(status.as_bytes().to_vec());
-                if let Some(mut stream) = stream {
-                    stream.response_headers();
-                }
-            }
-        }
-        Ok(self.proxy.request_header("x-route-target"))
-    }
-
-    fn get(&self, host: &str) -> Option<String> {
-        self.exchange(&[(":authority", host), (":path", "/")], "200").unwrap_or_default()
-    }
-
-    /// Moves the clock and runs the root's tick.
-    fn tick_after(&self, ms: u64) {
-        self.proxy.advance(ms);
-        tick(&self.root);
-    }
-
-    /// Answers a dispatched call with `status` and `body`.
-    fn answer(&self, token: u32, status: &str, body: &str) {
-        *self.proxy.answer.borrow_mut() = Some((status.as_bytes().to_vec(), body.as_bytes().to_vec()));
-        http_call_answered(&self.root, token, 1, body.len());
-        *self.proxy.answer.borrow_mut() = None;
-    }
-}
+use worker::{vector, Worker, EMPTY};
 
 fn requests_metric(route: &str, target: &str) -> String {
     tagged(metrics::REQUESTS, &[("route", route), ("target", target)])
@@ -253,14 +173,6 @@ const POLLED: &str = r#"{"routes": [{"name": "b", "default": "stable", "rules": 
     "rollback": {"target": "canary", "prometheus": {"cluster": "prometheus", "every": "10s", "threshold": 1,
         "checks": [{"name": "errors", "query": "errors{target=\"{{target}}\"}", "max": 0.1}]}}}}]}]}"#;
 
-fn vector(value: &str) -> String {
-    format!(
-        r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[1,"{value}"]}}]}}}}"#
-    )
-}
-
-const EMPTY: &str = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
-
 #[test]
 fn one_worker_of_a_proxy_polls_per_period_and_a_round_is_judged_when_complete() {
     let shared = SharedStore::default();
@@ -268,11 +180,12 @@ fn one_worker_of_a_proxy_polls_per_period_and_a_round_is_judged_when_complete() 
     assert!(one.configure(POLLED), "polls at once: the first configure claims the round");
     assert!(two.configure(POLLED));
     let calls = one.proxy.take_calls();
-    assert_eq!(calls.len(), 2, "the check and the latch");
+    assert_eq!(calls.len(), 3, "the check, the latch and the view");
     assert!(two.proxy.take_calls().is_empty(), "the other worker found the round claimed");
     assert_eq!(two.get("b.example.com").as_deref(), Some("stable"), "waits for the latch");
 
     one.answer(calls[1].token, "200", EMPTY);
+    one.answer(calls[2].token, "200", &vector("1"));
     one.answer(calls[0].token, "200", &vector("0.01"));
     two.tick_after(1_000);
     assert!(two.proxy.take_calls().is_empty(), "not due before `every`");
@@ -282,9 +195,10 @@ fn one_worker_of_a_proxy_polls_per_period_and_a_round_is_judged_when_complete() 
     one.tick_after(10_000);
     two.tick_after(10_000);
     let (a, b) = (one.proxy.take_calls(), two.proxy.take_calls());
-    assert_eq!(a.len() + b.len(), 2, "one round per proxy per period: {} and {}", a.len(), b.len());
+    assert_eq!(a.len() + b.len(), 3, "one round per proxy per period: {} and {}", a.len(), b.len());
     let (poller, calls) = if a.is_empty() { (&two, b) } else { (&one, a) };
     poller.answer(calls[0].token, "200", &vector("0.5"));
+    poller.answer(calls[2].token, "200", &vector("1"));
     assert_eq!(poller.get("b.example.com").as_deref().map(|_| ()), Some(()), "still half-answered");
     poller.answer(calls[1].token, "200", EMPTY);
     for worker in [&one, &two] {
@@ -300,14 +214,16 @@ fn a_fleet_rollback_reaches_another_worker_at_its_next_canary_error_not_its_tick
     assert!(one.configure(POLLED) && two.configure(POLLED));
     let calls = one.proxy.take_calls();
     one.answer(calls[1].token, "200", EMPTY);
+    one.answer(calls[2].token, "200", &vector("1"));
     one.answer(calls[0].token, "200", &vector("0.01"));
     two.tick_after(1_000);
     // The next round (due within `every` plus its jitter), on worker one,
     // fails the check: rolled back.
     one.tick_after(11_000);
     let calls = one.proxy.take_calls();
-    assert_eq!(calls.len(), 2);
+    assert_eq!(calls.len(), 3);
     one.answer(calls[0].token, "200", &vector("0.5"));
+    one.answer(calls[2].token, "200", &vector("1"));
     one.answer(calls[1].token, "200", EMPTY);
     assert!((0..40).all(|_| one.get("b.example.com").as_deref() == Some("stable")), "rolled back");
     // Worker two, no tick since: its first canary error is its last.
@@ -320,11 +236,11 @@ fn a_fleet_rollback_reaches_another_worker_at_its_next_canary_error_not_its_tick
 #[test]
 fn a_round_whose_answers_never_come_is_given_up_and_polling_goes_on() {
     let worker = Worker::configured(POLLED);
-    assert_eq!(worker.proxy.take_calls().len(), 2);
+    assert_eq!(worker.proxy.take_calls().len(), 3);
     worker.tick_after(10_000);
     assert!(worker.proxy.take_calls().is_empty(), "the round is still waiting for its answers");
     worker.tick_after(7_000);
-    assert_eq!(worker.proxy.take_calls().len(), 2, "given up after timeout + 5 s: a new round");
+    assert_eq!(worker.proxy.take_calls().len(), 3, "given up after timeout + 5 s: a new round");
 }
 
 const GATED: &str = r#"{"routes": [{"name": "b", "default": "stable", "rules": [{"split": {
