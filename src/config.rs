@@ -334,6 +334,14 @@ fn compile_ramp(
         ));
     }
     let gate = ramp.object("gate").map(|gate| compile_gate(&gate, every, target, rollback)).transpose()?;
+    let hold = ramp.flag("hold").unwrap_or_default();
+    if hold && gate.is_none() {
+        return Err(ConfigError::new(
+            ramp.at("hold"),
+            "pauses a gated ramp; a ramp by the clock is wherever the clock puts it, with nothing to freeze \
+             (gate it, or move `start`)",
+        ));
+    }
     if gate.is_some() {
         // Every step but the last is judged on the canary's responses.
         let judged = &steps[..steps.len().saturating_sub(1)];
@@ -347,7 +355,7 @@ fn compile_ramp(
             ));
         }
     }
-    Ok(Ramp::new(start, every, steps, gate, ramp.flag("hold").unwrap_or(false)))
+    Ok(Ramp::new(start, every, steps, gate, hold))
 }
 
 /// A gate judges each step with the split's rollback: its local window

@@ -763,15 +763,47 @@ fn check_warns_about_a_ramp_past_its_last_step_and_a_rollback_only_one_proxy_rem
     // rollbacks a restart forgets.
     let r = run(&["check", "examples", "istio"]);
     assert!(!r.stderr.contains("past its last step"), "{}", r.stderr);
+    assert!(!r.stderr.contains("on no evidence"), "{}", r.stderr);
     let local_only: Vec<&str> = r.stderr.lines().filter(|l| l.contains("own window only")).collect();
     assert!(local_only.iter().all(|l| l.contains("examples/demo.json")), "{local_only:?}");
+}
+
+/// A gate that would take, hold or roll back a step on no evidence.
+#[test]
+fn check_warns_where_a_gate_would_move_hold_or_roll_back_without_evidence() {
+    let config = |rollback: &str, gate: &str| {
+        format!(
+            r#"{{"routes": [{{"name": "b", "default": "stable", "rules": [{{"split": {{
+            "weights": [{{"target": "canary", "weight": 5}}, {{"target": "stable", "weight": 95}}],
+            "ramp": {{"target": "canary", "start": "2020-01-01T00:00:00Z", "every": "1m", "steps": [5, 100], "gate": {gate}}},
+            "rollback": {rollback}}}}}]}}]}}"#
+        )
+    };
+    let nothing = config(r#"{"target": "canary", "prometheus": {"cluster": "prometheus"}}"#, "{}");
+    let r = run(&["check", &temp_file("nothing.json", &nothing)]);
+    r.assert_ok_warning(&[
+        "routes[0].rules[0].split.ramp.gate: nothing judges canary: no local window and no Prometheus checks, so each step is taken after `every` on no evidence at all",
+    ]);
+    assert!(r.stdout.contains("step 1 begins when a proxy first applies this config (`start`, 2020-01-01T00:00:00Z, is past), once the fleet's latches answered"), "{}", r.stdout);
+    let checked = r#"{"target": "canary", "prometheus": {"cluster": "prometheus", "every": "30s",
+        "checks": [{"name": "errors", "query": "e", "max": 0.1}]}}"#;
+    let r = run(&[
+        "check",
+        &temp_file("early.json", &config(checked, r#"{"maxWait": "70s", "onMaxWait": "rollback"}"#)),
+    ]);
+    r.assert_ok_warning(&[
+        "routes[0].rules[0].split.ramp.gate.maxWait: 70s may pass before a Prometheus poll judged the step once (a step lasts `every`, 60s, and its first poll can take 34s): the step would then roll back on no evidence",
+        "routes[0].rules[0].split.ramp.gate.onMaxWait: `rollback` takes canary out when a step could not be judged in time",
+    ]);
+    let r = run(&["check", &temp_file("fine.json", &config(checked, r#"{"maxWait": "10m"}"#))]);
+    assert!(!r.stderr.contains("gate"), "{}", r.stderr);
 }
 
 #[test]
 fn check_prints_what_each_split_and_mirror_does() {
     let r = run(&["check", "examples/ramp.json", "examples/fleet.json", "examples/clock-ramp.json"]);
     r.assert_ok_printing(&[
-        "rules[0] gated ramp of canary from 2026-11-24T10:00:00Z: 10%, 25%, 50%, each step after at least 600s and a passed judgement (100 responses, waiting at most 3600s then holding)",
+        "rules[0] gated ramp of canary: 10%, 25%, 50%, each step after at least 600s and a passed judgement (100 responses, judged for at most 3600s then hold); step 1 begins when a proxy first applies this config (`start`, 2026-11-24T10:00:00Z, is past), once the fleet's latches answered",
         "rules[0] ramp of canary: 10% from 2030-01-07T10:00:00Z, 25% from 2030-01-07T10:10:00Z, 50% from 2030-01-07T10:20:00Z (now: before the start, the listed weights)",
         "rules[0] assignment cookie: version=TARGET; Max-Age=86400; Path=/",
         "rules[0] rollback of canary: this proxy's window: more than 5% errors or p99 above 500 ms over 60s with at least 20 responses",

@@ -709,6 +709,11 @@ fn a_gate_is_refused_with_the_key_named_when_it_cannot_judge() {
     );
     let ungated = at_zero.replace(r#", "gate": {}"#, "");
     assert!(parse(ungated.as_bytes()).is_ok(), "by the clock, 0% is a step like any other");
+    assert_eq!(
+        error(&ungated.replace(r#""every": "10m""#, r#""every": "10m", "hold": true"#)),
+        "routes[0].rules[0].split.ramp.hold: pauses a gated ramp; a ramp by the clock is wherever the clock puts \
+         it, with nothing to freeze (gate it, or move `start`)"
+    );
     assert!(parse(gated("{}", WINDOW).replace("[5, 100]", "[5, 0]").as_bytes()).is_err(), "never goes down");
 }
 

@@ -78,6 +78,21 @@ impl EnvoyConfig {
         self
     }
 
+    /// Without the stats tags that make the filter's labels Prometheus
+    /// labels: its metrics then carry them in their names.
+    pub fn without_stats_tags(mut self) -> Self {
+        let before = self.yaml.len();
+        self.yaml = self
+            .yaml
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("- { tag_name:") && l.trim() != "stats_tags:")
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .replace("stats_config:\n", "");
+        assert!(self.yaml.len() < before, "the config had no stats tags");
+        self
+    }
+
     pub fn with_file(mut self, repo_path: &str) -> Self {
         let contents =
             fs::read_to_string(repo().join(repo_path)).unwrap_or_else(|e| panic!("{repo_path}: {e}"));
@@ -363,6 +378,18 @@ impl Envoy {
         let tmp = target.with_extension("next");
         fs::write(&tmp, with_ports(&with_absolute_wasm(contents), &self.ports)).unwrap();
         fs::rename(&tmp, &target).unwrap();
+    }
+}
+
+impl Envoy {
+    /// Pushes a filter config through ECDS (an Envoy started with
+    /// `EnvoyConfig::over_ecds`) and waits until Envoy applied it.
+    pub fn push_filter_config(&self, json: &str) {
+        let success = "extension_config_discovery.http_filter.canary-router.update_success";
+        let before = self.stat(success).unwrap_or(0);
+        let template = fs::read_to_string(repo().join(ECDS_FILE)).unwrap();
+        self.replace_file(ECDS_FILE, &ecds_file(&template, json));
+        self.wait_until("the push", || self.stat(success) == Some(before + 1));
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::envoy::{ecds_file, free_ports, repo, Envoy, EnvoyConfig, ECDS_FILE};
+use super::envoy::{free_ports, repo, Envoy, EnvoyConfig};
 use super::http::get_host;
 use super::load::{self, Load};
 use super::prometheus::Prometheus;
@@ -97,14 +97,9 @@ fn step(envoy: &Envoy, route: &str) -> u64 {
 }
 
 /// Pushes a config to every proxy and waits until each applied it.
-fn push(fleet: &[Envoy], json: &str, pushes: u64) {
-    let template = std::fs::read_to_string(repo().join(ECDS_FILE)).unwrap();
+fn push(fleet: &[Envoy], json: &str) {
     for envoy in fleet {
-        envoy.replace_file(ECDS_FILE, &ecds_file(&template, json));
-    }
-    let success = "extension_config_discovery.http_filter.canary-router.update_success";
-    for envoy in fleet {
-        envoy.wait_until("the push", || envoy.stat(success) == Some(pushes + 1));
+        envoy.push_filter_config(json);
     }
 }
 
@@ -162,7 +157,7 @@ fn a_gated_ramp_is_earned_step_by_step_by_a_whole_fleet() {
 
     // `hold` mid-ramp: all three stop at the fleet's step (a proxy behind
     // it still catches up, through the step latch) and stay there.
-    push(&fleet, &config(start_ms, side_ms, true), 1);
+    push(&fleet, &config(start_ms, side_ms, true));
     let settling = Instant::now();
     let held: Vec<u64> = loop {
         let steps = watch(&fleet, &mut seen);
@@ -185,7 +180,7 @@ fn a_gated_ramp_is_earned_step_by_step_by_a_whole_fleet() {
         .iter()
         .all(|e| e.sample_with("canary_router_ramp_holding", &[("route", "service-b"), ("reason", "hold")])
             == Some(1.0)));
-    push(&fleet, &config(start_ms, side_ms, false), 2);
+    push(&fleet, &config(start_ms, side_ms, false));
     while watch(&fleet, &mut seen).iter().max() <= Some(&held[0]) {
         assert!(Instant::now() < deadline, "the ramp did not resume after hold was cleared");
         thread::sleep(Duration::from_millis(100));

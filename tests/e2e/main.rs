@@ -10,6 +10,7 @@ mod demo;
 mod envoy;
 mod envoy_gateway;
 mod envoy_gateway_shape;
+mod evidence;
 mod failure;
 mod fleet;
 mod gated_ramp;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use canary_router::decimal;
 use canary_router::route::{Action, Route};
 use canary_router::router::Router;
-use canary_router::split::{AllLive, Moment, OnMaxWait, Ramp, Split};
+use canary_router::split::{AllLive, Gate, Moment, OnMaxWait, Ramp, Rollback, Split};
 use canary_router::time::format_rfc3339;
 
 use crate::input;
@@ -73,10 +73,16 @@ pub fn warnings(origin: &str, router: &Router, now_ms: u64) -> Vec<String> {
     out
 }
 
-/// A clock ramp already past its last step, a rollback only this proxy
+/// A clock ramp already past its last step, a gate that would take,
+/// hold or roll back a step on no evidence, a rollback only this proxy
 /// remembers.
 fn progress_warnings(place: &str, split: &Split, now_ms: u64) -> Vec<String> {
     let mut out = Vec::new();
+    if let (Some(ramp), Some(rollback)) = (split.ramp(), split.rollback()) {
+        if let Some(gate) = &ramp.gate {
+            out.extend(gate_warnings(&format!("{place}.ramp.gate"), ramp, gate, rollback));
+        }
+    }
     if let Some(ramp) = split.ramp().filter(|r| r.gate.is_none() && r.steps.len() > 1) {
         let last_from = ramp.start_ms + ramp.last_step() as u64 * ramp.every_ms;
         if now_ms >= last_from {
@@ -98,6 +104,49 @@ fn progress_warnings(place: &str, split: &Split, now_ms: u64) -> Vec<String> {
         ));
     }
     out
+}
+
+/// Where a gate would move, hold or roll back a step without evidence.
+fn gate_warnings(place: &str, ramp: &Ramp, gate: &Gate, rollback: &Rollback) -> Vec<String> {
+    let mut out = Vec::new();
+    let checks = rollback.prometheus.as_ref().map_or(0, |p| p.checks.len());
+    if rollback.window.is_none() && checks == 0 {
+        out.push(format!(
+            "{place}: nothing judges {}: no local window and no Prometheus checks, so each step is taken \
+             after `every` on no evidence at all; add a window or a check",
+            ramp.target
+        ));
+    }
+    if let (Some(max_wait), Some(prometheus)) = (gate.max_wait_ms, &rollback.prometheus) {
+        // The first poll of a step may come a period (and its jitter) and
+        // a timeout after the step began.
+        let first_poll = prometheus.every_ms + prometheus.every_ms / 10 + u64::from(prometheus.timeout_ms);
+        if checks > 0 && max_wait < ramp.every_ms + first_poll {
+            out.push(format!(
+                "{place}.maxWait: {} may pass before a Prometheus poll judged the step once (a step lasts `every`, \
+                 {}, and its first poll can take {}): the step would then {} on no evidence",
+                seconds(max_wait),
+                seconds(ramp.every_ms),
+                seconds(first_poll),
+                on_max_wait(gate.on_max_wait)
+            ));
+        }
+    }
+    if gate.max_wait_ms.is_some() && gate.on_max_wait == OnMaxWait::Rollback {
+        out.push(format!(
+            "{place}.onMaxWait: `rollback` takes {} out when a step could not be judged in time (too little \
+             traffic, checks without data), not only when it failed; `hold` waits and alerts instead",
+            ramp.target
+        ));
+    }
+    out
+}
+
+fn on_max_wait(on: OnMaxWait) -> &'static str {
+    match on {
+        OnMaxWait::Hold => "hold",
+        OnMaxWait::Rollback => "roll back",
+    }
 }
 
 /// `ok` and one line per route, then what each split and mirror does.
@@ -192,22 +241,33 @@ fn ramp_line(label: &str, split: &Split, ramp: &Ramp, now_ms: u64) -> String {
     if let Some(gate) = &ramp.gate {
         let steps: Vec<String> = ramp.steps.iter().map(|p| format!("{}%", decimal::format(*p))).collect();
         let wait = match gate.max_wait_ms {
-            Some(ms) => format!(
-                ", waiting at most {} then {}",
-                seconds(ms),
-                match gate.on_max_wait {
-                    OnMaxWait::Hold => "holding",
-                    OnMaxWait::Rollback => "rolling back",
-                }
-            ),
+            Some(ms) => {
+                format!(", judged for at most {} then {}", seconds(ms), on_max_wait(gate.on_max_wait))
+            }
             None => String::new(),
         };
-        let hold = if ramp.hold { " (hold: frozen at its step)" } else { "" };
+        let hold = if ramp.hold { " (hold: frozen at its step, its clock stopped)" } else { "" };
+        let begins = if ramp.start_ms > now_ms {
+            format!(
+                "at {}, or when a proxy first applies this config if later",
+                format_rfc3339(ramp.start_ms / 1000)
+            )
+        } else {
+            format!(
+                "when a proxy first applies this config (`start`, {}, is past)",
+                format_rfc3339(ramp.start_ms / 1000)
+            )
+        };
+        let fleet = if split.rollback().is_some_and(|r| r.prometheus.is_some()) {
+            ", once the fleet's latches answered"
+        } else {
+            ""
+        };
         return format!(
-            "    {label} gated ramp of {} from {}: {}, each step after at least {} and a passed judgement \
-             ({} responses{wait}); the step in force is the proxies' (`canary-router status`){hold}\n",
+            "    {label} gated ramp of {}: {}, each step after at least {} and a passed judgement \
+             ({} responses{wait}); step 1 begins {begins}{fleet}; the step in force is the proxies' \
+             (`canary-router status`){hold}\n",
             ramp.target,
-            format_rfc3339(ramp.start_ms / 1000),
             steps.join(", "),
             seconds(ramp.every_ms),
             gate.min_requests

@@ -42,6 +42,8 @@ struct Report {
     /// Checks whose last answer was no data or an error.
     unanswered: Vec<String>,
     failures: u64,
+    /// Prometheus has not shown this proxy's own series past `blindAfter`.
+    blind: bool,
 }
 
 /// A ramp as one proxy reports it.
@@ -54,7 +56,7 @@ struct RampReport {
     since: u64,
     next: u64,
     gate: Option<GateReport>,
-    /// Holding, and why: `hold` or `maxWait`.
+    /// Holding, and why: `hold`, `maxWait` or `fleetView`.
     holding: Option<String>,
 }
 
@@ -179,7 +181,8 @@ fn reports(samples: &[Sample]) -> BTreeMap<Key, Report> {
             unanswered.sort();
             let failures = value(metrics::CHECK_FAILURES).unwrap_or(0.0) as u64;
             let local_only = state != State::Plain && value(metrics::ROLLBACK_FLEET) == Some(0.0);
-            Some((key, Report { targets, state, local_only, ramp, checks, unanswered, failures }))
+            let blind = value(metrics::FLEET_BLIND).is_some_and(|b| b > 0.0);
+            Some((key, Report { targets, state, local_only, ramp, checks, unanswered, failures, blind }))
         })
         .collect()
 }
@@ -418,6 +421,10 @@ pub fn render(proxies: &[Proxy], splits: &[SplitView], now: u64) -> String {
                 report.unanswered.join(", ")
             );
         }
+        if report.blind {
+            out += "  BLIND: Prometheus does not hold this proxy's own series of the split (stats tags? scraped?): \
+                    its gated steps hold, and a rollback by another proxy does not reach it\n";
+        }
     }
     let overall = overall(proxies, splits);
     out += &format!("\noverall: {} (exit {})\n", overall.label(), overall.exit_code());
@@ -517,6 +524,7 @@ pub fn to_json(proxies: &[Proxy], splits: &[SplitView], now: u64) -> Value {
                 })),
                 "local_only": r.local_only,
                 "unanswered_checks": r.unanswered,
+                "fleet_blind": r.blind,
                 "checks": r.checks.iter().map(|(n, value)| json!({"check": n, "value": value})).collect::<Vec<_>>(),
                 "failing_polls": r.failures,
             })
@@ -619,6 +627,27 @@ mod tests {
         assert_eq!((ramp["gated"].as_bool(), ramp["holding"].as_str()), (Some(true), Some("maxWait")));
         assert_eq!(ramp["gate"]["responses"], 137);
         assert_eq!(json["splits"][0]["unanswered_checks"][0], "error-rate");
+        assert_eq!(json["splits"][0]["fleet_blind"], false);
+    }
+
+    #[test]
+    fn a_blind_fleet_view_is_said_with_the_step_it_holds() {
+        let blind = stats(0, 50_000)
+            + &format!(
+                "{SPLIT}canary_router_ramp_gated: 1\n{SPLIT}canary_router_gate_passed: 1\n\
+                 {SPLIT}reason=.=fleetView;.;canary_router_ramp_holding: 1\n\
+                 {SPLIT}canary_router_proxy_beacon: 123456\n{SPLIT}canary_router_fleet_blind: 1\n"
+            );
+        let proxies = vec![proxy("a:1", &blind)];
+        let views = splits(&proxies);
+        let text = render(&proxies, &views, 1_795_695_700);
+        for expected in [
+            "ramp: gated, step 2 of 4, HOLDING (fleetView)",
+            "BLIND: Prometheus does not hold this proxy's own series of the split",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+        }
+        assert_eq!(to_json(&proxies, &views, 1_795_695_700)["splits"][0]["fleet_blind"], true);
     }
 
     #[test]
