@@ -104,11 +104,14 @@ fn compile_route(route: &Fields<'_>, tally: &mut Tally) -> Result<Route, ConfigE
             })
             .collect::<Result<_, _>>()?,
     };
-    let path_prefix = match route.text("pathPrefix") {
+    let path_exact = route.text("path").is_some();
+    let (path_key, path) =
+        if path_exact { ("path", route.text("path")) } else { ("pathPrefix", route.text("pathPrefix")) };
+    let path_prefix = match path {
         None => None,
         Some(prefix) if prefix.starts_with('/') => Some(prefix.as_bytes().to_vec()),
         Some(prefix) => {
-            return Err(ConfigError::new(route.at("pathPrefix"), format!("`{prefix}` must start with `/`")))
+            return Err(ConfigError::new(route.at(path_key), format!("`{prefix}` must start with `/`")))
         }
     };
     let path_elements = route.flag("pathElements").unwrap_or(false);
@@ -139,6 +142,7 @@ fn compile_route(route: &Fields<'_>, tally: &mut Tally) -> Result<Route, ConfigE
         hosts,
         path_prefix,
         path_elements,
+        path_exact,
         default: default.to_string(),
         rules,
         mirror,

@@ -12,10 +12,14 @@ pub struct Route {
     pub name: String,
     /// Empty: any host.
     pub hosts: Vec<HostPattern>,
+    /// `pathPrefix`, or `path` when `path_exact`.
     pub path_prefix: Option<Vec<u8>>,
     /// `pathElements`: the prefix matches whole path elements, as
     /// Kubernetes' `pathType: Prefix` and Gateway API's `PathPrefix` do.
     pub path_elements: bool,
+    /// `path`: the path must be exactly this, as Kubernetes' `pathType:
+    /// Exact` matches.
+    pub path_exact: bool,
     pub default: String,
     pub rules: Vec<Rule>,
     /// Traffic shadowing for this route, if configured.
@@ -48,10 +52,13 @@ impl Rule {
 }
 
 impl Route {
-    /// Whether the route's `pathPrefix` (if any) matches this path (the
-    /// part before `?`).
+    /// Whether the route's `pathPrefix` or `path` (if any) matches this
+    /// path (the part before `?`).
     pub fn path_matches(&self, path: &[u8]) -> bool {
         self.path_prefix.as_ref().is_none_or(|prefix| {
+            if self.path_exact {
+                return path == prefix.as_slice();
+            }
             path.starts_with(prefix)
                 && (!self.path_elements
                     || prefix.ends_with(b"/")

@@ -126,6 +126,20 @@ mod tests {
     }
 
     #[test]
+    fn an_exact_path_takes_that_path_only() {
+        let json = r#"{"routes": [
+            {"name": "home", "hosts": ["a.io"], "path": "/", "default": "t"},
+            {"name": "api", "hosts": ["a.io"], "path": "/api", "default": "t"},
+            {"name": "rest", "hosts": ["a.io"], "pathPrefix": "/", "default": "t"}]}"#;
+        for (path, route) in
+            [("/", "home"), ("/api", "api"), ("/api/", "rest"), ("/api/x", "rest"), ("/x", "rest")]
+        {
+            assert_eq!(route_of(json, "a.io", path).as_deref(), Some(route), "{path}");
+        }
+        assert_eq!(route_of(json, "a.io", "/api?x=1").as_deref(), Some("api"), "before `?`");
+    }
+
+    #[test]
     fn path_elements_match_whole_elements_as_kubernetes_prefixes_do() {
         let json = r#"{"routes": [
             {"name": "api", "hosts": ["a.io"], "pathPrefix": "/api", "pathElements": true, "default": "t"},

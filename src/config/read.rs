@@ -154,6 +154,13 @@ fn check_rules(entries: &[(Spanned<String>, Spanned)], object: &Object, at: &str
                 }
                 format!("`{key}` needs {}: {why}", listed(keys, "and"))
             }
+            Rule::Excludes { key, keys, why } => {
+                let found: Vec<&str> = keys.iter().copied().filter(given).collect();
+                if !given(key) || found.is_empty() {
+                    continue;
+                }
+                format!("`{key}` cannot go with {}: {why}", listed(&found, "and"))
+            }
         };
         return Err(ConfigError::new(place(at), message));
     }

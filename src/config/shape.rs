@@ -33,6 +33,8 @@ pub enum Rule {
     AnyOf { groups: &'static [&'static [&'static str]], message: &'static str },
     /// `key` only with all of `keys`; `why` says what it needs them for.
     Requires { key: &'static str, keys: &'static [&'static str], why: &'static str },
+    /// `key` never with any of `keys`; `why` says why not.
+    Excludes { key: &'static str, keys: &'static [&'static str], why: &'static str },
 }
 
 pub struct Key {
@@ -175,6 +177,8 @@ pub const ROUTE: Object = Object {
         key("name", text(Text::NonEmpty)).required().about("Unique route name; default salt of its splits."),
         key("hosts", Kind::List(&HOSTS))
             .about("Hosts without port: exact, *.suffix or *. Omit for any host."),
+        key("path", text(Text::Pattern("^/")))
+            .about("Matched against :path before `?`, exactly (Kubernetes' pathType: Exact)."),
         key("pathPrefix", text(Text::Pattern("^/"))).about("Matched against :path before `?`."),
         key("pathElements", Kind::Bool(Some(false)))
             .about("pathPrefix matches whole path elements: /api takes /api and /api/x, not /apiary."),
@@ -184,11 +188,14 @@ pub const ROUTE: Object = Object {
         key("mirror", Kind::Object(&MIRROR))
             .about("Copy a share of the route's requests to another cluster."),
     ],
-    rules: &[Rule::Requires {
-        key: "pathElements",
-        keys: &["pathPrefix"],
-        why: "it says how pathPrefix matches",
-    }],
+    rules: &[
+        Rule::Requires { key: "pathElements", keys: &["pathPrefix"], why: "it says how pathPrefix matches" },
+        Rule::Excludes {
+            key: "path",
+            keys: &["pathPrefix"],
+            why: "a route matches its path exactly or by prefix, not both",
+        },
+    ],
 };
 
 const HOSTS: List = List {

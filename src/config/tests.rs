@@ -131,6 +131,14 @@ fn rejects_bad_hosts_and_path_prefixes() {
         error(r#"{"routes": [{"name": "r", "default": "a", "pathElements": true}]}"#),
         "routes[0]: `pathElements` needs `pathPrefix`: it says how pathPrefix matches"
     );
+    assert_eq!(
+        error(r#"{"routes": [{"name": "r", "default": "a", "path": "/a", "pathPrefix": "/a"}]}"#),
+        "routes[0]: `path` cannot go with `pathPrefix`: a route matches its path exactly or by prefix, not both"
+    );
+    assert_eq!(
+        error(r#"{"routes": [{"name": "r", "default": "a", "path": "a"}]}"#),
+        "routes[0].path: `a` must start with `/`"
+    );
 }
 
 #[test]

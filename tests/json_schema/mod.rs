@@ -129,6 +129,11 @@ fn check(root: &Value, schema: &Value, instance: &Value, at: &str) -> Result<(),
                     ));
                 }
             }
+            "not" => {
+                if check(root, rule, instance, at).is_ok() {
+                    return Err(format!("{at}: matches what `not` refuses: {rule}"));
+                }
+            }
             "anyOf" => {
                 let alternatives = rule.as_array().map(Vec::as_slice).unwrap_or_default();
                 if !alternatives.iter().any(|sub| check(root, sub, instance, at).is_ok()) {

@@ -305,8 +305,13 @@ fn route_line(route: &Route) -> String {
     } else {
         route.hosts.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     };
-    let path =
-        route.path_prefix.as_ref().map(|p| format!(" {}*", String::from_utf8_lossy(p))).unwrap_or_default();
+    let path = route
+        .path_prefix
+        .as_ref()
+        .map(|p| {
+            format!(" {}{}", String::from_utf8_lossy(p), if route.path_exact { " (exactly)" } else { "*" })
+        })
+        .unwrap_or_default();
     let rules: Vec<String> = route
         .rules
         .iter()

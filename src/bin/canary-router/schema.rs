@@ -51,10 +51,10 @@ fn object_schema(object: &Object) -> Value {
     if !required.is_empty() {
         schema.insert("required".into(), json!(required));
     }
-    let mut one_ofs = Vec::new();
+    let mut all_of = Vec::new();
     for rule in object.rules {
         match rule {
-            Rule::ExactlyOne { keys, .. } => one_ofs.push(
+            Rule::ExactlyOne { keys, .. } => all_of.push(
                 json!({ "oneOf": keys.iter().map(|k| json!({ "required": [k] })).collect::<Vec<_>>() }),
             ),
             Rule::Together { keys, .. } => {
@@ -72,21 +72,24 @@ fn object_schema(object: &Object) -> Value {
                     needs.insert(key.to_string(), json!(keys));
                 }
             }
+            Rule::Excludes { key, keys, .. } => {
+                all_of.extend(keys.iter().map(|k| json!({ "not": { "required": [key, k] } })));
+            }
             Rule::AnyOf { groups, .. } => {
                 let any: Vec<Value> = groups.iter().map(|g| json!({ "required": g })).collect();
                 schema.insert("anyOf".into(), json!(any));
             }
         }
     }
-    match one_ofs.len() {
+    match all_of.len() {
         0 => {}
         1 => {
-            if let Some(Value::Object(one)) = one_ofs.pop() {
+            if let Some(Value::Object(one)) = all_of.pop() {
                 schema.extend(one);
             }
         }
         _ => {
-            schema.insert("allOf".into(), json!(one_ofs));
+            schema.insert("allOf".into(), json!(all_of));
         }
     }
     let properties: Map<String, Value> = object
