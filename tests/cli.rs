@@ -584,15 +584,24 @@ fn from_nginx_behaves_like_ingress_nginx_where_it_used_to_differ() {
     let r = translate(&affinity, &format!("{N}canary-weight: \"20\"\n"));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let config: Value = serde_json::from_str(&r.stdout).unwrap();
+    let weight_rule = |config: &Value| {
+        config["routes"][0]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "nginx canary-weight")
+            .cloned()
+            .unwrap()
+    };
     assert_eq!(
-        config["routes"][0]["rules"][0]["split"]["assignCookie"],
+        weight_rule(&config)["split"]["assignCookie"],
         serde_json::json!({"name": "route", "maxAge": 3600, "httpOnly": true})
     );
     assert!(!r.stderr.contains("affinity is not carried over"), "{}", r.stderr);
     assert_eq!(decide(&r.stdout, "x.test", "/api", &[("cookie", "route=api-v2")], 999_999), "api-v2");
     let r = translate(&affinity, &format!("{N}canary-weight: \"20\"\n{N}affinity-canary-behavior: legacy\n"));
     let config: Value = serde_json::from_str(&r.stdout).unwrap();
-    assert!(config["routes"][0]["rules"][0]["split"].get("assignCookie").is_none(), "{}", r.stdout);
+    assert!(weight_rule(&config)["split"].get("assignCookie").is_none(), "{}", r.stdout);
 
     // A pattern that is no regex at all: ingress-nginx sends requests with
     // the header to mainline, skipping cookie and weight.
@@ -1081,7 +1090,9 @@ fn from_nginx_writes_what_each_home_needs_to_route() {
 
 /// ingress-nginx's affinity pins a user the header (or cookie) sent to
 /// the canary: later requests without it stay there (its e2e "always
-/// routes traffic to canary if first request was affinitized to canary").
+/// routes traffic to canary if first request was affinitized to canary");
+/// and its balancer reads the affinity cookie before the header and the
+/// cookie, so a pinned user stays pinned whatever they send.
 #[test]
 fn from_nginx_keeps_users_forced_to_the_canary_there_under_affinity() {
     const N: &str = "    nginx.ingress.kubernetes.io/";
@@ -1105,9 +1116,92 @@ fn from_nginx_keeps_users_forced_to_the_canary_there_under_affinity() {
     // ...so the next request, without the header, stays on the canary.
     assert_eq!(decide(&[("cookie", "route=api-v2")], 999_999).0, "api-v2");
     // `never` pins the main version the same way.
+    assert_eq!(decide(&[("x-ver", "never")], 0), ("api".to_string(), Some("route".to_string())));
+    assert_eq!(decide(&[("cookie", "route=api")], 999_999).0, "api");
+    // The affinity cookie first: `never` does not un-pin a canary user,
+    // `always` does not re-pin a stable one.
+    assert_eq!(decide(&[("x-ver", "never"), ("cookie", "route=api-v2")], 0), ("api-v2".to_string(), None));
+    assert_eq!(decide(&[("x-ver", "always"), ("cookie", "route=api")], 999_999), ("api".to_string(), None));
+    assert_eq!(decide(&[("cookie", "beta=always; route=api")], 999_999).0, "api");
+}
+
+/// The plugin options are checked before anything is written: a digest is
+/// 64 hex digits; the image's scheme picks Envoy Gateway's source (an
+/// `https://` .wasm, or an OCI image) and the digest goes with it; an
+/// option a home does not use is said to be ignored; the Envoy bootstrap
+/// says where it loads the module from, or loads it from `--wasm`.
+#[test]
+fn from_nginx_checks_its_plugin_options() {
+    let pair = "examples/nginx/ingress.yaml";
+    let r = run(&["from-nginx", "--to", "envoy-gateway", "--sha256", "abc", pair]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--sha256 \"abc\" is not a sha256: 64 hex digits"), "{}", r.stderr);
+    let r = run(&["from-nginx", "--to", "istio", "--image", "file:///tmp/x.wasm", pair]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("a `file://` URL is no place a gateway fetches a module from"), "{}", r.stderr);
+
+    let digest = "AB".repeat(32);
+    let http = run(&[
+        "from-nginx",
+        "--to",
+        "envoy-gateway",
+        "--image",
+        "https://downloads.example.com/canary_router.wasm",
+        "--sha256",
+        &digest,
+        pair,
+    ]);
+    assert_eq!(http.code, 0, "{}", http.stderr);
+    let docs = istio::yaml_documents(&http.stdout);
+    let policy = docs.iter().find(|d| d["kind"] == "EnvoyExtensionPolicy").unwrap();
     assert_eq!(
-        decide(&[("x-ver", "never"), ("cookie", "route=api-v2")], 0),
-        ("api".to_string(), Some("route".to_string()))
+        policy["spec"]["wasm"][0]["code"],
+        serde_json::json!({"type": "HTTP", "http": {"url": "https://downloads.example.com/canary_router.wasm",
+            "sha256": "ab".repeat(32)}})
     );
-    assert_eq!(decide(&[("cookie", "route=api")], 0).0, "api");
+    let image =
+        run(&["from-nginx", "--to", "envoy-gateway", "--image", "oci://r.example/canary-router:1", pair]);
+    let docs = istio::yaml_documents(&image.stdout);
+    let policy = docs.iter().find(|d| d["kind"] == "EnvoyExtensionPolicy").unwrap();
+    assert_eq!(policy["spec"]["wasm"][0]["code"]["type"], "Image");
+    assert_eq!(policy["spec"]["wasm"][0]["code"]["image"]["url"], "oci://r.example/canary-router:1");
+    assert!(
+        policy["spec"]["wasm"][0]["code"]["image"]["sha256"].is_string(),
+        "the digest goes with its source"
+    );
+
+    let json = run(&["from-nginx", "--image", "oci://r.example/x:1", "--sha256", &digest, pair]);
+    json.assert_ok_warning(&["--image is ignored with --to json", "--sha256 is ignored with --to json"]);
+    let envoy = run(&["from-nginx", "--to", "envoy", pair]);
+    envoy.assert_ok_warning(&[
+        "the bootstrap loads the filter from target/wasm32-wasip1/release/canary_router.wasm",
+    ]);
+    let envoy = run(&["from-nginx", "--to", "envoy", "--wasm", "/etc/envoy/canary_router.wasm", pair]);
+    assert!(!envoy.stderr.contains("the bootstrap loads the filter from"), "{}", envoy.stderr);
+    assert!(envoy.stdout.contains("filename: /etc/envoy/canary_router.wasm"), "{}", envoy.stdout);
+
+    // Istio's newer API: the same filter as a TrafficExtension.
+    for home in ["istio", "istio-gateway-api"] {
+        let r = run(&[
+            "from-nginx",
+            "--to",
+            home,
+            "--istio-plugin",
+            "traffic-extension",
+            "--sha256",
+            &digest,
+            pair,
+        ]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let docs = istio::yaml_documents(&r.stdout);
+        assert!(docs.iter().all(|d| d["kind"] != "WasmPlugin"), "{home}: one plugin object, not both");
+        let extension = docs.iter().find(|d| d["kind"] == "TrafficExtension").unwrap();
+        assert_eq!(extension["spec"]["wasm"]["sha256"], "ab".repeat(32).as_str());
+        assert_eq!(extension["spec"]["phase"], "AUTHN");
+        let file = temp_file(&format!("{home}-te.yaml"), &r.stdout);
+        valid_as_the_api_server_reads(&file);
+        let checked = run(&["check", &file]);
+        assert_eq!(checked.code, 0, "{}{}", checked.stdout, checked.stderr);
+        assert!(checked.stdout.contains("(TrafficExtension canary-router)"), "{}", checked.stdout);
+    }
 }

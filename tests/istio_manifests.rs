@@ -110,6 +110,10 @@ fn every_manifest_parses_and_has_what_istio_requires() {
                     "{file}: the last rule must catch every request, or unmatched ones never reach the filter's routing"
                 );
             }
+            // Its WasmPlugin twin's (each_traffic_extension_is_its_wasm_plugin_in_istio_s_newer_api).
+            "TrafficExtension" => {
+                assert!(spec["wasm"]["pluginConfig"].is_object(), "{file}: no pluginConfig")
+            }
             "IstioOperator" => {
                 assert_eq!(str_at(value, &["apiVersion"]), Some("install.istio.io/v1alpha1"), "{file}");
                 let tags = spec["meshConfig"]["defaultConfig"]["extraStatTags"].as_array();
@@ -235,33 +239,63 @@ fn every_shipped_manifest_is_valid_as_the_api_server_reads_it() {
     assert_eq!(stdout.lines().filter(|l| l.starts_with("ok ")).count(), files.len(), "{stdout}");
 }
 
-/// The checker sees what a YAML 1.2 reader does not: the digest the
-/// WasmPlugins once carried unquoted, a boolean where a string belongs, an
-/// unknown field, a missing namespace.
+/// The checker sees what a YAML 1.2 reader does not and what only the
+/// CRD says: the digest the WasmPlugins once carried unquoted, a boolean
+/// where a string belongs, an unknown field (the EnvoyExtensionPolicies'
+/// `code.sha256` once), a missing namespace, the CRDs' CEL rules, a
+/// duplicate key of a list-type map, a version the CRD does not serve.
 #[test]
 fn the_manifest_check_refuses_what_the_api_server_refuses() {
     let dir = std::env::temp_dir().join(format!("canary-router-k8s-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let plugin = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("istio/service-b/wasm-plugin-20.yaml"),
-    )
-    .unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |file: &str| std::fs::read_to_string(root.join(file)).unwrap();
+    let plugin = read("istio/service-b/wasm-plugin-20.yaml");
     let digest = "0000000000000000000000000000000000000000000000000000000000000000";
-    let broken = plugin
+    let broken_plugin = plugin
         .replace(&format!("\"{digest}\""), digest)
         .replace("pluginName: canary-router", "pluginName: on\n  verbose: true")
         .replace("  namespace: istio-system\n", "");
-    assert_ne!(broken, plugin);
-    let file = dir.join("wasm-plugin.yaml");
-    std::fs::write(&file, broken).unwrap();
-    let output = check_as_the_api_server_reads(std::slice::from_ref(&file));
+    let policy = read("envoy-gateway/extension-policy-http.yaml");
+    // The digest beside `http`, as the shipped policies had it; the code's
+    // type and source disagreeing (a CEL rule of the CRD).
+    let broken_policy = policy
+        .replace("        # Replace with", "      # Replace with")
+        .replace("        sha256: \"", "      sha256: \"")
+        .replace("type: HTTP", "type: Image");
+    let route = read("envoy-gateway/http-route.yaml");
+    // A filter without its settings (a CEL rule of the CRD).
+    let broken_route = route.replacen(
+        "    backendRefs: [{ name: service-b-v2, port: 80 }]",
+        "    filters: [{ type: RequestHeaderModifier }]\n    backendRefs: [{ name: service-b-v2, port: 80 }]",
+        1,
+    );
+    let old_version = read("istio/service-b/virtual-service.yaml")
+        .replace("networking.istio.io/v1\n", "networking.istio.io/v1alpha2\n");
+    let mut files = Vec::new();
+    for (name, text, original) in [
+        ("wasm-plugin.yaml", &broken_plugin, &plugin),
+        ("extension-policy.yaml", &broken_policy, &policy),
+        ("http-route.yaml", &broken_route, &route),
+        ("virtual-service.yaml", &old_version, &old_version),
+    ] {
+        assert!(name == "virtual-service.yaml" || text != original, "{name} was not broken");
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap();
+        files.push(file);
+    }
+    let output = check_as_the_api_server_reads(&files);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!output.status.success(), "{stdout}");
     for problem in [
-        "spec.sha256: 0 is an integer, not a string (YAML 1.1: quote it)",
-        "spec.pluginName: True is a boolean, not a string",
-        "spec: unknown field 'verbose'",
-        "metadata: no namespace",
+        "wasm-plugin.yaml document 1 spec.sha256: 0 is not of type 'string' (YAML 1.1: quote it)",
+        "wasm-plugin.yaml document 1 spec.pluginName: True is not of type 'string'",
+        "wasm-plugin.yaml document 1 spec: unknown field `verbose`",
+        "wasm-plugin.yaml document 1 metadata: no namespace",
+        "extension-policy.yaml document 1 spec.wasm[0].code: unknown field `sha256`",
+        "extension-policy.yaml document 1 spec.wasm[0].code: If type is HTTP, http field needs to be set.",
+        "http-route.yaml document 1 spec.rules[0].filters[0]: filter.requestHeaderModifier must be specified for RequestHeaderModifier filter.type",
+        "virtual-service.yaml document 1: networking.istio.io/v1alpha2 does not serve VirtualService",
     ] {
         assert!(stdout.contains(problem), "{problem} not in:\n{stdout}");
     }
@@ -309,4 +343,35 @@ fn http_route_routes_what_its_plugin_writes(dir: &str) {
         "rules for targets the plugin never writes: {matched:?} vs {targets:?}"
     );
     assert_eq!(targets.difference(&matched).count(), 1, "one target takes the catch-all: {targets:?}");
+}
+
+/// Istio's newer API: beside each WasmPlugin, its TrafficExtension form
+/// (Istio 1.30 and later turn every WasmPlugin into one): the module's
+/// fields under `wasm`, the attachment and phase where they were, so the
+/// two load the same filter with the same config.
+#[test]
+fn each_traffic_extension_is_its_wasm_plugin_in_istio_s_newer_api() {
+    const MODULE: [&str; 5] = ["url", "sha256", "pluginName", "failStrategy", "pluginConfig"];
+    let documents = all_documents();
+    let plugins: Vec<&Document> = documents.iter().filter(|d| d.value["kind"] == "WasmPlugin").collect();
+    let extensions: Vec<&Document> =
+        documents.iter().filter(|d| d.value["kind"] == "TrafficExtension").collect();
+    assert_eq!(plugins.len(), extensions.len(), "a TrafficExtension beside every WasmPlugin");
+    for plugin in plugins {
+        let twin = plugin.file.replace("wasm-plugin", "traffic-extension");
+        let extension = extensions.iter().find(|e| e.file == twin).unwrap_or_else(|| panic!("no {twin}"));
+        assert_eq!(extension.value["metadata"], plugin.value["metadata"], "{twin}");
+        let (spec, extension_spec) = (&plugin.value["spec"], &extension.value["spec"]);
+        for (key, value) in spec.as_object().unwrap() {
+            let theirs = if MODULE.contains(&key.as_str()) {
+                &extension_spec["wasm"][key]
+            } else {
+                &extension_spec[key]
+            };
+            assert_eq!(theirs, value, "{twin}: {key}");
+        }
+        let mut keys: Vec<&String> = extension_spec.as_object().unwrap().keys().collect();
+        keys.extend(extension_spec["wasm"].as_object().unwrap().keys());
+        assert_eq!(keys.len(), spec.as_object().unwrap().len() + 1, "{twin}: nothing more, nothing less");
+    }
 }

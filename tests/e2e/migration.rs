@@ -19,8 +19,12 @@ const HOST: &str = "a.example.com";
 
 /// What `from-nginx --to HOME examples/nginx/ingress.yaml` prints.
 fn from_nginx(home: &str) -> String {
+    from_nginx_of(home, "examples/nginx/ingress.yaml")
+}
+
+fn from_nginx_of(home: &str, file: &str) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_canary-router"))
-        .args(["from-nginx", "--to", home, "examples/nginx/ingress.yaml"])
+        .args(["from-nginx", "--to", home, file])
         .current_dir(repo())
         .output()
         .unwrap();
@@ -52,12 +56,11 @@ fn assert_routes_as_ingress_nginx_did(port: u16) {
     assert!((share - 20.0).abs() <= 3.0, "the canary got {share:.1}% (want 20 ± 3)");
 }
 
-/// `--to envoy`: the bootstrap runs as written, its clusters' Service DNS
-/// names pointed at local backends (the only change), its listener on
-/// loopback.
-#[test]
-fn from_nginx_s_envoy_bootstrap_routes_the_canary_pair() {
-    let mut bootstrap = yaml_documents(&from_nginx("envoy")).remove(0);
+/// The bootstrap `from-nginx --to envoy` wrote for `file`, as written but
+/// for its clusters' Service DNS names, pointed at local backends that
+/// answer with their Service's name, and its listener on loopback.
+fn local_bootstrap(file: &str) -> Envoy {
+    let mut bootstrap = yaml_documents(&from_nginx_of("envoy", file)).remove(0);
     let resources = &mut bootstrap["static_resources"];
     resources["listeners"][0]["address"]["socket_address"] =
         json!({ "address": "127.0.0.1", "port_value": 10000 });
@@ -66,7 +69,11 @@ fn from_nginx_s_envoy_bootstrap_routes_the_canary_pair() {
         let name = cluster["name"].as_str().unwrap().to_string();
         let socket = &mut cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
             ["address"]["socket_address"];
-        assert_eq!(socket["address"], format!("{name}.default.svc.cluster.local").as_str());
+        let address = socket["address"].as_str().unwrap();
+        assert!(
+            address.starts_with(&format!("{name}.")) && address.ends_with(".svc.cluster.local"),
+            "{address}"
+        );
         assert_eq!(socket["port_value"], 80);
         let port = 10101 + i as u16;
         *socket = json!({ "address": "127.0.0.1", "port_value": port });
@@ -78,14 +85,57 @@ fn from_nginx_s_envoy_bootstrap_routes_the_canary_pair() {
             serde_norway::from_str(&format!("l:\n{}", backends::listener(name, *port, 200))).unwrap();
         resources["listeners"].as_array_mut().unwrap().push(listener["l"][0].clone());
     }
+    // The module where the test run has it.
+    let filter =
+        &mut resources["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0];
+    filter["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] =
+        json!("target/wasm32-wasip1/release/canary_router.wasm");
     bootstrap["admin"]["address"]["socket_address"]["port_value"] = json!(9901);
     // The harness moves `port_value: N ` (with its space) to free ports.
     let mut yaml = serde_norway::to_string(&bootstrap).unwrap();
-    for port in [9901, 10000, 10101, 10102] {
+    for port in [9901, 10000].into_iter().chain(ports.iter().map(|(_, p)| *p)) {
         yaml = yaml.replace(&format!("port_value: {port}\n"), &format!("port_value: {port} \n"));
     }
-    let envoy = Envoy::start(EnvoyConfig::from_text(yaml));
+    Envoy::start(EnvoyConfig::from_text(yaml))
+}
+
+/// `--to envoy`: the bootstrap runs as written, its clusters' Service DNS
+/// names pointed at local backends (the only change), its listener on
+/// loopback.
+#[test]
+fn from_nginx_s_envoy_bootstrap_routes_the_canary_pair() {
+    let envoy = local_bootstrap("examples/nginx/ingress.yaml");
     assert_routes_as_ingress_nginx_did(envoy.ingress_port());
+}
+
+/// One host, paths in an order nginx does not use (an exact path beside
+/// prefixes, a nested prefix): each request reaches the Service whose
+/// location nginx would pick, and its canary version with the header.
+#[test]
+fn from_nginx_s_envoy_bootstrap_routes_every_path_where_ingress_nginx_would() {
+    let envoy = local_bootstrap("examples/nginx/paths.yaml");
+    let table = [
+        ("/", "web"),
+        ("/status", "status"),
+        ("/status/x", "web"),
+        ("/api", "api"),
+        ("/api/x", "api"),
+        ("/apix", "web"),
+        ("/api/v2/x", "api-v2"),
+        ("/api/v20", "api"),
+    ];
+    for (path, service) in table {
+        let answer = |headers: &[(&str, &str)]| {
+            get_host(envoy.ingress_port(), "shop.example.com", path, headers).body_text()
+        };
+        assert_eq!(answer(&[]), service, "{path}");
+        assert_eq!(answer(&[("x-canary", "always")]), format!("{service}-canary"), "{path}");
+        assert_eq!(answer(&[("x-canary", "never"), ("x-route-target", "web-canary")]), service, "{path}");
+    }
+    eprintln!(
+        "from-nginx --to envoy on examples/nginx/paths.yaml: {} paths, each to its Service and canary",
+        table.len()
+    );
 }
 
 /// `--to envoy-gateway`: the Gateway, HTTPRoute and EnvoyExtensionPolicy

@@ -203,7 +203,7 @@ pub fn sources(path: &Path) -> Result<Vec<Source>, Failure> {
     }
     if found.is_empty() {
         return Err(Failure::Invalid(format!(
-            "{file}: {NONE_FOUND}: neither a JSON config, a WasmPlugin, an EnvoyExtensionPolicy, nor an Envoy wasm filter with root_id canary-router"
+            "{file}: {NONE_FOUND}: neither a JSON config, a WasmPlugin, a TrafficExtension, an EnvoyExtensionPolicy, nor an Envoy wasm filter with root_id canary-router"
         )));
     }
     Ok(found)
@@ -234,7 +234,10 @@ struct Here<'a> {
 impl Here<'_> {
     fn object(&mut self, value: &Value, at: Vec<Step>) -> Result<(), Failure> {
         if value["kind"] == "WasmPlugin" {
-            return self.wasm_plugin(value, at);
+            return self.istio_plugin(value, at, &[]);
+        }
+        if value["kind"] == "TrafficExtension" {
+            return self.istio_plugin(value, at, &["wasm"]);
         }
         if value["kind"] == "EnvoyExtensionPolicy" {
             return self.extension_policy(value, at);
@@ -270,10 +273,13 @@ impl Here<'_> {
                     "failOpen: false",
                 ));
             }
-            if is_placeholder_digest(&wasm["code"]["sha256"]) {
-                warnings.push(format!(
-                    "{origin}: spec.wasm[{i}].code.sha256 is a placeholder: set the module's digest, or Envoy Gateway refuses it"
-                ));
+            // The digest sits with the code's source: `code.http.sha256`
+            // or `code.image.sha256`.
+            let source = wasm["code"]["type"].as_str().unwrap_or_default().to_ascii_lowercase();
+            let digest_at = format!("spec.wasm[{i}].code.{source}.sha256");
+            let digest = &wasm["code"][source.as_str()]["sha256"];
+            if let Some(warning) = digest_problem(&origin, &digest_at, digest, "Envoy Gateway")? {
+                warnings.push(warning);
             }
             let mut steps = at.clone();
             steps.extend([
@@ -296,29 +302,37 @@ impl Here<'_> {
         Ok(())
     }
 
-    fn wasm_plugin(&mut self, value: &Value, mut at: Vec<Step>) -> Result<(), Failure> {
+    /// Istio's plugin objects: a WasmPlugin holds the module's fields in
+    /// `spec`, a TrafficExtension (Istio's newer API) in `spec.wasm`
+    /// (`inner`).
+    fn istio_plugin(&mut self, value: &Value, mut at: Vec<Step>, inner: &[&str]) -> Result<(), Failure> {
         let name = value["metadata"]["name"].as_str().unwrap_or("?");
-        let origin = format!("{} (WasmPlugin {name})", self.file);
-        let spec = &value["spec"];
-        let Some(plugin_config) = spec.get("pluginConfig") else {
-            let near = spec.as_object().into_iter().flatten().map(|(k, _)| k.as_str()).find(|k| {
+        let kind = value["kind"].as_str().unwrap_or("?");
+        let origin = format!("{} ({kind} {name})", self.file);
+        let fields = inner.iter().fold(&value["spec"], |v, k| &v[*k]);
+        let place: String =
+            std::iter::once("spec").chain(inner.iter().copied()).collect::<Vec<_>>().join(".");
+        let Some(plugin_config) = fields.get("pluginConfig") else {
+            let near = fields.as_object().into_iter().flatten().map(|(k, _)| k.as_str()).find(|k| {
                 k.eq_ignore_ascii_case("pluginConfig") || crate::hints::distance(k, "pluginConfig") <= 3
             });
             return Err(Failure::Invalid(match near {
-                Some(key) => format!("{origin}: spec.{key}: did you mean `pluginConfig`? Istio ignores `{key}` and the filter gets no config"),
-                None => format!("{origin}: spec.pluginConfig is missing: the filter would get no config"),
+                Some(key) => format!("{origin}: {place}.{key}: did you mean `pluginConfig`? Istio ignores `{key}` and the filter gets no config"),
+                None => format!("{origin}: {place}.pluginConfig is missing: the filter would get no config"),
             }));
         };
         let mut warnings = Vec::new();
-        if spec["failStrategy"] == "FAIL_OPEN" {
-            warnings.push(fail_open(&origin, "spec.failStrategy: FAIL_OPEN", "FAIL_RELOAD"));
+        if fields["failStrategy"] == "FAIL_OPEN" {
+            warnings.push(fail_open(&origin, &format!("{place}.failStrategy: FAIL_OPEN"), "FAIL_RELOAD"));
         }
-        if is_placeholder_digest(&spec["sha256"]) {
-            warnings.push(format!(
-                "{origin}: spec.sha256 is a placeholder: set the digest `make oci` printed, or Istio refuses the image"
-            ));
+        if let Some(warning) =
+            digest_problem(&origin, &format!("{place}.sha256"), &fields["sha256"], "Istio")?
+        {
+            warnings.push(warning);
         }
-        at.extend([Step::Key("spec".into()), Step::Key("pluginConfig".into())]);
+        at.push(Step::Key("spec".into()));
+        at.extend(inner.iter().map(|k| Step::Key((*k).into())));
+        at.push(Step::Key("pluginConfig".into()));
         self.found.push(Source {
             origin,
             json: serde_json::to_string(plugin_config).unwrap_or_default(),
@@ -398,8 +412,29 @@ impl Here<'_> {
 
 /// A digest the shipped manifests carry until the user sets the real one:
 /// 64 times the same character.
-fn is_placeholder_digest(sha: &Value) -> bool {
-    sha.as_str().is_some_and(|sha| sha.len() == 64 && sha.bytes().all(|b| b == sha.as_bytes()[0]))
+/// A plugin's digest at `at`: a warning for a placeholder (one digit 64
+/// times), an error for anything that is not 64 hex digits (the proxy
+/// could never load the module), nothing when absent or well formed.
+fn digest_problem(origin: &str, at: &str, sha: &Value, home: &str) -> Result<Option<String>, Failure> {
+    let Some(sha) = sha.as_str() else {
+        return match sha {
+            Value::Null => Ok(None),
+            other => Err(Failure::Invalid(format!("{origin}: {at} is {other}, not 64 hex digits"))),
+        };
+    };
+    if !is_sha256(sha) {
+        return Err(Failure::Invalid(format!(
+            "{origin}: {at} `{sha}` is not a sha256 (64 hex digits): {home} could never load the module"
+        )));
+    }
+    Ok(sha.bytes().all(|b| b == sha.as_bytes()[0]).then(|| {
+        format!("{origin}: {at} is a placeholder: set the digest `make oci` printed, or {home} refuses the module")
+    }))
+}
+
+/// 64 lower-case hex digits, as both homes want a sha256.
+pub fn is_sha256(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The warning for a plugin or filter that fails open: `setting` as the

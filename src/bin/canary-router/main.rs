@@ -93,16 +93,23 @@ enum Command {
         /// or an Envoy bootstrap).
         #[arg(long = "to", value_enum, default_value = "json")]
         to: from_nginx::Home,
-        /// The filter's image for the plugin objects (`make oci` pushes it).
-        #[arg(long, value_name = "URL", default_value = "oci://registry.example.com/canary-router:0.1.0")]
-        image: String,
-        /// Its digest, as `make oci` prints it.
-        #[arg(
-            long,
-            value_name = "HEX",
-            default_value = "0000000000000000000000000000000000000000000000000000000000000000"
-        )]
-        sha256: String,
+        /// Where the plugin objects load the filter from: the OCI image
+        /// `make oci` pushes (`oci://REGISTRY/IMAGE:TAG`), or an
+        /// `https://` URL of the .wasm. Default: a placeholder.
+        #[arg(long, value_name = "URL")]
+        image: Option<String>,
+        /// Its digest, 64 hex digits, as `make oci` (or `sha256sum` of the
+        /// .wasm) prints it. Default: a placeholder `check` warns about.
+        #[arg(long, value_name = "HEX")]
+        sha256: Option<String>,
+        /// With `--to envoy`: the .wasm's path on the proxy's host. Default:
+        /// where `make build` writes it, relative to Envoy's directory.
+        #[arg(long, value_name = "PATH")]
+        wasm: Option<String>,
+        /// With `--to istio` or `istio-gateway-api`: which object loads the
+        /// filter.
+        #[arg(long = "istio-plugin", value_enum, default_value = "wasm-plugin")]
+        istio_plugin: from_nginx::IstioPlugin,
     },
     /// Show each split's rollout state as running proxies report it:
     /// configured and live weights, ramp step, rollback state and reason,
@@ -191,8 +198,8 @@ fn main() -> ExitCode {
             println!("{}", schema::pretty());
             Ok(())
         }
-        Command::FromNginx { ingresses, to, image, sha256 } => {
-            from_nginx::run(&ingresses, to, &from_nginx::Image { url: image, sha256 })
+        Command::FromNginx { ingresses, to, image, sha256, wasm, istio_plugin } => {
+            from_nginx::run(&ingresses, to, &from_nginx::Options { image, sha256, wasm, istio_plugin })
         }
         Command::Status {
             admin,

@@ -60,7 +60,11 @@ fn parse_weights(text: &str, ingress: &str) -> Result<Vec<(String, f64)>, Failur
 }
 
 /// One route per host and path that holds two Services or more.
-pub fn routes(ingress: &Ingress, warnings: &mut Vec<String>) -> Result<Vec<Value>, Failure> {
+pub fn routes(
+    ingress: &Ingress,
+    regex_hosts: &[&str],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Value>, Failure> {
     let matches: Vec<(String, Value)> = ingress
         .annotation("service-match")
         .map(|text| {
@@ -143,7 +147,12 @@ pub fn routes(ingress: &Ingress, warnings: &mut Vec<String>) -> Result<Vec<Value
                 rules.push(json!({ "name": "ack service-weight", "split": split }));
             }
         }
-        routes.push(super::route(host, Some(path), default, rules));
+        let regex_host = regex_hosts.contains(&host);
+        if regex_host {
+            super::order::check_regex_path(&ingress.name, host, path)?;
+        }
+        let keys = super::order::path_keys(path, &members[0].path_type, regex_host);
+        routes.push(super::route(host, Some(keys), default, rules));
     }
     Ok(routes)
 }

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use canary_router::route::{Action, Route};
 use canary_router::router::Router;
 
+use super::plugin::Plugin;
 use crate::Failure;
 
 /// Where the converted canaries are to run.
@@ -48,17 +49,21 @@ pub struct Placement {
     /// `pathElements`, `default`).
     pub route: Value,
     pub namespace: String,
-    /// `Prefix`, `Exact` or `ImplementationSpecific`; `None` for the
-    /// default server (every path).
-    pub path_type: Option<String>,
     /// Every Service the route's targets name, the main one among them.
     pub services: Vec<Service>,
 }
 
-/// The filter's image (or module URL) and digest for the plugin objects.
-pub struct Image {
-    pub url: String,
-    pub sha256: String,
+impl Home {
+    /// As `--to` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Home::Json => "json",
+            Home::Envoy => "envoy",
+            Home::EnvoyGateway => "envoy-gateway",
+            Home::Istio => "istio",
+            Home::IstioGatewayApi => "istio-gateway-api",
+        }
+    }
 }
 
 /// What the translation made: the config, compiled, and where each of
@@ -67,7 +72,7 @@ pub struct Converted<'a> {
     pub config: &'a Value,
     pub router: &'a Router,
     pub placements: &'a [Placement],
-    pub image: &'a Image,
+    pub plugin: &'a Plugin,
 }
 
 impl Converted<'_> {
@@ -195,6 +200,28 @@ fn host_of(route: &Value) -> Option<&str> {
     route["hosts"][0].as_str()
 }
 
+/// How a route of the config matches its path, for the routing objects.
+enum PathMatch<'a> {
+    /// `path`: this path only.
+    Exact(&'a str),
+    /// `pathPrefix` with `pathElements` (or `/`): whole path elements.
+    Elements(&'a str),
+    /// A plain `pathPrefix` (`ImplementationSpecific`, a use-regex host):
+    /// `/api` takes `/apiary` too.
+    Raw(&'a str),
+}
+
+fn path_match(route: &Value) -> PathMatch<'_> {
+    if let Some(path) = route["path"].as_str() {
+        return PathMatch::Exact(path);
+    }
+    match route["pathPrefix"].as_str().unwrap_or("/") {
+        "/" => PathMatch::Elements("/"),
+        prefix if route["pathElements"] == true => PathMatch::Elements(prefix),
+        prefix => PathMatch::Raw(prefix),
+    }
+}
+
 /// Gateway API: a Gateway with a listener per host, an HTTPRoute per
 /// route (a rule per target by the header, then the main Service for the
 /// rest of its path), and the plugin attached to the Gateway so every
@@ -230,26 +257,28 @@ fn gateway_api(
         "spec": { "gatewayClassName": class, "listeners": listeners },
     })];
     let mut taken = Vec::new();
+    let mut grants = Grants::default();
     for (placement, compiled) in converted.routes() {
         let route = &placement.route;
-        let path = route["pathPrefix"].as_str().unwrap_or("/");
-        let path_match = match placement.path_type.as_deref() {
-            Some("Exact") => json!({ "type": "Exact", "value": path }),
-            Some("ImplementationSpecific") if path != "/" => {
+        let path_match = match path_match(route) {
+            PathMatch::Exact(path) => json!({ "type": "Exact", "value": path }),
+            PathMatch::Elements(prefix) => json!({ "type": "PathPrefix", "value": prefix }),
+            PathMatch::Raw(prefix) => {
                 warnings.push(format!(
-                    "route {}: path {path} is ImplementationSpecific (a raw prefix in ingress-nginx); the HTTPRoute matches it by whole path elements",
+                    "route {}: path {prefix} is a plain prefix in ingress-nginx (ImplementationSpecific, or a use-regex \
+                     host); the HTTPRoute matches it by whole path elements",
                     route["name"]
                 ));
-                json!({ "type": "PathPrefix", "value": path })
+                json!({ "type": "PathPrefix", "value": prefix })
             }
-            _ => json!({ "type": "PathPrefix", "value": path }),
         };
-        // A backend in the route's own namespace needs no namespace (nor
-        // a ReferenceGrant).
-        let backend = |service: &Service| -> Result<Value, Failure> {
+        // A backend in the route's own namespace needs no namespace; one in
+        // another needs that namespace's ReferenceGrant.
+        let mut backend = |service: &Service| -> Result<Value, Failure> {
             let mut backend = json!({ "name": service.name, "port": port_number(service)? });
             if service.namespace != placement.namespace {
                 backend["namespace"] = json!(service.namespace);
+                grants.allow(&placement.namespace, service);
             }
             Ok(backend)
         };
@@ -277,6 +306,7 @@ fn gateway_api(
             "spec": spec,
         }));
     }
+    objects.extend(grants.objects());
     let target_ref = json!({ "group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY });
     objects.push(match home {
         Home::EnvoyGateway => json!({
@@ -288,42 +318,27 @@ fn gateway_api(
                 "wasm": [{
                     "name": "canary-router",
                     "rootID": "canary-router",
-                    "code": { "type": "Image", "image": { "url": converted.image.url }, "sha256": converted.image.sha256 },
+                    "code": converted.plugin.envoy_gateway_code(),
                     "failOpen": false,
                     "config": converted.config,
                 }],
             },
         }),
-        _ => wasm_plugin(&gateway_namespace, json!({ "targetRefs": [target_ref] }), converted),
+        _ => converted.plugin.istio(
+            GATEWAY,
+            &gateway_namespace,
+            json!({ "targetRefs": [target_ref] }),
+            converted.config,
+        ),
     });
     Ok(objects)
 }
 
-/// Istio's WasmPlugin in `namespace`, attached by `attach`.
-fn wasm_plugin(namespace: &str, attach: Value, converted: &Converted<'_>) -> Value {
-    let (config, image) = (converted.config, converted.image);
-    let mut spec = attach;
-    let fields = [
-        ("url", json!(image.url)),
-        ("sha256", json!(image.sha256)),
-        ("phase", json!("AUTHN")),
-        ("pluginName", json!("canary-router")),
-        ("failStrategy", json!("FAIL_RELOAD")),
-        ("pluginConfig", config.clone()),
-    ];
-    if let Some(map) = spec.as_object_mut() {
-        map.extend(fields.map(|(k, v)| (k.to_string(), v)));
-    }
-    json!({
-        "apiVersion": "extensions.istio.io/v1alpha1",
-        "kind": "WasmPlugin",
-        "metadata": { "name": GATEWAY, "namespace": namespace },
-        "spec": spec,
-    })
-}
-
 /// Istio's classic ingress gateway: a Gateway on `istio: ingressgateway`,
-/// a VirtualService per route, the WasmPlugin on the same pods.
+/// one VirtualService per host with its routes' entries in the order the
+/// config lists them (ingress-nginx's), the plugin on the same pods. One
+/// per host, not per route: istiod merges a host's VirtualServices in
+/// creation order, which would undo the order.
 fn istio_classic(converted: &Converted<'_>) -> Result<Vec<Value>, Failure> {
     let gateway_namespace = converted.gateway_namespace();
     let target_header = &converted.router.target_header;
@@ -338,54 +353,102 @@ fn istio_classic(converted: &Converted<'_>) -> Result<Vec<Value>, Failure> {
         },
     })];
     let mut taken = Vec::new();
-    for (placement, compiled) in converted.routes() {
-        let route = &placement.route;
-        let path = route["pathPrefix"].as_str().unwrap_or("/");
-        // Istio's prefix is raw; Kubernetes' Prefix takes whole elements.
-        let uris: Vec<Value> = match placement.path_type.as_deref() {
-            Some("Exact") => vec![json!({ "exact": path })],
-            Some("Prefix") if path != "/" => {
-                let dir = format!("{}/", path.trim_end_matches('/'));
-                vec![json!({ "exact": path.trim_end_matches('/') }), json!({ "prefix": dir })]
-            }
-            _ => vec![json!({ "prefix": path })],
-        };
-        let destination = |service: &Service| -> Result<Value, Failure> {
-            Ok(json!({ "destination": {
-                "host": format!("{}.{}.svc.cluster.local", service.name, service.namespace),
-                "port": { "number": port_number(service)? },
-            } }))
-        };
+    for host in converted.hosts() {
         let mut http = Vec::new();
-        for (value, service) in destinations(placement, compiled)? {
-            let matches: Vec<Value> = uris
-                .iter()
-                .map(|uri| match value {
-                    Some(value) => {
-                        json!({ "uri": uri, "headers": { target_header.as_str(): { "exact": value } } })
-                    }
-                    None => json!({ "uri": uri }),
-                })
-                .collect();
-            http.push(json!({ "name": service.name, "match": matches, "route": [destination(service)?] }));
+        let mut namespace = None;
+        for (placement, compiled) in converted.routes().filter(|(p, _)| host_of(&p.route) == host) {
+            namespace.get_or_insert(placement.namespace.as_str());
+            // Istio's prefix is raw; Kubernetes' Prefix takes whole elements.
+            let uris: Vec<Value> = match path_match(&placement.route) {
+                PathMatch::Exact(path) => vec![json!({ "exact": path })],
+                PathMatch::Elements(prefix) if prefix != "/" => {
+                    let bare = prefix.trim_end_matches('/');
+                    vec![json!({ "exact": bare }), json!({ "prefix": format!("{bare}/") })]
+                }
+                PathMatch::Elements(prefix) | PathMatch::Raw(prefix) => vec![json!({ "prefix": prefix })],
+            };
+            let destination = |service: &Service| -> Result<Value, Failure> {
+                Ok(json!({ "destination": {
+                    "host": format!("{}.{}.svc.cluster.local", service.name, service.namespace),
+                    "port": { "number": port_number(service)? },
+                } }))
+            };
+            for (value, service) in destinations(placement, compiled)? {
+                let matches: Vec<Value> = uris
+                    .iter()
+                    .map(|uri| match value {
+                        Some(value) => {
+                            json!({ "uri": uri, "headers": { target_header.as_str(): { "exact": value } } })
+                        }
+                        None => json!({ "uri": uri }),
+                    })
+                    .collect();
+                let name =
+                    format!("{}-{}", placement.route["name"].as_str().unwrap_or_default(), service.name);
+                http.push(json!({ "name": name, "match": matches, "route": [destination(service)?] }));
+            }
         }
         objects.push(json!({
             "apiVersion": "networking.istio.io/v1",
             "kind": "VirtualService",
-            "metadata": { "name": object_name(route["name"].as_str().unwrap_or_default(), &mut taken), "namespace": placement.namespace },
+            "metadata": {
+                "name": object_name(host.unwrap_or("any-host"), &mut taken),
+                "namespace": namespace.unwrap_or(gateway_namespace.as_str()),
+            },
             "spec": {
-                "hosts": [host_of(route).unwrap_or("*")],
+                "hosts": [host.unwrap_or("*")],
                 "gateways": [format!("{gateway_namespace}/{GATEWAY}")],
                 "http": http,
             },
         }));
     }
-    objects.push(wasm_plugin(
+    objects.push(converted.plugin.istio(
+        GATEWAY,
         "istio-system",
         json!({ "selector": { "matchLabels": { "istio": "ingressgateway" } } }),
-        converted,
+        converted.config,
     ));
     Ok(objects)
+}
+
+/// The ReferenceGrants the HTTPRoutes need: Gateway API refuses a
+/// backend in another namespace unless that namespace grants it.
+#[derive(Default)]
+struct Grants {
+    /// (Service's namespace, HTTPRoute's namespace) and the Services.
+    grants: Vec<((String, String), Vec<String>)>,
+}
+
+impl Grants {
+    fn allow(&mut self, from: &str, service: &Service) {
+        let key = (service.namespace.clone(), from.to_string());
+        match self.grants.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, names)) if names.contains(&service.name) => {}
+            Some((_, names)) => names.push(service.name.clone()),
+            None => self.grants.push((key, vec![service.name.clone()])),
+        }
+    }
+
+    /// One ReferenceGrant per (Service's namespace, HTTPRoute's namespace),
+    /// naming each Service it lets the routes send to.
+    fn objects(&self) -> Vec<Value> {
+        self.grants
+            .iter()
+            .map(|((to, from), names)| {
+                let services: Vec<Value> =
+                    names.iter().map(|name| json!({ "group": "", "kind": "Service", "name": name })).collect();
+                json!({
+                    "apiVersion": "gateway.networking.k8s.io/v1beta1",
+                    "kind": "ReferenceGrant",
+                    "metadata": { "name": format!("canary-router-from-{from}"), "namespace": to },
+                    "spec": {
+                        "from": [{ "group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": from }],
+                        "to": services,
+                    },
+                })
+            })
+            .collect()
+    }
 }
 
 /// The filter's stats tags, as envoy/envoy.yaml declares them (a test
@@ -394,8 +457,8 @@ const STATS_TAGS: [&str; 10] =
     ["route", "target", "rule", "status_class", "cluster", "reason", "split", "check", "query", "result"];
 
 /// A whole Envoy bootstrap: listener 0.0.0.0:10000, the filter inline
-/// (`make build`'s .wasm), routing by `cluster_header`, a cluster per
-/// Service at its cluster DNS name and port.
+/// (`--wasm`, or `make build`'s .wasm), routing by `cluster_header`, a
+/// cluster per Service at its cluster DNS name and port.
 fn envoy_bootstrap(converted: &Converted<'_>) -> Result<String, Failure> {
     let (config, placements) = (converted.config, converted.placements);
     let target_header = &converted.router.target_header;
@@ -440,7 +503,7 @@ fn envoy_bootstrap(converted: &Converted<'_>) -> Result<String, Failure> {
                                     "failure_policy": "FAIL_RELOAD",
                                     "vm_config": {
                                         "runtime": "envoy.wasm.runtime.v8",
-                                        "code": { "local": { "filename": "target/wasm32-wasip1/release/canary_router.wasm" } },
+                                        "code": { "local": { "filename": converted.plugin.wasm } },
                                     },
                                     "configuration": {
                                         "@type": "type.googleapis.com/google.protobuf.StringValue",

@@ -8,6 +8,8 @@
 mod ack;
 mod homes;
 mod ingress;
+mod order;
+mod plugin;
 
 use std::path::PathBuf;
 
@@ -17,9 +19,10 @@ use serde_json::{json, Map, Value};
 
 use crate::input;
 use crate::Failure;
-pub use homes::{Home, Image};
+pub use homes::Home;
 use homes::{Placement, Service};
 use ingress::{Backend, Ingress, PREFIX};
+pub use plugin::{IstioPlugin, Options};
 
 /// The annotations this translation reads (on the canary or main Ingress).
 const UNDERSTOOD: &[&str] = &[
@@ -38,6 +41,7 @@ const UNDERSTOOD: &[&str] = &[
     "session-cookie-secure",
     "service-match",
     "service-weight",
+    "use-regex",
 ];
 
 fn rule(name: &str, condition: Value, target: &str) -> Value {
@@ -88,7 +92,7 @@ fn service_of(ingress: &Ingress, backend: &Backend) -> Service {
 /// its host and path.
 fn ack_placement(ingress: &Ingress, route: Value) -> Placement {
     let host = route["hosts"][0].as_str().unwrap_or("");
-    let path = route["pathPrefix"].as_str().unwrap_or("/");
+    let path = route_path(&route).unwrap_or("/");
     let on_path: Vec<&ingress::Path> =
         ingress.paths.iter().filter(|p| p.host == host && p.path == path).collect();
     let mut services: Vec<Service> = Vec::new();
@@ -97,11 +101,12 @@ fn ack_placement(ingress: &Ingress, route: Value) -> Placement {
             services.push(service_of(ingress, &p.backend));
         }
     }
-    let path_type = on_path.first().map(|p| p.path_type.clone());
-    Placement { route, namespace: ingress.namespace.clone(), path_type, services }
+    Placement { route, namespace: ingress.namespace.clone(), services }
 }
 
-pub fn run(files: &[PathBuf], home: Home, image: &Image) -> Result<(), Failure> {
+pub fn run(files: &[PathBuf], home: Home, options: &Options) -> Result<(), Failure> {
+    let mut warnings = Vec::new();
+    let plugin = plugin::Plugin::new(home, options, &mut warnings)?;
     let ingresses = read_ingresses(files)?;
     let (canaries, others): (Vec<&Ingress>, Vec<&Ingress>) = ingresses.iter().partition(|i| i.is_canary());
     let (acks, mains): (Vec<&Ingress>, Vec<&Ingress>) = others.into_iter().partition(|i| ack::is_ack(i));
@@ -112,7 +117,6 @@ pub fn run(files: &[PathBuf], home: Home, image: &Image) -> Result<(), Failure> 
             ingresses.len()
         )));
     }
-    let mut warnings = Vec::new();
     for ingress in &ingresses {
         for short in ingress.nginx_annotations() {
             if !UNDERSTOOD.contains(&short) {
@@ -123,9 +127,19 @@ pub fn run(files: &[PathBuf], home: Home, image: &Image) -> Result<(), Failure> 
             }
         }
     }
+    // ingress-nginx turns every path of a host into a regex when any of
+    // its Ingresses asks for use-regex.
+    let regex_hosts: Vec<&str> = ingresses
+        .iter()
+        .filter(|i| i.annotation("use-regex") == Some("true"))
+        .flat_map(|i| i.paths.iter().map(|p| p.host.as_str()))
+        .collect();
+    for host in regex_hosts.iter().collect::<std::collections::BTreeSet<_>>() {
+        warnings.push(order::regex_host_warning(host));
+    }
     let mut placements = Vec::new();
     for ingress in &acks {
-        for route in ack::routes(ingress, &mut warnings)? {
+        for route in ack::routes(ingress, &regex_hosts, &mut warnings)? {
             placements.push(ack_placement(ingress, route));
         }
     }
@@ -144,26 +158,21 @@ pub fn run(files: &[PathBuf], home: Home, image: &Image) -> Result<(), Failure> 
                     canary.name, path.host, path.path
                 )));
             };
-            if path.path_type == "Exact" {
-                warnings.push(format!(
-                    "Ingress {}: path {} is Exact; canary-router matches it as a prefix",
-                    main.name, path.path
-                ));
+            let regex_host = regex_hosts.contains(&path.host.as_str());
+            if regex_host {
+                order::check_regex_path(&main.name, &path.host, &path.path)?;
             }
             let rules = rules(canary, main, &found.backend, &path.backend, &mut warnings)?;
-            let mut route = route(&path.host, Some(&path.path), &found.backend.service, rules);
-            // Kubernetes matches a Prefix path by whole elements.
-            if path.path_type == "Prefix" && path.path != "/" {
-                route["pathElements"] = json!(true);
-            }
+            let keys = order::path_keys(&path.path, &path.path_type, regex_host);
+            let route = route(&path.host, Some(keys), &found.backend.service, rules);
             placements.push(Placement {
                 route,
                 namespace: main.namespace.clone(),
-                path_type: Some(path.path_type.clone()),
                 services: vec![service_of(canary, &path.backend), service_of(main, &found.backend)],
             });
         }
     }
+    order::as_nginx_orders(&mut placements);
     if home != Home::Json {
         homes_leave_out(&ingresses, &placements, &mut warnings);
     }
@@ -189,7 +198,8 @@ pub fn run(files: &[PathBuf], home: Home, image: &Image) -> Result<(), Failure> 
     // What we print must be a config the filter accepts.
     let router = config::parse(serde_json::to_string(&config).unwrap_or_default().as_bytes())
         .map_err(|e| Failure::Invalid(format!("the translated config is invalid: {e}")))?;
-    let converted = homes::Converted { config: &config, router: &router, placements: &placements, image };
+    let converted =
+        homes::Converted { config: &config, router: &router, placements: &placements, plugin: &plugin };
     let text = homes::manifests(home, &converted, &mut warnings)?;
     let mut said = std::collections::HashSet::new();
     for warning in warnings.iter().filter(|w| said.insert(w.as_str())) {
@@ -215,7 +225,7 @@ fn homes_leave_out(ingresses: &[Ingress], placements: &[Placement], warnings: &m
         for path in &ingress.paths {
             let covered = placements.iter().any(|p| {
                 p.route["hosts"][0].as_str().unwrap_or("") == path.host
-                    && p.route["pathPrefix"].as_str() == Some(path.path.as_str())
+                    && route_path(&p.route) == Some(&path.path)
             });
             if !covered {
                 warnings.push(format!(
@@ -257,15 +267,22 @@ fn default_server_route(
     Ok(Placement {
         route: route("", None, &stable.service, rules),
         namespace: main.namespace.clone(),
-        path_type: None,
         services: vec![service_of(canary, canary_backend), service_of(main, stable)],
     })
 }
 
+/// A route's path, exact or prefix.
+fn route_path(route: &Value) -> Option<&str> {
+    route["path"].as_str().or(route["pathPrefix"].as_str())
+}
+
 /// A route of the translated config, keys in the order a reader expects.
-/// `host` empty: any host; `path` none: every path (the default server).
-fn route(host: &str, path: Option<&str>, default: &str, rules: Vec<Value>) -> Value {
-    let name = match path {
+/// `host` empty: any host; `path` (`order::path_keys`) none: every path
+/// (the default server).
+fn route(host: &str, path: Option<Map<String, Value>>, default: &str, rules: Vec<Value>) -> Value {
+    let shown =
+        path.as_ref().and_then(|keys| keys.get("path").or(keys.get("pathPrefix"))).and_then(Value::as_str);
+    let name = match shown {
         Some(path) => format!("{}{path}", if host.is_empty() { "*" } else { host }),
         None => "default-server".to_string(),
     };
@@ -274,8 +291,8 @@ fn route(host: &str, path: Option<&str>, default: &str, rules: Vec<Value>) -> Va
     if !host.is_empty() {
         route.insert("hosts".into(), json!([host]));
     }
-    if let Some(path) = path {
-        route.insert("pathPrefix".into(), json!(path));
+    if let Some(keys) = path {
+        route.extend(keys);
     }
     route.insert("default".into(), json!(default));
     route.insert("rules".into(), Value::Array(rules));
@@ -289,8 +306,9 @@ fn uses_pcre_only(pattern: &str) -> bool {
         || pattern.as_bytes().windows(2).any(|w| w[0] == b'\\' && w[1].is_ascii_digit() && w[1] != b'0')
 }
 
-/// The rules of a canary pair, in ingress-nginx's order: header, cookie,
-/// weight.
+/// The rules of a canary pair, in ingress-nginx's balancer's order: the
+/// affinity cookie (a user pinned to a version stays there), then header,
+/// cookie, weight.
 fn rules(
     canary: &Ingress,
     main: &Ingress,
@@ -308,9 +326,24 @@ fn rules(
         forced.extend(always_never("cookie", cookie, canary_service, stable));
     }
     // ingress-nginx's affinity pins a user forced to a version by header
-    // or cookie too: later requests without them stay there.
+    // or cookie too: later requests without them stay there. And a pinned
+    // user stays pinned whatever header or cookie they send: its balancer
+    // reads the affinity cookie first.
     let mut rules: Vec<Value> = match &affinity {
-        Some(cookie) => forced.into_iter().map(|rule| pinned(rule, canary_service, stable, cookie)).collect(),
+        Some(cookie) => {
+            let name = cookie["name"].as_str().unwrap_or_default();
+            let mut rules: Vec<Value> = [canary_service, stable]
+                .map(|target| {
+                    rule(
+                        &format!("nginx affinity {target}"),
+                        json!({ "cookie": name, "exact": target }),
+                        target,
+                    )
+                })
+                .into();
+            rules.extend(forced.into_iter().map(|rule| pinned(rule, canary_service, stable, cookie)));
+            rules
+        }
         None => forced,
     };
     if let Some(mut split) = weight_split(canary, canary_service, stable, warnings)? {
