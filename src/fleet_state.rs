@@ -5,7 +5,7 @@
 //! Prometheus shows this proxy's own series (the fleet view). Every worker
 //! reads it on its tick; the worker that polls writes it.
 
-use crate::gate::{FleetProgress, GateState, PollSummary};
+use crate::gate::{FleetProgress, GateState, HoldReason, Holding, PollSummary};
 use crate::le_bytes::{put_text, Reader};
 use crate::prometheus::Sample;
 use crate::split::PrometheusChecks;
@@ -175,8 +175,7 @@ impl FleetState {
             | u8::from(self.last_poll.is_some()) << 3
             | u8::from(self.fleet.is_some()) << 4
             | u8::from(self.view.seen) << 5
-            | u8::from(self.view.unseen_since_ms.is_some()) << 6
-            | u8::from(self.gate.is_some_and(|g| g.awaiting_view)) << 7;
+            | u8::from(self.view.unseen_since_ms.is_some()) << 6;
         let mut out = vec![FORMAT, flags];
         out.extend_from_slice(&self.failures.to_le_bytes());
         out.extend_from_slice(&self.next_poll_ms.to_le_bytes());
@@ -193,9 +192,16 @@ impl FleetState {
         }
         if let Some(g) = &self.gate {
             out.extend_from_slice(&g.step.to_le_bytes());
-            for ms in [g.since_ms, g.clock_ms, g.looked_ms, g.held_since_ms.unwrap_or(u64::MAX)] {
+            for ms in [g.since_ms, g.clock_ms, g.looked_ms] {
                 out.extend_from_slice(&ms.to_le_bytes());
             }
+            let reason = g.holding.map_or(0, |h| match h.reason {
+                HoldReason::Hold => 1,
+                HoldReason::MaxWait => 2,
+                HoldReason::FleetView => 3,
+            });
+            out.push(reason);
+            out.extend_from_slice(&g.holding.map_or(0, |h| h.since_ms).to_le_bytes());
         }
         if let Some(p) = &self.last_poll {
             out.extend_from_slice(&p.at_ms.to_le_bytes());
@@ -243,16 +249,17 @@ impl FleetState {
             None
         };
         let gate = if flags & 4 == 4 {
-            let (step, since_ms, clock_ms, looked_ms, held) =
-                (r.u32()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?);
-            Some(GateState {
-                step,
-                since_ms,
-                clock_ms,
-                looked_ms,
-                held_since_ms: (held != u64::MAX).then_some(held),
-                awaiting_view: flags & 128 == 128,
-            })
+            let (step, since_ms, clock_ms, looked_ms) = (r.u32()?, r.u64()?, r.u64()?, r.u64()?);
+            let (reason, held_since) = (r.u8()?, r.u64()?);
+            let reason = match reason {
+                0 => None,
+                1 => Some(HoldReason::Hold),
+                2 => Some(HoldReason::MaxWait),
+                3 => Some(HoldReason::FleetView),
+                _ => return None,
+            };
+            let holding = reason.map(|reason| Holding { reason, since_ms: held_since });
+            Some(GateState { step, since_ms, clock_ms, looked_ms, holding })
         } else {
             None
         };
@@ -467,8 +474,7 @@ mod tests {
                 since_ms: 1_700_000_001_000,
                 clock_ms: 61_000,
                 looked_ms: 1_700_000_001_900,
-                held_since_ms: Some(1_700_000_002_000),
-                awaiting_view: true,
+                holding: Some(Holding { reason: HoldReason::FleetView, since_ms: 1_700_000_002_000 }),
             }),
             last_poll: Some(PollSummary {
                 at_ms: 1_700_000_003_000,

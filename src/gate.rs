@@ -42,10 +42,26 @@ pub struct GateState {
     pub clock_ms: u64,
     /// When the clock was last moved (ms since the epoch).
     pub looked_ms: u64,
-    /// Since when it holds past `maxWait`, if it does.
-    pub held_since_ms: Option<u64>,
-    /// The step was earned, but the fleet view is not confirmed yet.
-    pub awaiting_view: bool,
+    /// Whether it holds, why and since when.
+    pub holding: Option<Holding>,
+}
+
+/// Why a step holds: it stays where it is, and says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldReason {
+    /// The config's `hold`.
+    Hold,
+    /// Past `maxWait` without a verdict (`onMaxWait: hold`).
+    MaxWait,
+    /// Earned, but the fleet view has not shown this proxy's series.
+    FleetView,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holding {
+    pub reason: HoldReason,
+    /// Since when, for this reason (ms since the epoch).
+    pub since_ms: u64,
 }
 
 impl GateState {
@@ -56,14 +72,7 @@ impl GateState {
     }
 
     fn entered(step: u32, now_ms: u64, clock_ms: u64) -> GateState {
-        GateState {
-            step,
-            since_ms: now_ms,
-            clock_ms,
-            looked_ms: now_ms,
-            held_since_ms: None,
-            awaiting_view: false,
-        }
+        GateState { step, since_ms: now_ms, clock_ms, looked_ms: now_ms, holding: None }
     }
 
     /// Moves the clock on to `now_ms`, counting the time since the last
@@ -74,6 +83,18 @@ impl GateState {
             self.clock_ms = self.clock_ms.saturating_add((now_ms - self.looked_ms).min(MAX_LOOK_GAP_MS));
         }
         self.looked_ms = now_ms;
+    }
+
+    /// Holds for `reason` from `now_ms` on, or since it began to.
+    fn hold(&mut self, reason: HoldReason, now_ms: u64) {
+        if self.holding.is_none_or(|h| h.reason != reason) {
+            self.holding = Some(Holding { reason, since_ms: now_ms });
+        }
+    }
+
+    /// Whether it holds for `reason`.
+    pub fn holds_for(&self, reason: HoldReason) -> bool {
+        self.holding.is_some_and(|h| h.reason == reason)
     }
 }
 
@@ -259,7 +280,25 @@ pub fn progress(ramp: &Ramp, gate: &Gate, state: &mut GateState, look: &Look<'_>
             state.clock_ms = state.clock_ms.max(fleet.clock_ms);
         }
     }
-    state.awaiting_view = false;
+    let progress = next(ramp, gate, state, look, adopted, last);
+    match progress {
+        Progress::Held => state.hold(HoldReason::Hold, now_ms),
+        Progress::AwaitingView => state.hold(HoldReason::FleetView, now_ms),
+        Progress::HoldingPastMaxWait => state.hold(HoldReason::MaxWait, now_ms),
+        _ => state.holding = None,
+    }
+    progress
+}
+
+/// What the step does, its clock moved and the fleet's step taken.
+fn next(
+    ramp: &Ramp,
+    gate: &Gate,
+    state: &mut GateState,
+    look: &Look<'_>,
+    adopted: bool,
+    last: u32,
+) -> Progress {
     if state.step >= last {
         return Progress::Done;
     }
@@ -276,19 +315,15 @@ pub fn progress(ramp: &Ramp, gate: &Gate, state: &mut GateState, look: &Look<'_>
     if state.clock_ms >= ramp.every_ms && look.judgement.passed {
         if !look.view_confirmed {
             // A healthy canary is never rolled back for a blind view: it holds.
-            state.awaiting_view = true;
             return Progress::AwaitingView;
         }
-        *state = GateState::entered(state.step + 1, now_ms, 0);
+        *state = GateState::entered(state.step + 1, look.now_ms, 0);
         return Progress::Advanced(state.step);
     }
     match gate.max_wait_ms {
         Some(max_wait) if state.clock_ms >= max_wait => match gate.on_max_wait {
             OnMaxWait::Rollback => Progress::RollBack,
-            OnMaxWait::Hold => {
-                state.held_since_ms.get_or_insert(now_ms);
-                Progress::HoldingPastMaxWait
-            }
+            OnMaxWait::Hold => Progress::HoldingPastMaxWait,
         },
         _ => Progress::Waiting,
     }
@@ -437,7 +472,11 @@ mod tests {
             looks(&r, &g, &mut state, &nothing, START + 3 * EVERY, START + 9 * EVERY),
             Progress::HoldingPastMaxWait
         );
-        assert_eq!(state.held_since_ms, Some(START + 3 * EVERY), "since when, kept");
+        assert_eq!(
+            state.holding,
+            Some(Holding { reason: HoldReason::MaxWait, since_ms: START + 3 * EVERY }),
+            "since when, kept"
+        );
         assert_eq!(state.step, 0);
         let healthy = local(&g, counts(30, 0, 10), &state);
         assert_eq!(
@@ -445,7 +484,7 @@ mod tests {
             Progress::Advanced(1),
             "a verdict at last"
         );
-        assert_eq!(state.held_since_ms, None);
+        assert_eq!(state.holding, None);
         let g = gate(Some(3 * EVERY), OnMaxWait::Rollback);
         let r = ramp(g.clone(), false);
         let mut state = GateState::first(START);
@@ -543,7 +582,9 @@ mod tests {
             let p = progress(&r, &g, &mut state, &look);
             assert!(matches!(p, Progress::Waiting | Progress::AwaitingView), "{p:?} at {now}");
         }
-        assert!(state.awaiting_view && state.step == 0);
+        assert!(state.holds_for(HoldReason::FleetView) && state.step == 0);
+        let since = state.holding.map(|h| h.since_ms);
+        assert_eq!(since, Some(START + EVERY), "since it was first earned");
         assert_eq!(
             progress(&r, &g, &mut state, &at(&healthy, START + 10 * EVERY + 1_000)),
             Progress::Advanced(1)

@@ -68,6 +68,8 @@ pub const RAMP_STEP_SINCE: &str = "canary_router_ramp_step_since_seconds";
 /// 1 while a ramp holds, by `reason`: `hold` (the config's), `maxWait`,
 /// or `fleetView` (earned, but the fleet view is not confirmed).
 pub const RAMP_HOLDING: &str = "canary_router_ramp_holding";
+/// Since when a gated ramp holds (seconds since the epoch; 0: it does not).
+pub const RAMP_HOLDING_SINCE: &str = "canary_router_ramp_holding_since_seconds";
 /// A gated step's evidence: responses since it began, responses needed,
 /// their error rate (millionths), the latency percentile (ms), and
 /// whether it passed (1) or the gate still waits (0).

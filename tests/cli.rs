@@ -806,13 +806,16 @@ fn check_warns_where_a_gate_would_move_hold_or_roll_back_without_evidence() {
     ]);
     let r = run(&["check", &temp_file("fine.json", &config(checked, r#"{"maxWait": "10m"}"#))]);
     assert!(!r.stderr.contains("gate"), "{}", r.stderr);
+    // A Prometheus-only gate is earned by a poll, not by "0 responses".
+    r.assert_ok_printing(&["a passed judgement (a Prometheus poll that passes during the step, judged for at most 600s then hold)"]);
+    assert!(!r.stdout.contains("0 responses"), "{}", r.stdout);
 }
 
 #[test]
 fn check_prints_what_each_split_and_mirror_does() {
     let r = run(&["check", "examples/ramp.json", "examples/fleet.json", "examples/clock-ramp.json"]);
     r.assert_ok_printing(&[
-        "rules[0] gated ramp of canary: 10%, 25%, 50%, each step after at least 600s and a passed judgement (100 responses, judged for at most 3600s then hold); step 1 begins when a proxy first applies this config (`start`, 2026-11-24T10:00:00Z, is past), once the fleet's latches answered",
+        "rules[0] gated ramp of canary: 10%, 25%, 50%, each step after at least 600s and a passed judgement (100 responses within the window's limits and a passing Prometheus poll, judged for at most 3600s then hold); step 1 begins when a proxy first applies this config (`start`, 2026-11-24T10:00:00Z, is past), once the fleet's latches answered",
         "rules[0] ramp of canary: 10% from 2030-01-07T10:00:00Z, 25% from 2030-01-07T10:10:00Z, 50% from 2030-01-07T10:20:00Z (now: before the start, the listed weights)",
         "rules[0] assignment cookie: version=TARGET; Max-Age=86400; Path=/",
         "rules[0] rollback of canary: this proxy's window: more than 5% errors or p99 above 500 ms over 60s with at least 20 responses",

@@ -11,7 +11,7 @@ use log::{info, warn};
 use super::rollback::{self, update_state, Verdict};
 use super::Active;
 use crate::fleet_state::RolledBack;
-use crate::gate::{self, GateState, Judgement, Look, Progress};
+use crate::gate::{self, GateState, HoldReason, Judgement, Look, Progress};
 
 /// From the root's tick, after the rollback windows were merged.
 pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
@@ -36,7 +36,7 @@ pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
                 None if live && now_ms >= ramp.start_ms => GateState::first(now_ms),
                 None => return false,
             };
-            let was_awaiting = gated.awaiting_view;
+            let was_awaiting = gated.holds_for(HoldReason::FleetView);
             let step = window.as_ref().map(|w| w.since_step(gated.step));
             let poll = rollback.prometheus.as_ref().map(|_| fleet.last_poll.as_ref());
             let judgement = gate::judge(gate, rollback.window.as_ref(), step.as_ref(), poll, &gated);
@@ -48,7 +48,7 @@ pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
                 now_ms,
             };
             let progress = gate::progress(ramp, gate, &mut gated, &look);
-            seen = Some((judgement, progress, !was_awaiting && gated.awaiting_view));
+            seen = Some((judgement, progress, !was_awaiting && gated.holds_for(HoldReason::FleetView)));
             if progress == Progress::NotStarted {
                 return false;
             }

@@ -7,7 +7,7 @@ use super::gauges::{gauge, millionths, Gauge};
 use super::proxy::Proxy;
 use super::split_state::SplitState;
 use super::Vm;
-use crate::gate::{self, FleetProgress, Judgement};
+use crate::gate::{self, FleetProgress, HoldReason, Judgement};
 use crate::metrics;
 use crate::split::{Latency, Ramp};
 
@@ -23,6 +23,8 @@ pub struct RampGauges {
     held: Gauge,
     held_past_max_wait: Gauge,
     held_for_view: Gauge,
+    /// Since when a gated ramp holds (seconds; 0 while it does not).
+    holding_since: Gauge,
     gate: Option<GateGauges>,
 }
 
@@ -65,6 +67,7 @@ impl RampGauges {
             held: gauge(vm, p, &[("reason", "hold")], metrics::RAMP_HOLDING),
             held_past_max_wait: gauge(vm, p, &[("reason", "maxWait")], metrics::RAMP_HOLDING),
             held_for_view: gauge(vm, p, &[("reason", "fleetView")], metrics::RAMP_HOLDING),
+            holding_since: gauge(vm, p, &[], metrics::RAMP_HOLDING_SINCE),
             gate,
         }
     }
@@ -89,9 +92,11 @@ impl RampGauges {
         let started = at.is_some() && at < Some(ramp.last_step());
         self.held.set(proxy, u64::from(ramp.hold && started));
         let gated = state.gate.get();
-        let past_max_wait = gated.is_some_and(|g| g.held_since_ms.is_some());
-        self.held_past_max_wait.set(proxy, u64::from(past_max_wait));
-        self.held_for_view.set(proxy, u64::from(gated.is_some_and(|g| g.awaiting_view)));
+        let holds_for = |reason| gated.is_some_and(|g| g.holds_for(reason));
+        self.held_past_max_wait.set(proxy, u64::from(holds_for(HoldReason::MaxWait)));
+        self.held_for_view.set(proxy, u64::from(holds_for(HoldReason::FleetView)));
+        let holding_since = gated.and_then(|g| g.holding).map_or(0, |h| h.since_ms / 1_000);
+        self.holding_since.set(proxy, holding_since);
         if let Some(progress) = &self.progress {
             progress.set(proxy, FleetProgress::gauge(gated.as_ref()));
         }
@@ -118,6 +123,7 @@ impl RampGauges {
             &self.held,
             &self.held_past_max_wait,
             &self.held_for_view,
+            &self.holding_since,
         ];
         for gauge in all.into_iter().chain(&self.progress) {
             gauge.set(proxy, 0);

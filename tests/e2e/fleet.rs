@@ -259,6 +259,7 @@ fn check_status(fleet: &[Envoy], prometheus: &Prometheus) {
     ] {
         assert!(text.contains(&expected), "{expected:?} not in the output of status:\n{text}");
     }
+    the_documented_output_is_this_one(&format!("$ canary-router status {}\n{text}", argv.join(" ")));
     // The canary's row: configured 50%, live 0%, and its 5xx share.
     let canary_row = text.lines().find(|l| l.trim_start().starts_with(CANARY)).unwrap();
     let columns: Vec<&str> = canary_row.split_whitespace().collect();
@@ -275,6 +276,34 @@ fn check_status(fleet: &[Envoy], prometheus: &Prometheus) {
     assert_eq!(split["targets"][0]["target"], CANARY);
     assert_eq!(split["targets"][0]["live_percent"], 0.0);
     assert!(split["targets"][0]["share_5xx"].as_f64().is_some_and(|s| s > 0.9), "{split}");
+}
+
+/// docs/cli.md shows this run's output: line for line the same, but for
+/// numbers, durations and split ids.
+fn the_documented_output_is_this_one(output: &str) {
+    let doc = fs::read_to_string(repo().join("docs/cli.md")).unwrap();
+    let shown = doc
+        .split("```\n")
+        .find(|block| block.starts_with("$ canary-router status --admin"))
+        .expect("docs/cli.md shows a status run");
+    let shape = |text: &str| -> Vec<String> {
+        let duration = regex_lite::Regex::new(r"\b(\d+h)?(\d+m)?\d+(\.\d+)?(s|ms)\b").unwrap();
+        let id = regex_lite::Regex::new(r"\b[0-9a-f]{16}\b").unwrap();
+        let number = regex_lite::Regex::new(r"\d+(\.\d+)?").unwrap();
+        // A 5xx cell is `-` without responses in the interval.
+        let share = regex_lite::Regex::new(r" (N%|-)$").unwrap();
+        text.lines()
+            .map(|line| {
+                let line = duration.replace_all(line, "DURATION");
+                let line = id.replace_all(&line, "ID");
+                let line = number.replace_all(&line, "N");
+                let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+                let line = share.replace(&line, " SHARE");
+                line.split_whitespace().collect::<Vec<_>>().join(" ")
+            })
+            .collect()
+    };
+    assert_eq!(shape(shown), shape(output), "docs/cli.md's status output is not what status prints now");
 }
 
 /// Every panel of dashboards/canary-router.json and every PromQL block of

@@ -212,6 +212,13 @@ impl Drop for Prometheus {
 /// A key and a self-signed certificate for 127.0.0.1 and localhost, in
 /// `dir` (`key.pem`, `cert.pem`); the certificate's path.
 fn self_signed(dir: &std::path::Path) -> PathBuf {
+    self_signed_marked(dir, "CA:FALSE")
+}
+
+/// The same with the given `basicConstraints`: `CA:TRUE` is what
+/// `openssl req -x509` writes by default, and what rustls refuses as a
+/// server's own certificate.
+pub fn self_signed_marked(dir: &std::path::Path, constraints: &str) -> PathBuf {
     let status = Command::new("openssl")
         .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
         .args([
@@ -221,9 +228,8 @@ fn self_signed(dir: &std::path::Path) -> PathBuf {
             "/CN=localhost",
             "-addext",
             "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            // A leaf, not a CA: rustls refuses a CA certificate as a server's.
             "-addext",
-            "basicConstraints=critical,CA:FALSE",
+            &format!("basicConstraints=critical,{constraints}"),
             "-addext",
             "extendedKeyUsage=serverAuth",
         ])

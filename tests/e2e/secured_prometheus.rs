@@ -113,8 +113,10 @@ fn status(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
 }
 
 /// `status --prometheus https://.../prom` with a CA file and basic auth
-/// from a file or the environment reads the fleet; without the CA, or
-/// without the credentials, it says why and exits 2.
+/// from a file, the environment or the URL reads the fleet; without the
+/// CA it says the server is untrusted (exit 6), without the credentials
+/// that it is unauthorised (exit 5); two credentials are refused, and no
+/// message shows the password.
 #[test]
 fn status_reads_a_prometheus_over_tls_with_basic_auth_under_a_prefix() {
     let port = free_ports(1)[0];
@@ -150,12 +152,69 @@ fn status_reads_a_prometheus_over_tls_with_basic_auth_under_a_prefix() {
     );
     assert!((code == 0 || code == 3) && text.contains("route service-b"), "exit {code}: {text}");
 
+    // Credentials in the URL are used, and never shown.
+    let with_userinfo = format!("https://{}:{}@127.0.0.1:{port}/prom/", SECURED.user, SECURED.password);
+    let (code, text) = status(&["--prometheus", &with_userinfo, "--ca-file", &ca_arg], &[]);
+    assert!((code == 0 || code == 3) && text.contains("route service-b"), "exit {code}: {text}");
+    let (code, text) =
+        status(&["--prometheus", &with_userinfo, "--ca-file", &ca_arg, "--basic-auth-file", &auth_arg], &[]);
+    assert_eq!(code, 2, "two credentials are refused: {text}");
+    assert!(text.contains("give one"), "{text}");
+    assert!(!text.contains(SECURED.password), "the URL's password is shown: {text}");
+
     let (code, text) = status(&["--prometheus", &url, "--basic-auth-file", &auth_arg], &[]);
-    assert_eq!(code, 2, "{text}");
-    assert!(text.to_lowercase().contains("certificate"), "an unknown CA is named: {text}");
+    assert_eq!(code, 6, "{text}");
+    assert!(text.contains("untrusted") && text.contains("--ca-file"), "an unknown CA is named: {text}");
+    assert!(!text.contains("no splits reported"), "a TLS failure reads as a missing filter: {text}");
     let (code, text) = status(&["--prometheus", &url, "--ca-file", &ca_arg], &[]);
-    assert_eq!(code, 2, "{text}");
-    assert!(text.contains("HTTP 401"), "missing credentials are named: {text}");
+    assert_eq!(code, 5, "{text}");
+    assert!(
+        text.contains("unauthorised") && text.contains("HTTP 401"),
+        "missing credentials are named: {text}"
+    );
     assert!(!text.contains(SECURED.password), "{text}");
     std::fs::remove_file(&auth_file).unwrap();
+}
+
+/// A self-signed certificate as `openssl req -x509` makes it by default
+/// (marked as a CA) given as `--ca-file`: rustls refuses a CA as the
+/// server's own certificate, and `status` says what to give instead.
+#[test]
+fn a_self_signed_ca_certificate_as_ca_file_gets_a_hint() {
+    let dir = super::envoy::scratch_dir("self-signed-ca");
+    let cert = super::prometheus::self_signed_marked(&dir, "CA:TRUE");
+    let port = free_ports(1)[0];
+    // Any HTTPS server serving that certificate will do: Python's.
+    let server = format!(
+        "import http.server, ssl\n\
+         s = http.server.HTTPServer(('127.0.0.1', {port}), http.server.BaseHTTPRequestHandler)\n\
+         c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+         c.load_cert_chain('{cert}', '{key}')\n\
+         s.socket = c.wrap_socket(s.socket, server_side=True)\n\
+         s.serve_forever()\n",
+        cert = cert.display(),
+        key = dir.join("key.pem").display(),
+    );
+    let python = Stopped(std::process::Command::new("python3").args(["-c", &server]).spawn().unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the HTTPS server never listened");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let url = format!("https://127.0.0.1:{port}/");
+    let (code, text) = status(&["--prometheus", &url, "--ca-file", &cert.display().to_string()], &[]);
+    drop(python);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 6, "{text}");
+    assert!(text.contains("CA:FALSE") && text.contains("signed the server's certificate"), "no hint: {text}");
+}
+
+/// A child process stopped when the test ends, however it ends.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

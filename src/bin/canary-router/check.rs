@@ -258,19 +258,22 @@ fn ramp_line(label: &str, split: &Split, ramp: &Ramp, now_ms: u64) -> String {
                 format_rfc3339(ramp.start_ms / 1000)
             )
         };
-        let fleet = if split.rollback().is_some_and(|r| r.prometheus.is_some()) {
-            ", once the fleet's latches answered"
-        } else {
-            ""
+        let polled = split.rollback().is_some_and(|r| r.prometheus.is_some());
+        let fleet = if polled { ", once the fleet's latches answered" } else { "" };
+        // What earns a step: the local window's responses, a passing
+        // Prometheus poll, or both; never "0 responses".
+        let evidence = match (gate.min_requests, polled) {
+            (0, _) => "a Prometheus poll that passes during the step".to_string(),
+            (n, false) => format!("{n} responses within the window's limits"),
+            (n, true) => format!("{n} responses within the window's limits and a passing Prometheus poll"),
         };
         return format!(
             "    {label} gated ramp of {}: {}, each step after at least {} and a passed judgement \
-             ({} responses{wait}); step 1 begins {begins}{fleet}; the step in force is the proxies' \
+             ({evidence}{wait}); step 1 begins {begins}{fleet}; the step in force is the proxies' \
              (`canary-router status`){hold}\n",
             ramp.target,
             steps.join(", "),
             seconds(ramp.every_ms),
-            gate.min_requests
         );
     }
     let current = ramp.step_at(now_ms);

@@ -15,20 +15,52 @@ const MAX_BYTES: u64 = 64 << 20;
 
 /// An endpoint: `http://host:port`, `https://host:port`, either with a
 /// path the API is served under (`https://thanos.example.com/prometheus`),
-/// or a bare `host:port` (HTTP).
+/// or a bare `host:port` (HTTP). `USER:PASSWORD@` before the host is sent
+/// as basic auth, and never shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     /// Scheme, authority and path prefix, without a trailing `/`.
     base: String,
     /// `host:port`.
     address: String,
+    /// The `authorization` the URL's own credentials make, if any.
+    pub credentials: Option<String>,
+}
+
+/// A URL as a message may show it: its credentials, if any, hidden.
+pub fn redacted(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").map_or(("", url), |(s, r)| (s, r));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let shown = format!("***@{}", &rest[at + 1..]);
+            if scheme.is_empty() {
+                shown
+            } else {
+                format!("{scheme}://{shown}")
+            }
+        }
+        None => url.to_string(),
+    }
 }
 
 impl Endpoint {
     pub fn parse(url: &str) -> Result<Endpoint, String> {
+        let shown = redacted(url);
         // A bare `host:port` is HTTP.
         let full = if url.contains("://") { url.to_string() } else { format!("http://{url}") };
-        let uri: Uri = full.parse().map_err(|e| format!("{url}: {e}"))?;
+        let uri: Uri = full.parse().map_err(|e| format!("{shown}: {e}"))?;
+        let url = shown.as_str();
+        let credentials = uri
+            .authority()
+            .and_then(|a| a.as_str().rsplit_once('@').map(|(userinfo, _)| userinfo.to_string()))
+            .map(|userinfo| {
+                if !userinfo.contains(':') {
+                    return Err(format!("{url}: credentials in a URL are USER:PASSWORD@"));
+                }
+                Ok(format!("Basic {}", base64(percent_decoded(&userinfo).as_bytes())))
+            })
+            .transpose()?;
         let scheme = uri.scheme_str().unwrap_or("http");
         if scheme != "http" && scheme != "https" {
             return Err(format!("{url}: `{scheme}://` is not http:// or https://"));
@@ -43,12 +75,97 @@ impl Endpoint {
             None => return Err(format!("{url}: expected http://HOST:PORT")),
         };
         let prefix = uri.path().trim_end_matches('/');
-        Ok(Endpoint { base: format!("{scheme}://{host}:{port}{prefix}"), address: format!("{host}:{port}") })
+        Ok(Endpoint {
+            base: format!("{scheme}://{host}:{port}{prefix}"),
+            address: format!("{host}:{port}"),
+            credentials,
+        })
     }
 
     /// `host:port`, as Prometheus names its scrape targets.
     pub fn address(&self) -> String {
         self.address.clone()
+    }
+}
+
+/// `%XX` in a URL's user information, as the user means it.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Why an endpoint gave no answer to read, as `status` tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failed {
+    /// No connection, no answer in time.
+    Unreachable(String),
+    /// HTTP 401 or 403: the credentials were missing or refused.
+    Unauthorised(String),
+    /// TLS: the server's certificate is not one the CA (or Mozilla's roots)
+    /// vouches for.
+    Untrusted(String),
+    /// Another answer than 200.
+    Refused(String),
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failed::Unreachable(why) => write!(f, "unreachable: {why}"),
+            Failed::Unauthorised(why) => write!(f, "unauthorised: {why}"),
+            Failed::Untrusted(why) => write!(f, "untrusted: {why}"),
+            Failed::Refused(why) => write!(f, "refused: {why}"),
+        }
+    }
+}
+
+impl Failed {
+    /// The kind, as `--json` names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failed::Unreachable(_) => "unreachable",
+            Failed::Unauthorised(_) => "unauthorised",
+            Failed::Untrusted(_) => "untrusted",
+            Failed::Refused(_) => "refused",
+        }
+    }
+
+    /// A transport error, told by what it is.
+    fn of_transport(error: &ureq::Error) -> Failed {
+        // An I/O error says what it is without ureq's `io:` prefix.
+        let text = match error {
+            ureq::Error::Io(io) => io.to_string(),
+            other => other.to_string(),
+        };
+        let tls = matches!(error, ureq::Error::Rustls(_)) || text.contains("certificate");
+        if !tls {
+            return Failed::Unreachable(text);
+        }
+        let hint = if text.contains("CaUsedAsEndEntity") {
+            ": the --ca-file certificate is the server's own (a self-signed certificate marked as a CA): \
+             give the CA that signed the server's certificate, or make the self-signed one a leaf \
+             (basicConstraints CA:FALSE)"
+        } else if text.contains("UnknownIssuer") {
+            ": no CA trusted here signed it: give its CA with --ca-file"
+        } else {
+            ""
+        };
+        Failed::Untrusted(format!("{text}{hint}"))
     }
 }
 
@@ -86,37 +203,43 @@ impl Client {
     }
 
     /// The body of a 200 answer to `GET path` under the endpoint, or why
-    /// there is none.
+    /// there is none. The endpoint's own credentials go first.
     pub fn get(
         &self,
         endpoint: &Endpoint,
         path: &str,
         authorization: Option<&str>,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, Failed> {
         let mut request = self.agent.get(format!("{}{path}", endpoint.base));
-        if let Some(value) = authorization {
+        if let Some(value) = endpoint.credentials.as_deref().or(authorization) {
             request = request.header("authorization", value);
         }
-        let mut response = request.call().map_err(|e| e.to_string())?;
+        let mut response = request.call().map_err(|e| Failed::of_transport(&e))?;
         let status = response.status();
-        let body =
-            response.body_mut().with_config().limit(MAX_BYTES).read_to_vec().map_err(|e| e.to_string())?;
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BYTES)
+            .read_to_vec()
+            .map_err(|e| Failed::Unreachable(e.to_string()))?;
         if status != 200 {
             let text = String::from_utf8_lossy(&body);
-            return Err(format!(
-                "HTTP {}: {}",
-                status.as_u16(),
-                text.trim().chars().take(200).collect::<String>()
-            ));
+            let why =
+                format!("HTTP {}: {}", status.as_u16(), text.trim().chars().take(200).collect::<String>());
+            return Err(match status.as_u16() {
+                401 | 403 => Failed::Unauthorised(why),
+                _ => Failed::Refused(why),
+            });
         }
         Ok(body)
     }
 }
 
-/// The `authorization` value for Prometheus, from the first of: a bearer
-/// token file, a basic-auth file (`user:password`), the environment's
+/// The `authorization` value for Prometheus, from one of: a bearer token
+/// file, a basic-auth file (`user:password`), the environment's
 /// `CANARY_ROUTER_PROMETHEUS_TOKEN` or `CANARY_ROUTER_PROMETHEUS_BASIC_AUTH`.
-/// Secrets never come from the command line, where `ps` shows them.
+/// Two of them at once are refused: only one would be sent. Secrets never
+/// come from the command line, where `ps` shows them.
 pub fn authorization(
     token_file: Option<&Path>,
     basic_auth_file: Option<&Path>,
@@ -133,6 +256,24 @@ pub fn authorization(
         }
         Ok(Some(format!("Basic {}", base64(pair.as_bytes()))))
     };
+    let given: Vec<&str> = [
+        (token_file.is_some(), "--token-file"),
+        (basic_auth_file.is_some(), "--basic-auth-file"),
+        (
+            env("CANARY_ROUTER_PROMETHEUS_TOKEN").is_some_and(|t| !t.is_empty()),
+            "CANARY_ROUTER_PROMETHEUS_TOKEN",
+        ),
+        (
+            env("CANARY_ROUTER_PROMETHEUS_BASIC_AUTH").is_some_and(|p| !p.is_empty()),
+            "CANARY_ROUTER_PROMETHEUS_BASIC_AUTH",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(set, name)| set.then_some(name))
+    .collect();
+    if given.len() > 1 {
+        return Err(format!("{} are two credentials for one Prometheus: give one", given.join(" and ")));
+    }
     if let Some(file) = token_file {
         return Ok(Some(format!("Bearer {}", read(file)?)));
     }
@@ -182,6 +323,13 @@ mod tests {
         assert!(Endpoint::parse("http://x:port").is_err());
         assert!(Endpoint::parse("ftp://x:1").is_err());
         assert!(Endpoint::parse("http://x:1/?q=1").is_err());
+        let e = Endpoint::parse("https://me:p%40ss@prom.example.com/prom").unwrap();
+        assert_eq!(e.credentials.as_deref(), Some(format!("Basic {}", base64(b"me:p@ss")).as_str()));
+        assert_eq!(e.address(), "prom.example.com:443");
+        let bad = Endpoint::parse("http://me:s3cret@x:port").unwrap_err();
+        assert!(bad.contains("***@x:port") && !bad.contains("s3cret"), "{bad}");
+        assert_eq!(redacted("me:pw@h:1"), "***@h:1");
+        assert_eq!(redacted("http://h:1/a@b"), "http://h:1/a@b", "an @ in the path is no credential");
     }
 
     #[test]
@@ -206,6 +354,13 @@ mod tests {
         );
         assert!(authorization(None, Some(&dir.join("basic")), none).unwrap_err().contains("USER:PASSWORD"));
         assert!(authorization(Some(&dir.join("missing")), None, none).is_err());
+        let two = authorization(Some(&dir.join("token")), Some(&dir.join("basic")), none).unwrap_err();
+        assert_eq!(
+            two,
+            "--token-file and --basic-auth-file are two credentials for one Prometheus: give one"
+        );
+        let env = |name: &str| (name == "CANARY_ROUTER_PROMETHEUS_TOKEN").then(|| "t".into());
+        assert!(authorization(None, Some(&dir.join("basic")), env).is_err(), "a file and the environment");
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(base64(b"a"), "YQ==");
         assert_eq!(base64(b"ab"), "YWI=");

@@ -15,7 +15,7 @@ use canary_router::metrics;
 use samples::{Sample, ADMIN_PATH};
 use view::Proxy;
 
-use crate::http_get::{self, Client, Endpoint};
+use crate::http_get::{self, Client, Endpoint, Failed};
 use crate::Failure;
 
 /// The options of `status`.
@@ -44,7 +44,7 @@ struct Sources {
 }
 
 /// Each admin endpoint's last read, and when it was made.
-type Reads = Vec<Result<Vec<Sample>, String>>;
+type Reads = Vec<Result<Vec<Sample>, Failed>>;
 type Previous = Option<(Instant, Reads)>;
 
 /// The counters whose rates `status` shows (requests, responses, and
@@ -60,7 +60,8 @@ const RATES: [&str; 4] = [
 const STATE_QUERY: &str = r#"{__name__=~"canary_router_.*",split!=""}"#;
 
 /// Runs `status`; the exit code says healthy (0), progressing (3) or
-/// rolled back (4); 2 when no endpoint answered.
+/// rolled back (4); when no endpoint answered, 2, or 5 when one refused the
+/// credentials, or 6 when one's certificate is not trusted.
 pub fn run(options: &Options) -> Result<u8, Failure> {
     if options.admin.is_empty() && options.prometheus.is_none() {
         return Err(Failure::Usage("status needs --admin URL (repeatable) and/or --prometheus URL".into()));
@@ -78,6 +79,12 @@ pub fn run(options: &Options) -> Result<u8, Failure> {
             std::env::var(name).ok()
         })
         .map_err(Failure::Usage)?;
+    if authorization.is_some() && prometheus.as_ref().is_some_and(|p| p.credentials.is_some()) {
+        return Err(Failure::Usage(
+            "--prometheus has credentials in its URL and another is given (a file or the environment): give one"
+                .into(),
+        ));
+    }
     let client = Client::new(options.ca_file.as_deref()).map_err(Failure::Usage)?;
     let sources = Sources { client, admins, prometheus, authorization };
     let interval = Duration::from_secs_f64(options.interval.clamp(0.1, 60.0));
@@ -151,12 +158,12 @@ fn read_fleet(sources: &Sources, previous: &mut Previous, interval: Duration) ->
 /// Every proxy Prometheus scrapes that `--admin` did not name already.
 fn from_prometheus(sources: &Sources, endpoint: &Endpoint) -> Vec<Proxy> {
     let admins = &sources.admins;
-    let query = |promql: &str, rate_of: Option<&str>| -> Result<Vec<(String, Sample)>, String> {
+    let query = |promql: &str, rate_of: Option<&str>| -> Result<Vec<(String, Sample)>, Failed> {
         let path = canary_router::prometheus::query_path("", promql);
         let body = sources.client.get(endpoint, &path, sources.authorization.as_deref())?;
         let answer: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))?;
-        samples::from_prometheus(&answer, rate_of)
+            serde_json::from_slice(&body).map_err(|e| Failed::Refused(format!("not a query answer: {e}")))?;
+        samples::from_prometheus(&answer, rate_of).map_err(Failed::Refused)
     };
     let name = format!("prometheus {}", endpoint.address());
     let mut series = match query(STATE_QUERY, None) {

@@ -9,11 +9,12 @@ use canary_router::time::format_rfc3339;
 use serde_json::{json, Value};
 
 use super::samples::Sample;
+use crate::http_get::Failed;
 
 /// One proxy's answer: its samples, or why it has none.
 pub struct Proxy {
     pub name: String,
-    pub samples: Result<Vec<Sample>, String>,
+    pub samples: Result<Vec<Sample>, Failed>,
 }
 
 /// Whether a split's watched target gets traffic on a proxy.
@@ -58,6 +59,8 @@ struct RampReport {
     gate: Option<GateReport>,
     /// Holding, and why: `hold`, `maxWait` or `fleetView`.
     holding: Option<String>,
+    /// Since when it holds (seconds; 0: not known).
+    holding_since: u64,
 }
 
 /// What a gated step waits for.
@@ -93,8 +96,12 @@ pub enum Overall {
     Healthy,
     Progressing,
     RolledBack,
-    /// Nothing to judge: not one endpoint answered.
+    /// Nothing to judge: not one endpoint answered, each for a reason.
     NoAnswer,
+    /// Not one answered, and one refused the credentials.
+    Unauthorised,
+    /// Not one answered, and one's certificate is not trusted.
+    Untrusted,
 }
 
 impl Overall {
@@ -104,6 +111,20 @@ impl Overall {
             Overall::Progressing => "progressing",
             Overall::RolledBack => "rolled back",
             Overall::NoAnswer => "no endpoint answered",
+            Overall::Unauthorised => "no endpoint answered: credentials refused",
+            Overall::Untrusted => "no endpoint answered: certificate not trusted",
+        }
+    }
+
+    /// As `--json`'s `status` says it.
+    pub fn json_label(self) -> &'static str {
+        match self {
+            Overall::Healthy => "healthy",
+            Overall::Progressing => "progressing",
+            Overall::RolledBack => "rolled_back",
+            Overall::NoAnswer => "no_endpoint_answered",
+            Overall::Unauthorised => "credentials_refused",
+            Overall::Untrusted => "certificate_not_trusted",
         }
     }
 
@@ -113,6 +134,8 @@ impl Overall {
             Overall::Progressing => 3,
             Overall::RolledBack => 4,
             Overall::NoAnswer => 2,
+            Overall::Unauthorised => 5,
+            Overall::Untrusted => 6,
         }
     }
 }
@@ -202,6 +225,7 @@ fn ramp_report(samples: &[&Sample], steps: u64) -> RampReport {
         steps,
         since: value(metrics::RAMP_STEP_SINCE) as u64,
         next: value(metrics::RAMP_NEXT_STEP) as u64,
+        holding_since: value(metrics::RAMP_HOLDING_SINCE) as u64,
         gate: gated.then(|| GateReport {
             responses: value(metrics::GATE_RESPONSES) as u64,
             needed: value(metrics::GATE_NEEDED) as u64,
@@ -303,7 +327,14 @@ fn same_view(a: &Report, b: &Report) -> bool {
 
 pub fn overall(proxies: &[Proxy], splits: &[SplitView]) -> Overall {
     if proxies.iter().all(|p| p.samples.is_err()) {
-        return Overall::NoAnswer;
+        let failed = |kind: &str| proxies.iter().any(|p| p.samples.as_ref().is_err_and(|f| f.kind() == kind));
+        return if failed("unauthorised") {
+            Overall::Unauthorised
+        } else if failed("untrusted") {
+            Overall::Untrusted
+        } else {
+            Overall::NoAnswer
+        };
     }
     let rolled_back = |s: &SplitView| {
         matches!(s.report.state, State::RolledBack { .. })
@@ -361,19 +392,24 @@ fn state_text(state: &State, now: u64) -> String {
 
 /// The text `status` prints.
 pub fn render(proxies: &[Proxy], splits: &[SplitView], now: u64) -> String {
-    let answered = proxies.iter().filter(|p| p.samples.is_ok()).count();
+    // A Prometheus that failed stands in the list for the proxies it
+    // would have named; it is not one of them.
+    let (sources, proxies_listed): (Vec<&Proxy>, Vec<&Proxy>) =
+        proxies.iter().partition(|p| p.samples.is_err() && p.name.starts_with("prometheus "));
+    let answered = proxies_listed.iter().filter(|p| p.samples.is_ok()).count();
     let mut out = format!(
-        "canary-router status at {}: {answered} of {} proxies answered\n",
+        "canary-router status at {}: {answered} of {} proxies answered{}\n",
         format_rfc3339(now),
-        proxies.len()
+        proxies_listed.len(),
+        if sources.is_empty() { "" } else { "; Prometheus did not answer" }
     );
     for proxy in proxies {
         match &proxy.samples {
             Ok(_) => out += &format!("  {}  ok\n", proxy.name),
-            Err(why) => out += &format!("  {}  unreachable: {why}\n", proxy.name),
+            Err(why) => out += &format!("  {}  {why}\n", proxy.name),
         }
     }
-    if splits.is_empty() {
+    if splits.is_empty() && answered > 0 {
         out += "\nno splits reported (no canary-router metrics: is the filter loaded, with a config that has a split?)\n";
     }
     for view in splits {
@@ -408,10 +444,15 @@ pub fn render(proxies: &[Proxy], splits: &[SplitView], now: u64) -> String {
             out += &ramp_text(ramp, now);
         }
         if !report.checks.is_empty() {
+            // A check without data has no value to show: its gauge keeps
+            // its last one.
             let checks: Vec<String> = report
                 .checks
                 .iter()
-                .map(|(n, v)| format!("{n} {}", canary_router::decimal::format(*v)))
+                .map(|(n, v)| match report.unanswered.contains(n) {
+                    true => format!("{n} no data"),
+                    false => format!("{n} {}", canary_router::decimal::format(*v)),
+                })
                 .collect();
             out += &format!("  checks: {}; {} failing polls in a row\n", checks.join(", "), report.failures);
         }
@@ -445,20 +486,39 @@ fn ramp_text(ramp: &RampReport, now: u64) -> String {
     let mut out = format!("  ramp: {kind}, step {} of {}{since}", ramp.step, ramp.steps);
     if let Some(holding) = &ramp.holding {
         out += &format!(", HOLDING ({holding})");
+        if ramp.holding_since > 0 {
+            out += &format!(
+                " since {} ({})",
+                format_rfc3339(ramp.holding_since),
+                relative(ramp.holding_since, now)
+            );
+        }
     }
     if ramp.next == 0 {
         out += ", the last step";
     } else if let Some(gate) = ramp.gate.as_ref().filter(|g| !g.passed) {
-        let latency = gate
-            .latency
-            .map_or(String::new(), |(p, ms)| format!(", p{} {ms} ms", canary_router::decimal::format(p)));
-        out += &format!(
-            "; waits for {}/{} responses, {:.1}% errors{latency}; may advance {} at the earliest",
-            gate.responses,
-            gate.needed,
-            gate.error_rate * 100.0,
-            relative(ramp.next, now)
-        );
+        let waits = if gate.needed == 0 {
+            // No local window: only a Prometheus poll during the step judges it.
+            "a Prometheus poll that passes during the step".to_string()
+        } else {
+            let latency = gate
+                .latency
+                .map_or(String::new(), |(p, ms)| format!(", p{} {ms} ms", canary_router::decimal::format(p)));
+            format!(
+                "{}/{} responses, {:.1}% errors{latency}",
+                gate.responses,
+                gate.needed,
+                gate.error_rate * 100.0
+            )
+        };
+        let when = match ramp.holding.as_deref() {
+            Some("maxWait") => "advances as soon as it is judged healthy".to_string(),
+            Some(_) => "no step is taken while it holds".to_string(),
+            None => format!("may advance {} at the earliest", relative(ramp.next, now)),
+        };
+        out += &format!("; waits for {waits}; {when}");
+    } else if ramp.holding.is_some() {
+        out += "; no step is taken while it holds";
     } else {
         out += &format!("; next step at {} ({})", format_rfc3339(ramp.next), relative(ramp.next, now));
     }
@@ -480,10 +540,10 @@ fn state_json(state: &State) -> Value {
 pub fn to_json(proxies: &[Proxy], splits: &[SplitView], now: u64) -> Value {
     json!({
         "at": format_rfc3339(now),
-        "status": overall(proxies, splits).label().replace(' ', "_"),
+        "status": overall(proxies, splits).json_label(),
         "proxies": proxies.iter().map(|p| match &p.samples {
             Ok(_) => json!({"endpoint": p.name, "ok": true}),
-            Err(why) => json!({"endpoint": p.name, "ok": false, "error": why}),
+            Err(why) => json!({"endpoint": p.name, "ok": false, "error": why.to_string(), "error_kind": why.kind()}),
         }).collect::<Vec<_>>(),
         "splits": splits.iter().map(|v| {
             let r = &v.report;
@@ -514,6 +574,7 @@ pub fn to_json(proxies: &[Proxy], splits: &[SplitView], now: u64) -> Value {
                     "step_since": (ramp.since > 0).then(|| format_rfc3339(ramp.since)),
                     "next_step": (ramp.next > 0).then(|| format_rfc3339(ramp.next)),
                     "holding": ramp.holding,
+                    "holding_since": (ramp.holding_since > 0).then(|| format_rfc3339(ramp.holding_since)),
                     "gate": ramp.gate.as_ref().map(|g| json!({
                         "responses": g.responses,
                         "min_responses": g.needed,
@@ -568,7 +629,7 @@ mod tests {
             proxy("a:1", &stats(1, 0)),
             proxy("b:1", &stats(1, 0)),
             proxy("c:1", &stats(0, 200_000)),
-            Proxy { name: "d:1".into(), samples: Err("connection refused".into()) },
+            Proxy { name: "d:1".into(), samples: Err(Failed::Unreachable("connection refused".into())) },
         ];
         let views = splits(&proxies);
         assert_eq!(views.len(), 1);
@@ -616,7 +677,7 @@ mod tests {
         for expected in [
             "live: the canary gets its share (local only: a proxy that restarts forgets a rollback)",
             "ramp: gated, step 2 of 4 since 2m0s ago, HOLDING (maxWait); waits for 137/200 responses, 0.4% errors, \
-             p99 212 ms; may advance in 3m20s at the earliest",
+             p99 212 ms; advances as soon as it is judged healthy",
             "NO DATA from checks error-rate: nothing judges the canary by them (a gated step waits)",
             "overall: progressing (exit 3)",
         ] {
@@ -691,12 +752,111 @@ mod tests {
     }
 
     #[test]
-    fn with_no_endpoint_answering_the_verdict_says_so_and_exits_2() {
-        let proxies = vec![Proxy { name: "a:1".into(), samples: Err("connection refused".into()) }];
+    fn with_no_endpoint_answering_the_verdict_says_why_and_exits_by_it() {
+        let unreachable =
+            Proxy { name: "a:1".into(), samples: Err(Failed::Unreachable("connection refused".into())) };
+        let proxies = vec![unreachable];
         let views = splits(&proxies);
         assert_eq!(overall(&proxies, &views), Overall::NoAnswer);
         let text = render(&proxies, &views, 1_795_695_600);
+        assert!(text.contains("  a:1  unreachable: connection refused\n"), "{text}");
+        assert!(!text.contains("no splits reported"), "no answer is not an answer without splits: {text}");
         assert!(text.ends_with("overall: no endpoint answered (exit 2)\n"), "{text}");
-        assert_eq!(to_json(&proxies, &views, 1_795_695_600)["status"], "no_endpoint_answered");
+        let json = to_json(&proxies, &views, 1_795_695_600);
+        assert_eq!(
+            (json["status"].as_str(), json["proxies"][0]["error_kind"].as_str()),
+            (Some("no_endpoint_answered"), Some("unreachable"))
+        );
+        for (failed, verdict, code) in [
+            (Failed::Unauthorised("HTTP 401: unauthorized".into()), Overall::Unauthorised, 5),
+            (Failed::Untrusted("invalid peer certificate: UnknownIssuer".into()), Overall::Untrusted, 6),
+        ] {
+            let kind = failed.kind();
+            let proxies = vec![
+                Proxy { name: "a:1".into(), samples: Err(Failed::Unreachable("timed out".into())) },
+                Proxy { name: "b:1".into(), samples: Err(failed) },
+            ];
+            let views = splits(&proxies);
+            assert_eq!(overall(&proxies, &views), verdict);
+            assert_eq!(verdict.exit_code(), code);
+            let text = render(&proxies, &views, 1_795_695_600);
+            assert!(text.contains(&format!("  b:1  {kind}: ")), "{text}");
+        }
+        // A Prometheus that did not answer is not counted as a proxy.
+        let proxies = vec![Proxy {
+            name: "prometheus p:9090".into(),
+            samples: Err(Failed::Untrusted("UnknownIssuer".into())),
+        }];
+        let text = render(&proxies, &splits(&proxies), 1_795_695_600);
+        assert!(text.contains(": 0 of 0 proxies answered; Prometheus did not answer\n"), "{text}");
+    }
+
+    #[test]
+    fn no_data_is_never_a_number_and_a_held_step_says_since_when() {
+        // A Prometheus-only gate (no local window: no responses to count),
+        // held past maxWait, its check without data.
+        let held = stats(0, 50_000)
+            + &format!(
+                "{SPLIT}canary_router_ramp_gated: 1\n{SPLIT}canary_router_gate_min_responses: 0\n\
+                 {SPLIT}canary_router_gate_passed: 0\n{SPLIT}reason=.=maxWait;.;canary_router_ramp_holding: 1\n\
+                 {SPLIT}canary_router_ramp_holding_since_seconds: 1795695000\n\
+                 {SPLIT}check=.=error-rate;.;canary_router_check_unanswered: 1\n"
+            );
+        let proxies = vec![proxy("a:1", &held)];
+        let views = splits(&proxies);
+        let text = render(&proxies, &views, 1_795_695_700);
+        for expected in [
+            "HOLDING (maxWait) since 2026-11-26T12:10:00Z (11m40s ago); waits for a Prometheus poll that passes during the step; advances as soon as it is judged healthy",
+            "checks: error-rate no data; 2 failing polls in a row",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+        }
+        assert!(!text.contains("0/0 responses") && !text.contains("error-rate 0.31"), "{text}");
+        let json = to_json(&proxies, &views, 1_795_695_700);
+        assert_eq!(json["splits"][0]["ramp"]["holding_since"], "2026-11-26T12:10:00Z");
+    }
+
+    /// Every field `--json` writes is in docs/cli.md's table of them.
+    #[test]
+    fn every_json_field_is_documented() {
+        let gated = stats(1, 0)
+            + &format!(
+                "{SPLIT}canary_router_ramp_gated: 1\n{SPLIT}canary_router_gate_passed: 0\n\
+                 {SPLIT}canary_router_gate_latency_percentile_tenths: 990\n{SPLIT}canary_router_gate_latency_ms: 9\n\
+                 {SPLIT}reason=.=hold;.;canary_router_ramp_holding: 1\n{SPLIT}canary_router_ramp_step_since_seconds: 1\n\
+                 {SPLIT}canary_router_ramp_holding_since_seconds: 1\n{SPLIT}canary_router_rollback_fleet: 1\n"
+            );
+        let proxies = vec![
+            proxy("a:1", &gated),
+            proxy("b:1", &stats(0, 200_000)),
+            Proxy { name: "c:1".into(), samples: Err(Failed::Unreachable("refused".into())) },
+        ];
+        let json = to_json(&proxies, &splits(&proxies), 1_795_695_700);
+        fn keys(value: &Value, out: &mut std::collections::BTreeSet<String>) {
+            match value {
+                Value::Object(map) => {
+                    for (key, value) in map {
+                        out.insert(key.clone());
+                        keys(value, out);
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|v| keys(v, out)),
+                _ => {}
+            }
+        }
+        let mut all = std::collections::BTreeSet::new();
+        keys(&json, &mut all);
+        assert!(all.len() > 25, "{all:?}");
+        let doc =
+            std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/cli.md"))
+                .unwrap();
+        let table = doc.split("| Field | Meaning |").nth(1).unwrap().split("\n\n").next().unwrap();
+        for key in all {
+            let named = [format!("`{key}`"), format!("`{key}[]`"), format!(".{key}`"), format!(".{key}[]`")];
+            assert!(
+                named.iter().any(|n| table.contains(n)),
+                "--json's `{key}` is not in docs/cli.md's table"
+            );
+        }
     }
 }
