@@ -145,10 +145,11 @@ unit: prometheus yaml11
 oci: build
 	python3 scripts/oci.py $(WASM) target/oci/canary-router $(VERSION)
 
-# The built .wasm in the wasmtime proxy-wasm host (tests/harness/).
+# The built .wasm in the wasmtime proxy-wasm host (tests/harness/), and
+# the pages that describe the build and the CLI (tests/docs_truth.rs).
 harness: build
 	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test progressive --test fleet \
-		--test hot_path --test cli
+		--test hot_path --test cli --test docs_truth
 
 # The built .wasm in the real Envoy (tests/e2e/), with a real Prometheus
 # for the fleet.
@@ -160,7 +161,7 @@ test: lint build envoy prometheus yaml11 registry validate
 		--test from_nginx_paths
 	python3 -m unittest discover -s tests/oci
 	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test progressive --test fleet \
-		--test hot_path --test cli
+		--test hot_path --test cli --test docs_truth
 	cargo test --test fuzz --test statistics
 	cargo test --test e2e
 

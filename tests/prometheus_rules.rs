@@ -49,6 +49,11 @@ fn the_alert_rules_pass_promtool_and_their_unit_tests() {
     let operator = yaml("dashboards/alerts-prometheusrule.yaml");
     assert_eq!(operator["kind"], "PrometheusRule");
     assert_eq!(operator["spec"]["groups"], rules["groups"], "the PrometheusRule has alerts.yaml's rules");
+    // promtool reads a rule file; the PrometheusRule's spec is one.
+    let spec = std::env::temp_dir().join(format!("canary-router-prometheusrule-{}.yaml", std::process::id()));
+    std::fs::write(&spec, serde_json::to_string(&operator["spec"]).unwrap()).unwrap();
+    run_promtool(&["check", "rules", spec.to_str().unwrap()], root());
+    std::fs::remove_file(&spec).unwrap();
     let alerts: Vec<&str> = rules["groups"][0]["rules"]
         .as_array()
         .unwrap()

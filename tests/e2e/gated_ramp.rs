@@ -249,6 +249,24 @@ fn a_gated_ramp_is_earned_step_by_step_by_a_whole_fleet() {
         ));
     }
 
+    // The leader says each step it earned, and on what, in words.
+    let earned: Vec<String> = fleet
+        .iter()
+        .flat_map(|e| {
+            e.log().lines().filter(|l| l.contains("earned (")).map(str::to_string).collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        earned.iter().any(|l| l.contains("route=service-b") && l.contains("of 5 earned (")),
+        "{earned:?}"
+    );
+    for line in &earned {
+        assert!(
+            ["Passed", "NotAsked", "Waiting", "Some(", "None"].iter().all(|debug| !line.contains(debug)),
+            "a log line with a debug value: {line}"
+        );
+    }
+
     // The slow canary: rolled back at its first step by its latency, with
     // no more slow responses than each proxy's minRequests and its
     // connections in flight.

@@ -22,13 +22,14 @@ pub enum Home {
     /// An Envoy bootstrap: the filter, `cluster_header` routing, a cluster
     /// per Service.
     Envoy,
-    /// Envoy Gateway: Gateway, HTTPRoutes, EnvoyExtensionPolicy.
+    /// Envoy Gateway: Gateway, HTTPRoutes, ReferenceGrants,
+    /// EnvoyExtensionPolicy.
     EnvoyGateway,
-    /// Istio's classic ingress gateway: Gateway, VirtualServices,
-    /// WasmPlugin.
+    /// Istio's classic ingress gateway: Gateway, a VirtualService per
+    /// host, WasmPlugin (or TrafficExtension).
     Istio,
     /// Istio with the Gateway API: Gateway (class istio), HTTPRoutes,
-    /// WasmPlugin.
+    /// ReferenceGrants, WasmPlugin (or TrafficExtension).
     IstioGatewayApi,
 }
 
