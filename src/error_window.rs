@@ -11,6 +11,7 @@
 //! its rolled-back flag and step. Pure: the proxy's shared data only
 //! stores the bytes.
 
+use crate::compare::{Arms, ARMS_BYTES};
 use crate::hash::Fingerprint;
 use crate::le_bytes::Reader;
 use crate::split::{Latency, LocalWindow};
@@ -130,13 +131,17 @@ pub struct Window {
     pub step: u32,
     /// Responses since that step began.
     pub step_counts: Counts,
+    /// With `compare`: both arms' responses since that step began.
+    pub arms: Arms,
 }
 
 const COUNTS_BYTES: usize = 16 + 4 * LATENCY_BUCKETS;
 const SLOT_BYTES: usize = 8 + COUNTS_BYTES;
-/// The encoded size: the flag, the shape, the step and its counts, then
-/// the slots.
-pub const ENCODED_BYTES: usize = 1 + 8 + 4 + COUNTS_BYTES + SLOTS * SLOT_BYTES;
+/// The encoded size: the flag, the shape, the step and its counts, the
+/// slots, then both arms' evidence.
+pub const ENCODED_BYTES: usize = WITHOUT_ARMS_BYTES + ARMS_BYTES;
+/// The layout before `compare`, still read (its arms empty).
+const WITHOUT_ARMS_BYTES: usize = 1 + 8 + 4 + COUNTS_BYTES + SLOTS * SLOT_BYTES;
 
 /// What a window's counts mean: the length of its slots and the bounds of
 /// its latency buckets. Counts of another shape cannot be read as these.
@@ -175,13 +180,14 @@ impl Window {
             out.extend_from_slice(&slot.bucket.to_le_bytes());
             put_counts(&mut out, &slot.counts);
         }
+        self.arms.put(&mut out);
         out
     }
 
     /// `None` for bytes that are not a window (never written, another
     /// version's, or foreign): the caller starts from an empty one.
     pub fn decode(bytes: &[u8]) -> Option<Window> {
-        if bytes.len() != ENCODED_BYTES || bytes[0] > 1 {
+        if !(bytes.len() == ENCODED_BYTES || bytes.len() == WITHOUT_ARMS_BYTES) || bytes[0] > 1 {
             return None;
         }
         let mut r = Reader(&bytes[1..]);
@@ -195,6 +201,9 @@ impl Window {
         for slot in &mut window.slots {
             *slot = Slot { bucket: r.u64()?, counts: read_counts(&mut r)? };
         }
+        if bytes.len() == ENCODED_BYTES {
+            window.arms = Arms::read(&mut r)?;
+        }
         Some(window)
     }
 
@@ -207,22 +216,37 @@ impl Window {
         Window { rolled_back: self.rolled_back, shape, step: self.step, ..Window::default() }
     }
 
-    /// Adds counts served at `step` to `bucket`'s slot (reset if it held an
-    /// older bucket) and to the step's counts: a later step starts them
+    /// Adds the watched target's counts served at `step` to `bucket`'s
+    /// slot (reset if it held an older bucket) and to the step's counts,
+    /// and both arms' evidence to the step's: a later step starts them
     /// over; an earlier one's (a worker that had not taken the step on
     /// yet) are not this step's evidence and stay out of them.
-    pub fn add(&mut self, bucket: u64, counts: Counts, step: u32) {
-        let slot = &mut self.slots[(bucket % SLOTS as u64) as usize];
-        if slot.bucket != bucket {
-            *slot = Slot { bucket, counts: Counts::default() };
+    pub fn add(&mut self, bucket: u64, counts: Counts, arms: &Arms, step: u32) {
+        if !counts.is_empty() {
+            let slot = &mut self.slots[(bucket % SLOTS as u64) as usize];
+            if slot.bucket != bucket {
+                *slot = Slot { bucket, counts: Counts::default() };
+            }
+            slot.counts.add(counts);
         }
-        slot.counts.add(counts);
         if step > self.step {
             self.step = step;
             self.step_counts = Counts::default();
+            self.arms = Arms::default();
         }
         if step == self.step {
             self.step_counts.add(counts);
+            self.arms.add(arms);
+        }
+    }
+
+    /// Both arms' evidence since `step` began (none if the window counts
+    /// another).
+    pub fn arms_since(&self, step: u32) -> Arms {
+        if self.step == step {
+            self.arms
+        } else {
+            Arms::default()
         }
     }
 
@@ -257,6 +281,9 @@ pub fn bucket_of(now_ms: u64, window_ms: u64) -> u64 {
 pub enum Crossed {
     Errors,
     Latency,
+    /// Worse than the baseline (`compare`): errors, or latency.
+    CompareErrors,
+    CompareLatency,
 }
 
 impl Crossed {
@@ -265,7 +292,13 @@ impl Crossed {
         match self {
             Crossed::Errors => "window",
             Crossed::Latency => "latency",
+            Crossed::CompareErrors => "compare:errors",
+            Crossed::CompareLatency => "compare:latency",
         }
+    }
+
+    pub fn is_compared(self) -> bool {
+        matches!(self, Crossed::CompareErrors | Crossed::CompareLatency)
     }
 }
 
@@ -275,7 +308,7 @@ pub fn crossed(rollback: &LocalWindow, counts: &Counts) -> Option<Crossed> {
     if counts.requests < rollback.min_requests || counts.requests == 0 {
         return None;
     }
-    if counts.error_rate() > rollback.max_error_rate {
+    if rollback.max_error_rate.is_some_and(|max| counts.error_rate() > max) {
         return Some(Crossed::Errors);
     }
     rollback.latency.as_ref().filter(|latency| counts.too_slow(latency)).map(|_| Crossed::Latency)
@@ -284,14 +317,16 @@ pub fn crossed(rollback: &LocalWindow, counts: &Counts) -> Option<Crossed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compare::Arm;
 
     fn rollback() -> LocalWindow {
         LocalWindow {
-            max_error_rate: 0.05,
+            max_error_rate: Some(0.05),
             min_requests: 50,
             window_ms: 60_000,
             latency: None,
             abandoned_after_ms: 500,
+            compare: None,
         }
     }
 
@@ -306,11 +341,26 @@ mod tests {
     #[test]
     fn windows_round_trip_and_junk_is_rejected() {
         let mut window = Window::default();
-        window.add(7, Counts::one(true, Some(6)), 3);
-        window.add(7, counts(100, 3), 3);
+        window.add(7, Counts::one(true, Some(6)), &Arms::default(), 3);
+        window.add(7, counts(100, 3), &Arms::default(), 3);
         window.rolled_back = true;
+        let old_layout = window.encode();
+        let arms = Arms { canary: Arm::one(true, Some(120)), baseline: Arm::one(false, Some(90)) };
+        window.add(7, Counts::default(), &arms, 3);
         assert_eq!(window.encode().len(), ENCODED_BYTES);
-        assert_eq!(Window::decode(&window.encode()), Some(window));
+        assert_eq!(Window::decode(&window.encode()), Some(window.clone()));
+        // The layout before `compare` reads as the same window, its arms empty.
+        assert_eq!(
+            Window::decode(&old_layout[..ENCODED_BYTES - ARMS_BYTES]),
+            Some(Window { arms: Arms::default(), ..window.clone() })
+        );
+        assert_eq!(window.arms_since(3), arms);
+        window.add(8, Counts::default(), &arms, 4);
+        assert_eq!(
+            (window.arms_since(3), window.arms_since(4)),
+            (Arms::default(), arms),
+            "a new step starts over"
+        );
         assert_eq!(Window::decode(b"nope"), None);
         let mut bad = Window::default().encode();
         bad[0] = 7;
@@ -322,10 +372,10 @@ mod tests {
     #[test]
     fn a_stale_slot_is_reset_before_counting() {
         let mut window = Window::default();
-        window.add(3, counts(9, 9), 0);
-        window.add(13, counts(1, 0), 0);
+        window.add(3, counts(9, 9), &Arms::default(), 0);
+        window.add(13, counts(1, 0), &Arms::default(), 0);
         assert_eq!(window.slots[3], Slot { bucket: 13, counts: counts(1, 0) });
-        window.add(13, counts(2, 2), 0);
+        window.add(13, counts(2, 2), &Arms::default(), 0);
         assert_eq!(window.slots[3], Slot { bucket: 13, counts: counts(3, 2) });
     }
 
@@ -335,9 +385,9 @@ mod tests {
         let now = 1_000_000_000;
         let current = bucket_of(now, window_ms);
         let mut window = Window::default();
-        window.add(current - SLOTS as u64, counts(1000, 1000), 0);
+        window.add(current - SLOTS as u64, counts(1000, 1000), &Arms::default(), 0);
         for age in 0..SLOTS as u64 {
-            window.add(current - age, counts(10, 1), 0);
+            window.add(current - age, counts(10, 1), &Arms::default(), 0);
         }
         assert_eq!(window.totals(current), counts(100, 10));
         assert_eq!(window.totals(current + 5), counts(50, 5), "half the window has slid out");
@@ -346,10 +396,10 @@ mod tests {
     #[test]
     fn the_counts_of_a_step_start_over_when_the_step_changes() {
         let mut window = Window::default();
-        window.add(1, counts(30, 1), 0);
+        window.add(1, counts(30, 1), &Arms::default(), 0);
         assert_eq!(window.since_step(0), counts(30, 1));
         assert_eq!(window.since_step(1), counts(0, 0), "the next step has seen nothing yet");
-        window.add(1, counts(5, 0), 1);
+        window.add(1, counts(5, 0), &Arms::default(), 1);
         assert_eq!((window.since_step(0), window.since_step(1)), (counts(0, 0), counts(5, 0)));
         assert_eq!(window.totals(1), counts(35, 1), "the window itself keeps sliding");
     }
@@ -357,11 +407,11 @@ mod tests {
     #[test]
     fn a_lagging_workers_counts_never_wipe_a_newer_steps() {
         let mut window = Window::default();
-        window.add(1, counts(4, 0), 2);
-        window.add(1, counts(1, 0), 1);
+        window.add(1, counts(4, 0), &Arms::default(), 2);
+        window.add(1, counts(1, 0), &Arms::default(), 1);
         assert_eq!(window.since_step(2), counts(4, 0), "step 2's counts kept");
         assert_eq!(window.totals(1), counts(5, 0), "the window still sees every response");
-        window.add(1, counts(1, 0), 2);
+        window.add(1, counts(1, 0), &Arms::default(), 2);
         assert_eq!(window.since_step(2), counts(5, 0));
     }
 
@@ -369,14 +419,14 @@ mod tests {
     fn a_window_of_another_shape_starts_its_counts_over_and_keeps_its_flag_and_step() {
         let short = LocalWindow { window_ms: 30_000, ..rollback() };
         let mut window = Window { shape: shape_of(&rollback()), rolled_back: true, ..Window::default() };
-        window.add(3, counts(10, 1), 2);
+        window.add(3, counts(10, 1), &Arms::default(), 2);
         assert_eq!(window.clone().of_shape(shape_of(&rollback())), window, "the same shape: untouched");
         let reshaped = window.of_shape(shape_of(&short));
         assert_eq!((reshaped.rolled_back, reshaped.step), (true, 2));
         assert_eq!((reshaped.totals(3), reshaped.since_step(2)), (counts(0, 0), counts(0, 0)));
         let slower = LocalWindow { latency: Some(p99_under(900)), ..rollback() };
         assert_ne!(shape_of(&slower), shape_of(&LocalWindow { latency: Some(p99_under(500)), ..rollback() }));
-        let stricter = LocalWindow { max_error_rate: 0.01, min_requests: 5, ..rollback() };
+        let stricter = LocalWindow { max_error_rate: Some(0.01), min_requests: 5, ..rollback() };
         assert_eq!(shape_of(&stricter), shape_of(&rollback()), "thresholds do not change what counts mean");
     }
 

@@ -23,6 +23,7 @@
 //! Pure: the proxy's shared data keeps `GateState` (in `FleetState`), the
 //! glue gathers the evidence.
 
+use crate::compare::Compared;
 use crate::error_window::Counts;
 use crate::split::{Gate, LocalWindow, OnMaxWait, Ramp};
 
@@ -154,6 +155,9 @@ pub struct Judgement {
     pub needed: u64,
     pub error_rate: Option<f64>,
     pub latency_ms: Option<f64>,
+    /// With `compare`: the canary against its baseline since the step
+    /// began; the step needs it within its allowances.
+    pub compared: Option<Compared>,
     /// With Prometheus: the poll the gate is waiting for (`Waiting` until
     /// one is made during the step).
     pub poll: PollState,
@@ -186,12 +190,14 @@ impl std::fmt::Display for PollState {
 }
 
 /// Judges the current step: `step` are the local window's responses since
-/// it began (`None` without a local window), `poll` the last poll (`None`
-/// without Prometheus).
+/// it began (`None` without a local window), `compared` the canary against
+/// its baseline since then (`None` without `compare`), `poll` the last
+/// poll (`None` without Prometheus).
 pub fn judge(
     gate: &Gate,
     window: Option<&LocalWindow>,
     step: Option<&Counts>,
+    compared: Option<&Compared>,
     poll: Option<Option<&PollSummary>>,
     state: &GateState,
 ) -> Judgement {
@@ -199,9 +205,9 @@ pub fn judge(
     let responses = step.map_or(0, |c| c.requests);
     let local_passed = local.is_none_or(|(window, counts)| {
         counts.requests >= gate.min_requests
-            && counts.error_rate() <= window.max_error_rate
+            && window.max_error_rate.is_none_or(|max| counts.error_rate() <= max)
             && window.latency.as_ref().is_none_or(|latency| !counts.too_slow(latency))
-    });
+    }) && compared.is_none_or(Compared::within);
     let poll = match poll {
         None => PollState::NotAsked,
         Some(None) => PollState::Waiting,
@@ -219,6 +225,7 @@ pub fn judge(
         needed: gate.min_requests,
         error_rate: local.map(|(_, c)| c.error_rate()),
         latency_ms: local.and_then(|(w, c)| w.latency.as_ref().and_then(|l| c.percentile_ms(l))),
+        compared: compared.copied(),
         poll,
     }
 }
@@ -355,11 +362,12 @@ mod tests {
 
     fn window() -> LocalWindow {
         LocalWindow {
-            max_error_rate: 0.1,
+            max_error_rate: Some(0.1),
             min_requests: 20,
             window_ms: 60_000,
             latency: Some(Latency { percentile: 90.0, max_ms: 200 }),
             abandoned_after_ms: 500,
+            compare: None,
         }
     }
 
@@ -370,7 +378,7 @@ mod tests {
     }
 
     fn local(gate: &Gate, c: Counts, state: &GateState) -> Judgement {
-        judge(gate, Some(&window()), Some(&c), None, state)
+        judge(gate, Some(&window()), Some(&c), None, None, state)
     }
 
     /// A look by a live proxy with no fleet, its view confirmed.
@@ -436,7 +444,7 @@ mod tests {
             failed: failed.iter().map(|s| s.to_string()).collect(),
             unanswered: unanswered.iter().map(|s| s.to_string()).collect(),
         };
-        let judged = |p: Option<&PollSummary>| judge(&g, None, None, Some(p), &state);
+        let judged = |p: Option<&PollSummary>| judge(&g, None, None, None, Some(p), &state);
         assert_eq!(judged(None).poll, PollState::Waiting);
         assert_eq!(
             judged(Some(&poll(4_999, &[], &[]))).poll,
@@ -452,7 +460,7 @@ mod tests {
         assert_eq!(no_data.poll.to_string(), "no data from checks: error-rate", "said in words, not as Rust");
         assert!(!judged(Some(&poll(6_000, &["p99"], &[]))).passed);
         assert!(
-            judge(&g, None, None, None, &state).passed,
+            judge(&g, None, None, None, None, &state).passed,
             "no local window and no Prometheus: nothing to wait for"
         );
     }

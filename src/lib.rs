@@ -11,6 +11,7 @@
 #![deny(unsafe_code)]
 
 pub mod bytes;
+pub mod compare;
 pub mod config;
 pub mod cookie;
 pub mod decimal;
@@ -38,6 +39,7 @@ pub mod rng;
 pub mod route;
 pub mod route_index;
 pub mod router;
+pub mod sequential;
 pub mod split;
 pub mod time;
 

@@ -81,6 +81,21 @@ pub const GATE_PASSED: &str = "canary_router_gate_passed";
 /// Which percentile `GATE_LATENCY` is, times ten (990: p99).
 pub const GATE_LATENCY_PERCENTILE: &str = "canary_router_gate_latency_percentile_tenths";
 
+/// With `compare`, per split: each arm's (`arm`: `canary`, `baseline`)
+/// responses since the step began, their error rate (millionths) and the
+/// compared latency percentile (microseconds); the upper confidence bound
+/// of the canary's error rate minus the baseline's (millionths; 0 when it
+/// is below 0, 1,000,000 before there is any); the confidence
+/// (millionths); which percentile is compared (tenths); and 1 while the
+/// canary is within its allowances with that confidence.
+pub const COMPARE_RESPONSES: &str = "canary_router_compare_responses";
+pub const COMPARE_ERROR_RATE: &str = "canary_router_compare_error_rate_millionths";
+pub const COMPARE_LATENCY: &str = "canary_router_compare_latency_microseconds";
+pub const COMPARE_ERROR_BOUND: &str = "canary_router_compare_error_increase_bound_millionths";
+pub const COMPARE_CONFIDENCE: &str = "canary_router_compare_confidence_millionths";
+pub const COMPARE_PERCENTILE: &str = "canary_router_compare_latency_percentile_tenths";
+pub const COMPARE_WITHIN: &str = "canary_router_compare_within";
+
 /// The status classes responses are counted by, in index order.
 pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// The index of `5xx`: what rollbacks and shadows count as failures.

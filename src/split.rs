@@ -135,15 +135,39 @@ pub struct Rollback {
 }
 
 /// A rollback's local error window: seconds to react, one proxy's traffic.
+/// It judges by an absolute error rate, a latency bound, a comparison with
+/// the baseline, or several.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalWindow {
-    pub max_error_rate: f64,
+    pub max_error_rate: Option<f64>,
     pub min_requests: u64,
     pub window_ms: u64,
     pub latency: Option<Latency>,
     /// A request that ends without response headers after at least this
     /// long counts as a failure (a hang); sooner, as nothing.
     pub abandoned_after_ms: u64,
+    pub compare: Option<Compare>,
+}
+
+/// A rollback's `compare`: the canary against its baseline, with a stated
+/// confidence (`crate::compare`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compare {
+    /// The targets the canary is compared with: the one named, or every
+    /// other target of the split.
+    pub baseline: Vec<String>,
+    pub max_error_rate_increase: Option<f64>,
+    pub latency: Option<CompareLatency>,
+    pub confidence: f64,
+}
+
+/// `compare.latency`: the canary's percentile may be at most the
+/// baseline's times `max_ratio`, or `min_increase_ms` above it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareLatency {
+    pub percentile: f64,
+    pub max_ratio: f64,
+    pub min_increase_ms: u64,
 }
 
 /// A rollback's `latency`: the target's `percentile` response time must

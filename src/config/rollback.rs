@@ -5,7 +5,7 @@ use super::read::Fields;
 use crate::decimal;
 use crate::error::ConfigError;
 use crate::prometheus::{self, DEFAULT_LATCH_QUERY, DEFAULT_VIEW_QUERY};
-use crate::split::{Check, Latency, LocalWindow, PrometheusChecks, Rollback};
+use crate::split::{Check, Compare, CompareLatency, Latency, LocalWindow, PrometheusChecks, Rollback};
 use crate::time;
 
 /// `weighted` are the split's targets and weights, already checked.
@@ -27,19 +27,30 @@ pub fn compile(
             format!("the targets other than `{target}` need weight to take the traffic back"),
         ));
     }
-    let window = local_window(rollback)?;
+    let window = local_window(rollback, weighted)?;
     let prometheus = rollback.object("prometheus").map(|p| compile_prometheus(&p)).transpose()?;
     Ok(Rollback { target: target.to_string(), window, prometheus })
 }
 
-/// `maxErrorRate`, `minRequests` and `window` (`read` made sure they come
-/// together).
-fn local_window(rollback: &Fields<'_>) -> Result<Option<LocalWindow>, ConfigError> {
-    let (Some(max_error_rate), Some(min), Some(window)) =
-        (rollback.number("maxErrorRate"), rollback.number("minRequests"), rollback.text("window"))
-    else {
+/// `minRequests` and `window` with what they judge by (`read` made sure
+/// they come together and judge by something).
+fn local_window(
+    rollback: &Fields<'_>,
+    weighted: &[(String, f64)],
+) -> Result<Option<LocalWindow>, ConfigError> {
+    let (Some(min), Some(window)) = (rollback.number("minRequests"), rollback.text("window")) else {
         return Ok(None);
     };
+    let max_error_rate = rollback.number("maxErrorRate");
+    if max_error_rate.is_none()
+        && rollback.object("latency").is_none()
+        && rollback.object("compare").is_none()
+    {
+        return Err(ConfigError::new(
+            rollback.at.clone(),
+            "`minRequests` and `window` judge nothing without `maxErrorRate`, `latency` or `compare`",
+        ));
+    }
     let window_ms = time::parse_duration(window).map_err(|m| ConfigError::new(rollback.at("window"), m))?;
     if window_ms < 1_000 {
         return Err(ConfigError::new(rollback.at("window"), "must be at least 1s"));
@@ -49,7 +60,53 @@ fn local_window(rollback: &Fields<'_>) -> Result<Option<LocalWindow>, ConfigErro
         max_ms: latency.number("maxMs").unwrap_or_default() as u64,
     });
     let abandoned_after_ms = rollback.number("abandonedAfterMs").unwrap_or_default() as u64;
-    Ok(Some(LocalWindow { max_error_rate, min_requests: min as u64, window_ms, latency, abandoned_after_ms }))
+    let compare = rollback.object("compare").map(|c| compile_compare(&c, rollback, weighted)).transpose()?;
+    Ok(Some(LocalWindow {
+        max_error_rate,
+        min_requests: min as u64,
+        window_ms,
+        latency,
+        abandoned_after_ms,
+        compare,
+    }))
+}
+
+/// `compare`: its baseline is a target of the split other than the
+/// watched one, by default all of them.
+fn compile_compare(
+    compare: &Fields<'_>,
+    rollback: &Fields<'_>,
+    weighted: &[(String, f64)],
+) -> Result<Compare, ConfigError> {
+    let target = rollback.text("target").unwrap_or_default();
+    let others: Vec<String> = weighted.iter().map(|(t, _)| t.clone()).filter(|t| t != target).collect();
+    let baseline = match compare.text("baseline") {
+        Some(name) if name == target => {
+            return Err(ConfigError::new(
+                compare.at("baseline"),
+                format!("`{name}` is the target being judged: compare it with another target of the split"),
+            ))
+        }
+        Some(name) if !others.iter().any(|t| t == name) => {
+            return Err(ConfigError::new(
+                compare.at("baseline"),
+                format!("`{name}` is not one of the split's targets ({})", others.join(", ")),
+            ))
+        }
+        Some(name) => vec![name.to_string()],
+        None => others,
+    };
+    let latency = compare.object("latency").map(|latency| CompareLatency {
+        percentile: latency.number("percentile").unwrap_or(99.0),
+        max_ratio: latency.number("maxRatio").unwrap_or(1.0),
+        min_increase_ms: latency.number("minIncreaseMs").unwrap_or_default() as u64,
+    });
+    Ok(Compare {
+        baseline,
+        max_error_rate_increase: compare.number("maxErrorRateIncrease"),
+        latency,
+        confidence: compare.number("confidence").unwrap_or(0.95),
+    })
 }
 
 /// A duration key (its default, if absent) of at least `min_ms`.

@@ -379,7 +379,7 @@ pub const ASSIGN_COOKIE: Object = Object {
     rules: &[],
 };
 
-const LOCAL_WINDOW: &[&str] = &["maxErrorRate", "minRequests", "window"];
+const LOCAL_WINDOW: &[&str] = &["minRequests", "window"];
 
 pub const ROLLBACK: Object = Object {
     name: "rollback",
@@ -394,30 +394,94 @@ pub const ROLLBACK: Object = Object {
                 ..number(0.0, 1.0)
             }),
         )
-        .about("Local window: the error share above which to roll back."),
+        .about("Local window: the error share above which to roll back (optional with `compare`)."),
         key("minRequests", whole(1.0, 1e12, None)).about("Local window: responses needed before judging."),
         key("window", text(Text::Duration)).about("Local window: how far back to count."),
         key("latency", Kind::Object(&LATENCY)).about("Local window: the latency the target must keep."),
         key("abandonedAfterMs", whole(1.0, 3_600_000.0, Some(500.0))).about(
             "Local window: a request to the target that ends without an answer after waiting this long counts as a failure.",
         ),
+        key("compare", Kind::Object(&COMPARE))
+            .about("Local window: the target against its baseline, with a stated confidence."),
         key("prometheus", Kind::Object(&PROMETHEUS))
             .about("Checks over the fleet's metrics and the fleet latch."),
     ],
     rules: &[
         Rule::Together { keys: LOCAL_WINDOW, what: "a local window" },
+        Rule::Requires {
+            key: "maxErrorRate",
+            keys: LOCAL_WINDOW,
+            why: "the error rate is judged over the local window",
+        },
         Rule::Requires { key: "latency", keys: LOCAL_WINDOW, why: "latency is judged over the local window" },
+        Rule::Requires {
+            key: "compare",
+            keys: LOCAL_WINDOW,
+            why: "both arms are counted by the local window, and judged once each has minRequests",
+        },
         Rule::Requires {
             key: "abandonedAfterMs",
             keys: LOCAL_WINDOW,
             why: "abandoned requests are counted in the local window",
         },
         Rule::AnyOf {
-            groups: &[LOCAL_WINDOW, &["prometheus"]],
-            message:
-                "needs a local window (`maxErrorRate`, `minRequests` and `window`), `prometheus`, or both",
+            groups: &[&["maxErrorRate"], &["latency"], &["compare"], &["prometheus"]],
+            message: "needs something to judge by: `maxErrorRate`, `latency` or `compare` (each with \
+                      `minRequests` and `window`), `prometheus`, or several",
         },
     ],
+};
+
+pub const COMPARE: Object = Object {
+    name: "compare",
+    doc: Some(("docs/progressive-delivery.md", "### Against the baseline (`rollback.compare`)")),
+    keys: &[
+        key("baseline", text(Text::Target))
+            .about("The target the canary is compared with; default: the split's other targets."),
+        key(
+            "maxErrorRateIncrease",
+            Kind::Number(Number {
+                words: Some("a fraction from 0 to 0.5 (0.01 is one percentage point)"),
+                ..number(0.0, 0.5)
+            }),
+        )
+        .about("How far the canary's error rate may be above the baseline's."),
+        key("latency", Kind::Object(&COMPARE_LATENCY))
+            .about("How much slower the canary's latency percentile may be than the baseline's."),
+        key(
+            "confidence",
+            Kind::Number(Number {
+                exclusive: true,
+                default: Some(0.95),
+                words: Some("a probability between 0.5 and 0.9999"),
+                ..number(0.5, 0.9999)
+            }),
+        )
+        .about("How sure the judge must be, over the whole ramp, before it acts."),
+    ],
+    rules: &[Rule::AnyOf {
+        groups: &[&["maxErrorRateIncrease"], &["latency"]],
+        message: "needs `maxErrorRateIncrease`, `latency` or both: what to compare",
+    }],
+};
+
+pub const COMPARE_LATENCY: Object = Object {
+    name: "compareLatency",
+    doc: Some(("docs/progressive-delivery.md", "Compared latency (`compare.latency`)")),
+    keys: &[
+        key(
+            "percentile",
+            Kind::Number(Number { words: Some("a percentile from 50 to 99.9"), ..number(50.0, 99.9) }),
+        )
+        .required()
+        .about("Which percentile of each arm's response time is compared, e.g. 99."),
+        key("maxRatio", Kind::Number(Number { words: Some("a ratio from 1 to 100"), ..number(1.0, 100.0) }))
+            .required()
+            .about("The canary's percentile may be at most the baseline's times this."),
+        key("minIncreaseMs", whole(0.0, 3_600_000.0, Some(5.0)))
+            .about("An increase smaller than this many ms is never a regression."),
+    ],
+    rules: &[],
 };
 
 pub const LATENCY: Object = Object {
@@ -505,7 +569,7 @@ pub const CHECK: Object = Object {
 };
 
 /// Every object, the document first.
-pub const OBJECTS: [&Object; 17] = [
+pub const OBJECTS: [&Object; 19] = [
     &CONFIG,
     &ROUTE,
     &MIRROR,
@@ -520,6 +584,8 @@ pub const OBJECTS: [&Object; 17] = [
     &ASSIGN_COOKIE,
     &ROLLBACK,
     &LATENCY,
+    &COMPARE,
+    &COMPARE_LATENCY,
     &PROMETHEUS,
     &HEADER,
     &CHECK,

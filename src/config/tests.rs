@@ -459,11 +459,11 @@ fn rejects_bad_prometheus_rollbacks() {
     let rollback = |body: &str| error(&with_split(&format!(r#", "rollback": {{"target": "canary"{body}}}"#)));
     assert_eq!(
         rollback(""),
-        "routes[0].rules[0].split.rollback: needs a local window (`maxErrorRate`, `minRequests` and `window`), `prometheus`, or both"
+        "routes[0].rules[0].split.rollback: needs something to judge by: `maxErrorRate`, `latency` or `compare` (each with `minRequests` and `window`), `prometheus`, or several"
     );
     assert_eq!(
         rollback(r#", "maxErrorRate": 0.1"#),
-        "routes[0].rules[0].split.rollback: a local window needs `maxErrorRate`, `minRequests` and `window` together; missing `minRequests` and `window`"
+        "routes[0].rules[0].split.rollback: `maxErrorRate` needs `minRequests` and `window`: the error rate is judged over the local window"
     );
     let prometheus = |body: &str| rollback(&format!(r#", "prometheus": {{"cluster": "prom"{body}}}"#));
     assert_eq!(
@@ -745,7 +745,7 @@ fn latency_is_refused_outside_its_bounds_and_without_a_window() {
     let no_window = r#"{"target": "canary", "latency": {"percentile": 99, "maxMs": 500}, "prometheus": {"cluster": "p"}}"#;
     assert_eq!(
         error(&gated("{}", no_window)),
-        "routes[0].rules[0].split.rollback: `latency` needs `maxErrorRate`, `minRequests` and `window`: latency is judged over the local window"
+        "routes[0].rules[0].split.rollback: `latency` needs `minRequests` and `window`: latency is judged over the local window"
     );
 }
 
@@ -829,4 +829,56 @@ fn the_prometheus_authority_is_a_host_whatever_the_cluster_is_named() {
     );
     assert_eq!(default_authority("httproute/default/service-b/rule/2"), "prometheus");
     assert_eq!(default_authority("outbound|x||a b"), "prometheus");
+}
+
+#[test]
+fn compare_is_refused_with_the_key_named_where_it_cannot_judge() {
+    let rollback = |body: &str| {
+        error(&with_split(&format!(
+            r#", "rollback": {{"target": "canary", "minRequests": 20, "window": "60s"{body}}}"#
+        )))
+    };
+    let compare = |body: &str| rollback(&format!(r#", "compare": {{{body}}}"#));
+    for (body, message) in [
+        (r#""maxErrorRateIncrease": 0.01, "confidence": 0.5"#, "compare.confidence: must be a probability between 0.5 and 0.9999, got 0.5"),
+        (r#""maxErrorRateIncrease": 0.01, "confidence": 0.99995"#, "compare.confidence: must be a probability between 0.5 and 0.9999, got 0.99995"),
+        (r#""maxErrorRateIncrease": -0.01"#, "compare.maxErrorRateIncrease: must be a fraction from 0 to 0.5 (0.01 is one percentage point), got -0.01"),
+        (r#""latency": {"percentile": 99, "maxRatio": 0.9}"#, "compare.latency.maxRatio: must be a ratio from 1 to 100, got 0.9"),
+        (r#""maxErrorRateIncrease": 0.01, "baseline": "nope""#, "compare.baseline: `nope` is not one of the split's targets (stable)"),
+        (r#""maxErrorRateIncrease": 0.01, "baseline": "canary""#, "compare.baseline: `canary` is the target being judged: compare it with another target of the split"),
+        (r#""confidence": 0.99"#, "compare: needs `maxErrorRateIncrease`, `latency` or both: what to compare"),
+    ] {
+        assert_eq!(compare(body), format!("routes[0].rules[0].split.rollback.{message}"), "{body}");
+    }
+    assert_eq!(
+        rollback(r#", "prometheus": {"cluster": "prom"}"#),
+        "routes[0].rules[0].split.rollback: `minRequests` and `window` judge nothing without `maxErrorRate`, `latency` or `compare`"
+    );
+    // A split with one target has nothing to compare with (nor to take
+    // the traffic back).
+    let alone = r#"{"routes": [{"name": "b", "default": "stable", "rules": [{"split": {
+        "weights": [{"target": "canary", "weight": 100}],
+        "rollback": {"target": "canary", "minRequests": 20, "window": "60s", "compare": {"maxErrorRateIncrease": 0.01}}}}]}]}"#;
+    assert_eq!(
+        error(alone),
+        "routes[0].rules[0].split.weights: the targets other than `canary` need weight to take the traffic back"
+    );
+    // With compare, maxErrorRate is not needed, and the baseline defaults
+    // to the split's other targets.
+    let router = parse(
+        with_split(
+            r#", "rollback": {"target": "canary", "minRequests": 20, "window": "60s",
+            "compare": {"maxErrorRateIncrease": 0.01, "latency": {"percentile": 99, "maxRatio": 1.5}}}"#,
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let (_, _, split) = router.splits().next().unwrap();
+    let window = split.rollback().unwrap().window.as_ref().unwrap();
+    let compare = window.compare.as_ref().unwrap();
+    assert_eq!(
+        (window.max_error_rate, compare.baseline.clone(), compare.confidence),
+        (None, vec!["stable".to_string()], 0.95)
+    );
+    assert_eq!(compare.latency.as_ref().map(|l| l.min_increase_ms), Some(5));
 }

@@ -6,12 +6,14 @@
 
 use std::cell::{Cell, RefCell};
 
+use super::compare_gauges::CompareGauges;
 use super::fleet::Asks;
 use super::proxy::{MetricKind, Proxy};
 use super::ramp_gauges::RampGauges;
 use super::rollback::Verdict;
 use super::split_state::Splits;
 use super::Vm;
+use crate::compare::{Arms, Compared};
 use crate::fleet_state::FleetState;
 use crate::gate::Judgement;
 use crate::metrics::{self, tagged};
@@ -74,6 +76,8 @@ struct RollbackGauges {
     /// Per check, then the latch, then the step latch: counter ids by
     /// `RESULTS` index.
     queries: Vec<[Option<u32>; 4]>,
+    /// With `compare`.
+    compare: Option<CompareGauges>,
 }
 
 pub struct Gauges {
@@ -136,7 +140,9 @@ impl RollbackGauges {
             gauge.set(&*vm.proxy, beacon);
             gauge
         });
+        let compare = rollback.window.as_ref().and_then(|w| w.compare.as_ref());
         RollbackGauges {
+            compare: compare.map(|c| CompareGauges::define(vm, p, c)),
             beacon,
             blind: rollback.prometheus.as_ref().map(|_| gauge(vm, p, &[], metrics::FLEET_BLIND)),
             rolled_back: gauge(vm, p, &[("target", &rollback.target)], metrics::ROLLED_BACK),
@@ -189,6 +195,15 @@ impl Gauges {
     pub fn judged(&self, proxy: &dyn Proxy, split_id: SplitId, judgement: &Judgement) {
         if let Some(ramp) = self.splits.get(split_id.index()).and_then(|s| s.ramp.as_ref()) {
             ramp.judged(proxy, judgement);
+        }
+    }
+
+    /// How the canary compares with its baseline.
+    pub fn compared(&self, proxy: &dyn Proxy, split: &Split, arms: &Arms, compared: &Compared) {
+        let gauges = self.splits.get(split.id.index()).and_then(|s| s.rollback.as_ref());
+        let compare = split.rollback().and_then(|r| r.window.as_ref()).and_then(|w| w.compare.as_ref());
+        if let (Some(gauges), Some(compare)) = (gauges.and_then(|g| g.compare.as_ref()), compare) {
+            gauges.set(proxy, compare, split.ramp(), arms, compared);
         }
     }
 
@@ -288,6 +303,9 @@ impl Gauges {
                 }
                 for (_, gauge) in r.reasons.borrow().iter() {
                     gauge.set(proxy, 0);
+                }
+                if let Some(compare) = &r.compare {
+                    compare.retire(proxy);
                 }
             }
         }

@@ -11,6 +11,7 @@
 
 mod active;
 mod beacon;
+mod compare_gauges;
 #[cfg(test)]
 mod fake_proxy;
 mod fleet;

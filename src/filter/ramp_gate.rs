@@ -10,6 +10,7 @@ use log::{info, warn};
 
 use super::rollback::{self, update_state, Verdict};
 use super::Active;
+use crate::compare;
 use crate::fleet_state::RolledBack;
 use crate::gate::{self, GateState, HoldReason, Judgement, Look, Progress};
 
@@ -38,8 +39,14 @@ pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
             };
             let was_awaiting = gated.holds_for(HoldReason::FleetView);
             let step = window.as_ref().map(|w| w.since_step(gated.step));
+            let local = rollback.window.as_ref();
+            let compared = local.zip(window.as_ref()).and_then(|(config, window)| {
+                let compare = config.compare.as_ref()?;
+                let arms = window.arms_since(gated.step);
+                Some(compare::judge(compare, &arms, compare::epochs(Some(ramp)), config.min_requests))
+            });
             let poll = rollback.prometheus.as_ref().map(|_| fleet.last_poll.as_ref());
-            let judgement = gate::judge(gate, rollback.window.as_ref(), step.as_ref(), poll, &gated);
+            let judgement = gate::judge(gate, local, step.as_ref(), compared.as_ref(), poll, &gated);
             let look = Look {
                 judgement: &judgement,
                 fleet: fleet.fleet,

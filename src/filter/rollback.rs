@@ -18,13 +18,14 @@
 //! version of the split (new weights, targets, ramp or rollback) starts
 //! fresh; an edit elsewhere in the config does not.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use log::{info, warn};
 
 use super::proxy::{Proxy, SharedWrite, ABSENT};
 use super::split_state::SplitState;
 use super::Active;
+use crate::compare::{self, Arm, Arms, Compared};
 use crate::decimal;
 use crate::error_window::{self, Counts, Crossed, Window};
 use crate::fleet_state::{FleetState, RolledBack};
@@ -146,6 +147,11 @@ pub struct Watch {
     pending_step: Cell<u32>,
     /// The shared window's totals at the last merge.
     seen: Cell<Counts>,
+    /// With `compare`: both arms' responses not merged yet.
+    pending_arms: RefCell<Arms>,
+    /// With compared latency: a canary response slower than this (ms) may
+    /// make the canary worse than its baseline, so it is merged at once.
+    latency_trigger_ms: Cell<u64>,
 }
 
 impl Watch {
@@ -158,6 +164,8 @@ impl Watch {
             pending: Cell::new(Counts::default()),
             pending_step: Cell::new(0),
             seen: Cell::new(Counts::default()),
+            pending_arms: RefCell::new(Arms::default()),
+            latency_trigger_ms: Cell::new(u64::MAX),
         })
     }
 
@@ -170,10 +178,19 @@ impl Watch {
     }
 }
 
+/// Which arm a watched request is: the rollback's target, or (with
+/// `compare`) its baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchedArm {
+    Canary,
+    Baseline,
+}
+
 /// One response (or a request that never got one) of a split's watched
-/// target: an error or not, the time it took if known, and the ramp step
-/// it was served at.
+/// target or baseline: an error or not, the time it took if known, and the
+/// ramp step it was served at.
 pub struct Answered {
+    pub arm: WatchedArm,
     pub error: bool,
     pub latency_ms: Option<u64>,
     pub step: u32,
@@ -190,16 +207,33 @@ pub fn record_response(
     // An error is also when another VM's rollback (a crossed window, a
     // Prometheus poll) is taken on here, not a tick later: the error that
     // follows a fleet rollback is this worker's last.
-    if let (true, Some((_, _, split))) = (answered.error, active.router.split(split_id)) {
+    let canary = answered.arm == WatchedArm::Canary;
+    if let (true, true, Some((_, _, split))) = (canary, answered.error, active.router.split(split_id)) {
         take_on_shared_state(active, split, context_id);
     }
     let Some((watch, split)) = watch_of(active, split_id) else { return };
     let Some(window) = split.rollback().and_then(|r| r.window.as_ref()) else { return };
     // A batch holds one step's responses: another step's first merges it.
-    if watch.pending_step.get() != answered.step && !watch.pending.get().is_empty() {
+    if watch.pending_step.get() != answered.step
+        && (!watch.pending.get().is_empty() || !watch.pending_arms.borrow().is_empty())
+    {
         sync(active, split, watch, context_id, now_ms);
     }
     watch.pending_step.set(answered.step);
+    if let Some(compare) = &window.compare {
+        let timed = compare.latency.as_ref().and(answered.latency_ms);
+        let one = Arm::one(answered.error, timed);
+        let mut arms = watch.pending_arms.borrow_mut();
+        match answered.arm {
+            WatchedArm::Canary => arms.canary.add(&one),
+            WatchedArm::Baseline => arms.baseline.add(&one),
+        }
+    }
+    // The baseline's responses are merged on the tick: only the canary's
+    // can make it worse.
+    if !canary {
+        return;
+    }
     let bucket =
         window.latency.as_ref().zip(answered.latency_ms).map(|(l, ms)| error_window::latency_bucket(ms, l));
     let mut pending = watch.pending.get();
@@ -207,7 +241,8 @@ pub fn record_response(
     watch.pending.set(pending);
     let mut estimate = watch.seen.get();
     estimate.add(pending);
-    let slow = bucket.is_some_and(error_window::is_slow);
+    let slow = bucket.is_some_and(error_window::is_slow)
+        || answered.latency_ms.is_some_and(|ms| ms > watch.latency_trigger_ms.get());
     if answered.error || slow || error_window::crossed(window, &estimate).is_some() {
         sync(active, split, watch, context_id, now_ms);
     }
@@ -220,15 +255,18 @@ fn take_on_shared_state(active: &Active, split: &Split, context_id: u32) {
     adopt(active, split, &state, context_id);
 }
 
-/// From the root's tick: merges every window's batch, then takes on each
-/// split's shared state.
+/// From the root's tick: merges every window's batch (and shows how the
+/// canary compares with its baseline), then takes on each split's shared
+/// state.
 pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
     for (_, _, split) in active.router.splits() {
         if split.rollback().is_none() {
             continue;
         }
         if let Some((watch, split)) = watch_of(active, split.id) {
-            sync(active, split, watch, root_id, now_ms);
+            if let Some((arms, compared)) = sync(active, split, watch, root_id, now_ms) {
+                active.gauges.compared(&*active.vm.proxy, split, &arms, &compared);
+            }
         }
         take_on_shared_state(active, split, root_id);
     }
@@ -245,44 +283,100 @@ fn watch_of(active: &Active, split_id: SplitId) -> Option<(&Watch, &Split)> {
 }
 
 /// Reads the shared window, adds this VM's batch, raises the flag if the
-/// threshold is crossed, and writes it back; rolls back if flagged.
-fn sync(active: &Active, split: &Split, watch: &Watch, context_id: u32, now_ms: u64) {
-    let Some(window_config) = split.rollback().and_then(|r| r.window.as_ref()) else { return };
+/// threshold is crossed or the canary is worse than its baseline, and
+/// writes it back; rolls back if flagged. Returns the step's arms and what
+/// they say, with `compare`.
+fn sync(
+    active: &Active,
+    split: &Split,
+    watch: &Watch,
+    context_id: u32,
+    now_ms: u64,
+) -> Option<(Arms, Compared)> {
+    let window_config = split.rollback().and_then(|r| r.window.as_ref())?;
     let proxy = &*active.vm.proxy;
     for _ in 0..CAS_ATTEMPTS {
         let (mut window, cas) = watch.read(proxy);
         let pending = watch.pending.get();
+        let pending_arms = *watch.pending_arms.borrow();
         let bucket = error_window::bucket_of(now_ms, watch.window_ms);
-        if !pending.is_empty() {
-            window.add(bucket, pending, watch.pending_step.get());
+        let nothing_pending = pending.is_empty() && pending_arms.is_empty();
+        if !nothing_pending {
+            window.add(bucket, pending, &pending_arms, watch.pending_step.get());
         }
         let totals = window.totals(bucket);
-        let crossed_here =
-            if window.rolled_back { None } else { error_window::crossed(window_config, &totals) };
-        if pending.is_empty() && crossed_here.is_none() {
+        let arms = window.arms_since(window.step);
+        let compared = window_config
+            .compare
+            .as_ref()
+            .map(|c| compare::judge(c, &arms, compare::epochs(split.ramp()), window_config.min_requests));
+        let trigger = compared.and_then(|c| c.latency).and_then(|l| l.trigger_ms);
+        watch.latency_trigger_ms.set(trigger.map_or(u64::MAX, |ms| ms.floor() as u64));
+        let crossed_here = if window.rolled_back {
+            None
+        } else {
+            error_window::crossed(window_config, &totals).or(match compared.and_then(|c| c.worse()) {
+                Some("errors") => Some(Crossed::CompareErrors),
+                Some(_) => Some(Crossed::CompareLatency),
+                None => None,
+            })
+        };
+        let seen = compared.map(|c| (arms, c));
+        if nothing_pending && crossed_here.is_none() {
             watch.seen.set(totals);
             if window.rolled_back {
                 window_rolled_back(active, split, context_id, now_ms, None);
             }
-            return;
+            return seen;
         }
         window.rolled_back |= crossed_here.is_some();
         match proxy.set_shared_data(&watch.key, &window.encode(), cas) {
             SharedWrite::Written => {
                 watch.pending.set(Counts::default());
+                *watch.pending_arms.borrow_mut() = Arms::default();
                 watch.seen.set(totals);
                 if let Some(crossed) = crossed_here {
-                    let detail = crossing_detail(window_config, &totals, crossed);
+                    let detail = match compared {
+                        Some(c) if crossed.is_compared() => compared_detail(window_config, &arms, &c),
+                        _ => crossing_detail(window_config, &totals, crossed),
+                    };
                     window_rolled_back(active, split, context_id, now_ms, Some((crossed, detail)));
                 } else if window.rolled_back {
                     window_rolled_back(active, split, context_id, now_ms, None);
                 }
-                return;
+                return seen;
             }
             SharedWrite::Conflict => continue,
             // The batch stays pending for the next sync.
-            SharedWrite::Failed => return,
+            SharedWrite::Failed => return seen,
         }
+    }
+    None
+}
+
+/// What a person reads about a canary worse than its baseline.
+fn compared_detail(window: &crate::split::LocalWindow, arms: &Arms, compared: &Compared) -> String {
+    let Some(compare) = &window.compare else { return String::new() };
+    let confidence = decimal::format(compare.confidence * 100.0);
+    match (compared.errors.filter(|e| e.worse), compared.latency, &compare.latency) {
+        (Some(errors), _, _) => format!(
+            "canary {}% errors in {} responses vs baseline {}% in {}: more than {} points worse at {confidence}% \
+             confidence",
+            decimal::fixed(errors.canary * 100.0, 2),
+            arms.canary.requests,
+            decimal::fixed(errors.baseline * 100.0, 2),
+            arms.baseline.requests,
+            decimal::format(compare.max_error_rate_increase.unwrap_or(0.0) * 100.0),
+        ),
+        (None, Some(latency), Some(bound)) => format!(
+            "canary p{} {} ms vs baseline {} ms: more than {}x (and {} ms) slower at {confidence}% confidence",
+            decimal::format(bound.percentile),
+            decimal::format(latency.canary_ms.unwrap_or(0.0).round()),
+            decimal::format(latency.baseline_ms.unwrap_or(0.0).round()),
+            decimal::format(bound.max_ratio),
+            bound.min_increase_ms,
+        ),
+        _ => "the canary is worse than its baseline".to_string(),
     }
 }
 
@@ -302,7 +396,7 @@ fn crossing_detail(window: &crate::split::LocalWindow, totals: &Counts, crossed:
             totals.errors,
             totals.requests,
             decimal::fixed(totals.error_rate(), 3),
-            decimal::format(window.max_error_rate),
+            decimal::format(window.max_error_rate.unwrap_or(0.0)),
             window.window_ms
         ),
     }

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use log::{debug, error, warn};
 
 use super::proxy::{LocalReply, Proxy};
-use super::rollback::{self, Answered};
+use super::rollback::{self, Answered, WatchedArm};
 use super::shadow::{Held, PendingShadow, ShadowQueue};
 use super::{Active, Root};
 use crate::header_map;
@@ -49,14 +49,16 @@ pub struct Stream {
     rollback_watch: Option<Watched>,
 }
 
-/// A request to a rollback's watched target, until its answer comes.
+/// A request to a rollback's watched target (or, with `compare`, to its
+/// baseline), until its answer comes.
 struct Watched {
     split: SplitId,
+    arm: WatchedArm,
     /// When the proxy had the whole request (ms since the epoch): its
     /// headers, or its body's end. The latency judged is from here to the
     /// response headers, so a slow upload is not the canary's.
     sent_ms: u64,
-    /// The ramp step it was served at (0 without a gated ramp).
+    /// The ramp step it was served at (0 without a ramp).
     step: u32,
     /// A request that ends unanswered after this long is a failure.
     abandoned_after_ms: u64,
@@ -231,11 +233,27 @@ impl Stream {
         let target = active.stats.request(route, decision.rule_index, decision.target);
         let set_cookie = decision.assign_cookie().map(|cookie| cookie.set_cookie(decision.target));
         let rollback_watch = decision.split.and_then(|split| {
-            let rollback = split.rollback().filter(|r| r.target == decision.target)?;
-            let step = active.splits.get(split.id).and_then(|s| s.gated_step()).unwrap_or(0);
+            let rollback = split.rollback()?;
+            let arm = if rollback.target == decision.target {
+                WatchedArm::Canary
+            } else if rollback
+                .window
+                .as_ref()
+                .and_then(|w| w.compare.as_ref())
+                .is_some_and(|c| c.baseline.iter().any(|b| b == decision.target))
+            {
+                WatchedArm::Baseline
+            } else {
+                return None;
+            };
             let sent_ms = if now_ms > 0 { now_ms } else { active.vm.proxy.now_ms() };
+            let step = match (split.ramp(), active.splits.get(split.id)) {
+                (Some(ramp), Some(state)) => state.ramp_step(ramp, sent_ms).unwrap_or(0),
+                _ => 0,
+            };
             Some(Watched {
                 split: split.id,
+                arm,
                 sent_ms,
                 step: u32::try_from(step).unwrap_or(u32::MAX),
                 // Without a local window there is nothing to count it in.
@@ -306,6 +324,7 @@ impl Stream {
             if let (Some(watched), Some(class)) = (self.rollback_watch.take(), class) {
                 let now_ms = proxy.now_ms();
                 let answered = Answered {
+                    arm: watched.arm,
                     error: class == SERVER_ERROR,
                     latency_ms: Some(now_ms.saturating_sub(watched.sent_ms)),
                     step: watched.step,
@@ -376,7 +395,8 @@ impl Drop for Stream {
                     "[ctx {}] the request to a watched target ended unanswered after {waited} ms: a failure",
                     self.id
                 );
-                let answered = Answered { error: true, latency_ms: Some(waited), step: watched.step };
+                let answered =
+                    Answered { arm: watched.arm, error: true, latency_ms: Some(waited), step: watched.step };
                 rollback::record_response(&self.active, watched.split, self.id, now_ms, &answered);
             }
         }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use canary_router::decimal;
 use canary_router::route::{Action, Route};
 use canary_router::router::Router;
-use canary_router::split::{AllLive, Gate, Moment, OnMaxWait, Ramp, Rollback, Split};
+use canary_router::split::{AllLive, Compare, Gate, Moment, OnMaxWait, Ramp, Rollback, Split};
 use canary_router::time::format_rfc3339;
 
 use crate::input;
@@ -182,15 +182,29 @@ fn split_details(label: &str, split: &Split, now_ms: u64) -> String {
     if let Some(rollback) = split.rollback() {
         let mut judges = Vec::new();
         if let Some(window) = &rollback.window {
-            let latency = window.latency.as_ref().map_or(String::new(), |l| {
-                format!(" or p{} above {} ms", decimal::format(l.percentile), l.max_ms)
-            });
-            judges.push(format!(
-                "this proxy's window: more than {}% errors{latency} over {} with at least {} responses",
-                decimal::format(window.max_error_rate * 100.0),
-                seconds(window.window_ms),
-                window.min_requests
-            ));
+            let bounds: Vec<String> = [
+                window
+                    .max_error_rate
+                    .map(|max| format!("more than {}% errors", decimal::format(max * 100.0))),
+                window
+                    .latency
+                    .as_ref()
+                    .map(|l| format!("p{} above {} ms", decimal::format(l.percentile), l.max_ms)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if !bounds.is_empty() {
+                judges.push(format!(
+                    "this proxy's window: {} over {} with at least {} responses",
+                    bounds.join(" or "),
+                    seconds(window.window_ms),
+                    window.min_requests
+                ));
+            }
+            if let Some(compare) = &window.compare {
+                judges.push(compare_line(compare, split, window.min_requests));
+            }
         }
         if let Some(prometheus) = &rollback.prometheus {
             let checks: Vec<String> = prometheus
@@ -235,6 +249,40 @@ fn split_details(label: &str, split: &Split, now_ms: u64) -> String {
     out
 }
 
+/// What `compare` judges, in words.
+fn compare_line(compare: &Compare, split: &Split, min_requests: u64) -> String {
+    let worse: Vec<String> = [
+        compare.max_error_rate_increase.map(|d| {
+            let points = d * 100.0;
+            let unit = if points == 1.0 { "point" } else { "points" };
+            format!("an error rate more than {} percentage {unit} above it", decimal::format(points))
+        }),
+        compare.latency.as_ref().map(|l| {
+            format!(
+                "p{} more than {}x and {} ms slower",
+                decimal::format(l.percentile),
+                decimal::format(l.max_ratio),
+                l.min_increase_ms
+            )
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let over = match split.ramp() {
+        Some(ramp) => {
+            format!("over the whole ramp ({} steps, each judged on its own evidence)", ramp.steps.len())
+        }
+        None => "over the split's life".to_string(),
+    };
+    format!(
+        "against its baseline ({}) on this proxy: {}, at {}% confidence {over}, once each has {min_requests} responses",
+        compare.baseline.join(", "),
+        worse.join(" or "),
+        decimal::format(compare.confidence * 100.0),
+    )
+}
+
 /// A ramp's steps: a clock ramp's times, the step it is at now and its
 /// weights then; a gated ramp's gate.
 fn ramp_line(label: &str, split: &Split, ramp: &Ramp, now_ms: u64) -> String {
@@ -262,10 +310,22 @@ fn ramp_line(label: &str, split: &Split, ramp: &Ramp, now_ms: u64) -> String {
         let fleet = if polled { ", once the fleet's latches answered" } else { "" };
         // What earns a step: the local window's responses, a passing
         // Prometheus poll, or both; never "0 responses".
+        let compared = split
+            .rollback()
+            .and_then(|r| r.window.as_ref())
+            .and_then(|w| w.compare.as_ref())
+            .map_or(String::new(), |c| {
+                format!(
+                    ", the canary shown within its allowances against its baseline at {}% confidence",
+                    decimal::format(c.confidence * 100.0)
+                )
+            });
         let evidence = match (gate.min_requests, polled) {
             (0, _) => "a Prometheus poll that passes during the step".to_string(),
-            (n, false) => format!("{n} responses within the window's limits"),
-            (n, true) => format!("{n} responses within the window's limits and a passing Prometheus poll"),
+            (n, false) => format!("{n} responses within the window's limits{compared}"),
+            (n, true) => {
+                format!("{n} responses within the window's limits{compared} and a passing Prometheus poll")
+            }
         };
         return format!(
             "    {label} gated ramp of {}: {}, each step after at least {} and a passed judgement \

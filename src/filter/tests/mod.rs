@@ -3,6 +3,7 @@
 //! the fleet's poll rounds, counter batching, the routing header's
 //! guarantees) asserted directly. The harness proves the ABI.
 
+mod compare;
 mod evidence;
 mod worker;
 

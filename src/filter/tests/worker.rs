@@ -52,6 +52,16 @@ impl Worker {
         status: &str,
         took: impl Fn(&str) -> u64,
     ) -> Result<Option<String>, u32> {
+        self.exchange_answered(headers, |target| (status.to_string(), took(target)))
+    }
+
+    /// Like `exchange`, each target answering with its own status, after
+    /// its own time: `answer(target)` is both.
+    pub fn exchange_answered(
+        &self,
+        headers: &[(&str, &str)],
+        answer: impl Fn(&str) -> (String, u64),
+    ) -> Result<Option<String>, u32> {
         self.proxy.set_request(headers);
         let id = self.next_stream.get();
         self.next_stream.set(id + 1);
@@ -63,8 +73,9 @@ impl Worker {
             }
             Headers::Continue(stream) => {
                 assert_eq!(self.proxy.local_replies.borrow().len(), replies, "forwarded, not answered");
-                self.proxy.advance(took(&self.proxy.request_header("x-route-target").unwrap_or_default()));
-                *self.proxy.response_status.borrow_mut() = Some(status.as_bytes().to_vec());
+                let (status, took) = answer(&self.proxy.request_header("x-route-target").unwrap_or_default());
+                self.proxy.advance(took);
+                *self.proxy.response_status.borrow_mut() = Some(status.into_bytes());
                 if let Some(mut stream) = stream {
                     stream.response_headers();
                 }

@@ -1,0 +1,412 @@
+//! The canary judged against its baseline (`rollback.compare`): both arms'
+//! responses since the step began, on the same proxy over the same
+//! seconds, and sequential tests (`crate::sequential`) that keep their
+//! confidence however often they are looked at.
+//!
+//! - Errors: the canary regressed when, with the confidence, its error
+//!   rate is above the baseline's plus `maxErrorRateIncrease`; it is within
+//!   its allowance when, with the confidence, it is below that.
+//! - Latency: each arm's percentile is bounded from its histogram (the
+//!   count at or below the true percentile is binomial with the known
+//!   share, so a bucket bound is above or below it with the confidence).
+//!   The canary regressed when its lower bound is at least the baseline's
+//!   upper bound times `maxRatio` and at least `minIncreaseMs` above it;
+//!   within, when its upper bound is at most the baseline's lower bound
+//!   times `maxRatio` (or plus `minIncreaseMs`).
+//!
+//! The confidence holds over a whole ramp: 1 − `confidence` is shared
+//! between its steps (each step's evidence starts over) and between the
+//! judged metrics, and within a step Ville's inequality keeps each test's
+//! share however often it is looked at.
+//!
+//! Pure; a fixed size per split, whatever the traffic.
+
+use crate::le_bytes::Reader;
+use crate::sequential::{self, Side, Tally};
+use crate::split::{Compare, Ramp};
+
+/// Latency buckets: the first ends at 1 ms, each next one 2^¼ (19%) further,
+/// the last but one at about 55 s; the last holds the rest.
+pub const LATENCY_BUCKETS: usize = 65;
+
+/// The upper bound of latency bucket `j` in ms (the last has none).
+pub fn bucket_bound_ms(j: usize) -> Option<f64> {
+    (j + 1 < LATENCY_BUCKETS).then(|| (j as f64 / 4.0).exp2())
+}
+
+/// The bucket of a response that took `ms`.
+pub fn latency_bucket(ms: u64) -> usize {
+    if ms <= 1 {
+        return 0;
+    }
+    // The smallest j with ms ≤ 2^(j/4); exact at powers of two.
+    let j = (4.0 * (ms as f64).log2()).ceil() as usize;
+    let j = if bucket_bound_ms(j.saturating_sub(1)).is_some_and(|b| ms as f64 <= b) { j - 1 } else { j };
+    j.min(LATENCY_BUCKETS - 1)
+}
+
+/// One arm's evidence since the step began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arm {
+    pub requests: u64,
+    pub errors: u64,
+    /// Responses by latency bucket (all zero unless latency is compared).
+    pub latency: [u32; LATENCY_BUCKETS],
+}
+
+impl Default for Arm {
+    fn default() -> Arm {
+        Arm { requests: 0, errors: 0, latency: [0; LATENCY_BUCKETS] }
+    }
+}
+
+impl Arm {
+    /// One response: an error or not, and its time if latency is compared.
+    pub fn one(error: bool, latency_ms: Option<u64>) -> Arm {
+        let mut arm = Arm { requests: 1, errors: u64::from(error), ..Arm::default() };
+        if let Some(ms) = latency_ms {
+            arm.latency[latency_bucket(ms)] = 1;
+        }
+        arm
+    }
+
+    pub fn add(&mut self, other: &Arm) {
+        self.requests = self.requests.saturating_add(other.requests);
+        self.errors = self.errors.saturating_add(other.errors);
+        for (mine, theirs) in self.latency.iter_mut().zip(other.latency) {
+            *mine = mine.saturating_add(theirs);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.requests == 0
+    }
+
+    pub fn error_rate(&self) -> f64 {
+        self.errors_tally().rate()
+    }
+
+    fn errors_tally(&self) -> Tally {
+        Tally { hits: self.errors, n: self.requests }
+    }
+
+    fn timed(&self) -> u64 {
+        self.latency.iter().map(|&n| u64::from(n)).sum()
+    }
+
+    /// The `share` quantile (0.99 for p99) estimated from the histogram,
+    /// linear within a bucket; the last bucket reads as its lower end.
+    pub fn quantile_ms(&self, share: f64) -> Option<f64> {
+        let timed = self.timed();
+        if timed == 0 {
+            return None;
+        }
+        let rank = (share * timed as f64).ceil().max(1.0);
+        let mut below = 0.0;
+        for (j, &n) in self.latency.iter().enumerate() {
+            let n = f64::from(n);
+            let low = if j == 0 { 0.0 } else { bucket_bound_ms(j - 1).unwrap_or(0.0) };
+            let Some(high) = bucket_bound_ms(j) else { return Some(low) };
+            if n > 0.0 && below + n >= rank {
+                return Some(low + (high - low) * (rank - below) / n);
+            }
+            below += n;
+        }
+        None
+    }
+
+    /// Bounds on the `share` quantile with the evidence `threshold`: the
+    /// largest bucket bound it is above, and the smallest it is at or
+    /// below (`None`: no bound yet).
+    pub fn quantile_bounds(&self, share: f64, threshold: f64) -> (Option<f64>, Option<f64>) {
+        let mut cumulative = [0u64; LATENCY_BUCKETS - 1];
+        let mut sum = 0u64;
+        for (c, &n) in cumulative.iter_mut().zip(&self.latency) {
+            sum += u64::from(n);
+            *c = sum;
+        }
+        let timed = self.timed();
+        let at_most = |j: usize| Tally { hits: cumulative[j], n: timed };
+        // Fewer than `share` at or below a bound: the quantile is above it.
+        // The counts grow with the bound, so the bounds it is shown above
+        // are the first ones, and those it is at or below the last ones.
+        let above = |j: usize| sequential::evidence_against(at_most(j), share, Side::Below) >= threshold;
+        let at_or_below =
+            |j: usize| sequential::evidence_against(at_most(j), share, Side::Above) >= threshold;
+        let first_not_above = partition_point(cumulative.len(), above);
+        let first_at_or_below = partition_point(cumulative.len(), |j| !at_or_below(j));
+        (
+            first_not_above.checked_sub(1).and_then(bucket_bound_ms),
+            (first_at_or_below < cumulative.len()).then(|| bucket_bound_ms(first_at_or_below)).flatten(),
+        )
+    }
+}
+
+/// The first index in `0..len` where `holds` stops holding, for a `holds`
+/// that is true on a prefix.
+fn partition_point(len: usize, holds: impl Fn(usize) -> bool) -> usize {
+    let (mut low, mut high) = (0, len);
+    while low < high {
+        let mid = (low + high) / 2;
+        if holds(mid) {
+            low = mid + 1;
+        } else {
+            high = mid;
+        }
+    }
+    low
+}
+
+/// Both arms' evidence since the step began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Arms {
+    pub canary: Arm,
+    pub baseline: Arm,
+}
+
+/// The encoded size of `Arms`.
+pub const ARMS_BYTES: usize = 2 * (16 + 4 * LATENCY_BUCKETS);
+
+impl Arms {
+    pub fn add(&mut self, other: &Arms) {
+        self.canary.add(&other.canary);
+        self.baseline.add(&other.baseline);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.canary.is_empty() && self.baseline.is_empty()
+    }
+
+    pub fn put(&self, out: &mut Vec<u8>) {
+        for arm in [&self.canary, &self.baseline] {
+            out.extend_from_slice(&arm.requests.to_le_bytes());
+            out.extend_from_slice(&arm.errors.to_le_bytes());
+            for n in arm.latency {
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+        }
+    }
+
+    pub fn read(r: &mut Reader<'_>) -> Option<Arms> {
+        let mut arm = || -> Option<Arm> {
+            let mut arm = Arm { requests: r.u64()?, errors: r.u64()?, ..Arm::default() };
+            for n in &mut arm.latency {
+                *n = r.u32()?;
+            }
+            Some(arm)
+        };
+        Some(Arms { canary: arm()?, baseline: arm()? })
+    }
+}
+
+/// The errors compared.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ErrorsCompared {
+    pub canary: f64,
+    pub baseline: f64,
+    /// With the confidence, the canary's rate is above the baseline's plus
+    /// the allowance.
+    pub worse: bool,
+    /// With the confidence, it is below.
+    pub within: bool,
+}
+
+/// The latency percentile compared.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencyCompared {
+    pub canary_ms: Option<f64>,
+    pub baseline_ms: Option<f64>,
+    pub worse: bool,
+    pub within: bool,
+    /// The most the canary's percentile may be, from the baseline's upper
+    /// bound: a canary response slower than this is evidence that it is
+    /// worse (`None` until the baseline's percentile is bounded).
+    pub trigger_ms: Option<f64>,
+}
+
+/// What the comparison says now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Compared {
+    /// Both arms have `minRequests` responses since the step began.
+    pub enough: bool,
+    pub errors: Option<ErrorsCompared>,
+    pub latency: Option<LatencyCompared>,
+}
+
+impl Compared {
+    /// What regressed, for a rollback's reason: `None` if nothing did.
+    pub fn worse(&self) -> Option<&'static str> {
+        if self.errors.is_some_and(|e| e.worse) {
+            Some("errors")
+        } else if self.latency.is_some_and(|l| l.worse) {
+            Some("latency")
+        } else {
+            None
+        }
+    }
+
+    /// Every compared metric is within its allowance, on enough evidence.
+    pub fn within(&self) -> bool {
+        self.enough
+            && self.errors.is_none_or(|e| e.within)
+            && self.latency.is_none_or(|l| l.within)
+            && (self.errors.is_some() || self.latency.is_some())
+    }
+}
+
+/// How many times a ramp's evidence starts over: once per step.
+pub fn epochs(ramp: Option<&Ramp>) -> usize {
+    ramp.map_or(1, |r| r.steps.len().max(1))
+}
+
+/// ln 1/α for each test: 1 − `confidence` shared between the ramp's
+/// `epochs` (its steps, or 1) and the compared metrics, then between the
+/// two arms' bounds for a quantile.
+pub fn thresholds(compare: &Compare, epochs: usize) -> (f64, f64) {
+    let metrics =
+        usize::from(compare.max_error_rate_increase.is_some()) + usize::from(compare.latency.is_some());
+    let alpha = (1.0 - compare.confidence) / (epochs.max(1) * metrics.max(1)) as f64;
+    ((1.0 / alpha).ln(), (2.0 / alpha).ln())
+}
+
+/// Judges the evidence. Below `min_requests` responses in either arm the
+/// arms are still shown, but nothing is concluded.
+pub fn judge(compare: &Compare, arms: &Arms, epochs: usize, min_requests: u64) -> Compared {
+    let (errors_threshold, quantile_threshold) = thresholds(compare, epochs);
+    let enough = arms.canary.requests >= min_requests.max(1) && arms.baseline.requests >= min_requests.max(1);
+    let errors = compare.max_error_rate_increase.map(|delta| {
+        let (canary, baseline) = (arms.canary.errors_tally(), arms.baseline.errors_tally());
+        let evidence = |side| sequential::evidence_of_difference(canary, baseline, delta, side);
+        ErrorsCompared {
+            canary: canary.rate(),
+            baseline: baseline.rate(),
+            worse: enough && evidence(Side::Above) >= errors_threshold,
+            within: enough && evidence(Side::Below) >= errors_threshold,
+        }
+    });
+    let latency = compare.latency.as_ref().map(|latency| {
+        let share = latency.percentile / 100.0;
+        let (canary_above, canary_at_most) = arms.canary.quantile_bounds(share, quantile_threshold);
+        let (baseline_above, baseline_at_most) = arms.baseline.quantile_bounds(share, quantile_threshold);
+        let allowed = |baseline_ms: f64| {
+            (baseline_ms * latency.max_ratio).max(baseline_ms + latency.min_increase_ms as f64)
+        };
+        let worse = canary_above.zip(baseline_at_most).is_some_and(|(c, b)| c >= allowed(b));
+        // Without a lower bound the baseline's percentile is at least 0.
+        let within = canary_at_most.is_some_and(|c| c <= allowed(baseline_above.unwrap_or(0.0)));
+        LatencyCompared {
+            canary_ms: arms.canary.quantile_ms(share),
+            baseline_ms: arms.baseline.quantile_ms(share),
+            worse: enough && worse,
+            within: enough && within,
+            trigger_ms: baseline_at_most.map(allowed),
+        }
+    });
+    Compared { enough, errors, latency }
+}
+
+/// The upper confidence bound of the canary's error rate minus the
+/// baseline's, at the errors test's level: what `status` shows beside the
+/// two rates.
+pub fn error_increase_bound(compare: &Compare, arms: &Arms, epochs: usize) -> Option<f64> {
+    compare.max_error_rate_increase?;
+    let (threshold, _) = thresholds(compare, epochs);
+    sequential::upper_bound_of_difference(arms.canary.errors_tally(), arms.baseline.errors_tally(), threshold)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::split::CompareLatency;
+
+    fn compare(errors: Option<f64>, latency: Option<CompareLatency>) -> Compare {
+        Compare {
+            baseline: vec!["stable".into()],
+            max_error_rate_increase: errors,
+            latency,
+            confidence: 0.95,
+        }
+    }
+
+    fn arm(requests: u64, errors: u64, ms: u64) -> Arm {
+        let mut arm = Arm { requests, errors, ..Arm::default() };
+        arm.latency[latency_bucket(ms)] = requests as u32;
+        arm
+    }
+
+    #[test]
+    fn latency_buckets_are_a_quarter_octave_each() {
+        assert_eq!((latency_bucket(0), latency_bucket(1), latency_bucket(2)), (0, 0, 4));
+        assert_eq!(bucket_bound_ms(4), Some(2.0));
+        for ms in [3u64, 7, 100, 999, 1000, 1001, 54_000] {
+            let j = latency_bucket(ms);
+            assert!(ms as f64 <= bucket_bound_ms(j).unwrap(), "{ms} above its bucket {j}");
+            assert!(ms as f64 > bucket_bound_ms(j - 1).unwrap(), "{ms} belongs below bucket {j}");
+        }
+        assert_eq!(latency_bucket(3_600_000), LATENCY_BUCKETS - 1);
+        assert_eq!(bucket_bound_ms(LATENCY_BUCKETS - 1), None);
+    }
+
+    #[test]
+    fn arms_round_trip() {
+        let arms = Arms { canary: arm(10, 2, 150), baseline: arm(90, 1, 120) };
+        let mut bytes = Vec::new();
+        arms.put(&mut bytes);
+        assert_eq!(bytes.len(), ARMS_BYTES);
+        assert_eq!(Arms::read(&mut Reader(&bytes)), Some(arms));
+    }
+
+    #[test]
+    fn a_canary_with_more_errors_is_worse_and_a_like_one_within() {
+        let rule = compare(Some(0.01), None);
+        let bad = judge(&rule, &Arms { canary: arm(400, 40, 10), baseline: arm(4000, 40, 10) }, 1, 20);
+        assert_eq!(bad.worse(), Some("errors"));
+        assert!(!bad.within());
+        let like = judge(&rule, &Arms { canary: arm(8000, 80, 10), baseline: arm(32000, 320, 10) }, 1, 20);
+        assert_eq!(like.worse(), None);
+        assert!(like.within(), "{like:?}");
+        let early = judge(&rule, &Arms { canary: arm(50, 0, 10), baseline: arm(200, 2, 10) }, 1, 20);
+        assert!(early.worse().is_none() && !early.within(), "too little evidence either way: {early:?}");
+    }
+
+    #[test]
+    fn nothing_is_concluded_below_min_requests_or_without_a_baseline() {
+        let rule = compare(Some(0.01), None);
+        let no_baseline =
+            judge(&rule, &Arms { canary: arm(5000, 4000, 10), baseline: Arm::default() }, 1, 20);
+        assert!(!no_baseline.enough && no_baseline.worse().is_none() && !no_baseline.within());
+        let few = judge(&rule, &Arms { canary: arm(19, 19, 10), baseline: arm(1000, 0, 10) }, 1, 20);
+        assert!(few.worse().is_none());
+    }
+
+    #[test]
+    fn a_slower_canary_is_worse_by_ratio_and_margin() {
+        let latency = CompareLatency { percentile: 99.0, max_ratio: 1.5, min_increase_ms: 5 };
+        let rule = compare(None, Some(latency));
+        let slow = judge(&rule, &Arms { canary: arm(2000, 0, 400), baseline: arm(2000, 0, 100) }, 1, 20);
+        assert_eq!(slow.worse(), Some("latency"), "{slow:?}");
+        let same = judge(&rule, &Arms { canary: arm(2000, 0, 100), baseline: arm(2000, 0, 100) }, 1, 20);
+        assert!(same.worse().is_none() && same.within(), "{same:?}");
+        // Four times as slow, but only by 3 ms: within minIncreaseMs.
+        let fast = judge(&rule, &Arms { canary: arm(2000, 0, 4), baseline: arm(2000, 0, 1) }, 1, 20);
+        assert!(fast.worse().is_none() && fast.within(), "{fast:?}");
+    }
+
+    #[test]
+    fn more_steps_ask_more_evidence_of_each() {
+        let rule = compare(Some(0.01), None);
+        let (one, _) = thresholds(&rule, 1);
+        let (five, quantile) = thresholds(&rule, 5);
+        assert!((one - 20.0f64.ln()).abs() < 1e-9 && (five - 100.0f64.ln()).abs() < 1e-9);
+        assert!((quantile - 200.0f64.ln()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_increase_bound_is_above_the_estimate() {
+        let rule = compare(Some(0.01), None);
+        let arms = Arms { canary: arm(2000, 30, 10), baseline: arm(8000, 80, 10) };
+        let bound = error_increase_bound(&rule, &arms, 1).unwrap();
+        assert!(bound > 0.005 && bound < 0.03, "{bound}");
+        assert_eq!(error_increase_bound(&compare(None, None), &arms, 1), None);
+    }
+}
