@@ -24,6 +24,7 @@ pub mod header_map;
 pub mod header_names;
 pub mod host_pattern;
 pub mod json;
+pub mod judge;
 pub mod le_bytes;
 pub mod limits;
 pub mod literal_regex;

@@ -10,9 +10,8 @@ use log::{info, warn};
 
 use super::rollback::{self, update_state, Verdict};
 use super::Active;
-use crate::compare;
-use crate::fleet_state::RolledBack;
-use crate::gate::{self, GateState, HoldReason, Judgement, Look, Progress};
+use crate::gate::{GateState, HoldReason, Judgement, Progress};
+use crate::judge::{self, GateEvidence};
 
 /// From the root's tick, after the rollback windows were merged.
 pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
@@ -38,23 +37,15 @@ pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
                 None => return false,
             };
             let was_awaiting = gated.holds_for(HoldReason::FleetView);
-            let step = window.as_ref().map(|w| w.since_step(gated.step));
-            let local = rollback.window.as_ref();
-            let compared = local.zip(window.as_ref()).and_then(|(config, window)| {
-                let compare = config.compare.as_ref()?;
-                let arms = window.arms_since(gated.step);
-                Some(compare::judge(compare, &arms, compare::epochs(Some(ramp)), config.min_requests))
-            });
-            let poll = rollback.prometheus.as_ref().map(|_| fleet.last_poll.as_ref());
-            let judgement = gate::judge(gate, local, step.as_ref(), compared.as_ref(), poll, &gated);
-            let look = Look {
-                judgement: &judgement,
+            let evidence = GateEvidence {
+                window: window.as_ref(),
+                poll: rollback.prometheus.as_ref().map(|_| fleet.last_poll.as_ref()),
                 fleet: fleet.fleet,
                 live,
                 view_confirmed: rollback.prometheus.is_none() || fleet.view.seen,
                 now_ms,
             };
-            let progress = gate::progress(ramp, gate, &mut gated, &look);
+            let (judgement, progress) = judge::look_at_gate(ramp, gate, rollback, &mut gated, &evidence);
             seen = Some((judgement, progress, !was_awaiting && gated.holds_for(HoldReason::FleetView)));
             if progress == Progress::NotStarted {
                 return false;
@@ -62,7 +53,7 @@ pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
             let mut changed = fleet.gate != Some(gated);
             fleet.gate = Some(gated);
             if progress == Progress::RollBack && fleet.rolled_back.is_none() {
-                fleet.rolled_back = Some(max_wait_rollback(ramp, &gated, now_ms));
+                fleet.rolled_back = Some(judge::max_wait_rollback(ramp, &gated, now_ms));
                 changed = true;
             }
             changed
@@ -96,20 +87,5 @@ pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
         if before != state.gated_step() {
             active.log_ramp_steps(root_id, now_ms);
         }
-    }
-}
-
-/// Why a gated step rolled back: no verdict within `maxWait` of judging.
-fn max_wait_rollback(ramp: &crate::split::Ramp, gated: &GateState, now_ms: u64) -> RolledBack {
-    RolledBack {
-        since_ms: now_ms,
-        reason: "maxWait".into(),
-        detail: format!(
-            "step {} of {} could not be judged healthy within {} ms (judged for {} ms)",
-            gated.step + 1,
-            ramp.steps.len(),
-            ramp.gate.as_ref().and_then(|g| g.max_wait_ms).unwrap_or(0),
-            gated.clock_ms
-        ),
     }
 }

@@ -25,10 +25,10 @@ use log::{info, warn};
 use super::proxy::{Proxy, SharedWrite, ABSENT};
 use super::split_state::SplitState;
 use super::Active;
-use crate::compare::{self, Arm, Arms, Compared};
-use crate::decimal;
+use crate::compare::{Arm, Arms, Compared};
 use crate::error_window::{self, Counts, Crossed, Window};
 use crate::fleet_state::{FleetState, RolledBack};
+use crate::judge;
 use crate::split::{Split, SplitId};
 
 /// Compare-and-swap attempts before a write is left for the next one.
@@ -283,9 +283,9 @@ fn watch_of(active: &Active, split_id: SplitId) -> Option<(&Watch, &Split)> {
 }
 
 /// Reads the shared window, adds this VM's batch, raises the flag if the
-/// threshold is crossed or the canary is worse than its baseline, and
-/// writes it back; rolls back if flagged. Returns the step's arms and what
-/// they say, with `compare`.
+/// threshold is crossed or the canary is worse than its baseline
+/// (`judge::look_at_window`), and writes it back; rolls back if flagged.
+/// Returns the step's arms and what they say, with `compare`.
 fn sync(
     active: &Active,
     split: &Split,
@@ -293,7 +293,7 @@ fn sync(
     context_id: u32,
     now_ms: u64,
 ) -> Option<(Arms, Compared)> {
-    let window_config = split.rollback().and_then(|r| r.window.as_ref())?;
+    let config = split.rollback().and_then(|r| r.window.as_ref())?;
     let proxy = &*active.vm.proxy;
     for _ in 0..CAS_ATTEMPTS {
         let (mut window, cas) = watch.read(proxy);
@@ -304,26 +304,13 @@ fn sync(
         if !nothing_pending {
             window.add(bucket, pending, &pending_arms, watch.pending_step.get());
         }
-        let totals = window.totals(bucket);
-        let arms = window.arms_since(window.step);
-        let compared = window_config
-            .compare
-            .as_ref()
-            .map(|c| compare::judge(c, &arms, compare::epochs(split.ramp()), window_config.min_requests));
-        let trigger = compared.and_then(|c| c.latency).and_then(|l| l.trigger_ms);
+        let look = judge::look_at_window(config, &window, bucket, split.ramp());
+        let trigger = look.compared.and_then(|c| c.latency).and_then(|l| l.trigger_ms);
         watch.latency_trigger_ms.set(trigger.map_or(u64::MAX, |ms| ms.floor() as u64));
-        let crossed_here = if window.rolled_back {
-            None
-        } else {
-            error_window::crossed(window_config, &totals).or(match compared.and_then(|c| c.worse()) {
-                Some("errors") => Some(Crossed::CompareErrors),
-                Some(_) => Some(Crossed::CompareLatency),
-                None => None,
-            })
-        };
-        let seen = compared.map(|c| (arms, c));
+        let crossed_here = if window.rolled_back { None } else { look.crossed };
+        let seen = look.compared.map(|c| (look.arms, c));
         if nothing_pending && crossed_here.is_none() {
-            watch.seen.set(totals);
+            watch.seen.set(look.totals);
             if window.rolled_back {
                 window_rolled_back(active, split, context_id, now_ms, None);
             }
@@ -334,12 +321,9 @@ fn sync(
             SharedWrite::Written => {
                 watch.pending.set(Counts::default());
                 *watch.pending_arms.borrow_mut() = Arms::default();
-                watch.seen.set(totals);
+                watch.seen.set(look.totals);
                 if let Some(crossed) = crossed_here {
-                    let detail = match compared {
-                        Some(c) if crossed.is_compared() => compared_detail(window_config, &arms, &c),
-                        _ => crossing_detail(window_config, &totals, crossed),
-                    };
+                    let detail = judge::crossing_detail(config, &look, crossed);
                     window_rolled_back(active, split, context_id, now_ms, Some((crossed, detail)));
                 } else if window.rolled_back {
                     window_rolled_back(active, split, context_id, now_ms, None);
@@ -352,54 +336,6 @@ fn sync(
         }
     }
     None
-}
-
-/// What a person reads about a canary worse than its baseline.
-fn compared_detail(window: &crate::split::LocalWindow, arms: &Arms, compared: &Compared) -> String {
-    let Some(compare) = &window.compare else { return String::new() };
-    let confidence = decimal::format(compare.confidence * 100.0);
-    match (compared.errors.filter(|e| e.worse), compared.latency, &compare.latency) {
-        (Some(errors), _, _) => format!(
-            "canary {}% errors in {} responses vs baseline {}% in {}: more than {} points worse at {confidence}% \
-             confidence",
-            decimal::fixed(errors.canary * 100.0, 2),
-            arms.canary.requests,
-            decimal::fixed(errors.baseline * 100.0, 2),
-            arms.baseline.requests,
-            decimal::format(compare.max_error_rate_increase.unwrap_or(0.0) * 100.0),
-        ),
-        (None, Some(latency), Some(bound)) => format!(
-            "canary p{} {} ms vs baseline {} ms: more than {}x (and {} ms) slower at {confidence}% confidence",
-            decimal::format(bound.percentile),
-            decimal::format(latency.canary_ms.unwrap_or(0.0).round()),
-            decimal::format(latency.baseline_ms.unwrap_or(0.0).round()),
-            decimal::format(bound.max_ratio),
-            bound.min_increase_ms,
-        ),
-        _ => "the canary is worse than its baseline".to_string(),
-    }
-}
-
-/// What a person reads about the crossing: the numbers behind it.
-fn crossing_detail(window: &crate::split::LocalWindow, totals: &Counts, crossed: Crossed) -> String {
-    match (crossed, &window.latency) {
-        (Crossed::Latency, Some(latency)) => format!(
-            "p{} of {} responses {} ms > {} ms within {} ms",
-            decimal::format(latency.percentile),
-            totals.requests,
-            decimal::format(totals.percentile_ms(latency).unwrap_or(0.0).round()),
-            latency.max_ms,
-            window.window_ms
-        ),
-        _ => format!(
-            "{} errors in {} responses ({} > {}) within {} ms",
-            totals.errors,
-            totals.requests,
-            decimal::fixed(totals.error_rate(), 3),
-            decimal::format(window.max_error_rate.unwrap_or(0.0)),
-            window.window_ms
-        ),
-    }
 }
 
 /// The local window is flagged: record why in the shared state (the first
