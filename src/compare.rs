@@ -46,18 +46,29 @@ pub fn latency_bucket(ms: u64) -> usize {
 }
 
 /// One arm's evidence since the step began.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Arm {
     pub requests: u64,
     pub errors: u64,
     /// Responses by latency bucket (all zero unless latency is compared).
     pub latency: [u32; LATENCY_BUCKETS],
+    /// The canary's: ln of the chance the baseline's error rate, as known
+    /// before each response, gave its outcome (`forecast_rate`). A canary
+    /// like its baseline is forecast well by it, so its error rate is
+    /// bounded on far fewer responses than with no forecast at all.
+    pub forecast: f64,
 }
 
 impl Default for Arm {
     fn default() -> Arm {
-        Arm { requests: 0, errors: 0, latency: [0; LATENCY_BUCKETS] }
+        Arm { requests: 0, errors: 0, latency: [0; LATENCY_BUCKETS], forecast: 0.0 }
     }
+}
+
+/// The forecast of the canary's next outcome: the baseline's error rate so
+/// far, kept off 0 and 1 (Krichevsky-Trofimov).
+pub fn forecast_rate(baseline: &Arm) -> f64 {
+    (baseline.errors as f64 + 0.5) / (baseline.requests as f64 + 1.0)
 }
 
 impl Arm {
@@ -70,9 +81,16 @@ impl Arm {
         arm
     }
 
+    /// One canary response, the error rate `forecast` for it beforehand.
+    pub fn forecast(error: bool, latency_ms: Option<u64>, forecast: f64) -> Arm {
+        let chance = if error { forecast } else { 1.0 - forecast };
+        Arm { forecast: chance.ln(), ..Arm::one(error, latency_ms) }
+    }
+
     pub fn add(&mut self, other: &Arm) {
         self.requests = self.requests.saturating_add(other.requests);
         self.errors = self.errors.saturating_add(other.errors);
+        self.forecast += other.forecast;
         for (mine, theirs) in self.latency.iter_mut().zip(other.latency) {
             *mine = mine.saturating_add(theirs);
         }
@@ -158,14 +176,14 @@ fn partition_point(len: usize, holds: impl Fn(usize) -> bool) -> usize {
 }
 
 /// Both arms' evidence since the step began.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Arms {
     pub canary: Arm,
     pub baseline: Arm,
 }
 
 /// The encoded size of `Arms`.
-pub const ARMS_BYTES: usize = 2 * (16 + 4 * LATENCY_BUCKETS);
+pub const ARMS_BYTES: usize = 2 * (24 + 4 * LATENCY_BUCKETS);
 
 impl Arms {
     pub fn add(&mut self, other: &Arms) {
@@ -181,6 +199,7 @@ impl Arms {
         for arm in [&self.canary, &self.baseline] {
             out.extend_from_slice(&arm.requests.to_le_bytes());
             out.extend_from_slice(&arm.errors.to_le_bytes());
+            out.extend_from_slice(&arm.forecast.to_bits().to_le_bytes());
             for n in arm.latency {
                 out.extend_from_slice(&n.to_le_bytes());
             }
@@ -189,7 +208,8 @@ impl Arms {
 
     pub fn read(r: &mut Reader<'_>) -> Option<Arms> {
         let mut arm = || -> Option<Arm> {
-            let mut arm = Arm { requests: r.u64()?, errors: r.u64()?, ..Arm::default() };
+            let (requests, errors, forecast) = (r.u64()?, r.u64()?, f64::from_bits(r.u64()?));
+            let mut arm = Arm { requests, errors, forecast, ..Arm::default() };
             for n in &mut arm.latency {
                 *n = r.u32()?;
             }
@@ -259,20 +279,52 @@ pub fn epochs(ramp: Option<&Ramp>) -> usize {
     ramp.map_or(1, |r| r.steps.len().max(1))
 }
 
-/// ln 1/α for each test: 1 − `confidence` shared between the ramp's
-/// `epochs` (its steps, or 1) and the compared metrics, then between the
-/// two arms' bounds for a quantile.
-pub fn thresholds(compare: &Compare, epochs: usize) -> (f64, f64) {
+/// The evidence each test needs (ln 1/α).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// Worse than the baseline: 1 − `confidence` shared between the ramp's
+    /// steps (each step's evidence starts over) and the compared metrics
+    /// (any of them rolls back), so a healthy canary is rolled back with at
+    /// most that chance over the whole ramp. A quantile's test bounds both
+    /// arms' percentiles: half each.
+    pub worse_errors: f64,
+    pub worse_quantile: f64,
+    /// Within the allowances: every metric must show it, so each is tested
+    /// at 1 − `confidence` itself, half to each arm's bound; a step taken
+    /// on a canary outside its allowances has at most that chance.
+    pub within: f64,
+}
+
+pub fn thresholds(compare: &Compare, epochs: usize) -> Thresholds {
     let metrics =
         usize::from(compare.max_error_rate_increase.is_some()) + usize::from(compare.latency.is_some());
-    let alpha = (1.0 - compare.confidence) / (epochs.max(1) * metrics.max(1)) as f64;
-    ((1.0 / alpha).ln(), (2.0 / alpha).ln())
+    let alpha = 1.0 - compare.confidence;
+    let worse = alpha / (epochs.max(1) * metrics.max(1)) as f64;
+    Thresholds {
+        worse_errors: (1.0 / worse).ln(),
+        worse_quantile: (2.0 / worse).ln(),
+        within: (2.0 / alpha).ln(),
+    }
+}
+
+/// The canary's error rate minus the baseline's, bounded above: the
+/// canary's upper bound (forecast by the baseline's rate and by Jeffreys'
+/// mixture, half each) minus the baseline's lower bound.
+fn increase_bound(arms: &Arms, threshold: f64) -> f64 {
+    let (canary, baseline) = (arms.canary.errors_tally(), arms.baseline.errors_tally());
+    let jeffreys = canary.ln_jeffreys();
+    // ln(½ e^forecast + ½ e^jeffreys), without overflow.
+    let high = arms.canary.forecast.max(jeffreys);
+    let both = high + ((arms.canary.forecast - high).exp() + (jeffreys - high).exp()).ln() - 2.0f64.ln();
+    let canary_high = sequential::bound(both, canary, threshold, Side::Above);
+    let baseline_low = sequential::bound(baseline.ln_jeffreys(), baseline, threshold, Side::Below);
+    canary_high - baseline_low
 }
 
 /// Judges the evidence. Below `min_requests` responses in either arm the
 /// arms are still shown, but nothing is concluded.
 pub fn judge(compare: &Compare, arms: &Arms, epochs: usize, min_requests: u64) -> Compared {
-    let (errors_threshold, quantile_threshold) = thresholds(compare, epochs);
+    let t = thresholds(compare, epochs);
     let enough = arms.canary.requests >= min_requests.max(1) && arms.baseline.requests >= min_requests.max(1);
     let errors = compare.max_error_rate_increase.map(|delta| {
         let (canary, baseline) = (arms.canary.errors_tally(), arms.baseline.errors_tally());
@@ -280,18 +332,20 @@ pub fn judge(compare: &Compare, arms: &Arms, epochs: usize, min_requests: u64) -
         ErrorsCompared {
             canary: canary.rate(),
             baseline: baseline.rate(),
-            worse: enough && evidence(Side::Above) >= errors_threshold,
-            within: enough && evidence(Side::Below) >= errors_threshold,
+            worse: enough && evidence(Side::Above) >= t.worse_errors,
+            within: enough && increase_bound(arms, t.within) <= delta,
         }
     });
     let latency = compare.latency.as_ref().map(|latency| {
         let share = latency.percentile / 100.0;
-        let (canary_above, canary_at_most) = arms.canary.quantile_bounds(share, quantile_threshold);
-        let (baseline_above, baseline_at_most) = arms.baseline.quantile_bounds(share, quantile_threshold);
         let allowed = |baseline_ms: f64| {
             (baseline_ms * latency.max_ratio).max(baseline_ms + latency.min_increase_ms as f64)
         };
+        let (canary_above, _) = arms.canary.quantile_bounds(share, t.worse_quantile);
+        let (_, baseline_at_most) = arms.baseline.quantile_bounds(share, t.worse_quantile);
         let worse = canary_above.zip(baseline_at_most).is_some_and(|(c, b)| c >= allowed(b));
+        let (_, canary_at_most) = arms.canary.quantile_bounds(share, t.within);
+        let (baseline_above, _) = arms.baseline.quantile_bounds(share, t.within);
         // Without a lower bound the baseline's percentile is at least 0.
         let within = canary_at_most.is_some_and(|c| c <= allowed(baseline_above.unwrap_or(0.0)));
         LatencyCompared {
@@ -306,12 +360,15 @@ pub fn judge(compare: &Compare, arms: &Arms, epochs: usize, min_requests: u64) -
 }
 
 /// The upper confidence bound of the canary's error rate minus the
-/// baseline's, at the errors test's level: what `status` shows beside the
-/// two rates.
+/// baseline's, at the level a step is earned at: what `status` shows
+/// beside the two rates (a step is earned once it is at most
+/// `maxErrorRateIncrease`).
 pub fn error_increase_bound(compare: &Compare, arms: &Arms, epochs: usize) -> Option<f64> {
     compare.max_error_rate_increase?;
-    let (threshold, _) = thresholds(compare, epochs);
-    sequential::upper_bound_of_difference(arms.canary.errors_tally(), arms.baseline.errors_tally(), threshold)
+    if arms.canary.is_empty() || arms.baseline.is_empty() {
+        return None;
+    }
+    Some(increase_bound(arms, thresholds(compare, epochs).within))
 }
 
 #[cfg(test)]
@@ -393,12 +450,20 @@ mod tests {
     }
 
     #[test]
-    fn more_steps_ask_more_evidence_of_each() {
+    fn more_steps_and_metrics_ask_more_evidence_of_a_rollback_not_of_a_step() {
         let rule = compare(Some(0.01), None);
-        let (one, _) = thresholds(&rule, 1);
-        let (five, quantile) = thresholds(&rule, 5);
-        assert!((one - 20.0f64.ln()).abs() < 1e-9 && (five - 100.0f64.ln()).abs() < 1e-9);
-        assert!((quantile - 200.0f64.ln()).abs() < 1e-9);
+        let (one, five) = (thresholds(&rule, 1), thresholds(&rule, 5));
+        assert!(
+            (one.worse_errors - 20.0f64.ln()).abs() < 1e-9
+                && (five.worse_errors - 100.0f64.ln()).abs() < 1e-9
+        );
+        assert!((five.worse_quantile - 200.0f64.ln()).abs() < 1e-9);
+        assert!((five.within - 40.0f64.ln()).abs() < 1e-9, "a step is judged at the confidence itself");
+        let both = compare(
+            Some(0.01),
+            Some(CompareLatency { percentile: 99.0, max_ratio: 1.5, min_increase_ms: 5 }),
+        );
+        assert!((thresholds(&both, 5).worse_errors - 200.0f64.ln()).abs() < 1e-9);
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub struct Slot {
 }
 
 /// One rollback split's shared window.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Window {
     pub rolled_back: bool,
     /// What its counts mean (`shape_of`).

@@ -66,12 +66,12 @@ pub fn crossing_detail(config: &LocalWindow, look: &WindowLook, crossed: Crossed
                 within: false,
             });
             format!(
-                "canary {}% errors in {} responses vs baseline {}% in {}: more than {} points worse at {}% confidence",
+                "canary {}% errors in {} responses vs baseline {}% in {}: more than {} worse at {}% confidence",
                 decimal::fixed(errors.canary * 100.0, 2),
                 look.arms.canary.requests,
                 decimal::fixed(errors.baseline * 100.0, 2),
                 look.arms.baseline.requests,
-                decimal::format(compare.max_error_rate_increase.unwrap_or(0.0) * 100.0),
+                points(compare.max_error_rate_increase.unwrap_or(0.0)),
                 decimal::format(compare.confidence * 100.0),
             )
         }
@@ -100,6 +100,13 @@ pub fn crossing_detail(config: &LocalWindow, look: &WindowLook, crossed: Crossed
             config.window_ms
         ),
     }
+}
+
+/// A difference of error rates in percentage points: `1 percentage point`.
+pub fn points(difference: f64) -> String {
+    let points = difference * 100.0;
+    let unit = if points == 1.0 { "point" } else { "points" };
+    format!("{} percentage {unit}", decimal::format(points))
 }
 
 /// What a gated ramp's look knows besides its config and state.

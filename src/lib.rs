@@ -35,6 +35,8 @@ pub mod number;
 pub mod prometheus;
 pub mod query;
 pub mod regex_cost;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod rehearsal;
 pub mod request;
 pub mod rng;
 pub mod route;

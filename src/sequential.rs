@@ -88,6 +88,42 @@ pub enum Side {
     Below,
 }
 
+impl Tally {
+    /// ln of the likelihood mixed over Jeffreys' prior: the forecaster
+    /// that knows nothing in advance.
+    pub fn ln_jeffreys(&self) -> f64 {
+        self.ln_mixture()
+    }
+}
+
+/// A confidence bound on one proportion, from `ln_forecast`: the ln of the
+/// probability a forecaster gave the outcomes before each was seen (any
+/// predictable forecaster: Jeffreys' mixture, another arm's rate, or a
+/// mixture of such). The proportions `p` with `ln_forecast - ln L(p)` below
+/// `threshold` form a confidence sequence: by Ville, the true one leaves it
+/// with at most e^-threshold chance, ever (universal inference). Returns
+/// its end on `side` (`Above`: the upper bound).
+pub fn bound(ln_forecast: f64, tally: Tally, threshold: f64, side: Side) -> f64 {
+    let rate = tally.rate();
+    let outside = |p: f64| ln_forecast - tally.ln_likelihood(p) >= threshold;
+    let (mut inside, mut out) = match side {
+        Side::Above => (rate, 1.0),
+        Side::Below => (rate, 0.0),
+    };
+    if tally.n == 0 || !outside(out) {
+        return out;
+    }
+    for _ in 0..50 {
+        let mid = 0.5 * (inside + out);
+        if outside(mid) {
+            out = mid;
+        } else {
+            inside = mid;
+        }
+    }
+    out
+}
+
 /// ln of the e-value that one proportion is on `side` of `p`; 0 (no
 /// evidence) when its estimate is not on that side.
 pub fn evidence_against(tally: Tally, p: f64, side: Side) -> f64 {
@@ -156,28 +192,6 @@ fn best_on_edge(canary: Tally, baseline: Tally, delta: f64) -> f64 {
     joint(0.5 * (low + high))
 }
 
-/// The smallest `delta` at which the evidence that the difference is below
-/// it reaches `threshold` (ln 1/α): an upper confidence bound on canary
-/// minus baseline; `None` without evidence enough for any.
-pub fn upper_bound_of_difference(canary: Tally, baseline: Tally, threshold: f64) -> Option<f64> {
-    if canary.n == 0 || baseline.n == 0 {
-        return None;
-    }
-    let (mut low, mut high) = (canary.rate() - baseline.rate(), 1.0);
-    if evidence_of_difference(canary, baseline, high, Side::Below) < threshold {
-        return None;
-    }
-    for _ in 0..40 {
-        let mid = 0.5 * (low + high);
-        if evidence_of_difference(canary, baseline, mid, Side::Below) >= threshold {
-            high = mid;
-        } else {
-            low = mid;
-        }
-    }
-    Some(high)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,12 +248,15 @@ mod tests {
     }
 
     #[test]
-    fn the_upper_bound_covers_the_estimate_and_tightens() {
-        let threshold = 20.0f64.ln();
-        let loose = upper_bound_of_difference(tally(2, 200), tally(2, 200), threshold).unwrap();
-        let tight = upper_bound_of_difference(tally(100, 20_000), tally(100, 20_000), threshold).unwrap();
-        assert!(loose > tight && tight > 0.0, "{loose} {tight}");
-        assert!(tight < 0.005, "{tight}");
+    fn a_forecaster_that_knew_the_rate_gives_a_tighter_bound() {
+        let seen = tally(100, 10_000);
+        let jeffreys = bound(seen.ln_jeffreys(), seen, 20.0f64.ln(), Side::Above);
+        // A forecaster that said 1% all along (another arm's rate).
+        let knew = seen.ln_likelihood(0.01);
+        let informed = bound(knew, seen, 20.0f64.ln(), Side::Above);
+        assert!(informed < jeffreys && informed > 0.01, "{informed} {jeffreys}");
+        assert!(bound(knew, seen, 20.0f64.ln(), Side::Below) < 0.01);
+        assert_eq!(bound(0.0, Tally::default(), 3.0, Side::Above), 1.0, "no evidence: no bound");
     }
 
     /// Ville in action: healthy arms (equal 2% error rates), looked at

@@ -95,6 +95,15 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     Ok(total)
 }
 
+/// A span of seconds as people read it: `45s`, `4m10s`, `2h5m`.
+pub fn format_span(seconds: u64) -> String {
+    match seconds {
+        s if s >= 3_600 => format!("{}h{}m", s / 3_600, s / 60 % 60),
+        s if s >= 60 => format!("{}m{}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// Seconds since the epoch as RFC 3339 in UTC: `2026-11-24T10:00:00Z`.
 pub fn format_rfc3339(seconds: u64) -> String {
     let days = i64::try_from(seconds / 86_400).unwrap_or(i64::MAX / 2);

@@ -25,7 +25,7 @@ use log::{info, warn};
 use super::proxy::{Proxy, SharedWrite, ABSENT};
 use super::split_state::SplitState;
 use super::Active;
-use crate::compare::{Arm, Arms, Compared};
+use crate::compare::{self, Arm, Arms, Compared};
 use crate::error_window::{self, Counts, Crossed, Window};
 use crate::fleet_state::{FleetState, RolledBack};
 use crate::judge;
@@ -152,6 +152,9 @@ pub struct Watch {
     /// With compared latency: a canary response slower than this (ms) may
     /// make the canary worse than its baseline, so it is merged at once.
     latency_trigger_ms: Cell<u64>,
+    /// The canary's error rate as forecast from the baseline's, at the last
+    /// merge (`compare::forecast_rate`).
+    forecast: Cell<f64>,
 }
 
 impl Watch {
@@ -166,6 +169,7 @@ impl Watch {
             seen: Cell::new(Counts::default()),
             pending_arms: RefCell::new(Arms::default()),
             latency_trigger_ms: Cell::new(u64::MAX),
+            forecast: Cell::new(compare::forecast_rate(&Arm::default())),
         })
     }
 
@@ -222,11 +226,12 @@ pub fn record_response(
     watch.pending_step.set(answered.step);
     if let Some(compare) = &window.compare {
         let timed = compare.latency.as_ref().and(answered.latency_ms);
-        let one = Arm::one(answered.error, timed);
         let mut arms = watch.pending_arms.borrow_mut();
         match answered.arm {
-            WatchedArm::Canary => arms.canary.add(&one),
-            WatchedArm::Baseline => arms.baseline.add(&one),
+            WatchedArm::Canary => {
+                arms.canary.add(&Arm::forecast(answered.error, timed, watch.forecast.get()))
+            }
+            WatchedArm::Baseline => arms.baseline.add(&Arm::one(answered.error, timed)),
         }
     }
     // The baseline's responses are merged on the tick: only the canary's
@@ -306,6 +311,7 @@ fn sync(
         }
         let look = judge::look_at_window(config, &window, bucket, split.ramp());
         let trigger = look.compared.and_then(|c| c.latency).and_then(|l| l.trigger_ms);
+        watch.forecast.set(compare::forecast_rate(&look.arms.baseline));
         watch.latency_trigger_ms.set(trigger.map_or(u64::MAX, |ms| ms.floor() as u64));
         let crossed_here = if window.rolled_back { None } else { look.crossed };
         let seen = look.compared.map(|c| (look.arms, c));

@@ -252,11 +252,9 @@ fn split_details(label: &str, split: &Split, now_ms: u64) -> String {
 /// What `compare` judges, in words.
 fn compare_line(compare: &Compare, split: &Split, min_requests: u64) -> String {
     let worse: Vec<String> = [
-        compare.max_error_rate_increase.map(|d| {
-            let points = d * 100.0;
-            let unit = if points == 1.0 { "point" } else { "points" };
-            format!("an error rate more than {} percentage {unit} above it", decimal::format(points))
-        }),
+        compare
+            .max_error_rate_increase
+            .map(|d| format!("an error rate more than {} above it", canary_router::judge::points(d))),
         compare.latency.as_ref().map(|l| {
             format!(
                 "p{} more than {}x and {} ms slower",

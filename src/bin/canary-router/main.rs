@@ -14,6 +14,7 @@ mod from_nginx;
 mod hints;
 mod http_get;
 mod input;
+mod rehearse;
 mod schema;
 mod simulate;
 mod status;
@@ -65,20 +66,37 @@ enum Command {
         when: When,
     },
     /// Send synthetic requests (no headers, cookies or query) through every
-    /// route and print the share each target gets.
+    /// route and print the share each target gets; or, with --rollout,
+    /// rehearse a rollout on synthetic traffic with the judge the filter
+    /// runs and print its timeline.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["config", "rollout"])))]
     Simulate {
-        config: PathBuf,
+        config: Option<PathBuf>,
         /// Requests per route.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = 10_000, conflicts_with = "rollout")]
         requests: u32,
         /// Also assign this many distinct sticky ids on routes with sticky splits.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "rollout")]
         sticky_ids: Option<u32>,
         /// With --sticky-ids: count the ids that change target under this other config.
         #[arg(long, value_name = "OTHER_CONFIG", requires = "sticky_ids")]
         compare: Option<PathBuf>,
         #[command(flatten)]
         when: When,
+        /// Rehearse this config's rollout (its first split with a rollback
+        /// or ramp) on the traffic of --traffic.
+        #[arg(long, value_name = "CONFIG", requires = "traffic", conflicts_with = "config")]
+        rollout: Option<PathBuf>,
+        /// The synthetic traffic: rate, each arm's errors and latency, and
+        /// changes in time (docs/cli.md).
+        #[arg(long, value_name = "TRAFFIC.json", requires = "rollout")]
+        traffic: Option<PathBuf>,
+        /// The random seed: the same seed, the same rehearsal.
+        #[arg(long, default_value_t = 1, requires = "rollout")]
+        seed: u64,
+        /// With --rollout: print JSON.
+        #[arg(long, requires = "rollout")]
+        json: bool,
     },
     /// Print the JSON Schema (draft 2020-12) of the config.
     Schema,
@@ -191,8 +209,16 @@ fn main() -> ExitCode {
         Command::Explain { config, headers, cookies, url, when } => {
             explain::run(&config, &headers, &cookies, &url, &when)
         }
-        Command::Simulate { config, requests, sticky_ids, compare, when } => {
-            simulate::run(&config, requests, sticky_ids, compare.as_deref(), &when)
+        Command::Simulate { config, requests, sticky_ids, compare, when, rollout, traffic, seed, json } => {
+            match (config, rollout, traffic) {
+                (_, Some(rollout), Some(traffic)) => rehearse::run(&rollout, &traffic, seed, json),
+                (Some(config), _, _) => {
+                    simulate::run(&config, requests, sticky_ids, compare.as_deref(), &when)
+                }
+                _ => Err(Failure::Usage(
+                    "simulate needs a CONFIG, or --rollout CONFIG --traffic TRAFFIC.json".into(),
+                )),
+            }
         }
         Command::Schema => {
             println!("{}", schema::pretty());

@@ -361,11 +361,7 @@ fn percent(ppm: u64) -> String {
 
 /// `in 4m10s` / `2m5s ago`.
 fn relative(seconds: u64, now: u64) -> String {
-    let span = |d: u64| match d {
-        d if d >= 3_600 => format!("{}h{}m", d / 3_600, d / 60 % 60),
-        d if d >= 60 => format!("{}m{}s", d / 60, d % 60),
-        d => format!("{d}s"),
-    };
+    let span = canary_router::time::format_span;
     if seconds >= now {
         format!("in {}", span(seconds - now))
     } else {
