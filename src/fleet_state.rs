@@ -312,13 +312,15 @@ mod tests {
     use crate::split::Check;
 
     fn config(threshold: u32) -> PrometheusChecks {
-        let check = |name: &str, min, max| Check { name: name.into(), query: "q".into(), min, max };
+        let check =
+            |name: &str, min, max| Check { name: name.into(), query: "q".into(), min, max, compare_to: None };
         PrometheusChecks {
             cluster: "prometheus".into(),
             every_ms: 5_000,
             timeout_ms: 1_000,
             threshold,
             lookback: "3600s".into(),
+            baseline: "stable".into(),
             checks: vec![check("error-rate", None, Some(0.05)), check("throughput", Some(1.0), None)],
             latch_query: "latch {{split}}".into(),
             view_query: "view {{split}} {{beacon}}".into(),

@@ -50,11 +50,13 @@ pub const STEP_LATCH_QUERY: &str =
 pub const DEFAULT_VIEW_QUERY: &str = "count(canary_router_proxy_beacon{split=\"{{split}}\"} == {{beacon}})";
 
 /// The placeholders a query may hold.
-pub const PLACEHOLDERS: [&str; 5] = ["target", "route", "split", "lookback", "beacon"];
+pub const PLACEHOLDERS: [&str; 6] = ["target", "baseline", "route", "split", "lookback", "beacon"];
 
 /// What a query's placeholders stand for.
 pub struct Fill<'a> {
     pub target: &'a str,
+    /// The target's baseline (several joined by `|`).
+    pub baseline: &'a str,
     pub route: &'a str,
     /// The split's identity, in hex.
     pub split: &'a str,
@@ -72,11 +74,12 @@ pub fn range(ms: u64) -> String {
     }
 }
 
-/// A query with its placeholders filled: `{{target}}`, `{{route}}`,
-/// `{{split}}`, `{{lookback}}` and `{{beacon}}`.
+/// A query with its placeholders filled: `{{target}}`, `{{baseline}}`,
+/// `{{route}}`, `{{split}}`, `{{lookback}}` and `{{beacon}}`.
 pub fn expand(template: &str, fill: &Fill<'_>) -> String {
     template
         .replace("{{target}}", fill.target)
+        .replace("{{baseline}}", fill.baseline)
         .replace("{{route}}", fill.route)
         .replace("{{split}}", fill.split)
         .replace("{{lookback}}", fill.lookback)
@@ -108,6 +111,31 @@ pub fn request_headers(authority: &str, path: &str, extra: &[(String, String)]) 
     ];
     pairs.extend(extra.iter().map(|(name, value)| (name.as_bytes(), value.as_bytes())));
     crate::header_map::serialize(&pairs)
+}
+
+/// What a compared check's two answers mean together: the target's value
+/// minus (or over) its baseline's, every series of each held against
+/// every series of the other; no data or an error in either is that.
+pub fn compared(target: &Sample, baseline: &Sample, relation: crate::split::Relation) -> Sample {
+    match (target, baseline) {
+        (Sample::Error(why), _) => Sample::Error(why.clone()),
+        (_, Sample::Error(why)) => Sample::Error(format!("the baseline's query: {why}")),
+        (Sample::Value(t), Sample::Value(b)) => Sample::Value(match relation {
+            crate::split::Relation::Increase => Span { low: t.low - b.high, high: t.high - b.low },
+            crate::split::Relation::Ratio => Span { low: ratio(t.low, b.high), high: ratio(t.high, b.low) },
+        }),
+        _ => Sample::NoData,
+    }
+}
+
+/// `target / baseline`, where 0 / 0 is alike (1) and more than nothing
+/// over nothing is as large as it gets.
+fn ratio(target: f64, baseline: f64) -> f64 {
+    match (target, baseline) {
+        (t, b) if b > 0.0 => t / b,
+        (t, _) if t <= 0.0 => 1.0,
+        _ => f64::INFINITY,
+    }
 }
 
 /// What a query's answer means: `status` is the HTTP status (none when the
@@ -182,7 +210,14 @@ mod tests {
 
     #[test]
     fn placeholders_are_filled_and_the_query_encoded() {
-        let fill = Fill { target: "cart-next", route: "cart", split: "ab12", lookback: "1h", beacon: 77 };
+        let fill = Fill {
+            target: "cart-next",
+            baseline: "cart",
+            route: "cart",
+            split: "ab12",
+            lookback: "1h",
+            beacon: 77,
+        };
         let q = expand(r#"sum(rate(x{target="{{target}}",route="{{route}}"}[1m]))"#, &fill);
         assert_eq!(q, r#"sum(rate(x{target="cart-next",route="cart"}[1m]))"#);
         assert_eq!(query_path("", "a b{c=\"d\"}"), "/api/v1/query?query=a%20b%7Bc%3D%22d%22%7D");
@@ -234,5 +269,32 @@ mod tests {
         }
         let exponent = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1e-05"]}]}}"#;
         assert_eq!(sample(Some(200), exponent), Sample::Value(Span::one(1e-5)), "Go's exponent form");
+    }
+
+    #[test]
+    fn a_compared_check_judges_the_target_against_its_baseline() {
+        use crate::split::Relation;
+        let one = |v| Sample::Value(Span::one(v));
+        assert_eq!(
+            compared(&one(0.03), &one(0.01), Relation::Increase),
+            Sample::Value(Span::one(0.03 - 0.01))
+        );
+        assert_eq!(compared(&one(0.3), &one(0.2), Relation::Ratio), Sample::Value(Span::one(0.3 / 0.2)));
+        assert_eq!(
+            compared(&one(0.0), &one(0.0), Relation::Ratio),
+            Sample::Value(Span::one(1.0)),
+            "0 / 0: alike"
+        );
+        assert_eq!(compared(&one(0.1), &one(0.0), Relation::Ratio), Sample::Value(Span::one(f64::INFINITY)));
+        // Two series each: the worst pairing bounds the difference.
+        let two = |low, high| Sample::Value(Span { low, high });
+        assert_eq!(
+            compared(&two(0.02, 0.05), &two(0.01, 0.03), Relation::Increase),
+            two(0.02 - 0.03, 0.05 - 0.01)
+        );
+        assert_eq!(compared(&Sample::NoData, &one(0.1), Relation::Increase), Sample::NoData);
+        assert!(
+            matches!(compared(&one(0.1), &Sample::Error("x".into()), Relation::Increase), Sample::Error(e) if e.contains("baseline"))
+        );
     }
 }

@@ -190,6 +190,9 @@ pub struct PrometheusChecks {
     pub threshold: u32,
     /// How far back the latch looks, as PromQL writes a range (`3600s`).
     pub lookback: String,
+    /// `{{baseline}}`: the targets the rollback's target is compared with,
+    /// joined by `|` (a PromQL regex alternation when there are several).
+    pub baseline: String,
     pub checks: Vec<Check>,
     /// The query asking whether any proxy rolled this split back.
     pub latch_query: String,
@@ -210,12 +213,24 @@ pub struct PrometheusChecks {
 }
 
 /// One Prometheus check: a query and the bounds its value must stay in.
+/// With `compare_to`, the query is run for the target and for its
+/// baseline, and `max` bounds how the first relates to the second.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Check {
     pub name: String,
     pub query: String,
     pub min: Option<f64>,
     pub max: Option<f64>,
+    pub compare_to: Option<Relation>,
+}
+
+/// How a compared check's two values are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    /// The target's value minus the baseline's (`maxIncrease`).
+    Increase,
+    /// The target's value over the baseline's (`maxRatio`).
+    Ratio,
 }
 
 impl Check {

@@ -5,7 +5,9 @@ use super::read::Fields;
 use crate::decimal;
 use crate::error::ConfigError;
 use crate::prometheus::{self, DEFAULT_LATCH_QUERY, DEFAULT_VIEW_QUERY};
-use crate::split::{Check, Compare, CompareLatency, Latency, LocalWindow, PrometheusChecks, Rollback};
+use crate::split::{
+    Check, Compare, CompareLatency, Latency, LocalWindow, PrometheusChecks, Relation, Rollback,
+};
 use crate::time;
 
 /// `weighted` are the split's targets and weights, already checked.
@@ -28,7 +30,13 @@ pub fn compile(
         ));
     }
     let window = local_window(rollback, weighted)?;
-    let prometheus = rollback.object("prometheus").map(|p| compile_prometheus(&p)).transpose()?;
+    let baseline = window
+        .as_ref()
+        .and_then(|w| w.compare.as_ref())
+        .map(|c| c.baseline.clone())
+        .unwrap_or_else(|| weighted.iter().map(|(t, _)| t.clone()).filter(|t| t != target).collect());
+    let prometheus =
+        rollback.object("prometheus").map(|p| compile_prometheus(&p, baseline.join("|"))).transpose()?;
     Ok(Rollback { target: target.to_string(), window, prometheus })
 }
 
@@ -119,7 +127,7 @@ fn duration(fields: &Fields<'_>, key: &str, min_ms: u64, too_short: &str) -> Res
     Ok(ms)
 }
 
-fn compile_prometheus(config: &Fields<'_>) -> Result<PrometheusChecks, ConfigError> {
+fn compile_prometheus(config: &Fields<'_>, baseline: String) -> Result<PrometheusChecks, ConfigError> {
     let cluster = config.text("cluster").unwrap_or_default();
     super::check_cluster(cluster, "(Istio: outbound|9090||prometheus.istio-system.svc.cluster.local)")
         .map_err(|m| ConfigError::new(config.at("cluster"), m))?;
@@ -177,6 +185,7 @@ fn compile_prometheus(config: &Fields<'_>) -> Result<PrometheusChecks, ConfigErr
         timeout_ms,
         threshold: config.number("threshold").unwrap_or_default() as u32,
         lookback: prometheus::range(lookback_ms),
+        baseline,
         checks,
         latch_query: latch_query.to_string(),
         view_query: view_query.to_string(),
@@ -283,7 +292,22 @@ fn compile_check(check: &Fields<'_>) -> Result<Check, ConfigError> {
             ));
         }
     }
-    Ok(Check { name: name.to_string(), query: query.to_string(), min, max })
+    // `read` made sure a comparison has its one bound.
+    let compare_to = check.text("compareTo").map(|_| {
+        if check.number("maxRatio").is_some() {
+            Relation::Ratio
+        } else {
+            Relation::Increase
+        }
+    });
+    if compare_to.is_some() && !query.contains("{{target}}") {
+        return Err(ConfigError::new(
+            check.at("query"),
+            "must select the target with {{target}}: it is run once for the target and once for its baseline",
+        ));
+    }
+    let max = max.or(check.number("maxIncrease")).or(check.number("maxRatio"));
+    Ok(Check { name: name.to_string(), query: query.to_string(), min, max, compare_to })
 }
 
 /// Every `{{...}}` in a query is one this filter fills (a typo would

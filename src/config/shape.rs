@@ -561,11 +561,23 @@ pub const CHECK: Object = Object {
             .about("The value must not be below it."),
         key("max", Kind::Number(number(f64::NEG_INFINITY, f64::INFINITY)))
             .about("The value must not be above it."),
+        key("compareTo", text(Text::Pattern("^baseline$")))
+            .about("`baseline`: run the query for the target and for its baseline, and judge the difference."),
+        key("maxIncrease", Kind::Number(number(0.0, f64::INFINITY)))
+            .about("With compareTo: the target's value may be at most the baseline's plus this."),
+        key("maxRatio", Kind::Number(Number { words: Some("a ratio of at least 1"), ..number(1.0, f64::INFINITY) }))
+            .about("With compareTo: the target's value may be at most the baseline's times this."),
     ],
-    rules: &[Rule::AnyOf {
-        groups: &[&["min"], &["max"]],
-        message: "needs `max`, `min` or both: the bounds its value must stay in",
-    }],
+    rules: &[
+        Rule::Excludes { key: "compareTo", keys: &["min", "max"], why: "a comparison is bounded by `maxIncrease` or `maxRatio`" },
+        Rule::Requires { key: "maxIncrease", keys: &["compareTo"], why: "it bounds the difference from the baseline" },
+        Rule::Requires { key: "maxRatio", keys: &["compareTo"], why: "it bounds the ratio to the baseline" },
+        Rule::Excludes { key: "maxIncrease", keys: &["maxRatio"], why: "a comparison has one bound" },
+        Rule::AnyOf {
+            groups: &[&["min"], &["max"], &["maxIncrease"], &["maxRatio"]],
+            message: "needs `max`, `min` or both (the bounds its value must stay in), or `compareTo` with `maxIncrease` or `maxRatio`",
+        },
+    ],
 };
 
 /// Every object, the document first.

@@ -488,7 +488,7 @@ fn rejects_bad_prometheus_rollbacks() {
     );
     assert_eq!(
         prometheus(r#", "checks": [{"name": "e", "query": "x"}]"#),
-        "routes[0].rules[0].split.rollback.prometheus.checks[0]: needs `max`, `min` or both: the bounds its value must stay in"
+        "routes[0].rules[0].split.rollback.prometheus.checks[0]: needs `max`, `min` or both (the bounds its value must stay in), or `compareTo` with `maxIncrease` or `maxRatio`"
     );
     assert_eq!(
         prometheus(r#", "checks": [{"name": "e", "query": "x", "min": 2, "max": 1}]"#),
@@ -881,4 +881,49 @@ fn compare_is_refused_with_the_key_named_where_it_cannot_judge() {
         (None, vec!["stable".to_string()], 0.95)
     );
     assert_eq!(compare.latency.as_ref().map(|l| l.min_increase_ms), Some(5));
+}
+
+#[test]
+fn a_compared_check_needs_its_bound_and_the_target_placeholder() {
+    let check = |body: &str| {
+        error(&with_split(&format!(
+            r#", "rollback": {{"target": "canary", "prometheus": {{"cluster": "p", "checks": [{{"name": "e", {body}}}]}}}}"#
+        )))
+    };
+    let at = "routes[0].rules[0].split.rollback.prometheus.checks[0]";
+    assert_eq!(
+        check(r#""query": "e{t=\"{{target}}\"}", "compareTo": "baseline""#),
+        format!("{at}: needs `max`, `min` or both (the bounds its value must stay in), or `compareTo` with `maxIncrease` or `maxRatio`")
+    );
+    assert_eq!(
+        check(r#""query": "e", "compareTo": "baseline", "maxIncrease": 0.01"#),
+        format!("{at}.query: must select the target with {{{{target}}}}: it is run once for the target and once for its baseline")
+    );
+    assert_eq!(
+        check(r#""query": "e", "max": 1, "maxRatio": 2"#),
+        format!("{at}: `maxRatio` needs `compareTo`: it bounds the ratio to the baseline")
+    );
+    assert_eq!(
+        check(r#""query": "e{t=\"{{target}}\"}", "compareTo": "baseline", "max": 1, "maxRatio": 2"#),
+        format!(
+            "{at}: `compareTo` cannot go with `max`: a comparison is bounded by `maxIncrease` or `maxRatio`"
+        )
+    );
+    assert_eq!(
+        check(r#""query": "e{t=\"{{target}}\"}", "compareTo": "baseline", "maxRatio": 0.5"#),
+        format!("{at}.maxRatio: must be a ratio of at least 1, got 0.5")
+    );
+    let router = parse(
+        with_split(r#", "rollback": {"target": "canary", "prometheus": {"cluster": "p", "checks": [
+            {"name": "e", "query": "e{t=\"{{target}}\"} / e{t=~\"{{baseline}}\"}", "compareTo": "baseline", "maxRatio": 1.5}]}}"#)
+        .as_bytes(),
+    )
+    .unwrap();
+    let (_, _, split) = router.splits().next().unwrap();
+    let prometheus = split.rollback().unwrap().prometheus.as_ref().unwrap();
+    assert_eq!(prometheus.baseline, "stable");
+    assert_eq!(
+        (prometheus.checks[0].max, prometheus.checks[0].compare_to),
+        (Some(1.5), Some(crate::split::Relation::Ratio))
+    );
 }

@@ -31,6 +31,8 @@ const MAX_ANSWER_BYTES: usize = 1 << 20;
 #[derive(Clone, Copy)]
 pub enum Asks {
     Check(usize),
+    /// A compared check's query, run for the baseline.
+    Baseline(usize),
     Latch,
     /// Whether Prometheus shows this proxy's beacon.
     View,
@@ -50,6 +52,8 @@ struct Round {
     started_ms: u64,
     outstanding: usize,
     checks: Vec<Option<Sample>>,
+    /// Compared checks' baseline answers, by check.
+    baselines: Vec<Option<Sample>>,
     latch: Option<Sample>,
     view: Option<Sample>,
     /// `Some` for a gated ramp: its answer, once it came.
@@ -132,6 +136,7 @@ fn poll(active: &Rc<Active>, polls: &Polls, split: &Split, root_id: u32, now_ms:
     let label = split.identity_hex();
     let fill = prometheus::Fill {
         target: &rollback.target,
+        baseline: &config.baseline,
         route: &route.name,
         split: &label,
         lookback: &config.lookback,
@@ -140,6 +145,12 @@ fn poll(active: &Rc<Active>, polls: &Polls, split: &Split, root_id: u32, now_ms:
     let expand = |template: &str| prometheus::expand(template, &fill);
     let mut queries: Vec<(Asks, String)> =
         config.checks.iter().enumerate().map(|(i, check)| (Asks::Check(i), expand(&check.query))).collect();
+    // A compared check again, for the baseline: its `{{target}}` is the
+    // baseline's.
+    let for_baseline = prometheus::Fill { target: &config.baseline, ..fill };
+    for (i, check) in config.checks.iter().enumerate().filter(|(_, c)| c.compare_to.is_some()) {
+        queries.push((Asks::Baseline(i), prometheus::expand(&check.query, &for_baseline)));
+    }
     queries.push((Asks::Latch, expand(&config.latch_query)));
     queries.push((Asks::View, expand(&config.view_query)));
     let gated = split.ramp().is_some_and(|r| r.gate.is_some());
@@ -152,6 +163,7 @@ fn poll(active: &Rc<Active>, polls: &Polls, split: &Split, root_id: u32, now_ms:
             started_ms: now_ms,
             outstanding: queries.len(),
             checks: vec![None; config.checks.len()],
+            baselines: vec![None; config.checks.len()],
             latch: None,
             view: None,
             step_latch: gated.then_some(None),
@@ -211,6 +223,11 @@ fn record(active: &Rc<Active>, polls: &Polls, split_id: SplitId, asks: Asks, sam
                     *slot = Some(sample);
                 }
             }
+            Asks::Baseline(i) => {
+                if let Some(slot) = round.baselines.get_mut(i) {
+                    *slot = Some(sample);
+                }
+            }
             Asks::Latch => round.latch = Some(sample),
             Asks::View => round.view = Some(sample),
             Asks::StepLatch => round.step_latch = Some(Some(sample)),
@@ -234,8 +251,21 @@ fn record(active: &Rc<Active>, polls: &Polls, split_id: SplitId, asks: Asks, sam
 fn finish(active: &Active, split: &Split, round: &Round, root_id: u32) {
     let Some(config) = split.rollback().and_then(|r| r.prometheus.as_ref()) else { return };
     let proxy = &*active.vm.proxy;
+    // A compared check is judged on its two answers together.
+    let checks: Vec<Option<Sample>> = config
+        .checks
+        .iter()
+        .zip(round.checks.iter().zip(&round.baselines))
+        .map(|(check, (target, baseline))| match (check.compare_to, target, baseline) {
+            (Some(relation), Some(target), Some(baseline)) => {
+                Some(prometheus::compared(target, baseline, relation))
+            }
+            (Some(_), _, _) => None,
+            (None, target, _) => target.clone(),
+        })
+        .collect();
     let poll = Poll {
-        checks: &round.checks,
+        checks: &checks,
         latch: round.latch.as_ref(),
         view: round.view.as_ref(),
         step_latch: round.step_latch.as_ref().map(Option::as_ref),

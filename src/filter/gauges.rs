@@ -260,15 +260,17 @@ impl Gauges {
         };
         let checks = split_checks(split);
         let index = match asks {
-            Asks::Check(i) => i,
+            Asks::Check(i) | Asks::Baseline(i) => i,
             Asks::Latch => checks.len(),
             Asks::View => checks.len() + 1,
             Asks::StepLatch => checks.len() + 2,
         };
+        // A compared check's answers are judged together, at the round's
+        // end: each one alone only passes (it answered) or not.
         let fails = |span: Span| match asks {
-            Asks::Check(i) => checks.get(i).is_some_and(|c| c.fails(span)),
+            Asks::Check(i) => checks.get(i).is_some_and(|c| c.compare_to.is_none() && c.fails(span)),
             Asks::Latch => span.high > 0.0,
-            Asks::View | Asks::StepLatch => false,
+            Asks::Baseline(_) | Asks::View | Asks::StepLatch => false,
         };
         let result = match sample {
             Sample::Value(v) if fails(*v) => 1,

@@ -147,3 +147,57 @@ fn a_gated_step_is_earned_once_the_canary_is_shown_within_its_allowance() {
     // confidence over three steps, that the canary is within 5 points.
     assert!((100..2_000).contains(&canary), "earned after {canary} canary responses");
 }
+
+const COMPARED_CHECK: &str = r#"{"routes": [{"name": "b", "default": "stable", "rules": [{"split": {
+    "weights": [{"target": "canary", "weight": 50}, {"target": "stable", "weight": 50}],
+    "rollback": {"target": "canary", "prometheus": {"cluster": "prometheus", "every": "10s", "threshold": 1,
+        "checks": [{"name": "errors", "query": "errors{target=~\"{{target}}\"}", "compareTo": "baseline",
+                    "maxIncrease": 0.01}]}}}}]}]}"#;
+
+/// The query of a poll call, decoded.
+fn query(call: &super::super::fake_proxy::Call) -> String {
+    let path = String::from_utf8_lossy(call.header(":path").unwrap_or_default()).into_owned();
+    let encoded = path.split_once("query=").map_or("", |(_, q)| q);
+    let mut out = Vec::new();
+    let bytes = encoded.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 3 <= bytes.len() {
+            out.push(u8::from_str_radix(&encoded[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn a_compared_prometheus_check_asks_for_both_arms_and_judges_the_difference() {
+    use super::worker::{vector, EMPTY};
+    let worker = Worker::configured(COMPARED_CHECK);
+    let calls = worker.proxy.take_calls();
+    let queries: Vec<String> = calls.iter().map(query).collect();
+    assert_eq!(queries[0], r#"errors{target=~"canary"}"#);
+    assert_eq!(queries[1], r#"errors{target=~"stable"}"#, "the same query for the baseline");
+    assert_eq!(calls.len(), 4, "both arms, the latch and the view: {queries:?}");
+    // Both arms fail alike: a failure they share, not the canary's.
+    worker.answer(calls[0].token, "200", &vector("0.30"));
+    worker.answer(calls[1].token, "200", &vector("0.295"));
+    worker.answer(calls[2].token, "200", EMPTY);
+    worker.answer(calls[3].token, "200", &vector("1"));
+    worker.tick_after(1_000);
+    assert!(!worker.rolled_back_for("check:errors"));
+    assert_eq!(worker.metric_ending(&tagged(metrics::CHECK_VALUE, &[("check", "errors")])), 5_000);
+    // The canary 2 points worse than its baseline: rolled back.
+    worker.tick_after(10_000);
+    let calls = worker.proxy.take_calls();
+    assert_eq!(calls.len(), 4);
+    worker.answer(calls[0].token, "200", &vector("0.03"));
+    worker.answer(calls[1].token, "200", &vector("0.01"));
+    worker.answer(calls[2].token, "200", EMPTY);
+    worker.answer(calls[3].token, "200", &vector("1"));
+    worker.tick_after(1_000);
+    assert!(worker.rolled_back_for("check:errors"));
+}
