@@ -44,8 +44,8 @@ toolchain:
 	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 
-# binaryen's wasm-opt, run over what cargo built: about 304 KB instead of
-# 354 KB (the size budget is 300 KiB) and 3% fewer wasm instructions per
+# binaryen's wasm-opt, run over what cargo built: about 321 KB instead of
+# 374 KB (the size budget is 320 KiB) and 3% fewer wasm instructions per
 # request. $$WASM_OPT, or wasm-opt on the PATH, or Debian's binaryen,
 # installed when missing and running as root. Without it the filter builds
 # all the same, larger, and the build says so. The flags name the wasm
@@ -162,7 +162,7 @@ test: lint build envoy prometheus yaml11 registry validate
 	python3 -m unittest discover -s tests/oci
 	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test progressive --test fleet \
 		--test hot_path --test cli --test docs_truth
-	cargo test --test fuzz --test statistics
+	cargo test --test fuzz --test statistics --test judge_confidence
 	cargo test --test e2e
 
 # Longer fuzzing than `make test` does (FUZZ_SECONDS per target, FUZZ_SEED).
@@ -184,8 +184,8 @@ bench: build envoy
 
 size: build
 	@bytes=$$(stat -c %s $(WASM)); \
-	if [ $$bytes -le 307200 ]; then budget="within"; else budget="over"; fi; \
-	echo "$(WASM): $$bytes bytes ($$((bytes / 1024)) KiB, $$budget the 300 KiB budget)"
+	if [ $$bytes -le 327680 ]; then budget="within"; else budget="over"; fi; \
+	echo "$(WASM): $$bytes bytes ($$((bytes / 1024)) KiB, $$budget the 320 KiB budget)"
 
 clean:
 	cargo clean

@@ -29,20 +29,27 @@ use crate::split::{Compare, Ramp};
 /// the last but one at about 55 s; the last holds the rest.
 pub const LATENCY_BUCKETS: usize = 65;
 
-/// The upper bound of latency bucket `j` in ms (the last has none).
+/// 2^(k/4) for k = 0..3: a bucket's bound is a power of two times one.
+const QUARTERS: [f64; 4] = [1.0, 1.189_207_115_002_721, std::f64::consts::SQRT_2, 1.681_792_830_507_429];
+
+/// The upper bound of latency bucket `j` in ms, 2^(j/4) (the last has
+/// none). A table and a power of two, not `exp2`, whose C library tables
+/// would cost the `.wasm` kilobytes.
 pub fn bucket_bound_ms(j: usize) -> Option<f64> {
-    (j + 1 < LATENCY_BUCKETS).then(|| (j as f64 / 4.0).exp2())
+    (j + 1 < LATENCY_BUCKETS).then(|| QUARTERS[j % 4] * f64::from(1u32 << (j / 4)))
 }
 
-/// The bucket of a response that took `ms`.
+/// The bucket of a response that took `ms`: the first whose bound is at
+/// least `ms` (its octave from the bits of `ms`, then its quarter).
 pub fn latency_bucket(ms: u64) -> usize {
     if ms <= 1 {
         return 0;
     }
-    // The smallest j with ms ≤ 2^(j/4); exact at powers of two.
-    let j = (4.0 * (ms as f64).log2()).ceil() as usize;
-    let j = if bucket_bound_ms(j.saturating_sub(1)).is_some_and(|b| ms as f64 <= b) { j - 1 } else { j };
-    j.min(LATENCY_BUCKETS - 1)
+    let octave = (63 - (ms - 1).leading_zeros()) as usize;
+    (4 * octave..4 * octave + 8)
+        .find(|&j| bucket_bound_ms(j).is_none_or(|bound| ms as f64 <= bound))
+        .unwrap_or(LATENCY_BUCKETS - 1)
+        .min(LATENCY_BUCKETS - 1)
 }
 
 /// One arm's evidence since the step began.
@@ -83,8 +90,24 @@ impl Arm {
 
     /// One canary response, the error rate `forecast` for it beforehand.
     pub fn forecast(error: bool, latency_ms: Option<u64>, forecast: f64) -> Arm {
-        let chance = if error { forecast } else { 1.0 - forecast };
-        Arm { forecast: chance.ln(), ..Arm::one(error, latency_ms) }
+        let mut arm = Arm::default();
+        arm.count(error, latency_ms, Some(forecast));
+        arm
+    }
+
+    /// Counts one response in place (a response costs no copy of the
+    /// histogram): an error or not, its time if latency is compared, and
+    /// the canary's forecast of it.
+    pub fn count(&mut self, error: bool, latency_ms: Option<u64>, forecast: Option<f64>) {
+        self.requests = self.requests.saturating_add(1);
+        self.errors = self.errors.saturating_add(u64::from(error));
+        if let Some(ms) = latency_ms {
+            let slot = &mut self.latency[latency_bucket(ms)];
+            *slot = slot.saturating_add(1);
+        }
+        if let Some(forecast) = forecast {
+            self.forecast += sequential::ln(if error { forecast } else { 1.0 - forecast });
+        }
     }
 
     pub fn add(&mut self, other: &Arm) {
@@ -301,9 +324,9 @@ pub fn thresholds(compare: &Compare, epochs: usize) -> Thresholds {
     let alpha = 1.0 - compare.confidence;
     let worse = alpha / (epochs.max(1) * metrics.max(1)) as f64;
     Thresholds {
-        worse_errors: (1.0 / worse).ln(),
-        worse_quantile: (2.0 / worse).ln(),
-        within: (2.0 / alpha).ln(),
+        worse_errors: sequential::ln(1.0 / worse),
+        worse_quantile: sequential::ln(2.0 / worse),
+        within: sequential::ln(2.0 / alpha),
     }
 }
 
@@ -312,10 +335,10 @@ pub fn thresholds(compare: &Compare, epochs: usize) -> Thresholds {
 /// mixture, half each) minus the baseline's lower bound.
 fn increase_bound(arms: &Arms, threshold: f64) -> f64 {
     let (canary, baseline) = (arms.canary.errors_tally(), arms.baseline.errors_tally());
-    let jeffreys = canary.ln_jeffreys();
-    // ln(½ e^forecast + ½ e^jeffreys), without overflow.
-    let high = arms.canary.forecast.max(jeffreys);
-    let both = high + ((arms.canary.forecast - high).exp() + (jeffreys - high).exp()).ln() - 2.0f64.ln();
+    // Half the e-value from each forecaster: ½ e^forecast + ½ e^jeffreys
+    // is at least ½ of the larger, which is used (a lower bound of an
+    // e-value is one too; and no `exp`).
+    let both = arms.canary.forecast.max(canary.ln_jeffreys()) - std::f64::consts::LN_2;
     let canary_high = sequential::bound(both, canary, threshold, Side::Above);
     let baseline_low = sequential::bound(baseline.ln_jeffreys(), baseline, threshold, Side::Below);
     canary_high - baseline_low

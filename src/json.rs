@@ -1,5 +1,5 @@
 //! A small, strict JSON reader (RFC 8259) for the config. serde and
-//! serde_json cost the `.wasm` about 115 KB of its 300 KiB budget, for one
+//! serde_json cost the `.wasm` about 115 KB of its size budget (300 KiB then), for one
 //! document read once per configure; this reader keeps what the config
 //! needs: values with the line and column they start at, object keys in
 //! document order (duplicates refused), numbers as written (so an error

@@ -106,13 +106,24 @@ const TICK_MS: u64 = 1_000;
 
 /// Rehearses the first split with a rollback (or a ramp) in `router`.
 pub fn rehearse(router: &Router, traffic: &Traffic, seed: u64) -> Result<Rehearsal, String> {
+    rehearse_until(router, traffic, seed, false)
+}
+
+/// The same, ending at the ramp's last step when `until_last_step`: what
+/// a measurement of ramps needs, not a user's timeline.
+pub fn rehearse_until(
+    router: &Router,
+    traffic: &Traffic,
+    seed: u64,
+    until_last_step: bool,
+) -> Result<Rehearsal, String> {
     let (route, _, split) = router
         .splits()
         .find(|(_, _, s)| s.rollback().is_some())
         .or_else(|| router.splits().find(|(_, _, s)| s.ramp().is_some()))
         .ok_or("no split with a ramp or a rollback to rehearse")?;
     let mut run = Run::new(router, split, traffic, seed);
-    run.play();
+    run.play(until_last_step);
     Ok(Rehearsal {
         route: route.name.clone(),
         events: run.events,
@@ -192,9 +203,12 @@ impl<'a> Run<'a> {
         self.events.push(Event { at_ms, what });
     }
 
-    fn play(&mut self) {
+    fn play(&mut self, until_last_step: bool) {
         let mut t = 0;
-        while t < self.traffic.duration_ms && self.rolled_back.is_none() {
+        while t < self.traffic.duration_ms
+            && self.rolled_back.is_none()
+            && !(until_last_step && self.last_step_at_ms.is_some())
+        {
             self.apply_changes(t);
             let now_ms = self.start_ms + t;
             self.track_step(t, now_ms);
@@ -290,11 +304,11 @@ impl<'a> Run<'a> {
                 let bucket =
                     window.and_then(|w| w.latency.as_ref()).map(|l| error_window::latency_bucket(ms, l));
                 self.pending.add(Counts::one(error, bucket));
-                self.pending_arms.canary.add(&Arm::forecast(error, timed, self.forecast));
+                self.pending_arms.canary.count(error, timed, Some(self.forecast));
                 urgent |=
                     error || bucket.is_some_and(error_window::is_slow) || ms as f64 > self.latency_trigger_ms;
             } else {
-                self.pending_arms.baseline.add(&Arm::one(error, timed));
+                self.pending_arms.baseline.count(error, timed, None);
             }
         }
         urgent

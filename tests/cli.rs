@@ -412,7 +412,8 @@ fn from_nginx_translates_header_values_and_weight_totals() {
 }
 
 /// Every transcript in docs/cli.md runs as shown, in a scratch directory
-/// that sees the repository's `examples/`, `envoy/` and `istio/`, and
+/// that sees the repository's `examples/`, `envoy/`, `istio/` and
+/// `traffic/`, and
 /// prints what the page says it prints (`...` stands for lines left out).
 /// Only `status` needs a running fleet; tests/e2e/fleet.rs runs it.
 #[test]
@@ -426,7 +427,7 @@ fn the_transcripts_in_docs_cli_md_print_what_they_show() {
         let scratch =
             std::env::temp_dir().join(format!("canary-router-docs-{}-{checked}", std::process::id()));
         std::fs::create_dir_all(&scratch).unwrap();
-        for dir in ["examples", "envoy", "istio"] {
+        for dir in ["examples", "envoy", "istio", "traffic"] {
             let link = scratch.join(dir);
             if !link.exists() {
                 std::os::unix::fs::symlink(root.join(dir), &link).unwrap();
@@ -1207,4 +1208,90 @@ fn from_nginx_checks_its_plugin_options() {
         assert_eq!(checked.code, 0, "{}{}", checked.stdout, checked.stderr);
         assert!(checked.stdout.contains("(TrafficExtension canary-router)"), "{}", checked.stdout);
     }
+}
+
+/// `simulate --rollout` plays a traffic file through the filter's judge:
+/// seeded, as text or JSON; a traffic file it cannot read is refused by
+/// key, and the two kinds of simulate do not mix.
+#[test]
+fn simulate_rollout_rehearses_with_the_filter_s_judge_and_refuses_bad_traffic() {
+    let json = run(&[
+        "simulate",
+        "--rollout",
+        "examples/compare.json",
+        "--traffic",
+        "traffic/bad-canary.json",
+        "--seed",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let rolled = value["events"].as_array().unwrap().iter().find(|e| e["kind"] == "rolled_back").unwrap();
+    assert_eq!(rolled["reason"], "compare:errors");
+    assert!(rolled["at_seconds"].as_f64().unwrap() > 300.0, "rolled back before the errors rose: {rolled}");
+    assert_eq!(value["seed"], 3);
+    let again = run(&[
+        "simulate",
+        "--rollout",
+        "examples/compare.json",
+        "--traffic",
+        "traffic/bad-canary.json",
+        "--seed",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(again.stdout, json.stdout, "the same seed, the same rehearsal");
+
+    let traffic = |text: &str| {
+        run(&[
+            "simulate",
+            "--rollout",
+            "examples/compare.json",
+            "--traffic",
+            &temp_file("traffic.json", text),
+        ])
+    };
+    let arm = r#"{"errorRate": 0.01, "latency": {"median": 50, "p99": 200}}"#;
+    for (text, says) in [
+        (
+            format!(r#"{{"duration": "1m", "rate": 10, "canary": {arm}, "baseline": {arm}, "sped": 1}}"#),
+            "unknown field `sped`",
+        ),
+        (
+            format!(
+                r#"{{"duration": "1m", "rate": 10, "canary": {{"errorRate": 2, "latency": {{"median": 5}}}}, "baseline": {arm}}}"#
+            ),
+            "canary.errorRate: must be a fraction from 0 to 1, got 2",
+        ),
+        (
+            format!(r#"{{"duration": "soon", "rate": 10, "canary": {arm}, "baseline": {arm}}}"#),
+            "duration: `soon` is not a duration",
+        ),
+        (
+            format!(r#"{{"duration": "1m", "rate": 0, "canary": {arm}, "baseline": {arm}}}"#),
+            "rate: must be requests per second",
+        ),
+        (
+            format!(
+                r#"{{"duration": "1m", "rate": 10, "canary": {arm}, "baseline": {arm}, "events": [{{"at": "2m"}}, {{"at": "1m"}}]}}"#
+            ),
+            "events: must be listed in time order",
+        ),
+    ] {
+        let r = traffic(&text);
+        assert_eq!(r.code, 1, "{text}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{text}: {}", r.stderr);
+    }
+    let r = run(&[
+        "simulate",
+        "examples/config.json",
+        "--rollout",
+        "examples/compare.json",
+        "--traffic",
+        "traffic/quiet.json",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = run(&["simulate", "--rollout", "examples/compare.json"]);
+    assert_eq!(r.code, 2, "--traffic is needed: {}", r.stderr);
 }

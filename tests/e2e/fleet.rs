@@ -33,6 +33,7 @@ fn fleet_config() -> String {
             "ramp": {"target": "service-a-canary", "start": start, "every": "1h", "steps": [10, 50, 100],
                      "gate": {"maxWait": "2h"}},
             "rollback": {"target": "service-a-canary", "maxErrorRate": 0.1, "minRequests": 20, "window": "1m",
+                         "compare": {"maxErrorRateIncrease": 0.05, "latency": {"percentile": 99, "maxRatio": 2}},
                          "prometheus": {"cluster": "prometheus", "every": "2s", "lookback": "1h"}}}}]
     }));
     serde_json::to_string_pretty(&config).unwrap()

@@ -6,6 +6,7 @@
 mod backends;
 #[path = "../harness/built_wasm.rs"]
 mod built_wasm;
+mod compare;
 mod demo;
 mod envoy;
 mod envoy_gateway;

@@ -454,8 +454,19 @@ impl Grants {
 
 /// The filter's stats tags, as envoy/envoy.yaml declares them (a test
 /// keeps the two equal).
-const STATS_TAGS: [&str; 10] =
-    ["route", "target", "rule", "status_class", "cluster", "reason", "split", "check", "query", "result"];
+const STATS_TAGS: [&str; 11] = [
+    "route",
+    "target",
+    "rule",
+    "status_class",
+    "cluster",
+    "reason",
+    "split",
+    "check",
+    "query",
+    "result",
+    "arm",
+];
 
 /// A whole Envoy bootstrap: listener 0.0.0.0:10000, the filter inline
 /// (`--wasm`, or `make build`'s .wasm), routing by `cluster_header`, a

@@ -45,6 +45,22 @@ struct Report {
     failures: u64,
     /// Prometheus has not shown this proxy's own series past `blindAfter`.
     blind: bool,
+    compare: Option<CompareReport>,
+}
+
+/// The canary against its baseline since the step began (`compare`).
+#[derive(Debug, Clone, PartialEq)]
+struct CompareReport {
+    /// Canary, then baseline.
+    responses: [u64; 2],
+    error_rates: [f64; 2],
+    /// The upper bound of the canary's error rate minus the baseline's,
+    /// if errors are compared and it is known.
+    bound: Option<f64>,
+    confidence: f64,
+    /// The compared percentile and each arm's value in ms, if latency is.
+    latency: Option<(f64, [f64; 2])>,
+    within: bool,
 }
 
 /// A ramp as one proxy reports it.
@@ -205,9 +221,75 @@ fn reports(samples: &[Sample]) -> BTreeMap<Key, Report> {
             let failures = value(metrics::CHECK_FAILURES).unwrap_or(0.0) as u64;
             let local_only = state != State::Plain && value(metrics::ROLLBACK_FLEET) == Some(0.0);
             let blind = value(metrics::FLEET_BLIND).is_some_and(|b| b > 0.0);
-            Some((key, Report { targets, state, local_only, ramp, checks, unanswered, failures, blind }))
+            let compare = compare_report(&samples);
+            Some((
+                key,
+                Report { targets, state, local_only, ramp, checks, unanswered, failures, blind, compare },
+            ))
         })
         .collect()
+}
+
+/// A split's comparison with its baseline from its gauges, if it has one.
+fn compare_report(samples: &[&Sample]) -> Option<CompareReport> {
+    let value = |name: &str| samples.iter().find(|s| s.name == name).map(|s| s.value);
+    let confidence = value(metrics::COMPARE_CONFIDENCE)? / 1e6;
+    let arms = |name: &str| {
+        ["canary", "baseline"].map(|arm| {
+            samples.iter().find(|s| s.name == name && s.label("arm") == arm).map_or(0.0, |s| s.value)
+        })
+    };
+    let [canary, baseline] = arms(metrics::COMPARE_RESPONSES);
+    let rates = arms(metrics::COMPARE_ERROR_RATE);
+    let latency = value(metrics::COMPARE_PERCENTILE).map(|tenths| {
+        let [c, b] = arms(metrics::COMPARE_LATENCY);
+        (tenths / 10.0, [c / 1e3, b / 1e3])
+    });
+    Some(CompareReport {
+        responses: [canary as u64, baseline as u64],
+        error_rates: rates.map(|r| r / 1e6),
+        // 1,000,000: no bound yet.
+        bound: value(metrics::COMPARE_ERROR_BOUND).filter(|b| *b < 1e6).map(|b| b / 1e6),
+        confidence,
+        latency,
+        within: value(metrics::COMPARE_WITHIN).is_some_and(|w| w > 0.0),
+    })
+}
+
+/// `errors canary 0.8% vs baseline 0.7% (+0.1 pt, bound +0.6 pt at 95%)`,
+/// and the latency and what it says.
+fn compare_text(c: &CompareReport) -> String {
+    let decimal = |v: f64, places| canary_router::decimal::fixed(v, places);
+    // An arm without responses has no rate and no latency to show.
+    let seen = |arm: usize, text: String| if c.responses[arm] == 0 { "-".to_string() } else { text };
+    let pt = |v: f64| format!("{}{} pt", if v >= 0.0 { "+" } else { "" }, decimal(v * 100.0, 1));
+    let confidence = canary_router::decimal::format(c.confidence * 100.0);
+    let [canary, baseline] = c.error_rates;
+    let difference = match (c.responses, c.bound) {
+        ([0, _] | [_, 0], _) => "no bound yet".to_string(),
+        (_, None) => format!("{}, no bound yet", pt(canary - baseline)),
+        (_, Some(b)) => format!("{}, bound {} at {confidence}%", pt(canary - baseline), pt(b)),
+    };
+    let mut out = format!(
+        "  compare: errors canary {} vs baseline {} ({difference})",
+        seen(0, format!("{}%", decimal(canary * 100.0, 1))),
+        seen(1, format!("{}%", decimal(baseline * 100.0, 1))),
+    );
+    if let Some((percentile, [canary_ms, baseline_ms])) = c.latency {
+        let ms = |v: f64| format!("{} ms", canary_router::decimal::format(v.round()));
+        out += &format!(
+            "; p{} canary {} vs baseline {}",
+            canary_router::decimal::format(percentile),
+            seen(0, ms(canary_ms)),
+            seen(1, ms(baseline_ms))
+        );
+    }
+    let verdict = if c.within {
+        format!("within its allowances at {confidence}%")
+    } else {
+        "not shown within its allowances yet".to_string()
+    };
+    out + &format!("; {} and {} responses since the step began; {verdict}\n", c.responses[0], c.responses[1])
 }
 
 /// A split's ramp from its gauges.
@@ -439,6 +521,9 @@ pub fn render(proxies: &[Proxy], splits: &[SplitView], now: u64) -> String {
         if let Some(ramp) = &report.ramp {
             out += &ramp_text(ramp, now);
         }
+        if let Some(compare) = &report.compare {
+            out += &compare_text(compare);
+        }
         if !report.checks.is_empty() {
             // A check without data has no value to show: its gauge keeps
             // its last one.
@@ -582,6 +667,14 @@ pub fn to_json(proxies: &[Proxy], splits: &[SplitView], now: u64) -> Value {
                 "local_only": r.local_only,
                 "unanswered_checks": r.unanswered,
                 "fleet_blind": r.blind,
+                "compare": r.compare.as_ref().map(|c| json!({
+                    "confidence": c.confidence,
+                    "responses": {"canary": c.responses[0], "baseline": c.responses[1]},
+                    "error_rate": {"canary": c.error_rates[0], "baseline": c.error_rates[1]},
+                    "error_increase_bound": c.bound,
+                    "latency": c.latency.map(|(p, [canary, baseline])| json!({"percentile": p, "canary_ms": canary, "baseline_ms": baseline})),
+                    "within": c.within,
+                })),
                 "checks": r.checks.iter().map(|(n, value)| json!({"check": n, "value": value})).collect::<Vec<_>>(),
                 "failing_polls": r.failures,
             })
@@ -787,6 +880,37 @@ mod tests {
         assert!(text.contains(": 0 of 0 proxies answered; Prometheus did not answer\n"), "{text}");
     }
 
+    /// A split's `compare` gauges.
+    fn compared() -> String {
+        format!(
+            "{SPLIT}canary_router_compare_confidence_millionths: 950000\n\
+                 {SPLIT}arm=.=canary;.;canary_router_compare_responses: 1234\n\
+                 {SPLIT}arm=.=baseline;.;canary_router_compare_responses: 23456\n\
+                 {SPLIT}arm=.=canary;.;canary_router_compare_error_rate_millionths: 8000\n\
+                 {SPLIT}arm=.=baseline;.;canary_router_compare_error_rate_millionths: 7000\n\
+                 {SPLIT}canary_router_compare_error_increase_bound_millionths: 6000\n\
+                 {SPLIT}canary_router_compare_latency_percentile_tenths: 990\n\
+                 {SPLIT}arm=.=canary;.;canary_router_compare_latency_microseconds: 212400\n\
+                 {SPLIT}arm=.=baseline;.;canary_router_compare_latency_microseconds: 198000\n\
+                 {SPLIT}canary_router_compare_within: 1\n"
+        )
+    }
+
+    #[test]
+    fn the_comparison_with_the_baseline_is_shown_with_its_bound() {
+        let proxies = vec![proxy("a:1", &(stats(0, 200_000) + &compared()))];
+        let views = splits(&proxies);
+        let text = render(&proxies, &views, 1_795_695_700);
+        assert!(
+            text.contains("  compare: errors canary 0.8% vs baseline 0.7% (+0.1 pt, bound +0.6 pt at 95%); p99 canary 212 ms vs baseline 198 ms; 1234 and 23456 responses since the step began; within its allowances at 95%\n"),
+            "{text}"
+        );
+        let json = to_json(&proxies, &views, 1_795_695_700);
+        let c = &json["splits"][0]["compare"];
+        assert_eq!((c["within"].as_bool(), c["error_increase_bound"].as_f64()), (Some(true), Some(0.006)));
+        assert_eq!(c["latency"]["canary_ms"].as_f64(), Some(212.4));
+    }
+
     #[test]
     fn no_data_is_never_a_number_and_a_held_step_says_since_when() {
         // A Prometheus-only gate (no local window: no responses to count),
@@ -823,8 +947,8 @@ mod tests {
                  {SPLIT}canary_router_ramp_holding_since_seconds: 1\n{SPLIT}canary_router_rollback_fleet: 1\n"
             );
         let proxies = vec![
-            proxy("a:1", &gated),
-            proxy("b:1", &stats(0, 200_000)),
+            proxy("a:1", &(gated + &compared())),
+            proxy("b:1", &(stats(0, 200_000) + &compared())),
             Proxy { name: "c:1".into(), samples: Err(Failed::Unreachable("refused".into())) },
         ];
         let json = to_json(&proxies, &splits(&proxies), 1_795_695_700);
