@@ -23,6 +23,9 @@ five rules of its route to the split.
   wasm-real   canary-router with bench/realistic.json (10 routes x 5 rules)
   wasm-1000   canary-router with the realistic routes repeated to 1,000,
               the request hitting the last
+  wasm-compare  wasm-real whose split judges its canary against the
+              baseline (rollback.compare, errors and p99): every request
+              to either arm is counted for the comparison
 
 A run starts a fresh ingress Envoy, warms every variant, then measures
 ROUNDS rounds, each in a new shuffled order: throughput, p99 latency and the
@@ -57,7 +60,8 @@ WASM = os.path.join(ROOT, "target", "wasm32-wasip1", "release", "canary_router.w
 # Each floor variant: a crate under bench/ built with these cargo features.
 FLOORS = {"floor": ("floor", []), "floor-5": ("floor", ["callbacks"]),
           "floor-read": ("floor", ["callbacks", "read-all"]), "floor-sdk": ("floor-sdk", [])}
-VARIANTS = ["native", "lua", "floor", "floor-5", "floor-read", "floor-sdk", "wasm-1", "wasm-real", "wasm-1000"]
+VARIANTS = ["native", "lua", "floor", "floor-5", "floor-read", "floor-sdk", "wasm-1", "wasm-real", "wasm-1000",
+            "wasm-compare"]
 PATH = "/catalog/items?page=2&sort=price"
 
 
@@ -236,6 +240,20 @@ def thousand_routes():
     return json.dumps({"routes": routes})
 
 
+def compare_routes():
+    """The realistic routes, each split judging its canary against its
+    baseline (the request's route, svc9, among them)."""
+    real = json.loads(read("bench/realistic.json"))
+    for route in real["routes"]:
+        for rule in route["rules"]:
+            split = rule.get("split")
+            if split:
+                split["rollback"] = {
+                    "target": split["weights"][0]["target"], "minRequests": 20, "window": "60s",
+                    "compare": {"maxErrorRateIncrease": 0.01, "latency": {"percentile": 99, "maxRatio": 1.5}}}
+    return json.dumps(real)
+
+
 def ingress_config(admin, ports, backend_port, extra):
     one, real = read("bench/one-rule.json"), read("bench/realistic.json")
     filters = {
@@ -244,6 +262,7 @@ def ingress_config(admin, ports, backend_port, extra):
         "wasm-1": (wasm_filter(WASM, one), CLUSTER_HEADER_ROUTES),
         "wasm-real": (wasm_filter(WASM, real), CLUSTER_HEADER_ROUTES),
         "wasm-1000": (wasm_filter(WASM, thousand_routes()), CLUSTER_HEADER_ROUTES),
+        "wasm-compare": (wasm_filter(WASM, compare_routes()), CLUSTER_HEADER_ROUTES),
     }
     for name in FLOORS:
         filters[name] = (wasm_filter(floor_wasm(name), None, name), CLUSTER_HEADER_ROUTES)
@@ -408,7 +427,7 @@ def summarize(runs, variants):
     pairs = [("wasm-real", "native"), ("wasm-real", "lua"), ("wasm-1000", "wasm-real"), ("floor", "native"),
              ("floor-5", "native"), ("floor-read", "native"), ("wasm-real", "floor"), ("wasm-real", "floor-5"),
              ("wasm-real", "floor-read"), ("lua", "native"), ("wasm-1", "native"), ("floor-sdk", "floor-read"),
-             ("wasm-real", "floor-sdk")]
+             ("wasm-real", "floor-sdk"), ("wasm-compare", "wasm-real")]
     pairs += [(name, "wasm-real") for name in variants if name not in VARIANTS]
     for a, b in pairs:
         if a in variants and b in variants:
