@@ -149,7 +149,7 @@ oci: build
 # the pages that describe the build and the CLI (tests/docs_truth.rs).
 harness: build
 	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test progressive --test fleet \
-		--test hot_path --test cli --test docs_truth
+		--test hot_path --test cli --test docs_truth --test config_memory
 
 # The built .wasm in the real Envoy (tests/e2e/), with a real Prometheus
 # for the fleet.
@@ -161,7 +161,7 @@ test: lint build envoy prometheus yaml11 registry validate
 		--test from_nginx_paths
 	python3 -m unittest discover -s tests/oci
 	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test progressive --test fleet \
-		--test hot_path --test cli --test docs_truth
+		--test hot_path --test cli --test docs_truth --test config_memory
 	cargo test --test fuzz --test statistics --test judge_confidence
 	cargo test --test e2e
 

@@ -48,8 +48,8 @@ pub fn parse(json: &[u8]) -> Result<Router, ConfigError> {
         return Err(ConfigError::new("config", "must be a JSON object with `routes`"));
     }
     let document = json::parse(json).map_err(|err| ConfigError::new(err.path, err.message))?;
-    read::check(&document, "", &shape::Kind::Object(&shape::CONFIG))?;
-    compile(&Fields::new(&document, String::new(), &shape::CONFIG))
+    read::check(document.root(), "", &shape::Kind::Object(&shape::CONFIG))?;
+    compile(&Fields::new(document.root(), String::new(), &shape::CONFIG))
 }
 
 /// Validates a checked config's meaning and builds the router.
@@ -204,13 +204,13 @@ fn compile_rule(
 fn compile_condition(condition: &Fields<'_>, tally: &mut Tally) -> Result<Condition, ConfigError> {
     let source = one_source(condition)?;
     let test = if let Some(v) = condition.text("exact") {
-        Test::Exact(v.as_bytes().to_vec())
+        Test::Exact(v.as_bytes().into())
     } else if let Some(v) = condition.text("prefix") {
-        Test::Prefix(v.as_bytes().to_vec())
+        Test::Prefix(v.as_bytes().into())
     } else if let Some(pattern) = condition.text("regex") {
         compile_regex(pattern, &condition.at("regex"), tally)?
     } else if let Some(options) = condition.texts("oneOf") {
-        Test::OneOf(options.iter().map(|o| o.as_bytes().to_vec()).collect())
+        Test::OneOf(options.iter().collect())
     } else {
         // `read` made sure a condition has exactly one test.
         Test::Present(condition.flag("present").unwrap_or(true))
@@ -239,8 +239,8 @@ fn compile_regex(pattern: &str, at: &str, tally: &mut Tally) -> Result<Test, Con
     limits::check(tally.regexes, limits::REGEXES, "regex conditions in the config up to this one")
         .map_err(|m| ConfigError::new(at, m))?;
     Ok(match literal_regex::literals(pattern) {
-        Some(literals) => Test::Literals { literals, pattern: pattern.to_string() },
-        None => Test::Regex { regex, states: states as u32 },
+        Some(literals) => Test::Literals(Box::new((literals, pattern.to_string()))),
+        None => Test::Regex(Box::new((regex, states as u32))),
     })
 }
 

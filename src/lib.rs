@@ -10,6 +10,7 @@
 // All `unsafe` (the ABI's raw pointers and exported symbols) is in `host`.
 #![deny(unsafe_code)]
 
+pub mod byte_list;
 pub mod bytes;
 pub mod compare;
 pub mod config;

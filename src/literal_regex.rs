@@ -10,6 +10,8 @@
 //! condition sees), and `(?i)` is regex-lite's ASCII case folding.
 
 /// Where the literals must be.
+use crate::byte_list::ByteList;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Anchor {
     /// Anywhere in the value (no `^`, no `$`).
@@ -26,7 +28,7 @@ pub enum Anchor {
 pub struct Literals {
     pub anchor: Anchor,
     /// The alternatives; one of them must be found.
-    pub options: Vec<Vec<u8>>,
+    pub options: ByteList,
     /// `(?i)`: ASCII letters in either case.
     pub case_insensitive: bool,
 }
@@ -60,7 +62,7 @@ pub fn literals(pattern: &str) -> Option<Literals> {
         None if (start || end) && body.contains('|') => return None,
         None => body,
     };
-    let options = body.split('|').map(literal).collect::<Option<Vec<_>>>()?;
+    let options = body.split('|').map(literal).collect::<Option<Vec<_>>>()?.into_iter().collect();
     let anchor = match (start, end) {
         (false, false) => Anchor::Anywhere,
         (true, false) => Anchor::Start,
@@ -128,7 +130,7 @@ mod tests {
 
     fn lits(pattern: &str) -> Option<(Anchor, Vec<String>, bool)> {
         literals(pattern).map(|l| {
-            let options = l.options.iter().map(|o| String::from_utf8(o.clone()).unwrap()).collect();
+            let options = l.options.iter().map(|o| String::from_utf8(o.to_vec()).unwrap()).collect();
             (l.anchor, options, l.case_insensitive)
         })
     }

@@ -3,30 +3,27 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::byte_list::ByteList;
 use crate::literal_regex::Literals;
 use crate::request::{Request, Source};
 
 /// The test a value must pass.
 #[derive(Debug, Clone)]
 pub enum Test {
-    Exact(Vec<u8>),
-    Prefix(Vec<u8>),
+    Exact(Box<[u8]>),
+    Prefix(Box<[u8]>),
     /// Unanchored unless the pattern anchors itself; run on the value decoded
     /// as UTF-8, invalid bytes replaced by U+FFFD. `states` (see
     /// `regex_cost`) is what each byte it reads costs the request's budget.
-    Regex {
-        regex: regex_lite::Regex,
-        states: u32,
-    },
+    /// Boxed, as the next one: they are rare and large, and every other
+    /// condition would pay their size.
+    Regex(Box<(regex_lite::Regex, u32)>),
     /// A regex that is only literals (`^v2$`, `(?i)bot|crawler`), matched
     /// without the regex engine: same result, a fraction of the cost. It
     /// still spends the request's regex budget, one unit per byte and
-    /// alternative. `pattern` is the regex as written, for explanations.
-    Literals {
-        literals: Literals,
-        pattern: String,
-    },
-    OneOf(Vec<Vec<u8>>),
+    /// alternative. The pattern as written is kept for explanations.
+    Literals(Box<(Literals, String)>),
+    OneOf(ByteList),
     /// `present: true` holds when the key occurs (any value, even empty),
     /// `present: false` when it does not.
     Present(bool),
@@ -56,9 +53,10 @@ impl Condition {
 impl Test {
     fn passes(&self, value: &[u8], request: &Request<'_>) -> bool {
         match self {
-            Test::Exact(want) => value == want.as_slice(),
+            Test::Exact(want) => value == &want[..],
             Test::Prefix(prefix) => value.starts_with(prefix),
-            Test::Regex { regex, states } => {
+            Test::Regex(compiled) => {
+                let (regex, states) = &**compiled;
                 if !request.spend_on_regex(value.len(), *states) {
                     return false;
                 }
@@ -67,11 +65,12 @@ impl Test {
                     Err(_) => regex.is_match(&String::from_utf8_lossy(value)),
                 }
             }
-            Test::Literals { literals, .. } => {
+            Test::Literals(compiled) => {
+                let literals = &compiled.0;
                 let alternatives = u32::try_from(literals.options.len()).unwrap_or(u32::MAX);
                 request.spend_on_regex(value.len(), alternatives) && literals.matches(value)
             }
-            Test::OneOf(options) => options.iter().any(|o| o.as_slice() == value),
+            Test::OneOf(options) => options.contains(value),
             Test::Present(_) => true,
         }
     }
@@ -83,9 +82,9 @@ impl fmt::Display for Condition {
         let test: Cow<str> = match &self.test {
             Test::Exact(v) => format!("== {:?}", text(v)).into(),
             Test::Prefix(v) => format!("starts with {:?}", text(v)).into(),
-            Test::Regex { regex, .. } => format!("~ /{}/", regex.as_str()).into(),
-            Test::Literals { pattern, .. } => format!("~ /{pattern}/").into(),
-            Test::OneOf(vs) => format!("in {:?}", vs.iter().map(|v| text(v)).collect::<Vec<_>>()).into(),
+            Test::Regex(compiled) => format!("~ /{}/", compiled.0.as_str()).into(),
+            Test::Literals(compiled) => format!("~ /{}/", compiled.1).into(),
+            Test::OneOf(vs) => format!("in {:?}", vs.iter().map(text).collect::<Vec<_>>()).into(),
             Test::Present(true) => "present".into(),
             Test::Present(false) => "absent".into(),
         };
@@ -108,14 +107,14 @@ mod tests {
 
     #[test]
     fn exact_prefix_and_one_of_compare_bytes() {
-        let exact = header(Test::Exact(b"bar".to_vec()));
+        let exact = header(Test::Exact(b"bar"[..].into()));
         assert!(holds(&exact, &[(b"foo", b"bar")]));
         assert!(!holds(&exact, &[(b"foo", b"barn")]));
         assert!(!holds(&exact, &[(b"foo", b"BAR")]));
-        let prefix = header(Test::Prefix(b"ba".to_vec()));
+        let prefix = header(Test::Prefix(b"ba"[..].into()));
         assert!(holds(&prefix, &[(b"foo", b"bar")]));
         assert!(!holds(&prefix, &[(b"foo", b"b")]));
-        let one_of = header(Test::OneOf(vec![b"a".to_vec(), b"b".to_vec()]));
+        let one_of = header(Test::OneOf([b"a", b"b"].into_iter().collect()));
         assert!(holds(&one_of, &[(b"foo", b"b")]));
         assert!(!holds(&one_of, &[(b"foo", b"c")]));
     }
@@ -130,7 +129,7 @@ mod tests {
 
     fn regex(pattern: &str) -> Test {
         let states = crate::regex_cost::states(pattern) as u32;
-        Test::Regex { regex: regex_lite::Regex::new(pattern).unwrap(), states }
+        Test::Regex(Box::new((regex_lite::Regex::new(pattern).unwrap(), states)))
     }
 
     #[test]
@@ -150,7 +149,7 @@ mod tests {
         let half = format!("{}bar", "x".repeat(BUDGET as usize / 6));
         let request =
             Request::new(vec![(b"foo", half.as_bytes()), (b"foo", b"nope"), (b"foo", half.as_bytes())]);
-        let nope = header(Test::Exact(b"absent".to_vec()));
+        let nope = header(Test::Exact(b"absent"[..].into()));
         assert!(!nope.holds(&request), "exact tests cost nothing");
         assert!(re.holds(&request));
         assert!(!re.holds(&request), "the second evaluation finds the budget spent");
@@ -159,17 +158,17 @@ mod tests {
 
     #[test]
     fn any_repeated_value_can_match() {
-        let exact = header(Test::Exact(b"bar".to_vec()));
+        let exact = header(Test::Exact(b"bar"[..].into()));
         assert!(holds(&exact, &[(b"foo", b"no"), (b"foo", b"bar")]));
     }
 
     #[test]
     fn a_missing_key_fails_every_test_but_absence() {
         for test in [
-            Test::Exact(b"".to_vec()),
-            Test::Prefix(b"".to_vec()),
+            Test::Exact(b""[..].into()),
+            Test::Prefix(b""[..].into()),
             regex(""),
-            Test::OneOf(vec![b"".to_vec()]),
+            Test::OneOf([b""].into_iter().collect()),
             Test::Present(true),
         ] {
             assert!(!holds(&header(test), &[(b"other", b"x")]));
@@ -180,7 +179,7 @@ mod tests {
 
     #[test]
     fn not_inverts_including_for_missing_keys() {
-        let mut cond = header(Test::Exact(b"bar".to_vec()));
+        let mut cond = header(Test::Exact(b"bar"[..].into()));
         cond.negate = true;
         assert!(!holds(&cond, &[(b"foo", b"bar")]));
         assert!(holds(&cond, &[(b"foo", b"baz")]));
@@ -189,7 +188,7 @@ mod tests {
 
     #[test]
     fn explains_itself() {
-        let mut cond = header(Test::Exact(b"bar".to_vec()));
+        let mut cond = header(Test::Exact(b"bar"[..].into()));
         assert_eq!(cond.to_string(), r#"header foo == "bar""#);
         cond.negate = true;
         cond.source = Source::Cookie(b"uid".to_vec());

@@ -2,7 +2,7 @@
 //! sends (`GET /api/v1/query`), and what its answer means. Pure: the glue
 //! dispatches the call and hands the answer here.
 
-use crate::json::{self, Value};
+use crate::json::{self, Json};
 
 /// What one query said.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,40 +145,26 @@ pub fn sample(status: Option<u16>, body: &[u8]) -> Sample {
     let Ok(document) = json::parse(body) else {
         return Sample::Error(format!("HTTP {status}, not a query result"));
     };
-    let field = |value: &Value, key: &str| -> Option<Value> {
-        match value {
-            Value::Object(entries) => {
-                entries.iter().find(|(k, _)| k.value == key).map(|(_, v)| v.value.clone())
-            }
-            _ => None,
-        }
-    };
-    if field(&document.value, "status") != Some(Value::String("success".into())) {
-        let error = match field(&document.value, "error") {
-            Some(Value::String(e)) => e,
-            _ => format!("HTTP {status}"),
-        };
+    let root = document.root();
+    if root.get("status").and_then(Json::str) != Some("success") {
+        let error =
+            root.get("error").and_then(Json::str).map_or_else(|| format!("HTTP {status}"), str::to_string);
         return Sample::Error(error);
     }
-    let Some(data) = field(&document.value, "data") else { return Sample::Error("no data field".into()) };
+    let Some(data) = root.get("data") else { return Sample::Error("no data field".into()) };
     // A `[time, "value"]` pair's value; an unreadable one spoils the answer.
-    let number = |pair: &Value| -> Result<f64, String> {
-        let text = match pair {
-            Value::Array(items) => match items.get(1).map(|v| &v.value) {
-                Some(Value::String(text)) => text,
-                _ => return Err("a sample without a value".into()),
-            },
-            _ => return Err("a sample without a value".into()),
-        };
+    let number = |pair: Json<'_>| -> Result<f64, String> {
+        let text = pair.items().nth(1).and_then(Json::str).ok_or("a sample without a value")?;
         parse_number(text).ok_or_else(|| format!("the sample value `{text}` is not a number"))
     };
-    let values: Result<Vec<f64>, String> = match (field(&data, "resultType"), field(&data, "result")) {
-        (Some(Value::String(kind)), Some(result)) if kind == "scalar" => number(&result).map(|v| vec![v]),
-        (Some(Value::String(kind)), Some(Value::Array(series))) if kind == "vector" => {
-            series.iter().filter_map(|s| field(&s.value, "value")).map(|v| number(&v)).collect()
-        }
-        _ => return Sample::Error("not an instant vector or scalar".into()),
-    };
+    let values: Result<Vec<f64>, String> =
+        match (data.get("resultType").and_then(Json::str), data.get("result")) {
+            (Some("scalar"), Some(result)) => number(result).map(|v| vec![v]),
+            (Some("vector"), Some(series)) if series.kind() == json::Kind::Array => {
+                series.items().filter_map(|s| s.get("value")).map(number).collect()
+            }
+            _ => return Sample::Error("not an instant vector or scalar".into()),
+        };
     let values = match values {
         Ok(values) => values,
         Err(why) => return Sample::Error(why),

@@ -7,16 +7,25 @@
 //! of its suffixes from the longest, then in the list: the order of
 //! specificity in which Envoy ranks virtual host domains. Each bucket
 //! lists its routes in config order, so the first whose path prefix
-//! matches is the one a scan would have picked.
+//! matches is the one a scan would have picked. Buckets are keyed by the
+//! name's hash, not a copy of it: a route that lands in a bucket by a hash
+//! collision is passed over by checking its own hosts, and 2,000 routes'
+//! host names are not held twice.
 
 use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::hash::FastHasher;
 use crate::host_pattern::HostPattern;
 use crate::route::Route;
 
-type Buckets = HashMap<Vec<u8>, Vec<u32>, BuildHasherDefault<FastHasher>>;
+type Buckets = HashMap<u64, Vec<u32>, BuildHasherDefault<FastHasher>>;
+
+fn key(name: &[u8]) -> u64 {
+    let mut hasher = FastHasher::default();
+    hasher.write(name);
+    hasher.finish()
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct RouteIndex {
@@ -36,8 +45,8 @@ impl RouteIndex {
             for pattern in &route.hosts {
                 match pattern {
                     HostPattern::Any => push(&mut index.any, i),
-                    HostPattern::Exact(name) => push(index.exact.entry(name.clone()).or_default(), i),
-                    HostPattern::Suffix(suffix) => push(index.suffix.entry(suffix.clone()).or_default(), i),
+                    HostPattern::Exact(name) => push(index.exact.entry(key(name)).or_default(), i),
+                    HostPattern::Suffix(suffix) => push(index.suffix.entry(key(suffix)).or_default(), i),
                 }
             }
         }
@@ -46,7 +55,12 @@ impl RouteIndex {
 
     /// The first route, most specific host first and then in config order,
     /// for which `applies` holds (its path prefix matches).
-    pub fn find(&self, host: &[u8], mut applies: impl FnMut(usize) -> bool) -> Option<usize> {
+    pub fn find(
+        &self,
+        routes: &[Route],
+        host: &[u8],
+        mut applies: impl FnMut(usize) -> bool,
+    ) -> Option<usize> {
         // Hosts almost always arrive in lower case: copy only when not.
         let owned;
         let lower: &[u8] = if host.iter().any(u8::is_ascii_uppercase) {
@@ -55,20 +69,30 @@ impl RouteIndex {
         } else {
             host
         };
-        let mut first = |bucket: Option<&Vec<u32>>| {
-            bucket.and_then(|routes| routes.iter().map(|&r| r as usize).find(|&r| applies(r)))
+        // A route of the bucket whose own patterns hold the name (not a
+        // hash collision's), its path matching.
+        let mut first = |bucket: Option<&Vec<u32>>, holds: &dyn Fn(&HostPattern) -> bool| {
+            bucket.and_then(|bucket| {
+                bucket
+                    .iter()
+                    .map(|&r| r as usize)
+                    .find(|&r| routes.get(r).is_some_and(|route| route.hosts.iter().any(holds)) && applies(r))
+            })
         };
-        if let Some(route) = first(self.exact.get(lower)) {
+        let exact = |p: &HostPattern| matches!(p, HostPattern::Exact(name) if **name == *lower);
+        if let Some(route) = first(self.exact.get(&key(lower)), &exact) {
             return Some(route);
         }
         // `a.b.example.com` has the suffixes `.b.example.com`, `.example.com`
         // and `.com`, longest first; a wildcard never matches the name itself.
         for (at, _) in lower.iter().enumerate().filter(|(at, &b)| b == b'.' && *at > 0) {
-            if let Some(route) = first(self.suffix.get(&lower[at..])) {
+            let suffix = &lower[at..];
+            let wildcard = |p: &HostPattern| matches!(p, HostPattern::Suffix(s) if **s == *suffix);
+            if let Some(route) = first(self.suffix.get(&key(suffix)), &wildcard) {
                 return Some(route);
             }
         }
-        first(Some(&self.any))
+        self.any.iter().map(|&r| r as usize).find(|&r| applies(r))
     }
 }
 

@@ -79,7 +79,7 @@ impl Router {
     /// listed.
     pub fn decide<'r>(&'r self, request: &Request<'_>, moment: &Moment<'_>) -> Option<Decision<'r>> {
         let path = request.path();
-        let route_index = self.index.find(host_of(request.authority()), |r| {
+        let route_index = self.index.find(&self.routes, host_of(request.authority()), |r| {
             self.routes.get(r).is_some_and(|route| route.path_matches(path))
         })?;
         let route = self.routes.get(route_index)?;

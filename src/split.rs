@@ -25,11 +25,13 @@ pub struct Split {
     /// content, so an edit elsewhere in the config keeps it and a new
     /// version of it starts fresh. Set by `with_identity`.
     pub identity: u64,
-    ramp: Option<Ramp>,
+    /// Boxed, as the rollback: most splits have neither, and each would pay
+    /// their size inline.
+    ramp: Option<Box<Ramp>>,
     /// The assignment cookie, and where a request carries it (compiled
     /// once, not per request).
     assign_cookie: Option<(AssignCookie, Source)>,
-    rollback: Option<Rollback>,
+    rollback: Option<Box<Rollback>>,
     /// With a rollback: the bounds once rolled back (its target's weight 0).
     rolled_back_bounds: Option<Vec<u32>>,
 }
@@ -404,7 +406,7 @@ impl Split {
     pub fn with_ramp(mut self, mut ramp: Ramp) -> Self {
         ramp.step_bounds = ramp.steps.iter().map(|&p| bounds_of(&ramped(&self.weights, p))).collect();
         ramp.target = self.targets.first().cloned().unwrap_or_default();
-        self.ramp = Some(ramp);
+        self.ramp = Some(Box::new(ramp));
         self
     }
 
@@ -424,7 +426,7 @@ impl Split {
             .map(|(t, w)| if *t == rollback.target { 0.0 } else { *w })
             .collect();
         self.rolled_back_bounds = Some(bounds_of(&without));
-        self.rollback = Some(rollback);
+        self.rollback = Some(Box::new(rollback));
         self
     }
 
@@ -570,7 +572,7 @@ impl Split {
     }
 
     pub fn ramp(&self) -> Option<&Ramp> {
-        self.ramp.as_ref()
+        self.ramp.as_deref()
     }
 
     pub fn assign_cookie(&self) -> Option<&AssignCookie> {
@@ -578,7 +580,7 @@ impl Split {
     }
 
     pub fn rollback(&self) -> Option<&Rollback> {
-        self.rollback.as_ref()
+        self.rollback.as_deref()
     }
 }
 

@@ -8,7 +8,7 @@
 use super::shape::{Kind, List, Number, Object, Rule};
 use crate::decimal;
 use crate::error::{self, ConfigError};
-use crate::json::{Position, Spanned, Value};
+use crate::json::{self, Json};
 use crate::limits;
 
 /// `config` for the document itself.
@@ -20,13 +20,13 @@ fn place(at: &str) -> &str {
     }
 }
 
-fn wrong_kind(at: &str, want: &str, got: &Spanned) -> ConfigError {
-    ConfigError::new(place(at), format!("expected {want}, got {} at {}", got.value.kind(), got.at))
+fn wrong_kind(at: &str, want: &str, got: Json<'_>) -> ConfigError {
+    ConfigError::new(place(at), format!("expected {want}, got {} at {}", got.kind().words(), got.at()))
 }
 
 /// A key's value; `None` when absent or `null`.
-fn get<'a>(entries: &'a [(Spanned<String>, Spanned)], key: &str) -> Option<&'a Spanned> {
-    entries.iter().find(|(k, _)| k.value == key).map(|(_, v)| v).filter(|v| v.value != Value::Null)
+fn get<'a>(object: Json<'a>, key: &str) -> Option<Json<'a>> {
+    object.get(key).filter(|v| !v.is_null())
 }
 
 /// `` `a`, `b` or `c` `` (with `joiner` before the last).
@@ -39,17 +39,19 @@ fn listed(keys: &[&str], joiner: &str) -> String {
 }
 
 /// Checks a value of the declared kind at `at`, and everything inside it.
-pub fn check(value: &Spanned, at: &str, kind: &Kind) -> Result<(), ConfigError> {
-    match (kind, &value.value) {
-        (Kind::Text(_), Value::String(_)) => Ok(()),
+pub fn check(value: Json<'_>, at: &str, kind: &Kind) -> Result<(), ConfigError> {
+    match (kind, value.kind()) {
+        (Kind::Text(_), json::Kind::String) => Ok(()),
         (Kind::Text(_), _) => Err(wrong_kind(at, "a string", value)),
-        (Kind::Bool(_), Value::Bool(_)) => Ok(()),
+        (Kind::Bool(_), json::Kind::Bool) => Ok(()),
         (Kind::Bool(_), _) => Err(wrong_kind(at, "true or false", value)),
-        (Kind::Number(bounds), Value::Number(_, n)) => check_number(*n, bounds, at),
+        (Kind::Number(bounds), json::Kind::Number) => {
+            check_number(value.number().unwrap_or(f64::NAN), bounds, at)
+        }
         (Kind::Number(_), _) => Err(wrong_kind(at, "a number", value)),
-        (Kind::List(list), Value::Array(items)) => check_list(items, list, at),
+        (Kind::List(list), json::Kind::Array) => check_list(value, list, at),
         (Kind::List(_), _) => Err(wrong_kind(at, "a list", value)),
-        (Kind::Object(object), Value::Object(entries)) => check_object(entries, value.at, object, at),
+        (Kind::Object(object), json::Kind::Object) => check_object(value, object, at),
         (Kind::Object(_), _) => Err(wrong_kind(at, "an object", value)),
     }
 }
@@ -69,26 +71,25 @@ fn check_number(n: f64, bounds: &Number, at: &str) -> Result<(), ConfigError> {
     Err(ConfigError::new(place(at), format!("must be {words}, got {}", decimal::format(n))))
 }
 
-fn check_list(items: &[Spanned], list: &List, at: &str) -> Result<(), ConfigError> {
-    if items.len() < list.min {
+fn check_list(items: Json<'_>, list: &List, at: &str) -> Result<(), ConfigError> {
+    let count = items.items().count();
+    if count < list.min {
         return Err(ConfigError::new(place(at), list.too_few));
     }
     if let Some(max) = list.max {
-        limits::check(items.len(), max, list.noun).map_err(|m| ConfigError::new(place(at), m))?;
+        limits::check(count, max, list.noun).map_err(|m| ConfigError::new(place(at), m))?;
     }
-    for (i, item) in items.iter().enumerate() {
+    for (i, item) in items.items().enumerate() {
         check(item, &format!("{at}[{i}]"), &list.item)?;
     }
     Ok(())
 }
 
-fn check_object(
-    entries: &[(Spanned<String>, Spanned)],
-    position: Position,
-    object: &Object,
-    at: &str,
-) -> Result<(), ConfigError> {
-    if let Some((key, _)) = entries.iter().find(|(k, _)| !object.keys.iter().any(|d| d.name == k.value)) {
+fn check_object(value: Json<'_>, object: &Object, at: &str) -> Result<(), ConfigError> {
+    let unknown =
+        value.entries().map(|(k, _)| k).find(|k| !object.keys.iter().any(|d| Some(d.name) == k.str()));
+    if let Some(key) = unknown {
+        let name = key.str().unwrap_or_default();
         let names: Vec<&str> = object.keys.iter().map(|k| k.name).collect();
         let expected = match names.as_slice() {
             [one] => format!("expected `{one}`"),
@@ -99,28 +100,28 @@ fn check_object(
             }
         };
         return Err(ConfigError::new(
-            error::key(at, &key.value),
-            format!("unknown field `{}`, {expected} at {}", key.value, key.at),
+            error::key(at, name),
+            format!("unknown field `{name}`, {expected} at {}", key.at()),
         ));
     }
     for declared in object.keys {
-        match get(entries, declared.name) {
-            Some(value) => check(value, &error::key(at, declared.name), &declared.kind)?,
+        match get(value, declared.name) {
+            Some(field) => check(field, &error::key(at, declared.name), &declared.kind)?,
             None if declared.required => {
                 return Err(ConfigError::new(
                     place(at),
-                    format!("missing field `{}` at {position}", declared.name),
+                    format!("missing field `{}` at {}", declared.name, value.at()),
                 ))
             }
             None => {}
         }
     }
-    check_rules(entries, object, at)
+    check_rules(value, object, at)
 }
 
 /// The object's rules between keys (`shape::Rule`).
-fn check_rules(entries: &[(Spanned<String>, Spanned)], object: &Object, at: &str) -> Result<(), ConfigError> {
-    let given = |key: &&str| get(entries, key).is_some();
+fn check_rules(value: Json<'_>, object: &Object, at: &str) -> Result<(), ConfigError> {
+    let given = |key: &&str| get(value, key).is_some();
     for rule in object.rules {
         let message = match rule {
             Rule::ExactlyOne { keys, what } => {
@@ -171,7 +172,7 @@ fn check_rules(entries: &[(Spanned<String>, Spanned)], object: &Object, at: &str
 /// as their declared default. Asking for a key the object does not declare
 /// (or as another kind) is a bug in `compile`, caught by debug builds.
 pub struct Fields<'a> {
-    entries: &'a [(Spanned<String>, Spanned)],
+    value: Json<'a>,
     object: &'static Object,
     /// Where the object is (`routes[0].mirror`; empty for the document).
     pub at: String,
@@ -179,12 +180,8 @@ pub struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     /// A value already `check`ed as `object` (anything else reads as empty).
-    pub fn new(value: &'a Spanned, at: String, object: &'static Object) -> Fields<'a> {
-        let entries = match &value.value {
-            Value::Object(entries) => entries.as_slice(),
-            _ => &[],
-        };
-        Fields { entries, object, at }
+    pub fn new(value: Json<'a>, at: String, object: &'static Object) -> Fields<'a> {
+        Fields { value, object, at }
     }
 
     /// The place of one of its keys, for an error.
@@ -198,17 +195,14 @@ impl<'a> Fields<'a> {
         declared
     }
 
-    fn value(&self, key: &str) -> Option<&'a Value> {
-        get(self.entries, key).map(|v| &v.value)
+    fn value(&self, key: &str) -> Option<Json<'a>> {
+        get(self.value, key)
     }
 
     /// A string, or its default.
     pub fn text(&self, key: &str) -> Option<&'a str> {
         let default = self.declared(key).and_then(|k| k.default_text);
-        match self.value(key) {
-            Some(Value::String(s)) => Some(s.as_str()),
-            _ => default,
-        }
+        self.value(key).and_then(Json::str).or(default)
     }
 
     /// A number, or its default.
@@ -217,10 +211,7 @@ impl<'a> Fields<'a> {
             Some(Kind::Number(bounds)) => bounds.default,
             _ => None,
         };
-        match self.value(key) {
-            Some(Value::Number(_, n)) => Some(*n),
-            _ => default,
-        }
+        self.value(key).and_then(Json::number).or(default)
     }
 
     /// A boolean, or its default.
@@ -229,22 +220,16 @@ impl<'a> Fields<'a> {
             Some(Kind::Bool(default)) => default,
             _ => None,
         };
-        match self.value(key) {
-            Some(Value::Bool(b)) => Some(*b),
-            _ => default,
-        }
+        self.value(key).and_then(Json::bool).or(default)
     }
 
     pub fn object(&self, key: &str) -> Option<Fields<'a>> {
         let Some(Kind::Object(object)) = self.declared(key).map(|k| k.kind) else { return None };
-        get(self.entries, key).map(|value| Fields::new(value, self.at(key), object))
+        self.value(key).map(|value| Fields::new(value, self.at(key), object))
     }
 
-    fn items(&self, key: &str) -> Option<&'a [Spanned]> {
-        match self.value(key) {
-            Some(Value::Array(items)) => Some(items.as_slice()),
-            _ => None,
-        }
+    fn items(&self, key: &str) -> Option<impl Iterator<Item = Json<'a>>> {
+        self.value(key).filter(|v| v.kind() == json::Kind::Array).map(Json::items)
     }
 
     /// A list of objects (empty when absent).
@@ -254,27 +239,15 @@ impl<'a> Fields<'a> {
             _ => return Vec::new(),
         };
         let at = self.at(key);
-        let items = self.items(key).unwrap_or_default();
-        items.iter().enumerate().map(|(i, item)| Fields::new(item, format!("{at}[{i}]"), object)).collect()
+        let Some(items) = self.items(key) else { return Vec::new() };
+        items.enumerate().map(|(i, item)| Fields::new(item, format!("{at}[{i}]"), object)).collect()
     }
 
     pub fn texts(&self, key: &str) -> Option<Vec<&'a str>> {
-        let items = self.items(key)?;
-        Some(
-            items
-                .iter()
-                .filter_map(|v| if let Value::String(s) = &v.value { Some(s.as_str()) } else { None })
-                .collect(),
-        )
+        Some(self.items(key)?.filter_map(Json::str).collect())
     }
 
     pub fn numbers(&self, key: &str) -> Option<Vec<f64>> {
-        let items = self.items(key)?;
-        Some(
-            items
-                .iter()
-                .filter_map(|v| if let Value::Number(_, n) = v.value { Some(n) } else { None })
-                .collect(),
-        )
+        Some(self.items(key)?.filter_map(Json::number).collect())
     }
 }

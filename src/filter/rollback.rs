@@ -148,7 +148,9 @@ pub struct Watch {
     /// The shared window's totals at the last merge.
     seen: Cell<Counts>,
     /// With `compare`: both arms' responses not merged yet.
-    pending_arms: RefCell<Arms>,
+    /// (`None` without `compare`: most windows have none, and each would
+    /// hold half a kilobyte.)
+    pending_arms: Option<RefCell<Box<Arms>>>,
     /// With compared latency: a canary response slower than this (ms) may
     /// make the canary worse than its baseline, so it is merged at once.
     latency_trigger_ms: Cell<u64>,
@@ -167,7 +169,7 @@ impl Watch {
             pending: Cell::new(Counts::default()),
             pending_step: Cell::new(0),
             seen: Cell::new(Counts::default()),
-            pending_arms: RefCell::new(Arms::default()),
+            pending_arms: window.compare.as_ref().map(|_| RefCell::new(Box::default())),
             latency_trigger_ms: Cell::new(u64::MAX),
             forecast: Cell::new(compare::forecast_rate(&Arm::default())),
         })
@@ -219,14 +221,15 @@ pub fn record_response(
     let Some(window) = split.rollback().and_then(|r| r.window.as_ref()) else { return };
     // A batch holds one step's responses: another step's first merges it.
     if watch.pending_step.get() != answered.step
-        && (!watch.pending.get().is_empty() || !watch.pending_arms.borrow().is_empty())
+        && (!watch.pending.get().is_empty()
+            || watch.pending_arms.as_ref().is_some_and(|a| !a.borrow().is_empty()))
     {
         sync(active, split, watch, context_id, now_ms);
     }
     watch.pending_step.set(answered.step);
-    if let Some(compare) = &window.compare {
+    if let (Some(compare), Some(arms)) = (&window.compare, &watch.pending_arms) {
         let timed = compare.latency.as_ref().and(answered.latency_ms);
-        let mut arms = watch.pending_arms.borrow_mut();
+        let mut arms = arms.borrow_mut();
         match answered.arm {
             WatchedArm::Canary => {
                 arms.canary.add(&Arm::forecast(answered.error, timed, watch.forecast.get()))
@@ -303,7 +306,7 @@ fn sync(
     for _ in 0..CAS_ATTEMPTS {
         let (mut window, cas) = watch.read(proxy);
         let pending = watch.pending.get();
-        let pending_arms = *watch.pending_arms.borrow();
+        let pending_arms = watch.pending_arms.as_ref().map_or_else(Arms::default, |a| **a.borrow());
         let bucket = error_window::bucket_of(now_ms, watch.window_ms);
         let nothing_pending = pending.is_empty() && pending_arms.is_empty();
         if !nothing_pending {
@@ -326,7 +329,9 @@ fn sync(
         match proxy.set_shared_data(&watch.key, &window.encode(), cas) {
             SharedWrite::Written => {
                 watch.pending.set(Counts::default());
-                *watch.pending_arms.borrow_mut() = Arms::default();
+                if let Some(arms) = &watch.pending_arms {
+                    **arms.borrow_mut() = Arms::default();
+                }
                 watch.seen.set(look.totals);
                 if let Some(crossed) = crossed_here {
                     let detail = judge::crossing_detail(config, &look, crossed);

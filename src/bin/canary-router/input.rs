@@ -78,19 +78,16 @@ impl Source {
 /// Where the value at `path` (`routes[0].rules[1].split`) starts in the
 /// JSON text: its line and column.
 fn json_position(json: &str, path: &str) -> Option<(usize, usize)> {
-    use canary_router::json::Value;
     let document = canary_router::json::parse(json.as_bytes()).ok()?;
-    let mut at = &document;
+    let mut at = document.root();
     for step in yaml_locate::parse_path(path)? {
-        at = match (step, &at.value) {
-            (yaml_locate::Step::Key(key), Value::Object(entries)) => {
-                &entries.iter().find(|(k, _)| k.value == key)?.1
-            }
-            (yaml_locate::Step::Index(i), Value::Array(items)) => items.get(i)?,
-            _ => return None,
+        at = match step {
+            yaml_locate::Step::Key(key) => at.get(&key)?,
+            yaml_locate::Step::Index(i) => at.items().nth(i)?,
         };
     }
-    Some((at.at.line as usize, at.at.column as usize))
+    let position = at.at();
+    Some((position.line as usize, position.column as usize))
 }
 
 /// `message at line L column C` into the message and (L, C).
