@@ -48,7 +48,7 @@ pub fn parse(json: &[u8]) -> Result<Router, ConfigError> {
         return Err(ConfigError::new("config", "must be a JSON object with `routes`"));
     }
     let document = json::parse(json).map_err(|err| ConfigError::new(err.path, err.message))?;
-    read::check(document.root(), "", &shape::Kind::Object(&shape::CONFIG))?;
+    read::check(document.root(), &read::At::Root, &shape::Kind::Object(&shape::CONFIG))?;
     compile(&Fields::new(document.root(), String::new(), &shape::CONFIG))
 }
 

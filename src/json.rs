@@ -93,7 +93,9 @@ impl Node {
 /// document order. Values are read through `Json`.
 #[derive(Debug)]
 pub struct Document<'s> {
-    source: &'s [u8],
+    /// Checked to be UTF-8 once; every token starts and ends at an ASCII
+    /// byte, so its text is a slice of it.
+    source: &'s str,
     nodes: Vec<Node>,
     /// The strings with escapes, by node index, decoded.
     decoded: Vec<(u32, String)>,
@@ -136,7 +138,7 @@ impl<'d> Json<'d> {
     /// Where it starts: line and column, counted from the source (only
     /// errors ask).
     pub fn at(self) -> Position {
-        position_of(self.doc.source, self.node().start as usize)
+        position_of(self.doc.source.as_bytes(), self.node().start as usize)
     }
 
     pub fn bool(self) -> Option<bool> {
@@ -171,8 +173,7 @@ impl<'d> Json<'d> {
     }
 
     fn source_str(self, start: usize, length: usize) -> &'d str {
-        // The whole source is valid UTF-8, and tokens end at ASCII bytes.
-        self.doc.source.get(start..start + length).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("")
+        self.doc.source.get(start..start + length).unwrap_or("")
     }
 
     /// The index after this value and everything inside it.
@@ -252,10 +253,13 @@ pub fn parse(bytes: &[u8]) -> Result<Document<'_>, SyntaxError> {
         nodes: Vec::with_capacity(most_values(bytes)),
         decoded: Vec::new(),
     };
-    if let Err(invalid) = std::str::from_utf8(bytes) {
-        reader.move_to(invalid.valid_up_to());
-        return Err(reader.error("the document is not valid UTF-8"));
-    }
+    let source = match std::str::from_utf8(bytes) {
+        Ok(source) => source,
+        Err(invalid) => {
+            reader.move_to(invalid.valid_up_to());
+            return Err(reader.error("the document is not valid UTF-8"));
+        }
+    };
     reader.value(0)?;
     reader.whitespace();
     if reader.at < bytes.len() {
@@ -265,7 +269,7 @@ pub fn parse(bytes: &[u8]) -> Result<Document<'_>, SyntaxError> {
     // The estimate's spare room back, before the config is compiled into
     // the memory it frees.
     nodes.shrink_to_fit();
-    Ok(Document { source: bytes, nodes, decoded })
+    Ok(Document { source, nodes, decoded })
 }
 
 /// At most how many values (keys included) a document holds: each entry
@@ -286,7 +290,8 @@ fn most_values(bytes: &[u8]) -> usize {
 
 /// A step of the path to the value being read.
 enum Segment {
-    Key(String),
+    /// The key's node.
+    Key(usize),
     Index(usize),
 }
 
@@ -325,7 +330,7 @@ impl Reader<'_> {
                     if !path.is_empty() {
                         path.push('.');
                     }
-                    path.push_str(key);
+                    path.push_str(&String::from_utf8_lossy(self.key_bytes(*key)));
                 }
                 Segment::Index(i) => path.push_str(&format!("[{i}]")),
             }
@@ -459,18 +464,6 @@ impl Reader<'_> {
         }
     }
 
-    /// The text of the string node just read.
-    fn last_string(&self) -> &str {
-        let Some(node) = self.nodes.last() else { return "" };
-        match node.tag() {
-            STRING => std::str::from_utf8(
-                &self.bytes[node.start as usize + 1..node.start as usize + 1 + node.length()],
-            )
-            .unwrap_or(""),
-            _ => self.decoded.last().map_or("", |(_, s)| s.as_str()),
-        }
-    }
-
     /// After a `\`: the character it stands for.
     fn escape(&mut self) -> Result<char, SyntaxError> {
         let c = match self.bytes.get(self.at + 1) {
@@ -583,13 +576,14 @@ impl Reader<'_> {
                 Some(_) => return Err(self.error("expected a key in double quotes")),
             }
             self.string()?;
-            let key = self.last_string().to_string();
-            if keys.iter().any(|&k| self.key_text(k) == key) {
+            let key = self.nodes.len() - 1;
+            if keys.iter().any(|&k| self.key_bytes(k) == self.key_bytes(key)) {
                 // Where the repeated key is, as serde names duplicates.
-                return Err(self.error(&format!("duplicate field `{key}`")));
+                let name = String::from_utf8_lossy(self.key_bytes(key)).into_owned();
+                return Err(self.error(&format!("duplicate field `{name}`")));
             }
             self.path.push(Segment::Key(key));
-            keys.push(self.nodes.len() - 1);
+            keys.push(key);
             self.whitespace();
             if self.peek() != Some(b':') {
                 return Err(self.error("expected `:`"));
@@ -604,20 +598,21 @@ impl Reader<'_> {
         }
     }
 
-    /// The text of the key node at `index`.
-    fn key_text(&self, index: usize) -> &str {
-        let Some(node) = self.nodes.get(index) else { return "" };
+    /// The text of the key node at `index`, as bytes (no UTF-8 check: the
+    /// document was checked whole).
+    fn key_bytes(&self, index: usize) -> &[u8] {
+        let Some(node) = self.nodes.get(index) else { return b"" };
         match node.tag() {
-            STRING => std::str::from_utf8(
-                &self.bytes[node.start as usize + 1..node.start as usize + 1 + node.length()],
-            )
-            .unwrap_or(""),
+            STRING => {
+                let start = node.start as usize + 1;
+                self.bytes.get(start..start + node.length()).unwrap_or_default()
+            }
             _ => self
                 .decoded
                 .binary_search_by_key(&(index as u32), |(i, _)| *i)
                 .ok()
                 .and_then(|at| self.decoded.get(at))
-                .map_or("", |(_, s)| s.as_str()),
+                .map_or(b"", |(_, s)| s.as_bytes()),
         }
     }
 

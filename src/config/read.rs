@@ -11,6 +11,27 @@ use crate::error::{self, ConfigError};
 use crate::json::{self, Json};
 use crate::limits;
 
+/// Where a value is, kept on the stack while the document is checked and
+/// written out only for an error: a config at the limits has 275,000
+/// values, whose places would otherwise each be formatted.
+#[derive(Clone, Copy)]
+pub enum At<'a> {
+    Root,
+    Key(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl At<'_> {
+    /// `routes[1].rules[0].split` (empty for the document).
+    pub fn render(&self) -> String {
+        match self {
+            At::Root => String::new(),
+            At::Key(parent, key) => error::key(&parent.render(), key),
+            At::Index(parent, i) => format!("{}[{i}]", parent.render()),
+        }
+    }
+}
+
 /// `config` for the document itself.
 fn place(at: &str) -> &str {
     if at.is_empty() {
@@ -20,8 +41,11 @@ fn place(at: &str) -> &str {
     }
 }
 
-fn wrong_kind(at: &str, want: &str, got: Json<'_>) -> ConfigError {
-    ConfigError::new(place(at), format!("expected {want}, got {} at {}", got.kind().words(), got.at()))
+fn wrong_kind(at: &At<'_>, want: &str, got: Json<'_>) -> ConfigError {
+    ConfigError::new(
+        place(&at.render()),
+        format!("expected {want}, got {} at {}", got.kind().words(), got.at()),
+    )
 }
 
 /// A key's value; `None` when absent or `null`.
@@ -39,7 +63,7 @@ fn listed(keys: &[&str], joiner: &str) -> String {
 }
 
 /// Checks a value of the declared kind at `at`, and everything inside it.
-pub fn check(value: Json<'_>, at: &str, kind: &Kind) -> Result<(), ConfigError> {
+pub fn check(value: Json<'_>, at: &At<'_>, kind: &Kind) -> Result<(), ConfigError> {
     match (kind, value.kind()) {
         (Kind::Text(_), json::Kind::String) => Ok(()),
         (Kind::Text(_), _) => Err(wrong_kind(at, "a string", value)),
@@ -56,7 +80,7 @@ pub fn check(value: Json<'_>, at: &str, kind: &Kind) -> Result<(), ConfigError> 
     }
 }
 
-fn check_number(n: f64, bounds: &Number, at: &str) -> Result<(), ConfigError> {
+fn check_number(n: f64, bounds: &Number, at: &At<'_>) -> Result<(), ConfigError> {
     let within =
         if bounds.exclusive { n > bounds.min && n < bounds.max } else { n >= bounds.min && n <= bounds.max };
     if within && (!bounds.whole || n.fract() == 0.0) {
@@ -68,24 +92,24 @@ fn check_number(n: f64, bounds: &Number, at: &str) -> Result<(), ConfigError> {
         None if bounds.whole => format!("a whole number from {min} to {max}"),
         None => format!("between {min} and {max}"),
     };
-    Err(ConfigError::new(place(at), format!("must be {words}, got {}", decimal::format(n))))
+    Err(ConfigError::new(place(&at.render()), format!("must be {words}, got {}", decimal::format(n))))
 }
 
-fn check_list(items: Json<'_>, list: &List, at: &str) -> Result<(), ConfigError> {
+fn check_list(items: Json<'_>, list: &List, at: &At<'_>) -> Result<(), ConfigError> {
     let count = items.items().count();
     if count < list.min {
-        return Err(ConfigError::new(place(at), list.too_few));
+        return Err(ConfigError::new(place(&at.render()), list.too_few));
     }
     if let Some(max) = list.max {
-        limits::check(count, max, list.noun).map_err(|m| ConfigError::new(place(at), m))?;
+        limits::check(count, max, list.noun).map_err(|m| ConfigError::new(place(&at.render()), m))?;
     }
     for (i, item) in items.items().enumerate() {
-        check(item, &format!("{at}[{i}]"), &list.item)?;
+        check(item, &At::Index(at, i), &list.item)?;
     }
     Ok(())
 }
 
-fn check_object(value: Json<'_>, object: &Object, at: &str) -> Result<(), ConfigError> {
+fn check_object(value: Json<'_>, object: &Object, at: &At<'_>) -> Result<(), ConfigError> {
     let unknown =
         value.entries().map(|(k, _)| k).find(|k| !object.keys.iter().any(|d| Some(d.name) == k.str()));
     if let Some(key) = unknown {
@@ -100,16 +124,16 @@ fn check_object(value: Json<'_>, object: &Object, at: &str) -> Result<(), Config
             }
         };
         return Err(ConfigError::new(
-            error::key(at, name),
+            error::key(&at.render(), name),
             format!("unknown field `{name}`, {expected} at {}", key.at()),
         ));
     }
     for declared in object.keys {
         match get(value, declared.name) {
-            Some(field) => check(field, &error::key(at, declared.name), &declared.kind)?,
+            Some(field) => check(field, &At::Key(at, declared.name), &declared.kind)?,
             None if declared.required => {
                 return Err(ConfigError::new(
-                    place(at),
+                    place(&at.render()),
                     format!("missing field `{}` at {}", declared.name, value.at()),
                 ))
             }
@@ -120,7 +144,7 @@ fn check_object(value: Json<'_>, object: &Object, at: &str) -> Result<(), Config
 }
 
 /// The object's rules between keys (`shape::Rule`).
-fn check_rules(value: Json<'_>, object: &Object, at: &str) -> Result<(), ConfigError> {
+fn check_rules(value: Json<'_>, object: &Object, at: &At<'_>) -> Result<(), ConfigError> {
     let given = |key: &&str| get(value, key).is_some();
     for rule in object.rules {
         let message = match rule {
@@ -163,7 +187,7 @@ fn check_rules(value: Json<'_>, object: &Object, at: &str) -> Result<(), ConfigE
                 format!("`{key}` cannot go with {}: {why}", listed(&found, "and"))
             }
         };
-        return Err(ConfigError::new(place(at), message));
+        return Err(ConfigError::new(place(&at.render()), message));
     }
     Ok(())
 }
