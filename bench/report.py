@@ -114,6 +114,18 @@ def markdown(results):
             f"wasm-real served {memory['requests']:,} requests in a fresh Envoy; its VMs' linear memory "
             f"(from `/proc/PID/smaps`) was {', '.join(f'{b:,}' for b in memory['before'])} bytes before and "
             f"{', '.join(f'{b:,}' for b in memory['after'])} after.\n")
+    cost = results.get("config_cost")
+    if cost:
+        import config_cost
+        out.append("## What a config costs\n")
+        out.append(
+            "[bench/config_cost.py](bench/config_cost.py): an Envoy with `--concurrency 2` reads the filter's "
+            "config through ECDS; [bench/big_config.py](bench/big_config.py) makes the configs at a tenth of the "
+            "documented limits and at them (2,000 routes, 10,000 rules, 1,000 regexes, 4 MiB). Memory is the "
+            "largest VM's linear memory from `/proc/PID/smaps` (wasm memory never shrinks); apply is from the "
+            "ECDS file's move to the first request the new config routed.\n")
+        out += config_cost.table(cost)
+        out.append("")
     out.append("## Reproduce\n")
     out.append("```sh\nmake bench                       # all of the above, writes BENCHMARKS.md\n"
                "python3 bench/run.py --runs 5    # more runs for tighter spreads\n```\n")

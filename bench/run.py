@@ -32,8 +32,10 @@ ROUNDS rounds, each in a new shuffled order: throughput, p99 latency and the
 ingress Envoy's CPU time per request (from /proc/PID/task/*/schedstat).
 RUNS runs give the spread. Afterwards one more Envoy serves 1,000,000
 requests through wasm-real while its VMs' linear memory is read from
-/proc/PID/smaps. Writes target/bench-results.json and, with --write,
-BENCHMARKS.md.
+/proc/PID/smaps, and bench/config_cost.py measures what a small config, one
+at a tenth of the limits and one at the limits cost each VM and how long
+each takes to apply through ECDS. Writes target/bench-results.json and,
+with --write, BENCHMARKS.md.
 
 usage: run.py [--runs 3] [--rounds 5] [--seconds 5] [--connections 32]
               [--variants native,lua,...] [--extra NAME=PATH.wasm]
@@ -53,6 +55,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import config_cost  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVOY = os.environ.get("ENVOY") or os.path.join(ROOT, ".venv", "bin", "envoy")
@@ -284,14 +289,15 @@ def backend_config(admin, port):
 
 
 class Envoy:
-    def __init__(self, name, yaml, cpu, workdir):
+    def __init__(self, name, yaml, cpu, workdir, concurrency=1):
         self.admin = int(re.search(r"admin:\n  address: \{ socket_address: \{ address: 127.0.0.1, port_value: (\d+)", yaml).group(1))
         path = os.path.join(workdir, f"{name}.yaml")
         with open(path, "w") as f:
             f.write(yaml)
         self.log = open(os.path.join(workdir, f"{name}.log"), "w")
         self.proc = subprocess.Popen(
-            ["taskset", "-c", str(cpu), ENVOY, "-c", path, "--concurrency", "1", "--disable-hot-restart", "--log-level", "warn"],
+            ["taskset", "-c", str(cpu), ENVOY, "-c", path, "--concurrency", str(concurrency), "--disable-hot-restart",
+             "--log-level", "warn"],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 120
         while True:
@@ -497,6 +503,7 @@ def main():
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--extra", action="append", default=[], help="NAME=PATH: wasm-real with another .wasm")
     parser.add_argument("--memory-requests", type=int, default=1_000_000)
+    parser.add_argument("--config-cost", type=int, default=1, help="0: skip what configs cost (memory, apply time)")
     parser.add_argument("--out", default=os.path.join(ROOT, "target", "bench-results.json"))
     parser.add_argument("--write", help="write the report (BENCHMARKS.md) here")
     parser.add_argument("--report-only", action="store_true", help="only write the report from --out's results")
@@ -522,10 +529,12 @@ def main():
     try:
         runs = [one_run(run, args, variants, extra, backend_port, workdir) for run in range(args.runs)]
         memory = memory_run(args, backend_port, workdir) if args.memory_requests else None
+        cost = config_cost.run(Envoy, WASM, clusters(backend_port), free_port, workdir) if args.config_cost else None
     finally:
         backend.stop()
     summary = summarize(runs, variants)
-    results = {"machine": machine(), "settings": vars(args), "runs": runs, "summary": summary, "memory": memory}
+    results = {"machine": machine(), "settings": vars(args), "runs": runs, "summary": summary, "memory": memory,
+               "config_cost": cost}
     micro = os.path.join(ROOT, "target", "bench-micro.json")
     if os.path.exists(micro):
         with open(micro) as f:
@@ -543,6 +552,8 @@ def main():
               f"CPU-based {c['median']:.3f} ({c['min']:.3f}-{c['max']:.3f})")
     if memory:
         print(f"wasm-real VM memory: {memory['before']} before, {memory['after']} after {memory['requests']} requests")
+    if cost:
+        print("\n".join(config_cost.table(cost)))
     print(f"results: {args.out}")
     if args.write:
         write_report(results, args.write)

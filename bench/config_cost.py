@@ -1,0 +1,193 @@
+"""What a config costs, in Envoy: each VM's linear memory and the time from
+the ECDS write to the first request routed by the new config, for a small
+config, one at a tenth of the documented limits and one at the limits
+(bench/big_config.py). An ingress Envoy (--concurrency 2) reads the filter's
+config through ECDS from a file; each push writes a copy and moves it over
+the file, as envoy/live.yaml documents. A probe route is the config's
+first: it sends probe.example.com to a cluster that exists (200) or one
+that does not (503), alternately, so the first request answered by the new
+config is seen. Then ten more pushes alternate the config with a small one,
+and the VMs' memory is read again. Wasm memory never shrinks: what a VM
+holds after a push is the largest it needed.
+
+Used by bench/run.py (`make bench`), which writes the table into
+BENCHMARKS.md.
+"""
+import json
+import os
+import statistics
+import time
+import urllib.request
+
+import big_config
+
+PROBE_HOST = "probe.example.com"
+# Two clusters of the bench bootstrap: the probe's target is one or neither.
+EXISTS, MISSING = "svc0", "no-such-cluster"
+
+
+def with_probe(config_text, target):
+    doc = json.loads(config_text)
+    probe = {"name": "probe", "hosts": [PROBE_HOST], "default": target}
+    # The probe takes the first route's place: the limits stay the limits.
+    doc["routes"][0] = probe
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def small_config(target):
+    return json.dumps({"routes": [{"name": "probe", "hosts": [PROBE_HOST], "default": target}]})
+
+
+def ecds_file(wasm, config_json):
+    value = config_json.replace("\\", "\\\\").replace('"', '\\"')
+    return f"""resources:
+- "@type": type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig
+  name: canary-router
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+    config:
+      name: canary-router
+      root_id: canary-router
+      failure_policy: FAIL_CLOSED
+      vm_config:
+        vm_id: canary-router
+        runtime: envoy.wasm.runtime.v8
+        code: {{ local: {{ filename: {wasm} }} }}
+      configuration:
+        "@type": type.googleapis.com/google.protobuf.StringValue
+        value: "{value}"
+"""
+
+
+def stats_config():
+    """The stats tags every config of envoy/ carries (docs/metrics.md): each
+    new metric's name is matched against them, a cost a config's first
+    push pays for every metric it defines."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "envoy", "envoy.yaml")) as f:
+        text = f.read()
+    start = text.index("stats_config:")
+    end = text.index("\nstatic_resources:")
+    return text[start:end].rstrip() + "\n"
+
+
+def bootstrap(admin, port, workdir, clusters):
+    return f"""node: {{ id: bench, cluster: bench }}
+{stats_config()}admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
+static_resources:
+  listeners:
+  - name: ingress
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          http_filters:
+          - name: canary-router
+            config_discovery:
+              config_source:
+                resource_api_version: V3
+                path_config_source:
+                  path: {workdir}/ecds/canary-router.yaml
+                  watched_directory: {{ path: {workdir}/ecds }}
+              type_urls: ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/", headers: [{{ name: x-route-target, present_match: true }}] }}
+                route: {{ cluster_header: x-route-target, cluster_not_found_response_code: SERVICE_UNAVAILABLE }}
+              - match: {{ prefix: "/" }}
+                direct_response: {{ status: 404 }}
+  clusters:
+{clusters}"""
+
+
+def push(workdir, wasm, config_json):
+    """Writes a copy of the ECDS file and moves it over the watched one."""
+    path = os.path.join(workdir, "ecds", "canary-router.yaml")
+    with open(path + ".new", "w") as f:
+        f.write(ecds_file(wasm, config_json))
+    os.replace(path + ".new", path)
+
+
+def probe_status(port):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": PROBE_HOST})
+    try:
+        return urllib.request.urlopen(request, timeout=2).status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return None
+
+
+def apply(workdir, wasm, port, config_json, expect):
+    """Pushes and waits for the probe's answer to be `expect`; seconds."""
+    start = time.monotonic()
+    push(workdir, wasm, config_json)
+    while probe_status(port) != expect:
+        if time.monotonic() - start > 120:
+            raise RuntimeError("the config was not applied within 120 s")
+        time.sleep(0.002)
+    return time.monotonic() - start
+
+
+def measure(envoy_class, wasm, clusters, free_port, workdir, label, fraction, pushes=10):
+    """One size: a fresh Envoy, the first push, then `pushes` more
+    alternating with a small config."""
+    os.makedirs(os.path.join(workdir, "ecds"), exist_ok=True)
+    admin, port = free_port(), free_port()
+    push(workdir, wasm, small_config(MISSING))
+    envoy = envoy_class(f"config-cost-{label}", bootstrap(admin, port, workdir, clusters), 0, workdir,
+                        concurrency=2)
+    try:
+        while probe_status(port) != 503:
+            time.sleep(0.05)
+        empty = envoy.wasm_memories()
+        text = big_config.config(fraction) if fraction else small_config(EXISTS)
+        config = with_probe(text, EXISTS) if fraction else text
+        first = apply(workdir, wasm, port, config, 200)
+        after_first = envoy.wasm_memories()
+        later = []
+        for i in range(pushes):
+            apply(workdir, wasm, port, small_config(MISSING), 503)
+            target = EXISTS if i % 2 == 0 else "svc1"
+            later.append(apply(workdir, wasm, port, with_probe(text, target) if fraction else small_config(target), 200))
+        after_pushes = envoy.wasm_memories()
+    finally:
+        envoy.stop()
+    return {
+        "label": label,
+        "json_bytes": len(config),
+        "vm_empty": max(empty),
+        "vm_after_first": max(after_first),
+        "vm_after_pushes": max(after_pushes),
+        "vms": len(after_first),
+        "apply_first_s": first,
+        "apply_later_s": statistics.median(later),
+    }
+
+
+def run(envoy_class, wasm, clusters, free_port, workdir):
+    return [measure(envoy_class, wasm, clusters, free_port, workdir, label, fraction)
+            for label, fraction in (("small", None), ("10% of the limits", 0.1), ("at the limits", 1.0))]
+
+
+def table(results):
+    out = ["| Config | JSON | VM memory after the first push (over the JSON) | after 10 more, alternating | "
+           "Apply, first push | Apply, later pushes (median) |",
+           "|---|---|---|---|---|---|"]
+    for r in results:
+        grown = r["vm_after_first"] - r["vm_empty"]
+        ratio = f" ({grown / r['json_bytes']:.1f}x)" if r["json_bytes"] > 10_000 else ""
+        out.append(
+            f"| {r['label']} | {r['json_bytes']:,} bytes | {r['vm_after_first'] / 2**20:.1f} MiB, "
+            f"{grown / 2**20:.1f} MiB grown{ratio} | {r['vm_after_pushes'] / 2**20:.1f} MiB | "
+            f"{r['apply_first_s']:.2f} s | {r['apply_later_s']:.2f} s |")
+    return out
