@@ -102,9 +102,11 @@ fn a_ramp_applied_long_after_its_start_is_judged_from_when_it_was_applied_in_env
 
 #[test]
 fn a_ramp_held_past_max_wait_resumes_without_a_rollback() {
+    // One `start` for both configs: it names the split, `hold` does not.
+    let start = a_year_ago();
     let json = |hold: bool| {
         let gate = serde_json::json!({"minRequests": 5, "maxWait": "3s", "onMaxWait": "rollback"});
-        let ramp = serde_json::json!({"start": a_year_ago(), "every": "1s", "steps": [20, 100], "gate": gate, "hold": hold});
+        let ramp = serde_json::json!({"start": start, "every": "1s", "steps": [20, 100], "gate": gate, "hold": hold});
         config(vec![gated_route("idle", "service-a-canary", "service-a", ramp)])
     };
     let envoy = Envoy::start(EnvoyConfig::over_ecds(&json(true)));
@@ -126,6 +128,8 @@ fn a_ramp_held_past_max_wait_resumes_without_a_rollback() {
         gauge(&envoy, "canary_router_rolled_back", "idle") == 1.0
     });
     let after = cleared.elapsed();
+    let splits = envoy.prometheus().lines().filter(|l| l.starts_with("canary_router_ramp_steps{")).count();
+    assert_eq!(splits, 1, "clearing hold made another split: the ramp started over");
     assert!(
         after >= Duration::from_millis(2_500),
         "rolled back {after:?} after hold was cleared, maxWait 3s"
