@@ -20,6 +20,7 @@ import time
 import urllib.request
 
 import big_config
+import envoy_yaml
 
 PROBE_HOST = "probe.example.com"
 # Two clusters of the bench bootstrap: the probe's target is one or neither.
@@ -72,41 +73,16 @@ def stats_config():
 
 
 def bootstrap(admin, port, workdir, clusters):
-    return f"""node: {{ id: bench, cluster: bench }}
-{stats_config()}admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
-static_resources:
-  listeners:
-  - name: ingress
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
-          http_filters:
-          - name: canary-router
+    ecds = f"""          - name: canary-router
             config_discovery:
               config_source:
                 resource_api_version: V3
                 path_config_source:
                   path: {workdir}/ecds/canary-router.yaml
                   watched_directory: {{ path: {workdir}/ecds }}
-              type_urls: ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]
-          - name: envoy.filters.http.router
-            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{ prefix: "/", headers: [{{ name: x-route-target, present_match: true }}] }}
-                route: {{ cluster_header: x-route-target, cluster_not_found_response_code: SERVICE_UNAVAILABLE }}
-              - match: {{ prefix: "/" }}
-                direct_response: {{ status: 404 }}
-  clusters:
-{clusters}"""
+              type_urls: ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]"""
+    ingress = envoy_yaml.listener("ingress", port, ecds, envoy_yaml.CLUSTER_HEADER_ROUTES)
+    return envoy_yaml.bootstrap(admin, ingress, clusters, head=f"node: {{ id: bench, cluster: bench }}\n{stats_config()}")
 
 
 def push(workdir, wasm, config_json):

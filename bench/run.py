@@ -58,6 +58,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import config_cost  # noqa: E402
+from envoy_yaml import CLUSTER_HEADER_ROUTES, bootstrap, listener  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVOY = os.environ.get("ENVOY") or os.path.join(ROOT, ".venv", "bin", "envoy")
@@ -79,33 +80,6 @@ def free_port():
 def read(path):
     with open(os.path.join(ROOT, path)) as f:
         return f.read()
-
-
-def listener(name, port, filters, route_config):
-    return f"""  - name: {name}
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: {name}
-          http_filters:
-{filters}
-          - name: envoy.filters.http.router
-            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
-          route_config:
-{route_config}"""
-
-
-def bootstrap(admin, listeners, clusters=""):
-    return f"""admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
-static_resources:
-  listeners:
-{listeners}
-  clusters:
-{clusters}"""
 
 
 def clusters(backend_port):
@@ -146,16 +120,6 @@ def native_routes():
 {last}"""
     return "            virtual_hosts:\n" + vhosts
 
-
-CLUSTER_HEADER_ROUTES = """            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: { prefix: "/", headers: [{ name: x-route-target, present_match: true }] }
-                route: { cluster_header: x-route-target }
-              - match: { prefix: "/" }
-                direct_response: { status: 404 }
-"""
 
 LUA = r"""
 function envoy_on_request(handle)
