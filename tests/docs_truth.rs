@@ -6,20 +6,14 @@
 
 #[path = "harness/built_wasm.rs"]
 mod built_wasm;
+mod pages;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
 use canary_router::config;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn read(file: &str) -> String {
-    std::fs::read_to_string(root().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
-}
+use pages::{anchor, read, root};
 
 /// The first fenced block after the line starting with `heading`.
 fn block_after(page: &str, heading: &str) -> String {
@@ -68,16 +62,6 @@ fn the_split_table_names_every_key_of_the_objects_a_split_holds() {
         checked += 1;
     }
     assert!(checked >= 3, "only {checked} objects of a split checked");
-}
-
-/// A heading's GitHub anchor.
-fn anchor(heading: &str) -> String {
-    heading
-        .to_lowercase()
-        .chars()
-        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == ' ' || *c == '_')
-        .map(|c| if c == ' ' { '-' } else { c })
-        .collect()
 }
 
 /// docs/config.md's example errors are what the filter says, word for word.

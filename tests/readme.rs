@@ -10,10 +10,9 @@ use std::path::Path;
 
 use canary_router::config;
 use canary_router::hash::sticky_bucket;
+use pages::{anchor, read};
 
-fn read(file: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap()
-}
+mod pages;
 
 fn readme() -> String {
     read("README.md")
@@ -228,18 +227,6 @@ fn the_documented_fleet_rollback_is_examples_fleet_json() {
     let file: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("examples/fleet.json")).unwrap()).unwrap();
     assert_eq!(shown["rollback"], file["routes"][0]["rules"][0]["split"]["rollback"]);
-}
-
-/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces
-/// to dashes.
-fn anchor(heading: &str) -> String {
-    heading
-        .trim()
-        .to_lowercase()
-        .chars()
-        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == ' ' || *c == '_')
-        .map(|c| if c == ' ' { '-' } else { c })
-        .collect()
 }
 
 /// Every relative link of the README, docs/ and the other pages users read
