@@ -46,14 +46,24 @@ pub fn parse(query: &[u8]) -> Vec<Pair<'_>> {
 /// Percent-decodes and turns `+` into a space. An invalid escape (`%zz`,
 /// a trailing `%`) stays as written, as browsers and most servers do.
 pub fn decode(raw: &[u8]) -> Cow<'_, [u8]> {
-    if !raw.iter().any(|&b| b == b'%' || b == b'+') {
+    unescape(raw, true)
+}
+
+/// Percent-decodes only: for a URL's parts outside its query (a userinfo),
+/// where `+` is itself.
+pub fn percent_decode(raw: &[u8]) -> Cow<'_, [u8]> {
+    unescape(raw, false)
+}
+
+fn unescape(raw: &[u8], plus_is_space: bool) -> Cow<'_, [u8]> {
+    if !raw.iter().any(|&b| b == b'%' || (plus_is_space && b == b'+')) {
         return Cow::Borrowed(raw);
     }
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
         match raw[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' => {
                 let hi = raw.get(i + 1).copied().and_then(hex);
                 let lo = raw.get(i + 2).copied().and_then(hex);
@@ -115,6 +125,12 @@ mod tests {
     fn decodes_percent_escapes_and_plus_in_keys_and_values() {
         assert_eq!(pairs(b"f%6Fo=b%61r+baz%2b"), vec![(b"foo".to_vec(), b"bar baz+".to_vec())]);
         assert_eq!(pairs(b"q=%e2%9c%93"), vec![(b"q".to_vec(), "\u{2713}".as_bytes().to_vec())]);
+    }
+
+    #[test]
+    fn percent_decoding_alone_keeps_plus() {
+        assert_eq!(percent_decode(b"a+b%40c%zz"), &b"a+b@c%zz"[..]);
+        assert!(matches!(percent_decode(b"a+b"), Cow::Borrowed(_)), "nothing to decode, nothing copied");
     }
 
     #[test]

@@ -43,19 +43,7 @@ const EMPTY: &[u8] = br#"{"status":"success","data":{"resultType":"vector","resu
 fn query_of(call: &HttpCall) -> String {
     let path = call.headers.get(":path").unwrap();
     let encoded = path.strip_prefix("/api/v1/query?query=").expect("an instant query");
-    let mut out = Vec::new();
-    let bytes = encoded.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            out.push(u8::from_str_radix(&encoded[i + 1..i + 3], 16).unwrap());
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
+    String::from_utf8(canary_router::query::decode(encoded.as_bytes()).into_owned()).unwrap()
 }
 
 /// Answers every pending poll call: the check with `check`, the latch with

@@ -58,7 +58,8 @@ impl Endpoint {
                 if !userinfo.contains(':') {
                     return Err(format!("{url}: credentials in a URL are USER:PASSWORD@"));
                 }
-                Ok(format!("Basic {}", base64(percent_decoded(&userinfo).as_bytes())))
+                let decoded = canary_router::query::percent_decode(userinfo.as_bytes());
+                Ok(format!("Basic {}", base64(String::from_utf8_lossy(&decoded).as_bytes())))
             })
             .transpose()?;
         let scheme = uri.scheme_str().unwrap_or("http");
@@ -86,27 +87,6 @@ impl Endpoint {
     pub fn address(&self) -> String {
         self.address.clone()
     }
-}
-
-/// `%XX` in a URL's user information, as the user means it.
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| char::from(b).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Why an endpoint gave no answer to read, as `status` tells it.

@@ -158,19 +158,7 @@ const COMPARED_CHECK: &str = r#"{"routes": [{"name": "b", "default": "stable", "
 fn query(call: &super::super::fake_proxy::Call) -> String {
     let path = String::from_utf8_lossy(call.header(":path").unwrap_or_default()).into_owned();
     let encoded = path.split_once("query=").map_or("", |(_, q)| q);
-    let mut out = Vec::new();
-    let bytes = encoded.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 3 <= bytes.len() {
-            out.push(u8::from_str_radix(&encoded[i + 1..i + 3], 16).unwrap());
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
+    String::from_utf8(crate::query::decode(encoded.as_bytes()).into_owned()).unwrap()
 }
 
 #[test]
