@@ -288,15 +288,11 @@ fn polls_go_on_when_the_clock_steps_back() {
     assert_eq!(answer_round(&worker, EMPTY, EMPTY, &vector("1")), 2, "and every period since");
 }
 
-const WINDOWED: &str = r#"{"routes": [{"name": "b", "default": "stable", "rules": [{"split": {
-    "weights": [{"target": "canary", "weight": 100}, {"target": "stable", "weight": 0.0001}],
-    "rollback": {"target": "canary", "maxErrorRate": 0.5, "minRequests": 10, "window": "60s"}}}]}]}"#;
-
 #[test]
 fn two_workers_creating_a_shared_key_at_once_both_count() {
     let shared = SharedStore::default();
     let (one, two) = (Worker::new(&shared), Rc::new(Worker::new(&shared)));
-    assert!(one.configure(WINDOWED) && two.configure(WINDOWED));
+    assert!(one.configure(super::WINDOWED) && two.configure(super::WINDOWED));
     // Worker two creates the window between worker one's read and write.
     let second = two.clone();
     one.proxy.before_write.replace(Some(Box::new(move |_: &SharedStore| {

@@ -136,6 +136,7 @@ fn copies_never_answered_are_abandoned_after_their_deadline() {
     assert_eq!(shadows_sent(&worker), 1);
 }
 
+/// A split judged by its local window, four requests its least evidence.
 const WINDOWED: &str = r#"{"routes": [{"name": "b", "default": "stable", "rules": [{"split": {
     "weights": [{"target": "canary", "weight": 100}, {"target": "stable", "weight": 0.0001}],
     "rollback": {"target": "canary", "maxErrorRate": 0.5, "minRequests": 4, "window": "60s"}}}]}]}"#;
