@@ -1215,32 +1215,26 @@ fn from_nginx_checks_its_plugin_options() {
 /// key, and the two kinds of simulate do not mix.
 #[test]
 fn simulate_rollout_rehearses_with_the_filter_s_judge_and_refuses_bad_traffic() {
-    let json = run(&[
-        "simulate",
-        "--rollout",
-        "examples/compare.json",
-        "--traffic",
-        "traffic/bad-canary.json",
-        "--seed",
-        "3",
-        "--json",
-    ]);
+    let rehearse = || {
+        run(&[
+            "simulate",
+            "--rollout",
+            "examples/compare.json",
+            "--traffic",
+            "traffic/bad-canary.json",
+            "--seed",
+            "3",
+            "--json",
+        ])
+    };
+    let json = rehearse();
     assert_eq!(json.code, 0, "{}", json.stderr);
     let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let rolled = value["events"].as_array().unwrap().iter().find(|e| e["kind"] == "rolled_back").unwrap();
     assert_eq!(rolled["reason"], "compare:errors");
     assert!(rolled["at_seconds"].as_f64().unwrap() > 300.0, "rolled back before the errors rose: {rolled}");
     assert_eq!(value["seed"], 3);
-    let again = run(&[
-        "simulate",
-        "--rollout",
-        "examples/compare.json",
-        "--traffic",
-        "traffic/bad-canary.json",
-        "--seed",
-        "3",
-        "--json",
-    ]);
+    let again = rehearse();
     assert_eq!(again.stdout, json.stdout, "the same seed, the same rehearsal");
 
     let traffic = |text: &str| {
