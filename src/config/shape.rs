@@ -465,16 +465,17 @@ pub const COMPARE: Object = Object {
     }],
 };
 
+/// The percentiles a latency judge reads from its histogram, compared or not.
+const PERCENTILE: Kind =
+    Kind::Number(Number { words: Some("a percentile from 50 to 99.9"), ..number(50.0, 99.9) });
+
 pub const COMPARE_LATENCY: Object = Object {
     name: "compareLatency",
     doc: Some(("docs/progressive-delivery.md", "Compared latency (`compare.latency`)")),
     keys: &[
-        key(
-            "percentile",
-            Kind::Number(Number { words: Some("a percentile from 50 to 99.9"), ..number(50.0, 99.9) }),
-        )
-        .required()
-        .about("Which percentile of each arm's response time is compared, e.g. 99."),
+        key("percentile", PERCENTILE)
+            .required()
+            .about("Which percentile of each arm's response time is compared, e.g. 99."),
         key("maxRatio", Kind::Number(Number { words: Some("a ratio from 1 to 100"), ..number(1.0, 100.0) }))
             .required()
             .about("The canary's percentile may be at most the baseline's times this."),
@@ -488,12 +489,9 @@ pub const LATENCY: Object = Object {
     name: "latency",
     doc: Some(("docs/progressive-delivery.md", "Latency (`rollback.latency`)")),
     keys: &[
-        key(
-            "percentile",
-            Kind::Number(Number { words: Some("a percentile from 50 to 99.9"), ..number(50.0, 99.9) }),
-        )
-        .required()
-        .about("Which percentile of the target's response time is judged, e.g. 99."),
+        key("percentile", PERCENTILE)
+            .required()
+            .about("Which percentile of the target's response time is judged, e.g. 99."),
         key("maxMs", whole(1.0, 3_600_000.0, None))
             .required()
             .about("The most that percentile may be, in ms."),
