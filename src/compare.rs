@@ -79,22 +79,6 @@ pub fn forecast_rate(baseline: &Arm) -> f64 {
 }
 
 impl Arm {
-    /// One response: an error or not, and its time if latency is compared.
-    pub fn one(error: bool, latency_ms: Option<u64>) -> Arm {
-        let mut arm = Arm { requests: 1, errors: u64::from(error), ..Arm::default() };
-        if let Some(ms) = latency_ms {
-            arm.latency[latency_bucket(ms)] = 1;
-        }
-        arm
-    }
-
-    /// One canary response, the error rate `forecast` for it beforehand.
-    pub fn forecast(error: bool, latency_ms: Option<u64>, forecast: f64) -> Arm {
-        let mut arm = Arm::default();
-        arm.count(error, latency_ms, Some(forecast));
-        arm
-    }
-
     /// Counts one response in place (a response costs no copy of the
     /// histogram): an error or not, its time if latency is compared, and
     /// the canary's forecast of it.

@@ -317,7 +317,6 @@ pub fn crossed(rollback: &LocalWindow, counts: &Counts) -> Option<Crossed> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compare::Arm;
 
     fn rollback() -> LocalWindow {
         LocalWindow {
@@ -345,7 +344,9 @@ mod tests {
         window.add(7, counts(100, 3), &Arms::default(), 3);
         window.rolled_back = true;
         let old_layout = window.encode();
-        let arms = Arms { canary: Arm::one(true, Some(120)), baseline: Arm::one(false, Some(90)) };
+        let mut arms = Arms::default();
+        arms.canary.count(true, Some(120), None);
+        arms.baseline.count(false, Some(90), None);
         window.add(7, Counts::default(), &arms, 3);
         assert_eq!(window.encode().len(), ENCODED_BYTES);
         assert_eq!(Window::decode(&window.encode()), Some(window.clone()));

@@ -231,10 +231,8 @@ pub fn record_response(
         let timed = compare.latency.as_ref().and(answered.latency_ms);
         let mut arms = arms.borrow_mut();
         match answered.arm {
-            WatchedArm::Canary => {
-                arms.canary.add(&Arm::forecast(answered.error, timed, watch.forecast.get()))
-            }
-            WatchedArm::Baseline => arms.baseline.add(&Arm::one(answered.error, timed)),
+            WatchedArm::Canary => arms.canary.count(answered.error, timed, Some(watch.forecast.get())),
+            WatchedArm::Baseline => arms.baseline.count(answered.error, timed, None),
         }
     }
     // The baseline's responses are merged on the tick: only the canary's
