@@ -58,13 +58,8 @@ pub fn crossing_detail(config: &LocalWindow, look: &WindowLook, crossed: Crossed
             latency.max_ms,
             config.window_ms
         ),
-        (Crossed::CompareErrors, _, Some(compare), Some(compared)) => {
-            let errors = compared.errors.unwrap_or(compare::ErrorsCompared {
-                canary: 0.0,
-                baseline: 0.0,
-                worse: true,
-                within: false,
-            });
+        // Only compared errors that were worse cross as CompareErrors.
+        (Crossed::CompareErrors, _, Some(compare), Some(Compared { errors: Some(errors), .. })) => {
             format!(
                 "canary {}% errors in {} responses vs baseline {}% in {}: more than {} worse at {}% confidence",
                 decimal::fixed(errors.canary * 100.0, 2),

@@ -1232,6 +1232,12 @@ fn simulate_rollout_rehearses_with_the_filter_s_judge_and_refuses_bad_traffic() 
     let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let rolled = value["events"].as_array().unwrap().iter().find(|e| e["kind"] == "rolled_back").unwrap();
     assert_eq!(rolled["reason"], "compare:errors");
+    let detail = rolled["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("canary ")
+            && detail.ends_with("more than 1 percentage point worse at 95% confidence"),
+        "the numbers behind the verdict: {detail}"
+    );
     assert!(rolled["at_seconds"].as_f64().unwrap() > 300.0, "rolled back before the errors rose: {rolled}");
     assert_eq!(value["seed"], 3);
     let again = rehearse();
