@@ -287,7 +287,7 @@ impl<'a> Run<'a> {
         self.requests += n;
         let mut urgent = false;
         for _ in 0..n {
-            let pick = uniform(&mut self.rng);
+            let pick = self.rng.unit();
             let (is_canary, arm) = if pick < canary_share {
                 (true, self.traffic.canary)
             } else if pick < canary_share + baseline_share {
@@ -295,7 +295,7 @@ impl<'a> Run<'a> {
             } else {
                 continue;
             };
-            let error = uniform(&mut self.rng) < arm.error_rate;
+            let error = self.rng.unit() < arm.error_rate;
             let ms = latency_ms(&mut self.rng, &arm);
             let timed = compare.and_then(|c| c.latency.as_ref()).map(|_| ms);
             if is_canary {
@@ -371,15 +371,10 @@ impl<'a> Run<'a> {
     }
 }
 
-/// Uniform in [0, 1).
-fn uniform(rng: &mut Rng) -> f64 {
-    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// A standard normal draw (Box-Muller).
 fn normal(rng: &mut Rng) -> f64 {
-    let u = uniform(rng).max(f64::MIN_POSITIVE);
-    let v = uniform(rng);
+    let u = rng.unit().max(f64::MIN_POSITIVE);
+    let v = rng.unit();
     (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
 }
 
@@ -392,10 +387,10 @@ fn poisson(rng: &mut Rng, lambda: f64) -> u64 {
         return (lambda + lambda.sqrt() * normal(rng)).round().max(0.0) as u64;
     }
     let limit = (-lambda).exp();
-    let (mut k, mut product) = (0, uniform(rng));
+    let (mut k, mut product) = (0, rng.unit());
     while product > limit {
         k += 1;
-        product *= uniform(rng);
+        product *= rng.unit();
     }
     k
 }

@@ -20,6 +20,11 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// Uniform in [0, 1): the top 53 bits, every value a double can hold.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     /// A uniform roll in `0..BUCKETS` (multiply-shift, no modulo bias).
     pub fn roll(&mut self) -> u32 {
         (((self.next_u64() >> 32) * u64::from(BUCKETS)) >> 32) as u32

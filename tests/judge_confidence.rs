@@ -146,7 +146,7 @@ fn bad_canaries_are_rolled_back_and_what_they_served_before_is_counted() {
 /// Returns the canary requests served when it rolled back, if it did.
 fn z_test_ramp(seed: u64, canary_rate: f64, delta: f64) -> Option<u64> {
     let mut rng = Rng::new(7_000 + seed);
-    let mut uniform = || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    let mut uniform = || rng.unit();
     let mut served = 0;
     for share in [0.10, 0.25, 0.50] {
         let (mut canary, mut baseline) = ((0u64, 0u64), (0u64, 0u64));
