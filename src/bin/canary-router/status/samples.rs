@@ -58,19 +58,17 @@ pub fn from_admin(text: &str) -> Vec<Sample> {
         .collect()
 }
 
-/// Per-second rates of the counters between two reads `seconds` apart.
+/// Per-second rates of the counters between two reads `seconds` apart. A
+/// counter the first read did not have counts from 0: the filter defines
+/// one at its first count.
 pub fn rates(before: &[Sample], after: &[Sample], seconds: f64) -> Vec<Sample> {
     after
         .iter()
         .filter(|s| s.name.ends_with("_total") || s.name.starts_with("cluster."))
-        .filter_map(|s| {
-            let previous = before.iter().find(|b| b.name == s.name && b.labels == s.labels)?;
-            let delta = (s.value - previous.value).max(0.0);
-            Some(Sample {
-                name: format!("rate:{}", s.name),
-                labels: s.labels.clone(),
-                value: delta / seconds,
-            })
+        .map(|s| {
+            let previous = before.iter().find(|b| b.name == s.name && b.labels == s.labels);
+            let delta = (s.value - previous.map_or(0.0, |p| p.value)).max(0.0);
+            Sample { name: format!("rate:{}", s.name), labels: s.labels.clone(), value: delta / seconds }
         })
         .collect()
 }
@@ -143,6 +141,8 @@ mod tests {
         let rates = rates(&read(10.0), &read(30.0), 2.0);
         assert_eq!(rates.len(), 1);
         assert_eq!((rates[0].name.as_str(), rates[0].value), ("rate:canary_router_requests_total", 10.0));
+        let first_count = super::rates(&[], &read(4.0), 2.0);
+        assert_eq!(first_count[0].value, 2.0, "a counter defined between the reads counts from 0");
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub struct SplitView {
     /// Proxies that disagree, with their state.
     others: Vec<(String, State)>,
     /// Per target: requests per second over the fleet, and the 5xx share.
-    traffic: Vec<(Option<f64>, Option<f64>)>,
+    traffic: Vec<(f64, Option<f64>)>,
 }
 
 /// What the exit code says.
@@ -322,7 +322,7 @@ fn ramp_report(samples: &[&Sample], steps: u64) -> RampReport {
 /// A target's fleet-wide request rate and 5xx share, from the rates the
 /// proxies' samples hold: the filter's response counts if it keeps them,
 /// else Envoy's per-cluster counts for a cluster named like the target.
-fn traffic(proxies: &[&[Sample]], route: &str, target: &str) -> (Option<f64>, Option<f64>) {
+fn traffic(proxies: &[&[Sample]], route: &str, target: &str) -> (f64, Option<f64>) {
     let sum = |name: &str, matches: &dyn Fn(&Sample) -> bool| -> Option<f64> {
         let values: Vec<f64> = proxies
             .iter()
@@ -333,7 +333,9 @@ fn traffic(proxies: &[&[Sample]], route: &str, target: &str) -> (Option<f64>, Op
         (!values.is_empty()).then(|| values.iter().sum())
     };
     let ours = |s: &Sample| s.label("route") == route && s.label("target") == target;
-    let requests = sum("rate:canary_router_requests_total", &ours);
+    // The filter defines a request counter at its first count: a target
+    // without one has had no requests.
+    let requests = sum("rate:canary_router_requests_total", &ours).unwrap_or(0.0);
     let responses = sum("rate:canary_router_responses_total", &ours);
     let errors = sum("rate:canary_router_responses_total", &|s| ours(s) && s.label("status_class") == "5xx");
     // A 5xx series appears with the first 5xx: responses without one
@@ -510,10 +512,9 @@ pub fn render(proxies: &[Proxy], splits: &[SplitView], now: u64) -> String {
             "target", "configured", "live", "req/s", "5xx"
         );
         for ((target, configured, live), (rate, share)) in report.targets.iter().zip(&view.traffic) {
-            let rate = rate.map_or("-".to_string(), |r| format!("{r:.1}"));
             let share = share.map_or("-".to_string(), |s| format!("{:.1}%", s * 100.0));
             out += &format!(
-                "  {target:width$}  {:>10}  {:>8}  {rate:>8}  {share:>6}\n",
+                "  {target:width$}  {:>10}  {:>8}  {rate:>8.1}  {share:>6}\n",
                 percent(*configured),
                 percent(*live)
             );
@@ -731,7 +732,7 @@ mod tests {
             "route b  rule rules[0]  split 0d11",
             "ROLLED BACK since 2026-11-26T12:21:00Z (40s ago), reason check:error-rate; 2 of 3 proxies agree",
             "c:1: live: the canary gets its share",
-            "  canary         20%        0%         -       -",
+            "  canary         20%        0%       0.0       -",
             "ramp: by the clock, step 2 of 4; next step at 2026-11-26T12:25:00Z (in 3m20s)",
             "checks: error-rate 0.31; 2 failing polls in a row",
             "overall: rolled back (exit 4)",
@@ -823,10 +824,14 @@ mod tests {
             Proxy { name: "b:1".into(), samples: Ok(samples) },
         ];
         let views = splits(&proxies);
-        assert_eq!(views[0].traffic[0], (Some(8.0), Some(0.25)));
-        assert_eq!(views[0].traffic[1], (None, Some(0.0)), "responses and no 5xx series: 0%, not unknown");
-        assert_eq!(traffic(&[&proxies[0].samples.as_ref().unwrap()[..]], "b", "healthy"), (None, Some(0.0)));
-        assert_eq!(traffic(&[&proxies[0].samples.as_ref().unwrap()[..]], "b", "nowhere"), (None, None));
+        assert_eq!(views[0].traffic[0], (8.0, Some(0.25)));
+        assert_eq!(views[0].traffic[1], (0.0, Some(0.0)), "responses and no 5xx series: 0%, not unknown");
+        assert_eq!(traffic(&[&proxies[0].samples.as_ref().unwrap()[..]], "b", "healthy"), (0.0, Some(0.0)));
+        assert_eq!(
+            traffic(&[&proxies[0].samples.as_ref().unwrap()[..]], "b", "nowhere"),
+            (0.0, None),
+            "no request counter: no requests yet"
+        );
         assert_eq!(overall(&proxies, &views), Overall::Progressing, "a ramp at step 2 of 4");
     }
 
