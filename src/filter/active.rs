@@ -38,7 +38,7 @@ impl Active {
     pub fn new(vm: Rc<Vm>, router: Router, beacon: u64) -> Self {
         let uses_clock = router.splits().any(|(_, _, s)| s.ramp().is_some());
         let mirrors = router.routes.iter().any(|r| r.mirror.is_some());
-        let stats = Stats::define(&vm, &router);
+        let stats = Stats::new(&vm, &router);
         let gauges = Gauges::define(&vm, &router, beacon);
         let mut states = Vec::with_capacity(router.split_count);
         for (_, _, split) in router.splits() {
@@ -102,6 +102,6 @@ impl Active {
 impl Drop for Active {
     /// A replaced or deleted config's last counts still reach the proxy.
     fn drop(&mut self) {
-        self.stats.flush(&*self.vm.proxy);
+        self.stats.flush(&self.vm, &self.router);
     }
 }

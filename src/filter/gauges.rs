@@ -4,7 +4,7 @@
 //! worker VM records the same values (they come from the clock and the
 //! shared state), each only when it changes.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 
 use super::compare_gauges::CompareGauges;
 use super::fleet::Asks;
@@ -28,6 +28,12 @@ pub(super) struct Gauge {
 }
 
 impl Gauge {
+    /// A gauge this config has no use for: setting it does nothing. Each
+    /// metric Envoy creates costs the push its stats tags' regexes.
+    pub(super) fn none() -> Gauge {
+        Gauge { id: None, last: Cell::new(None) }
+    }
+
     pub(super) fn set(&self, proxy: &dyn Proxy, value: u64) {
         if let (Some(id), false) = (self.id, self.last.get() == Some(value)) {
             proxy.record_metric(id, value);
@@ -61,7 +67,9 @@ struct SplitGauges {
 
 struct RollbackGauges {
     rolled_back: Gauge,
-    since: Gauge,
+    /// Defined at the first rollback.
+    since: OnceCell<Gauge>,
+    /// With Prometheus only: without the latch nothing waits.
     waiting: Gauge,
     /// With Prometheus: the proxy's beacon, and 1 while the fleet view has
     /// missed it past `blindAfter`.
@@ -72,6 +80,7 @@ struct RollbackGauges {
     checks: Vec<Gauge>,
     /// Per check: 1 while its last answer was no data or an error.
     unanswered: Vec<Gauge>,
+    /// With checks only.
     failures: Gauge,
     /// Per check, then the latch, then the step latch: counter ids by
     /// `RESULTS` index.
@@ -146,8 +155,11 @@ impl RollbackGauges {
             beacon,
             blind: rollback.prometheus.as_ref().map(|_| gauge(vm, p, &[], metrics::FLEET_BLIND)),
             rolled_back: gauge(vm, p, &[("target", &rollback.target)], metrics::ROLLED_BACK),
-            since: gauge(vm, p, &[], metrics::ROLLED_BACK_SINCE),
-            waiting: gauge(vm, p, &[], metrics::WAITING),
+            since: OnceCell::new(),
+            waiting: match rollback.prometheus {
+                Some(_) => gauge(vm, p, &[], metrics::WAITING),
+                None => Gauge::none(),
+            },
             reasons: RefCell::new(Vec::new()),
             checks: checks
                 .iter()
@@ -157,7 +169,10 @@ impl RollbackGauges {
                 .iter()
                 .map(|c| gauge(vm, p, &[("check", &c.name)], metrics::CHECK_UNANSWERED))
                 .collect(),
-            failures: gauge(vm, p, &[], metrics::CHECK_FAILURES),
+            failures: match checks.is_empty() {
+                true => Gauge::none(),
+                false => gauge(vm, p, &[], metrics::CHECK_FAILURES),
+            },
             queries,
         }
     }
@@ -215,11 +230,14 @@ impl Gauges {
         gauges.waiting.set(proxy, u64::from(*verdict == Verdict::Waiting));
         let Verdict::RolledBack(rolled) = verdict else {
             gauges.rolled_back.set(proxy, 0);
-            gauges.since.set(proxy, 0);
+            if let Some(since) = gauges.since.get() {
+                since.set(proxy, 0);
+            }
             return;
         };
         gauges.rolled_back.set(proxy, 1);
-        gauges.since.set(proxy, rolled.since_ms / 1_000);
+        let since = gauges.since.get_or_init(|| gauge(vm, &split.prefix, &[], metrics::ROLLED_BACK_SINCE));
+        since.set(proxy, rolled.since_ms / 1_000);
         let mut reasons = gauges.reasons.borrow_mut();
         if !reasons.iter().any(|(reason, _)| *reason == rolled.reason) {
             let gauge = gauge(vm, &split.prefix, &[("reason", &rolled.reason)], metrics::ROLLBACK_REASON);
@@ -298,8 +316,8 @@ impl Gauges {
                 ramp.retire(proxy);
             }
             if let Some(r) = &gauges.rollback {
-                let all = [&r.rolled_back, &r.since, &r.waiting, &r.failures];
-                let fleet = r.beacon.iter().chain(&r.blind);
+                let all = [&r.rolled_back, &r.waiting, &r.failures];
+                let fleet = r.beacon.iter().chain(&r.blind).chain(r.since.get());
                 for gauge in all.into_iter().chain(fleet).chain(&r.checks).chain(&r.unanswered) {
                     gauge.set(proxy, 0);
                 }

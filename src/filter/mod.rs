@@ -235,7 +235,7 @@ pub fn tick(root: &Root) {
     root.last_progress_ms.set(now);
     root.vm.shadows.abandon_overdue(now, root.id);
     let Some(active) = root.active() else { return };
-    active.stats.flush(proxy);
+    active.stats.flush(&root.vm, &active.router);
     active.log_ramp_steps(root.id, now);
     progress(root, &active, now);
 }

@@ -1,6 +1,13 @@
-//! The filter's counters: defined once per config, counted in the VM, and
-//! added to the host's metrics on the root's tick (at most a second late),
-//! so a request never pays a host call for a count it can add later.
+//! The filter's counters: counted in the VM and added to the host's
+//! metrics on the root's tick (at most a second late), so a request never
+//! pays a host call for a count it can add later.
+//!
+//! A counter is defined with the host at the first tick that has a count
+//! for it, not when the config is read: a config at the limits names some
+//! 17,000 counters, and Envoy matches each new name against every stats
+//! tag (about 60 µs each), which held a big config's first push for a
+//! second. Response counters are the exception: a PromQL check divides
+//! them, and `rate()` sees the first errors only after a zero.
 
 use std::cell::Cell;
 
@@ -45,9 +52,17 @@ struct RouteStats {
     shadow_skipped: [Counter; Skip::ALL.len()],
 }
 
+/// What `Stats::each` calls with each counter, its metric and its tags.
+type EachCounter<'a> = dyn FnMut(Counter, &str, &[(&str, &str)]) + 'a;
+
+/// A counter the host has no id for yet.
+const UNDEFINED: u32 = u32::MAX;
+/// A counter the host would not define: its counts are dropped.
+const REFUSED: u32 = u32::MAX - 1;
+
 pub struct Stats {
-    /// Per counter: the host's metric id (`u32::MAX`: none).
-    ids: Vec<u32>,
+    /// Per counter: the host's metric id, `UNDEFINED` or `REFUSED`.
+    ids: Vec<Cell<u32>>,
     /// Per counter: counts not yet added to the host's metric.
     counts: Vec<Cell<u32>>,
     routes: Vec<RouteStats>,
@@ -55,47 +70,31 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn define(vm: &Vm, router: &Router) -> Self {
+    /// The config's counters; only the response counters are defined with
+    /// the host now.
+    pub fn new(vm: &Vm, router: &Router) -> Self {
         let mut stats = Stats { ids: Vec::new(), counts: Vec::new(), routes: Vec::new(), unrouted: NONE };
-        stats.unrouted = stats.counter(vm, metrics::UNROUTED, &[]);
+        stats.unrouted = stats.counter();
         for (index, route) in router.routes.iter().enumerate() {
-            let r = route.name.as_str();
             let mut targets = Vec::new();
             for t in metrics::route_targets(router, index) {
-                let requests = stats.counter(vm, metrics::REQUESTS, &[("route", r), ("target", t)]);
-                let responses = STATUS_CLASSES.map(|class| {
-                    if router.count_responses {
-                        stats.counter(
-                            vm,
-                            metrics::RESPONSES,
-                            &[("route", r), ("target", t), ("status_class", class)],
-                        )
-                    } else {
-                        NONE
-                    }
-                });
+                let requests = stats.counter();
+                let responses =
+                    STATUS_CLASSES.map(|_| if router.count_responses { stats.counter() } else { NONE });
                 targets.push(TargetStats { target: t.to_string(), requests, responses });
             }
-            let rule_hits = route
-                .rules
-                .iter()
-                .map(|rule| stats.counter(vm, metrics::RULE_HITS, &[("route", r), ("rule", &rule.label)]))
-                .collect();
-            let default_routed = stats.counter(vm, metrics::DEFAULT_ROUTED, &[("route", r)]);
+            let rule_hits = route.rules.iter().map(|_| stats.counter()).collect();
+            let default_routed = stats.counter();
             let has_regex = route.rules.iter().any(|rule| {
                 rule.conditions.iter().any(|c| matches!(c.test, Test::Regex { .. } | Test::Literals { .. }))
             });
-            let regex_skipped =
-                if has_regex { stats.counter(vm, metrics::REGEX_SKIPPED, &[("route", r)]) } else { NONE };
+            let regex_skipped = if has_regex { stats.counter() } else { NONE };
             let (mut shadow_sent, mut shadow_failed, mut shadow_skipped) =
                 (NONE, NONE, [NONE; Skip::ALL.len()]);
-            if let Some(mirror) = &route.mirror {
-                let tags = [("route", r), ("cluster", mirror.cluster.as_str())];
-                shadow_sent = stats.counter(vm, metrics::SHADOW_SENT, &tags);
-                shadow_failed = stats.counter(vm, metrics::SHADOW_FAILED, &tags);
-                shadow_skipped = Skip::ALL.map(|skip| {
-                    stats.counter(vm, metrics::SHADOW_SKIPPED, &[tags[0], tags[1], ("reason", skip.label())])
-                });
+            if route.mirror.is_some() {
+                shadow_sent = stats.counter();
+                shadow_failed = stats.counter();
+                shadow_skipped = Skip::ALL.map(|_| stats.counter());
             }
             stats.routes.push(RouteStats {
                 targets,
@@ -107,14 +106,56 @@ impl Stats {
                 shadow_skipped,
             });
         }
+        if router.count_responses {
+            stats.define_where(vm, router, &|_, name| name == metrics::RESPONSES);
+        }
         stats
     }
 
-    fn counter(&mut self, vm: &Vm, name: &str, tags: &[(&str, &str)]) -> Counter {
-        let id = vm.metric(MetricKind::Counter, tagged(name, tags));
-        self.ids.push(id.unwrap_or(u32::MAX));
+    fn counter(&mut self) -> Counter {
+        self.ids.push(Cell::new(UNDEFINED));
         self.counts.push(Cell::new(0));
         Counter(u32::try_from(self.ids.len() - 1).unwrap_or(u32::MAX))
+    }
+
+    /// Each counter with its metric's name and tags.
+    fn each(&self, router: &Router, f: &mut EachCounter) {
+        f(self.unrouted, metrics::UNROUTED, &[]);
+        for (stats, route) in self.routes.iter().zip(&router.routes) {
+            let r = route.name.as_str();
+            for t in &stats.targets {
+                let tags = [("route", r), ("target", t.target.as_str())];
+                f(t.requests, metrics::REQUESTS, &tags);
+                for (counter, class) in t.responses.iter().zip(STATUS_CLASSES) {
+                    f(*counter, metrics::RESPONSES, &[tags[0], tags[1], ("status_class", class)]);
+                }
+            }
+            for (counter, rule) in stats.rule_hits.iter().zip(&route.rules) {
+                f(*counter, metrics::RULE_HITS, &[("route", r), ("rule", &rule.label)]);
+            }
+            f(stats.default_routed, metrics::DEFAULT_ROUTED, &[("route", r)]);
+            f(stats.regex_skipped, metrics::REGEX_SKIPPED, &[("route", r)]);
+            if let Some(mirror) = &route.mirror {
+                let tags = [("route", r), ("cluster", mirror.cluster.as_str())];
+                f(stats.shadow_sent, metrics::SHADOW_SENT, &tags);
+                f(stats.shadow_failed, metrics::SHADOW_FAILED, &tags);
+                for (counter, skip) in stats.shadow_skipped.iter().zip(Skip::ALL) {
+                    f(*counter, metrics::SHADOW_SKIPPED, &[tags[0], tags[1], ("reason", skip.label())]);
+                }
+            }
+        }
+    }
+
+    /// Defines with the host each counter not yet defined that `wanted`
+    /// picks (by its index and its metric's name).
+    fn define_where(&self, vm: &Vm, router: &Router, wanted: &dyn Fn(usize, &str) -> bool) {
+        self.each(router, &mut |counter, name, tags| {
+            let index = counter.0 as usize;
+            let Some(id) = self.ids.get(index) else { return };
+            if id.get() == UNDEFINED && wanted(index, name) {
+                id.set(vm.metric(MetricKind::Counter, tagged(name, tags)).unwrap_or(REFUSED));
+            }
+        });
     }
 
     fn bump(&self, counter: Counter) {
@@ -123,12 +164,19 @@ impl Stats {
         }
     }
 
-    /// Adds every count to the host's metrics.
-    pub fn flush(&self, proxy: &dyn Proxy) {
+    /// Adds every count to the host's metrics, defining first the
+    /// counters counted for the first time.
+    pub fn flush(&self, vm: &Vm, router: &Router) {
+        let first_counts =
+            self.ids.iter().zip(&self.counts).any(|(id, count)| id.get() == UNDEFINED && count.get() > 0);
+        if first_counts {
+            self.define_where(vm, router, &|index, _| self.counts.get(index).is_some_and(|c| c.get() > 0));
+        }
+        let proxy: &dyn Proxy = &*vm.proxy;
         for (id, count) in self.ids.iter().zip(&self.counts) {
             let n = count.replace(0);
-            if n > 0 && *id != u32::MAX {
-                proxy.increment_metric(*id, u64::from(n));
+            if n > 0 && id.get() < REFUSED {
+                proxy.increment_metric(id.get(), u64::from(n));
             }
         }
     }

@@ -40,6 +40,22 @@ fn counters_are_batched_until_the_tick_and_a_replaced_config_flushes_its_own() {
 }
 
 #[test]
+fn a_counter_is_defined_at_its_first_count_and_a_response_counter_at_once() {
+    let worker =
+        Worker::configured(&ONE_ROUTE.replace(r#"{"routes""#, r#"{"countResponses": true, "routes""#));
+    let defined = |name: &str| worker.proxy.definitions.borrow().iter().any(|(_, n)| n == name);
+    let canary_5xx =
+        tagged(metrics::RESPONSES, &[("route", "a"), ("target", "canary"), ("status_class", "5xx")]);
+    assert!(defined(&canary_5xx), "a check's rate() sees the first errors only after a zero");
+    assert!(!defined(&requests_metric("a", "stable")), "nothing counted yet: the push creates no metric");
+    worker.get("a.example.com");
+    worker.tick_after(1_000);
+    assert_eq!(worker.proxy.value(&requests_metric("a", "stable")), 1);
+    assert!(!defined(&requests_metric("a", "canary")), "never counted");
+    assert!(!defined(&tagged(metrics::RULE_HITS, &[("route", "a"), ("rule", "rules[0]")])));
+}
+
+#[test]
 fn without_an_accepted_config_a_request_is_answered_not_forwarded() {
     let worker = Worker::new(&SharedStore::default());
     let spoofed =
