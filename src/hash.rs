@@ -106,6 +106,18 @@ impl std::hash::Hasher for FastHasher {
     }
 }
 
+/// Indices of items by the hash of a name, with no copy of the names: an
+/// item found by a hash collision is told apart by its own name.
+pub type ByNameHash = std::collections::HashMap<u64, Vec<u32>, std::hash::BuildHasherDefault<FastHasher>>;
+
+/// A name's key in a `ByNameHash`.
+pub fn name_hash(name: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = FastHasher::default();
+    hasher.write(name);
+    hasher.finish()
+}
+
 /// The bucket in `0..BUCKETS` of a sticky key under a salt.
 pub fn sticky_bucket(salt: &[u8], key: &[u8]) -> u32 {
     // The remainder is < 1,000,000, so the narrowing cannot truncate.

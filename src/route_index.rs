@@ -12,20 +12,9 @@
 //! collision is passed over by checking its own hosts, and 2,000 routes'
 //! host names are not held twice.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
-use crate::hash::FastHasher;
+use crate::hash::{name_hash as key, ByNameHash as Buckets};
 use crate::host_pattern::HostPattern;
 use crate::route::Route;
-
-type Buckets = HashMap<u64, Vec<u32>, BuildHasherDefault<FastHasher>>;
-
-fn key(name: &[u8]) -> u64 {
-    let mut hasher = FastHasher::default();
-    hasher.write(name);
-    hasher.finish()
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct RouteIndex {
