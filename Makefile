@@ -14,7 +14,7 @@ ENVOY ?= $(VENV_ENVOY)
 export ENVOY
 
 .PHONY: fuzz bench soak
-.PHONY: help toolchain build cli schema envoy prometheus yaml11 registry demo run run-live validate oci test unit harness e2e lint size clean
+.PHONY: help toolchain build cli cli-for-tests schema envoy prometheus yaml11 registry demo run run-live validate oci test unit harness e2e lint size clean
 
 help:
 	@echo "make demo      build, start Envoy (envoy/demo.yaml, examples/demo.json) and show every capability live, stop;"
@@ -68,13 +68,19 @@ build: toolchain
 		echo "  $(WASM) is cargo's own, about 48 KB larger, and works the same"; \
 	fi
 
-# The native CLI: check, explain, simulate, schema, from-nginx.
+# The native CLI (crates/cli): check, explain, simulate, rehearse, schema,
+# from-nginx, status.
 cli:
-	cargo build --release --bin canary-router
+	cargo build --release -p canary-router-cli
 	@echo "target/release/canary-router"
 
+# The CLI the filter's tests run beside the .wasm (docs_truth,
+# explain_agrees, the e2e tiers): its own crate builds it, not theirs.
+cli-for-tests:
+	cargo build -p canary-router-cli
+
 schema:
-	cargo run --quiet --bin canary-router -- schema > schema/canary-router.schema.json
+	cargo run --quiet -p canary-router-cli -- schema > schema/canary-router.schema.json
 
 envoy:
 ifeq ($(ENVOY),$(VENV_ENVOY))
@@ -131,37 +137,39 @@ validate: build envoy
 	done; rm -f .tmp-validate.log
 
 lint: toolchain
-	cargo fmt --check
-	cargo clippy --all-targets -- -D warnings
-	cargo clippy --target wasm32-wasip1 --release --lib -- -D warnings
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p canary-router --target wasm32-wasip1 --release --lib -- -D warnings
 
-# Native unit tests of the pure decision modules, the glue and the CLI, the
-# documentation's claims, the Kubernetes manifests, and the alert rules and
-# documented PromQL (promtool, from the prometheus package).
+# Native tests of the core (crates/core), the CLI (crates/cli, its unit
+# tests and the binary as a user runs it), the glue, the documentation's
+# claims, the Kubernetes manifests, and the alert rules and documented
+# PromQL (promtool, from the prometheus package).
 unit: prometheus yaml11
-	cargo test --lib --bins --test readme --test istio_manifests --test envoy_gateway_manifests --test prometheus_rules \
-		--test from_nginx_paths
+	cargo test -p canary-router-core -p canary-router-cli
+	cargo test --lib --test readme --test istio_manifests --test envoy_gateway_manifests --test prometheus_rules
 
 oci: build
 	python3 scripts/oci.py $(WASM) target/oci/canary-router $(VERSION)
 
 # The built .wasm in the wasmtime proxy-wasm host (tests/harness/), and
 # the pages that describe the build and the CLI (tests/docs_truth.rs).
-harness: build
+harness: build cli-for-tests
 	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test progressive --test fleet \
-		--test hot_path --test cli --test docs_truth --test config_memory
+		--test hot_path --test explain_agrees --test docs_truth --test config_memory
 
 # The built .wasm in the real Envoy (tests/e2e/), with a real Prometheus
 # for the fleet.
-e2e: build envoy prometheus
+e2e: build cli-for-tests envoy prometheus
 	cargo test --test e2e
 
 test: lint build envoy prometheus yaml11 registry validate
-	cargo test --lib --bins --test readme --test istio_manifests --test envoy_gateway_manifests --test prometheus_rules \
-		--test from_nginx_paths
+	cargo test -p canary-router-core -p canary-router-cli
+	cargo test --lib --test readme --test istio_manifests --test envoy_gateway_manifests --test prometheus_rules
 	python3 -m unittest discover -s tests/oci
+	$(MAKE) --no-print-directory cli-for-tests
 	cargo test --test harness_host --test scenarios --test metrics_and_shadow --test progressive --test fleet \
-		--test hot_path --test cli --test docs_truth --test config_memory
+		--test hot_path --test explain_agrees --test docs_truth --test config_memory
 	cargo test --test fuzz --test statistics --test judge_confidence
 	cargo test --test e2e
 

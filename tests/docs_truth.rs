@@ -4,15 +4,15 @@
 //! reference tables, links and the README's configs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "harness/built_wasm.rs"]
-mod built_wasm;
+#[path = "harness/built.rs"]
+mod built;
 mod pages;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use canary_router::config;
+use canary_router_core::config;
 use pages::{anchor, read, root};
 
 /// The first fenced block after the line starting with `heading`.
@@ -103,8 +103,7 @@ fn the_documented_config_errors_are_the_filter_s() {
 
 /// Run `canary-router` with `args`; its stdout.
 fn cli(args: &[&str]) -> String {
-    let output =
-        Command::new(env!("CARGO_BIN_EXE_canary-router")).args(args).current_dir(root()).output().unwrap();
+    let output = Command::new(built::require_fresh_cli()).args(args).current_dir(root()).output().unwrap();
     assert!(output.status.success(), "canary-router {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap()
 }
@@ -216,7 +215,7 @@ fn the_migration_guide_names_what_envoy_gateway_needs_already_there() {
 /// Every metric the filter defines has its row in docs/metrics.md.
 #[test]
 fn every_metric_the_filter_defines_is_documented() {
-    let source = read("src/metrics.rs");
+    let source = read("crates/core/src/metrics.rs");
     let doc = read("docs/metrics.md");
     let names: Vec<&str> = source
         .split('"')
@@ -246,8 +245,8 @@ fn the_documented_size_is_the_build_s() {
     let page = read("docs/performance.md");
     let optimized = number_after(&page, "320 KiB (327,680 bytes) budget: **");
     let cargo = number_after(&page, "Cargo's own build is ");
-    let wasm = built_wasm::require_fresh_wasm();
-    let linked = built_wasm::linked_wasm();
+    let wasm = built::require_fresh_wasm();
+    let linked = built::linked_wasm();
     let size = |p: &Path| p.metadata().unwrap().len();
     let near = |built: u64, documented: u64| built.abs_diff(documented) * 100 <= documented * 3;
     if linked == wasm {

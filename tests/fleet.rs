@@ -18,7 +18,7 @@ const CONFIG: &str = r#"{"routes": [{"name": "cart", "default": "cart", "rules":
             {"name": "error-rate", "query": "sum(rate(x{target=\"{{target}}\",route=\"{{route}}\"}[1m]))", "max": 0.05}]}}}}]}]}"#;
 
 fn split_label() -> String {
-    let router = canary_router::config::parse(CONFIG.as_bytes()).unwrap();
+    let router = canary_router_core::config::parse(CONFIG.as_bytes()).unwrap();
     let (_, _, split) = router.splits().next().unwrap();
     split.identity_hex()
 }
@@ -43,7 +43,7 @@ const EMPTY: &[u8] = br#"{"status":"success","data":{"resultType":"vector","resu
 fn query_of(call: &HttpCall) -> String {
     let path = call.headers.get(":path").unwrap();
     let encoded = path.strip_prefix("/api/v1/query?query=").expect("an instant query");
-    String::from_utf8(canary_router::query::decode(encoded.as_bytes()).into_owned()).unwrap()
+    String::from_utf8(canary_router_core::query::decode(encoded.as_bytes()).into_owned()).unwrap()
 }
 
 /// Answers every pending poll call: the check with `check`, the latch with

@@ -9,7 +9,7 @@ mod istio;
 
 use std::collections::BTreeSet;
 
-use canary_router::config;
+use canary_router_core::config;
 use istio::{
     all_documents, check_as_the_api_server_reads, plugin_config_json, reachable_targets, Document,
     NumberStyle,

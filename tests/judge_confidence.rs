@@ -1,5 +1,5 @@
 //! The confidence `rollback.compare` states, measured: seeded rollouts
-//! through the judge the proxies run (`canary_router::rehearsal`, which
+//! through the judge the proxies run (`canary_router_core::rehearsal`, which
 //! calls `judge::look_at_window` and `look_at_gate`), counting how often a
 //! healthy canary is rolled back over a whole ramp, and how many requests
 //! a bad one serves before it is. Beside it, the fixed-sample test a
@@ -9,14 +9,14 @@
 //! (`cargo test --test judge_confidence -- --nocapture`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use canary_router::config;
-use canary_router::rehearsal::{self, ArmChange, ArmTraffic, Change, Happened, Rehearsal, Traffic};
-use canary_router::rng::Rng;
+use canary_router_core::config;
+use canary_router_core::rehearsal::{self, ArmChange, ArmTraffic, Change, Happened, Rehearsal, Traffic};
+use canary_router_core::rng::Rng;
 
 /// The ramp of examples/compare.json: 10, 25, 50, 100%, each step at
 /// least 2 minutes and earned; errors within 1 point and p99 within 1.5x
 /// of the baseline, at 95%.
-fn config() -> canary_router::router::Router {
+fn config() -> canary_router_core::router::Router {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/compare.json")).unwrap();
     config::parse(text.as_bytes()).unwrap()

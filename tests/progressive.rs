@@ -176,7 +176,7 @@ fn failing_canary(proxy: &mut Proxy, n: usize) -> usize {
 
 /// The split's identity, as the filter computes it (the `split` label).
 fn identity(config: &str) -> String {
-    let router = canary_router::config::parse(config.as_bytes()).unwrap();
+    let router = canary_router_core::config::parse(config.as_bytes()).unwrap();
     let (_, _, split) = router.splits().next().unwrap();
     split.identity_hex()
 }

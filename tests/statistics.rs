@@ -5,11 +5,11 @@
 
 mod harness;
 
-use canary_router::config;
-use canary_router::request::Request;
-use canary_router::rng::Rng;
-use canary_router::router::Router;
-use canary_router::split::Moment;
+use canary_router_core::config;
+use canary_router_core::request::Request;
+use canary_router_core::rng::Rng;
+use canary_router_core::router::Router;
+use canary_router_core::split::Moment;
 use harness::Proxy;
 
 /// Chi-square critical values at p = 0.001 by degrees of freedom: a fair

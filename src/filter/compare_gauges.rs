@@ -7,9 +7,9 @@
 use super::gauges::{gauge, millionths, Gauge};
 use super::proxy::Proxy;
 use super::Vm;
-use crate::compare::{self, Arms, Compared};
-use crate::metrics;
-use crate::split::{Compare, Ramp};
+use canary_router_core::compare::{self, Arms, Compared};
+use canary_router_core::metrics;
+use canary_router_core::split::{Compare, Ramp};
 
 /// Per arm: canary, then baseline.
 pub struct CompareGauges {

@@ -33,9 +33,9 @@ use std::rc::Rc;
 
 use log::{error, info};
 
-use crate::config;
-use crate::rng::Rng;
 pub use active::Active;
+use canary_router_core::config;
+use canary_router_core::rng::Rng;
 use metric_ids::MetricIds;
 pub use proxy::{LocalReply, MetricKind, Proxy, SharedWrite, Status};
 use shadow::ShadowQueue;

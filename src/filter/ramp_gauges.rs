@@ -7,9 +7,9 @@ use super::gauges::{gauge, millionths, Gauge};
 use super::proxy::Proxy;
 use super::split_state::SplitState;
 use super::Vm;
-use crate::gate::{self, FleetProgress, HoldReason, Judgement};
-use crate::metrics;
-use crate::split::{Latency, Ramp};
+use canary_router_core::gate::{self, FleetProgress, HoldReason, Judgement};
+use canary_router_core::metrics;
+use canary_router_core::split::{Latency, Ramp};
 
 pub struct RampGauges {
     step: Gauge,

@@ -13,10 +13,10 @@ use std::cell::Cell;
 
 use super::proxy::{MetricKind, Proxy};
 use super::Vm;
-use crate::matcher::Test;
-use crate::metrics::{self, tagged, STATUS_CLASSES};
-use crate::mirror::Skip;
-use crate::router::Router;
+use canary_router_core::matcher::Test;
+use canary_router_core::metrics::{self, tagged, STATUS_CLASSES};
+use canary_router_core::mirror::Skip;
+use canary_router_core::router::Router;
 
 /// Counters of config loads, shared by every config of a VM. Rare, so
 /// added to the host at once.

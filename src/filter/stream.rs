@@ -16,12 +16,12 @@ use super::proxy::{LocalReply, Proxy};
 use super::rollback::{self, Answered, WatchedArm};
 use super::shadow::{Held, PendingShadow, ShadowQueue};
 use super::{Active, Root};
-use crate::header_map;
-use crate::metrics::{status_class, SERVER_ERROR};
-use crate::mirror::{shadow_copy, Skip};
-use crate::request::Request;
-use crate::router::Decision;
-use crate::split::{Moment, SplitId};
+use canary_router_core::header_map;
+use canary_router_core::metrics::{status_class, SERVER_ERROR};
+use canary_router_core::mirror::{shadow_copy, Skip};
+use canary_router_core::request::Request;
+use canary_router_core::router::Decision;
+use canary_router_core::split::{Moment, SplitId};
 
 /// A copy being assembled while the request body streams through.
 struct ShadowInProgress {

@@ -94,7 +94,7 @@ fn a_shared_failure_is_not_blamed_on_the_canary_and_a_canary_s_own_is() {
     assert!(regressed_after < 600, "rolled back after {regressed_after} canary requests");
 
     // `status` shows both arms and the bound.
-    let output = Command::new(env!("CARGO_BIN_EXE_canary-router"))
+    let output = Command::new(crate::built::require_fresh_cli())
         .args(["status", "--admin", &format!("127.0.0.1:{}", envoy.admin_port())])
         .output()
         .unwrap();

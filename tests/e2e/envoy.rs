@@ -31,7 +31,7 @@ pub fn binary() -> PathBuf {
 
 /// The built filter; a missing or stale one fails with how to build it.
 pub fn wasm() -> PathBuf {
-    super::built_wasm::require_fresh_wasm()
+    super::built::require_fresh_wasm()
 }
 
 /// The ports every repository config uses, and what each is.

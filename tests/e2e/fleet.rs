@@ -25,7 +25,7 @@ fn fleet_config() -> String {
     let mut config: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(repo().join("examples/fleet.json")).unwrap()).unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let start = canary_router::time::format_rfc3339(now - 60);
+    let start = canary_router_core::time::format_rfc3339(now - 60);
     config["routes"].as_array_mut().unwrap().push(serde_json::json!({
         "name": "service-a", "hosts": ["a.example.com"], "default": "service-a",
         "rules": [{"split": {
@@ -52,7 +52,7 @@ fn hit_canary(connection: &mut Connection) -> bool {
 }
 
 fn status(args: &[&str]) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_canary-router")).arg("status").args(args).output().unwrap();
+    let output = Command::new(crate::built::require_fresh_cli()).arg("status").args(args).output().unwrap();
     let text =
         String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
     (output.status.code().unwrap_or(-1), text)
@@ -336,7 +336,7 @@ fn check_dashboard_and_documented_queries(prometheus: &Prometheus) {
         })
         .collect();
     assert!(queries.len() >= 10, "{} panels", queries.len());
-    let router = canary_router::config::parse(
+    let router = canary_router_core::config::parse(
         fs::read_to_string(repo().join("examples/fleet.json")).unwrap().as_bytes(),
     )
     .unwrap();

@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod backends;
-#[path = "../harness/built_wasm.rs"]
-mod built_wasm;
+#[path = "../harness/built.rs"]
+mod built;
 mod compare;
 mod demo;
 mod envoy;

@@ -23,7 +23,7 @@ fn from_nginx(home: &str) -> String {
 }
 
 fn from_nginx_of(home: &str, file: &str) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_canary-router"))
+    let output = Command::new(crate::built::require_fresh_cli())
         .args(["from-nginx", "--to", home, file])
         .current_dir(repo())
         .output()

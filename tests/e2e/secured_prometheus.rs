@@ -99,7 +99,7 @@ fn a_prometheus_under_a_prefix_and_behind_basic_auth_is_reached_with_the_configu
 }
 
 fn status(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_canary-router"))
+    let output = std::process::Command::new(crate::built::require_fresh_cli())
         .arg("status")
         .args(args)
         .env_remove("CANARY_ROUTER_PROMETHEUS_TOKEN")

@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use wasmtime::{Config, Engine, Module};
 
-use super::built_wasm::require_fresh_wasm;
+use super::built::require_fresh_wasm;
 
 /// The engine and the compiled filter, shared by every test of a binary.
 pub fn compiled() -> &'static (Engine, Module) {

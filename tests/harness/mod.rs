@@ -11,7 +11,7 @@
 //! host call the harness does not implement traps, naming the call.
 #![allow(dead_code)]
 
-mod built_wasm;
+mod built;
 mod compiled_module;
 mod headers;
 mod host_calls;
@@ -24,7 +24,7 @@ use std::time::Duration;
 use wasmtime::{bail, ExternType, Instance, Linker, Store, WasmParams, WasmResults};
 
 #[allow(unused_imports)]
-pub use built_wasm::{linked_wasm, wasm_path};
+pub use built::{linked_wasm, require_fresh_cli, wasm_path};
 pub use headers::HeaderMap;
 #[allow(unused_imports)] // Not every test binary uses every type.
 pub use state::{HttpCall, LocalReply, LogEntry, LogLevel, Metric, MetricKind};

@@ -15,6 +15,13 @@ pub struct Document {
     pub value: Value,
 }
 
+/// The repository: the workspace root above whichever crate's tests
+/// include this module.
+fn repo() -> std::path::PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.ancestors().find(|dir| dir.join("Cargo.lock").is_file()).unwrap_or(manifest).to_path_buf()
+}
+
 /// Every YAML document under `istio/`, in a stable order.
 pub fn all_documents() -> Vec<Document> {
     documents_under("istio")
@@ -22,7 +29,7 @@ pub fn all_documents() -> Vec<Document> {
 
 /// Every YAML document under the repo's directory `dir`, in a stable order.
 pub fn documents_under(dir: &str) -> Vec<Document> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let root = repo().join(dir);
     let mut files = Vec::new();
     let mut dirs = vec![root.clone()];
     while let Some(dir) = dirs.pop() {
@@ -85,16 +92,16 @@ pub fn plugin_config_json(wasm_plugin: &Value, style: NumberStyle) -> String {
 
 /// Every target a compiled config can send traffic to.
 pub fn reachable_targets(json: &str) -> (String, BTreeSet<String>) {
-    let router = canary_router::config::parse(json.as_bytes()).unwrap();
+    let router = canary_router_core::config::parse(json.as_bytes()).unwrap();
     let mut targets = BTreeSet::new();
     for route in &router.routes {
         targets.insert(route.default.clone());
         for rule in &route.rules {
             match &rule.action {
-                canary_router::route::Action::Target(t) => {
+                canary_router_core::route::Action::Target(t) => {
                     targets.insert(t.clone());
                 }
-                canary_router::route::Action::Split(split) => {
+                canary_router_core::route::Action::Split(split) => {
                     for (t, w) in split.targets().iter().zip(split.weights()) {
                         if *w > 0.0 {
                             targets.insert(t.clone());
@@ -110,7 +117,7 @@ pub fn reachable_targets(json: &str) -> (String, BTreeSet<String>) {
 /// Runs tests/k8s/check_manifests.py (its packages from `make yaml11`) over
 /// files: each as the API server reads it, against the upstream CRDs.
 pub fn check_as_the_api_server_reads(files: &[std::path::PathBuf]) -> std::process::Output {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = repo();
     let venv = root.join(".venv/bin/python");
     let python = if venv.exists() { venv } else { "python3".into() };
     let output = std::process::Command::new(&python)

@@ -138,8 +138,10 @@ impl Worker {
 
     /// Whether the split's rollback is in force for `reason`.
     pub fn rolled_back_for(&self, reason: &str) -> bool {
-        self.metric_ending(&crate::metrics::tagged(crate::metrics::ROLLBACK_REASON, &[("reason", reason)]))
-            == 1
+        self.metric_ending(&canary_router_core::metrics::tagged(
+            canary_router_core::metrics::ROLLBACK_REASON,
+            &[("reason", reason)],
+        )) == 1
     }
 
     pub fn get(&self, host: &str) -> Option<String> {

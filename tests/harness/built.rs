@@ -1,5 +1,6 @@
-//! Finding the built filter, and refusing a missing or stale one. Shared by
-//! the harness and the end-to-end tests; no wasmtime here.
+//! Finding the built filter and the built CLI, and refusing a missing or
+//! stale one. Shared by the harness and the end-to-end tests; no wasmtime
+//! here.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -16,11 +17,11 @@ pub fn wasm_path() -> PathBuf {
     target.join("wasm32-wasip1/release/canary_router.wasm")
 }
 
-/// The newest source the `.wasm` was built from, read from the dep-info
+/// The newest source an artifact was built from, read from the dep-info
 /// file cargo writes beside it, so a stale build fails loudly instead of
 /// testing yesterday's code.
-fn newest_source(wasm: &Path) -> Option<(PathBuf, SystemTime)> {
-    let dep_info = std::fs::read_to_string(wasm.with_extension("d")).ok()?;
+fn newest_source(artifact: &Path) -> Option<(PathBuf, SystemTime)> {
+    let dep_info = std::fs::read_to_string(artifact.with_extension("d")).ok()?;
     let (_, sources) = dep_info.lines().next()?.split_once(": ")?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     sources
@@ -33,28 +34,43 @@ fn newest_source(wasm: &Path) -> Option<(PathBuf, SystemTime)> {
         .map(|(t, p)| (p, t))
 }
 
-/// The `.wasm` under test, after checking it exists and is newer than every
-/// source it was built from. Fails with the command that builds it.
-pub fn require_fresh_wasm() -> PathBuf {
-    let path = wasm_path();
+/// `path`, after checking it exists and (unless `checked` is false) is
+/// newer than every source it was built from. Fails with `build`, the
+/// command that builds it.
+fn require_fresh(path: PathBuf, what: &str, build: &str, checked: bool) -> PathBuf {
     let built = match path.metadata().and_then(|m| m.modified()) {
         Ok(built) => built,
-        Err(_) => panic!(
-            "the filter is not built: {} is missing.\nBuild it with `make build` (or `cargo wasm`).",
-            path.display()
-        ),
+        Err(_) => panic!("{what} is not built: {} is missing.\nBuild it with {build}.", path.display()),
     };
-    if std::env::var_os("CANARY_ROUTER_WASM").is_none() {
+    if checked {
         if let Some((source, changed)) = newest_source(&path) {
             assert!(
                 changed <= built,
-                "{} is older than {}: rebuild it with `make build` (or `cargo wasm`).",
+                "{} is older than {}: rebuild it with {build}.",
                 path.display(),
                 source.display()
             );
         }
     }
     path
+}
+
+/// The `.wasm` under test, after checking it exists and is newer than every
+/// source it was built from. Fails with the command that builds it.
+pub fn require_fresh_wasm() -> PathBuf {
+    let checked = std::env::var_os("CANARY_ROUTER_WASM").is_none();
+    require_fresh(wasm_path(), "the filter", "`make build` (or `cargo wasm`)", checked)
+}
+
+/// The `canary-router` command, from the same cargo build as this test
+/// (its own crate, crates/cli, builds it; `make test` does first).
+#[allow(dead_code)] // Only the tests that run the CLI read it.
+pub fn require_fresh_cli() -> PathBuf {
+    let profile_dir = std::env::current_exe()
+        .ok()
+        .and_then(|test| Some(test.parent()?.parent()?.to_path_buf()))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debug"));
+    require_fresh(profile_dir.join("canary-router"), "the CLI", "`cargo build -p canary-router-cli`", true)
 }
 
 /// The linker's own module, before `make build`'s wasm-opt (which inlines

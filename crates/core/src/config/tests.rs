@@ -16,7 +16,7 @@ fn with_rules(rules: &str) -> String {
 
 #[test]
 fn the_design_example_compiles() {
-    let router = parse(include_bytes!("../../examples/config.json")).unwrap();
+    let router = parse(include_bytes!("../../../../examples/config.json")).unwrap();
     assert_eq!(router.target_header, "x-route-target");
     assert_eq!(router.routes.len(), 2);
     assert_eq!(router.routes[0].rules[0].label, "beta");

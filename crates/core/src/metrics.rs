@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn route_targets_lists_each_target_once() {
-        let router = crate::config::parse(include_bytes!("../examples/config.json")).unwrap();
+        let router = crate::config::parse(include_bytes!("../../../examples/config.json")).unwrap();
         assert_eq!(route_targets(&router, 0), vec!["service-a", "service-a-canary"]);
         assert_eq!(route_targets(&router, 1), vec!["service-b", "service-b-canary"]);
         assert!(route_targets(&router, 9).is_empty());

@@ -198,7 +198,7 @@ mod tests {
     use crate::config;
 
     fn example() -> Router {
-        config::parse(include_bytes!("../examples/config.json")).unwrap()
+        config::parse(include_bytes!("../../../examples/config.json")).unwrap()
     }
 
     fn decide(

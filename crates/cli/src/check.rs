@@ -4,11 +4,11 @@
 
 use std::path::PathBuf;
 
-use canary_router::decimal;
-use canary_router::route::{Action, Route};
-use canary_router::router::Router;
-use canary_router::split::{AllLive, Compare, Gate, Moment, OnMaxWait, Ramp, Rollback, Split};
-use canary_router::time::format_rfc3339;
+use canary_router_core::decimal;
+use canary_router_core::route::{Action, Route};
+use canary_router_core::router::Router;
+use canary_router_core::split::{AllLive, Compare, Gate, Moment, OnMaxWait, Ramp, Rollback, Split};
+use canary_router_core::time::format_rfc3339;
 
 use crate::input;
 use crate::Failure;
@@ -254,7 +254,7 @@ fn compare_line(compare: &Compare, split: &Split, min_requests: u64) -> String {
     let worse: Vec<String> = [
         compare
             .max_error_rate_increase
-            .map(|d| format!("an error rate more than {} above it", canary_router::judge::points(d))),
+            .map(|d| format!("an error rate more than {} above it", canary_router_core::judge::points(d))),
         compare.latency.as_ref().map(|l| {
             format!(
                 "p{} more than {}x and {} ms slower",

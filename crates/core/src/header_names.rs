@@ -58,7 +58,7 @@ mod tests {
 
     #[test]
     fn passes_every_name_the_config_reads_and_few_others() {
-        let router = config::parse(include_bytes!("../examples/config.json")).unwrap();
+        let router = config::parse(include_bytes!("../../../examples/config.json")).unwrap();
         let names = &router.header_names;
         for name in [
             &b":authority"[..],

@@ -8,15 +8,18 @@
 //! prefix, then the most header matches), across routes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "istio/mod.rs"]
+#[path = "../../../tests/istio/mod.rs"]
 mod istio;
 
 use std::process::Command;
 
-use canary_router::config;
-use canary_router::request::Request;
-use canary_router::split::Moment;
+use canary_router_core::config;
+use canary_router_core::request::Request;
+use canary_router_core::split::Moment;
 use serde_json::Value;
+
+/// The repository, where a user runs the command.
+const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 const HOST: &str = "shop.example.com";
 
@@ -42,7 +45,7 @@ fn from_nginx(args: &[&str], file: &str) -> String {
         .arg("from-nginx")
         .args(args)
         .arg(file)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(REPO)
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -52,7 +55,7 @@ fn from_nginx(args: &[&str], file: &str) -> String {
 /// examples/nginx/paths.yaml as given, and with every Ingress's paths in
 /// the reverse order.
 fn variants() -> Vec<String> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = std::path::Path::new(REPO);
     let text = std::fs::read_to_string(root.join("examples/nginx/paths.yaml")).unwrap();
     let reversed: Vec<String> = text
         .split("---\n")

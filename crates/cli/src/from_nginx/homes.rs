@@ -8,8 +8,8 @@
 
 use serde_json::{json, Map, Value};
 
-use canary_router::route::{Action, Route};
-use canary_router::router::Router;
+use canary_router_core::route::{Action, Route};
+use canary_router_core::router::Router;
 
 use super::plugin::Plugin;
 use crate::Failure;

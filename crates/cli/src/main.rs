@@ -23,7 +23,7 @@ mod yaml_locate;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use canary_router::split::Live;
+use canary_router_core::split::Live;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -182,7 +182,7 @@ impl When {
     pub fn now_ms(&self) -> Result<u64, Failure> {
         match &self.at {
             Some(at) => {
-                canary_router::time::parse_rfc3339(at).map_err(|e| Failure::Usage(format!("--at: {e}")))
+                canary_router_core::time::parse_rfc3339(at).map_err(|e| Failure::Usage(format!("--at: {e}")))
             }
             None => Ok(std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

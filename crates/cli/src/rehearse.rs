@@ -1,12 +1,12 @@
 //! `canary-router simulate --rollout CONFIG --traffic TRAFFIC.json`: a
 //! rollout rehearsed offline by the judge the proxies run
-//! (`canary_router::rehearsal`), as a timeline or JSON.
+//! (`canary_router_core::rehearsal`), as a timeline or JSON.
 
 use std::path::Path;
 
-use canary_router::decimal;
-use canary_router::rehearsal::{self, ArmChange, ArmTraffic, Change, Happened, Rehearsal, Traffic};
-use canary_router::time::{format_span, parse_duration};
+use canary_router_core::decimal;
+use canary_router_core::rehearsal::{self, ArmChange, ArmTraffic, Change, Happened, Rehearsal, Traffic};
+use canary_router_core::time::{format_span, parse_duration};
 use serde::Deserialize;
 use serde_json::{json, Value};
 

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use canary_router::host_pattern::HostPattern;
-use canary_router::request::{Request, Source};
-use canary_router::rng::Rng;
-use canary_router::route::Route;
-use canary_router::router::Router;
-use canary_router::split::Moment;
+use canary_router_core::host_pattern::HostPattern;
+use canary_router_core::request::{Request, Source};
+use canary_router_core::rng::Rng;
+use canary_router_core::route::Route;
+use canary_router_core::router::Router;
+use canary_router_core::split::Moment;
 
 use crate::input;
 use crate::{Failure, When};

@@ -1,18 +1,21 @@
 //! The `canary-router` binary, run as a user runs it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod harness;
+#[path = "../../../tests/istio/mod.rs"]
 mod istio;
+#[path = "../../../tests/json_schema/mod.rs"]
 mod json_schema;
 
 use std::path::Path;
 use std::process::Command;
 
-use canary_router::config;
-use canary_router::request::Request;
-use canary_router::split::Moment;
-use harness::{HeaderMap, Proxy};
+use canary_router_core::config;
+use canary_router_core::request::Request;
+use canary_router_core::split::Moment;
 use serde_json::Value;
+
+/// The repository, where a user runs the command.
+const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 struct Run {
     code: i32,
@@ -21,11 +24,8 @@ struct Run {
 }
 
 fn run(args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_canary-router"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_canary-router")).args(args).current_dir(REPO).output().unwrap();
     Run {
         code: output.status.code().unwrap(),
         stdout: String::from_utf8(output.stdout).unwrap(),
@@ -150,39 +150,6 @@ fn explain_names_the_route_rule_conditions_and_header() {
     assert!(none.stdout.ends_with("route:   none matches this host and path\nheader:  x-route-target removed (a client cannot choose the upstream)\n"));
 }
 
-/// The CLI and the built filter run the same decision code: for the same
-/// requests, `explain`'s target is the header the .wasm writes.
-#[test]
-fn explain_agrees_with_the_built_filter() {
-    let mut proxy = Proxy::configured(include_str!("../examples/config.json"));
-    let cases: [(&str, &[&str]); 6] = [
-        ("http://a.example.com/", &["-H", "foo: bar"]),
-        ("http://a.example.com/", &["--cookie", "foo=bar"]),
-        ("http://shop.example.com/?foo=bar", &[]),
-        ("http://a.example.com/", &["-H", "x-canary: never"]),
-        ("http://b.example.com/", &["--cookie", "uid=alice"]),
-        ("http://b.example.com/", &["--cookie", "uid=user-3"]),
-    ];
-    for (url, extra) in cases {
-        let mut args = vec!["explain", "examples/config.json", "--url", url];
-        args.extend_from_slice(extra);
-        let r = run(&args);
-        let cli_target = r.stdout.lines().find_map(|l| l.strip_prefix("target:  ")).unwrap().to_string();
-        let host = url.trim_start_matches("http://").split('/').next().unwrap();
-        let path = &url[url.find(host).unwrap() + host.len()..];
-        let mut headers = HeaderMap::from_pairs([(":authority", host), (":path", path)]);
-        match extra {
-            ["-H", h] => {
-                let (k, v) = h.split_once(": ").unwrap();
-                headers.add(k.as_bytes(), v.as_bytes());
-            }
-            ["--cookie", c] => headers.add(b"cookie", c.as_bytes()),
-            _ => {}
-        }
-        assert_eq!(proxy.send_map(headers).target().unwrap(), cli_target, "{url} {extra:?}");
-    }
-}
-
 #[test]
 fn simulate_shows_each_targets_share_and_ids_that_move() {
     let r = run(&["simulate", "examples/config.json", "--requests", "20000", "--sticky-ids", "5000"]);
@@ -199,7 +166,7 @@ fn simulate_shows_each_targets_share_and_ids_that_move() {
 
     let thirty = temp_file(
         "thirty.json",
-        &include_str!("../examples/config.json")
+        &include_str!("../../../examples/config.json")
             .replace("\"weight\": 20 }", "\"weight\": 30 }")
             .replace("\"weight\": 80 }", "\"weight\": 70 }"),
     );
@@ -289,10 +256,7 @@ ramp:    canary at step 2 of 3 (25%)
 
 fn schema() -> Value {
     serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/canary-router.schema.json"),
-        )
-        .unwrap(),
+        &std::fs::read_to_string(Path::new(REPO).join("schema/canary-router.schema.json")).unwrap(),
     )
     .unwrap()
 }
@@ -301,17 +265,14 @@ fn schema() -> Value {
 fn the_schema_file_is_current() {
     let r = run(&["schema"]);
     assert_eq!(r.code, 0);
-    let file = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/canary-router.schema.json"),
-    )
-    .unwrap();
+    let file = std::fs::read_to_string(Path::new(REPO).join("schema/canary-router.schema.json")).unwrap();
     assert_eq!(r.stdout, file, "schema/canary-router.schema.json is stale: run `make schema`");
 }
 
 #[test]
 fn every_example_config_validates_against_the_schema() {
     let schema = schema();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = Path::new(REPO);
     let mut configs: Vec<(String, String)> = Vec::new();
     for entry in std::fs::read_dir(root.join("examples")).unwrap().flatten() {
         let path = entry.path();
@@ -418,7 +379,7 @@ fn from_nginx_translates_header_values_and_weight_totals() {
 /// Only `status` needs a running fleet; tests/e2e/fleet.rs runs it.
 #[test]
 fn the_transcripts_in_docs_cli_md_print_what_they_show() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = Path::new(REPO);
     let page = std::fs::read_to_string(root.join("docs/cli.md")).unwrap();
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_canary-router")).parent().unwrap().to_path_buf();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
@@ -645,10 +606,7 @@ fn check_reads_every_form_users_have() {
         "ok: istio/service-b/wasm-plugin-rollback.yaml (WasmPlugin canary-router-service-b): ",
     ]);
     // A `kind: List`, as `kubectl get wasmplugins -o yaml` prints it.
-    let plugin = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("istio/service-a/wasm-plugin.yaml"),
-    )
-    .unwrap();
+    let plugin = std::fs::read_to_string(Path::new(REPO).join("istio/service-a/wasm-plugin.yaml")).unwrap();
     let indented: String =
         plugin.lines().filter(|l| !l.starts_with('#')).map(|l| format!("  {l}\n")).collect();
     let list = temp_file("list.yaml", &format!("apiVersion: v1\nkind: List\nitems:\n-{}", &indented[1..]));
@@ -658,10 +616,8 @@ fn check_reads_every_form_users_have() {
 
     let output = Command::new(env!("CARGO_BIN_EXE_canary-router"))
         .args(["check", "-"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(
-            std::fs::File::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config.json")).unwrap(),
-        )
+        .current_dir(REPO)
+        .stdin(std::fs::File::open(Path::new(REPO).join("examples/config.json")).unwrap())
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("ok: <stdin>: 2 route(s)"));
@@ -681,10 +637,8 @@ fn check_reads_envoy_gateway_policies() {
         "ok: envoy-gateway/extension-policy-http.yaml (EnvoyExtensionPolicy canary-router, wasm[0]): 1 route(s)",
         "ok: envoy-gateway/extension-policy.yaml (EnvoyExtensionPolicy canary-router, wasm[0]): 1 route(s)",
     ]);
-    let policy = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy-gateway/extension-policy.yaml"),
-    )
-    .unwrap();
+    let policy =
+        std::fs::read_to_string(Path::new(REPO).join("envoy-gateway/extension-policy.yaml")).unwrap();
     let line = policy.lines().position(|l| l.contains("percent: 5 }")).unwrap() + 1;
     let broken = policy
         .replace("percent: 5 }", "percent: 500 }")
@@ -713,9 +667,7 @@ fn check_errors_point_at_the_users_yaml_line_and_name_the_near_key() {
     assert!(r.stderr.contains("unknown field `defualt`: did you mean `default`?"), "{}", r.stderr);
     assert!(r.stderr.contains("(line 8 column 7)"), "{}", r.stderr);
     // In an Envoy bootstrap the JSON sits in a `value: |` block: its line.
-    let envoy =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy/live/canary-router.yaml"))
-            .unwrap();
+    let envoy = std::fs::read_to_string(Path::new(REPO).join("envoy/live/canary-router.yaml")).unwrap();
     let broken = envoy.replacen("\"routes\": [", "\"routes\": 7, [", 1);
     let r = run(&["check", &temp_file("broken-ecds.yaml", &broken)]);
     assert_eq!(r.code, 1);
@@ -740,11 +692,9 @@ fn check_warns_about_valid_configs_that_are_likely_mistakes() {
         "routes[0].rules[0].split.weights: the weights sum to 80.00001, not 100",
         "c has weight 0.00001 but its share rounds to 0 of 1,000,000",
     ]);
-    let plugin = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("istio/service-b/wasm-plugin-20.yaml"),
-    )
-    .unwrap()
-    .replace("FAIL_RELOAD", "FAIL_OPEN");
+    let plugin = std::fs::read_to_string(Path::new(REPO).join("istio/service-b/wasm-plugin-20.yaml"))
+        .unwrap()
+        .replace("FAIL_RELOAD", "FAIL_OPEN");
     let r = run(&["check", &temp_file("open.yaml", &plugin)]);
     r.assert_ok_warning(&[
         "spec.failStrategy: FAIL_OPEN lets requests through unrouted",
@@ -854,7 +804,7 @@ fn explain_routes_by_the_host_header_as_curl_sends_it() {
 /// whatever users point it at. A wasm filter without `config` once did.
 #[test]
 fn the_cli_never_panics_on_broken_manifests() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = Path::new(REPO);
     let sources: Vec<String> = [
         "istio/service-b/wasm-plugin-rollback.yaml",
         "istio/service-a/wasm-plugin.yaml",
@@ -914,7 +864,7 @@ fn the_status_synopsis_lists_exactly_its_flags() {
         .filter(|w| w.starts_with("--") && *w != "--help")
         .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()).to_string())
         .collect();
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/cli.md")).unwrap();
+    let doc = std::fs::read_to_string(Path::new(REPO).join("docs/cli.md")).unwrap();
     let synopsis = doc.lines().find(|l| l.starts_with("**`canary-router status")).unwrap();
     let documented: std::collections::BTreeSet<String> = synopsis
         .split(|c: char| c.is_whitespace() || c == '[' || c == ']')
@@ -1059,8 +1009,7 @@ fn from_nginx_writes_what_each_home_needs_to_route() {
         address("api"),
         serde_json::json!({"address": "api.shop.svc.cluster.local", "port_value": 8080})
     );
-    let envoy_yaml =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy/envoy.yaml")).unwrap();
+    let envoy_yaml = std::fs::read_to_string(Path::new(REPO).join("envoy/envoy.yaml")).unwrap();
     assert_eq!(bootstrap["stats_config"], istio::yaml_documents(&envoy_yaml)[0]["stats_config"]);
     let checked = run(&["check", &temp_file("bootstrap.yaml", &r.stdout)]);
     assert_eq!(checked.code, 0, "{}", checked.stderr);

@@ -13,7 +13,7 @@ mod plugin;
 
 use std::path::PathBuf;
 
-use canary_router::config;
+use canary_router_core::config;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 

@@ -5,7 +5,7 @@
 //! authority (the schema cannot say, for example, that route names are
 //! unique or that weights sum to > 0).
 
-use canary_router::config::shape::{self, Kind, Object, Rule, Text};
+use canary_router_core::config::shape::{self, Kind, Object, Rule, Text};
 use serde_json::{json, Map, Value};
 
 pub fn schema() -> Value {
