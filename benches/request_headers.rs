@@ -96,9 +96,9 @@ fn main() {
     // more than the budget pays for.
     let mut worst = Vec::new();
     for (label, pattern) in [("84 states", "[a-z0-9]{8,64}-[0-9]{1,16}x"), ("254 states", "(a|aa){1,84}b")] {
-        let states = canary_router_core::regex_cost::states(pattern);
+        let states = canary_router_core::text::regex_cost::states(pattern);
         // Values just small enough for the budget to pay for the first.
-        let len = (canary_router_core::regex_cost::BUDGET / states) as usize;
+        let len = (canary_router_core::text::regex_cost::BUDGET / states) as usize;
         let config = format!(
             r#"{{"routes": [{{"name": "r", "default": "d", "rules": [{{"match": [{{"cookie": "s", "regex": "{pattern}"}}], "target": "t"}}]}}]}}"#
         );

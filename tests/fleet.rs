@@ -43,7 +43,7 @@ const EMPTY: &[u8] = br#"{"status":"success","data":{"resultType":"vector","resu
 fn query_of(call: &HttpCall) -> String {
     let path = call.headers.get(":path").unwrap();
     let encoded = path.strip_prefix("/api/v1/query?query=").expect("an instant query");
-    String::from_utf8(canary_router_core::query::decode(encoded.as_bytes()).into_owned()).unwrap()
+    String::from_utf8(canary_router_core::text::query::decode(encoded.as_bytes()).into_owned()).unwrap()
 }
 
 /// Answers every pending poll call: the check with `check`, the latch with

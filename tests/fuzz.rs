@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use canary_router_core::config;
+use canary_router_core::hashing::rng::Rng;
 use canary_router_core::request::Request;
-use canary_router_core::rng::Rng;
-use canary_router_core::router::Reason;
-use canary_router_core::split::{Choice, Moment};
+use canary_router_core::routing::router::Reason;
+use canary_router_core::routing::split::{Choice, Moment};
 use harness::{HeaderMap, Proxy};
 
 const EXAMPLE: &str = include_str!("../examples/config.json");
@@ -42,7 +42,7 @@ fn report(kind: &str, input: &[u8], why: &str) -> ! {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!(
         "{kind}-{:016x}.txt",
-        canary_router_core::hash::Fingerprint::default().field("input", input).finish()
+        canary_router_core::hashing::hash::Fingerprint::default().field("input", input).finish()
     ));
     std::fs::write(&path, input).unwrap();
     panic!("{why}\ninput kept in {} (copy it to tests/fuzz_regressions/)", path.display());
@@ -175,7 +175,7 @@ fn deterministic_target(
 }
 
 mod config_router {
-    pub use canary_router_core::router::Router;
+    pub use canary_router_core::routing::router::Router;
 }
 
 /// Mutates a config: flips, inserts, deletes, duplicates, number swaps.
@@ -365,8 +365,12 @@ fn with_number(config: &str, number: &str, rng: &mut Rng) -> Vec<u8> {
 }
 
 /// Walks both documents together; the first difference, if any.
-fn differs(ours: canary_router_core::json::Json<'_>, theirs: &serde_json::Value, at: &str) -> Option<String> {
-    use canary_router_core::json::Kind as K;
+fn differs(
+    ours: canary_router_core::text::json::Json<'_>,
+    theirs: &serde_json::Value,
+    at: &str,
+) -> Option<String> {
+    use canary_router_core::text::json::Kind as K;
     match (ours.kind(), theirs) {
         (K::Null, serde_json::Value::Null) => None,
         (K::Bool, serde_json::Value::Bool(b)) if ours.bool() == Some(*b) => None,
@@ -394,7 +398,7 @@ fn differs(ours: canary_router_core::json::Json<'_>, theirs: &serde_json::Value,
 /// Documented differences (src/json.rs): a key given twice and nesting
 /// beyond 64 levels are refused; serde_json keeps the last value and nests
 /// to 128.
-fn refused_on_purpose(error: &canary_router_core::json::SyntaxError) -> bool {
+fn refused_on_purpose(error: &canary_router_core::text::json::SyntaxError) -> bool {
     error.message.starts_with("duplicate field") || error.message.starts_with("nested deeper than")
 }
 
@@ -411,7 +415,7 @@ fn the_json_reader_agrees_with_serde_json_on_mutated_configs() {
             numbers_seen += 1;
             with_number(base, &number_text(&mut rng), &mut rng)
         };
-        let ours = canary_router_core::json::parse(&input);
+        let ours = canary_router_core::text::json::parse(&input);
         let theirs = serde_json::from_slice::<serde_json::Value>(&input);
         match (&ours, &theirs) {
             (Ok(ours), Ok(theirs)) => {

@@ -10,13 +10,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use canary_router_core::config;
+use canary_router_core::hashing::rng::Rng;
 use canary_router_core::rehearsal::{self, ArmChange, ArmTraffic, Change, Happened, Rehearsal, Traffic};
-use canary_router_core::rng::Rng;
 
 /// The ramp of examples/compare.json: 10, 25, 50, 100%, each step at
 /// least 2 minutes and earned; errors within 1 point and p99 within 1.5x
 /// of the baseline, at 95%.
-fn config() -> canary_router_core::router::Router {
+fn config() -> canary_router_core::routing::router::Router {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/compare.json")).unwrap();
     config::parse(text.as_bytes()).unwrap()

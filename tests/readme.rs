@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use canary_router_core::config;
-use canary_router_core::hash::sticky_bucket;
+use canary_router_core::hashing::hash::sticky_bucket;
 use pages::{anchor, read};
 
 mod pages;
@@ -310,8 +310,8 @@ fn the_readme_s_configs_are_valid() {
 
 #[test]
 fn the_limits_table_is_the_code_s() {
+    use canary_router_core::config::limits;
     use canary_router_core::config::shape;
-    use canary_router_core::limits;
     let text = read("docs/config.md");
     let table = text.split("\n## Limits\n").nth(1).unwrap().split("\n## ").next().unwrap();
     let row = |what: &str| -> String {
@@ -343,7 +343,7 @@ fn the_limits_table_is_the_code_s() {
         ("targets of a split", limits::TARGETS_PER_SPLIT),
         ("values of a `oneOf`", limits::ONE_OF_VALUES),
         ("regex conditions in the config", limits::REGEXES),
-        ("states of one regex", canary_router_core::regex_cost::MAX_STATES as usize),
+        ("states of one regex", canary_router_core::text::regex_cost::MAX_STATES as usize),
         ("steps of a ramp", limits::RAMP_STEPS),
         ("Prometheus checks of a rollback", limits::CHECKS_PER_ROLLBACK),
         ("headers of a Prometheus query", limits::PROMETHEUS_HEADERS),

@@ -6,10 +6,10 @@
 mod harness;
 
 use canary_router_core::config;
+use canary_router_core::hashing::rng::Rng;
 use canary_router_core::request::Request;
-use canary_router_core::rng::Rng;
-use canary_router_core::router::Router;
-use canary_router_core::split::Moment;
+use canary_router_core::routing::router::Router;
+use canary_router_core::routing::split::Moment;
 use harness::Proxy;
 
 /// Chi-square critical values at p = 0.001 by degrees of freedom: a fair

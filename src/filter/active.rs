@@ -13,8 +13,8 @@ use super::rollback::{self, Verdict};
 use super::split_state::{SplitState, Splits};
 use super::stats::Stats;
 use super::Vm;
-use canary_router_core::router::Router;
-use canary_router_core::split::Split;
+use canary_router_core::routing::router::Router;
+use canary_router_core::routing::split::Split;
 
 pub struct Active {
     pub vm: Rc<Vm>,
@@ -86,7 +86,7 @@ impl Active {
                     route.name,
                     rule.label,
                     ramp.target,
-                    canary_router_core::decimal::format(ramp.steps.get(s).copied().unwrap_or(0.0)),
+                    canary_router_core::text::decimal::format(ramp.steps.get(s).copied().unwrap_or(0.0)),
                     s + 1,
                     ramp.steps.len()
                 ),

@@ -7,9 +7,9 @@
 use super::gauges::{gauge, millionths, Gauge};
 use super::proxy::Proxy;
 use super::Vm;
-use canary_router_core::compare::{self, Arms, Compared};
-use canary_router_core::metrics;
-use canary_router_core::split::{Compare, Ramp};
+use canary_router_core::rollout::compare::{self, Arms, Compared};
+use canary_router_core::rollout::metrics;
+use canary_router_core::rollout::settings::{Compare, Ramp};
 
 /// Per arm: canary, then baseline.
 pub struct CompareGauges {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::proxy::{LocalReply, MetricKind, Proxy, SharedWrite, Status};
-use canary_router_core::header_map;
+use canary_router_core::request::header_map;
 
 /// proxy-wasm's `BadArgument`, Envoy's answer for a map or cluster it lacks.
 const BAD_ARGUMENT: Status = Status(2);

@@ -19,9 +19,9 @@ use log::{debug, warn};
 use super::proxy::LOST_ANSWER_AFTER_MS;
 use super::rollback::{self, read_state, update_state};
 use super::Active;
-use canary_router_core::fleet_state::Poll;
-use canary_router_core::prometheus::{self, Sample};
-use canary_router_core::split::{Split, SplitId};
+use canary_router_core::rollout::fleet_state::Poll;
+use canary_router_core::rollout::prometheus::{self, Sample};
+use canary_router_core::routing::split::{Split, SplitId};
 
 /// The largest answer read (a check should return one series; a query
 /// that returns thousands is a mistake, reported as an error).

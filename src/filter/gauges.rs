@@ -13,13 +13,13 @@ use super::ramp_gauges::RampGauges;
 use super::rollback::Verdict;
 use super::split_state::Splits;
 use super::Vm;
-use canary_router_core::compare::{Arms, Compared};
-use canary_router_core::fleet_state::FleetState;
-use canary_router_core::gate::Judgement;
-use canary_router_core::metrics::{self, tagged};
-use canary_router_core::prometheus::{Sample, Span};
-use canary_router_core::router::Router;
-use canary_router_core::split::{Moment, Split, SplitId};
+use canary_router_core::rollout::compare::{Arms, Compared};
+use canary_router_core::rollout::fleet_state::FleetState;
+use canary_router_core::rollout::gate::Judgement;
+use canary_router_core::rollout::metrics::{self, tagged};
+use canary_router_core::rollout::prometheus::{Sample, Span};
+use canary_router_core::routing::router::Router;
+use canary_router_core::routing::split::{Moment, Split, SplitId};
 
 /// One gauge and the value this VM last gave it.
 pub(super) struct Gauge {
@@ -128,7 +128,7 @@ impl RollbackGauges {
     fn define(
         vm: &Vm,
         p: &str,
-        rollback: &canary_router_core::split::Rollback,
+        rollback: &canary_router_core::rollout::settings::Rollback,
         gated: bool,
         beacon: u64,
     ) -> RollbackGauges {
@@ -333,6 +333,6 @@ impl Gauges {
 }
 
 /// A split's Prometheus checks (none without them).
-fn split_checks(split: &Split) -> &[canary_router_core::split::Check] {
+fn split_checks(split: &Split) -> &[canary_router_core::rollout::settings::Check] {
     split.rollback().and_then(|r| r.prometheus.as_ref()).map_or(&[][..], |p| &p.checks[..])
 }

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
 use super::proxy::{MetricKind, Proxy};
-use canary_router_core::hash::{FastHasher, Fingerprint};
+use canary_router_core::hashing::hash::{FastHasher, Fingerprint};
 
 #[derive(Default)]
 pub struct MetricIds {

@@ -35,7 +35,7 @@ use log::{error, info};
 
 pub use active::Active;
 use canary_router_core::config;
-use canary_router_core::rng::Rng;
+use canary_router_core::hashing::rng::Rng;
 use metric_ids::MetricIds;
 pub use proxy::{LocalReply, MetricKind, Proxy, SharedWrite, Status};
 use shadow::ShadowQueue;

@@ -1,6 +1,6 @@
 //! Gated ramps, once a second: each gated split's evidence (its local
 //! window's responses since the step began, its last Prometheus poll, the
-//! fleet view) judged by `canary_router_core::gate`, and the progress (the step and its
+//! fleet view) judged by `canary_router_core::rollout::gate`, and the progress (the step and its
 //! clock) written to the split's shared state with compare-and-swap, so
 //! every worker of the proxy takes the same step and the clock counts each
 //! second once; a step past `maxWait` with `onMaxWait: rollback` rolls the
@@ -10,8 +10,8 @@ use log::{info, warn};
 
 use super::rollback::{self, update_state, Verdict};
 use super::Active;
-use canary_router_core::gate::{GateState, HoldReason, Judgement, Progress};
-use canary_router_core::judge::{self, GateEvidence};
+use canary_router_core::rollout::gate::{GateState, HoldReason, Judgement, Progress};
+use canary_router_core::rollout::judge::{self, GateEvidence};
 
 /// From the root's tick, after the rollback windows were merged.
 pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {

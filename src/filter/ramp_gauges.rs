@@ -7,9 +7,9 @@ use super::gauges::{gauge, millionths, Gauge};
 use super::proxy::Proxy;
 use super::split_state::SplitState;
 use super::Vm;
-use canary_router_core::gate::{self, FleetProgress, HoldReason, Judgement};
-use canary_router_core::metrics;
-use canary_router_core::split::{Latency, Ramp};
+use canary_router_core::rollout::gate::{self, FleetProgress, HoldReason, Judgement};
+use canary_router_core::rollout::metrics;
+use canary_router_core::rollout::settings::{Latency, Ramp};
 
 pub struct RampGauges {
     step: Gauge,

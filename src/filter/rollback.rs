@@ -25,11 +25,11 @@ use log::{info, warn};
 use super::proxy::{Proxy, SharedWrite, ABSENT};
 use super::split_state::SplitState;
 use super::Active;
-use canary_router_core::compare::{self, Arm, Arms, Compared};
-use canary_router_core::error_window::{self, Counts, Crossed, Window};
-use canary_router_core::fleet_state::{FleetState, RolledBack};
-use canary_router_core::judge;
-use canary_router_core::split::{Split, SplitId};
+use canary_router_core::rollout::compare::{self, Arm, Arms, Compared};
+use canary_router_core::rollout::error_window::{self, Counts, Crossed, Window};
+use canary_router_core::rollout::fleet_state::{FleetState, RolledBack};
+use canary_router_core::rollout::judge;
+use canary_router_core::routing::split::{Split, SplitId};
 
 /// Compare-and-swap attempts before a write is left for the next one.
 const CAS_ATTEMPTS: usize = 8;

@@ -24,9 +24,9 @@ use log::debug;
 
 use super::proxy::{Proxy, LOST_ANSWER_AFTER_MS};
 use super::Active;
-use canary_router_core::hash::FastHasher;
-use canary_router_core::metrics::{status_class, SERVER_ERROR};
-use canary_router_core::mirror::{Ledger, MirrorBudget, Skip};
+use canary_router_core::hashing::hash::FastHasher;
+use canary_router_core::rollout::metrics::{status_class, SERVER_ERROR};
+use canary_router_core::routing::mirror::{Ledger, MirrorBudget, Skip};
 
 /// How often the root sends queued copies while any route mirrors.
 pub const TICK_MS: u32 = 10;

@@ -6,8 +6,9 @@
 use std::cell::{Cell, RefCell};
 
 use super::rollback::{Verdict, Watch};
-use canary_router_core::gate::GateState;
-use canary_router_core::split::{Live, Ramp, Split, SplitId, SplitStates};
+use canary_router_core::rollout::gate::GateState;
+use canary_router_core::rollout::settings::Ramp;
+use canary_router_core::routing::split::{Live, Split, SplitId, SplitStates};
 
 /// A ramp step no ramp has, so that the first state is always logged.
 pub const NOT_LOGGED: Option<usize> = Some(usize::MAX);

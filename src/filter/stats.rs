@@ -13,10 +13,10 @@ use std::cell::Cell;
 
 use super::proxy::{MetricKind, Proxy};
 use super::Vm;
-use canary_router_core::matcher::Test;
-use canary_router_core::metrics::{self, tagged, STATUS_CLASSES};
-use canary_router_core::mirror::Skip;
-use canary_router_core::router::Router;
+use canary_router_core::rollout::metrics::{self, tagged, STATUS_CLASSES};
+use canary_router_core::routing::matcher::Test;
+use canary_router_core::routing::mirror::Skip;
+use canary_router_core::routing::router::Router;
 
 /// Counters of config loads, shared by every config of a VM. Rare, so
 /// added to the host at once.
@@ -75,9 +75,9 @@ impl Stats {
     pub fn new(vm: &Vm, router: &Router) -> Self {
         let mut stats = Stats { ids: Vec::new(), counts: Vec::new(), routes: Vec::new(), unrouted: NONE };
         stats.unrouted = stats.counter();
-        for (index, route) in router.routes.iter().enumerate() {
+        for route in &router.routes {
             let mut targets = Vec::new();
-            for t in metrics::route_targets(router, index) {
+            for t in route.targets() {
                 let requests = stats.counter();
                 let responses =
                     STATUS_CLASSES.map(|_| if router.count_responses { stats.counter() } else { NONE });

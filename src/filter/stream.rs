@@ -16,12 +16,12 @@ use super::proxy::{LocalReply, Proxy};
 use super::rollback::{self, Answered, WatchedArm};
 use super::shadow::{Held, PendingShadow, ShadowQueue};
 use super::{Active, Root};
-use canary_router_core::header_map;
-use canary_router_core::metrics::{status_class, SERVER_ERROR};
-use canary_router_core::mirror::{shadow_copy, Skip};
+use canary_router_core::request::header_map;
 use canary_router_core::request::Request;
-use canary_router_core::router::Decision;
-use canary_router_core::split::{Moment, SplitId};
+use canary_router_core::rollout::metrics::{status_class, SERVER_ERROR};
+use canary_router_core::routing::mirror::{shadow_copy, Skip};
+use canary_router_core::routing::router::Decision;
+use canary_router_core::routing::split::{Moment, SplitId};
 
 /// A copy being assembled while the request body streams through.
 struct ShadowInProgress {

@@ -22,7 +22,7 @@ use log::warn;
 
 use super::Abi;
 use crate::filter::{self, Headers, Root, Stream, Vm};
-use canary_router_core::hash::FastHasher;
+use canary_router_core::hashing::hash::FastHasher;
 
 /// proxy-wasm `Action`: go on, or stop (the filter answered the request).
 const CONTINUE: u32 = 0;

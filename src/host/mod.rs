@@ -295,7 +295,8 @@ impl Proxy for Abi {
     }
 
     fn send_local_reply(&self, reply: &LocalReply<'_>) -> Result<(), Status> {
-        let (details, body, headers) = (reply.details, reply.body, canary_router_core::header_map::EMPTY);
+        let (details, body, headers) =
+            (reply.details, reply.body, canary_router_core::request::header_map::EMPTY);
         // SAFETY: every slice outlives the call; the host copies them.
         checked(unsafe {
             proxy_send_local_response(
@@ -386,7 +387,7 @@ impl Proxy for Abi {
         body: &[u8],
         timeout_ms: u32,
     ) -> Result<u32, Status> {
-        let no_trailers = canary_router_core::header_map::EMPTY;
+        let no_trailers = canary_router_core::request::header_map::EMPTY;
         let mut token = 0;
         // SAFETY: every slice outlives the call; the host copies them and
         // writes one u32.

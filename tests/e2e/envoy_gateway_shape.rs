@@ -7,7 +7,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use canary_router_core::hash::sticky_bucket;
+use canary_router_core::hashing::hash::sticky_bucket;
 use serde_json::Value;
 
 use super::envoy::Envoy;

@@ -21,7 +21,7 @@ use super::prometheus::Prometheus;
 /// A year before now, as a ramp's `start`.
 fn a_year_ago() -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    canary_router_core::time::format_rfc3339(now - 365 * 86_400)
+    canary_router_core::text::time::format_rfc3339(now - 365 * 86_400)
 }
 
 /// A route whose split ramps `canary` against `stable`, gated.
@@ -239,7 +239,7 @@ fn a_fleet_without_stats_tags_holds_its_gated_steps_and_says_it_is_blind() {
         "name": "b", "hosts": ["b.example.com"], "default": "service-b",
         "rules": [{"split": {
             "weights": [{"target": "service-b-canary", "weight": 0}, {"target": "service-b", "weight": 100}],
-            "ramp": {"target": "service-b-canary", "start": canary_router_core::time::format_rfc3339(now),
+            "ramp": {"target": "service-b-canary", "start": canary_router_core::text::time::format_rfc3339(now),
                      "every": "2s", "steps": [20, 100], "gate": {"minRequests": 5}},
             "rollback": {"target": "service-b-canary", "maxErrorRate": 0.5, "minRequests": 5, "window": "30s",
                          "prometheus": {"cluster": "prometheus", "every": "1s", "blindAfter": "3s"}}}}]

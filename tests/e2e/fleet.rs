@@ -25,7 +25,7 @@ fn fleet_config() -> String {
     let mut config: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(repo().join("examples/fleet.json")).unwrap()).unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let start = canary_router_core::time::format_rfc3339(now - 60);
+    let start = canary_router_core::text::time::format_rfc3339(now - 60);
     config["routes"].as_array_mut().unwrap().push(serde_json::json!({
         "name": "service-a", "hosts": ["a.example.com"], "default": "service-a",
         "rules": [{"split": {

@@ -54,7 +54,7 @@ fn config(start_ms: u64, side_ms: u64, hold: bool) -> String {
     let mut config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(repo().join("examples/progressive.json")).unwrap())
             .unwrap();
-    let start = canary_router_core::time::format_rfc3339(start_ms / 1000);
+    let start = canary_router_core::text::time::format_rfc3339(start_ms / 1000);
     let split = &mut config["routes"][0]["rules"][0]["split"];
     split["ramp"]["start"] = start.clone().into();
     split["ramp"]["every"] = "3s".into();
@@ -64,7 +64,7 @@ fn config(start_ms: u64, side_ms: u64, hold: bool) -> String {
     split["rollback"]["minRequests"] = MIN_REQUESTS.into();
     split["rollback"]["window"] = "30s".into();
     split["rollback"]["prometheus"]["every"] = "1s".into();
-    let now = canary_router_core::time::format_rfc3339(side_ms / 1000);
+    let now = canary_router_core::text::time::format_rfc3339(side_ms / 1000);
     let routes = config["routes"].as_array_mut().unwrap();
     routes.push(side_route(
         "slow",

@@ -1,7 +1,7 @@
 //! 1,000 distinct hostile requests against the real Envoy: every one is
 //! answered by a backend, none by a 503 from a crashed filter.
 
-use canary_router_core::rng::Rng;
+use canary_router_core::hashing::rng::Rng;
 
 use super::envoy::{Envoy, EnvoyConfig};
 use super::http::Connection;

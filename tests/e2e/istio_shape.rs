@@ -4,7 +4,7 @@
 //! becomes header-matching routes to `outbound|PORT|SUBSET|HOST` clusters.
 //! This builds exactly that from `istio/service-b/` and sends real traffic.
 
-use canary_router_core::hash::sticky_bucket;
+use canary_router_core::hashing::hash::sticky_bucket;
 use serde_json::Value;
 
 use super::backends;

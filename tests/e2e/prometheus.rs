@@ -180,7 +180,7 @@ impl Prometheus {
 
     /// An instant query's JSON answer (`/api/v1/query`).
     pub fn query(&self, promql: &str) -> serde_json::Value {
-        let response = self.get(&canary_router_core::prometheus::query_path("", promql)).unwrap();
+        let response = self.get(&canary_router_core::rollout::prometheus::query_path("", promql)).unwrap();
         let body: serde_json::Value = serde_json::from_slice(&response.body)
             .unwrap_or_else(|e| panic!("{promql}: {e}: {}", String::from_utf8_lossy(&response.body)));
         assert_eq!(body["status"], "success", "{promql}: {body}");

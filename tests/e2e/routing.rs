@@ -1,6 +1,6 @@
 //! DESIGN.md's example config in `envoy/envoy.yaml`, through real requests.
 
-use canary_router_core::hash::sticky_bucket;
+use canary_router_core::hashing::hash::sticky_bucket;
 
 use super::envoy::{inline_example, Envoy, EnvoyConfig};
 use super::http::{get_host, Connection};

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use canary_router_core::rng::Rng;
+use canary_router_core::hashing::rng::Rng;
 
 use super::headers::HeaderMap;
 

@@ -98,10 +98,10 @@ pub fn reachable_targets(json: &str) -> (String, BTreeSet<String>) {
         targets.insert(route.default.clone());
         for rule in &route.rules {
             match &rule.action {
-                canary_router_core::route::Action::Target(t) => {
+                canary_router_core::routing::route::Action::Target(t) => {
                     targets.insert(t.clone());
                 }
-                canary_router_core::route::Action::Split(split) => {
+                canary_router_core::routing::route::Action::Split(split) => {
                     for (t, w) in split.targets().iter().zip(split.weights()) {
                         if *w > 0.0 {
                             targets.insert(t.clone());

@@ -4,11 +4,12 @@
 
 use std::path::PathBuf;
 
-use canary_router_core::decimal;
-use canary_router_core::route::{Action, Route};
-use canary_router_core::router::Router;
-use canary_router_core::split::{AllLive, Compare, Gate, Moment, OnMaxWait, Ramp, Rollback, Split};
-use canary_router_core::time::format_rfc3339;
+use canary_router_core::rollout::settings::{Compare, Gate, OnMaxWait, Ramp, Rollback};
+use canary_router_core::routing::route::{Action, Route};
+use canary_router_core::routing::router::Router;
+use canary_router_core::routing::split::{AllLive, Moment, Split};
+use canary_router_core::text::decimal;
+use canary_router_core::text::time::format_rfc3339;
 
 use crate::input;
 use crate::Failure;
@@ -252,9 +253,9 @@ fn split_details(label: &str, split: &Split, now_ms: u64) -> String {
 /// What `compare` judges, in words.
 fn compare_line(compare: &Compare, split: &Split, min_requests: u64) -> String {
     let worse: Vec<String> = [
-        compare
-            .max_error_rate_increase
-            .map(|d| format!("an error rate more than {} above it", canary_router_core::judge::points(d))),
+        compare.max_error_rate_increase.map(|d| {
+            format!("an error rate more than {} above it", canary_router_core::rollout::judge::points(d))
+        }),
         compare.latency.as_ref().map(|l| {
             format!(
                 "p{} more than {}x and {} ms slower",

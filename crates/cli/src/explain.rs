@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use canary_router_core::hash::BUCKETS;
+use canary_router_core::hashing::hash::BUCKETS;
 use canary_router_core::request::Request;
-use canary_router_core::route::Rule;
-use canary_router_core::router::{Decision, Reason, Router};
-use canary_router_core::split::{Choice, Moment, Split};
+use canary_router_core::routing::route::Rule;
+use canary_router_core::routing::router::{Decision, Reason, Router};
+use canary_router_core::routing::split::{Choice, Moment, Split};
 
 use crate::check::{round, shares};
 use crate::input;

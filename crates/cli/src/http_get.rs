@@ -58,7 +58,7 @@ impl Endpoint {
                 if !userinfo.contains(':') {
                     return Err(format!("{url}: credentials in a URL are USER:PASSWORD@"));
                 }
-                let decoded = canary_router_core::query::percent_decode(userinfo.as_bytes());
+                let decoded = canary_router_core::text::query::percent_decode(userinfo.as_bytes());
                 Ok(format!("Basic {}", base64(String::from_utf8_lossy(&decoded).as_bytes())))
             })
             .transpose()?;

@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use canary_router_core::config;
-use canary_router_core::router::Router;
+use canary_router_core::routing::router::Router;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -78,7 +78,7 @@ impl Source {
 /// Where the value at `path` (`routes[0].rules[1].split`) starts in the
 /// JSON text: its line and column.
 fn json_position(json: &str, path: &str) -> Option<(usize, usize)> {
-    let document = canary_router_core::json::parse(json.as_bytes()).ok()?;
+    let document = canary_router_core::text::json::parse(json.as_bytes()).ok()?;
     let mut at = document.root();
     for step in yaml_locate::parse_path(path)? {
         at = match step {

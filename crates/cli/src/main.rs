@@ -23,7 +23,7 @@ mod yaml_locate;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use canary_router_core::split::Live;
+use canary_router_core::routing::split::Live;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -181,9 +181,8 @@ impl When {
     /// Milliseconds since the epoch of `--at`, or of now.
     pub fn now_ms(&self) -> Result<u64, Failure> {
         match &self.at {
-            Some(at) => {
-                canary_router_core::time::parse_rfc3339(at).map_err(|e| Failure::Usage(format!("--at: {e}")))
-            }
+            Some(at) => canary_router_core::text::time::parse_rfc3339(at)
+                .map_err(|e| Failure::Usage(format!("--at: {e}"))),
             None => Ok(std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64)),

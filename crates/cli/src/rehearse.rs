@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use canary_router_core::decimal;
 use canary_router_core::rehearsal::{self, ArmChange, ArmTraffic, Change, Happened, Rehearsal, Traffic};
-use canary_router_core::time::{format_span, parse_duration};
+use canary_router_core::text::decimal;
+use canary_router_core::text::time::{format_span, parse_duration};
 use serde::Deserialize;
 use serde_json::{json, Value};
 

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use canary_router_core::host_pattern::HostPattern;
+use canary_router_core::hashing::rng::Rng;
 use canary_router_core::request::{Request, Source};
-use canary_router_core::rng::Rng;
-use canary_router_core::route::Route;
-use canary_router_core::router::Router;
-use canary_router_core::split::Moment;
+use canary_router_core::routing::route::Route;
+use canary_router_core::routing::router::Router;
+use canary_router_core::routing::split::Moment;
+use canary_router_core::text::host_pattern::HostPattern;
 
 use crate::input;
 use crate::{Failure, When};

@@ -15,7 +15,7 @@ use std::process::Command;
 
 use canary_router_core::config;
 use canary_router_core::request::Request;
-use canary_router_core::split::Moment;
+use canary_router_core::routing::split::Moment;
 use serde_json::Value;
 
 /// The repository, where a user runs the command.

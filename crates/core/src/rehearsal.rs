@@ -1,7 +1,7 @@
 //! A rollout rehearsed offline (`canary-router simulate --rollout`): one
 //! proxy's worth of synthetic traffic (a request rate, each arm's error
 //! rate and latency, changes in time) through the judge the proxies run
-//! (`crate::judge`: the local window, `compare`, latency, the gated ramp),
+//! (`crate::rollout::judge`: the local window, `compare`, latency, the gated ramp),
 //! with a simulated clock. Deterministic for a seed.
 //!
 //! As in the filter, the canary's errors and slow responses are judged as
@@ -11,15 +11,15 @@
 //! taken as passing, and the fleet as one proxy); `Rehearsal::left_out`
 //! says so where the config has them.
 
-use crate::compare::Arm;
-use crate::error_window::{self, Counts, Window};
-use crate::fleet_state::RolledBack;
-use crate::gate::{GateState, PollSummary, Progress};
-use crate::hash::BUCKETS;
-use crate::judge::{self, GateEvidence};
-use crate::rng::Rng;
-use crate::router::Router;
-use crate::split::{Live, Moment, Split};
+use crate::hashing::hash::BUCKETS;
+use crate::hashing::rng::Rng;
+use crate::rollout::compare::Arm;
+use crate::rollout::error_window::{self, Counts, Window};
+use crate::rollout::fleet_state::RolledBack;
+use crate::rollout::gate::{GateState, PollSummary, Progress};
+use crate::rollout::judge::{self, GateEvidence};
+use crate::routing::router::Router;
+use crate::routing::split::{Live, Moment, Split};
 
 /// One arm's traffic: its error share and its latency, log-normal from its
 /// median and p99.
@@ -156,7 +156,7 @@ struct Run<'a> {
     start_ms: u64,
     window: Window,
     pending: Counts,
-    pending_arms: crate::compare::Arms,
+    pending_arms: crate::rollout::compare::Arms,
     latency_trigger_ms: f64,
     forecast: f64,
     gate: Option<GateState>,
@@ -183,9 +183,9 @@ impl<'a> Run<'a> {
             start_ms: split.ramp().map_or(EPOCH_MS, |r| r.start_ms),
             window: Window::default().of_shape(shape),
             pending: Counts::default(),
-            pending_arms: crate::compare::Arms::default(),
+            pending_arms: crate::rollout::compare::Arms::default(),
             latency_trigger_ms: f64::INFINITY,
-            forecast: crate::compare::forecast_rate(&Arm::default()),
+            forecast: crate::rollout::compare::forecast_rate(&Arm::default()),
             gate: None,
             step: None,
             rolled_back: None,
@@ -321,11 +321,11 @@ impl<'a> Run<'a> {
         let step = self.step.unwrap_or(0) as u32;
         self.window.add(bucket, self.pending, &self.pending_arms, step);
         self.pending = Counts::default();
-        self.pending_arms = crate::compare::Arms::default();
+        self.pending_arms = crate::rollout::compare::Arms::default();
         let look = judge::look_at_window(config, &self.window, bucket, self.split.ramp());
         self.latency_trigger_ms =
             look.compared.and_then(|c| c.latency).and_then(|l| l.trigger_ms).unwrap_or(f64::INFINITY);
-        self.forecast = crate::compare::forecast_rate(&look.arms.baseline);
+        self.forecast = crate::rollout::compare::forecast_rate(&look.arms.baseline);
         if let Some(crossed) = look.crossed {
             let detail = judge::crossing_detail(config, &look, crossed);
             self.roll_back(t, RolledBack { since_ms: now_ms, reason: crossed.reason().into(), detail });

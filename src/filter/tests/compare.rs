@@ -8,7 +8,7 @@
 use std::cell::Cell;
 
 use super::worker::Worker;
-use canary_router_core::metrics::{self, tagged};
+use canary_router_core::rollout::metrics::{self, tagged};
 
 const B: [(&str, &str); 1] = [(":authority", "b.example.com")];
 
@@ -158,7 +158,7 @@ const COMPARED_CHECK: &str = r#"{"routes": [{"name": "b", "default": "stable", "
 fn query(call: &super::super::fake_proxy::Call) -> String {
     let path = String::from_utf8_lossy(call.header(":path").unwrap_or_default()).into_owned();
     let encoded = path.split_once("query=").map_or("", |(_, q)| q);
-    String::from_utf8(canary_router_core::query::decode(encoded.as_bytes()).into_owned()).unwrap()
+    String::from_utf8(canary_router_core::text::query::decode(encoded.as_bytes()).into_owned()).unwrap()
 }
 
 #[test]

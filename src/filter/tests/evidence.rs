@@ -11,8 +11,8 @@ use std::rc::Rc;
 use super::super::fake_proxy::SharedStore;
 use super::super::tick;
 use super::worker::{vector, vectors, Worker, EMPTY, START_MS};
-use canary_router_core::error_window::{self, Window};
-use canary_router_core::metrics::{self, tagged};
+use canary_router_core::rollout::error_window::{self, Window};
+use canary_router_core::rollout::metrics::{self, tagged};
 
 const B: [(&str, &str); 1] = [(":authority", "b.example.com")];
 

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use super::fake_proxy::SharedStore;
 use super::{configure, request_headers, tick, Headers, Root};
-use canary_router_core::metrics::{self, tagged};
+use canary_router_core::rollout::metrics::{self, tagged};
 use worker::{vector, Worker, EMPTY};
 
 fn requests_metric(route: &str, target: &str) -> String {

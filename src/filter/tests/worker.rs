@@ -138,8 +138,8 @@ impl Worker {
 
     /// Whether the split's rollback is in force for `reason`.
     pub fn rolled_back_for(&self, reason: &str) -> bool {
-        self.metric_ending(&canary_router_core::metrics::tagged(
-            canary_router_core::metrics::ROLLBACK_REASON,
+        self.metric_ending(&canary_router_core::rollout::metrics::tagged(
+            canary_router_core::rollout::metrics::ROLLBACK_REASON,
             &[("reason", reason)],
         )) == 1
     }

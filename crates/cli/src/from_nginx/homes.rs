@@ -8,8 +8,8 @@
 
 use serde_json::{json, Map, Value};
 
-use canary_router_core::route::{Action, Route};
-use canary_router_core::router::Router;
+use canary_router_core::routing::route::{Action, Route};
+use canary_router_core::routing::router::Router;
 
 use super::plugin::Plugin;
 use crate::Failure;

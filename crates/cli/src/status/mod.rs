@@ -10,7 +10,7 @@ mod view;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use canary_router_core::metrics;
+use canary_router_core::rollout::metrics;
 
 use samples::{Sample, ADMIN_PATH};
 use view::Proxy;
@@ -159,7 +159,7 @@ fn read_fleet(sources: &Sources, previous: &mut Previous, interval: Duration) ->
 fn from_prometheus(sources: &Sources, endpoint: &Endpoint) -> Vec<Proxy> {
     let admins = &sources.admins;
     let query = |promql: &str, rate_of: Option<&str>| -> Result<Vec<(String, Sample)>, Failed> {
-        let path = canary_router_core::prometheus::query_path("", promql);
+        let path = canary_router_core::rollout::prometheus::query_path("", promql);
         let body = sources.client.get(endpoint, &path, sources.authorization.as_deref())?;
         let answer: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| Failed::Refused(format!("not a query answer: {e}")))?;

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use canary_router_core::metrics;
-use canary_router_core::time::format_rfc3339;
+use canary_router_core::rollout::metrics;
+use canary_router_core::text::time::format_rfc3339;
 use serde_json::{json, Value};
 
 use super::samples::Sample;
@@ -259,11 +259,11 @@ fn compare_report(samples: &[&Sample]) -> Option<CompareReport> {
 /// `errors canary 0.8% vs baseline 0.7% (+0.1 pt, bound +0.6 pt at 95%)`,
 /// and the latency and what it says.
 fn compare_text(c: &CompareReport) -> String {
-    let decimal = |v: f64, places| canary_router_core::decimal::fixed(v, places);
+    let decimal = |v: f64, places| canary_router_core::text::decimal::fixed(v, places);
     // An arm without responses has no rate and no latency to show.
     let seen = |arm: usize, text: String| if c.responses[arm] == 0 { "-".to_string() } else { text };
     let pt = |v: f64| format!("{}{} pt", if v >= 0.0 { "+" } else { "" }, decimal(v * 100.0, 1));
-    let confidence = canary_router_core::decimal::format(c.confidence * 100.0);
+    let confidence = canary_router_core::text::decimal::format(c.confidence * 100.0);
     let [canary, baseline] = c.error_rates;
     let difference = match (c.responses, c.bound) {
         ([0, _] | [_, 0], _) => "no bound yet".to_string(),
@@ -276,10 +276,10 @@ fn compare_text(c: &CompareReport) -> String {
         seen(1, format!("{}%", decimal(baseline * 100.0, 1))),
     );
     if let Some((percentile, [canary_ms, baseline_ms])) = c.latency {
-        let ms = |v: f64| format!("{} ms", canary_router_core::decimal::format(v.round()));
+        let ms = |v: f64| format!("{} ms", canary_router_core::text::decimal::format(v.round()));
         out += &format!(
             "; p{} canary {} vs baseline {}",
-            canary_router_core::decimal::format(percentile),
+            canary_router_core::text::decimal::format(percentile),
             seen(0, ms(canary_ms)),
             seen(1, ms(baseline_ms))
         );
@@ -445,7 +445,7 @@ fn percent(ppm: u64) -> String {
 
 /// `in 4m10s` / `2m5s ago`.
 fn relative(seconds: u64, now: u64) -> String {
-    let span = canary_router_core::time::format_span;
+    let span = canary_router_core::text::time::format_span;
     if seconds >= now {
         format!("in {}", span(seconds - now))
     } else {
@@ -533,7 +533,7 @@ pub fn render(proxies: &[Proxy], splits: &[SplitView], now: u64) -> String {
                 .iter()
                 .map(|(n, v)| match report.unanswered.contains(n) {
                     true => format!("{n} no data"),
-                    false => format!("{n} {}", canary_router_core::decimal::format(*v)),
+                    false => format!("{n} {}", canary_router_core::text::decimal::format(*v)),
                 })
                 .collect();
             out += &format!("  checks: {}; {} failing polls in a row\n", checks.join(", "), report.failures);
@@ -584,7 +584,7 @@ fn ramp_text(ramp: &RampReport, now: u64) -> String {
             "a Prometheus poll that passes during the step".to_string()
         } else {
             let latency = gate.latency.map_or(String::new(), |(p, ms)| {
-                format!(", p{} {ms} ms", canary_router_core::decimal::format(p))
+                format!(", p{} {ms} ms", canary_router_core::text::decimal::format(p))
             });
             format!(
                 "{}/{} responses, {:.1}% errors{latency}",

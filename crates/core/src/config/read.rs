@@ -6,10 +6,10 @@
 //! through `Fields`, which knows each key's default.
 
 use super::shape::{Kind, List, Number, Object, Rule};
-use crate::decimal;
-use crate::error::{self, ConfigError};
-use crate::json::{self, Json};
-use crate::limits;
+use crate::config::error::{self, ConfigError};
+use crate::config::limits;
+use crate::text::decimal;
+use crate::text::json::{self, Json};
 
 /// Where a value is, kept on the stack while the document is checked and
 /// written out only for an error: a config at the limits has 275,000

@@ -2,13 +2,13 @@
 //! Prometheus checks, or both (docs/progressive-delivery.md, "Rollback").
 
 use super::read::Fields;
-use crate::decimal;
-use crate::error::ConfigError;
-use crate::prometheus::{self, DEFAULT_LATCH_QUERY, DEFAULT_VIEW_QUERY};
-use crate::split::{
+use crate::config::error::ConfigError;
+use crate::rollout::prometheus::{self, DEFAULT_LATCH_QUERY, DEFAULT_VIEW_QUERY};
+use crate::rollout::settings::{
     Check, Compare, CompareLatency, Latency, LocalWindow, PrometheusChecks, Relation, Rollback,
 };
-use crate::time;
+use crate::text::decimal;
+use crate::text::time;
 
 /// `weighted` are the split's targets and weights, already checked.
 pub fn compile(

@@ -9,8 +9,8 @@
 //! The meanings are for people (the schema's descriptions); the `.wasm`
 //! does not carry them.
 
-use crate::limits;
-use crate::mirror;
+use crate::config::limits;
+use crate::routing::mirror;
 
 /// One JSON object of the config.
 pub struct Object {

@@ -439,7 +439,7 @@ fn a_rollback_may_ask_prometheus_with_or_without_a_local_window() {
     assert_eq!(p.lookback, "1800s");
     assert_eq!(p.checks[1].name, "p99-ms");
     assert_eq!((p.checks[1].min, p.checks[1].max), (Some(0.0), Some(500.0)));
-    assert_eq!(p.latch_query, crate::prometheus::DEFAULT_LATCH_QUERY);
+    assert_eq!(p.latch_query, crate::rollout::prometheus::DEFAULT_LATCH_QUERY);
 
     let both = with_split(
         r#", "rollback": {"target": "canary", "maxErrorRate": 0.1, "minRequests": 5, "window": "1m",
@@ -706,7 +706,7 @@ fn a_gate_is_refused_with_the_key_named_when_it_cannot_judge() {
     let gate = ramp.gate.as_ref().unwrap();
     assert_eq!(
         (gate.min_requests, gate.max_wait_ms, gate.on_max_wait),
-        (20, Some(1_800_000), crate::split::OnMaxWait::Rollback)
+        (20, Some(1_800_000), crate::rollout::settings::OnMaxWait::Rollback)
     );
     assert!(parse(gated("{}", prometheus_only).as_bytes()).is_ok(), "judged by Prometheus alone");
     let at_zero = gated("{}", WINDOW).replace("[5, 100]", "[0, 5, 100]");
@@ -924,6 +924,6 @@ fn a_compared_check_needs_its_bound_and_the_target_placeholder() {
     assert_eq!(prometheus.baseline, "stable");
     assert_eq!(
         (prometheus.checks[0].max, prometheus.checks[0].compare_to),
-        (Some(1.5), Some(crate::split::Relation::Ratio))
+        (Some(1.5), Some(crate::rollout::settings::Relation::Ratio))
     );
 }

@@ -1,7 +1,7 @@
 //! Traffic shadowing: which requests to copy, and what the copy looks like.
 //! Sending it is the glue's job; everything decidable is here.
 
-use crate::hash::BUCKETS;
+use crate::hashing::hash::BUCKETS;
 
 pub const DEFAULT_TIMEOUT_MS: u32 = 1_000;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
@@ -137,7 +137,7 @@ impl Mirror {
 
 /// Envoy's shadow host: `-shadow` after the host name, before any port.
 pub fn shadow_authority(authority: &[u8]) -> Vec<u8> {
-    let (host, port) = crate::host_pattern::split_authority(authority);
+    let (host, port) = crate::text::host_pattern::split_authority(authority);
     let mut out = host.to_vec();
     out.extend_from_slice(b"-shadow");
     out.extend_from_slice(port);
@@ -168,7 +168,7 @@ pub fn shadow_copy(
     target: &[u8],
     body_len: usize,
 ) -> Option<Vec<u8>> {
-    let pairs = crate::header_map::parse(request_map)?;
+    let pairs = crate::request::header_map::parse(request_map)?;
     let authority: Vec<Vec<u8>> = pairs
         .iter()
         .filter(|(name, _)| name.eq_ignore_ascii_case(b":authority"))
@@ -192,7 +192,7 @@ pub fn shadow_copy(
     if body_len > 0 {
         out.push((b"content-length", length.as_bytes()));
     }
-    Some(crate::header_map::serialize(&out))
+    Some(crate::request::header_map::serialize(&out))
 }
 
 #[cfg(test)]
@@ -259,9 +259,9 @@ mod tests {
             (b"x-route-target", b"spoofed"),
             (b"x-bin", b"\xff"),
         ];
-        let map = crate::header_map::serialize(&headers);
+        let map = crate::request::header_map::serialize(&headers);
         let copy = shadow_copy(&map, b"x-route-target", b"service-a-canary", 5).unwrap();
-        let copy = crate::header_map::parse(&copy).unwrap();
+        let copy = crate::request::header_map::parse(&copy).unwrap();
         let get = |n: &[u8]| copy.iter().filter(|(k, _)| *k == n).map(|(_, v)| *v).collect::<Vec<_>>();
         assert_eq!(get(b":authority"), [&b"a.example.com-shadow"[..]]);
         assert_eq!(get(b":path"), [&b"/x?y=1"[..]]);
@@ -270,7 +270,10 @@ mod tests {
         assert_eq!(get(b"x-route-target"), [&b"service-a-canary"[..]], "the decision, not the client's");
         assert_eq!(get(b"x-bin"), [&b"\xff"[..]], "bytes are copied as they are");
         let bodiless = shadow_copy(&map, b"x-route-target", b"t", 0).unwrap();
-        assert!(crate::header_map::parse(&bodiless).unwrap().iter().all(|(k, _)| *k != b"content-length"));
+        assert!(crate::request::header_map::parse(&bodiless)
+            .unwrap()
+            .iter()
+            .all(|(k, _)| *k != b"content-length"));
         assert_eq!(shadow_copy(b"junk", b"x", b"t", 0), None);
     }
 }

@@ -1,6 +1,6 @@
 //! The canary judged against its baseline (`rollback.compare`): both arms'
 //! responses since the step began, on the same proxy over the same
-//! seconds, and sequential tests (`crate::sequential`) that keep their
+//! seconds, and sequential tests (`crate::rollout::sequential`) that keep their
 //! confidence however often they are looked at.
 //!
 //! - Errors: the canary regressed when, with the confidence, its error
@@ -21,9 +21,9 @@
 //!
 //! Pure; a fixed size per split, whatever the traffic.
 
-use crate::le_bytes::Reader;
-use crate::sequential::{self, Side, Tally};
-use crate::split::{Compare, Ramp};
+use crate::rollout::sequential::{self, Side, Tally};
+use crate::rollout::settings::{Compare, Ramp};
+use crate::text::le_bytes::Reader;
 
 /// Latency buckets: the first ends at 1 ms, each next one 2^¼ (19%) further,
 /// the last but one at about 55 s; the last holds the rest.
@@ -381,7 +381,7 @@ pub fn error_increase_bound(compare: &Compare, arms: &Arms, epochs: usize) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::split::CompareLatency;
+    use crate::rollout::settings::CompareLatency;
 
     fn compare(errors: Option<f64>, latency: Option<CompareLatency>) -> Compare {
         Compare {

@@ -1,14 +1,17 @@
-//! A read-only view of one request's headers, borrowed from the bytes the
-//! proxy handed over. Cookies and the query are read where they are, on
-//! demand, without building lists of every pair: a request whose rules
-//! look at two cookie names pays for scanning its cookie header twice,
-//! and nothing for the cookies nobody asked about.
+//! A request as the decisions read it: a read-only view of its headers,
+//! borrowed from the bytes the proxy handed over. Cookies and the query are
+//! read where they are, on demand, without building lists of every pair: a
+//! request whose rules look at two cookie names pays for scanning its
+//! cookie header twice, and nothing for the cookies nobody asked about.
+//! `header_map` is the owned form the CLI and tests build requests from.
+
+pub mod header_map;
 
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 
-use crate::{cookie, query, regex_cost};
+use crate::text::{cookie, query, regex_cost};
 
 /// Where a condition or a sticky key reads its value.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,9 +12,9 @@
 //! collision is passed over by checking its own hosts, and 2,000 routes'
 //! host names are not held twice.
 
-use crate::hash::{name_hash as key, ByNameHash as Buckets};
-use crate::host_pattern::HostPattern;
-use crate::route::Route;
+use crate::hashing::hash::{name_hash as key, ByNameHash as Buckets};
+use crate::routing::route::Route;
+use crate::text::host_pattern::HostPattern;
 
 #[derive(Debug, Clone, Default)]
 pub struct RouteIndex {
@@ -97,7 +97,7 @@ fn push(bucket: &mut Vec<u32>, route: u32) {
 mod tests {
     use crate::config;
     use crate::request::Request;
-    use crate::split::Moment;
+    use crate::routing::split::Moment;
 
     fn route_of(json: &str, host: &str, path: &str) -> Option<String> {
         let router = config::parse(json.as_bytes()).unwrap();

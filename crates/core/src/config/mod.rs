@@ -5,25 +5,28 @@
 //! (syntax, unknown keys, wrong kinds of values, missing keys), then
 //! [`compile`] checks meaning and builds the matchers.
 
+pub mod error;
+pub mod limits;
 mod read;
 mod rollback;
 pub mod shape;
 
-use crate::decimal;
-use crate::error::ConfigError;
-use crate::hash::{name_hash, ByNameHash};
-use crate::host_pattern::HostPattern;
-use crate::json;
-use crate::limits;
-use crate::literal_regex;
-use crate::matcher::{Condition, Test};
-use crate::mirror::{Mirror, MirrorBudget};
-use crate::regex_cost;
+use error::ConfigError;
+
+use crate::hashing::hash::{name_hash, ByNameHash};
 use crate::request::Source;
-use crate::route::{Action, Route, Rule};
-use crate::router::Router;
-use crate::split::{AssignCookie, Gate, OnMaxWait, Ramp, Rollback, Split, SplitId};
-use crate::time;
+use crate::rollout::settings::{Gate, OnMaxWait, Ramp, Rollback};
+use crate::routing::matcher::{Condition, Test};
+use crate::routing::mirror::{Mirror, MirrorBudget};
+use crate::routing::route::{Action, Route, Rule};
+use crate::routing::router::Router;
+use crate::routing::split::{AssignCookie, Split, SplitId};
+use crate::text::decimal;
+use crate::text::host_pattern::HostPattern;
+use crate::text::json;
+use crate::text::literal_regex;
+use crate::text::regex_cost;
+use crate::text::time;
 use read::Fields;
 
 pub const DEFAULT_TARGET_HEADER: &str = "x-route-target";
@@ -363,7 +366,7 @@ fn compile_ramp(
             ));
         }
     }
-    Ok(Ramp::new(start, every, steps, gate, hold))
+    Ok(Ramp { target: target.to_string(), start_ms: start, every_ms: every, steps, gate, hold })
 }
 
 /// A gate judges each step with the split's rollback: its local window

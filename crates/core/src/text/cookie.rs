@@ -35,7 +35,7 @@ pub fn values<'a>(header_value: &'a [u8], name: &'a [u8]) -> impl Iterator<Item 
     std::iter::from_fn(move || {
         // Jump from one occurrence of the name's first byte to the next: a
         // tight loop over bytes that are not it.
-        while let Some(offset) = crate::bytes::find(bytes.get(from..)?, first) {
+        while let Some(offset) = crate::text::bytes::find(bytes.get(from..)?, first) {
             let start = from + offset;
             from = start + 1;
             // It starts a pair only after `;` (or the start) and blanks.
@@ -44,7 +44,7 @@ pub fn values<'a>(header_value: &'a [u8], name: &'a [u8]) -> impl Iterator<Item 
                 continue;
             }
             let rest = &bytes[start..];
-            let end = crate::bytes::find(rest, b';').unwrap_or(rest.len());
+            let end = crate::text::bytes::find(rest, b';').unwrap_or(rest.len());
             if let Some(after) = rest[..end].strip_prefix(name) {
                 if let [b'=', value @ ..] = trim_start(after) {
                     from = start + end;

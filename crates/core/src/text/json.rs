@@ -157,7 +157,7 @@ impl<'d> Json<'d> {
 
     /// A number's value (read once more: the reader checked it is finite).
     pub fn number(self) -> Option<f64> {
-        self.number_text().and_then(crate::number::parse)
+        self.number_text().and_then(crate::text::number::parse)
     }
 
     pub fn str(self) -> Option<&'d str> {
@@ -410,7 +410,7 @@ impl Reader<'_> {
         if !valid || matches!(self.peek(), Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')) {
             return Err(self.error(&format!("`{text}` is not a number")));
         }
-        match crate::number::parse(text) {
+        match crate::text::number::parse(text) {
             Some(n) if n.is_finite() => {
                 self.nodes.push(Node::new(NUMBER, start, self.at - start));
                 Ok(())

@@ -5,10 +5,10 @@
 //! Prometheus shows this proxy's own series (the fleet view). Every worker
 //! reads it on its tick; the worker that polls writes it.
 
-use crate::gate::{FleetProgress, GateState, HoldReason, Holding, PollSummary};
-use crate::le_bytes::{put_text, Reader};
-use crate::prometheus::Sample;
-use crate::split::PrometheusChecks;
+use crate::rollout::gate::{FleetProgress, GateState, HoldReason, Holding, PollSummary};
+use crate::rollout::prometheus::Sample;
+use crate::rollout::settings::PrometheusChecks;
+use crate::text::le_bytes::{put_text, Reader};
 
 /// Why and since when a split is rolled back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,8 +308,8 @@ const FORMAT: u8 = 3;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prometheus::Span;
-    use crate::split::Check;
+    use crate::rollout::prometheus::Span;
+    use crate::rollout::settings::Check;
 
     fn config(threshold: u32) -> PrometheusChecks {
         let check =

@@ -5,9 +5,6 @@
 //! is exported to Prometheus as
 //! `canary_router_requests_total{route="service-b",target="service-b-canary"}`.
 
-use crate::route::Action;
-use crate::router::Router;
-
 pub const REQUESTS: &str = "canary_router_requests_total";
 pub const RESPONSES: &str = "canary_router_responses_total";
 pub const RULE_HITS: &str = "canary_router_rule_hits_total";
@@ -123,24 +120,6 @@ pub fn status_class(status: &[u8]) -> Option<usize> {
     }
 }
 
-/// Every target a route can send traffic to, defaults first, each once.
-pub fn route_targets(router: &Router, route_index: usize) -> Vec<&str> {
-    let Some(route) = router.routes.get(route_index) else { return Vec::new() };
-    let mut targets = vec![route.default.as_str()];
-    for rule in &route.rules {
-        let more: Vec<&str> = match &rule.action {
-            Action::Target(t) => vec![t.as_str()],
-            Action::Split(split) => split.targets().iter().map(String::as_str).collect(),
-        };
-        for t in more {
-            if !targets.contains(&t) {
-                targets.push(t);
-            }
-        }
-    }
-    targets
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,13 +142,5 @@ mod tests {
         assert_eq!(status_class(b"600"), None);
         assert_eq!(status_class(b"20"), None);
         assert_eq!(status_class(b"abc"), None);
-    }
-
-    #[test]
-    fn route_targets_lists_each_target_once() {
-        let router = crate::config::parse(include_bytes!("../../../examples/config.json")).unwrap();
-        assert_eq!(route_targets(&router, 0), vec!["service-a", "service-a-canary"]);
-        assert_eq!(route_targets(&router, 1), vec!["service-b", "service-b-canary"]);
-        assert!(route_targets(&router, 9).is_empty());
     }
 }

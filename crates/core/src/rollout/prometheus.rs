@@ -2,7 +2,7 @@
 //! sends (`GET /api/v1/query`), and what its answer means. Pure: the glue
 //! dispatches the call and hands the answer here.
 
-use crate::json::{self, Json};
+use crate::text::json::{self, Json};
 
 /// What one query said.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,19 +110,23 @@ pub fn request_headers(authority: &str, path: &str, extra: &[(String, String)]) 
         (b"accept", b"application/json"),
     ];
     pairs.extend(extra.iter().map(|(name, value)| (name.as_bytes(), value.as_bytes())));
-    crate::header_map::serialize(&pairs)
+    crate::request::header_map::serialize(&pairs)
 }
 
 /// What a compared check's two answers mean together: the target's value
 /// minus (or over) its baseline's, every series of each held against
 /// every series of the other; no data or an error in either is that.
-pub fn compared(target: &Sample, baseline: &Sample, relation: crate::split::Relation) -> Sample {
+pub fn compared(target: &Sample, baseline: &Sample, relation: crate::rollout::settings::Relation) -> Sample {
     match (target, baseline) {
         (Sample::Error(why), _) => Sample::Error(why.clone()),
         (_, Sample::Error(why)) => Sample::Error(format!("the baseline's query: {why}")),
         (Sample::Value(t), Sample::Value(b)) => Sample::Value(match relation {
-            crate::split::Relation::Increase => Span { low: t.low - b.high, high: t.high - b.low },
-            crate::split::Relation::Ratio => Span { low: ratio(t.low, b.high), high: ratio(t.high, b.low) },
+            crate::rollout::settings::Relation::Increase => {
+                Span { low: t.low - b.high, high: t.high - b.low }
+            }
+            crate::rollout::settings::Relation::Ratio => {
+                Span { low: ratio(t.low, b.high), high: ratio(t.high, b.low) }
+            }
         }),
         _ => Sample::NoData,
     }
@@ -186,7 +190,7 @@ fn parse_number(text: &str) -> Option<f64> {
         "NaN" => Some(f64::NAN),
         "+Inf" | "Inf" => Some(f64::INFINITY),
         "-Inf" => Some(f64::NEG_INFINITY),
-        _ => crate::number::parse(text),
+        _ => crate::text::number::parse(text),
     }
 }
 
@@ -259,7 +263,7 @@ mod tests {
 
     #[test]
     fn a_compared_check_judges_the_target_against_its_baseline() {
-        use crate::split::Relation;
+        use crate::rollout::settings::Relation;
         let one = |v| Sample::Value(Span::one(v));
         assert_eq!(
             compared(&one(0.03), &one(0.01), Relation::Increase),

@@ -2,13 +2,13 @@
 
 use std::fmt;
 
-use crate::header_names::HeaderNames;
-use crate::host_pattern::host_of;
-use crate::mirror::MirrorBudget;
 use crate::request::Request;
-use crate::route::{Action, Route, Rule};
-use crate::route_index::RouteIndex;
-use crate::split::{AssignCookie, Choice, Moment, Split, SplitId};
+use crate::routing::header_names::HeaderNames;
+use crate::routing::mirror::MirrorBudget;
+use crate::routing::route::{Action, Route, Rule};
+use crate::routing::route_index::RouteIndex;
+use crate::routing::split::{AssignCookie, Choice, Moment, Split, SplitId};
+use crate::text::host_pattern::host_of;
 
 /// A compiled config. Built once per configure, shared by every request.
 #[derive(Debug, Clone)]
@@ -198,7 +198,14 @@ mod tests {
     use crate::config;
 
     fn example() -> Router {
-        config::parse(include_bytes!("../../../examples/config.json")).unwrap()
+        config::parse(include_bytes!("../../../../examples/config.json")).unwrap()
+    }
+
+    #[test]
+    fn a_route_lists_each_target_once_its_default_first() {
+        let router = example();
+        assert_eq!(router.routes[0].targets(), vec!["service-a", "service-a-canary"]);
+        assert_eq!(router.routes[1].targets(), vec!["service-b", "service-b-canary"]);
     }
 
     fn decide(

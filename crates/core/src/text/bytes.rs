@@ -31,7 +31,7 @@ mod tests {
 
     #[test]
     fn finds_what_a_plain_search_finds() {
-        let mut rng = crate::rng::Rng::new(5);
+        let mut rng = crate::hashing::rng::Rng::new(5);
         for _ in 0..20_000 {
             let len = (rng.next_u64() % 40) as usize;
             let haystack: Vec<u8> = (0..len)

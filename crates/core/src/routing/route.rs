@@ -2,10 +2,10 @@
 //! the route index and the header-name filter are built from. Below all
 //! three, so the core reads bottom-up.
 
-use crate::host_pattern::HostPattern;
-use crate::matcher::Condition;
-use crate::mirror::Mirror;
-use crate::split::Split;
+use crate::routing::matcher::Condition;
+use crate::routing::mirror::Mirror;
+use crate::routing::split::Split;
+use crate::text::host_pattern::HostPattern;
 
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -52,6 +52,24 @@ impl Rule {
 }
 
 impl Route {
+    /// Every target the route can send traffic to, its default first, each
+    /// once: what its counters and a dashboard list.
+    pub fn targets(&self) -> Vec<&str> {
+        let mut targets = vec![self.default.as_str()];
+        for rule in &self.rules {
+            let more: Vec<&str> = match &rule.action {
+                Action::Target(t) => vec![t.as_str()],
+                Action::Split(split) => split.targets().iter().map(String::as_str).collect(),
+            };
+            for t in more {
+                if !targets.contains(&t) {
+                    targets.push(t);
+                }
+            }
+        }
+        targets
+    }
+
     /// Whether the route's `pathPrefix` or `path` (if any) matches this
     /// path (the part before `?`).
     pub fn path_matches(&self, path: &[u8]) -> bool {

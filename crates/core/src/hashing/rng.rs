@@ -2,7 +2,7 @@
 //! from the host. Fast, allocation-free, and statistically fine for picking
 //! a bucket; nothing security-relevant depends on it.
 
-use crate::hash::BUCKETS;
+use crate::hashing::hash::BUCKETS;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Rng(u64);

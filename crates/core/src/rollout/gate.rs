@@ -23,9 +23,9 @@
 //! Pure: the proxy's shared data keeps `GateState` (in `FleetState`), the
 //! glue gathers the evidence.
 
-use crate::compare::Compared;
-use crate::error_window::Counts;
-use crate::split::{Gate, LocalWindow, OnMaxWait, Ramp};
+use crate::rollout::compare::Compared;
+use crate::rollout::error_window::Counts;
+use crate::rollout::settings::{Gate, LocalWindow, OnMaxWait, Ramp};
 
 /// The most one look adds to a step's clock: a look longer than this
 /// after the one before (a clock stepped forward, a stopped VM) counts
@@ -346,14 +346,21 @@ pub fn earliest_next_ms(ramp: &Ramp, state: &GateState) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error_window::{latency_bucket, LATENCY_BUCKETS};
-    use crate::split::Latency;
+    use crate::rollout::error_window::{latency_bucket, LATENCY_BUCKETS};
+    use crate::rollout::settings::Latency;
 
     const START: u64 = 1_000_000;
     const EVERY: u64 = 60_000;
 
     fn ramp(gate: Gate, hold: bool) -> Ramp {
-        Ramp::new(START, EVERY, vec![1.0, 5.0, 25.0, 100.0], Some(gate), hold)
+        Ramp {
+            target: "canary".into(),
+            start_ms: START,
+            every_ms: EVERY,
+            steps: vec![1.0, 5.0, 25.0, 100.0],
+            gate: Some(gate),
+            hold,
+        }
     }
 
     fn gate(max_wait_ms: Option<u64>, on_max_wait: OnMaxWait) -> Gate {

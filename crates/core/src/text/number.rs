@@ -370,7 +370,7 @@ mod tests {
         for tail in ["", "1", "000000001"] {
             same(&format!("{halfway}{}{tail}", "0".repeat(900)));
         }
-        let mut rng = crate::rng::Rng::new(11);
+        let mut rng = crate::hashing::rng::Rng::new(11);
         for len in [801, 1_000, 5_000] {
             let digits: String = (0..len).map(|_| char::from(b'1' + (rng.next_u64() % 9) as u8)).collect();
             same(&format!("0.{digits}"));
@@ -393,7 +393,7 @@ mod tests {
 
     #[test]
     fn random_digits_and_exponents_agree_with_str_parse() {
-        let mut rng = crate::rng::Rng::new(7);
+        let mut rng = crate::hashing::rng::Rng::new(7);
         for _ in 0..20_000 {
             let len = 1 + rng.next_u64() % 25;
             let mut text: String = (0..len).map(|_| char::from(b'0' + (rng.next_u64() % 10) as u8)).collect();

@@ -13,12 +13,12 @@
 //!
 //! Pure.
 
-use crate::compare::{self, Arms, Compared};
-use crate::decimal;
-use crate::error_window::{self, Counts, Crossed, Window};
-use crate::fleet_state::RolledBack;
-use crate::gate::{self, FleetProgress, GateState, Judgement, Look, PollSummary, Progress};
-use crate::split::{Gate, LocalWindow, Ramp, Rollback};
+use crate::rollout::compare::{self, Arms, Compared};
+use crate::rollout::error_window::{self, Counts, Crossed, Window};
+use crate::rollout::fleet_state::RolledBack;
+use crate::rollout::gate::{self, FleetProgress, GateState, Judgement, Look, PollSummary, Progress};
+use crate::rollout::settings::{Gate, LocalWindow, Ramp, Rollback};
+use crate::text::decimal;
 
 /// What the local window says after a merge.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,7 +10,7 @@
 //! condition sees), and `(?i)` is regex-lite's ASCII case folding.
 
 /// Where the literals must be.
-use crate::byte_list::ByteList;
+use crate::text::byte_list::ByteList;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Anchor {
@@ -192,7 +192,7 @@ mod tests {
             "\u{212a}\u{17f}é".as_bytes(),
             b"\xff",
         ];
-        let mut rng = crate::rng::Rng::new(3);
+        let mut rng = crate::hashing::rng::Rng::new(3);
         for pattern in patterns {
             let literal = literals(pattern).unwrap_or_else(|| panic!("{pattern} is literals"));
             let regex = regex_lite::Regex::new(pattern).unwrap();

@@ -6,7 +6,7 @@
 //! length and first letter) only costs a comparison later.
 
 use crate::request::Source;
-use crate::route::Route;
+use crate::routing::route::Route;
 
 /// Names of this length or longer share one bit per first byte.
 const LENGTHS: usize = 32;
@@ -58,7 +58,7 @@ mod tests {
 
     #[test]
     fn passes_every_name_the_config_reads_and_few_others() {
-        let router = config::parse(include_bytes!("../../../examples/config.json")).unwrap();
+        let router = config::parse(include_bytes!("../../../../examples/config.json")).unwrap();
         let names = &router.header_names;
         for name in [
             &b":authority"[..],

@@ -11,10 +11,10 @@
 //! its rolled-back flag and step. Pure: the proxy's shared data only
 //! stores the bytes.
 
-use crate::compare::{Arms, ARMS_BYTES};
-use crate::hash::Fingerprint;
-use crate::le_bytes::Reader;
-use crate::split::{Latency, LocalWindow};
+use crate::hashing::hash::Fingerprint;
+use crate::rollout::compare::{Arms, ARMS_BYTES};
+use crate::rollout::settings::{Latency, LocalWindow};
+use crate::text::le_bytes::Reader;
 
 /// Buckets per window: the window slides in steps of a tenth.
 pub const SLOTS: usize = 10;

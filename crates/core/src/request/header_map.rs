@@ -78,7 +78,7 @@ mod tests {
 
     #[test]
     fn no_buffer_makes_it_panic() {
-        let mut rng = crate::rng::Rng::new(9);
+        let mut rng = crate::hashing::rng::Rng::new(9);
         let valid = serialize(&[(b":path", b"/"), (b"cookie", b"a=1"), (b"x", b"")]);
         for _ in 0..20_000 {
             let mut buf = valid.clone();

@@ -3,9 +3,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::byte_list::ByteList;
-use crate::literal_regex::Literals;
 use crate::request::{Request, Source};
+use crate::text::byte_list::ByteList;
+use crate::text::literal_regex::Literals;
 
 /// The test a value must pass.
 #[derive(Debug, Clone)]
@@ -128,13 +128,13 @@ mod tests {
     }
 
     fn regex(pattern: &str) -> Test {
-        let states = crate::regex_cost::states(pattern) as u32;
+        let states = crate::text::regex_cost::states(pattern) as u32;
         Test::Regex(Box::new((regex_lite::Regex::new(pattern).unwrap(), states)))
     }
 
     #[test]
     fn a_regex_reads_no_more_than_the_request_budget_and_says_so() {
-        use crate::regex_cost::BUDGET;
+        use crate::text::regex_cost::BUDGET;
         // 3 states: a value may be BUDGET / 3 bytes long.
         let re = header(regex("ba[rz]"));
         let fits = format!("{}bar", "x".repeat(BUDGET as usize / 3 - 3));
