@@ -43,7 +43,8 @@ fn no_module_uses_a_floor_above_its_own() {
         let code = text.split("#[cfg(test)]").next().unwrap();
         let code = if name.ends_with("/tests.rs") { "" } else { code };
         for used in code.split("crate::").skip(1) {
-            let module: String = used.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let module: String =
+                used.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
             if let Some(theirs) = floor(&module) {
                 assert!(theirs <= own, "{name} uses crate::{module}, a floor above its own ({top})");
             }

@@ -10,5 +10,5 @@ pub mod gate;
 pub mod judge;
 pub mod metrics;
 pub mod prometheus;
-pub mod sequential;
+pub(crate) mod sequential;
 pub mod settings;

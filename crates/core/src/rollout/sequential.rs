@@ -45,6 +45,7 @@ pub fn ln(x: f64) -> f64 {
 /// ln without tables: x = 2^e · m with m within [√½, √2], then
 /// ln m = 2 atanh((m − 1)/(m + 1)), whose series converges fast there
 /// (|z| < 0.172: the terms up to z^23 leave an error below 1e-17).
+#[cfg(any(test, target_arch = "wasm32"))]
 pub fn ln_series(x: f64) -> f64 {
     if x.is_nan() || x < 0.0 {
         return f64::NAN;

@@ -2,10 +2,10 @@
 //! rules' conditions pick a target or a split, a split picks by weight
 //! (sticky, random or by cookie), and a mirror copies.
 
-pub mod header_names;
+pub(crate) mod header_names;
 pub mod matcher;
 pub mod mirror;
 pub mod route;
-pub mod route_index;
+pub(crate) mod route_index;
 pub mod router;
 pub mod split;

@@ -9,7 +9,9 @@
 /// Pairs are split on `;`, surrounding spaces and tabs are trimmed, the value
 /// is everything after the first `=` (so values may contain `=`), and one pair
 /// of surrounding double quotes is removed. Pairs without `=` or with an empty
-/// name are skipped.
+/// name are skipped. The request path reads one name with `values`; every
+/// pair is what the tests compare it with.
+#[cfg(test)]
 pub fn pairs(header_value: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     header_value.split(|&b| b == b';').filter_map(|pair| {
         let eq = pair.iter().position(|&b| b == b'=')?;

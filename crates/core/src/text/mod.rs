@@ -2,15 +2,15 @@
 //! times, cookies, query strings, host patterns, what a regex may cost,
 //! and the byte forms the filter keeps. Nothing here knows a route.
 
-pub mod byte_list;
-pub mod bytes;
-pub mod cookie;
+pub(crate) mod byte_list;
+pub(crate) mod bytes;
+pub(crate) mod cookie;
 pub mod decimal;
 pub mod host_pattern;
 pub mod json;
-pub mod le_bytes;
-pub mod literal_regex;
-pub mod number;
+pub(crate) mod le_bytes;
+pub(crate) mod literal_regex;
+pub(crate) mod number;
 pub mod query;
 pub mod regex_cost;
 pub mod time;
