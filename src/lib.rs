@@ -10,7 +10,7 @@
 #![deny(unsafe_code)]
 
 // Natively only the glue's own tests use it; the .wasm's exports do.
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code, unused_imports))]
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod filter;
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)]

@@ -389,3 +389,44 @@ fn the_stats_tags_annotation_is_named_the_same_everywhere() {
         }
     }
 }
+
+/// The glue's modules (src/filter/) use each other without circles, as
+/// CONTRIBUTING.md's layout describes them: each can be read knowing only
+/// those it uses. `Active` and `Vm` count as their files' (active.rs and
+/// the folder's own mod.rs, which every module may use).
+#[test]
+fn the_glue_s_modules_use_each_other_without_circles() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/filter");
+    let mut uses: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(module) = name.strip_suffix(".rs").filter(|m| *m != "mod") else { continue };
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        let mut used: Vec<String> = code
+            .split("super::")
+            .skip(1)
+            .map(|rest| {
+                rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>()
+            })
+            .map(|used| if used == "Active" { "active".to_string() } else { used })
+            .filter(|used| used != module && dir.join(format!("{used}.rs")).is_file())
+            .collect();
+        used.sort();
+        used.dedup();
+        uses.insert(module.to_string(), used);
+    }
+    assert!(uses.len() >= 15, "{uses:?}");
+    // Depth-first from each module: reaching it again is a circle.
+    for start in uses.keys() {
+        let mut stack = vec![vec![start.clone()]];
+        while let Some(path) = stack.pop() {
+            for next in &uses[path.last().unwrap()] {
+                assert!(next != start, "src/filter/ has a circle: {} -> {next}", path.join(" -> "));
+                if !path.contains(next) {
+                    stack.push([path.clone(), vec![next.clone()]].concat());
+                }
+            }
+        }
+    }
+}

@@ -9,8 +9,8 @@ use std::rc::Rc;
 use log::info;
 
 use super::gauges::Gauges;
-use super::rollback::{self, Verdict};
-use super::split_state::{SplitState, Splits};
+use super::shared_state::read_state;
+use super::split_state::{verdict_of, SplitState, Splits};
 use super::stats::Stats;
 use super::Vm;
 use canary_router_core::routing::router::Router;
@@ -44,8 +44,8 @@ impl Active {
         for (_, _, split) in router.splits() {
             let state = SplitState::new(split);
             if split.rollback().is_some() {
-                let (fleet, _) = rollback::read_state(&*vm.proxy, &state.state_key);
-                *state.verdict.borrow_mut() = rollback::verdict_of(split, &fleet);
+                let (fleet, _) = read_state(&*vm.proxy, &state.state_key);
+                *state.verdict.borrow_mut() = verdict_of(split, &fleet);
                 if split.ramp().is_some_and(|r| r.gate.is_some()) {
                     state.gate.set(fleet.gate);
                 }
@@ -60,16 +60,6 @@ impl Active {
     /// The state of the split `split` in this config.
     pub fn state(&self, split: &Split) -> Option<&SplitState> {
         self.splits.get(split.id)
-    }
-
-    /// Logs each rollback split that does not start live.
-    pub fn log_verdicts(&self, root_id: u32) {
-        for (_, _, split) in self.router.splits() {
-            let verdict = self.state(split).map(|s| s.verdict.borrow().clone());
-            if let Some(verdict @ (Verdict::Waiting | Verdict::RolledBack(_))) = verdict {
-                rollback::set_verdict(self, split, verdict, root_id);
-            }
-        }
     }
 
     /// Logs each ramp's step once, when it changes.

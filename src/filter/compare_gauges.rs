@@ -4,7 +4,7 @@
 //! whether it is within its allowances. `canary-router status` prints them
 //! as `errors canary 0.8% vs baseline 0.7% (+0.1 pt, bound +0.6 pt at 95%)`.
 
-use super::gauges::{gauge, millionths, Gauge};
+use super::gauge::{gauge, millionths, Gauge};
 use super::proxy::Proxy;
 use super::Vm;
 use canary_router_core::rollout::compare::{self, Arms, Compared};

@@ -17,10 +17,11 @@ use std::rc::Rc;
 use log::{debug, warn};
 
 use super::proxy::LOST_ANSWER_AFTER_MS;
-use super::rollback::{self, read_state, update_state};
+use super::rollback;
+use super::shared_state::{read_state, update_state};
 use super::Active;
 use canary_router_core::rollout::fleet_state::Poll;
-use canary_router_core::rollout::prometheus::{self, Sample};
+use canary_router_core::rollout::prometheus::{self, Sample, Span};
 use canary_router_core::routing::split::{Split, SplitId};
 
 /// The largest answer read (a check should return one series; a query
@@ -38,6 +39,36 @@ pub enum Asks {
     View,
     /// A gated ramp's: the fleet's furthest step.
     StepLatch,
+}
+
+impl Asks {
+    /// Where an answer to this query is counted: its row among the split's
+    /// query counters (each check, then the latch, the view and the step
+    /// latch) and its result's index in `QUERY_RESULTS`.
+    fn counted_as(self, sample: &Sample, split: &Split) -> (usize, usize) {
+        let checks = split.rollback().and_then(|r| r.prometheus.as_ref()).map_or(&[][..], |p| &p.checks[..]);
+        let row = match self {
+            Asks::Check(i) | Asks::Baseline(i) => i,
+            Asks::Latch => checks.len(),
+            Asks::View => checks.len() + 1,
+            Asks::StepLatch => checks.len() + 2,
+        };
+        // A compared check's answers are judged together, at the round's
+        // end: each one alone only passes (it answered) or not.
+        let fails = |span: Span| match self {
+            Asks::Check(i) => checks.get(i).is_some_and(|c| c.compare_to.is_none() && c.fails(span)),
+            Asks::Latch => span.high > 0.0,
+            Asks::Baseline(_) | Asks::View | Asks::StepLatch => false,
+        };
+        // Indices of `gauges::QUERY_RESULTS`: pass, fail, no_data, error.
+        let result = match sample {
+            Sample::Value(v) if fails(*v) => 1,
+            Sample::Value(_) => 0,
+            Sample::NoData => 2,
+            Sample::Error(_) => 3,
+        };
+        (row, result)
+    }
 }
 
 /// A poll call waiting for its answer.
@@ -213,7 +244,8 @@ pub fn answered(polls: &Polls, root_id: u32, token: u32, num_headers: usize, bod
 
 fn record(active: &Rc<Active>, polls: &Polls, split_id: SplitId, asks: Asks, sample: Sample, root_id: u32) {
     let Some((_, _, split)) = active.router.split(split_id) else { return };
-    active.gauges.query_answered(&*active.vm.proxy, asks, &sample, split);
+    let (row, result) = asks.counted_as(&sample, split);
+    active.gauges.query_answered(&*active.vm.proxy, split, row, result);
     let finished = {
         let mut rounds = polls.rounds.borrow_mut();
         let Some((_, round)) = rounds.iter_mut().find(|(id, _)| *id == split.identity) else { return };

@@ -4,55 +4,24 @@
 //! worker VM records the same values (they come from the clock and the
 //! shared state), each only when it changes.
 
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{OnceCell, RefCell};
 
 use super::compare_gauges::CompareGauges;
-use super::fleet::Asks;
+use super::gauge::{gauge, millionths, name, Gauge};
 use super::proxy::{MetricKind, Proxy};
 use super::ramp_gauges::RampGauges;
-use super::rollback::Verdict;
 use super::split_state::Splits;
+use super::split_state::Verdict;
 use super::Vm;
 use canary_router_core::rollout::compare::{Arms, Compared};
 use canary_router_core::rollout::fleet_state::FleetState;
 use canary_router_core::rollout::gate::Judgement;
 use canary_router_core::rollout::metrics::{self, tagged};
-use canary_router_core::rollout::prometheus::{Sample, Span};
 use canary_router_core::routing::router::Router;
 use canary_router_core::routing::split::{Moment, Split, SplitId};
 
-/// One gauge and the value this VM last gave it.
-pub(super) struct Gauge {
-    id: Option<u32>,
-    last: Cell<Option<u64>>,
-}
-
-impl Gauge {
-    /// A gauge this config has no use for: setting it does nothing. Each
-    /// metric Envoy creates costs the push its stats tags' regexes.
-    pub(super) fn none() -> Gauge {
-        Gauge { id: None, last: Cell::new(None) }
-    }
-
-    pub(super) fn set(&self, proxy: &dyn Proxy, value: u64) {
-        if let (Some(id), false) = (self.id, self.last.get() == Some(value)) {
-            proxy.record_metric(id, value);
-            self.last.set(Some(value));
-        }
-    }
-}
-
-/// A check's gauge value: times a million, within what a gauge holds.
-pub(super) fn millionths(value: f64) -> u64 {
-    if value.is_nan() || value <= 0.0 {
-        0
-    } else {
-        // `as` saturates at u64::MAX for huge values and infinity.
-        (value * 1e6).round() as u64
-    }
-}
-
-const RESULTS: [&str; 4] = ["pass", "fail", "no_data", "error"];
+/// What a Prometheus answer counted as, in the order of its counters.
+pub(super) const QUERY_RESULTS: [&str; 4] = ["pass", "fail", "no_data", "error"];
 
 struct SplitGauges {
     /// The labels every gauge here carries (route, rule, split identity),
@@ -83,7 +52,7 @@ struct RollbackGauges {
     /// With checks only.
     failures: Gauge,
     /// Per check, then the latch, then the step latch: counter ids by
-    /// `RESULTS` index.
+    /// `QUERY_RESULTS` index.
     queries: Vec<[Option<u32>; 4]>,
     /// With `compare`.
     compare: Option<CompareGauges>,
@@ -92,17 +61,6 @@ struct RollbackGauges {
 pub struct Gauges {
     /// By split id.
     splits: Vec<SplitGauges>,
-}
-
-/// A metric's full name: the split's labels, one more label, the name.
-#[inline(never)]
-fn name(prefix: &str, extra: &[(&str, &str)], metric: &str) -> String {
-    prefix.to_string() + &tagged(metric, extra)
-}
-
-#[inline(never)]
-pub(super) fn gauge(vm: &Vm, prefix: &str, extra: &[(&str, &str)], metric: &str) -> Gauge {
-    Gauge { id: vm.metric(MetricKind::Gauge, name(prefix, extra, metric)), last: Cell::new(None) }
 }
 
 impl SplitGauges {
@@ -137,7 +95,7 @@ impl RollbackGauges {
         if rollback.prometheus.is_some() {
             let latches = if gated { &["latch", "view", "step_latch"][..] } else { &["latch", "view"][..] };
             for query in checks.iter().map(|c| c.name.as_str()).chain(latches.iter().copied()) {
-                queries.push(RESULTS.map(|result| {
+                queries.push(QUERY_RESULTS.map(|result| {
                     let labels = [("query", query), ("result", result)];
                     vm.metric(MetricKind::Counter, name(p, &labels, metrics::PROMETHEUS_QUERIES))
                 }));
@@ -271,32 +229,14 @@ impl Gauges {
         }
     }
 
-    /// Counts one Prometheus answer by what it said.
-    pub fn query_answered(&self, proxy: &dyn Proxy, asks: Asks, sample: &Sample, split: &Split) {
-        let Some(gauges) = self.splits.get(split.id.index()).and_then(|s| s.rollback.as_ref()) else {
-            return;
-        };
-        let checks = split_checks(split);
-        let index = match asks {
-            Asks::Check(i) | Asks::Baseline(i) => i,
-            Asks::Latch => checks.len(),
-            Asks::View => checks.len() + 1,
-            Asks::StepLatch => checks.len() + 2,
-        };
-        // A compared check's answers are judged together, at the round's
-        // end: each one alone only passes (it answered) or not.
-        let fails = |span: Span| match asks {
-            Asks::Check(i) => checks.get(i).is_some_and(|c| c.compare_to.is_none() && c.fails(span)),
-            Asks::Latch => span.high > 0.0,
-            Asks::Baseline(_) | Asks::View | Asks::StepLatch => false,
-        };
-        let result = match sample {
-            Sample::Value(v) if fails(*v) => 1,
-            Sample::Value(_) => 0,
-            Sample::NoData => 2,
-            Sample::Error(_) => 3,
-        };
-        if let Some(id) = gauges.queries.get(index).and_then(|ids| ids[result]) {
+    /// Counts one Prometheus answer: its query's row (each check, then the
+    /// latch, the view and the step latch) and its result's index in
+    /// `QUERY_RESULTS`.
+    pub fn query_answered(&self, proxy: &dyn Proxy, split: &Split, row: usize, result: usize) {
+        let gauges = self.splits.get(split.id.index()).and_then(|s| s.rollback.as_ref());
+        if let Some(id) =
+            gauges.and_then(|g| g.queries.get(row)).and_then(|ids| ids.get(result).copied().flatten())
+        {
             proxy.increment_metric(id, 1);
         }
     }

@@ -15,6 +15,7 @@ mod compare_gauges;
 #[cfg(test)]
 mod fake_proxy;
 mod fleet;
+mod gauge;
 mod gauges;
 mod metric_ids;
 mod proxy;
@@ -22,6 +23,7 @@ mod ramp_gate;
 mod ramp_gauges;
 mod rollback;
 mod shadow;
+mod shared_state;
 mod split_state;
 mod stats;
 mod stream;
@@ -37,8 +39,11 @@ pub use active::Active;
 use canary_router_core::config;
 use canary_router_core::hashing::rng::Rng;
 use metric_ids::MetricIds;
+// What `host` (the .wasm's ABI, absent natively) builds the glue with.
+#[cfg_attr(not(target_arch = "wasm32"), allow(unused_imports))]
 pub use proxy::{LocalReply, MetricKind, Proxy, SharedWrite, Status};
 use shadow::ShadowQueue;
+#[cfg_attr(not(target_arch = "wasm32"), allow(unused_imports))]
 pub use stream::{request_headers, Headers, Stream};
 
 /// How many streams between re-reads of the host's log level, so that
@@ -198,7 +203,7 @@ pub fn configure(root: &Root, configuration_size: usize) -> bool {
             proxy.set_tick_period_ms(if active.mirrors { shadow::TICK_MS } else { PROGRESS_TICK_MS as u32 });
             let now = proxy.now_ms();
             active.log_ramp_steps(root.id, now);
-            active.log_verdicts(root.id);
+            rollback::log_verdicts(&active, root.id);
             let active = Rc::new(active);
             progress(root, &active, now);
             // The previous config flushes its counters as it goes; its

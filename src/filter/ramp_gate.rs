@@ -8,7 +8,9 @@
 
 use log::{info, warn};
 
-use super::rollback::{self, update_state, Verdict};
+use super::rollback;
+use super::shared_state::update_state;
+use super::split_state::Verdict;
 use super::Active;
 use canary_router_core::rollout::gate::{GateState, HoldReason, Judgement, Progress};
 use canary_router_core::rollout::judge::{self, GateEvidence};

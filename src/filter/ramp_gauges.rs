@@ -3,7 +3,7 @@
 //! the step is in force, holding and why, and for a gated ramp what its
 //! gate waits for (responses, error rate, latency, verdict).
 
-use super::gauges::{gauge, millionths, Gauge};
+use super::gauge::{gauge, millionths, Gauge};
 use super::proxy::Proxy;
 use super::split_state::SplitState;
 use super::Vm;

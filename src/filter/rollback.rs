@@ -18,80 +18,17 @@
 //! version of the split (new weights, targets, ramp or rollback) starts
 //! fresh; an edit elsewhere in the config does not.
 
-use std::cell::{Cell, RefCell};
-
 use log::{info, warn};
 
-use super::proxy::{Proxy, SharedWrite, ABSENT};
-use super::split_state::SplitState;
+use super::proxy::SharedWrite;
+use super::shared_state::{read_state, update_state, CAS_ATTEMPTS};
+use super::split_state::{verdict_of, SplitState, Verdict, Watch};
 use super::Active;
-use canary_router_core::rollout::compare::{self, Arm, Arms, Compared};
-use canary_router_core::rollout::error_window::{self, Counts, Crossed, Window};
+use canary_router_core::rollout::compare::{self, Arms, Compared};
+use canary_router_core::rollout::error_window::{self, Counts, Crossed};
 use canary_router_core::rollout::fleet_state::{FleetState, RolledBack};
 use canary_router_core::rollout::judge;
 use canary_router_core::routing::split::{Split, SplitId};
-
-/// Compare-and-swap attempts before a write is left for the next one.
-const CAS_ATTEMPTS: usize = 8;
-
-/// A rollback split's watched target, as this VM treats it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// It gets its share of traffic.
-    Live,
-    /// It gets none until the fleet latch answers (a proxy that just
-    /// started, whose split asks Prometheus).
-    Waiting,
-    /// It gets none: rolled back.
-    RolledBack(RolledBack),
-}
-
-impl Verdict {
-    pub fn withholds(&self) -> bool {
-        !matches!(self, Verdict::Live)
-    }
-}
-
-/// A split's shared state, read from its key, and the tag to write it back.
-pub fn read_state(proxy: &dyn Proxy, key: &str) -> (FleetState, u32) {
-    match proxy.shared_data(key) {
-        Some((bytes, cas)) => (FleetState::decode(&bytes), cas),
-        None => (FleetState::default(), ABSENT),
-    }
-}
-
-/// Changes a split's shared state with compare-and-swap; `change` returns
-/// false to leave it as it is. Returns the state written (or read), or
-/// `None` if the write did not go through.
-pub fn update_state(
-    proxy: &dyn Proxy,
-    key: &str,
-    mut change: impl FnMut(&mut FleetState) -> bool,
-) -> Option<FleetState> {
-    for _ in 0..CAS_ATTEMPTS {
-        let (mut state, cas) = read_state(proxy, key);
-        if !change(&mut state) {
-            return Some(state);
-        }
-        match proxy.set_shared_data(key, &state.encode(), cas) {
-            SharedWrite::Written => return Some(state),
-            SharedWrite::Conflict => continue,
-            SharedWrite::Failed => return None,
-        }
-    }
-    None
-}
-
-/// What a split's shared state means for this VM.
-pub fn verdict_of(split: &Split, state: &FleetState) -> Verdict {
-    match &state.rolled_back {
-        Some(rolled) => Verdict::RolledBack(rolled.clone()),
-        None if split.rollback().is_some_and(|r| r.prometheus.is_some()) && !state.latch_clear => {
-            Verdict::Waiting
-        }
-        None => Verdict::Live,
-    }
-}
 
 /// Takes on what the shared state says. A rollback is never undone for
 /// the same split identity, whatever a later state says.
@@ -107,6 +44,17 @@ pub fn adopt(active: &Active, split: &Split, state: &FleetState, context_id: u32
         return;
     }
     set_verdict(active, split, next, context_id);
+}
+
+/// Logs each rollback split of a config just applied that does not start
+/// live (rolled back by the fleet, or waiting for its latch).
+pub fn log_verdicts(active: &Active, root_id: u32) {
+    for (_, _, split) in active.router.splits() {
+        let verdict = active.state(split).map(|s| s.verdict.borrow().clone());
+        if let Some(verdict @ (Verdict::Waiting | Verdict::RolledBack(_))) = verdict {
+            set_verdict(active, split, verdict, root_id);
+        }
+    }
 }
 
 pub fn set_verdict(active: &Active, split: &Split, verdict: Verdict, context_id: u32) {
@@ -131,56 +79,6 @@ pub fn set_verdict(active: &Active, split: &Split, verdict: Verdict, context_id:
     active.gauges.verdict(&active.vm, split.id, &verdict);
     if let Some(state) = active.state(split) {
         *state.verdict.borrow_mut() = verdict;
-    }
-}
-
-/// One rollback split's local error window as this VM sees it.
-pub struct Watch {
-    /// The shared-data key of the window.
-    pub key: String,
-    window_ms: u64,
-    /// What the window's counts mean (`error_window::shape_of`).
-    pub shape: u64,
-    /// Responses counted here and not merged into the shared window yet,
-    /// and the ramp step they were served at.
-    pending: Cell<Counts>,
-    pending_step: Cell<u32>,
-    /// The shared window's totals at the last merge.
-    seen: Cell<Counts>,
-    /// With `compare`: both arms' responses not merged yet.
-    /// (`None` without `compare`: most windows have none, and each would
-    /// hold half a kilobyte.)
-    pending_arms: Option<RefCell<Box<Arms>>>,
-    /// With compared latency: a canary response slower than this (ms) may
-    /// make the canary worse than its baseline, so it is merged at once.
-    latency_trigger_ms: Cell<u64>,
-    /// The canary's error rate as forecast from the baseline's, at the last
-    /// merge (`compare::forecast_rate`).
-    forecast: Cell<f64>,
-}
-
-impl Watch {
-    pub fn new(split: &Split) -> Option<Watch> {
-        let window = split.rollback()?.window.as_ref()?;
-        Some(Watch {
-            key: format!("canary-router/{}/window", split.identity_hex()),
-            window_ms: window.window_ms,
-            shape: error_window::shape_of(window),
-            pending: Cell::new(Counts::default()),
-            pending_step: Cell::new(0),
-            seen: Cell::new(Counts::default()),
-            pending_arms: window.compare.as_ref().map(|_| RefCell::new(Box::default())),
-            latency_trigger_ms: Cell::new(u64::MAX),
-            forecast: Cell::new(compare::forecast_rate(&Arm::default())),
-        })
-    }
-
-    /// The shared window, as this config's counts read it.
-    pub fn read(&self, proxy: &dyn Proxy) -> (Window, u32) {
-        match proxy.shared_data(&self.key) {
-            Some((bytes, cas)) => (Window::decode(&bytes).unwrap_or_default().of_shape(self.shape), cas),
-            None => (Window::default().of_shape(self.shape), ABSENT),
-        }
     }
 }
 

@@ -1,14 +1,97 @@
 //! What one VM keeps of each split while its config is in force: the
-//! rollback's verdict, its local window, the shared-data key of its fleet
-//! state, and the ramp step it last logged. One struct per split, found by
+//! rollback's verdict (and what the fleet state means for it), its local
+//! window, the shared-data key of its fleet state, and the ramp step it
+//! last logged. One struct per split, found by
 //! its `SplitId`; decisions read it through `SplitStates`.
 
 use std::cell::{Cell, RefCell};
 
-use super::rollback::{Verdict, Watch};
+use super::proxy::{Proxy, ABSENT};
+use canary_router_core::rollout::compare::{self, Arm, Arms};
+use canary_router_core::rollout::error_window::{self, Counts, Window};
+use canary_router_core::rollout::fleet_state::{FleetState, RolledBack};
 use canary_router_core::rollout::gate::GateState;
 use canary_router_core::rollout::settings::Ramp;
 use canary_router_core::routing::split::{Live, Split, SplitId, SplitStates};
+
+/// A rollback split's watched target, as this VM treats it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// It gets its share of traffic.
+    Live,
+    /// It gets none until the fleet latch answers (a proxy that just
+    /// started, whose split asks Prometheus).
+    Waiting,
+    /// It gets none: rolled back.
+    RolledBack(RolledBack),
+}
+
+impl Verdict {
+    pub fn withholds(&self) -> bool {
+        !matches!(self, Verdict::Live)
+    }
+}
+
+/// What a split's shared state means for this VM.
+pub fn verdict_of(split: &Split, state: &FleetState) -> Verdict {
+    match &state.rolled_back {
+        Some(rolled) => Verdict::RolledBack(rolled.clone()),
+        None if split.rollback().is_some_and(|r| r.prometheus.is_some()) && !state.latch_clear => {
+            Verdict::Waiting
+        }
+        None => Verdict::Live,
+    }
+}
+
+/// One rollback split's local error window as this VM sees it.
+pub struct Watch {
+    /// The shared-data key of the window.
+    pub key: String,
+    pub(super) window_ms: u64,
+    /// What the window's counts mean (`error_window::shape_of`).
+    pub shape: u64,
+    /// Responses counted here and not merged into the shared window yet,
+    /// and the ramp step they were served at.
+    pub(super) pending: Cell<Counts>,
+    pub(super) pending_step: Cell<u32>,
+    /// The shared window's totals at the last merge.
+    pub(super) seen: Cell<Counts>,
+    /// With `compare`: both arms' responses not merged yet.
+    /// (`None` without `compare`: most windows have none, and each would
+    /// hold half a kilobyte.)
+    pub(super) pending_arms: Option<RefCell<Box<Arms>>>,
+    /// With compared latency: a canary response slower than this (ms) may
+    /// make the canary worse than its baseline, so it is merged at once.
+    pub(super) latency_trigger_ms: Cell<u64>,
+    /// The canary's error rate as forecast from the baseline's, at the last
+    /// merge (`compare::forecast_rate`).
+    pub(super) forecast: Cell<f64>,
+}
+
+impl Watch {
+    pub fn new(split: &Split) -> Option<Watch> {
+        let window = split.rollback()?.window.as_ref()?;
+        Some(Watch {
+            key: format!("canary-router/{}/window", split.identity_hex()),
+            window_ms: window.window_ms,
+            shape: error_window::shape_of(window),
+            pending: Cell::new(Counts::default()),
+            pending_step: Cell::new(0),
+            seen: Cell::new(Counts::default()),
+            pending_arms: window.compare.as_ref().map(|_| RefCell::new(Box::default())),
+            latency_trigger_ms: Cell::new(u64::MAX),
+            forecast: Cell::new(compare::forecast_rate(&Arm::default())),
+        })
+    }
+
+    /// The shared window, as this config's counts read it.
+    pub fn read(&self, proxy: &dyn Proxy) -> (Window, u32) {
+        match proxy.shared_data(&self.key) {
+            Some((bytes, cas)) => (Window::decode(&bytes).unwrap_or_default().of_shape(self.shape), cas),
+            None => (Window::default().of_shape(self.shape), ABSENT),
+        }
+    }
+}
 
 /// A ramp step no ramp has, so that the first state is always logged.
 pub const NOT_LOGGED: Option<usize> = Some(usize::MAX);
