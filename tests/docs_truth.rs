@@ -215,7 +215,7 @@ fn the_migration_guide_names_what_envoy_gateway_needs_already_there() {
 /// Every metric the filter defines has its row in docs/metrics.md.
 #[test]
 fn every_metric_the_filter_defines_is_documented() {
-    let source = read("crates/core/src/metrics.rs");
+    let source = read("crates/core/src/rollout/metrics.rs");
     let doc = read("docs/metrics.md");
     let names: Vec<&str> = source
         .split('"')

@@ -1,9 +1,11 @@
 //! The JSON config (docs/config.md): parsed strictly, validated
 //! completely, and compiled into a [`Router`] once.
 //!
-//! Two passes give every error a path: `raw` reads the document's shape
-//! (syntax, unknown keys, wrong kinds of values, missing keys), then
-//! [`compile`] checks meaning and builds the matchers.
+//! Two passes give every error a path: `read::check` holds the document to
+//! its declared shape (`shape.rs`: syntax, unknown keys, wrong kinds of
+//! values, missing keys, bounds, the rules between keys), then [`compile`]
+//! checks meaning and builds the matchers, reading each value through the
+//! shape's typed fields (`route.get(route::NAME)`), defaults included.
 
 pub mod error;
 pub mod limits;
@@ -28,8 +30,10 @@ use crate::text::literal_regex;
 use crate::text::regex_cost;
 use crate::text::time;
 use read::Fields;
-
-pub const DEFAULT_TARGET_HEADER: &str = "x-route-target";
+use shape::{
+    assign_cookie, condition, config, gate, mirror, mirror_budget, ramp, route, rule, split, sticky_by,
+    weight,
+};
 
 /// regex-lite's own cap on a compiled pattern; `regex_cost::MAX_STATES`
 /// is the limit that binds (the same on every platform).
@@ -53,38 +57,38 @@ pub fn parse(json: &[u8]) -> Result<Router, ConfigError> {
     }
     let document = json::parse(json).map_err(|err| ConfigError::new(err.path, err.message))?;
     read::check(document.root(), &read::At::Root, &shape::Kind::Object(&shape::CONFIG))?;
-    compile(&Fields::new(document.root(), String::new(), &shape::CONFIG))
+    compile(&Fields::new(document.root(), String::new()))
 }
 
 /// Validates a checked config's meaning and builds the router.
-fn compile(config: &Fields<'_>) -> Result<Router, ConfigError> {
-    let target_header = config.text("targetHeader").unwrap_or(DEFAULT_TARGET_HEADER);
+fn compile(config: &Fields<'_, config::Of>) -> Result<Router, ConfigError> {
+    let target_header = config.get(config::TARGET_HEADER);
     check_target_header(target_header).map_err(|m| ConfigError::new("targetHeader", m))?;
-    let mirror_budget = match config.object("mirrorBudget") {
+    let mirror_budget = match config.get(config::MIRROR_BUDGET) {
         None => MirrorBudget::default(),
         Some(budget) => MirrorBudget {
-            max_bytes: budget.number("maxBytes").unwrap_or_default() as usize,
-            max_in_flight: budget.number("maxInFlight").unwrap_or_default() as usize,
+            max_bytes: budget.get(mirror_budget::MAX_BYTES) as usize,
+            max_in_flight: budget.get(mirror_budget::MAX_IN_FLIGHT) as usize,
         },
     };
     let mut tally = Tally::default();
-    let raw_routes = config.objects("routes");
+    let raw_routes = config.get(config::ROUTES);
     let mut routes: Vec<Route> = Vec::with_capacity(raw_routes.len());
     // Names seen, by hash: comparing each with every earlier one took
     // 2 million comparisons at the limits, slow in wasm.
     let mut names = ByNameHash::default();
     for route in &raw_routes {
-        let name = route.text("name").unwrap_or_default();
+        let name = route.get(route::NAME);
         let same_hash = names.entry(name_hash(name.as_bytes())).or_default();
         if same_hash.iter().any(|&i| routes.get(i as usize).is_some_and(|earlier| earlier.name == name)) {
-            return Err(ConfigError::new(route.at("name"), format!("duplicate route name `{name}`")));
+            return Err(ConfigError::new(route.at(route::NAME), format!("duplicate route name `{name}`")));
         }
         same_hash.push(u32::try_from(routes.len()).unwrap_or(u32::MAX));
         routes.push(compile_route(route, &mut tally)?);
     }
-    let count_responses = config.flag("countResponses").unwrap_or(false);
+    let count_responses = config.get(config::COUNT_RESPONSES);
     let mut router = Router::new(target_header.to_string(), routes, mirror_budget, count_responses);
-    router.clear_route_cache = config.flag("clearRouteCache").unwrap_or(true);
+    router.clear_route_cache = config.get(config::CLEAR_ROUTE_CACHE);
     Ok(router)
 }
 
@@ -96,24 +100,24 @@ struct Tally {
     regexes: usize,
 }
 
-fn compile_route(route: &Fields<'_>, tally: &mut Tally) -> Result<Route, ConfigError> {
-    let name = route.text("name").unwrap_or_default();
+fn compile_route(route: &Fields<'_, route::Of>, tally: &mut Tally) -> Result<Route, ConfigError> {
+    let name = route.get(route::NAME);
     if name.trim().is_empty() {
-        return Err(ConfigError::new(route.at("name"), "must not be empty"));
+        return Err(ConfigError::new(route.at(route::NAME), "must not be empty"));
     }
-    let hosts = match route.texts("hosts") {
-        None => Vec::new(),
-        Some(hosts) => hosts
-            .iter()
-            .enumerate()
-            .map(|(h, host)| {
-                HostPattern::parse(host).map_err(|m| ConfigError::new(format!("{}.hosts[{h}]", route.at), m))
-            })
-            .collect::<Result<_, _>>()?,
-    };
-    let path_exact = route.text("path").is_some();
-    let (path_key, path) =
-        if path_exact { ("path", route.text("path")) } else { ("pathPrefix", route.text("pathPrefix")) };
+    // None listed: any host (`read` refuses an empty list).
+    let hosts = route
+        .get(route::HOSTS)
+        .iter()
+        .enumerate()
+        .map(|(h, host)| {
+            HostPattern::parse(host)
+                .map_err(|m| ConfigError::new(format!("{}[{h}]", route.at(route::HOSTS)), m))
+        })
+        .collect::<Result<_, _>>()?;
+    let path_exact = route.has(route::PATH);
+    let path_key = if path_exact { route::PATH } else { route::PATH_PREFIX };
+    let path = route.get(path_key);
     let path_prefix = match path {
         None => None,
         Some(prefix) if prefix.starts_with('/') => Some(prefix.as_bytes().to_vec()),
@@ -121,7 +125,7 @@ fn compile_route(route: &Fields<'_>, tally: &mut Tally) -> Result<Route, ConfigE
             return Err(ConfigError::new(route.at(path_key), format!("`{prefix}` must start with `/`")))
         }
     };
-    let path_elements = route.flag("pathElements").unwrap_or(false);
+    let path_elements = route.get(route::PATH_ELEMENTS);
     // As Kubernetes reads `/foo/`: the elements `foo`, so `/foo` too.
     let path_prefix = match path_prefix {
         Some(mut p) if path_elements && p.len() > 1 && p.ends_with(b"/") => {
@@ -132,18 +136,18 @@ fn compile_route(route: &Fields<'_>, tally: &mut Tally) -> Result<Route, ConfigE
         }
         other => other,
     };
-    let default = route.text("default").unwrap_or_default();
-    check_target(default).map_err(|m| ConfigError::new(route.at("default"), m))?;
-    let raw_rules = route.objects("rules");
+    let default = route.get(route::DEFAULT);
+    check_target(default).map_err(|m| ConfigError::new(route.at(route::DEFAULT), m))?;
+    let raw_rules = route.get(route::RULES);
     tally.rules += raw_rules.len();
     limits::check(tally.rules, limits::RULES, "rules in all routes up to this one")
-        .map_err(|m| ConfigError::new(route.at("rules"), m))?;
+        .map_err(|m| ConfigError::new(route.at(route::RULES), m))?;
     let rules = raw_rules
         .iter()
         .enumerate()
         .map(|(r, rule)| compile_rule(rule, r, name, tally))
         .collect::<Result<_, _>>()?;
-    let mirror = route.object("mirror").map(|m| compile_mirror(&m)).transpose()?;
+    let mirror = route.get(route::MIRROR).map(|m| compile_mirror(&m)).transpose()?;
     Ok(Route {
         name: name.to_string(),
         hosts,
@@ -156,15 +160,15 @@ fn compile_route(route: &Fields<'_>, tally: &mut Tally) -> Result<Route, ConfigE
     })
 }
 
-fn compile_mirror(mirror: &Fields<'_>) -> Result<Mirror, ConfigError> {
-    let cluster = mirror.text("cluster").unwrap_or_default();
+fn compile_mirror(mirror: &Fields<'_, mirror::Of>) -> Result<Mirror, ConfigError> {
+    let cluster = mirror.get(mirror::CLUSTER);
     check_cluster(cluster, "(Istio: outbound|PORT||HOST)")
-        .map_err(|m| ConfigError::new(mirror.at("cluster"), m))?;
+        .map_err(|m| ConfigError::new(mirror.at(mirror::CLUSTER), m))?;
     Ok(Mirror::new(
         cluster.to_string(),
-        mirror.number("percent").unwrap_or_default(),
-        mirror.number("timeoutMs").unwrap_or_default() as u32,
-        mirror.number("maxBodyBytes").unwrap_or_default() as usize,
+        mirror.get(mirror::PERCENT),
+        mirror.get(mirror::TIMEOUT_MS) as u32,
+        mirror.get(mirror::MAX_BODY_BYTES) as usize,
     ))
 }
 
@@ -177,23 +181,23 @@ fn check_cluster(cluster: &str, example: &str) -> Result<(), String> {
 }
 
 fn compile_rule(
-    rule: &Fields<'_>,
+    rule: &Fields<'_, rule::Of>,
     index: usize,
     route_name: &str,
     tally: &mut Tally,
 ) -> Result<Rule, ConfigError> {
-    let label = match rule.text("name") {
+    let label = match rule.get(rule::NAME) {
         Some(name) if name.trim().is_empty() => {
-            return Err(ConfigError::new(rule.at("name"), "must not be empty (omit it instead)"))
+            return Err(ConfigError::new(rule.at(rule::NAME), "must not be empty (omit it instead)"))
         }
         Some(name) => name.to_string(),
         None => format!("rules[{index}]"),
     };
     let conditions =
-        rule.objects("match").iter().map(|c| compile_condition(c, tally)).collect::<Result<_, _>>()?;
-    let action = match (rule.text("target"), rule.object("split")) {
+        rule.get(rule::MATCH).iter().map(|c| compile_condition(c, tally)).collect::<Result<_, _>>()?;
+    let action = match (rule.get(rule::TARGET), rule.get(rule::SPLIT)) {
         (Some(target), _) => {
-            check_target(target).map_err(|m| ConfigError::new(rule.at("target"), m))?;
+            check_target(target).map_err(|m| ConfigError::new(rule.at(rule::TARGET), m))?;
             Action::Target(target.to_string())
         }
         (None, Some(split)) => {
@@ -208,21 +212,31 @@ fn compile_rule(
     Ok(Rule { label, conditions, action })
 }
 
-fn compile_condition(condition: &Fields<'_>, tally: &mut Tally) -> Result<Condition, ConfigError> {
-    let source = one_source(condition)?;
-    let test = if let Some(v) = condition.text("exact") {
+fn compile_condition(
+    condition: &Fields<'_, condition::Of>,
+    tally: &mut Tally,
+) -> Result<Condition, ConfigError> {
+    let source = one_source(
+        [
+            (condition.get(condition::HEADER), condition::HEADER.key.name),
+            (condition.get(condition::COOKIE), condition::COOKIE.key.name),
+            (condition.get(condition::QUERY), condition::QUERY.key.name),
+        ],
+        &condition.at,
+    )?;
+    let test = if let Some(v) = condition.get(condition::EXACT) {
         Test::Exact(v.as_bytes().into())
-    } else if let Some(v) = condition.text("prefix") {
+    } else if let Some(v) = condition.get(condition::PREFIX) {
         Test::Prefix(v.as_bytes().into())
-    } else if let Some(pattern) = condition.text("regex") {
-        compile_regex(pattern, &condition.at("regex"), tally)?
-    } else if let Some(options) = condition.texts("oneOf") {
-        Test::OneOf(options.iter().collect())
+    } else if let Some(pattern) = condition.get(condition::REGEX) {
+        compile_regex(pattern, &condition.at(condition::REGEX), tally)?
+    } else if condition.has(condition::ONE_OF) {
+        Test::OneOf(condition.get(condition::ONE_OF).iter().collect())
     } else {
-        // `read` made sure a condition has exactly one test.
-        Test::Present(condition.flag("present").unwrap_or(true))
+        // `read` made sure a condition has exactly one test: this one.
+        Test::Present(condition.get(condition::PRESENT) != Some(false))
     };
-    Ok(Condition { source, test, negate: condition.flag("not").unwrap_or(false) })
+    Ok(Condition { source, test, negate: condition.get(condition::NOT) })
 }
 
 fn compile_regex(pattern: &str, at: &str, tally: &mut Tally) -> Result<Test, ConfigError> {
@@ -251,17 +265,29 @@ fn compile_regex(pattern: &str, at: &str, tally: &mut Tally) -> Result<Test, Con
     })
 }
 
-fn compile_split(split: &Fields<'_>, route_name: &str) -> Result<Split, ConfigError> {
+fn compile_split(split: &Fields<'_, split::Of>, route_name: &str) -> Result<Split, ConfigError> {
     let weighted = compile_weights(split)?;
-    let sticky_by = split.object("stickyBy").map(|sticky| one_source(&sticky)).transpose()?;
-    let salt = split.text("salt").unwrap_or(route_name).as_bytes().to_vec();
-    let rollback = split.object("rollback").map(|r| rollback::compile(&r, split, &weighted)).transpose()?;
+    let sticky_by = split
+        .get(split::STICKY_BY)
+        .map(|sticky| {
+            one_source(
+                [
+                    (sticky.get(sticky_by::HEADER), sticky_by::HEADER.key.name),
+                    (sticky.get(sticky_by::COOKIE), sticky_by::COOKIE.key.name),
+                    (sticky.get(sticky_by::QUERY), sticky_by::QUERY.key.name),
+                ],
+                &sticky.at,
+            )
+        })
+        .transpose()?;
+    let salt = split.get(split::SALT).unwrap_or(route_name).as_bytes().to_vec();
+    let rollback = split.get(split::ROLLBACK).map(|r| rollback::compile(&r, split, &weighted)).transpose()?;
     let ramp = split
-        .object("ramp")
+        .get(split::RAMP)
         .map(|ramp| compile_ramp(&ramp, split, &weighted, rollback.as_ref()))
         .transpose()?;
     let assign = split
-        .object("assignCookie")
+        .get(split::ASSIGN_COOKIE)
         .map(|cookie| compile_assign_cookie(&cookie, split, &weighted))
         .transpose()?;
     let mut compiled = Split::new(weighted, sticky_by, salt);
@@ -278,58 +304,58 @@ fn compile_split(split: &Fields<'_>, route_name: &str) -> Result<Split, ConfigEr
 }
 
 /// The split's targets and weights: each target once, the sum finite and > 0.
-fn compile_weights(split: &Fields<'_>) -> Result<Vec<(String, f64)>, ConfigError> {
-    let weights = split.objects("weights");
+fn compile_weights(split: &Fields<'_, split::Of>) -> Result<Vec<(String, f64)>, ConfigError> {
+    let weights = split.get(split::WEIGHTS);
     let mut weighted: Vec<(String, f64)> = Vec::with_capacity(weights.len());
     for weight in &weights {
-        let target = weight.text("target").unwrap_or_default();
-        check_target(target).map_err(|m| ConfigError::new(weight.at("target"), m))?;
+        let target = weight.get(weight::TARGET);
+        check_target(target).map_err(|m| ConfigError::new(weight.at(weight::TARGET), m))?;
         if weighted.iter().any(|(t, _)| t == target) {
             return Err(ConfigError::new(
-                weight.at("target"),
+                weight.at(weight::TARGET),
                 format!("`{target}` is listed twice; give each target one weight"),
             ));
         }
-        weighted.push((target.to_string(), weight.number("weight").unwrap_or_default()));
+        weighted.push((target.to_string(), weight.get(weight::WEIGHT)));
     }
     let sum = weighted.iter().map(|(_, w)| w).sum::<f64>();
     if sum <= 0.0 {
-        return Err(ConfigError::new(split.at("weights"), "sum must be > 0"));
+        return Err(ConfigError::new(split.at(split::WEIGHTS), "sum must be > 0"));
     }
     if !sum.is_finite() {
-        return Err(ConfigError::new(split.at("weights"), "sum is too large to divide"));
+        return Err(ConfigError::new(split.at(split::WEIGHTS), "sum is too large to divide"));
     }
     Ok(weighted)
 }
 
 /// A ramp: its start, step length, steps and gate.
 fn compile_ramp(
-    ramp: &Fields<'_>,
-    split: &Fields<'_>,
+    ramp: &Fields<'_, ramp::Of>,
+    split: &Fields<'_, split::Of>,
     weighted: &[(String, f64)],
     rollback: Option<&Rollback>,
 ) -> Result<Ramp, ConfigError> {
-    let target = ramp.text("target").unwrap_or_default();
+    let target = ramp.get(ramp::TARGET);
     if weighted.first().map(|(t, _)| t.as_str()) != Some(target) {
         return Err(ConfigError::new(
-            ramp.at("target"),
+            ramp.at(ramp::TARGET),
             format!(
                 "`{target}` must be the split's first target, so that each step only moves users onto it"
             ),
         ));
     }
-    let start = time::parse_rfc3339(ramp.text("start").unwrap_or_default())
-        .map_err(|m| ConfigError::new(ramp.at("start"), m))?;
-    let every = time::parse_duration(ramp.text("every").unwrap_or_default())
-        .map_err(|m| ConfigError::new(ramp.at("every"), m))?;
+    let start =
+        time::parse_rfc3339(ramp.get(ramp::START)).map_err(|m| ConfigError::new(ramp.at(ramp::START), m))?;
+    let every =
+        time::parse_duration(ramp.get(ramp::EVERY)).map_err(|m| ConfigError::new(ramp.at(ramp::EVERY), m))?;
     if every == 0 {
-        return Err(ConfigError::new(ramp.at("every"), "must be longer than 0"));
+        return Err(ConfigError::new(ramp.at(ramp::EVERY), "must be longer than 0"));
     }
-    let steps = ramp.numbers("steps").unwrap_or_default();
+    let steps = ramp.get(ramp::STEPS);
     for (i, pair) in steps.windows(2).enumerate() {
         if pair[1] < pair[0] {
             return Err(ConfigError::new(
-                format!("{}[{}]", ramp.at("steps"), i + 1),
+                format!("{}[{}]", ramp.at(ramp::STEPS), i + 1),
                 format!(
                     "{} is below the step before it: a ramp only goes up (roll back with `rollback` or a config change)",
                     decimal::format(pair[1])
@@ -340,15 +366,15 @@ fn compile_ramp(
     let others_weigh = weighted.iter().any(|(t, w)| t != target && *w > 0.0);
     if steps.iter().any(|s| *s < 100.0) && !others_weigh {
         return Err(ConfigError::new(
-            split.at("weights"),
+            split.at(split::WEIGHTS),
             "the targets after the ramped one need weight to share the rest of the traffic",
         ));
     }
-    let gate = ramp.object("gate").map(|gate| compile_gate(&gate, every, target, rollback)).transpose()?;
-    let hold = ramp.flag("hold").unwrap_or_default();
+    let gate = ramp.get(ramp::GATE).map(|gate| compile_gate(&gate, every, target, rollback)).transpose()?;
+    let hold = ramp.get(ramp::HOLD);
     if hold && gate.is_none() {
         return Err(ConfigError::new(
-            ramp.at("hold"),
+            ramp.at(ramp::HOLD),
             "pauses a gated ramp; a ramp by the clock is wherever the clock puts it, with nothing to freeze \
              (gate it, or move `start`)",
         ));
@@ -358,7 +384,7 @@ fn compile_ramp(
         let judged = &steps[..steps.len().saturating_sub(1)];
         if let Some(i) = judged.iter().position(|s| *s <= 0.0) {
             return Err(ConfigError::new(
-                format!("{}[{i}]", ramp.at("steps")),
+                format!("{}[{i}]", ramp.at(ramp::STEPS)),
                 format!(
                     "a gated step at 0% can never be earned: {target} gets no requests there, so nothing judges it; \
                      start above 0 (or leave the ramp ungated)"
@@ -373,7 +399,7 @@ fn compile_ramp(
 /// (responses since the step began, errors, latency) and its Prometheus
 /// checks.
 fn compile_gate(
-    gate: &Fields<'_>,
+    gate: &Fields<'_, gate::Of>,
     every_ms: u64,
     target: &str,
     rollback: Option<&Rollback>,
@@ -384,34 +410,34 @@ fn compile_gate(
             format!("needs the split's `rollback` of `{target}`: it is what judges each step"),
         ));
     };
-    let min_requests = match (gate.number("minRequests"), &rollback.window) {
+    let min_requests = match (gate.get(gate::MIN_REQUESTS), &rollback.window) {
         (Some(n), Some(_)) => n as u64,
         (None, Some(window)) => window.min_requests,
         (Some(_), None) => return Err(ConfigError::new(
-            gate.at("minRequests"),
+            gate.at(gate::MIN_REQUESTS),
             "counts the rollback's local window, and it has none (`maxErrorRate`, `minRequests`, `window`)",
         )),
         (None, None) => 0,
     };
-    let max_wait_ms = match gate.text("maxWait") {
+    let max_wait_ms = match gate.get(gate::MAX_WAIT) {
         None => None,
         Some(text) => {
-            let ms = time::parse_duration(text).map_err(|m| ConfigError::new(gate.at("maxWait"), m))?;
+            let ms = time::parse_duration(text).map_err(|m| ConfigError::new(gate.at(gate::MAX_WAIT), m))?;
             if ms < every_ms {
                 return Err(ConfigError::new(
-                    gate.at("maxWait"),
+                    gate.at(gate::MAX_WAIT),
                     format!("must be at least the ramp's `every` ({every_ms} ms): a step lasts that long at least"),
                 ));
             }
             Some(ms)
         }
     };
-    let on_max_wait = match gate.text("onMaxWait").unwrap_or("hold") {
+    let on_max_wait = match gate.get(gate::ON_MAX_WAIT) {
         "hold" => OnMaxWait::Hold,
         "rollback" => OnMaxWait::Rollback,
         other => {
             return Err(ConfigError::new(
-                gate.at("onMaxWait"),
+                gate.at(gate::ON_MAX_WAIT),
                 format!("`{other}` is not `hold` or `rollback`"),
             ))
         }
@@ -420,19 +446,22 @@ fn compile_gate(
 }
 
 fn compile_assign_cookie(
-    cookie: &Fields<'_>,
-    split: &Fields<'_>,
+    cookie: &Fields<'_, assign_cookie::Of>,
+    split: &Fields<'_, split::Of>,
     weighted: &[(String, f64)],
 ) -> Result<AssignCookie, ConfigError> {
-    let name = cookie.text("name").unwrap_or_default();
+    let name = cookie.get(assign_cookie::NAME);
     if name.is_empty() || !name.bytes().all(is_token_byte) {
-        return Err(ConfigError::new(cookie.at("name"), format!("`{name}` is not a valid cookie name")));
+        return Err(ConfigError::new(
+            cookie.at(assign_cookie::NAME),
+            format!("`{name}` is not a valid cookie name"),
+        ));
     }
-    let path = cookie.text("path");
+    let path = cookie.get(assign_cookie::PATH);
     if let Some(path) = path {
         if !path.starts_with('/') || path.bytes().any(|b| b == b';' || !b.is_ascii_graphic()) {
             return Err(ConfigError::new(
-                cookie.at("path"),
+                cookie.at(assign_cookie::PATH),
                 format!("`{path}` must start with `/` and hold no `;` or spaces"),
             ));
         }
@@ -441,27 +470,27 @@ fn compile_assign_cookie(
         weighted.iter().find(|(t, _)| t.bytes().any(|b| matches!(b, b';' | b',' | b'"' | b'\\')))
     {
         return Err(ConfigError::new(
-            split.at("weights"),
+            split.at(split::WEIGHTS),
             format!("target `{t}` cannot be a cookie value (no `;`, `,`, `\"` or `\\`)"),
         ));
     }
     Ok(AssignCookie {
         name: name.to_string(),
-        max_age: cookie.number("maxAge").map(|v| v as u64),
+        max_age: cookie.get(assign_cookie::MAX_AGE).map(|v| v as u64),
         path: path.map(str::to_string),
-        secure: cookie.flag("secure").unwrap_or(false),
-        http_only: cookie.flag("httpOnly").unwrap_or(false),
+        secure: cookie.get(assign_cookie::SECURE),
+        http_only: cookie.get(assign_cookie::HTTP_ONLY),
     })
 }
 
-/// The one source (`header`, `cookie` or `query`) of a condition or a
-/// `stickyBy`, its key checked. Header names are stored lower-case.
-fn one_source(fields: &Fields<'_>) -> Result<Source, ConfigError> {
-    let (kind, name) = ["header", "cookie", "query"]
-        .into_iter()
-        .find_map(|kind| fields.text(kind).map(|name| (kind, name)))
-        .unwrap_or(("header", ""));
-    let at = fields.at(kind);
+/// The one source of a condition or a `stickyBy`, its key checked: each of
+/// `header`, `cookie` and `query` with its key's name (`read` made sure
+/// exactly one is given), and where the object is. Header names are
+/// stored lower-case.
+fn one_source(given: [(Option<&str>, &str); 3], at: &str) -> Result<Source, ConfigError> {
+    let (name, kind) =
+        given.into_iter().find_map(|(name, kind)| Some((name?, kind))).unwrap_or(("", "header"));
+    let at = error::key(at, kind);
     if name.is_empty() {
         return Err(ConfigError::new(at, "must not be empty"));
     }

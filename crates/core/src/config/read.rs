@@ -3,9 +3,14 @@
 //! keys, bounds, the rules between keys), every error naming its place
 //! (`routes[1].rules[0].split.weights[0].weight`) and, for what a JSON
 //! reader sees, its line and column; then `compile` reads the values
-//! through `Fields`, which knows each key's default.
+//! through `Fields`, by the shape's typed fields, each with its default.
 
-use super::shape::{Kind, List, Number, Object, Rule};
+use std::marker::PhantomData;
+
+use super::shape::{
+    Field, Flag, Key, Kind, List, Num, Number, Nums, Obj, Object, Objs, OptFlag, OptNum, OptStr, Rule,
+    Shaped, Str, Strs,
+};
 use crate::config::error::{self, ConfigError};
 use crate::config::limits;
 use crate::text::decimal;
@@ -192,86 +197,147 @@ fn check_rules(value: Json<'_>, object: &Object, at: &At<'_>) -> Result<(), Conf
     Ok(())
 }
 
-/// A checked object's values, as `compile` reads them: absent keys read
-/// as their declared default. Asking for a key the object does not declare
-/// (or as another kind) is a bug in `compile`, caught by debug builds.
-pub struct Fields<'a> {
+/// A checked object's values, as `compile` reads them: only through the
+/// fields its shape declares (`shape::ramp::HOLD` for a `Fields<ramp::Of>`),
+/// each as its declaration says (absent keys read as their default).
+pub struct Fields<'a, O> {
     value: Json<'a>,
-    object: &'static Object,
     /// Where the object is (`routes[0].mirror`; empty for the document).
     pub at: String,
+    of: PhantomData<O>,
 }
 
-impl<'a> Fields<'a> {
-    /// A value already `check`ed as `object` (anything else reads as empty).
-    pub fn new(value: Json<'a>, at: String, object: &'static Object) -> Fields<'a> {
-        Fields { value, object, at }
+impl<'a, O: Shaped> Fields<'a, O> {
+    /// A value already `check`ed as `O`'s object (anything else reads as
+    /// empty).
+    pub fn new(value: Json<'a>, at: String) -> Fields<'a, O> {
+        Fields { value, at, of: PhantomData }
     }
 
     /// The place of one of its keys, for an error.
-    pub fn at(&self, key: &str) -> String {
-        error::key(&self.at, key)
+    pub fn at<V>(&self, field: Field<O, V>) -> String {
+        error::key(&self.at, field.key.name)
     }
 
-    fn declared(&self, key: &str) -> Option<&'static super::shape::Key> {
-        let declared = self.object.keys.iter().find(|k| k.name == key);
-        debug_assert!(declared.is_some(), "`{}` has no key `{key}`", self.object.name);
-        declared
+    /// A field's value, read as its declaration says.
+    #[inline]
+    pub fn get<V: Read<'a>>(&self, field: Field<O, V>) -> V::Out {
+        V::read(get(self.value, field.key.name), &field.key, &self.at)
     }
 
-    fn value(&self, key: &str) -> Option<Json<'a>> {
-        get(self.value, key)
+    /// Whether the document gives the field (defaults aside).
+    pub fn has<V>(&self, field: Field<O, V>) -> bool {
+        get(self.value, field.key.name).is_some()
     }
+}
 
-    /// A string, or its default.
-    pub fn text(&self, key: &str) -> Option<&'a str> {
-        let default = self.declared(key).and_then(|k| k.default_text);
-        self.value(key).and_then(Json::str).or(default)
+/// How a field's value is read (`shape::Value` says which reading a field
+/// takes): `value` is the key's JSON value if given, `key` its
+/// declaration, `at` where its object is.
+pub trait Read<'a> {
+    type Out;
+    fn read(value: Option<Json<'a>>, key: &Key, at: &str) -> Self::Out;
+}
+
+/// A required key's value is there once the document is checked; a
+/// defaulted one's default is declared with it.
+impl<'a> Read<'a> for Str {
+    type Out = &'a str;
+    #[inline(never)]
+    fn read(value: Option<Json<'a>>, key: &Key, _: &str) -> &'a str {
+        value.and_then(Json::str).or(key.default_text).unwrap_or_default()
     }
+}
 
-    /// A number, or its default.
-    pub fn number(&self, key: &str) -> Option<f64> {
-        let default = match self.declared(key).map(|k| k.kind) {
-            Some(Kind::Number(bounds)) => bounds.default,
+impl<'a> Read<'a> for OptStr {
+    type Out = Option<&'a str>;
+    #[inline(never)]
+    fn read(value: Option<Json<'a>>, _: &Key, _: &str) -> Option<&'a str> {
+        value.and_then(Json::str)
+    }
+}
+
+fn default_number(key: &Key) -> Option<f64> {
+    match key.kind {
+        Kind::Number(bounds) => bounds.default,
+        _ => None,
+    }
+}
+
+impl<'a> Read<'a> for Num {
+    type Out = f64;
+    #[inline(never)]
+    fn read(value: Option<Json<'a>>, key: &Key, _: &str) -> f64 {
+        value.and_then(Json::number).or_else(|| default_number(key)).unwrap_or_default()
+    }
+}
+
+impl<'a> Read<'a> for OptNum {
+    type Out = Option<f64>;
+    #[inline(never)]
+    fn read(value: Option<Json<'a>>, _: &Key, _: &str) -> Option<f64> {
+        value.and_then(Json::number)
+    }
+}
+
+impl<'a> Read<'a> for Flag {
+    type Out = bool;
+    #[inline(never)]
+    fn read(value: Option<Json<'a>>, key: &Key, _: &str) -> bool {
+        let default = match key.kind {
+            Kind::Bool(default) => default,
             _ => None,
         };
-        self.value(key).and_then(Json::number).or(default)
+        value.and_then(Json::bool).or(default).unwrap_or_default()
     }
+}
 
-    /// A boolean, or its default.
-    pub fn flag(&self, key: &str) -> Option<bool> {
-        let default = match self.declared(key).map(|k| k.kind) {
-            Some(Kind::Bool(default)) => default,
-            _ => None,
-        };
-        self.value(key).and_then(Json::bool).or(default)
+impl<'a> Read<'a> for OptFlag {
+    type Out = Option<bool>;
+    #[inline(never)]
+    fn read(value: Option<Json<'a>>, _: &Key, _: &str) -> Option<bool> {
+        value.and_then(Json::bool)
     }
+}
 
-    pub fn object(&self, key: &str) -> Option<Fields<'a>> {
-        let Some(Kind::Object(object)) = self.declared(key).map(|k| k.kind) else { return None };
-        self.value(key).map(|value| Fields::new(value, self.at(key), object))
+impl<'a, P: Shaped> Read<'a> for Obj<P> {
+    type Out = Option<Fields<'a, P>>;
+    fn read(value: Option<Json<'a>>, key: &Key, at: &str) -> Option<Fields<'a, P>> {
+        value.map(|value| Fields::new(value, error::key(at, key.name)))
     }
+}
 
-    fn items(&self, key: &str) -> Option<impl Iterator<Item = Json<'a>>> {
-        self.value(key).filter(|v| v.kind() == json::Kind::Array).map(Json::items)
+/// A list's items (none when absent or not a list).
+fn items<'a>(value: Option<Json<'a>>) -> impl Iterator<Item = Json<'a>> {
+    value.filter(|v| v.kind() == json::Kind::Array).into_iter().flat_map(Json::items)
+}
+
+/// A list of objects' values and places, the same for every shape: what
+/// `Objs` reads, outside the code each shape gets.
+fn object_items<'a>(value: Option<Json<'a>>, key: &Key, at: &str) -> Vec<(Json<'a>, String)> {
+    let at = error::key(at, key.name);
+    items(value).enumerate().map(|(i, item)| (item, format!("{at}[{i}]"))).collect()
+}
+
+impl<'a, P: Shaped> Read<'a> for Objs<P> {
+    type Out = Vec<Fields<'a, P>>;
+    fn read(value: Option<Json<'a>>, key: &Key, at: &str) -> Vec<Fields<'a, P>> {
+        object_items(value, key, at).into_iter().map(|(item, at)| Fields::new(item, at)).collect()
     }
+}
 
-    /// A list of objects (empty when absent).
-    pub fn objects(&self, key: &str) -> Vec<Fields<'a>> {
-        let object = match self.declared(key).map(|k| k.kind) {
-            Some(Kind::List(List { item: Kind::Object(object), .. })) => *object,
-            _ => return Vec::new(),
-        };
-        let at = self.at(key);
-        let Some(items) = self.items(key) else { return Vec::new() };
-        items.enumerate().map(|(i, item)| Fields::new(item, format!("{at}[{i}]"), object)).collect()
+impl<'a> Read<'a> for Strs {
+    type Out = Vec<&'a str>;
+    #[inline(never)]
+    fn read(value: Option<Json<'a>>, _: &Key, _: &str) -> Vec<&'a str> {
+        items(value).filter_map(Json::str).collect()
     }
+}
 
-    pub fn texts(&self, key: &str) -> Option<Vec<&'a str>> {
-        Some(self.items(key)?.filter_map(Json::str).collect())
-    }
-
-    pub fn numbers(&self, key: &str) -> Option<Vec<f64>> {
-        Some(self.items(key)?.filter_map(Json::number).collect())
+impl<'a> Read<'a> for Nums {
+    type Out = Vec<f64>;
+    #[inline(never)]
+    fn read(value: Option<Json<'a>>, _: &Key, _: &str) -> Vec<f64> {
+        items(value).filter_map(Json::number).collect()
     }
 }
