@@ -1078,6 +1078,33 @@ fn from_nginx_keeps_users_forced_to_the_canary_there_under_affinity() {
     assert_eq!(decide(&[("cookie", "beta=always; route=api")], 999_999).0, "api");
 }
 
+/// The affinity cookie's SameSite goes with it: a page that reaches the
+/// service from another site keeps sending it. None is made Secure, or
+/// browsers would drop the cookie and re-assign the user on every visit.
+#[test]
+fn from_nginx_keeps_the_affinity_cookie_s_same_site() {
+    const N: &str = "    nginx.ingress.kubernetes.io/";
+    let cookie_for = |same_site: &str, secure: &str| {
+        let pair = nginx_pair(
+            &format!("{N}affinity: cookie\n{N}session-cookie-samesite: {same_site}\n{secure}"),
+            &format!("{N}canary-weight: \"10\"\n"),
+        );
+        let r = run(&["from-nginx", &temp_file(&format!("samesite-{same_site}.yaml"), &pair)]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let router = config::parse(r.stdout.as_bytes()).unwrap();
+        let split = router.routes[0].rules.iter().find_map(|rule| rule.split()).unwrap().clone();
+        (split.assign_cookie().unwrap().set_cookie("api"), r.stderr)
+    };
+    let (strict, _) = cookie_for("Strict", "");
+    assert_eq!(strict, "INGRESSCOOKIE=api; HttpOnly; SameSite=Strict");
+    let (none, warned) = cookie_for("None", "");
+    assert_eq!(none, "INGRESSCOOKIE=api; Secure; HttpOnly; SameSite=None");
+    assert!(warned.contains("made Secure"), "{warned}");
+    let (secured, quiet) = cookie_for("none", &format!("{N}session-cookie-secure: \"true\"\n"));
+    assert_eq!(secured, "INGRESSCOOKIE=api; Secure; HttpOnly; SameSite=None");
+    assert!(!quiet.contains("made Secure"), "{quiet}");
+}
+
 /// The plugin options are checked before anything is written: a digest is
 /// 64 hex digits; the image's scheme picks Envoy Gateway's source (an
 /// `https://` .wasm, or an OCI image) and the digest goes with it; an

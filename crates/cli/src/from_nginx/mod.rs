@@ -39,6 +39,7 @@ const UNDERSTOOD: &[&str] = &[
     "session-cookie-max-age",
     "session-cookie-path",
     "session-cookie-secure",
+    "session-cookie-samesite",
     "service-match",
     "service-weight",
     "use-regex",
@@ -497,6 +498,28 @@ fn affinity_cookie(canary: &Ingress, main: &Ingress, warnings: &mut Vec<String>)
     }
     if main.annotation("session-cookie-secure") == Some("true") {
         cookie["secure"] = json!(true);
+    }
+    if let Some(same_site) = main.annotation("session-cookie-samesite") {
+        match same_site.to_ascii_lowercase().as_str() {
+            "strict" => cookie["sameSite"] = json!("Strict"),
+            "lax" => cookie["sameSite"] = json!("Lax"),
+            "none" => {
+                cookie["sameSite"] = json!("None");
+                if cookie.get("secure").is_none() {
+                    cookie["secure"] = json!(true);
+                    warnings.push(format!(
+                        "Ingress {}: session-cookie-samesite None without session-cookie-secure: the assignment \
+                         cookie is made Secure, as browsers drop a SameSite=None cookie that is not",
+                        main.name
+                    ));
+                }
+            }
+            other => warnings.push(format!(
+                "Ingress {}: session-cookie-samesite `{other}` is not None, Lax or Strict: left out (the browser's \
+                 default applies)",
+                main.name
+            )),
+        }
     }
     warnings.push(format!(
         "Ingress {}: affinity cookie {name} becomes the assignment cookie: it keeps each user on one version \

@@ -474,12 +474,32 @@ fn compile_assign_cookie(
             format!("target `{t}` cannot be a cookie value (no `;`, `,`, `\"` or `\\`)"),
         ));
     }
+    let secure = cookie.get(assign_cookie::SECURE);
+    let same_site = match cookie.get(assign_cookie::SAME_SITE) {
+        None => None,
+        Some("Strict") => Some("Strict"),
+        Some("Lax") => Some("Lax"),
+        Some("None") if secure => Some("None"),
+        Some("None") => {
+            return Err(ConfigError::new(
+                cookie.at(assign_cookie::SAME_SITE),
+                "`None` needs `secure: true`: browsers drop a SameSite=None cookie that is not Secure",
+            ))
+        }
+        Some(other) => {
+            return Err(ConfigError::new(
+                cookie.at(assign_cookie::SAME_SITE),
+                format!("`{other}` is not `Strict`, `Lax` or `None`"),
+            ))
+        }
+    };
     Ok(AssignCookie {
         name: name.to_string(),
         max_age: cookie.get(assign_cookie::MAX_AGE).map(|v| v as u64),
         path: path.map(str::to_string),
-        secure: cookie.get(assign_cookie::SECURE),
+        secure,
         http_only: cookie.get(assign_cookie::HTTP_ONLY),
+        same_site,
     })
 }
 

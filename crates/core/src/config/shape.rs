@@ -759,6 +759,10 @@ pub mod assign_cookie {
         Field::new(key("secure", Kind::Bool(Some(false))).about("Adds Secure."));
     pub const HTTP_ONLY: Field<Of, Flag> =
         Field::new(key("httpOnly", Kind::Bool(Some(false))).about("Adds HttpOnly."));
+    pub const SAME_SITE: Field<Of, OptStr> = Field::new(
+        key("sameSite", text(Text::Pattern("^(Strict|Lax|None)$")))
+            .about("Adds SameSite: Strict, Lax or None (None needs secure)."),
+    );
 }
 
 pub const ASSIGN_COOKIE: Object = Object {
@@ -770,6 +774,7 @@ pub const ASSIGN_COOKIE: Object = Object {
         assign_cookie::PATH.key,
         assign_cookie::SECURE.key,
         assign_cookie::HTTP_ONLY.key,
+        assign_cookie::SAME_SITE.key,
     ],
     rules: &[],
 };

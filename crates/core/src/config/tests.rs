@@ -389,6 +389,32 @@ fn rejects_bad_ramps() {
 }
 
 #[test]
+fn an_assignment_cookie_states_its_same_site_and_none_must_be_secure() {
+    let cookie = |body: &str| with_split(&format!(r#", "assignCookie": {body}"#));
+    let set_cookie = |body: &str| {
+        let router = parse(cookie(body).as_bytes()).unwrap();
+        let split = router.routes[0].rules[0].split().unwrap().clone();
+        (split.assign_cookie().unwrap().set_cookie("canary"), split.identity)
+    };
+    let (lax, lax_identity) = set_cookie(r#"{"name": "v", "sameSite": "Lax"}"#);
+    assert_eq!(lax, "v=canary; SameSite=Lax");
+    let (cross_site, _) = set_cookie(r#"{"name": "v", "secure": true, "sameSite": "None"}"#);
+    assert_eq!(cross_site, "v=canary; Secure; SameSite=None");
+    let (plain, plain_identity) = set_cookie(r#"{"name": "v"}"#);
+    assert_eq!(plain, "v=canary", "omitted: the browser's default");
+    assert_ne!(lax_identity, plain_identity, "what the split sends changed: a new split");
+    assert_eq!(
+        error(&cookie(r#"{"name": "v", "sameSite": "None"}"#)),
+        "routes[0].rules[0].split.assignCookie.sameSite: `None` needs `secure: true`: browsers drop a \
+         SameSite=None cookie that is not Secure"
+    );
+    assert_eq!(
+        error(&cookie(r#"{"name": "v", "sameSite": "lax"}"#)),
+        "routes[0].rules[0].split.assignCookie.sameSite: `lax` is not `Strict`, `Lax` or `None`"
+    );
+}
+
+#[test]
 fn rejects_bad_assignment_cookies_and_rollbacks() {
     let split = |extra: &str| error(&with_split(extra));
     assert_eq!(

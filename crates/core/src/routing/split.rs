@@ -44,6 +44,8 @@ pub struct AssignCookie {
     pub path: Option<String>,
     pub secure: bool,
     pub http_only: bool,
+    /// `Strict`, `Lax` or `None`; absent: the browser's default.
+    pub same_site: Option<&'static str>,
 }
 
 impl AssignCookie {
@@ -61,6 +63,10 @@ impl AssignCookie {
         }
         if self.http_only {
             value += "; HttpOnly";
+        }
+        if let Some(same_site) = self.same_site {
+            value += "; SameSite=";
+            value += same_site;
         }
         value
     }
@@ -271,7 +277,15 @@ impl Split {
             f.field("assign-cookie", cookie.name.as_bytes())
                 .number("max-age", cookie.max_age.map_or(u64::MAX, |a| a));
             f.field("path", cookie.path.as_deref().unwrap_or("").as_bytes());
-            f.number("flags", u64::from(cookie.secure) | u64::from(cookie.http_only) << 1);
+            // A split without `sameSite` keeps the identity it had before
+            // the key existed.
+            let same_site = match cookie.same_site {
+                None => 0,
+                Some("Strict") => 1,
+                Some("Lax") => 2,
+                Some(_) => 3,
+            };
+            f.number("flags", u64::from(cookie.secure) | u64::from(cookie.http_only) << 1 | same_site << 2);
         }
         if let Some(rollback) = &self.rollback {
             f.field("rollback", rollback.target.as_bytes());
