@@ -1,10 +1,12 @@
 //! The config's shape, declared once: every object, its keys, what kind of
-//! value each takes, which are required, their bounds and defaults, and a
-//! one-line meaning. From this the reader refuses unknown keys, wrong
-//! kinds, missing keys and out-of-bound values (`read.rs`), `compile`
-//! reads values and defaults, the CLI derives the JSON Schema, and a test
+//! value each takes, which are required, their bounds and defaults, a
+//! one-line meaning, and how `compile` reads it. Each object has a module
+//! of typed fields (`ramp::HOLD`) and lists them as its keys (`RAMP`). From
+//! this the reader refuses unknown keys, wrong kinds, missing keys and
+//! out-of-bound values (`read.rs`), `compile` reads values and defaults
+//! through the fields only, the CLI derives the JSON Schema, and a test
 //! checks that the reference's table for each object lists exactly these
-//! keys. Adding a key is one line here and its meaning in `compile`.
+//! keys. Adding a key: CONTRIBUTING.md, "Adding a config key".
 //!
 //! The meanings are for people (the schema's descriptions); the `.wasm`
 //! does not carry them.
