@@ -4,7 +4,7 @@
 //! worker VM records the same values (they come from the clock and the
 //! shared state), each only when it changes.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 
 use super::compare_gauges::CompareGauges;
 use super::gauge::{gauge, millionths, name, Gauge};
@@ -59,8 +59,29 @@ struct RollbackGauges {
 }
 
 pub struct Gauges {
-    /// By split id.
-    splits: Vec<SplitGauges>,
+    /// By split id; empty until defined: a big config defines its splits'
+    /// gauges a batch per tick after the push (`define_more`).
+    splits: Vec<OnceCell<SplitGauges>>,
+    /// The first split not defined yet.
+    next: Cell<usize>,
+    beacon: u64,
+}
+
+/// How many gauges a config defines at once: all of a small config's at
+/// the push, a big one's over the ticks after it. Envoy matches each new
+/// metric's name against every stats tag (about 60 µs with the project's
+/// eleven), and a config at the limits has some 12,000 split gauges, which
+/// held its push for a second in every VM that applied it (Envoy's
+/// validation VM first).
+const GAUGES_AT_ONCE: usize = 1_000;
+
+/// About how many gauges a split defines (its budget's unit).
+fn gauges_of(split: &Split) -> usize {
+    let rollback = split.rollback().map_or(0, |r| {
+        4 + r.prometheus.as_ref().map_or(0, |p| 4 + 6 * p.checks.len())
+            + r.window.as_ref().and_then(|w| w.compare.as_ref()).map_or(0, |_| 10)
+    });
+    2 * split.targets().len() + rollback + split.ramp().map_or(0, |_| 12)
 }
 
 impl SplitGauges {
@@ -137,22 +158,57 @@ impl RollbackGauges {
 }
 
 impl Gauges {
+    /// A config's gauges: all of them now if it has at most
+    /// `GAUGES_AT_ONCE`, else none until the ticks after the push.
     pub fn define(vm: &Vm, router: &Router, beacon: u64) -> Gauges {
-        let splits = router
-            .splits()
-            .map(|(route, rule, split)| {
-                let labels =
-                    [("route", route.name.as_str()), ("rule", &rule.label), ("split", &split.identity_hex())];
-                SplitGauges::define(vm, tagged("", &labels), split, beacon)
-            })
-            .collect();
-        Gauges { splits }
+        let gauges = Gauges {
+            splits: (0..router.split_count).map(|_| OnceCell::new()).collect(),
+            next: Cell::new(0),
+            beacon,
+        };
+        if router.splits().map(|(_, _, split)| gauges_of(split)).sum::<usize>() <= GAUGES_AT_ONCE {
+            gauges.define_more(vm, router, None);
+        }
+        gauges
+    }
+
+    /// Defines the next splits' gauges, about `GAUGES_AT_ONCE` of them, and
+    /// sets each one's verdict from `states` (live weights and ramp steps
+    /// follow at the refresh, the rest at their next change). Without
+    /// `states`, every split's (a small config, when it is applied).
+    pub fn define_more(&self, vm: &Vm, router: &Router, states: Option<&Splits>) {
+        if self.next.get() >= self.splits.len() {
+            return;
+        }
+        let mut budget = if states.is_some() { GAUGES_AT_ONCE } else { usize::MAX };
+        for (route, rule, split) in router.splits().skip(self.next.get()) {
+            if budget == 0 {
+                return;
+            }
+            budget = budget.saturating_sub(gauges_of(split));
+            let labels =
+                [("route", route.name.as_str()), ("rule", &rule.label), ("split", &split.identity_hex())];
+            let defined = SplitGauges::define(vm, tagged("", &labels), split, self.beacon);
+            if let Some(cell) = self.splits.get(split.id.index()) {
+                let _ = cell.set(defined);
+            }
+            self.next.set(self.next.get() + 1);
+            if let Some(state) = states.and_then(|s| s.get(split.id)) {
+                self.verdict(vm, split.id, &state.verdict.borrow());
+            }
+        }
+    }
+
+    /// A split's gauges, once defined.
+    fn of(&self, split_id: SplitId) -> Option<&SplitGauges> {
+        self.splits.get(split_id.index()).and_then(OnceCell::get)
     }
 
     /// Live weights and ramp steps at `now_ms` (from the root's tick).
     pub fn refresh(&self, proxy: &dyn Proxy, router: &Router, now_ms: u64, states: &Splits) {
         let moment = Moment { roll: 0, now_ms, splits: states };
         for ((_, _, split), gauges) in router.splits().zip(&self.splits) {
+            let Some(gauges) = gauges.get() else { continue };
             for (gauge, share) in gauges.live.iter().zip(split.current_shares(&moment)) {
                 gauge.set(proxy, u64::from(share));
             }
@@ -166,14 +222,14 @@ impl Gauges {
 
     /// A gated step's evidence, as the gate judged it.
     pub fn judged(&self, proxy: &dyn Proxy, split_id: SplitId, judgement: &Judgement) {
-        if let Some(ramp) = self.splits.get(split_id.index()).and_then(|s| s.ramp.as_ref()) {
+        if let Some(ramp) = self.of(split_id).and_then(|s| s.ramp.as_ref()) {
             ramp.judged(proxy, judgement);
         }
     }
 
     /// How the canary compares with its baseline.
     pub fn compared(&self, proxy: &dyn Proxy, split: &Split, arms: &Arms, compared: &Compared) {
-        let gauges = self.splits.get(split.id.index()).and_then(|s| s.rollback.as_ref());
+        let gauges = self.of(split.id).and_then(|s| s.rollback.as_ref());
         let compare = split.rollback().and_then(|r| r.window.as_ref()).and_then(|w| w.compare.as_ref());
         if let (Some(gauges), Some(compare)) = (gauges.and_then(|g| g.compare.as_ref()), compare) {
             gauges.set(proxy, compare, split.ramp(), arms, compared);
@@ -182,7 +238,7 @@ impl Gauges {
 
     /// A split's verdict on this VM.
     pub fn verdict(&self, vm: &Vm, split_id: SplitId, verdict: &Verdict) {
-        let Some(split) = self.splits.get(split_id.index()) else { return };
+        let Some(split) = self.of(split_id) else { return };
         let Some(gauges) = &split.rollback else { return };
         let proxy = &*vm.proxy;
         gauges.waiting.set(proxy, u64::from(*verdict == Verdict::Waiting));
@@ -208,7 +264,7 @@ impl Gauges {
 
     /// Check values and failures from a split's shared state.
     pub fn fleet_state(&self, proxy: &dyn Proxy, split: &Split, state: &FleetState) {
-        let Some(gauges) = self.splits.get(split.id.index()).and_then(|s| s.rollback.as_ref()) else {
+        let Some(gauges) = self.of(split.id).and_then(|s| s.rollback.as_ref()) else {
             return;
         };
         for (gauge, value) in gauges.checks.iter().zip(&state.values) {
@@ -233,7 +289,7 @@ impl Gauges {
     /// latch, the view and the step latch) and its result's index in
     /// `QUERY_RESULTS`.
     pub fn query_answered(&self, proxy: &dyn Proxy, split: &Split, row: usize, result: usize) {
-        let gauges = self.splits.get(split.id.index()).and_then(|s| s.rollback.as_ref());
+        let gauges = self.of(split.id).and_then(|s| s.rollback.as_ref());
         if let Some(id) =
             gauges.and_then(|g| g.queries.get(row)).and_then(|ids| ids.get(result).copied().flatten())
         {
@@ -246,9 +302,7 @@ impl Gauges {
     /// dashboard does not show a replaced split's last state for good.
     pub fn retire(&self, proxy: &dyn Proxy, keep: &[u64], router: &Router) {
         for ((_, _, split), gauges) in router.splits().zip(&self.splits) {
-            if keep.contains(&split.identity) {
-                continue;
-            }
+            let Some(gauges) = gauges.get().filter(|_| !keep.contains(&split.identity)) else { continue };
             for gauge in gauges.live.iter().chain(&gauges.configured) {
                 gauge.set(proxy, 0);
             }

@@ -241,6 +241,7 @@ pub fn tick(root: &Root) {
     root.vm.shadows.abandon_overdue(now, root.id);
     let Some(active) = root.active() else { return };
     active.stats.flush(&root.vm, &active.router);
+    active.gauges.define_more(&root.vm, &active.router, Some(&active.splits));
     active.log_ramp_steps(root.id, now);
     progress(root, &active, now);
 }

@@ -56,6 +56,48 @@ fn a_counter_is_defined_at_its_first_count_and_a_response_counter_at_once() {
 }
 
 #[test]
+fn a_big_config_defines_its_split_gauges_over_the_ticks_after_its_push() {
+    let route = |i: usize| {
+        format!(
+            r#"{{"name": "r{i}", "hosts": ["r{i}.example.com"], "default": "stable", "rules": [{{"split": {{
+                "weights": [{{"target": "canary", "weight": 10}}, {{"target": "stable", "weight": 90}}],
+                "rollback": {{"target": "canary", "maxErrorRate": 0.5, "minRequests": 5, "window": "60s"}}}}}}]}}"#
+        )
+    };
+    let routes: Vec<String> = (0..300).map(route).collect();
+    let worker = Worker::configured(&format!(r#"{{"routes": [{}]}}"#, routes.join(",")));
+    let defined = |metric: &str| {
+        worker.proxy.definitions.borrow().iter().filter(|(_, name)| name.ends_with(metric)).count()
+    };
+    assert_eq!(defined(metrics::CONFIGURED_WEIGHT), 0, "the push defines none of 2,400 gauges");
+    worker.tick_after(1_000);
+    let first = defined(metrics::CONFIGURED_WEIGHT);
+    assert!(first > 0 && first < 600, "a batch per tick: {first} of 600 target weights");
+    for _ in 0..30 {
+        worker.tick_after(1_000);
+    }
+    assert_eq!(defined(metrics::CONFIGURED_WEIGHT), 600, "every split's, in the end");
+    assert_eq!(defined(metrics::ROLLED_BACK), 300);
+    let labels =
+        |i: usize, target: &'static str| {
+            let split = Worker::configured(&format!(r#"{{"routes": [{}]}}"#, route(i)));
+            let name =
+                split.proxy.definitions.borrow().iter().map(|(_, n)| n.clone()).find(|n| {
+                    n.ends_with(metrics::LIVE_WEIGHT) && n.contains(&format!("target=.={target};.;"))
+                });
+            name.unwrap()
+        };
+    // Each one holds its value once defined: the weights, live and as
+    // configured, and the verdict.
+    assert_eq!(worker.proxy.value(&labels(299, "canary")), 100_000);
+    assert_eq!(worker.proxy.value(&labels(299, "stable")), 900_000);
+    assert_eq!(
+        worker.proxy.value(&labels(299, "canary").replace(metrics::LIVE_WEIGHT, metrics::CONFIGURED_WEIGHT)),
+        100_000
+    );
+}
+
+#[test]
 fn without_an_accepted_config_a_request_is_answered_not_forwarded() {
     let worker = Worker::new(&SharedStore::default());
     let spoofed =
