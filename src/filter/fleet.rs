@@ -46,7 +46,7 @@ impl Asks {
     /// query counters (each check, then the latch, the view and the step
     /// latch) and its result's index in `QUERY_RESULTS`.
     fn counted_as(self, sample: &Sample, split: &Split) -> (usize, usize) {
-        let checks = split.rollback().and_then(|r| r.prometheus.as_ref()).map_or(&[][..], |p| &p.checks[..]);
+        let checks = split.checks();
         let row = match self {
             Asks::Check(i) | Asks::Baseline(i) => i,
             Asks::Latch => checks.len(),

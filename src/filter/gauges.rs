@@ -111,7 +111,7 @@ impl RollbackGauges {
         gated: bool,
         beacon: u64,
     ) -> RollbackGauges {
-        let checks = rollback.prometheus.as_ref().map_or(&[][..], |c| &c.checks[..]);
+        let checks = rollback.checks();
         let mut queries = Vec::new();
         if rollback.prometheus.is_some() {
             let latches = if gated { &["latch", "view", "step_latch"][..] } else { &["latch", "view"][..] };
@@ -279,7 +279,7 @@ impl Gauges {
             blind.set(proxy, u64::from(state.view.blind(prometheus.blind_after_ms, proxy.now_ms())));
         }
         if let Some(poll) = &state.last_poll {
-            for (gauge, check) in gauges.unanswered.iter().zip(split_checks(split)) {
+            for (gauge, check) in gauges.unanswered.iter().zip(split.checks()) {
                 gauge.set(proxy, u64::from(poll.unanswered.contains(&check.name)));
             }
         }
@@ -324,9 +324,4 @@ impl Gauges {
             }
         }
     }
-}
-
-/// A split's Prometheus checks (none without them).
-fn split_checks(split: &Split) -> &[canary_router_core::rollout::settings::Check] {
-    split.rollback().and_then(|r| r.prometheus.as_ref()).map_or(&[][..], |p| &p.checks[..])
 }

@@ -110,7 +110,7 @@ fn progress_warnings(place: &str, split: &Split, now_ms: u64) -> Vec<String> {
 /// Where a gate would move, hold or roll back a step without evidence.
 fn gate_warnings(place: &str, ramp: &Ramp, gate: &Gate, rollback: &Rollback) -> Vec<String> {
     let mut out = Vec::new();
-    let checks = rollback.prometheus.as_ref().map_or(0, |p| p.checks.len());
+    let checks = rollback.checks().len();
     if rollback.window.is_none() && checks == 0 {
         out.push(format!(
             "{place}: nothing judges {}: no local window and no Prometheus checks, so each step is taken \

@@ -168,6 +168,13 @@ pub enum Relation {
     Ratio,
 }
 
+impl Rollback {
+    /// Its Prometheus checks (none without `prometheus`).
+    pub fn checks(&self) -> &[Check] {
+        self.prometheus.as_ref().map_or(&[][..], |p| &p.checks[..])
+    }
+}
+
 impl Check {
     /// Whether any series crosses a bound: the largest against `max`, the
     /// smallest against `min` (NaN is never judged: see

@@ -7,7 +7,7 @@
 
 use crate::hashing::hash::{sticky_bucket, Fingerprint, BUCKETS};
 use crate::request::{Request, Source};
-use crate::rollout::settings::{Ramp, Rollback};
+use crate::rollout::settings::{Check, Ramp, Rollback};
 
 #[derive(Debug, Clone)]
 pub struct Split {
@@ -400,6 +400,11 @@ impl Split {
 
     pub fn rollback(&self) -> Option<&Rollback> {
         self.rollback.as_deref()
+    }
+
+    /// Its rollback's Prometheus checks (none without them).
+    pub fn checks(&self) -> &[Check] {
+        self.rollback().map_or(&[][..], Rollback::checks)
     }
 }
 
