@@ -32,7 +32,7 @@ use crate::text::time;
 use read::Fields;
 use shape::{
     assign_cookie, condition, config, gate, mirror, mirror_budget, ramp, route, rule, split, sticky_by,
-    weight,
+    weight, Field, OptStr, Shaped,
 };
 
 /// regex-lite's own cap on a compiled pattern; `regex_cost::MAX_STATES`
@@ -216,14 +216,7 @@ fn compile_condition(
     condition: &Fields<'_, condition::Of>,
     tally: &mut Tally,
 ) -> Result<Condition, ConfigError> {
-    let source = one_source(
-        [
-            (condition.get(condition::HEADER), condition::HEADER.key.name),
-            (condition.get(condition::COOKIE), condition::COOKIE.key.name),
-            (condition.get(condition::QUERY), condition::QUERY.key.name),
-        ],
-        &condition.at,
-    )?;
+    let source = one_source(condition, [condition::HEADER, condition::COOKIE, condition::QUERY])?;
     let test = if let Some(v) = condition.get(condition::EXACT) {
         Test::Exact(v.as_bytes().into())
     } else if let Some(v) = condition.get(condition::PREFIX) {
@@ -269,16 +262,7 @@ fn compile_split(split: &Fields<'_, split::Of>, route_name: &str) -> Result<Spli
     let weighted = compile_weights(split)?;
     let sticky_by = split
         .get(split::STICKY_BY)
-        .map(|sticky| {
-            one_source(
-                [
-                    (sticky.get(sticky_by::HEADER), sticky_by::HEADER.key.name),
-                    (sticky.get(sticky_by::COOKIE), sticky_by::COOKIE.key.name),
-                    (sticky.get(sticky_by::QUERY), sticky_by::QUERY.key.name),
-                ],
-                &sticky.at,
-            )
-        })
+        .map(|sticky| one_source(&sticky, [sticky_by::HEADER, sticky_by::COOKIE, sticky_by::QUERY]))
         .transpose()?;
     let salt = split.get(split::SALT).unwrap_or(route_name).as_bytes().to_vec();
     let rollback = split.get(split::ROLLBACK).map(|r| rollback::compile(&r, split, &weighted)).transpose()?;
@@ -503,11 +487,17 @@ fn compile_assign_cookie(
     })
 }
 
-/// The one source of a condition or a `stickyBy`, its key checked: each of
-/// `header`, `cookie` and `query` with its key's name (`read` made sure
-/// exactly one is given), and where the object is. Header names are
+/// The one source of a condition or a `stickyBy`: its `header`, `cookie`
+/// and `query` fields, in that order (`read` made sure exactly one is
+/// given).
+fn one_source<O: Shaped>(fields: &Fields<'_, O>, keys: [Field<O, OptStr>; 3]) -> Result<Source, ConfigError> {
+    source_of(keys.map(|key| (fields.get(key), key.key.name)), &fields.at)
+}
+
+/// The source given, its key checked: each of `header`, `cookie` and
+/// `query` with its key's name, and where the object is. Header names are
 /// stored lower-case.
-fn one_source(given: [(Option<&str>, &str); 3], at: &str) -> Result<Source, ConfigError> {
+fn source_of(given: [(Option<&str>, &str); 3], at: &str) -> Result<Source, ConfigError> {
     let (name, kind) =
         given.into_iter().find_map(|(name, kind)| Some((name?, kind))).unwrap_or(("", "header"));
     let at = error::key(at, kind);
