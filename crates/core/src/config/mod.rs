@@ -26,6 +26,7 @@ use crate::routing::split::{AssignCookie, Split, SplitId};
 use crate::text::decimal;
 use crate::text::host_pattern::HostPattern;
 use crate::text::json;
+use crate::text::json_scan;
 use crate::text::literal_regex;
 use crate::text::regex_cost;
 use crate::text::time;
@@ -45,6 +46,132 @@ const RESERVED_HEADERS: &[&str] =
 
 /// Parses, validates and compiles a config document.
 pub fn parse(json: &[u8]) -> Result<Router, ConfigError> {
+    parse_in_parts(json.len(), |start, length| {
+        json.get(start..start.saturating_add(length)).map(<[u8]>::to_vec)
+    })
+}
+
+/// How much of a config a first reading asks for at a time.
+const PIECE_BYTES: usize = 64 * 1024;
+
+/// Parses, validates and compiles a config of `size` bytes that `part`
+/// gives (`part(start, length)`: those bytes, fewer at the end, `None` if
+/// it cannot), for a VM whose memory never shrinks: it is read in pieces
+/// to find its routes (`json_scan`), then route by route, each compiled on
+/// its own. The VM never holds the whole text, nor all of its values (they
+/// took half the JSON's size again), and the compiled routes take the
+/// memory the pieces had. A config that is not valid JSON is read whole
+/// once more, for the exact error.
+pub fn parse_in_parts(
+    size: usize,
+    mut part: impl FnMut(usize, usize) -> Option<Vec<u8>>,
+) -> Result<Router, ConfigError> {
+    limits::check(size, limits::CONFIG_BYTES, "bytes").map_err(|m| ConfigError::new("config", m))?;
+    let top = match outline_in_pieces(size, &mut part) {
+        Some(top) => top,
+        None => {
+            let whole = part(0, size).unwrap_or_default();
+            outline(&whole)?
+        }
+    };
+    let mut tally = Tally::default();
+    let mut routes: Vec<Route> = Vec::with_capacity(top.routes.len());
+    // Names seen, by hash: comparing each with every earlier one took
+    // 2 million comparisons at the limits, slow in wasm.
+    let mut names = ByNameHash::default();
+    for (i, place) in top.routes.iter().enumerate() {
+        let text = part(place.start, place.length).filter(|text| text.len() == place.length);
+        match text.map(|text| read_route(&text, place, i, &routes, &mut names, &mut tally)) {
+            Some(Some(route)) => routes.push(route?),
+            // Not the bytes of a JSON value: the whole document's error.
+            _ => {
+                return Err(outline(&part(0, size).unwrap_or_default()).err().unwrap_or_else(|| {
+                    ConfigError::new(format!("routes[{i}]"), "could not be read a second time from the proxy")
+                }))
+            }
+        }
+    }
+    let mut router = Router::new(top.target_header, routes, top.mirror_budget, top.count_responses);
+    router.clear_route_cache = top.clear_route_cache;
+    Ok(router)
+}
+
+/// Route `i`, read from its own bytes, checked and compiled (`earlier`:
+/// the routes before it, `names` their names by hash); `None` if the bytes
+/// are not JSON. Not inlined: V8 runs a function's first calls unoptimized
+/// and optimizes it once it is hot, and the loop that calls this runs once
+/// per push.
+#[inline(never)]
+fn read_route(
+    text: &[u8],
+    place: &Place,
+    i: usize,
+    earlier: &[Route],
+    names: &mut ByNameHash,
+    tally: &mut Tally,
+) -> Option<Result<Route, ConfigError>> {
+    let at = format!("{}[{i}]", config::ROUTES.key.name);
+    // Items of the routes list are two deep.
+    let document = json::parse_part(text, place.origin, 2).ok()?;
+    let checked = read::check(
+        document.root(),
+        &read::At::Key(&read::At::Root, &at),
+        &shape::Kind::Object(&shape::ROUTE),
+    );
+    if let Err(err) = checked {
+        return Some(Err(err));
+    }
+    let route = Fields::new(document.root(), at);
+    let name = route.get(route::NAME);
+    let same_hash = names.entry(name_hash(name.as_bytes())).or_default();
+    if same_hash.iter().any(|&e| earlier.get(e as usize).is_some_and(|route| route.name == name)) {
+        return Some(Err(ConfigError::new(route.at(route::NAME), format!("duplicate route name `{name}`"))));
+    }
+    same_hash.push(u32::try_from(earlier.len()).unwrap_or(u32::MAX));
+    Some(compile_route(&route, tally))
+}
+
+/// What the first reading of a config keeps: its top level compiled, and
+/// where each route is.
+struct Outline {
+    target_header: String,
+    mirror_budget: MirrorBudget,
+    count_responses: bool,
+    clear_route_cache: bool,
+    routes: Vec<Place>,
+}
+
+/// A route's bytes in the document, and the line and column they start at.
+struct Place {
+    start: usize,
+    length: usize,
+    origin: json::Position,
+}
+
+/// The outline from the document read in pieces: its routes found by
+/// `json_scan`, the rest read as the skeleton the scan kept. `None` when
+/// anything is amiss (the whole document then names the error).
+fn outline_in_pieces(size: usize, part: &mut impl FnMut(usize, usize) -> Option<Vec<u8>>) -> Option<Outline> {
+    let mut scanner = json_scan::Scanner::new(config::ROUTES.key.name);
+    let mut start = 0;
+    while start < size {
+        let piece = part(start, PIECE_BYTES.min(size - start)).filter(|p| !p.is_empty())?;
+        scanner.feed(&piece);
+        start += piece.len();
+    }
+    let scan = scanner.finish()?;
+    let mut outline = outline(&scan.skeleton).ok()?;
+    if outline.routes.len() != scan.items.len() {
+        return None;
+    }
+    outline.routes =
+        scan.items.iter().map(|i| Place { start: i.start, length: i.length, origin: i.origin }).collect();
+    Some(outline)
+}
+
+/// Reads a whole document (or a skeleton): its syntax, its top level, its
+/// routes' places.
+fn outline(json: &[u8]) -> Result<Outline, ConfigError> {
     limits::check(json.len(), limits::CONFIG_BYTES, "bytes").map_err(|m| ConfigError::new("config", m))?;
     if json.iter().all(u8::is_ascii_whitespace) {
         return Err(ConfigError::new(
@@ -55,13 +182,10 @@ pub fn parse(json: &[u8]) -> Result<Router, ConfigError> {
     if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ConfigError::new("config", "must be a JSON object with `routes`"));
     }
-    let document = json::parse(json).map_err(|err| ConfigError::new(err.path, err.message))?;
+    let document = json::parse_skimming(json, config::ROUTES.key.name)
+        .map_err(|err| ConfigError::new(err.path, err.message))?;
     read::check(document.root(), &read::At::Root, &shape::Kind::Object(&shape::CONFIG))?;
-    compile(&Fields::new(document.root(), String::new()))
-}
-
-/// Validates a checked config's meaning and builds the router.
-fn compile(config: &Fields<'_, config::Of>) -> Result<Router, ConfigError> {
+    let config = Fields::<config::Of>::new(document.root(), String::new());
     let target_header = config.get(config::TARGET_HEADER);
     check_target_header(target_header).map_err(|m| ConfigError::new("targetHeader", m))?;
     let mirror_budget = match config.get(config::MIRROR_BUDGET) {
@@ -71,25 +195,38 @@ fn compile(config: &Fields<'_, config::Of>) -> Result<Router, ConfigError> {
             max_in_flight: budget.get(mirror_budget::MAX_IN_FLIGHT) as usize,
         },
     };
-    let mut tally = Tally::default();
-    let raw_routes = config.get(config::ROUTES);
-    let mut routes: Vec<Route> = Vec::with_capacity(raw_routes.len());
-    // Names seen, by hash: comparing each with every earlier one took
-    // 2 million comparisons at the limits, slow in wasm.
-    let mut names = ByNameHash::default();
-    for route in &raw_routes {
-        let name = route.get(route::NAME);
-        let same_hash = names.entry(name_hash(name.as_bytes())).or_default();
-        if same_hash.iter().any(|&i| routes.get(i as usize).is_some_and(|earlier| earlier.name == name)) {
-            return Err(ConfigError::new(route.at(route::NAME), format!("duplicate route name `{name}`")));
-        }
-        same_hash.push(u32::try_from(routes.len()).unwrap_or(u32::MAX));
-        routes.push(compile_route(route, &mut tally)?);
+    let mut lines = json::Lines::new(json);
+    let routes = config
+        .get(config::ROUTES)
+        .iter()
+        .map(|route| {
+            // `check` refused a route that is not a container.
+            let (start, length) = route.skimmed_place().unwrap_or((0, 0));
+            Place { start, length, origin: lines.position(start) }
+        })
+        .collect();
+    Ok(Outline {
+        target_header: target_header.to_string(),
+        mirror_budget,
+        count_responses: config.get(config::COUNT_RESPONSES),
+        clear_route_cache: config.get(config::CLEAR_ROUTE_CACHE),
+        routes,
+    })
+}
+
+/// Compiles each item into a vector of exactly their number. Collecting
+/// `Result`s cannot know how many will succeed, so it grows the vector by
+/// doubling: a rule of one condition kept room for four, about 1 MiB of
+/// spare capacity in every VM at the limits.
+fn compile_all<I: ExactSizeIterator, T>(
+    items: I,
+    mut compile: impl FnMut(I::Item) -> Result<T, ConfigError>,
+) -> Result<Vec<T>, ConfigError> {
+    let mut compiled = Vec::with_capacity(items.len());
+    for item in items {
+        compiled.push(compile(item)?);
     }
-    let count_responses = config.get(config::COUNT_RESPONSES);
-    let mut router = Router::new(target_header.to_string(), routes, mirror_budget, count_responses);
-    router.clear_route_cache = config.get(config::CLEAR_ROUTE_CACHE);
-    Ok(router)
+    Ok(compiled)
 }
 
 /// What the whole config holds so far, against the config-wide limits.
@@ -106,15 +243,9 @@ fn compile_route(route: &Fields<'_, route::Of>, tally: &mut Tally) -> Result<Rou
         return Err(ConfigError::new(route.at(route::NAME), "must not be empty"));
     }
     // None listed: any host (`read` refuses an empty list).
-    let hosts = route
-        .get(route::HOSTS)
-        .iter()
-        .enumerate()
-        .map(|(h, host)| {
-            HostPattern::parse(host)
-                .map_err(|m| ConfigError::new(format!("{}[{h}]", route.at(route::HOSTS)), m))
-        })
-        .collect::<Result<_, _>>()?;
+    let hosts = compile_all(route.get(route::HOSTS).iter().enumerate(), |(h, host)| {
+        HostPattern::parse(host).map_err(|m| ConfigError::new(format!("{}[{h}]", route.at(route::HOSTS)), m))
+    })?;
     let path_exact = route.has(route::PATH);
     let path_key = if path_exact { route::PATH } else { route::PATH_PREFIX };
     let path = route.get(path_key);
@@ -142,12 +273,8 @@ fn compile_route(route: &Fields<'_, route::Of>, tally: &mut Tally) -> Result<Rou
     tally.rules += raw_rules.len();
     limits::check(tally.rules, limits::RULES, "rules in all routes up to this one")
         .map_err(|m| ConfigError::new(route.at(route::RULES), m))?;
-    let rules = raw_rules
-        .iter()
-        .enumerate()
-        .map(|(r, rule)| compile_rule(rule, r, name, tally))
-        .collect::<Result<_, _>>()?;
-    let mirror = route.get(route::MIRROR).map(|m| compile_mirror(&m)).transpose()?;
+    let rules = compile_all(raw_rules.iter().enumerate(), |(r, rule)| compile_rule(rule, r, name, tally))?;
+    let mirror = route.get(route::MIRROR).map(|m| compile_mirror(&m).map(Box::new)).transpose()?;
     Ok(Route {
         name: name.to_string(),
         hosts,
@@ -193,8 +320,7 @@ fn compile_rule(
         Some(name) => name.to_string(),
         None => format!("rules[{index}]"),
     };
-    let conditions =
-        rule.get(rule::MATCH).iter().map(|c| compile_condition(c, tally)).collect::<Result<_, _>>()?;
+    let conditions = compile_all(rule.get(rule::MATCH).iter(), |c| compile_condition(c, tally))?;
     let action = match (rule.get(rule::TARGET), rule.get(rule::SPLIT)) {
         (Some(target), _) => {
             check_target(target).map_err(|m| ConfigError::new(rule.at(rule::TARGET), m))?;

@@ -1,6 +1,7 @@
 //! Reading the config document by its declared shape (`shape.rs`): first
-//! the whole document is checked (unknown keys, kinds of values, required
-//! keys, bounds, the rules between keys), every error naming its place
+//! the top level is checked, then each route as it is read (unknown keys,
+//! kinds of values, required keys, bounds, the rules between keys), every
+//! error naming its place
 //! (`routes[1].rules[0].split.weights[0].weight`) and, for what a JSON
 //! reader sees, its line and column; then `compile` reads the values
 //! through `Fields`, by the shape's typed fields, each with its default.
@@ -67,8 +68,13 @@ fn listed(keys: &[&str], joiner: &str) -> String {
     }
 }
 
-/// Checks a value of the declared kind at `at`, and everything inside it.
+/// Checks a value of the declared kind at `at`, and everything inside it;
+/// a skimmed one (a route: `config::parse_in_parts`) when it is read on
+/// its own.
 pub fn check(value: Json<'_>, at: &At<'_>, kind: &Kind) -> Result<(), ConfigError> {
+    if value.is_skimmed() {
+        return Ok(());
+    }
     match (kind, value.kind()) {
         (Kind::Text(_), json::Kind::String) => Ok(()),
         (Kind::Text(_), _) => Err(wrong_kind(at, "a string", value)),
@@ -212,6 +218,12 @@ impl<'a, O: Shaped> Fields<'a, O> {
     /// empty).
     pub fn new(value: Json<'a>, at: String) -> Fields<'a, O> {
         Fields { value, at, of: PhantomData }
+    }
+
+    /// Where the object is in the source, if the document skimmed it
+    /// (`json::Json::skimmed_place`).
+    pub fn skimmed_place(&self) -> Option<(usize, usize)> {
+        self.value.skimmed_place()
     }
 
     /// The place of one of its keys, for an error.

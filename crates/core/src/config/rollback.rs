@@ -38,8 +38,10 @@ pub fn compile(
         .and_then(|w| w.compare.as_ref())
         .map(|c| c.baseline.clone())
         .unwrap_or_else(|| weighted.iter().map(|(t, _)| t.clone()).filter(|t| t != target).collect());
-    let prometheus =
-        rollback.get(rollback::PROMETHEUS).map(|p| compile_prometheus(&p, baseline.join("|"))).transpose()?;
+    let prometheus = rollback
+        .get(rollback::PROMETHEUS)
+        .map(|p| compile_prometheus(&p, baseline.join("|")).map(Box::new))
+        .transpose()?;
     Ok(Rollback { target: target.to_string(), window, prometheus })
 }
 
@@ -73,8 +75,10 @@ fn local_window(
         max_ms: latency.get(latency::MAX_MS) as u64,
     });
     let abandoned_after_ms = rollback.get(rollback::ABANDONED_AFTER_MS) as u64;
-    let compare =
-        rollback.get(rollback::COMPARE).map(|c| compile_compare(&c, rollback, weighted)).transpose()?;
+    let compare = rollback
+        .get(rollback::COMPARE)
+        .map(|c| compile_compare(&c, rollback, weighted).map(Box::new))
+        .transpose()?;
     Ok(Some(LocalWindow {
         max_error_rate,
         min_requests: min as u64,

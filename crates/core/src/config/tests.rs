@@ -953,3 +953,63 @@ fn a_compared_check_needs_its_bound_and_the_target_placeholder() {
         (Some(1.5), Some(crate::rollout::settings::Relation::Ratio))
     );
 }
+
+/// `n` routes, each on its lines, the third's first rule a `bad` one.
+fn many_routes(n: usize, bad: &str) -> String {
+    let routes: Vec<String> = (0..n)
+        .map(|i| {
+            let rule = if i == 2 { bad } else { r#"{"match": [{"cookie": "c", "exact": "v"}], "target": "b"}"# };
+            format!("  {{\"name\": \"r{i}\", \"hosts\": [\"h{i}.example.com\"], \"default\": \"a\",\n   \"rules\": [{rule}]}}")
+        })
+        .collect();
+    format!("{{\"routes\": [\n{}\n]}}", routes.join(",\n"))
+}
+
+#[test]
+fn a_config_is_read_in_pieces_then_route_by_route_never_whole() {
+    let config = many_routes(2000, r#"{"target": "b"}"#);
+    let mut asked: Vec<(usize, usize)> = Vec::new();
+    let router = parse_in_parts(config.len(), |start, length| {
+        asked.push((start, length));
+        config.as_bytes().get(start..(start + length).min(config.len())).map(<[u8]>::to_vec)
+    })
+    .unwrap();
+    assert_eq!(router.routes.len(), 2000);
+    assert_eq!(router.routes[1999].name, "r1999");
+    let longest = asked.iter().map(|&(_, length)| length).max().unwrap();
+    assert!(
+        config.len() > 3 * PIECE_BYTES && longest <= PIECE_BYTES,
+        "asked for {longest} of {} bytes at once",
+        config.len()
+    );
+    let pieces = config.len().div_ceil(PIECE_BYTES);
+    assert_eq!(asked.len(), pieces + 2000, "each piece once, then each route once");
+}
+
+#[test]
+fn a_route_s_errors_name_its_line_and_column_in_the_whole_document() {
+    let config = many_routes(5, r#"{"target": 7}"#);
+    assert_eq!(
+        error(&config),
+        "routes[2].rules[0].target: expected a string, got a number at line 7 column 25"
+    );
+}
+
+#[test]
+fn a_config_that_is_not_json_is_named_as_the_whole_document_names_it() {
+    // A trailing comma in the third route, and a route that is never closed.
+    let config = many_routes(5, r#"{"target": "b",}"#);
+    assert_eq!(error(&config), "routes[2].rules[0]: an object cannot end with a comma at line 7 column 29");
+    let unclosed = many_routes(5, r#"{"target": "b"}"#).replacen("}]}", "}]", 1);
+    let whole = json::parse(unclosed.as_bytes()).err().map(|e| format!("{}: {}", e.path, e.message));
+    assert_eq!(Some(error(&unclosed)), whole);
+    // A reader that fails part way: the configuration could not be read.
+    let config = many_routes(5, r#"{"target": "b"}"#);
+    let result = parse_in_parts(config.len(), |start, length| {
+        (start == 0).then(|| config.as_bytes()[..length.min(config.len())].to_vec())
+    });
+    assert_eq!(
+        result.err().map(|e| e.to_string()).as_deref(),
+        Some("routes[0]: could not be read a second time from the proxy")
+    );
+}

@@ -66,7 +66,7 @@ pub enum OnMaxWait {
 pub struct Rollback {
     pub target: String,
     pub window: Option<LocalWindow>,
-    pub prometheus: Option<PrometheusChecks>,
+    pub prometheus: Option<Box<PrometheusChecks>>,
 }
 
 /// A rollback's local error window: seconds to react, one proxy's traffic.
@@ -81,7 +81,7 @@ pub struct LocalWindow {
     /// A request that ends without response headers after at least this
     /// long counts as a failure (a hang); sooner, as nothing.
     pub abandoned_after_ms: u64,
-    pub compare: Option<Compare>,
+    pub compare: Option<Box<Compare>>,
 }
 
 /// A rollback's `compare`: the canary against its baseline, with a stated

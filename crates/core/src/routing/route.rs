@@ -23,7 +23,7 @@ pub struct Route {
     pub default: String,
     pub rules: Vec<Rule>,
     /// Traffic shadowing for this route, if configured.
-    pub mirror: Option<Mirror>,
+    pub mirror: Option<Box<Mirror>>,
 }
 
 #[derive(Debug, Clone)]

@@ -30,7 +30,7 @@ pub struct Split {
     ramp: Option<Box<Ramped>>,
     /// The assignment cookie, and where a request carries it (compiled
     /// once, not per request).
-    assign_cookie: Option<(AssignCookie, Source)>,
+    assign_cookie: Option<Box<(AssignCookie, Source)>>,
     rollback: Option<Box<Rollback>>,
     /// With a rollback: the bounds once rolled back (its target's weight 0).
     rolled_back_bounds: Option<Vec<u32>>,
@@ -223,7 +223,7 @@ impl Split {
 
     pub fn with_assign_cookie(mut self, cookie: AssignCookie) -> Self {
         let source = Source::Cookie(cookie.name.as_bytes().to_vec());
-        self.assign_cookie = Some((cookie, source));
+        self.assign_cookie = Some(Box::new((cookie, source)));
         self
     }
 
@@ -273,7 +273,7 @@ impl Split {
             // gate's own terms and `hold` do not.
             f.number("gated", u64::from(ramp.gate.is_some()));
         }
-        if let Some((cookie, _)) = &self.assign_cookie {
+        if let Some((cookie, _)) = self.assign_cookie.as_deref() {
             f.field("assign-cookie", cookie.name.as_bytes())
                 .number("max-age", cookie.max_age.map_or(u64::MAX, |a| a));
             f.field("path", cookie.path.as_deref().unwrap_or("").as_bytes());
@@ -347,7 +347,7 @@ impl Split {
     /// its sticky key when configured and sent (non-empty), else by the roll.
     pub fn choose(&self, request: &Request<'_>, moment: &Moment<'_>) -> (&str, Choice) {
         let bounds = self.current_bounds(moment);
-        if let Some((_, cookie)) = &self.assign_cookie {
+        if let Some((_, cookie)) = self.assign_cookie.as_deref() {
             let has_weight = |i: usize| bounds[i] > if i == 0 { 0 } else { bounds[i - 1] };
             let assigned = request
                 .with_first_value(cookie, |value| self.targets.iter().position(|t| t.as_bytes() == value))
@@ -395,7 +395,7 @@ impl Split {
     }
 
     pub fn assign_cookie(&self) -> Option<&AssignCookie> {
-        self.assign_cookie.as_ref().map(|(cookie, _)| cookie)
+        self.assign_cookie.as_deref().map(|(cookie, _)| cookie)
     }
 
     pub fn rollback(&self) -> Option<&Rollback> {

@@ -18,6 +18,18 @@ pub struct Position {
     pub column: u32,
 }
 
+impl Position {
+    /// This position, counted in a part of a document that starts at
+    /// `origin`, as counted in the whole document.
+    fn from(self, origin: Position) -> Position {
+        if self.line == 1 {
+            Position { line: origin.line, column: origin.column + self.column - 1 }
+        } else {
+            Position { line: origin.line + self.line - 1, column: self.column }
+        }
+    }
+}
+
 impl std::fmt::Display for Position {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "line {} column {}", self.line, self.column)
@@ -61,7 +73,10 @@ struct Node {
     meta: u32,
 }
 
-const LENGTH: u32 = (1 << 29) - 1;
+const LENGTH: u32 = (1 << 28) - 1;
+/// A container read but not kept (`parse_skimming`): its length is in
+/// bytes, for `parse_part` to read it again.
+const SKIMMED: u32 = 1 << 28;
 const NULL: u32 = 0;
 const FALSE: u32 = 1;
 const TRUE: u32 = 2;
@@ -87,6 +102,10 @@ impl Node {
     fn length(self) -> usize {
         (self.meta & LENGTH) as usize
     }
+
+    fn skimmed(self) -> bool {
+        self.meta & SKIMMED != 0
+    }
 }
 
 /// A parsed document: the source it was read from and its values, in
@@ -99,6 +118,8 @@ pub struct Document<'s> {
     nodes: Vec<Node>,
     /// The strings with escapes, by node index, decoded.
     decoded: Vec<(u32, String)>,
+    /// Where the source starts in the whole document (`parse_part`).
+    origin: Position,
 }
 
 impl<'s> Document<'s> {
@@ -138,7 +159,7 @@ impl<'d> Json<'d> {
     /// Where it starts: line and column, counted from the source (only
     /// errors ask).
     pub fn at(self) -> Position {
-        position_of(self.doc.source.as_bytes(), self.node().start as usize)
+        position_of(self.doc.source.as_bytes(), self.node().start as usize).from(self.doc.origin)
     }
 
     pub fn bool(self) -> Option<bool> {
@@ -180,9 +201,22 @@ impl<'d> Json<'d> {
     fn next(self) -> usize {
         let node = self.node();
         match node.tag() {
-            ARRAY | OBJECT => self.index + 1 + node.length(),
+            ARRAY | OBJECT if !node.skimmed() => self.index + 1 + node.length(),
             _ => self.index + 1,
         }
+    }
+
+    /// Whether this is a container `parse_skimming` read but did not keep:
+    /// it shows no items or entries (`parse_part` reads it on its own).
+    pub fn is_skimmed(self) -> bool {
+        self.node().skimmed()
+    }
+
+    /// Where a skimmed container is in the source: its first byte and its
+    /// length in bytes (`parse_part` reads it); `None` for any other value.
+    pub fn skimmed_place(self) -> Option<(usize, usize)> {
+        let node = self.node();
+        node.skimmed().then_some((node.start as usize, node.length()))
     }
 
     /// An array's items (none for anything else).
@@ -215,18 +249,55 @@ impl<'d> Json<'d> {
 
     /// An object's value for `key`.
     pub fn get(self, key: &str) -> Option<Json<'d>> {
-        self.entries().find(|(k, _)| k.str() == Some(key)).map(|(_, v)| v)
+        self.entries().find(|(k, _)| k.is_str(key)).map(|(_, v)| v)
+    }
+
+    /// Whether this is the string `s`: by length first, then bytes (a
+    /// config reads every key of every object this way, many times).
+    fn is_str(self, s: &str) -> bool {
+        let node = self.node();
+        match node.tag() {
+            STRING => {
+                let start = node.start as usize + 1;
+                node.length() == s.len()
+                    && self.doc.source.as_bytes().get(start..start + node.length()) == Some(s.as_bytes())
+            }
+            ESCAPED => self.str() == Some(s),
+            _ => false,
+        }
     }
 }
 
 /// 1-based line and byte column of a byte offset.
 fn position_of(source: &[u8], offset: usize) -> Position {
-    let before = source.get(..offset).unwrap_or(source);
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    Position {
-        line: u32::try_from(line).unwrap_or(u32::MAX),
-        column: u32::try_from(offset - line_start + 1).unwrap_or(u32::MAX),
+    Lines::new(source).position(offset)
+}
+
+/// The positions of offsets taken in increasing order, each counted from
+/// the last: the places of 2,000 routes in one pass over the document.
+pub struct Lines<'s> {
+    source: &'s [u8],
+    at: usize,
+    line: u32,
+    line_start: usize,
+}
+
+impl<'s> Lines<'s> {
+    pub fn new(source: &'s [u8]) -> Lines<'s> {
+        Lines { source, at: 0, line: 1, line_start: 0 }
+    }
+
+    /// The position of `offset` (not before the last one asked).
+    pub fn position(&mut self, offset: usize) -> Position {
+        let offset = offset.min(self.source.len()).max(self.at);
+        for (i, &b) in self.source.get(self.at..offset).unwrap_or_default().iter().enumerate() {
+            if b == b'\n' {
+                self.line = self.line.saturating_add(1);
+                self.line_start = self.at + i + 1;
+            }
+        }
+        self.at = offset;
+        Position { line: self.line, column: u32::try_from(offset - self.line_start + 1).unwrap_or(u32::MAX) }
     }
 }
 
@@ -244,32 +315,45 @@ const MAX_DEPTH: usize = 64;
 
 /// Reads one JSON document; anything but whitespace after it is an error.
 pub fn parse(bytes: &[u8]) -> Result<Document<'_>, SyntaxError> {
-    let mut reader = Reader {
-        bytes,
-        at: 0,
-        line: 1,
-        line_start: 0,
-        path: Vec::new(),
-        nodes: Vec::with_capacity(most_values(bytes)),
-        decoded: Vec::new(),
-    };
+    read(Reader::new(bytes, most_values(bytes), None), Position { line: 1, column: 1 }, 0)
+}
+
+/// Reads one value that is a part of a larger document, starting at
+/// `origin` in it and nested `depth` deep: places and depth are counted as
+/// in the whole.
+pub fn parse_part(bytes: &[u8], origin: Position, depth: usize) -> Result<Document<'_>, SyntaxError> {
+    read(Reader::new(bytes, most_values(bytes), None), origin, depth)
+}
+
+/// Reads one JSON document as `parse` does, checking all of it, but keeps
+/// of each item of the root object's list `key` only its place
+/// (`skimmed_place`), to be read with `parse_part` when wanted. A
+/// document's values take half its size again; read this way, only one
+/// item's need be alive at once.
+pub fn parse_skimming<'s>(bytes: &'s [u8], key: &'static str) -> Result<Document<'s>, SyntaxError> {
+    // Room grows as needed: most of the document is not kept.
+    read(Reader::new(bytes, 0, Some(key)), Position { line: 1, column: 1 }, 0)
+}
+
+fn read(mut reader: Reader<'_>, origin: Position, depth: usize) -> Result<Document<'_>, SyntaxError> {
+    reader.origin = origin;
+    let bytes = reader.bytes;
     let source = match std::str::from_utf8(bytes) {
         Ok(source) => source,
         Err(invalid) => {
-            reader.move_to(invalid.valid_up_to());
+            reader.at = invalid.valid_up_to();
             return Err(reader.error("the document is not valid UTF-8"));
         }
     };
-    reader.value(0)?;
+    reader.value(depth)?;
     reader.whitespace();
     if reader.at < bytes.len() {
         return Err(reader.error("unexpected data after the config object"));
     }
-    let Reader { mut nodes, decoded, .. } = reader;
-    // The estimate's spare room back, before the config is compiled into
-    // the memory it frees.
-    nodes.shrink_to_fit();
-    Ok(Document { source, nodes, decoded })
+    // The estimate's spare room is kept: a document is read, used and
+    // dropped, and a shrink would move it and leave one more hole.
+    let Reader { nodes, decoded, .. } = reader;
+    Ok(Document { source, nodes, decoded, origin })
 }
 
 /// At most how many values (keys included) a document holds: each entry
@@ -298,27 +382,52 @@ enum Segment {
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
-    line: u32,
-    line_start: usize,
     path: Vec<Segment>,
     nodes: Vec<Node>,
     decoded: Vec<(u32, String)>,
+    /// The root's list whose items are skimmed (`parse_skimming`).
+    skim: Option<&'static str>,
+    /// Where `bytes` start in the whole document.
+    origin: Position,
 }
 
-impl Reader<'_> {
-    fn position(&self) -> Position {
-        let column = u32::try_from(self.at - self.line_start + 1).unwrap_or(u32::MAX);
-        Position { line: self.line, column }
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8], room: usize, skim: Option<&'static str>) -> Reader<'a> {
+        let origin = Position { line: 1, column: 1 };
+        Reader {
+            bytes,
+            at: 0,
+            path: Vec::new(),
+            nodes: Vec::with_capacity(room),
+            decoded: Vec::new(),
+            skim,
+            origin,
+        }
     }
 
-    /// Moves forward to `to`, counting lines.
-    fn move_to(&mut self, to: usize) {
-        while self.at < to {
-            if self.bytes[self.at] == b'\n' {
-                self.line += 1;
-                self.line_start = self.at + 1;
-            }
-            self.at += 1;
+    /// Counted from the start only for an error: a reader that counted
+    /// lines as it went paid for it on every byte.
+    fn position(&self) -> Position {
+        position_of(self.bytes, self.at).from(self.origin)
+    }
+
+    /// Whether the container about to be read is an item of the skimmed
+    /// list: the path is that key, then an index.
+    fn skims_next(&self) -> bool {
+        match (self.skim, self.path.as_slice()) {
+            (Some(key), [Segment::Key(k), Segment::Index(_)]) => self.key_bytes(*k) == key.as_bytes(),
+            _ => false,
+        }
+    }
+
+    /// Forgets what a skimmed container held, once it was read and checked:
+    /// its node keeps its kind and its length in bytes.
+    fn skim(&mut self, index: usize, decoded: usize) {
+        self.nodes.truncate(index + 1);
+        self.decoded.truncate(decoded);
+        if let Some(node) = self.nodes.get_mut(index) {
+            let length = u32::try_from(self.at - node.start as usize).unwrap_or(LENGTH).min(LENGTH);
+            node.meta = node.tag() << 29 | SKIMMED | length;
         }
     }
 
@@ -347,7 +456,7 @@ impl Reader<'_> {
 
     fn whitespace(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.move_to(self.at + 1);
+            self.at += 1;
         }
     }
 
@@ -357,8 +466,12 @@ impl Reader<'_> {
         let start = self.at;
         match self.peek() {
             None => return Err(self.error("the document ends where a value should be")),
-            Some(b'{') => self.object(depth)?,
-            Some(b'[') => self.array(depth)?,
+            Some(b'{' | b'[') if self.skims_next() => {
+                let (index, decoded) = (self.nodes.len(), self.decoded.len());
+                self.container(depth)?;
+                self.skim(index, decoded);
+            }
+            Some(b'{' | b'[') => self.container(depth)?,
             Some(b'"') => self.string()?,
             Some(b't') => self.literal(b"true", TRUE)?,
             Some(b'f') => self.literal(b"false", FALSE)?,
@@ -370,10 +483,18 @@ impl Reader<'_> {
         Ok(())
     }
 
+    fn container(&mut self, depth: usize) -> Result<(), SyntaxError> {
+        if self.peek() == Some(b'{') {
+            self.object(depth)
+        } else {
+            self.array(depth)
+        }
+    }
+
     fn literal(&mut self, word: &[u8], tag: u32) -> Result<(), SyntaxError> {
         if self.bytes[self.at..].starts_with(word) {
             self.nodes.push(Node::new(tag, self.at, word.len()));
-            self.move_to(self.at + word.len());
+            self.at += word.len();
             Ok(())
         } else {
             Err(self.error("expected a value"))

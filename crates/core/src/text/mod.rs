@@ -8,6 +8,7 @@ pub(crate) mod cookie;
 pub mod decimal;
 pub mod host_pattern;
 pub mod json;
+pub mod json_scan;
 pub(crate) mod le_bytes;
 pub(crate) mod literal_regex;
 pub(crate) mod number;
