@@ -42,17 +42,7 @@ impl Active {
         let gauges = Gauges::define(&vm, &router, beacon);
         let mut states = Vec::with_capacity(router.split_count);
         for (_, _, split) in router.splits() {
-            let state = SplitState::new(split);
-            if split.rollback().is_some() {
-                let (fleet, _) = read_state(&*vm.proxy, &state.state_key);
-                *state.verdict.borrow_mut() = verdict_of(split, &fleet);
-                if split.ramp().is_some_and(|r| r.gate.is_some()) {
-                    state.gate.set(fleet.gate);
-                }
-                gauges.fleet_state(&*vm.proxy, split, &fleet);
-            }
-            gauges.verdict(&vm, split.id, &state.verdict.borrow());
-            states.push(state);
+            states.push(split_state(&vm, &gauges, split));
         }
         Active { vm, beacon, router, stats, gauges, splits: Splits::new(states), uses_clock, mirrors }
     }
@@ -87,6 +77,24 @@ impl Active {
             }
         }
     }
+}
+
+/// A split's state as the proxy's shared data has it, and its verdict
+/// gauge set. Not inlined: V8 runs a function's first calls unoptimized and
+/// optimizes it once it is hot, and `Active::new` runs once per push.
+#[inline(never)]
+fn split_state(vm: &Vm, gauges: &Gauges, split: &Split) -> SplitState {
+    let state = SplitState::new(split);
+    if split.rollback().is_some() {
+        let (fleet, _) = read_state(&*vm.proxy, &state.state_key);
+        *state.verdict.borrow_mut() = verdict_of(split, &fleet);
+        if split.ramp().is_some_and(|r| r.gate.is_some()) {
+            state.gate.set(fleet.gate);
+        }
+        gauges.fleet_state(&*vm.proxy, split, &fleet);
+    }
+    gauges.verdict(vm, split.id, &state.verdict.borrow());
+    state
 }
 
 impl Drop for Active {

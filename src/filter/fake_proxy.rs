@@ -125,8 +125,10 @@ impl Proxy for FakeProxy {
         self.tick_period_ms.set(period);
     }
 
-    fn plugin_configuration(&self, _size: usize) -> Result<Vec<u8>, Status> {
-        Ok(self.config.borrow().clone())
+    fn plugin_configuration(&self, start: usize, length: usize) -> Result<Vec<u8>, Status> {
+        let config = self.config.borrow();
+        let start = start.min(config.len());
+        Ok(config[start..start.saturating_add(length).min(config.len())].to_vec())
     }
 
     fn request_header_map(&self) -> Result<Vec<u8>, Status> {

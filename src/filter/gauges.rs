@@ -29,7 +29,9 @@ struct SplitGauges {
     prefix: String,
     live: Vec<Gauge>,
     configured: Vec<Gauge>,
-    pub(super) ramp: Option<RampGauges>,
+    /// Boxed, as `compare`: each split without one would pay its size
+    /// inline, hundreds of bytes for each of thousands of splits.
+    pub(super) ramp: Option<Box<RampGauges>>,
     /// Rollback splits only.
     rollback: Option<RollbackGauges>,
 }
@@ -55,7 +57,7 @@ struct RollbackGauges {
     /// `QUERY_RESULTS` index.
     queries: Vec<[Option<u32>; 4]>,
     /// With `compare`.
-    compare: Option<CompareGauges>,
+    compare: Option<Box<CompareGauges>>,
 }
 
 pub struct Gauges {
@@ -96,7 +98,7 @@ impl SplitGauges {
             gauge.set(proxy, u64::from(share));
         }
         let latency = split.rollback().and_then(|r| r.window.as_ref()).and_then(|w| w.latency.as_ref());
-        let ramp = split.ramp().map(|ramp| RampGauges::define(vm, p, ramp, latency));
+        let ramp = split.ramp().map(|ramp| Box::new(RampGauges::define(vm, p, ramp, latency)));
         let gated = split.ramp().is_some_and(|r| r.gate.is_some());
         let rollback = split.rollback().map(|r| RollbackGauges::define(vm, p, r, gated, beacon));
         SplitGauges { live: per_target(metrics::LIVE_WEIGHT), configured, ramp, rollback, prefix }
@@ -130,7 +132,7 @@ impl RollbackGauges {
         });
         let compare = rollback.window.as_ref().and_then(|w| w.compare.as_ref());
         RollbackGauges {
-            compare: compare.map(|c| CompareGauges::define(vm, p, c)),
+            compare: compare.map(|c| Box::new(CompareGauges::define(vm, p, c))),
             beacon,
             blind: rollback.prometheus.as_ref().map(|_| gauge(vm, p, &[], metrics::FLEET_BLIND)),
             rolled_back: gauge(vm, p, &[("target", &rollback.target)], metrics::ROLLED_BACK),

@@ -176,18 +176,19 @@ impl Root {
 pub fn configure(root: &Root, configuration_size: usize) -> bool {
     let proxy = &*root.vm.proxy;
     log::set_max_level(proxy.log_level());
-    let json = match proxy.plugin_configuration(configuration_size) {
-        Ok(json) => json,
-        Err(status) => {
-            error!(
-                "[ctx {}] canary-router: cannot read the plugin configuration (status {})",
-                root.id, status.0
-            );
-            stats::config_loaded(&root.vm, false);
-            return false;
-        }
-    };
-    match config::parse(&json) {
+    // Read in pieces, then route by route: the VM never holds the whole
+    // text, and the compiled config and the splits' state take the memory
+    // the pieces had (`config::parse_in_parts`).
+    let unread = Cell::new(None);
+    let parsed = config::parse_in_parts(configuration_size, |start, length| {
+        proxy.plugin_configuration(start, length).map_err(|status| unread.set(Some(status))).ok()
+    });
+    if let (Err(_), Some(status)) = (&parsed, unread.get()) {
+        error!("[ctx {}] canary-router: cannot read the plugin configuration (status {})", root.id, status.0);
+        stats::config_loaded(&root.vm, false);
+        return false;
+    }
+    match parsed {
         Ok(router) => {
             info!(
                 "[ctx {}] canary-router: config accepted: {} route(s), target header `{}`",
@@ -196,6 +197,17 @@ pub fn configure(root: &Root, configuration_size: usize) -> bool {
                 router.target_header
             );
             stats::config_loaded(&root.vm, true);
+            // The previous config goes before this one's state is built, so
+            // the state takes its memory: built beside it, a big config's
+            // state fell into the holes a small one left and grew the VM
+            // push after push. It flushes its counters as it goes; its
+            // splits that this one does not keep read as gone.
+            let keep: Vec<u64> = router.splits().map(|(_, _, s)| s.identity).collect();
+            let previous = root.active.borrow_mut().take();
+            if let Some(previous) = previous {
+                previous.gauges.retire(proxy, &keep, &previous.router);
+            }
+            drop(keep);
             let uses_fleet =
                 router.splits().any(|(_, _, s)| s.rollback().is_some_and(|r| r.prometheus.is_some()));
             let beacon = if uses_fleet { root.vm.beacon(root.random()) } else { 0 };
@@ -206,12 +218,7 @@ pub fn configure(root: &Root, configuration_size: usize) -> bool {
             rollback::log_verdicts(&active, root.id);
             let active = Rc::new(active);
             progress(root, &active, now);
-            // The previous config flushes its counters as it goes; its
-            // splits that this one does not keep read as gone.
-            let keep: Vec<u64> = active.router.splits().map(|(_, _, s)| s.identity).collect();
-            if let Some(previous) = root.active.borrow_mut().replace(active) {
-                previous.gauges.retire(proxy, &keep, &previous.router);
-            }
+            *root.active.borrow_mut() = Some(active);
             root.last_progress_ms.set(now);
             true
         }

@@ -51,8 +51,9 @@ pub trait Proxy {
     /// Wall clock, milliseconds since the Unix epoch (0 if unknown).
     fn now_ms(&self) -> u64;
     fn set_tick_period_ms(&self, period: u32);
-    /// The plugin configuration, or an empty buffer when none was given.
-    fn plugin_configuration(&self, size: usize) -> Result<Vec<u8>, Status>;
+    /// `length` bytes of the plugin configuration from `start` (fewer at
+    /// its end), or an empty buffer when none was given.
+    fn plugin_configuration(&self, start: usize, length: usize) -> Result<Vec<u8>, Status>;
 
     /// The request's header map, serialized (`header_map`).
     fn request_header_map(&self) -> Result<Vec<u8>, Status>;

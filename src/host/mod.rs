@@ -159,12 +159,13 @@ unsafe fn take_host_buffer(data: *mut u8, size: usize) -> Vec<u8> {
     Vec::from_raw_parts(data, size, size)
 }
 
-/// A buffer of the host's (`buffer_type`), or an empty one if it has none.
-fn buffer(buffer_type: u32, size: usize) -> Result<Vec<u8>, Status> {
+/// `size` bytes from `start` of a buffer of the host's (`buffer_type`), or
+/// an empty one if it has none.
+fn buffer(buffer_type: u32, start: usize, size: usize) -> Result<Vec<u8>, Status> {
     let mut data = null_mut();
     let mut len = 0;
     // SAFETY: the host writes a pointer/size pair it allocated for us.
-    match unsafe { proxy_get_buffer_bytes(buffer_type, 0, size, &mut data, &mut len) } {
+    match unsafe { proxy_get_buffer_bytes(buffer_type, start, size, &mut data, &mut len) } {
         STATUS_OK => Ok(unsafe { take_host_buffer(data, len) }),
         STATUS_NOT_FOUND => Ok(Vec::new()),
         status => Err(Status(status)),
@@ -262,8 +263,8 @@ impl Proxy for Abi {
         }
     }
 
-    fn plugin_configuration(&self, size: usize) -> Result<Vec<u8>, Status> {
-        buffer(PLUGIN_CONFIGURATION, size)
+    fn plugin_configuration(&self, start: usize, length: usize) -> Result<Vec<u8>, Status> {
+        buffer(PLUGIN_CONFIGURATION, start, length)
     }
 
     fn request_header_map(&self) -> Result<Vec<u8>, Status> {
@@ -313,7 +314,7 @@ impl Proxy for Abi {
     }
 
     fn request_body(&self, size: usize) -> Result<Vec<u8>, Status> {
-        buffer(REQUEST_BODY, size)
+        buffer(REQUEST_BODY, 0, size)
     }
 
     fn response_status(&self) -> Option<Vec<u8>> {
@@ -413,7 +414,7 @@ impl Proxy for Abi {
     }
 
     fn http_call_body(&self, size: usize) -> Result<Vec<u8>, Status> {
-        buffer(HTTP_CALL_RESPONSE_BODY, size)
+        buffer(HTTP_CALL_RESPONSE_BODY, 0, size)
     }
 
     fn clear_route_cache(&self) -> Result<(), Status> {
