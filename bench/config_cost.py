@@ -3,12 +3,16 @@ the ECDS write to the first request routed by the new config, for a small
 config, one at a tenth of the documented limits and one at the limits
 (bench/big_config.py). An ingress Envoy (--concurrency 2) reads the filter's
 config through ECDS from a file; each push writes a copy and moves it over
-the file, as envoy/live.yaml documents. A probe route is the config's
+the file, as envoy/live.yaml documents, written as JSON (docs/envoy.md:
+Envoy reads a 4 MiB resource as YAML in about twice the time). A probe route is the config's
 first: it sends probe.example.com to a cluster that exists (200) or one
 that does not (503), alternately, so the first request answered by the new
 config is seen. Then ten more pushes alternate the config with a small one,
 and the VMs' memory is read again. Wasm memory never shrinks: what a VM
 holds after a push is the largest it needed.
+
+What Envoy itself takes is measured apart: the same resources for a filter
+that reads nothing (bench/floor), timed to Envoy's `config_reload` count.
 
 Used by bench/run.py (`make bench`), which writes the table into
 BENCHMARKS.md.
@@ -39,7 +43,19 @@ def small_config(target):
     return json.dumps({"routes": [{"name": "probe", "hosts": [PROBE_HOST], "default": target}]})
 
 
-def ecds_file(wasm, config_json):
+def ecds_file(wasm, config_json, fmt="json"):
+    if fmt == "json":
+        return json.dumps({"resources": [{
+            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+            "name": "canary-router",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                "config": {
+                    "name": "canary-router", "root_id": "canary-router", "failure_policy": "FAIL_CLOSED",
+                    "vm_config": {"vm_id": "canary-router", "runtime": "envoy.wasm.runtime.v8",
+                                  "code": {"local": {"filename": wasm}}},
+                    "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                      "value": config_json}}}}]})
     value = config_json.replace("\\", "\\\\").replace('"', '\\"')
     return f"""resources:
 - "@type": type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig
@@ -72,24 +88,24 @@ def stats_config():
     return text[start:end].rstrip() + "\n"
 
 
-def bootstrap(admin, port, workdir, clusters):
+def bootstrap(admin, port, workdir, clusters, fmt="json"):
     ecds = f"""          - name: canary-router
             config_discovery:
               config_source:
                 resource_api_version: V3
                 path_config_source:
-                  path: {workdir}/ecds/canary-router.yaml
+                  path: {workdir}/ecds/canary-router.{fmt}
                   watched_directory: {{ path: {workdir}/ecds }}
               type_urls: ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]"""
     ingress = envoy_yaml.listener("ingress", port, ecds, envoy_yaml.CLUSTER_HEADER_ROUTES)
     return envoy_yaml.bootstrap(admin, ingress, clusters, head=f"node: {{ id: bench, cluster: bench }}\n{stats_config()}")
 
 
-def push(workdir, wasm, config_json):
+def push(workdir, wasm, config_json, fmt="json"):
     """Writes a copy of the ECDS file and moves it over the watched one."""
-    path = os.path.join(workdir, "ecds", "canary-router.yaml")
+    path = os.path.join(workdir, "ecds", f"canary-router.{fmt}")
     with open(path + ".new", "w") as f:
-        f.write(ecds_file(wasm, config_json))
+        f.write(ecds_file(wasm, config_json, fmt))
     os.replace(path + ".new", path)
 
 
@@ -165,20 +181,72 @@ def measure(envoy_class, wasm, clusters, free_port, workdir, label, fraction, pu
     }
 
 
-def run(envoy_class, wasm, clusters, free_port, workdir):
-    return [measure(envoy_class, wasm, clusters, free_port, workdir, label, fraction)
-            for label, fraction in (("small", None), ("10% of the limits", 0.1), ("at the limits", 1.0))]
+def reloads(admin):
+    """Envoy's count of filter configs it took from the ECDS file."""
+    url = f"http://127.0.0.1:{admin}/stats?filter=config_reload$"
+    text = urllib.request.urlopen(url, timeout=2).read().decode()
+    return sum(int(line.rsplit(":", 1)[1]) for line in text.splitlines() if "config_reload" in line)
 
 
-def table(results):
-    out = ["| Config | JSON | VM memory after the first push (over the JSON) | after 10 more, alternating | "
+def envoy_alone(envoy_class, floor_wasm, clusters, free_port, workdir, fmt, pushes=5):
+    """Seconds from the ECDS write to Envoy's `config_reload` moving, for the
+    config at the limits given to a filter that never reads it: what Envoy
+    takes itself (median of `pushes`, each after a small config)."""
+    ecds = os.path.join(workdir, "ecds")
+    os.makedirs(ecds, exist_ok=True)
+    for name in os.listdir(ecds):
+        os.remove(os.path.join(ecds, name))
+    admin, port = free_port(), free_port()
+    push(workdir, floor_wasm, small_config(MISSING), fmt)
+    envoy = envoy_class(f"envoy-alone-{fmt}", bootstrap(admin, port, workdir, clusters, fmt), 0, workdir,
+                        concurrency=2)
+    try:
+        while probe_status(port) is None:
+            time.sleep(0.05)
+        text = big_config.config(1.0)
+        times = []
+        for i in range(pushes):
+            for config in (small_config(f"x{i}"), text):
+                before, start = reloads(admin), time.monotonic()
+                push(workdir, floor_wasm, config, fmt)
+                while reloads(admin) == before:
+                    if time.monotonic() - start > 120:
+                        raise RuntimeError("Envoy did not take the config within 120 s")
+                    time.sleep(0.002)
+            times.append(time.monotonic() - start)
+    finally:
+        envoy.stop()
+    return statistics.median(times)
+
+
+def run(envoy_class, wasm, clusters, free_port, workdir, floor_wasm=None):
+    sizes = [measure(envoy_class, wasm, clusters, free_port, workdir, label, fraction)
+             for label, fraction in (("small", None), ("10% of the limits", 0.1), ("at the limits", 1.0))]
+    alone = None
+    if floor_wasm:
+        alone = {fmt: envoy_alone(envoy_class, floor_wasm, clusters, free_port, workdir, fmt)
+                 for fmt in ("json", "yaml")}
+    return {"sizes": sizes, "envoy_alone": alone}
+
+
+def table(cost):
+    # Results from before the Envoy-alone figures were a plain list.
+    results = cost["sizes"] if isinstance(cost, dict) else cost
+    out = ["| Config | JSON | VM memory after the first push (grown, over the JSON) | after 10 more, alternating | "
            "Apply, first push | Apply, later pushes (median) |",
            "|---|---|---|---|---|---|"]
     for r in results:
-        grown = r["vm_after_first"] - r["vm_empty"]
-        ratio = f" ({grown / r['json_bytes']:.1f}x)" if r["json_bytes"] > 10_000 else ""
+        def grown(after):
+            grew = r[after] - r["vm_empty"]
+            ratio = f", {grew / r['json_bytes']:.1f}x" if r["json_bytes"] > 10_000 else ""
+            return f"{r[after] / 2**20:.1f} MiB ({grew / 2**20:.1f} MiB{ratio})"
         out.append(
-            f"| {r['label']} | {r['json_bytes']:,} bytes | {r['vm_after_first'] / 2**20:.1f} MiB, "
-            f"{grown / 2**20:.1f} MiB grown{ratio} | {r['vm_after_pushes'] / 2**20:.1f} MiB | "
+            f"| {r['label']} | {r['json_bytes']:,} bytes | {grown('vm_after_first')} | {grown('vm_after_pushes')} | "
             f"{r['apply_first_s']:.2f} s | {r['apply_later_s']:.2f} s |")
+    alone = cost.get("envoy_alone") if isinstance(cost, dict) else None
+    if alone:
+        out.append("")
+        out.append(f"Envoy alone, the config at the limits for a filter that never reads it (bench/floor; to "
+                   f"Envoy's `config_reload`, median of 5): {alone['json']:.2f} s from a JSON resource, "
+                   f"{alone['yaml']:.2f} s from the same resource in YAML.")
     return out

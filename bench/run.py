@@ -63,6 +63,8 @@ from envoy_yaml import CLUSTER_HEADER_ROUTES, bootstrap, listener  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVOY = os.environ.get("ENVOY") or os.path.join(ROOT, ".venv", "bin", "envoy")
 WASM = os.path.join(ROOT, "target", "wasm32-wasip1", "release", "canary_router.wasm")
+# What the config cost's Envoy-alone figures give the config to.
+FLOORS_FOR_COST = "floor"
 # Each floor variant: a crate under bench/ built with these cargo features.
 FLOORS = {"floor": ("floor", []), "floor-5": ("floor", ["callbacks"]),
           "floor-read": ("floor", ["callbacks", "read-all"]), "floor-sdk": ("floor-sdk", [])}
@@ -493,7 +495,10 @@ def main():
     try:
         runs = [one_run(run, args, variants, extra, backend_port, workdir) for run in range(args.runs)]
         memory = memory_run(args, backend_port, workdir) if args.memory_requests else None
-        cost = config_cost.run(Envoy, WASM, clusters(backend_port), free_port, workdir) if args.config_cost else None
+        if args.config_cost:
+            build_floor(FLOORS_FOR_COST)
+        cost = config_cost.run(Envoy, WASM, clusters(backend_port), free_port, workdir,
+                               floor_wasm(FLOORS_FOR_COST)) if args.config_cost else None
     finally:
         backend.stop()
     summary = summarize(runs, variants)
