@@ -142,3 +142,51 @@ fn the_readme_s_first_canary_answers_as_it_says() {
     }
     assert_eq!(checked, 4, "the README's curl lines");
 }
+
+/// docs/envoy.md's advice for a big config: the ECDS resource of
+/// `ECDS_FILE` written as JSON, the filter's config the string under
+/// `configuration.value`.
+fn json_resource(template: &str, config: &str) -> String {
+    let mut resource: serde_json::Value = serde_norway::from_str(template).unwrap();
+    let filter = &mut resource["resources"][0]["typed_config"]["config"];
+    filter["configuration"]["value"] = config.into();
+    // As the harness's Envoy reads every file: the built filter's own path.
+    filter["vm_config"]["code"]["local"]["filename"] = super::envoy::wasm().display().to_string().into();
+    serde_json::to_string(&resource).unwrap()
+}
+
+/// bench/big_config.py's config at the documented limits, its first route
+/// sending probe.example.com to `target`.
+fn config_at_the_limits(target: &str) -> String {
+    let output = std::process::Command::new("python3")
+        .args([super::envoy::repo().join("bench/big_config.py").to_str().unwrap(), "--fraction", "1"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let mut config: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    config["routes"][0] =
+        serde_json::json!({"name": "probe", "hosts": ["probe.example.com"], "default": target});
+    serde_json::to_string(&config).unwrap()
+}
+
+#[test]
+fn a_config_at_the_limits_applies_from_a_json_ecds_file_read_in_parts() {
+    let json_file = "envoy/live/canary-router.json";
+    let template = std::fs::read_to_string(super::envoy::repo().join(ECDS_FILE)).unwrap();
+    let small = r#"{"routes": [{"name": "probe", "hosts": ["probe.example.com"], "default": "service-a"}]}"#;
+    let mut config = EnvoyConfig::from_repo("envoy/live.yaml").replace(ECDS_FILE, json_file);
+    config.files.push((json_file.to_string(), json_resource(&template, small)));
+    let envoy = Envoy::start(config);
+    let probe = || super::http::get_host(envoy.ingress_port(), "probe.example.com", "/", &[]).body_text();
+    envoy.wait_until("the first config to route the probe", || probe() == "service-a");
+    let big = config_at_the_limits("service-a-canary");
+    assert!(big.len() > 4_000_000, "{} bytes", big.len());
+    let start = Instant::now();
+    envoy.replace_file(json_file, &json_resource(&template, &big));
+    envoy.wait_until("the config at the limits to route the probe", || probe() == "service-a-canary");
+    eprintln!("{} bytes of config applied from a JSON ECDS file in {:?}", big.len(), start.elapsed());
+    let rejected = envoy.stat("extension_config_discovery.http_filter.canary-router.update_rejected");
+    // The probe answers by the new config only if all of it compiled: a
+    // config with an error anywhere is refused whole.
+    assert_eq!(rejected.unwrap_or(0), 0, "Envoy's log:\n{}", envoy.log());
+}
