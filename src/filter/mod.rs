@@ -198,10 +198,10 @@ pub fn configure(root: &Root, configuration_size: usize) -> bool {
             );
             stats::config_loaded(&root.vm, true);
             // The previous config goes before this one's state is built, so
-            // the state takes its memory: built beside it, a big config's
-            // state fell into the holes a small one left and grew the VM
-            // push after push. It flushes its counters as it goes; its
-            // splits that this one does not keep read as gone.
+            // the state takes its memory: a big config pushed over another
+            // held both states (5.5x the JSON, now 4.8x). It flushes its
+            // counters as it goes; its splits that this one does not keep
+            // read as gone.
             let keep: Vec<u64> = router.splits().map(|(_, _, s)| s.identity).collect();
             let previous = root.active.borrow_mut().take();
             if let Some(previous) = previous {
