@@ -14,13 +14,15 @@ ENVOY ?= $(VENV_ENVOY)
 export ENVOY
 
 .PHONY: fuzz bench soak
-.PHONY: help toolchain build cli cli-for-tests schema envoy prometheus yaml11 registry demo run run-live validate oci test unit harness e2e lint size clean
+.PHONY: help toolchain build dynmod cli cli-for-tests schema envoy prometheus yaml11 registry demo run run-live run-dynmod validate oci test unit harness e2e lint size clean
 
 help:
 	@echo "make demo      build, start Envoy (envoy/demo.yaml, examples/demo.json) and show every capability live, stop;"
 	@echo "               writes .tmp/demo/ (its Envoy config, live filter config and log), under a minute"
 	@echo "make run       start Envoy with envoy/envoy.yaml and leave it running (Ctrl-C stops it)"
 	@echo "make run-live  the same with the filter config read live from envoy/live/ (ECDS)"
+	@echo "make run-dynmod the same filter as an Envoy dynamic module (envoy/dynmod.yaml; routing only)"
+	@echo "make dynmod    build the dynamic module: writes target/dynmod/libcanary_router.so"
 	@echo "make test      every test tier: lint, unit, harness, e2e against the real Envoy and Prometheus"
 	@echo "make build     build the filter (cargo, then wasm-opt -Oz when it can): writes $(WASM)"
 	@echo "make cli       build the native CLI: writes target/release/canary-router"
@@ -67,6 +69,13 @@ build: toolchain
 		echo "wasm-opt not found (as root, make build installs Debian's binaryen; or set WASM_OPT=):"; \
 		echo "  $(WASM) is cargo's own, about 48 KB larger, and works the same"; \
 	fi
+
+# The same filter as an Envoy dynamic module (crates/dynmod): a native
+# library Envoy loads from ENVOY_DYNAMIC_MODULES_SEARCH_PATH
+# (envoy/dynmod.yaml, docs/envoy.md). Routing only, so far.
+dynmod:
+	cargo build -p canary-router-dynmod --profile dynmod
+	@echo "target/dynmod/libcanary_router.so"
 
 # The native CLI (crates/cli): check, explain, simulate, rehearse, schema,
 # from-nginx, status.
@@ -130,9 +139,12 @@ run: build envoy
 run-live: build envoy
 	$(ENVOY) -c envoy/live.yaml --disable-hot-restart --concurrency 2
 
-validate: build envoy
+run-dynmod: dynmod envoy
+	ENVOY_DYNAMIC_MODULES_SEARCH_PATH=$(CURDIR)/target/dynmod $(ENVOY) -c envoy/dynmod.yaml --disable-hot-restart --concurrency 2
+
+validate: build dynmod envoy
 	@for config in envoy/*.yaml; do \
-		$(ENVOY) --mode validate -c $$config --log-level warn >/dev/null 2>.tmp-validate.log \
+		ENVOY_DYNAMIC_MODULES_SEARCH_PATH=$(CURDIR)/target/dynmod $(ENVOY) --mode validate -c $$config --log-level warn >/dev/null 2>.tmp-validate.log \
 			&& echo "ok   $$config" || { echo "FAIL $$config"; cat .tmp-validate.log; rm -f .tmp-validate.log; exit 1; }; \
 	done; rm -f .tmp-validate.log
 
@@ -160,10 +172,10 @@ harness: build cli-for-tests
 
 # The built .wasm in the real Envoy (tests/e2e/), with a real Prometheus
 # for the fleet.
-e2e: build cli-for-tests envoy prometheus
+e2e: build dynmod cli-for-tests envoy prometheus
 	cargo test --test e2e
 
-test: lint build envoy prometheus yaml11 registry validate
+test: lint build dynmod envoy prometheus yaml11 registry validate
 	cargo test -p canary-router-core -p canary-router-cli
 	cargo test --lib --test readme --test istio_manifests --test envoy_gateway_manifests --test prometheus_rules
 	python3 -m unittest discover -s tests/oci
@@ -185,7 +197,7 @@ soak: build envoy
 
 # Benchmarks: the real Envoy against native routing and Lua, and the
 # harness micro-benchmark. Installs wrk with apt-get if it is missing.
-bench: build envoy
+bench: build dynmod envoy
 	@command -v wrk >/dev/null || { apt-get install -y -q wrk >/dev/null || sudo apt-get install -y -q wrk; }
 	cargo bench --bench request_headers
 	python3 bench/run.py --runs 5 --write BENCHMARKS.md

@@ -53,6 +53,9 @@ def markdown(results):
         "wasm-1000": "canary-router, the realistic routes repeated to 1,000, the request hitting the last",
         "wasm-compare": "wasm-real whose splits judge the canary against its baseline (`rollback.compare`, errors "
                         "and p99): each response of either arm counted",
+        "dynmod-real": "canary-router as an Envoy dynamic module ([crates/dynmod](crates/dynmod), routing only), "
+                       "the realistic config",
+        "dynmod-1000": "dynmod-real with the 1,000 routes",
     }
     for name, v in variants.items():
         added = v.get("p99_added_ms", {}).get("median", 0.0)
@@ -63,7 +66,8 @@ def markdown(results):
     out.append("| Ratio | Throughput | From CPU per request | Target |")
     out.append("|---|---|---|---|")
     targets = {"wasm-real / native": 0.85, "wasm-real / lua": 1.0, "wasm-1000 / wasm-real": 0.95,
-               "wasm-compare / wasm-real": 0.95}
+               "wasm-compare / wasm-real": 0.95, "dynmod-real / native": 0.97, "dynmod-real / lua": 1.05,
+               "dynmod-1000 / dynmod-real": 0.95}
     for name, r in ratios.items():
         target = targets.get(name)
         target_text = f"≥ {target} ({verdict(r['median'], target)})" if target else "reported"

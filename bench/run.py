@@ -26,6 +26,9 @@ five rules of its route to the split.
   wasm-compare  wasm-real whose split judges its canary against the
               baseline (rollback.compare, errors and p99): every request
               to either arm is counted for the comparison
+  dynmod-real canary-router as an Envoy dynamic module (crates/dynmod,
+              `make dynmod`; routing only so far), the realistic config
+  dynmod-1000 dynmod-real with the 1,000 routes
 
 A run starts a fresh ingress Envoy, warms every variant, then measures
 ROUNDS rounds, each in a new shuffled order: throughput, p99 latency and the
@@ -63,13 +66,15 @@ from envoy_yaml import CLUSTER_HEADER_ROUTES, bootstrap, listener  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVOY = os.environ.get("ENVOY") or os.path.join(ROOT, ".venv", "bin", "envoy")
 WASM = os.path.join(ROOT, "target", "wasm32-wasip1", "release", "canary_router.wasm")
+# Where `make dynmod` puts the dynamic module (libcanary_router.so).
+DYNMOD_DIR = os.path.join(ROOT, "target", "dynmod")
 # What the config cost's Envoy-alone figures give the config to.
 FLOORS_FOR_COST = "floor"
 # Each floor variant: a crate under bench/ built with these cargo features.
 FLOORS = {"floor": ("floor", []), "floor-5": ("floor", ["callbacks"]),
           "floor-read": ("floor", ["callbacks", "read-all"]), "floor-sdk": ("floor-sdk", [])}
 VARIANTS = ["native", "lua", "floor", "floor-5", "floor-read", "floor-sdk", "wasm-1", "wasm-real", "wasm-1000",
-            "wasm-compare"]
+            "wasm-compare", "dynmod-real", "dynmod-1000"]
 PATH = "/catalog/items?page=2&sort=price"
 
 
@@ -198,6 +203,20 @@ def wasm_filter(wasm, config_json, vm_id="canary-router"):
                   value: '{value}'"""
 
 
+def dynmod_filter(config_json):
+    """canary-router as an Envoy dynamic module (crates/dynmod), the same
+    config: Envoy finds libcanary_router.so in DYNMOD_DIR."""
+    value = json.dumps(json.loads(config_json)).replace("'", "''")
+    return f"""          - name: canary-router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
+              dynamic_module_config: {{ name: canary_router }}
+              filter_name: canary-router
+              filter_config:
+                "@type": type.googleapis.com/google.protobuf.StringValue
+                value: '{value}'"""
+
+
 def thousand_routes():
     """The realistic routes repeated to 1,000: 999 others, then svc9's."""
     real = json.loads(read("bench/realistic.json"))
@@ -234,6 +253,8 @@ def ingress_config(admin, ports, backend_port, extra):
         "wasm-real": (wasm_filter(WASM, real), CLUSTER_HEADER_ROUTES),
         "wasm-1000": (wasm_filter(WASM, thousand_routes()), CLUSTER_HEADER_ROUTES),
         "wasm-compare": (wasm_filter(WASM, compare_routes()), CLUSTER_HEADER_ROUTES),
+        "dynmod-real": (dynmod_filter(real), CLUSTER_HEADER_ROUTES),
+        "dynmod-1000": (dynmod_filter(thousand_routes()), CLUSTER_HEADER_ROUTES),
     }
     for name in FLOORS:
         filters[name] = (wasm_filter(floor_wasm(name), None, name), CLUSTER_HEADER_ROUTES)
@@ -264,7 +285,8 @@ class Envoy:
         self.proc = subprocess.Popen(
             ["taskset", "-c", str(cpu), ENVOY, "-c", path, "--concurrency", str(concurrency), "--disable-hot-restart",
              "--log-level", "warn"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log, stderr=subprocess.STDOUT,
+            env={**os.environ, "ENVOY_DYNAMIC_MODULES_SEARCH_PATH": DYNMOD_DIR})
         deadline = time.time() + 120
         while True:
             if self.proc.poll() is not None:
@@ -399,7 +421,8 @@ def summarize(runs, variants):
     pairs = [("wasm-real", "native"), ("wasm-real", "lua"), ("wasm-1000", "wasm-real"), ("floor", "native"),
              ("floor-5", "native"), ("floor-read", "native"), ("wasm-real", "floor"), ("wasm-real", "floor-5"),
              ("wasm-real", "floor-read"), ("lua", "native"), ("wasm-1", "native"), ("floor-sdk", "floor-read"),
-             ("wasm-real", "floor-sdk"), ("wasm-compare", "wasm-real")]
+             ("wasm-real", "floor-sdk"), ("wasm-compare", "wasm-real"), ("dynmod-real", "native"),
+             ("dynmod-real", "lua"), ("dynmod-real", "wasm-real"), ("dynmod-1000", "dynmod-real")]
     pairs += [(name, "wasm-real") for name in variants if name not in VARIANTS]
     for a, b in pairs:
         if a in variants and b in variants:

@@ -153,6 +153,31 @@ fn the_wasm_links_only_what_the_design_allows() {
         ]
     );
     assert_eq!(dependencies("canary-router-core"), [("regex-lite".to_string(), String::new())]);
+    // The dynamic module: the core alone (Envoy is its host).
+    assert_eq!(dependencies("canary-router-dynmod"), [("canary-router-core".to_string(), String::new())]);
+}
+
+/// envoy/dynmod.yaml is envoy/envoy.yaml with the dynamic module in the
+/// wasm filter's place: the same filter config, the same routes and
+/// backends.
+#[test]
+fn the_dynamic_module_s_envoy_config_is_the_wasm_one_s_with_the_module() {
+    // Its filter config, what follows the filters (routes, backends,
+    // clusters) and what precedes them (comments aside).
+    let parts = |path: &str| {
+        let text = read(path);
+        let (head, rest) = text.split_once("          - name: envoy.filters.http.router").unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(head.rsplit_once("value: |\n").unwrap().1).unwrap();
+        let before = head.split_once("http_filters:").unwrap().0;
+        let before: Vec<&str> = before.lines().filter(|l| !l.starts_with('#')).collect();
+        (json, rest.to_string(), before.join("\n"))
+    };
+    let (wasm, module) = (parts("envoy/envoy.yaml"), parts("envoy/dynmod.yaml"));
+    assert_eq!(module.0, wasm.0, "the filter config");
+    assert_eq!(module.1, wasm.1, "the routes, backends and clusters");
+    assert_eq!(module.2, wasm.2, "the bootstrap before the filters");
+    assert!(read("envoy/dynmod.yaml").contains("dynamic_modules.v3.DynamicModuleFilter"));
 }
 
 /// Every test file runs in `make test`: a tier left out of it is a tier CI

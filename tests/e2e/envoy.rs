@@ -45,17 +45,20 @@ pub struct EnvoyConfig {
     /// Extra files (relative path in the repo → contents) the config reads,
     /// placed in the run directory under the same relative path.
     pub files: Vec<(String, String)>,
+    /// Environment variables Envoy starts with (the dynamic module's
+    /// search path).
+    pub env: Vec<(String, String)>,
 }
 
 impl EnvoyConfig {
     pub fn from_repo(path: &str) -> Self {
         let yaml = fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
-        EnvoyConfig { yaml, concurrency: 2, files: Vec::new() }
+        EnvoyConfig { yaml, concurrency: 2, files: Vec::new(), env: Vec::new() }
     }
 
     /// A config written by the test itself, using the same fixed ports.
     pub fn from_text(yaml: String) -> Self {
-        EnvoyConfig { yaml, concurrency: 2, files: Vec::new() }
+        EnvoyConfig { yaml, concurrency: 2, files: Vec::new(), env: Vec::new() }
     }
 
     pub fn with_concurrency(mut self, workers: u32) -> Self {
@@ -93,6 +96,15 @@ impl EnvoyConfig {
         self
     }
 
+    /// envoy/dynmod.yaml, the filter as the dynamic module `make dynmod`
+    /// builds, which Envoy finds through ENVOY_DYNAMIC_MODULES_SEARCH_PATH.
+    pub fn dynamic_module() -> Self {
+        let mut config = EnvoyConfig::from_repo("envoy/dynmod.yaml");
+        let dir = super::built::require_fresh_dynmod_dir().display().to_string();
+        config.env.push(("ENVOY_DYNAMIC_MODULES_SEARCH_PATH".into(), dir));
+        config
+    }
+
     pub fn with_file(mut self, repo_path: &str) -> Self {
         let contents =
             fs::read_to_string(repo().join(repo_path)).unwrap_or_else(|e| panic!("{repo_path}: {e}"));
@@ -127,7 +139,12 @@ impl EnvoyConfig {
         let node = "node: { id: canary-router-test, cluster: canary-router-test }\n";
         let yaml = format!("{node}{}{discovery}{}", &yaml[..inline_start], &yaml[inline_end..]);
         let template = fs::read_to_string(repo().join(ECDS_FILE)).unwrap();
-        EnvoyConfig { yaml, concurrency: 2, files: vec![(ECDS_FILE.to_string(), ecds_file(&template, json))] }
+        EnvoyConfig {
+            yaml,
+            concurrency: 2,
+            files: vec![(ECDS_FILE.to_string(), ecds_file(&template, json))],
+            env: Vec::new(),
+        }
     }
 }
 
@@ -143,6 +160,7 @@ pub struct Envoy {
     concurrency: u32,
     /// Fixed port in the repo config → the free port used in this run.
     ports: Vec<(u16, u16)>,
+    env: Vec<(String, String)>,
 }
 
 impl Envoy {
@@ -220,7 +238,7 @@ impl Envoy {
                 yaml.replace(&format!("path: {parent} "), &format!("path: {} ", dir.join(&parent).display()));
         }
         fs::write(dir.join("envoy.yaml"), yaml).unwrap();
-        let mut envoy = Envoy { child: None, dir, concurrency: config.concurrency, ports };
+        let mut envoy = Envoy { child: None, dir, concurrency: config.concurrency, ports, env: config.env };
         envoy.launch();
         envoy
     }
@@ -235,6 +253,7 @@ impl Envoy {
             .args(["--disable-hot-restart", "--log-level", "info"])
             .args(["--concurrency", &self.concurrency.to_string()])
             .args(["--component-log-level", "wasm:debug"])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

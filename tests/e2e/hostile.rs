@@ -1,5 +1,6 @@
 //! 1,000 distinct hostile requests against the real Envoy: every one is
-//! answered by a backend, none by a 503 from a crashed filter.
+//! answered by a backend, none by a 503 from a crashed filter, in either
+//! home of the filter (the .wasm and the dynamic module).
 
 use canary_router_core::hashing::rng::Rng;
 
@@ -32,6 +33,18 @@ fn hostile_query(rng: &mut Rng) -> String {
 #[test]
 fn a_thousand_hostile_requests_are_all_answered_by_a_backend() {
     let envoy = Envoy::start(EnvoyConfig::from_repo("envoy/envoy.yaml"));
+    hostile_requests_are_answered_by_a_backend(&envoy);
+    assert_eq!(envoy.stat("wasm.envoy.wasm.runtime.v8.active").map(|v| v > 0), Some(true));
+}
+
+#[test]
+fn the_dynamic_module_answers_the_same_hostile_requests_and_envoy_stays_up() {
+    // A panic in the module would be Envoy's crash: the next request fails.
+    hostile_requests_are_answered_by_a_backend(&Envoy::start(EnvoyConfig::dynamic_module()));
+}
+
+/// 1,000 hostile requests (seeded), each answered by a backend.
+fn hostile_requests_are_answered_by_a_backend(envoy: &Envoy) {
     let backends = ["service-a", "service-a-canary", "service-b", "service-b-canary"];
     let mut rng = Rng::new(1_000);
     let mut connection = Connection::open(envoy.ingress_port()).unwrap();
@@ -85,5 +98,4 @@ fn a_thousand_hostile_requests_are_all_answered_by_a_backend() {
             response.status
         );
     }
-    assert_eq!(envoy.stat("wasm.envoy.wasm.runtime.v8.active").map(|v| v > 0), Some(true));
 }

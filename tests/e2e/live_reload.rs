@@ -116,6 +116,18 @@ fn the_readme_s_first_canary_answers_as_it_says() {
     // `make run`: envoy/envoy.yaml with 2 workers.
     let envoy = Envoy::start(EnvoyConfig::from_repo("envoy/envoy.yaml"));
     assert_eq!(accepted_lines(&envoy), 4, "docs/envoy.md says make run logs 4 lines at start-up");
+    the_readme_s_requests_answer_as_it_says(&envoy);
+}
+
+#[test]
+fn the_dynamic_module_answers_the_readme_s_requests_as_the_wasm_filter_does() {
+    // `make run-dynmod`: envoy/dynmod.yaml, the same config, the native home.
+    the_readme_s_requests_answer_as_it_says(&Envoy::start(EnvoyConfig::dynamic_module()));
+}
+
+/// The README's first canary, each `curl` line's answer as it says, from
+/// either home of the filter.
+fn the_readme_s_requests_answer_as_it_says(envoy: &Envoy) {
     let mut checked = 0;
     for line in shell_block("README.md", "make run &").iter().filter(|l| l.starts_with("curl -H 'host: ")) {
         let (command, want) = line.split_once('#').unwrap();

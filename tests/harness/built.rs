@@ -88,3 +88,17 @@ pub fn linked_wasm() -> PathBuf {
         _ => wasm,
     }
 }
+
+/// The directory holding the dynamic module (`make dynmod`:
+/// target/dynmod/libcanary_router.so), after checking the module exists
+/// and is newer than its sources: what Envoy's
+/// `ENVOY_DYNAMIC_MODULES_SEARCH_PATH` names.
+#[allow(dead_code)] // Only the end-to-end tests load it.
+pub fn require_fresh_dynmod_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let module =
+        require_fresh(target.join("dynmod/libcanary_router.so"), "the dynamic module", "`make dynmod`", true);
+    module.parent().map(Path::to_path_buf).unwrap_or(target)
+}

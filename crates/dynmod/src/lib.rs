@@ -1,0 +1,227 @@
+//! canary-router as an Envoy dynamic module: the same JSON config and the
+//! same decisions (`canary-router-core`), called by Envoy as functions in
+//! its own process instead of through a wasm VM.
+//!
+//! Prototype: routing only (rules, splits, sticky keys, the target header
+//! written or, when no route applies, removed). Every hook catches a
+//! panic at the boundary: a panic here would be the proxy's crash.
+
+mod abi;
+mod roll;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use abi::*;
+use canary_router_core::config;
+use canary_router_core::request::Request;
+use canary_router_core::routing::router::Router;
+use canary_router_core::routing::split::Moment;
+
+/// A hook's body, with a panic turned into `fallback`.
+fn guarded<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const u8 {
+    ABI_VERSION.as_ptr()
+}
+
+/// One filter config: compiled once on Envoy's main thread, shared by
+/// every worker's streams (a `Router` is only read).
+struct FilterConfig {
+    router: Router,
+}
+
+/// # Safety
+/// Envoy passes buffers valid for this call.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
+    _envoy: FilterConfigEnvoyPtr,
+    _name: EnvoyBuffer,
+    config: EnvoyBuffer,
+) -> FilterConfigModulePtr {
+    // SAFETY: valid for this call, as the ABI says.
+    let json = unsafe { config.bytes() };
+    guarded(std::ptr::null(), || match config::parse(json) {
+        Ok(router) => Box::into_raw(Box::new(FilterConfig { router })) as FilterConfigModulePtr,
+        Err(err) => {
+            eprintln!("canary-router: config rejected: {err}");
+            std::ptr::null()
+        }
+    })
+}
+
+/// # Safety
+/// `config` is what `config_new` returned, destroyed once.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: FilterConfigModulePtr) {
+    if !config.is_null() {
+        // SAFETY: from `Box::into_raw` in `config_new`, given back once.
+        drop(unsafe { Box::from_raw(config as *mut FilterConfig) });
+    }
+}
+
+/// A stream's filter: which config it routes by.
+struct Filter {
+    config: *const FilterConfig,
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
+    config: FilterConfigModulePtr,
+    _envoy: FilterEnvoyPtr,
+) -> FilterModulePtr {
+    Box::into_raw(Box::new(Filter { config: config as *const FilterConfig })) as FilterModulePtr
+}
+
+/// # Safety
+/// `filter` is what `filter_new` returned, destroyed once.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: FilterModulePtr) {
+    if !filter.is_null() {
+        // SAFETY: from `Box::into_raw` in `filter_new`, given back once.
+        drop(unsafe { Box::from_raw(filter as *mut Filter) });
+    }
+}
+
+/// # Safety
+/// Envoy's pointers are valid for this hook.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
+    envoy: FilterEnvoyPtr,
+    filter: FilterModulePtr,
+    _end_of_stream: bool,
+) -> u32 {
+    // SAFETY: `filter` came from `filter_new` and outlives the stream; its
+    // config outlives every stream made from it (Envoy holds it for them).
+    let config = unsafe { (filter as *const Filter).as_ref().and_then(|f| f.config.as_ref()) };
+    let Some(router) = config.map(|c| &c.router) else { return CONTINUE };
+    // A panic deciding is taken as no route applying: the header is
+    // removed, so a client's own never picks the upstream.
+    let target = guarded(None, || {
+        // SAFETY: Envoy's map, valid for this hook; nothing is set before
+        // the decision is made.
+        let headers = unsafe { request_headers(envoy) };
+        let pairs = headers.iter().map(|h| (h.key, h.value)).collect();
+        let request = Request::new(pairs);
+        router.decide(&request, &Moment::roll(roll::roll())).map(|d| d.target.as_bytes().to_vec())
+    });
+    let name = ModuleBuffer::of(router.target_header.as_bytes());
+    let value = target.as_deref().map_or_else(ModuleBuffer::null, ModuleBuffer::of);
+    // SAFETY: Envoy's filter pointer, valid for this hook; our buffers
+    // outlive the calls.
+    unsafe {
+        envoy_dynamic_module_callback_http_set_header(envoy, REQUEST_HEADERS, name, value);
+        if router.clear_route_cache {
+            envoy_dynamic_module_callback_http_clear_route_cache(envoy);
+        }
+    }
+    CONTINUE
+}
+
+/// One request header, as Envoy's map holds it.
+struct Header<'a> {
+    key: &'a [u8],
+    value: &'a [u8],
+}
+
+/// The request's headers, borrowed from Envoy's map.
+///
+/// # Safety
+/// `envoy` is the filter pointer of the running hook; the slices are valid
+/// until it ends or a header is set.
+unsafe fn request_headers<'a>(envoy: FilterEnvoyPtr) -> Vec<Header<'a>> {
+    let empty = EnvoyBuffer { ptr: std::ptr::null(), length: 0 };
+    // SAFETY: the caller's promise; the array has room for every header
+    // Envoy says it has.
+    unsafe {
+        let count = envoy_dynamic_module_callback_http_get_headers_size(envoy, REQUEST_HEADERS);
+        let mut raw = vec![EnvoyHeader { key: empty, value: empty }; count];
+        if count == 0
+            || !envoy_dynamic_module_callback_http_get_headers(envoy, REQUEST_HEADERS, raw.as_mut_ptr())
+        {
+            return Vec::new();
+        }
+        raw.iter().map(|h| Header { key: h.key.bytes(), value: h.value.bytes() }).collect()
+    }
+}
+
+macro_rules! pass {
+    ($name:ident $(, $arg:ty)*) => {
+        #[no_mangle]
+        pub extern "C" fn $name(_envoy: FilterEnvoyPtr, _filter: FilterModulePtr $(, _: $arg)*) -> u32 {
+            CONTINUE
+        }
+    };
+}
+
+pass!(envoy_dynamic_module_on_http_filter_request_body, bool);
+pass!(envoy_dynamic_module_on_http_filter_request_trailers);
+pass!(envoy_dynamic_module_on_http_filter_response_headers, bool);
+pass!(envoy_dynamic_module_on_http_filter_response_body, bool);
+pass!(envoy_dynamic_module_on_http_filter_response_trailers);
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
+    _envoy: FilterEnvoyPtr,
+    _filter: FilterModulePtr,
+) {
+}
+
+/// A local reply goes out as Envoy made it.
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_local_reply(
+    _envoy: FilterEnvoyPtr,
+    _filter: FilterModulePtr,
+    _response_code: u32,
+    _details: EnvoyBuffer,
+    _reset_imminent: bool,
+) -> u32 {
+    CONTINUE
+}
+
+/// No per-route config: a route that names one is refused.
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(
+    _name: EnvoyBuffer,
+    _config: EnvoyBuffer,
+) -> FilterConfigModulePtr {
+    std::ptr::null()
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_destroy(
+    _config: FilterConfigModulePtr,
+) {
+}
+
+/// Hooks Envoy resolves but this module never starts what calls them
+/// (callouts, streams, schedulers, watermarks of terminal filters).
+macro_rules! never_called {
+    ($($name:ident),*) => {
+        $(
+            #[no_mangle]
+            pub extern "C" fn $name() {}
+        )*
+    };
+}
+
+never_called!(
+    envoy_dynamic_module_on_http_filter_config_http_callout_done,
+    envoy_dynamic_module_on_http_filter_config_http_stream_complete,
+    envoy_dynamic_module_on_http_filter_config_http_stream_data,
+    envoy_dynamic_module_on_http_filter_config_http_stream_headers,
+    envoy_dynamic_module_on_http_filter_config_http_stream_reset,
+    envoy_dynamic_module_on_http_filter_config_http_stream_trailers,
+    envoy_dynamic_module_on_http_filter_config_scheduled,
+    envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark,
+    envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark,
+    envoy_dynamic_module_on_http_filter_http_callout_done,
+    envoy_dynamic_module_on_http_filter_http_stream_complete,
+    envoy_dynamic_module_on_http_filter_http_stream_data,
+    envoy_dynamic_module_on_http_filter_http_stream_headers,
+    envoy_dynamic_module_on_http_filter_http_stream_reset,
+    envoy_dynamic_module_on_http_filter_http_stream_trailers,
+    envoy_dynamic_module_on_http_filter_scheduled
+);
