@@ -69,10 +69,7 @@ pub fn parse_in_parts(
     limits::check(size, limits::CONFIG_BYTES, "bytes").map_err(|m| ConfigError::new("config", m))?;
     let top = match outline_in_pieces(size, &mut part) {
         Some(top) => top,
-        None => {
-            let whole = part(0, size).unwrap_or_default();
-            outline(&whole)?
-        }
+        None => whole_outline(size, &mut part)?,
     };
     let mut tally = Tally::default();
     let mut routes: Vec<Route> = Vec::with_capacity(top.routes.len());
@@ -81,71 +78,65 @@ pub fn parse_in_parts(
     let mut names = ByNameHash::default();
     for (i, place) in top.routes.iter().enumerate() {
         let text = part(place.start, place.length).filter(|text| text.len() == place.length);
-        match text.map(|text| read_route(&text, place, i, &routes, &mut names, &mut tally)) {
-            Some(Some(route)) => routes.push(route?),
+        // Items of the routes list are two deep.
+        let document = text.as_deref().and_then(|text| json::parse_part(text, place.origin, 2).ok());
+        let Some(document) = document else {
             // Not the bytes of a JSON value: the whole document's error.
-            _ => {
-                return Err(outline(&part(0, size).unwrap_or_default()).err().unwrap_or_else(|| {
-                    ConfigError::new(format!("routes[{i}]"), "could not be read a second time from the proxy")
-                }))
-            }
-        }
+            let at = format!("{}[{i}]", config::ROUTES.key.name);
+            return Err(whole_outline(size, &mut part)
+                .err()
+                .unwrap_or_else(|| ConfigError::new(at, "could not be read a second time from the proxy")));
+        };
+        routes.push(read_route(&document, i, &routes, &mut names, &mut tally)?);
     }
     let mut router = Router::new(top.target_header, routes, top.mirror_budget, top.count_responses);
     router.clear_route_cache = top.clear_route_cache;
     Ok(router)
 }
 
-/// Route `i`, read from its own bytes, checked and compiled (`earlier`:
-/// the routes before it, `names` their names by hash); `None` if the bytes
-/// are not JSON. Not inlined: V8 runs a function's first calls unoptimized
-/// and optimizes it once it is hot, and the loop that calls this runs once
-/// per push.
+/// Route `i`, read on its own (`document`), checked and compiled
+/// (`earlier`: the routes before it, `names` their names by hash). Not
+/// inlined: V8 runs a function's first calls unoptimized and optimizes it
+/// once it is hot, and the loop that calls this runs once per push.
 #[inline(never)]
 fn read_route(
-    text: &[u8],
-    place: &Place,
+    document: &json::Document<'_>,
     i: usize,
     earlier: &[Route],
     names: &mut ByNameHash,
     tally: &mut Tally,
-) -> Option<Result<Route, ConfigError>> {
+) -> Result<Route, ConfigError> {
     let at = format!("{}[{i}]", config::ROUTES.key.name);
-    // Items of the routes list are two deep.
-    let document = json::parse_part(text, place.origin, 2).ok()?;
-    let checked = read::check(
-        document.root(),
-        &read::At::Key(&read::At::Root, &at),
-        &shape::Kind::Object(&shape::ROUTE),
-    );
-    if let Err(err) = checked {
-        return Some(Err(err));
-    }
+    let kind = shape::Kind::Object(&shape::ROUTE);
+    read::check(document.root(), &read::At::Key(&read::At::Root, &at), &kind)?;
     let route = Fields::new(document.root(), at);
     let name = route.get(route::NAME);
     let same_hash = names.entry(name_hash(name.as_bytes())).or_default();
     if same_hash.iter().any(|&e| earlier.get(e as usize).is_some_and(|route| route.name == name)) {
-        return Some(Err(ConfigError::new(route.at(route::NAME), format!("duplicate route name `{name}`"))));
+        return Err(ConfigError::new(route.at(route::NAME), format!("duplicate route name `{name}`")));
     }
     same_hash.push(u32::try_from(earlier.len()).unwrap_or(u32::MAX));
-    Some(compile_route(&route, tally))
+    compile_route(&route, tally)
 }
 
 /// What the first reading of a config keeps: its top level compiled, and
-/// where each route is.
+/// where each route's bytes are (`json_scan::Item`: where they start, how
+/// many, and the line and column they start at).
 struct Outline {
     target_header: String,
     mirror_budget: MirrorBudget,
     count_responses: bool,
     clear_route_cache: bool,
-    routes: Vec<Place>,
+    routes: Vec<json_scan::Item>,
 }
 
-/// A route's bytes in the document, and the line and column they start at.
-struct Place {
-    start: usize,
-    length: usize,
-    origin: json::Position,
+/// The outline of the document read whole: what a config gets when its
+/// pieces could not be followed, and the error of one that is not JSON.
+fn whole_outline(
+    size: usize,
+    part: &mut impl FnMut(usize, usize) -> Option<Vec<u8>>,
+) -> Result<Outline, ConfigError> {
+    outline(&part(0, size).unwrap_or_default())
 }
 
 /// The outline from the document read in pieces: its routes found by
@@ -164,15 +155,13 @@ fn outline_in_pieces(size: usize, part: &mut impl FnMut(usize, usize) -> Option<
     if outline.routes.len() != scan.items.len() {
         return None;
     }
-    outline.routes =
-        scan.items.iter().map(|i| Place { start: i.start, length: i.length, origin: i.origin }).collect();
+    outline.routes = scan.items;
     Some(outline)
 }
 
 /// Reads a whole document (or a skeleton): its syntax, its top level, its
-/// routes' places.
+/// routes' places. (`parse_in_parts` checked its size.)
 fn outline(json: &[u8]) -> Result<Outline, ConfigError> {
-    limits::check(json.len(), limits::CONFIG_BYTES, "bytes").map_err(|m| ConfigError::new("config", m))?;
     if json.iter().all(u8::is_ascii_whitespace) {
         return Err(ConfigError::new(
             "config",
@@ -202,7 +191,7 @@ fn outline(json: &[u8]) -> Result<Outline, ConfigError> {
         .map(|route| {
             // `check` refused a route that is not a container.
             let (start, length) = route.skimmed_place().unwrap_or((0, 0));
-            Place { start, length, origin: lines.position(start) }
+            json_scan::Item { start, length, origin: lines.position(start) }
         })
         .collect();
     Ok(Outline {

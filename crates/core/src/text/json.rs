@@ -19,6 +19,9 @@ pub struct Position {
 }
 
 impl Position {
+    /// A document's first byte.
+    const START: Position = Position { line: 1, column: 1 };
+
     /// This position, counted in a part of a document that starts at
     /// `origin`, as counted in the whole document.
     fn from(self, origin: Position) -> Position {
@@ -315,14 +318,14 @@ const MAX_DEPTH: usize = 64;
 
 /// Reads one JSON document; anything but whitespace after it is an error.
 pub fn parse(bytes: &[u8]) -> Result<Document<'_>, SyntaxError> {
-    read(Reader::new(bytes, most_values(bytes), None), Position { line: 1, column: 1 }, 0)
+    read(Reader::new(bytes, most_values(bytes), None, Position::START), 0)
 }
 
 /// Reads one value that is a part of a larger document, starting at
 /// `origin` in it and nested `depth` deep: places and depth are counted as
 /// in the whole.
 pub fn parse_part(bytes: &[u8], origin: Position, depth: usize) -> Result<Document<'_>, SyntaxError> {
-    read(Reader::new(bytes, most_values(bytes), None), origin, depth)
+    read(Reader::new(bytes, most_values(bytes), None, origin), depth)
 }
 
 /// Reads one JSON document as `parse` does, checking all of it, but keeps
@@ -332,11 +335,10 @@ pub fn parse_part(bytes: &[u8], origin: Position, depth: usize) -> Result<Docume
 /// item's need be alive at once.
 pub fn parse_skimming<'s>(bytes: &'s [u8], key: &'static str) -> Result<Document<'s>, SyntaxError> {
     // Room grows as needed: most of the document is not kept.
-    read(Reader::new(bytes, 0, Some(key)), Position { line: 1, column: 1 }, 0)
+    read(Reader::new(bytes, 0, Some(key), Position::START), 0)
 }
 
-fn read(mut reader: Reader<'_>, origin: Position, depth: usize) -> Result<Document<'_>, SyntaxError> {
-    reader.origin = origin;
+fn read(mut reader: Reader<'_>, depth: usize) -> Result<Document<'_>, SyntaxError> {
     let bytes = reader.bytes;
     let source = match std::str::from_utf8(bytes) {
         Ok(source) => source,
@@ -352,7 +354,7 @@ fn read(mut reader: Reader<'_>, origin: Position, depth: usize) -> Result<Docume
     }
     // The estimate's spare room is kept: a document is read, used and
     // dropped, and a shrink would move it and leave one more hole.
-    let Reader { nodes, decoded, .. } = reader;
+    let Reader { nodes, decoded, origin, .. } = reader;
     Ok(Document { source, nodes, decoded, origin })
 }
 
@@ -392,8 +394,7 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8], room: usize, skim: Option<&'static str>) -> Reader<'a> {
-        let origin = Position { line: 1, column: 1 };
+    fn new(bytes: &'a [u8], room: usize, skim: Option<&'static str>, origin: Position) -> Reader<'a> {
         Reader {
             bytes,
             at: 0,
