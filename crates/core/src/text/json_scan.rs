@@ -91,8 +91,9 @@ impl Scanner {
                 if self.item.is_none() {
                     self.scan.skeleton.extend_from_slice(text);
                 }
-                if self.reading_key && self.last_key.len() <= KEY_BYTES {
-                    self.last_key.extend_from_slice(text.get(..KEY_BYTES + 1).unwrap_or(text));
+                if self.reading_key {
+                    let room = (KEY_BYTES + 1).saturating_sub(self.last_key.len());
+                    self.last_key.extend_from_slice(text.get(..room).unwrap_or(text));
                 }
                 i += run;
                 self.at += run;
@@ -109,6 +110,7 @@ impl Scanner {
         (self.depth == 0 && !self.in_string && self.item.is_none()).then_some(self.scan)
     }
 
+    /// One byte outside a string's plain run (`feed` passes those over).
     fn byte(&mut self, b: u8) {
         if b == b'\n' {
             self.line = self.line.saturating_add(1);
@@ -126,8 +128,6 @@ impl Scanner {
             } else if b == b'"' {
                 self.in_string = false;
                 self.reading_key = false;
-            } else if self.reading_key && self.last_key.len() <= KEY_BYTES {
-                self.last_key.push(b);
             }
             return;
         }
