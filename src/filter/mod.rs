@@ -202,12 +202,10 @@ pub fn configure(root: &Root, configuration_size: usize) -> bool {
             // held both states (5.5x the JSON, now 4.8x). It flushes its
             // counters as it goes; its splits that this one does not keep
             // read as gone.
-            let keep: Vec<u64> = router.splits().map(|(_, _, s)| s.identity).collect();
-            let previous = root.active.borrow_mut().take();
-            if let Some(previous) = previous {
+            if let Some(previous) = root.active.take() {
+                let keep: Vec<u64> = router.splits().map(|(_, _, s)| s.identity).collect();
                 previous.gauges.retire(proxy, &keep, &previous.router);
             }
-            drop(keep);
             let uses_fleet =
                 router.splits().any(|(_, _, s)| s.rollback().is_some_and(|r| r.prometheus.is_some()));
             let beacon = if uses_fleet { root.vm.beacon(root.random()) } else { 0 };
@@ -218,7 +216,7 @@ pub fn configure(root: &Root, configuration_size: usize) -> bool {
             rollback::log_verdicts(&active, root.id);
             let active = Rc::new(active);
             progress(root, &active, now);
-            *root.active.borrow_mut() = Some(active);
+            root.active.replace(Some(active));
             root.last_progress_ms.set(now);
             true
         }
