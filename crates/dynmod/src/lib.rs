@@ -102,13 +102,12 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     let target = guarded(None, || {
         // SAFETY: Envoy's map, valid for this hook; nothing is set before
         // the decision is made.
-        let headers = unsafe { request_headers(envoy) };
-        let pairs = headers.iter().map(|h| (h.key, h.value)).collect();
-        let request = Request::new(pairs);
-        router.decide(&request, &Moment::roll(roll::roll())).map(|d| d.target.as_bytes().to_vec())
+        let request = Request::new(unsafe { request_headers(envoy) });
+        // The target is the config's: it outlives the request.
+        router.decide(&request, &Moment::roll(roll::roll())).map(|d| d.target)
     });
     let name = ModuleBuffer::of(router.target_header.as_bytes());
-    let value = target.as_deref().map_or_else(ModuleBuffer::null, ModuleBuffer::of);
+    let value = target.map_or_else(ModuleBuffer::null, |t| ModuleBuffer::of(t.as_bytes()));
     // SAFETY: Envoy's filter pointer, valid for this hook; our buffers
     // outlive the calls.
     unsafe {
@@ -120,18 +119,12 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     CONTINUE
 }
 
-/// One request header, as Envoy's map holds it.
-struct Header<'a> {
-    key: &'a [u8],
-    value: &'a [u8],
-}
-
-/// The request's headers, borrowed from Envoy's map.
+/// The request's headers (name, value), borrowed from Envoy's map.
 ///
 /// # Safety
 /// `envoy` is the filter pointer of the running hook; the slices are valid
 /// until it ends or a header is set.
-unsafe fn request_headers<'a>(envoy: FilterEnvoyPtr) -> Vec<Header<'a>> {
+unsafe fn request_headers<'a>(envoy: FilterEnvoyPtr) -> Vec<(&'a [u8], &'a [u8])> {
     let empty = EnvoyBuffer { ptr: std::ptr::null(), length: 0 };
     // SAFETY: the caller's promise; the array has room for every header
     // Envoy says it has.
@@ -143,7 +136,7 @@ unsafe fn request_headers<'a>(envoy: FilterEnvoyPtr) -> Vec<Header<'a>> {
         {
             return Vec::new();
         }
-        raw.iter().map(|h| Header { key: h.key.bytes(), value: h.value.bytes() }).collect()
+        raw.iter().map(|h| (h.key.bytes(), h.value.bytes())).collect()
     }
 }
 
