@@ -6,18 +6,12 @@
 //! what a VM holds is the largest it ever needed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod bench_config;
 mod harness;
 
-use harness::Proxy;
+use bench_config::big_config;
 
-fn big_config(fraction: &str) -> Vec<u8> {
-    let output = std::process::Command::new("python3")
-        .args([concat!(env!("CARGO_MANIFEST_DIR"), "/bench/big_config.py"), "--fraction", fraction])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    output.stdout
-}
+use harness::Proxy;
 
 /// A push, then the ticks after it: a big config defines its split gauges
 /// over them (docs/metrics.md), so what a VM holds right after the push is

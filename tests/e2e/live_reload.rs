@@ -170,12 +170,8 @@ fn json_resource(template: &str, config: &str) -> String {
 /// bench/big_config.py's config at the documented limits, its first route
 /// sending probe.example.com to `target`.
 fn config_at_the_limits(target: &str) -> String {
-    let output = std::process::Command::new("python3")
-        .args([super::envoy::repo().join("bench/big_config.py").to_str().unwrap(), "--fraction", "1"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let mut config: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&super::bench_config::big_config("1")).unwrap();
     config["routes"][0] =
         serde_json::json!({"name": "probe", "hosts": ["probe.example.com"], "default": target});
     serde_json::to_string(&config).unwrap()

@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod backends;
+#[path = "../bench_config/mod.rs"]
+mod bench_config;
 #[path = "../harness/built.rs"]
 mod built;
 mod compare;

@@ -11,10 +11,14 @@ pub fn wasm_path() -> PathBuf {
     if let Some(path) = std::env::var_os("CANARY_ROUTER_WASM") {
         return PathBuf::from(path);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    target_dir().join("wasm32-wasip1/release/canary_router.wasm")
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR`, or the repository's.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("wasm32-wasip1/release/canary_router.wasm")
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
 }
 
 /// The newest source an artifact was built from, read from the dep-info
@@ -95,10 +99,7 @@ pub fn linked_wasm() -> PathBuf {
 /// `ENVOY_DYNAMIC_MODULES_SEARCH_PATH` names.
 #[allow(dead_code)] // Only the end-to-end tests load it.
 pub fn require_fresh_dynmod_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let module =
-        require_fresh(target.join("dynmod/libcanary_router.so"), "the dynamic module", "`make dynmod`", true);
-    module.parent().map(Path::to_path_buf).unwrap_or(target)
+    let dir = target_dir().join("dynmod");
+    require_fresh(dir.join("libcanary_router.so"), "the dynamic module", "`make dynmod`", true);
+    dir
 }
