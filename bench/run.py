@@ -185,8 +185,13 @@ def lua_filter():
 {code}"""
 
 
+def single_quoted(config_json):
+    """A filter config on one line, for a YAML single-quoted scalar."""
+    return json.dumps(json.loads(config_json)).replace("'", "''")
+
+
 def wasm_filter(wasm, config_json, vm_id="canary-router"):
-    value = json.dumps(json.loads(config_json)).replace("'", "''") if config_json else "{}"
+    value = single_quoted(config_json) if config_json else "{}"
     return f"""          - name: envoy.filters.http.wasm
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
@@ -206,7 +211,7 @@ def wasm_filter(wasm, config_json, vm_id="canary-router"):
 def dynmod_filter(config_json):
     """canary-router as an Envoy dynamic module (crates/dynmod), the same
     config: Envoy finds libcanary_router.so in DYNMOD_DIR."""
-    value = json.dumps(json.loads(config_json)).replace("'", "''")
+    value = single_quoted(config_json)
     return f"""          - name: canary-router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
