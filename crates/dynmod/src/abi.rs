@@ -64,6 +64,10 @@ pub struct EnvoyHeader {
 
 /// `envoy_dynamic_module_type_http_header_type`.
 pub const REQUEST_HEADERS: u32 = 0;
+pub const RESPONSE_HEADERS: u32 = 2;
+
+/// `envoy_dynamic_module_type_metrics_result_Success`.
+pub const METRICS_SUCCESS: u32 = 0;
 
 /// Every status enum of the hooks: 0 is `Continue`.
 pub const CONTINUE: u32 = 0;
@@ -85,4 +89,36 @@ extern "C" {
         value: ModuleBuffer,
     ) -> bool;
     pub fn envoy_dynamic_module_callback_http_clear_route_cache(filter: FilterEnvoyPtr);
+    /// The `index`th value of header `key` (a null buffer if none).
+    pub fn envoy_dynamic_module_callback_http_get_header(
+        filter: FilterEnvoyPtr,
+        header_type: u32,
+        key: ModuleBuffer,
+        result: *mut EnvoyBuffer,
+        index: usize,
+        count: *mut usize,
+    ) -> bool;
+    pub fn envoy_dynamic_module_callback_http_add_header(
+        filter: FilterEnvoyPtr,
+        header_type: u32,
+        key: ModuleBuffer,
+        value: ModuleBuffer,
+    ) -> bool;
+    /// Only while the config is made (`config_new`): later, Envoy answers
+    /// `Frozen`.
+    pub fn envoy_dynamic_module_callback_http_filter_config_define_counter(
+        config: FilterConfigEnvoyPtr,
+        name: ModuleBuffer,
+        label_names: *const ModuleBuffer,
+        label_count: usize,
+        id: *mut usize,
+    ) -> u32;
+    /// `label_count` must be the count the counter was defined with.
+    pub fn envoy_dynamic_module_callback_http_filter_increment_counter(
+        filter: FilterEnvoyPtr,
+        id: usize,
+        label_values: *const ModuleBuffer,
+        label_count: usize,
+        value: u64,
+    ) -> u32;
 }

@@ -2,11 +2,15 @@
 //! same decisions (`canary-router-core`), called by Envoy as functions in
 //! its own process instead of through a wasm VM.
 //!
-//! Prototype: routing only (rules, splits, sticky keys, the target header
-//! written or, when no route applies, removed). Every hook catches a
-//! panic at the boundary: a panic here would be the proxy's crash.
+//! So far: routing (rules, splits, sticky keys, assignment cookies, the
+//! target header written or, when no route applies, removed) and the
+//! request and response counters; a config that asks for more is refused
+//! (`not_yet`). Every hook catches a panic at the boundary: a panic here
+//! would be the proxy's crash.
 
 mod abi;
+mod counters;
+mod not_yet;
 mod roll;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -14,6 +18,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use abi::*;
 use canary_router_core::config;
 use canary_router_core::request::Request;
+use canary_router_core::rollout::metrics::status_class;
 use canary_router_core::routing::router::Router;
 use canary_router_core::routing::split::Moment;
 
@@ -31,24 +36,33 @@ pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const u8 {
 /// every worker's streams (a `Router` is only read).
 struct FilterConfig {
     router: Router,
+    counters: counters::Counters,
 }
 
 /// # Safety
 /// Envoy passes buffers valid for this call.
 #[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
-    _envoy: FilterConfigEnvoyPtr,
+    envoy: FilterConfigEnvoyPtr,
     _name: EnvoyBuffer,
     config: EnvoyBuffer,
 ) -> FilterConfigModulePtr {
     // SAFETY: valid for this call, as the ABI says.
     let json = unsafe { config.bytes() };
-    guarded(std::ptr::null(), || match config::parse(json) {
-        Ok(router) => Box::into_raw(Box::new(FilterConfig { router })) as FilterConfigModulePtr,
-        Err(err) => {
-            eprintln!("canary-router: config rejected: {err}");
+    guarded(std::ptr::null(), || {
+        let refused = |why: &dyn std::fmt::Display| {
+            eprintln!("canary-router: config rejected: {why}");
             std::ptr::null()
+        };
+        let router = match config::parse(json) {
+            Ok(router) => router,
+            Err(err) => return refused(&err),
+        };
+        if let Some(why) = not_yet::refusal(&router) {
+            return refused(&why);
         }
+        let counters = counters::Counters::define(envoy, &router);
+        Box::into_raw(Box::new(FilterConfig { router, counters })) as FilterConfigModulePtr
     })
 }
 
@@ -62,9 +76,31 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(conf
     }
 }
 
-/// A stream's filter: which config it routes by.
+/// A stream's filter: which config it routes by, and what its response
+/// needs from the request's decision.
 struct Filter {
     config: *const FilterConfig,
+    /// The route's position and the target, when responses are counted
+    /// (the target is the config's, which outlives the stream).
+    routed: Option<(usize, *const str)>,
+    /// The assignment cookie to set on the response.
+    set_cookie: Option<String>,
+}
+
+impl Filter {
+    /// # Safety
+    /// `filter` is what `filter_new` returned, not destroyed yet.
+    unsafe fn of<'a>(filter: FilterModulePtr) -> Option<&'a mut Filter> {
+        // SAFETY: the caller's promise; Envoy runs one hook of a stream
+        // at a time, so the borrow is the only one.
+        unsafe { (filter as *mut Filter).as_mut() }
+    }
+
+    /// Not borrowed from the filter: the config outlives it.
+    fn config<'c>(&self) -> Option<&'c FilterConfig> {
+        // SAFETY: Envoy keeps a config alive while a stream made from it is.
+        unsafe { self.config.as_ref() }
+    }
 }
 
 #[no_mangle]
@@ -72,7 +108,8 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
     config: FilterConfigModulePtr,
     _envoy: FilterEnvoyPtr,
 ) -> FilterModulePtr {
-    Box::into_raw(Box::new(Filter { config: config as *const FilterConfig })) as FilterModulePtr
+    let filter = Filter { config: config as *const FilterConfig, routed: None, set_cookie: None };
+    Box::into_raw(Box::new(filter)) as FilterModulePtr
 }
 
 /// # Safety
@@ -93,18 +130,33 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     filter: FilterModulePtr,
     _end_of_stream: bool,
 ) -> u32 {
-    // SAFETY: `filter` came from `filter_new` and outlives the stream; its
-    // config outlives every stream made from it (Envoy holds it for them).
-    let config = unsafe { (filter as *const Filter).as_ref().and_then(|f| f.config.as_ref()) };
-    let Some(router) = config.map(|c| &c.router) else { return CONTINUE };
+    // SAFETY: Envoy's pointer, from `filter_new`, for this stream's hook.
+    let Some(filter) = (unsafe { Filter::of(filter) }) else { return CONTINUE };
+    let Some(config) = filter.config() else { return CONTINUE };
+    let (router, counters) = (&config.router, &config.counters);
     // A panic deciding is taken as no route applying: the header is
     // removed, so a client's own never picks the upstream.
     let target = guarded(None, || {
         // SAFETY: Envoy's map, valid for this hook; nothing is set before
         // the decision is made.
         let request = Request::new(unsafe { request_headers(envoy) });
-        // The target is the config's: it outlives the request.
-        router.decide(&request, &Moment::roll(roll::roll())).map(|d| d.target)
+        // The decision borrows the config, which outlives the request.
+        let decision = router.decide(&request, &Moment::roll(roll::roll()));
+        match &decision {
+            Some(d) => {
+                counters.request(envoy, d.route, d.rule, d.target);
+                if request.regex_skipped() > 0 {
+                    counters.regex_skipped(envoy, d.route);
+                }
+                if counters.counts_responses() {
+                    counters.show_zeros(envoy, router, d.route_index);
+                    filter.routed = Some((d.route_index, d.target as *const str));
+                }
+                filter.set_cookie = d.assign_cookie().map(|c| c.set_cookie(d.target));
+            }
+            None => counters.unrouted(envoy),
+        }
+        decision.map(|d| d.target)
     });
     let name = ModuleBuffer::of(router.target_header.as_bytes());
     let value = target.map_or_else(ModuleBuffer::null, |t| ModuleBuffer::of(t.as_bytes()));
@@ -117,6 +169,67 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
         }
     }
     CONTINUE
+}
+
+/// Counts the response by its status class; sets the assignment cookie.
+///
+/// # Safety
+/// Envoy's pointers are valid for this hook.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
+    envoy: FilterEnvoyPtr,
+    filter: FilterModulePtr,
+    _end_of_stream: bool,
+) -> u32 {
+    // SAFETY: Envoy's pointer, from `filter_new`, for this stream's hook.
+    let Some(filter) = (unsafe { Filter::of(filter) }) else { return CONTINUE };
+    let Some(config) = filter.config() else { return CONTINUE };
+    if let Some((route, target)) = filter.routed.take() {
+        guarded((), || {
+            // SAFETY: Envoy's filter pointer, for this hook.
+            let class = unsafe { response_status(envoy) }.and_then(status_class);
+            let route_name = config.router.routes.get(route).map(|r| r.name.as_str());
+            // SAFETY: the target is the config's, alive while the stream is.
+            let target = unsafe { &*target };
+            if let (Some(class), Some(route_name)) = (class, route_name) {
+                config.counters.response(envoy, route_name, target, class);
+            }
+        });
+    }
+    if let Some(cookie) = filter.set_cookie.take() {
+        // SAFETY: Envoy's filter pointer, for this hook; the buffers
+        // outlive the call.
+        unsafe {
+            envoy_dynamic_module_callback_http_add_header(
+                envoy,
+                RESPONSE_HEADERS,
+                ModuleBuffer::of(b"set-cookie"),
+                ModuleBuffer::of(cookie.as_bytes()),
+            );
+        }
+    }
+    CONTINUE
+}
+
+/// The response's `:status`, borrowed from Envoy's map.
+///
+/// # Safety
+/// `envoy` is the filter pointer of the running hook.
+unsafe fn response_status<'a>(envoy: FilterEnvoyPtr) -> Option<&'a [u8]> {
+    let mut value = EnvoyBuffer { ptr: std::ptr::null(), length: 0 };
+    // SAFETY: the caller's promise; `value` is ours to write.
+    let found = unsafe {
+        envoy_dynamic_module_callback_http_get_header(
+            envoy,
+            RESPONSE_HEADERS,
+            ModuleBuffer::of(b":status"),
+            &mut value,
+            0,
+            std::ptr::null_mut(),
+        )
+    };
+    // SAFETY: Envoy's bytes, valid until the hook ends.
+    found.then(|| unsafe { value.bytes() }).filter(|v| !v.is_empty())
 }
 
 /// The request's headers (name, value), borrowed from Envoy's map.
@@ -151,7 +264,6 @@ macro_rules! pass {
 
 pass!(envoy_dynamic_module_on_http_filter_request_body, bool);
 pass!(envoy_dynamic_module_on_http_filter_request_trailers);
-pass!(envoy_dynamic_module_on_http_filter_response_headers, bool);
 pass!(envoy_dynamic_module_on_http_filter_response_body, bool);
 pass!(envoy_dynamic_module_on_http_filter_response_trailers);
 

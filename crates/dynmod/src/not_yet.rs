@@ -1,0 +1,77 @@
+//! What the `.wasm` does that this module does not do yet: a config that
+//! asks for it is refused, naming the key, rather than routed without it
+//! (a ramp read as if it had not begun, a rollback never taken, shadow
+//! copies never sent would each look like they work).
+
+use canary_router_core::routing::router::Router;
+
+/// The first key of `router` this module cannot honour, as a refusal.
+pub fn refusal(router: &Router) -> Option<String> {
+    for (r, route) in router.routes.iter().enumerate() {
+        if route.mirror.is_some() {
+            return Some(not_yet(&format!("routes[{r}].mirror"), "shadow copies"));
+        }
+        for (i, rule) in route.rules.iter().enumerate() {
+            let Some(split) = rule.split() else { continue };
+            if split.ramp().is_some() {
+                return Some(not_yet(&format!("routes[{r}].rules[{i}].split.ramp"), "ramps"));
+            }
+            if split.rollback().is_some() {
+                return Some(not_yet(&format!("routes[{r}].rules[{i}].split.rollback"), "rollbacks"));
+            }
+        }
+    }
+    None
+}
+
+fn not_yet(key: &str, what: &str) -> String {
+    format!("{key}: the dynamic module does not do {what} yet; load the .wasm for this config (docs/envoy.md, \"A native home\")")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use canary_router_core::config;
+
+    fn refused(json: &str) -> Option<String> {
+        refusal(&config::parse(json.as_bytes()).unwrap())
+    }
+
+    /// A route whose second rule splits `b`/`a` with `extra` in the split.
+    fn split_with(extra: &str) -> String {
+        format!(
+            r#"{{"routes": [{{"name": "r", "default": "a", "rules": [
+                {{"match": [{{"header": "foo", "exact": "bar"}}], "target": "b"}},
+                {{"split": {{"weights": [{{"target": "b", "weight": 20}}, {{"target": "a", "weight": 80}}]{extra}}}}}]}}]}}"#
+        )
+    }
+
+    #[test]
+    fn routing_alone_is_accepted() {
+        assert_eq!(refused(&split_with(r#", "assignCookie": {"name": "v"}"#)), None);
+        assert_eq!(refused(include_str!("../../../examples/config-30.json")), None);
+    }
+
+    #[test]
+    fn a_ramp_is_refused_by_its_key() {
+        let ramp = r#", "ramp": {"target": "b", "start": "2030-01-07T10:00:00Z", "every": "10m", "steps": [10, 50, 100]}"#;
+        let refusal = refused(&split_with(ramp)).unwrap();
+        assert!(refusal.starts_with("routes[0].rules[1].split.ramp: the dynamic module"), "{refusal}");
+    }
+
+    #[test]
+    fn a_rollback_is_refused_by_its_key() {
+        let rollback =
+            r#", "rollback": {"target": "b", "maxErrorRate": 0.05, "minRequests": 20, "window": "60s"}"#;
+        let refusal = refused(&split_with(rollback)).unwrap();
+        assert!(refusal.starts_with("routes[0].rules[1].split.rollback: "), "{refusal}");
+    }
+
+    #[test]
+    fn a_mirror_is_refused_by_its_key() {
+        let json = r#"{"routes": [{"name": "r", "default": "a"},
+            {"name": "s", "default": "a", "mirror": {"cluster": "shadow", "percent": 10}}]}"#;
+        let refusal = refused(json).unwrap();
+        assert!(refusal.starts_with("routes[1].mirror: "), "{refusal}");
+    }
+}
