@@ -66,6 +66,13 @@ fn the_alert_rules_pass_promtool_and_their_unit_tests() {
     }
 }
 
+/// The shipped scrape job is a config Prometheus loads (the e2e tier
+/// scrapes both homes with it).
+#[test]
+fn the_shipped_scrape_job_passes_promtool() {
+    run_promtool(&["check", "config", "dashboards/prometheus-scrape.yaml"], root());
+}
+
 /// The PromQL blocks of docs/progressive-delivery.md's Istio paragraph.
 fn documented_istio_queries() -> Vec<String> {
     let doc = std::fs::read_to_string(root().join("docs/progressive-delivery.md")).unwrap();

@@ -67,11 +67,13 @@ impl EnvoyConfig {
     }
 
     /// Replaces the inline filter config (the example JSON) with `json`.
+    /// The config with `json` in the place of examples/config.json, at the
+    /// indentation the config inlines it with (each home nests it at its own).
     pub fn with_filter_config(mut self, json: &str) -> Self {
-        let example = inline_example();
-        assert!(self.yaml.contains(&example), "the config does not inline examples/config.json");
-        let indented: Vec<String> = json.lines().map(|l| format!("                    {l}")).collect();
-        self.yaml = self.yaml.replace(&example, &indented.join("\n"));
+        let indent = (0..40)
+            .find(|n| self.yaml.contains(&indented(&example_json(), *n)))
+            .expect("the config does not inline examples/config.json");
+        self.yaml = self.yaml.replace(&indented(&example_json(), indent), &indented(json, indent));
         self
     }
 
@@ -150,8 +152,16 @@ impl EnvoyConfig {
 
 /// examples/config.json as `envoy/envoy.yaml` inlines it.
 pub fn inline_example() -> String {
-    let json = fs::read_to_string(repo().join("examples/config.json")).unwrap();
-    json.trim_end().lines().map(|l| format!("                    {l}")).collect::<Vec<_>>().join("\n")
+    indented(&example_json(), 20)
+}
+
+fn example_json() -> String {
+    fs::read_to_string(repo().join("examples/config.json")).unwrap()
+}
+
+/// `text`'s lines, each indented by `by` spaces.
+fn indented(text: &str, by: usize) -> String {
+    text.trim_end().lines().map(|l| format!("{:by$}{l}", "")).collect::<Vec<_>>().join("\n")
 }
 
 pub struct Envoy {

@@ -3,12 +3,19 @@
 
 use std::time::{Duration, Instant};
 
-use super::envoy::{Envoy, EnvoyConfig};
+use super::envoy::{free_ports, Envoy, EnvoyConfig};
 use super::http::Connection;
+use super::prometheus::Prometheus;
 
 /// The example's service-a route, plus a target with no cluster (Envoy
-/// answers 503) and a mirror.
-fn config(mirror_cluster: &str, percent: u32) -> String {
+/// answers 503) and, given a cluster and a percentage, a mirror.
+fn config(mirror: Option<(&str, u32)>) -> String {
+    let mirror = mirror.map_or(String::new(), |(cluster, percent)| {
+        format!(
+            r#",
+      "mirror": {{ "cluster": "{cluster}", "percent": {percent} }}"#
+        )
+    });
     format!(
         r#"{{
   "countResponses": true,
@@ -20,8 +27,7 @@ fn config(mirror_cluster: &str, percent: u32) -> String {
       "rules": [
         {{ "name": "beta", "match": [{{ "header": "foo", "exact": "bar" }}], "target": "service-a-canary" }},
         {{ "name": "broken", "match": [{{ "header": "x-broken", "present": true }}], "target": "no-such-cluster" }}
-      ],
-      "mirror": {{ "cluster": "{mirror_cluster}", "percent": {percent} }}
+      ]{mirror}
     }}
   ]
 }}"#
@@ -30,13 +36,33 @@ fn config(mirror_cluster: &str, percent: u32) -> String {
 
 fn start(mirror_cluster: &str, percent: u32) -> Envoy {
     Envoy::start(
-        EnvoyConfig::from_repo("envoy/envoy.yaml").with_filter_config(&config(mirror_cluster, percent)),
+        EnvoyConfig::from_repo("envoy/envoy.yaml")
+            .with_filter_config(&config(Some((mirror_cluster, percent)))),
     )
 }
 
 #[test]
 fn prometheus_counts_requests_responses_and_rules_per_target_exactly() {
-    let envoy = start("service-a-shadow", 0);
+    let envoy = Envoy::start(EnvoyConfig::from_repo("envoy/envoy.yaml").with_filter_config(&config(None)));
+    counts_per_target_exactly(&envoy);
+    // Every VM loads the config: the main thread's (Envoy loads it there
+    // more than once) and each of the 2 workers'.
+    assert!(envoy.sample("canary_router_config_accepted_total{}") >= 3);
+    assert_eq!(envoy.sample("canary_router_config_rejected_total{}"), 0);
+}
+
+#[test]
+fn the_dynamic_module_counts_the_same_series_as_prometheus_reads_them() {
+    let envoy = Envoy::start(EnvoyConfig::dynamic_module().with_filter_config(&config(None)));
+    counts_per_target_exactly(&envoy);
+}
+
+/// The counters a user reads through Prometheus (scraping with the shipped
+/// job, `dashboards/prometheus-scrape.yaml`), after 7 requests matched by a
+/// rule, 5 by the default, 3 to a target with no cluster and 2 to no route.
+fn counts_per_target_exactly(envoy: &Envoy) {
+    let port = free_ports(1)[0];
+    let prometheus = Prometheus::start(port, &[envoy.admin_port()]);
     let mut c = Connection::open(envoy.ingress_port()).unwrap();
     for _ in 0..7 {
         assert_eq!(c.get("a.example.com", "/", &[(b"foo", b"bar")]).unwrap().status, 200);
@@ -54,30 +80,33 @@ fn prometheus_counts_requests_responses_and_rules_per_target_exactly() {
     let canary = format!(r#"{r},target="service-a-canary""#);
     let stable = format!(r#"{r},target="service-a""#);
     let broken = format!(r#"{r},target="no-such-cluster""#);
-    // Counters are batched in each VM and flushed within a second.
-    envoy.wait_until("the counters to be flushed", || {
-        envoy.sample("canary_router_unrouted_total{}") == 2
-            && envoy.sample(&format!(r#"canary_router_responses_total{{{broken},status_class="5xx"}}"#)) == 3
+    let value = |promql: &str| -> Option<f64> {
+        let answer = prometheus.query(promql);
+        let result = answer["data"]["result"].as_array()?;
+        (result.len() == 1).then(|| result[0]["value"][1].as_str()?.parse().ok())?
+    };
+    // The .wasm flushes its counters within a second; Prometheus scrapes
+    // every second.
+    envoy.wait_until("Prometheus to scrape every count", || {
+        value("canary_router_unrouted_total") == Some(2.0)
+            && value(&format!(r#"canary_router_responses_total{{{broken},status_class="5xx"}}"#)) == Some(3.0)
+            && value(&format!("canary_router_default_total{{{r}}}")) == Some(5.0)
     });
-    assert_eq!(
-        envoy.sample(&format!("canary_router_requests_total{{{canary}}}")),
-        7,
-        "{}",
-        envoy.prometheus()
-    );
-    assert_eq!(envoy.sample(&format!("canary_router_requests_total{{{stable}}}")), 5);
-    assert_eq!(envoy.sample(&format!("canary_router_requests_total{{{broken}}}")), 3);
-    assert_eq!(envoy.sample(&format!(r#"canary_router_responses_total{{{canary},status_class="2xx"}}"#)), 7);
-    assert_eq!(envoy.sample(&format!(r#"canary_router_responses_total{{{stable},status_class="2xx"}}"#)), 5);
-    assert_eq!(envoy.sample(&format!(r#"canary_router_responses_total{{{broken},status_class="5xx"}}"#)), 3);
-    assert_eq!(envoy.sample(&format!(r#"canary_router_rule_hits_total{{{r},rule="beta"}}"#)), 7);
-    assert_eq!(envoy.sample(&format!(r#"canary_router_rule_hits_total{{{r},rule="broken"}}"#)), 3);
-    assert_eq!(envoy.sample(&format!("canary_router_default_total{{{r}}}")), 5);
-    assert_eq!(envoy.sample("canary_router_unrouted_total{}"), 2);
-    // Every VM loads the config: the main thread's (Envoy loads it there
-    // more than once) and each of the 2 workers'.
-    assert!(envoy.sample("canary_router_config_accepted_total{}") >= 3);
-    assert_eq!(envoy.sample("canary_router_config_rejected_total{}"), 0);
+    let expected = [
+        (format!("canary_router_requests_total{{{canary}}}"), 7.0),
+        (format!("canary_router_requests_total{{{stable}}}"), 5.0),
+        (format!("canary_router_requests_total{{{broken}}}"), 3.0),
+        (format!(r#"canary_router_responses_total{{{canary},status_class="2xx"}}"#), 7.0),
+        (format!(r#"canary_router_responses_total{{{stable},status_class="2xx"}}"#), 5.0),
+        (format!(r#"canary_router_responses_total{{{broken},status_class="5xx"}}"#), 3.0),
+        // Shown at zero before the first of them, for a ratio's sake.
+        (format!(r#"canary_router_responses_total{{{canary},status_class="5xx"}}"#), 0.0),
+        (format!(r#"canary_router_rule_hits_total{{{r},rule="beta"}}"#), 7.0),
+        (format!(r#"canary_router_rule_hits_total{{{r},rule="broken"}}"#), 3.0),
+    ];
+    for (promql, count) in expected {
+        assert_eq!(value(&promql), Some(count), "{promql}; Envoy's answer:\n{}", envoy.prometheus());
+    }
 }
 
 #[test]

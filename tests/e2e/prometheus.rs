@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use super::envoy::scratch_dir;
 use super::http;
 
+/// The scrape job users are given for Envoy's admin.
+pub const SCRAPE_JOB: &str = "dashboards/prometheus-scrape.yaml";
+
 /// `$PROMETHEUS`, or `prometheus` on the PATH (what `make prometheus`
 /// installs).
 pub fn binary() -> PathBuf {
@@ -93,11 +96,13 @@ impl Prometheus {
         let dir = scratch_dir("prometheus");
         fs::create_dir_all(dir.join("data")).unwrap();
         let targets: Vec<String> = admin_ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+        // The shipped scrape job, with this run's Envoys as its targets.
+        let job = fs::read_to_string(super::envoy::repo().join(SCRAPE_JOB)).unwrap();
+        let shipped_targets = "targets: [\"127.0.0.1:9901\"]";
+        assert!(job.contains(shipped_targets), "{SCRAPE_JOB} no longer scrapes {shipped_targets}");
+        let job = job.replace(shipped_targets, &format!("targets: [{}]", targets.join(", ")));
         let config = format!(
-            "global: {{ scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s }}\n\
-             scrape_configs:\n\
-             - job_name: envoy\n  metrics_path: /stats/prometheus\n  static_configs: [{{ targets: [{}] }}]\n",
-            targets.join(", ")
+            "global: {{ scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s }}\n{job}"
         );
         let rules: Vec<String> =
             rule_files.iter().map(|f| format!("\"{}\"", super::envoy::repo().join(f).display())).collect();
