@@ -118,6 +118,48 @@ impl EnvoyConfig {
 /// The ECDS resource `envoy/live.yaml` reads the filter from.
 pub const ECDS_FILE: &str = "envoy/live/canary-router.yaml";
 
+/// The dynamic module's type, as `type_urls` names it.
+const MODULE_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter";
+
+impl EnvoyConfig {
+    /// `envoy/live.yaml` and its ECDS file as docs/envoy.md says to change
+    /// them for the dynamic module: the module's type in `type_urls`, its
+    /// filter as the docs show it in the resource, the same JSON.
+    pub fn live_module() -> EnvoyConfig {
+        let wasm_type = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+        let mut config = EnvoyConfig::from_repo("envoy/live.yaml")
+            .replace(&format!("type_urls: [\"{wasm_type}\"]"), &format!("type_urls: [\"{MODULE_TYPE}\"]"));
+        let wasm_file = fs::read_to_string(repo().join(ECDS_FILE)).unwrap();
+        let json = wasm_file.split_once("value: |\n").unwrap().1;
+        let json: Vec<&str> = json.lines().map(str::trim_start).collect();
+        config.files.push((ECDS_FILE.to_string(), module_ecds_file(&json.join("\n"))));
+        let dir = super::built::require_fresh_dynmod_dir().display().to_string();
+        config.env.push(("ENVOY_DYNAMIC_MODULES_SEARCH_PATH".into(), dir));
+        config
+    }
+}
+
+/// An ECDS file holding the dynamic module's filter with `json` as its
+/// config: the filter as docs/envoy.md shows it, as the resource.
+pub fn module_ecds_file(json: &str) -> String {
+    let docs = fs::read_to_string(repo().join("docs/envoy.md")).unwrap();
+    let filter = docs
+        .split("```yaml\n")
+        .map(|b| b.split("```").next().unwrap())
+        .find(|b| b.contains(MODULE_TYPE) && b.starts_with("- name: canary-router\n"))
+        .expect("docs/envoy.md shows the dynamic module's filter");
+    let typed_config = filter.split_once("  typed_config:\n").unwrap().1;
+    let placeholder = "value: '{\"routes\": [...]}'";
+    assert!(typed_config.contains(placeholder), "the docs' filter config is no longer {placeholder}");
+    let resource = format!(
+        "resources:\n- \"@type\": type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig\n  \
+         name: canary-router\n  typed_config:\n{}",
+        typed_config.replace(placeholder, "value: |")
+    );
+    ecds_file(&resource, json)
+}
+
 /// The ECDS file of `envoy/live.yaml` (`template`) with another filter config.
 pub fn ecds_file(template: &str, json: &str) -> String {
     let (head, _) = template.split_once("value: |").unwrap();

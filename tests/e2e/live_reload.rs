@@ -23,7 +23,17 @@ fn weights(config: &str, service_a: &str, canary: &str) -> String {
 
 #[test]
 fn weights_change_live_under_load_without_a_failed_request() {
-    let envoy = Envoy::start(EnvoyConfig::from_repo("envoy/live.yaml").with_file(ECDS_FILE));
+    weights_change_live(&Envoy::start(EnvoyConfig::from_repo("envoy/live.yaml").with_file(ECDS_FILE)));
+}
+
+#[test]
+fn the_dynamic_module_takes_weights_live_under_load_and_keeps_the_last_good_config() {
+    weights_change_live(&Envoy::start(EnvoyConfig::live_module()));
+}
+
+/// Under load, the ECDS file's weights move all traffic to A', then a bad
+/// config is pushed and refused, naming its key, and routing stays.
+fn weights_change_live(envoy: &Envoy) {
     let original = std::fs::read_to_string(envoy.dir.join(ECDS_FILE)).unwrap();
     assert!(weights(&original, "0", "100") != original, "the ECDS file's weights moved; update this test");
 
