@@ -5,18 +5,17 @@
 //! So far: routing (rules, splits, sticky keys, assignment cookies, the
 //! target header written or, when no route applies, removed) and the
 //! request and response counters; a config that asks for more is refused
-//! (`not_yet`). Every hook catches a panic at the boundary: a panic here
+//! (`config::dynamic_module`). Every hook catches a panic at the boundary: a panic here
 //! would be the proxy's crash.
 
 mod abi;
 mod counters;
-mod not_yet;
 mod roll;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use abi::*;
-use canary_router_core::config;
+use canary_router_core::config::{self, dynamic_module};
 use canary_router_core::request::Request;
 use canary_router_core::rollout::metrics::status_class;
 use canary_router_core::routing::router::Router;
@@ -58,9 +57,14 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
             Ok(router) => router,
             Err(err) => return refused(&err),
         };
-        if let Some(why) = not_yet::refusal(&router) {
+        if let Some(why) = dynamic_module::refusal(&router) {
             return refused(&why);
         }
+        eprintln!(
+            "canary-router: config accepted: {} route(s), target header `{}`",
+            router.routes.len(),
+            router.target_header
+        );
         let counters = counters::Counters::define(envoy, &router);
         Box::into_raw(Box::new(FilterConfig { router, counters })) as FilterConfigModulePtr
     })

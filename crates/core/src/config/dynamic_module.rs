@@ -1,11 +1,12 @@
-//! What the `.wasm` does that this module does not do yet: a config that
-//! asks for it is refused, naming the key, rather than routed without it
-//! (a ramp read as if it had not begun, a rollback never taken, shadow
-//! copies never sent would each look like they work).
+//! What the `.wasm` does that the dynamic module (crates/dynmod) does not
+//! do yet: a config that asks for it is refused there, naming the key,
+//! rather than routed without it (a ramp read as if it had not begun, a
+//! rollback never taken, shadow copies never sent would each look like
+//! they work). The CLI checks a config bound for the module the same way.
 
-use canary_router_core::routing::router::Router;
+use crate::routing::router::Router;
 
-/// The first key of `router` this module cannot honour, as a refusal.
+/// The first key of `router` the module cannot honour, as a refusal.
 pub fn refusal(router: &Router) -> Option<String> {
     for (r, route) in router.routes.iter().enumerate() {
         if route.mirror.is_some() {
@@ -31,7 +32,7 @@ fn not_yet(key: &str, what: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use canary_router_core::config;
+    use crate::config;
 
     fn refused(json: &str) -> Option<String> {
         refusal(&config::parse(json.as_bytes()).unwrap())
@@ -49,7 +50,7 @@ mod tests {
     #[test]
     fn routing_alone_is_accepted() {
         assert_eq!(refused(&split_with(r#", "assignCookie": {"name": "v"}"#)), None);
-        assert_eq!(refused(include_str!("../../../examples/config-30.json")), None);
+        assert_eq!(refused(include_str!("../../../../examples/config-30.json")), None);
     }
 
     #[test]
