@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use canary_router_core::config;
+use canary_router_core::config::{self, dynamic_module};
 use canary_router_core::routing::router::Router;
 use serde::Deserialize;
 use serde_json::Value;
@@ -25,6 +25,9 @@ pub struct Source {
     place: Place,
     /// Things worth a warning about the manifest around the config.
     pub warnings: Vec<String>,
+    /// The config is the dynamic module's (crates/dynmod), which refuses
+    /// what it does not do yet.
+    module: bool,
 }
 
 enum Place {
@@ -42,10 +45,14 @@ impl Source {
     /// The filter's verdict on this config, with the error placed in the
     /// user's file.
     pub fn parse(&self) -> Result<Router, String> {
-        config::parse(self.json.as_bytes()).map_err(|err| {
+        let router = config::parse(self.json.as_bytes()).map_err(|err| {
             let message = crate::hints::did_you_mean(&err.to_string());
             format!("{}: {}", self.origin, self.place(&message))
-        })
+        })?;
+        match dynamic_module::refusal(&router).filter(|_| self.module) {
+            Some(refusal) => Err(format!("{}: {}", self.origin, self.place(&refusal))),
+            None => Ok(router),
+        }
     }
 
     fn place(&self, message: &str) -> String {
@@ -179,7 +186,13 @@ pub fn sources(path: &Path) -> Result<Vec<Source>, Failure> {
         return Err(Failure::Invalid(format!("{file}: empty: no config in it")));
     }
     if text.trim_start().starts_with('{') {
-        return Ok(vec![Source { origin: file, json: text, place: Place::Json, warnings: Vec::new() }]);
+        return Ok(vec![Source {
+            origin: file,
+            json: text,
+            place: Place::Json,
+            warnings: Vec::new(),
+            module: false,
+        }]);
     }
     // Parse the whole stream first: serde's YAML errors then carry the
     // file's own line numbers.
@@ -200,7 +213,7 @@ pub fn sources(path: &Path) -> Result<Vec<Source>, Failure> {
     }
     if found.is_empty() {
         return Err(Failure::Invalid(format!(
-            "{file}: {NONE_FOUND}: neither a JSON config, a WasmPlugin, a TrafficExtension, an EnvoyExtensionPolicy, nor an Envoy wasm filter with root_id canary-router"
+            "{file}: {NONE_FOUND}: neither a JSON config, a WasmPlugin, a TrafficExtension, an EnvoyExtensionPolicy, nor an Envoy wasm filter with root_id canary-router or dynamic module filter of libcanary_router.so"
         )));
     }
     Ok(found)
@@ -257,12 +270,7 @@ impl Here<'_> {
                     "{origin}: spec.wasm[{i}].config is missing: the filter would get no config"
                 )));
             };
-            let mut warnings = Vec::new();
-            if config["targetHeader"].as_str().is_some_and(|h| h.contains('_')) {
-                warnings.push(format!(
-                    "{origin}: targetHeader has a `_`: Envoy Gateway refuses such a header name in an HTTPRoute match, so nothing can route on it"
-                ));
-            }
+            let mut warnings: Vec<String> = underscore_warning(&origin, config).into_iter().collect();
             if wasm["failOpen"] == true {
                 warnings.push(fail_open(
                     &origin,
@@ -294,6 +302,36 @@ impl Here<'_> {
                     base: steps,
                 },
                 warnings,
+                module: false,
+            });
+        }
+        for (i, module) in value["spec"]["dynamicModule"].as_array().into_iter().flatten().enumerate() {
+            if module["name"] != "canary-router" && module["filterName"] != "canary-router" {
+                continue;
+            }
+            let origin = format!("{} (EnvoyExtensionPolicy {name}, dynamicModule[{i}])", self.file);
+            let Some(config) = module.get("config") else {
+                return Err(Failure::Invalid(format!(
+                    "{origin}: spec.dynamicModule[{i}].config is missing: the filter would get no config"
+                )));
+            };
+            let mut steps = at.clone();
+            steps.extend([
+                Step::Key("spec".into()),
+                Step::Key("dynamicModule".into()),
+                Step::Index(i),
+                Step::Key("config".into()),
+            ]);
+            self.found.push(Source {
+                origin: origin.clone(),
+                json: serde_json::to_string(config).unwrap_or_default(),
+                place: Place::YamlMapping {
+                    text: self.text.to_string(),
+                    first_line: self.first_line,
+                    base: steps,
+                },
+                warnings: underscore_warning(&origin, config).into_iter().collect(),
+                module: true,
             });
         }
         Ok(())
@@ -335,6 +373,7 @@ impl Here<'_> {
             json: serde_json::to_string(plugin_config).unwrap_or_default(),
             place: Place::YamlMapping { text: self.text.to_string(), first_line: self.first_line, base: at },
             warnings,
+            module: false,
         });
         Ok(())
     }
@@ -359,7 +398,23 @@ impl Here<'_> {
                 let config = map.get("config").unwrap_or(&Value::Null);
                 if is_wasm && ours(config) {
                     if let Some(json) = config["configuration"]["value"].as_str() {
-                        self.envoy_filter(config, json, &at);
+                        let name = config["name"].as_str().or(config["root_id"].as_str()).unwrap_or("?");
+                        let origin = format!("{} (Envoy wasm filter {name})", self.file);
+                        let mut steps = at.clone();
+                        steps.extend(["config", "configuration", "value"].map(|k| Step::Key(k.into())));
+                        let fail_open =
+                            config["fail_open"] == true || config["failure_policy"] == "FAIL_OPEN";
+                        self.envoy_filter(origin, json, &steps, fail_open, false);
+                    }
+                    return;
+                }
+                if is_our_module(map) {
+                    if let Some(json) = map["filter_config"]["value"].as_str() {
+                        let name = map.get("filter_name").and_then(Value::as_str).unwrap_or("?");
+                        let origin = format!("{} (Envoy dynamic module filter {name})", self.file);
+                        let mut steps = at.clone();
+                        steps.extend(["filter_config", "value"].map(|k| Step::Key(k.into())));
+                        self.envoy_filter(origin, json, &steps, false, true);
                     }
                     return;
                 }
@@ -380,13 +435,9 @@ impl Here<'_> {
         }
     }
 
-    fn envoy_filter(&mut self, config: &Value, json: &str, at: &[Step]) {
-        let name = config["name"].as_str().or(config["root_id"].as_str()).unwrap_or("?");
-        let origin = format!("{} (Envoy wasm filter {name})", self.file);
-        let mut steps = at.to_vec();
-        steps.extend(["config", "configuration", "value"].map(|k| Step::Key(k.into())));
-        let line =
-            yaml_locate::locate(self.text, self.first_line, &steps).map_or(self.first_line, |(l, _)| l);
+    /// A filter's JSON config held as a string at `steps`.
+    fn envoy_filter(&mut self, origin: String, json: &str, steps: &[Step], fail_open: bool, module: bool) {
+        let line = yaml_locate::locate(self.text, self.first_line, steps).map_or(self.first_line, |(l, _)| l);
         // A `value: |` block: its lines follow, indented like its first one.
         let line_text = self.text.lines().nth(line - self.first_line).unwrap_or_default();
         let block = line_text.trim_end().ends_with('|') || line_text.trim_end().ends_with("|-");
@@ -395,16 +446,37 @@ impl Here<'_> {
             .flatten()
             .map(|next| next.len() - next.trim_start().len());
         let mut warnings = Vec::new();
-        if config["fail_open"] == true || config["failure_policy"] == "FAIL_OPEN" {
-            warnings.push(fail_open(&origin, "failure_policy FAIL_OPEN", "FAIL_RELOAD"));
+        if fail_open {
+            warnings.push(self::fail_open(&origin, "failure_policy FAIL_OPEN", "FAIL_RELOAD"));
         }
         self.found.push(Source {
             origin,
             json: json.to_string(),
             place: Place::YamlString { line, block_indent },
             warnings,
+            module,
         });
     }
+}
+
+/// An Envoy `DynamicModuleFilter` that loads this project's module, by
+/// name (`libcanary_router.so` from the search path) or by path.
+fn is_our_module(map: &serde_json::Map<String, Value>) -> bool {
+    let is_module = map
+        .get("@type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.ends_with("envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter"));
+    let Some(loads) = map.get("dynamic_module_config") else { return false };
+    let by_path =
+        loads["module"]["local"]["filename"].as_str().is_some_and(|f| f.ends_with("libcanary_router.so"));
+    is_module && (loads["name"] == "canary_router" || by_path)
+}
+
+/// Envoy Gateway refuses a header name with `_` in an HTTPRoute match.
+fn underscore_warning(origin: &str, config: &Value) -> Option<String> {
+    config["targetHeader"].as_str().is_some_and(|h| h.contains('_')).then(|| {
+        format!("{origin}: targetHeader has a `_`: Envoy Gateway refuses such a header name in an HTTPRoute match, so nothing can route on it")
+    })
 }
 
 /// A digest the shipped manifests carry until the user sets the real one:
@@ -479,6 +551,7 @@ mod tests {
             json: String::new(),
             place: Place::YamlString { line: 20, block_indent: Some(10) },
             warnings: Vec::new(),
+            module: false,
         };
         assert_eq!(source.place("x: bad at line 3 column 7"), "x: bad (line 23 column 17)");
         // An error of meaning names a path: it is found in the JSON.

@@ -634,6 +634,7 @@ fn check_reads_every_form_users_have() {
 fn check_reads_envoy_gateway_policies() {
     let r = run(&["check", "envoy-gateway"]);
     r.assert_ok_printing(&[
+        "ok: envoy-gateway/extension-policy-dynmod.yaml (EnvoyExtensionPolicy canary-router-native, dynamicModule[0]): 1 route(s)",
         "ok: envoy-gateway/extension-policy-http.yaml (EnvoyExtensionPolicy canary-router, wasm[0]): 1 route(s)",
         "ok: envoy-gateway/extension-policy.yaml (EnvoyExtensionPolicy canary-router, wasm[0]): 1 route(s)",
     ]);
@@ -650,6 +651,28 @@ fn check_reads_envoy_gateway_policies() {
     ));
     assert!(r.stderr.contains("spec.wasm[0].failOpen: true lets requests through unrouted"), "{}", r.stderr);
     assert!(r.stderr.contains("targetHeader has a `_`: Envoy Gateway refuses"), "{}", r.stderr);
+}
+
+/// A config bound for the dynamic module (its Envoy filter, its Envoy
+/// Gateway policy) is checked as the module reads it: what the module does
+/// not do yet is refused at the key's line, where the .wasm would take it.
+#[test]
+fn check_refuses_for_the_dynamic_module_what_it_does_not_do_yet() {
+    let r = run(&["check", "envoy/dynmod.yaml"]);
+    r.assert_ok_printing(&["ok: envoy/dynmod.yaml (Envoy dynamic module filter canary-router): 2 route(s)"]);
+    let policy =
+        std::fs::read_to_string(Path::new(REPO).join("envoy-gateway/extension-policy-dynmod.yaml")).unwrap();
+    let sticky = "            stickyBy: { cookie: uid }\n";
+    let rollback =
+        "            rollback: { target: fixed, maxErrorRate: 0.02, minRequests: 100, window: 2m }\n";
+    let line = policy.lines().position(|l| l.contains("stickyBy: { cookie: uid }")).unwrap() + 2;
+    let r = run(&[
+        "check",
+        &temp_file("module-policy.yaml", &policy.replace(sticky, &format!("{sticky}{rollback}"))),
+    ]);
+    r.assert_rejected_with(&format!(
+        "routes[0].rules[1].split.rollback: the dynamic module does not do rollbacks yet; load the .wasm for this config (docs/envoy.md, \"A native home\") (line {line} column 13)"
+    ));
 }
 
 #[test]
