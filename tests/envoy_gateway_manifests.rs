@@ -45,8 +45,11 @@ fn each_envoy_gateway_policy_routes_through_its_http_route() {
     let documents = documents_under("envoy-gateway");
     let [gateway] = &of_kind(&documents, "Gateway")[..] else { panic!("want one Gateway") };
     let [route] = &of_kind(&documents, "HTTPRoute")[..] else { panic!("want one HTTPRoute") };
-    let policies = of_kind(&documents, "EnvoyExtensionPolicy");
-    assert_eq!(policies.len(), 2, "one policy loading the image, one over HTTP");
+    let policies: Vec<Value> = of_kind(&documents, "EnvoyExtensionPolicy")
+        .into_iter()
+        .filter(|p| p["spec"].get("wasm").is_some())
+        .collect();
+    assert_eq!(policies.len(), 2, "one .wasm policy loading the image, one over HTTP");
     let sources: BTreeSet<&str> =
         policies.iter().map(|p| p["spec"]["wasm"][0]["code"]["type"].as_str().unwrap()).collect();
     assert_eq!(sources, BTreeSet::from(["HTTP", "Image"]));
@@ -124,6 +127,43 @@ fn each_envoy_gateway_policy_routes_through_its_http_route() {
     }
 }
 
+/// The dynamic module's policy routes as the .wasm policies do, without
+/// what the module refuses (`mirror`, `rollback`), attached to the same
+/// Gateway, loading a module the EnvoyProxy allows.
+#[test]
+fn the_dynamic_module_policy_routes_as_the_wasm_ones_and_its_module_is_allowed() {
+    let documents = documents_under("envoy-gateway");
+    let policies = of_kind(&documents, "EnvoyExtensionPolicy");
+    let wasm = policies.iter().find(|p| p["spec"].get("wasm").is_some()).unwrap();
+    let [module] =
+        &policies.iter().filter(|p| p["spec"].get("dynamicModule").is_some()).collect::<Vec<_>>()[..]
+    else {
+        panic!("want one dynamic-module policy")
+    };
+    assert_eq!(module["spec"]["targetRefs"], wasm["spec"]["targetRefs"]);
+    let entry = &module["spec"]["dynamicModule"][0];
+    let mut routing = wasm["spec"]["wasm"][0]["config"].clone();
+    for route in routing["routes"].as_array_mut().unwrap() {
+        route.as_object_mut().unwrap().remove("mirror");
+        for rule in route["rules"].as_array_mut().unwrap() {
+            if let Some(split) = rule.get_mut("split").and_then(Value::as_object_mut) {
+                split.remove("rollback");
+            }
+        }
+    }
+    assert_eq!(entry["config"], routing, "the module's config drifted from the .wasm policies' routing");
+
+    let [proxy] = &of_kind(&documents, "EnvoyProxy")[..] else { panic!("want one EnvoyProxy") };
+    let allowed = proxy["spec"]["dynamicModules"].as_array().unwrap();
+    let listed = allowed.iter().find(|m| m["name"] == entry["name"]);
+    let listed = listed.unwrap_or_else(|| panic!("the EnvoyProxy does not allow {}", entry["name"]));
+    let path = listed["source"]["local"]["path"].as_str().unwrap();
+    assert!(
+        path.starts_with('/') && path.ends_with("/libcanary_router.so"),
+        "{path}: not what `make dynmod` builds"
+    );
+}
+
 /// The filter's own reference to a Service in another namespace needs
 /// the ReferenceGrant that lets the HTTPRoute send there.
 #[test]
@@ -191,7 +231,7 @@ fn the_walkthrough_applies_every_envoy_gateway_manifest() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name != "extension-policy-http.yaml")
+        .filter(|name| name != "extension-policy-http.yaml" && name != "extension-policy-dynmod.yaml")
         .collect();
     shipped.sort();
     let mut sorted = applied.clone();

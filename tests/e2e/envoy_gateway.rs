@@ -11,6 +11,11 @@
 //! - each HTTPRoute rule becomes a route per match (a virtual host per
 //!   hostname, the most specific match first) and a cluster named
 //!   `httproute/NS/NAME/rule/R`;
+//! - its dynamicModule entry becomes an HCM filter named
+//!   `envoy.filters.http.dynamic_modules/envoyextensionpolicy/NS/NAME/dynamicmodule/0`,
+//!   enabled per route the same way: a `DynamicModuleFilter` loading the
+//!   module by the path the EnvoyProxy's allowlist gives (`module.local`),
+//!   `filter_name` = `filterName`, and `config` as a `StringValue`;
 //! - a policy change reaches the proxies as a new listener (LDS).
 
 use std::io::{Read, Write};
@@ -112,11 +117,10 @@ fn route_match(m: &Value) -> (String, Specificity) {
 /// The Gateway's listener as Envoy Gateway pushes it (LDS): the policy's
 /// filter with `config` (the JSON a user would apply) and the `routes`.
 pub fn listener(policy: &Value, routes: &[Value], config: &Value, wasm_port: u16, sha256: &str) -> String {
-    let (policy_namespace, policy_name) = name_of(policy);
-    let vm_id = format!("envoyextensionpolicy/{policy_namespace}/{policy_name}/wasm/0");
-    let filter = format!("envoy.filters.http.wasm/{vm_id}");
-    let wasm = &policy["spec"]["wasm"][0];
-    let json = serde_json::to_string(config).unwrap().replace('\'', "''");
+    let (filter, typed_config) = match policy["spec"].get("dynamicModule") {
+        Some(module) => module_filter(policy, &module[0], config),
+        None => wasm_filter(policy, config, wasm_port, sha256),
+    };
     // hostname → its routes, each with how specific it is.
     let mut hosts: Vec<(String, Vec<(Specificity, String)>)> = Vec::new();
     for route in routes {
@@ -176,7 +180,24 @@ pub fn listener(policy: &Value, routes: &[Value], config: &Value, wasm_port: u16
         - name: "{filter}"
           disabled: true
           typed_config:
-            "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+{typed_config}
+        - name: envoy.filters.http.router
+          typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+        route_config:
+          name: gateway/http
+          virtual_hosts:
+{virtual_hosts}"#
+    )
+}
+
+/// The policy's wasm entry: the filter's name and its `typed_config`.
+fn wasm_filter(policy: &Value, config: &Value, wasm_port: u16, sha256: &str) -> (String, String) {
+    let (policy_namespace, policy_name) = name_of(policy);
+    let vm_id = format!("envoyextensionpolicy/{policy_namespace}/{policy_name}/wasm/0");
+    let wasm = &policy["spec"]["wasm"][0];
+    let json = serde_json::to_string(config).unwrap().replace('\'', "''");
+    let typed_config = format!(
+        r#"            "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
             config:
               name: {wasm_name}
               root_id: {root_id}
@@ -190,17 +211,34 @@ pub fn listener(policy: &Value, routes: &[Value], config: &Value, wasm_port: u16
                     sha256: "{sha256}"
               configuration:
                 "@type": type.googleapis.com/google.protobuf.StringValue
-                value: '{json}'
-        - name: envoy.filters.http.router
-          typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
-        route_config:
-          name: gateway/http
-          virtual_hosts:
-{virtual_hosts}"#,
+                value: '{json}'"#,
         wasm_name = wasm["name"].as_str().unwrap(),
         root_id = wasm["rootID"].as_str().unwrap(),
         fail_open = wasm["failOpen"].as_bool().unwrap(),
-    )
+    );
+    (format!("envoy.filters.http.wasm/{vm_id}"), typed_config)
+}
+
+/// The policy's dynamic-module entry: the filter's name and its
+/// `typed_config`, the module loaded by path as the EnvoyProxy's allowlist
+/// gives it (here the one `make dynmod` built, where the manifest names the
+/// proxy image's path).
+fn module_filter(policy: &Value, module: &Value, config: &Value) -> (String, String) {
+    let (policy_namespace, policy_name) = name_of(policy);
+    let name = format!("envoyextensionpolicy/{policy_namespace}/{policy_name}/dynamicmodule/0");
+    let path = super::built::require_fresh_dynmod_dir().join("libcanary_router.so");
+    let json = serde_json::to_string(config).unwrap().replace('\'', "''");
+    let typed_config = format!(
+        r#"            "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
+            dynamic_module_config: {{ module: {{ local: {{ filename: "{path}" }} }} }}
+            filter_name: {filter_name}
+            filter_config:
+              "@type": type.googleapis.com/google.protobuf.StringValue
+              value: '{json}'"#,
+        path = path.display(),
+        filter_name = module["filterName"].as_str().unwrap(),
+    );
+    (format!("envoy.filters.http.dynamic_modules/{name}"), typed_config)
 }
 
 /// The bootstrap: `merged` (what an EnvoyProxy merges into it), the

@@ -131,6 +131,9 @@ fn config_of(policy_file: &str) -> Value {
     config
 }
 
+/// The config of the dynamic module's policy.
+const MODULE_POLICY: &str = "extension-policy-dynmod.yaml";
+
 fn set_weights(config: &mut Value, fixed: u32) {
     let weights = &mut config["routes"][0]["rules"][1]["split"]["weights"];
     assert_eq!(weights[0]["target"], "fixed");
@@ -143,10 +146,43 @@ fn set_weights(config: &mut Value, fixed: u32) {
 /// filter code fetched over HTTP and checked against its sha256.
 #[test]
 fn the_envoy_gateway_translation_routes_service_b() {
-    let mut config = config_of("extension-policy.yaml");
+    let config = config_of("extension-policy.yaml");
     let mut service_b = ServiceB::start("extension-policy.yaml", &config, &[]);
     let fetches = service_b.gateway.server.fetches.load(Ordering::SeqCst);
     assert!(fetches >= 1, "the code was not fetched:\n{}", service_b.envoy().log());
+    routes_service_b(&mut service_b, config);
+
+    // The shadow: copies of 5% go to rule 1's cluster and are answered.
+    let sent = r#"canary_router_shadow_requests_total{route="service-b",cluster="httproute/default/service-b/rule/1"}"#;
+    service_b.envoy().wait_until("shadow copies", || service_b.envoy().sample(sent) >= 40);
+    let failed: f64 = service_b
+        .envoy()
+        .prometheus()
+        .lines()
+        .filter(|l| l.starts_with("canary_router_shadow_failures_total{"))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(failed, 0.0, "shadow copies failed");
+}
+
+/// The same through the dynamic module's policy: the module loaded by the
+/// path the EnvoyProxy allows, with the same routing.
+#[test]
+fn the_envoy_gateway_translation_of_the_dynamic_module_routes_service_b() {
+    let config =
+        document(MODULE_POLICY, "EnvoyExtensionPolicy")["spec"]["dynamicModule"][0]["config"].clone();
+    let mut service_b = ServiceB::start(MODULE_POLICY, &config, &[]);
+    assert!(
+        service_b.envoy().log().contains("dynamic_modules"),
+        "Envoy did not load the module:\n{}",
+        service_b.envoy().log()
+    );
+    routes_service_b(&mut service_b, config);
+}
+
+/// The config accepted; the rule, a client's own header ignored, the sticky
+/// split, a live weight change and a one-edit rollback.
+fn routes_service_b(service_b: &mut ServiceB, mut config: Value) {
     assert!(
         service_b
             .envoy()
@@ -190,18 +226,6 @@ fn the_envoy_gateway_translation_routes_service_b() {
             .collect::<Vec<_>>()
             .join("\n")
     );
-
-    // The shadow: copies of 5% go to rule 1's cluster and are answered.
-    let sent = r#"canary_router_shadow_requests_total{route="service-b",cluster="httproute/default/service-b/rule/1"}"#;
-    service_b.envoy().wait_until("shadow copies", || service_b.envoy().sample(sent) >= 40);
-    let failed: f64 = service_b
-        .envoy()
-        .prometheus()
-        .lines()
-        .filter(|l| l.starts_with("canary_router_shadow_failures_total{"))
-        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
-        .sum();
-    assert_eq!(failed, 0.0, "shadow copies failed");
 
     // A live weight change: 20% → 50%, pushed as Envoy Gateway pushes it.
     set_weights(&mut config, 50);
