@@ -158,7 +158,7 @@ lint: toolchain
 # claims, the Kubernetes manifests, and the alert rules and documented
 # PromQL (promtool, from the prometheus package).
 unit: prometheus yaml11
-	cargo test -p canary-router-core -p canary-router-cli
+	cargo test -p canary-router-core -p canary-router-cli -p canary-router-dynmod
 	cargo test --lib --test readme --test istio_manifests --test envoy_gateway_manifests --test prometheus_rules
 
 oci: build
@@ -176,7 +176,7 @@ e2e: build dynmod cli-for-tests envoy prometheus
 	cargo test --test e2e
 
 test: lint build dynmod envoy prometheus yaml11 registry validate
-	cargo test -p canary-router-core -p canary-router-cli
+	cargo test -p canary-router-core -p canary-router-cli -p canary-router-dynmod
 	cargo test --lib --test readme --test istio_manifests --test envoy_gateway_manifests --test prometheus_rules
 	python3 -m unittest discover -s tests/oci
 	$(MAKE) --no-print-directory cli-for-tests

@@ -5,22 +5,19 @@
 //! made, and a family costs one definition however many routes a config
 //! has (the `.wasm` defines one metric per route and target).
 //!
-//! Envoy strips the `dynamicmodulescustom` namespace it files them under
-//! from its Prometheus output, as it strips `wasmcustom`, so a dashboard
-//! or rule reads the two homes alike; no `stats_tags` are needed.
+//! Envoy 1.40 files them under `dynamicmodulescustom` and, unlike
+//! `wasmcustom`, keeps the namespace in its Prometheus output
+//! (`envoy_dynamicmodulescustom_canary_router_requests_total`): the shipped
+//! scrape job (dashboards/prometheus-scrape.yaml) renames them to the
+//! `.wasm`'s, so a dashboard or rule reads the two homes alike. Their
+//! labels are real labels: no `stats_tags` are needed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::abi::*;
+use crate::family::{Family, Kind};
 use canary_router_core::rollout::metrics::{self, STATUS_CLASSES};
 use canary_router_core::routing::router::Router;
-
-/// A family Envoy defined: its id, and how many labels it takes.
-#[derive(Clone, Copy)]
-struct Family {
-    id: usize,
-    labels: usize,
-}
 
 pub struct Counters {
     requests: Option<Family>,
@@ -35,29 +32,9 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// Defines the families with Envoy; a family Envoy refuses is not
-    /// counted (routing is not affected).
+    /// Defines the families with Envoy.
     pub fn define(envoy: FilterConfigEnvoyPtr, router: &Router) -> Counters {
-        let family = |name: &str, labels: &[&str]| {
-            let names: Vec<ModuleBuffer> = labels.iter().map(|l| ModuleBuffer::of(l.as_bytes())).collect();
-            let mut id = 0;
-            // SAFETY: Envoy's config pointer, valid in `config_new`; the
-            // buffers outlive the call.
-            let result = unsafe {
-                envoy_dynamic_module_callback_http_filter_config_define_counter(
-                    envoy,
-                    ModuleBuffer::of(name.as_bytes()),
-                    names.as_ptr(),
-                    names.len(),
-                    &mut id,
-                )
-            };
-            if result != METRICS_SUCCESS {
-                eprintln!("canary-router: Envoy would not define {name} (result {result}); not counted");
-                return None;
-            }
-            Some(Family { id, labels: labels.len() })
-        };
+        let family = |name: &str, labels: &[&str]| Family::define(envoy, Kind::Counter, name, labels);
         Counters {
             requests: family(metrics::REQUESTS, &["route", "target"]),
             responses: if router.count_responses {
@@ -73,21 +50,9 @@ impl Counters {
         }
     }
 
-    /// Adds `by` to the family's series with these label values.
     fn add(envoy: FilterEnvoyPtr, family: Option<Family>, values: &[&[u8]], by: u64) {
-        let Some(family) = family.filter(|f| f.labels == values.len()) else { return };
-        let values: [ModuleBuffer; 3] =
-            std::array::from_fn(|i| values.get(i).map_or_else(ModuleBuffer::null, |v| ModuleBuffer::of(v)));
-        // SAFETY: Envoy's filter pointer, valid for the running hook; the
-        // label count is the family's, as the ABI requires.
-        unsafe {
-            envoy_dynamic_module_callback_http_filter_increment_counter(
-                envoy,
-                family.id,
-                values.as_ptr(),
-                family.labels,
-                by,
-            );
+        if let Some(family) = family {
+            family.record(envoy, values, by);
         }
     }
 

@@ -3,23 +3,30 @@
 //! its own process instead of through a wasm VM.
 //!
 //! So far: routing (rules, splits, sticky keys, assignment cookies, the
-//! target header written or, when no route applies, removed) and the
-//! request and response counters; a config that asks for more is refused
-//! (`config::dynamic_module`). Every hook catches a panic at the boundary: a panic here
+//! target header written or, when no route applies, removed), the request
+//! and response counters, and rollbacks by each proxy's local window; a
+//! config that asks for more is refused (`config::dynamic_module`). Every hook catches a panic at the boundary: a panic here
 //! would be the proxy's crash.
 
 mod abi;
+mod clock;
 mod counters;
+mod family;
+mod gauges;
 mod roll;
+mod rollback;
+mod split_states;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use abi::*;
 use canary_router_core::config::{self, dynamic_module};
 use canary_router_core::request::Request;
-use canary_router_core::rollout::metrics::status_class;
+use canary_router_core::rollout::fleet_state::RolledBack;
+use canary_router_core::rollout::metrics::{status_class, SERVER_ERROR};
 use canary_router_core::routing::router::Router;
 use canary_router_core::routing::split::Moment;
+use canary_router_core::routing::split::SplitId;
 
 /// A hook's body, with a panic turned into `fallback`.
 fn guarded<T>(fallback: T, body: impl FnOnce() -> T) -> T {
@@ -36,6 +43,8 @@ pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const u8 {
 struct FilterConfig {
     router: Router,
     counters: counters::Counters,
+    splits: split_states::Splits,
+    gauges: gauges::Gauges,
 }
 
 /// # Safety
@@ -66,7 +75,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
             router.target_header
         );
         let counters = counters::Counters::define(envoy, &router);
-        Box::into_raw(Box::new(FilterConfig { router, counters })) as FilterConfigModulePtr
+        let splits = split_states::Splits::of(&router);
+        let gauges = gauges::Gauges::define(envoy, &splits);
+        Box::into_raw(Box::new(FilterConfig { router, counters, splits, gauges })) as FilterConfigModulePtr
     })
 }
 
@@ -89,6 +100,16 @@ struct Filter {
     routed: Option<(usize, *const str)>,
     /// The assignment cookie to set on the response.
     set_cookie: Option<String>,
+    /// A request to a rollback's target, until its response is counted.
+    watched: Option<Watched>,
+}
+
+/// A request whose response a rollback's window counts.
+struct Watched {
+    split: SplitId,
+    /// When the request was sent whole (ms since the epoch).
+    sent_ms: u64,
+    abandoned_after_ms: u64,
 }
 
 impl Filter {
@@ -112,7 +133,8 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
     config: FilterConfigModulePtr,
     _envoy: FilterEnvoyPtr,
 ) -> FilterModulePtr {
-    let filter = Filter { config: config as *const FilterConfig, routed: None, set_cookie: None };
+    let filter =
+        Filter { config: config as *const FilterConfig, routed: None, set_cookie: None, watched: None };
     Box::into_raw(Box::new(filter)) as FilterModulePtr
 }
 
@@ -138,6 +160,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     let Some(filter) = (unsafe { Filter::of(filter) }) else { return CONTINUE };
     let Some(config) = filter.config() else { return CONTINUE };
     let (router, counters) = (&config.router, &config.counters);
+    config.gauges.show(envoy, router, &config.splits);
     // A panic deciding is taken as no route applying: the header is
     // removed, so a client's own never picks the upstream.
     let target = guarded(None, || {
@@ -145,7 +168,8 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
         // the decision is made.
         let request = Request::new(unsafe { request_headers(envoy) });
         // The decision borrows the config, which outlives the request.
-        let decision = router.decide(&request, &Moment::roll(roll::roll()));
+        let moment = Moment { roll: roll::roll(), now_ms: 0, splits: &config.splits };
+        let decision = router.decide(&request, &moment);
         match &decision {
             Some(d) => {
                 counters.request(envoy, d.route, d.rule, d.target);
@@ -157,6 +181,11 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
                     filter.routed = Some((d.route_index, d.target as *const str));
                 }
                 filter.set_cookie = d.assign_cookie().map(|c| c.set_cookie(d.target));
+                filter.watched = d.split.and_then(|split| {
+                    let rollback = split.rollback().filter(|r| r.target == d.target)?;
+                    let abandoned_after_ms = rollback.window.as_ref()?.abandoned_after_ms;
+                    Some(Watched { split: split.id, sent_ms: clock::now_ms(), abandoned_after_ms })
+                });
             }
             None => counters.unrouted(envoy),
         }
@@ -198,6 +227,18 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
             if let (Some(class), Some(route_name)) = (class, route_name) {
                 config.counters.response(envoy, route_name, target, class);
             }
+        });
+    }
+    if let Some(watched) = filter.watched.take() {
+        guarded((), || {
+            // SAFETY: Envoy's filter pointer, for this hook.
+            let class = unsafe { response_status(envoy) }.and_then(status_class);
+            let now_ms = clock::now_ms();
+            let answered = rollback::Answered {
+                error: class == Some(SERVER_ERROR),
+                latency_ms: Some(now_ms.saturating_sub(watched.sent_ms)),
+            };
+            record(envoy, config, &watched, &answered, now_ms);
         });
     }
     if let Some(cookie) = filter.set_cookie.take() {
@@ -266,16 +307,79 @@ macro_rules! pass {
     };
 }
 
-pass!(envoy_dynamic_module_on_http_filter_request_body, bool);
+/// The request is sent whole: a watched request's latency counts from here.
+///
+/// # Safety
+/// Envoy's pointers are valid for this hook.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
+    _envoy: FilterEnvoyPtr,
+    filter: FilterModulePtr,
+    end_of_stream: bool,
+) -> u32 {
+    // SAFETY: Envoy's pointer, from `filter_new`, for this stream's hook.
+    if let (true, Some(filter)) = (end_of_stream, unsafe { Filter::of(filter) }) {
+        if let Some(watched) = filter.watched.as_mut() {
+            watched.sent_ms = clock::now_ms();
+        }
+    }
+    CONTINUE
+}
 pass!(envoy_dynamic_module_on_http_filter_request_trailers);
 pass!(envoy_dynamic_module_on_http_filter_response_body, bool);
 pass!(envoy_dynamic_module_on_http_filter_response_trailers);
 
+/// The stream is done. A watched request that never got its response
+/// headers waited for nothing: once it waited `abandonedAfterMs`, it is a
+/// failure of the target and that wait a latency sample (a canary that
+/// hangs is seen); a client that gave up sooner says nothing either way.
+///
+/// # Safety
+/// Envoy's pointers are valid for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
-    _envoy: FilterEnvoyPtr,
-    _filter: FilterModulePtr,
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
+    envoy: FilterEnvoyPtr,
+    filter: FilterModulePtr,
 ) {
+    // SAFETY: Envoy's pointer, from `filter_new`, for this stream's hook.
+    let Some(filter) = (unsafe { Filter::of(filter) }) else { return };
+    let (Some(watched), Some(config)) = (filter.watched.take(), filter.config()) else { return };
+    guarded((), || {
+        let now_ms = clock::now_ms();
+        let waited = now_ms.saturating_sub(watched.sent_ms);
+        if waited >= watched.abandoned_after_ms {
+            eprintln!("canary-router: the request to a watched target ended unanswered after {waited} ms: a failure");
+            let answered = rollback::Answered { error: true, latency_ms: Some(waited) };
+            record(envoy, config, &watched, &answered, now_ms);
+        }
+    });
+}
+
+/// Counts a watched response; if it rolled the split back, says so as the
+/// `.wasm` does and shows it in the gauges.
+fn record(
+    envoy: FilterEnvoyPtr,
+    config: &FilterConfig,
+    watched: &Watched,
+    answered: &rollback::Answered,
+    now_ms: u64,
+) {
+    let Some((route, _, split)) = config.router.split(watched.split) else { return };
+    let Some(shared) = config.splits.get(watched.split) else { return };
+    let Some(rolled) = rollback::record(split, shared, answered, now_ms) else { return };
+    log_rollback(&route.name, split, &rolled);
+    config.gauges.split(envoy, &config.router, watched.split, Some(&rolled));
+}
+
+fn log_rollback(route: &str, split: &canary_router_core::routing::split::Split, rolled: &RolledBack) {
+    let target = split.rollback().map_or("-", |r| r.target.as_str());
+    eprintln!(
+        "canary-router: rolled back route={route} target={target} split={} reason={}: {}; \
+         its traffic goes to the other targets until the split changes",
+        split.identity_hex(),
+        rolled.reason,
+        rolled.detail
+    );
 }
 
 /// A local reply goes out as Envoy made it.

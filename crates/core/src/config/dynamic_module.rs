@@ -17,8 +17,13 @@ pub fn refusal(router: &Router) -> Option<String> {
             if split.ramp().is_some() {
                 return Some(not_yet(&format!("routes[{r}].rules[{i}].split.ramp"), "ramps"));
             }
-            if split.rollback().is_some() {
-                return Some(not_yet(&format!("routes[{r}].rules[{i}].split.rollback"), "rollbacks"));
+            let Some(rollback) = split.rollback() else { continue };
+            let at = format!("routes[{r}].rules[{i}].split.rollback");
+            if rollback.prometheus.is_some() {
+                return Some(not_yet(&format!("{at}.prometheus"), "Prometheus checks and the fleet latch"));
+            }
+            if rollback.window.as_ref().is_some_and(|w| w.compare.is_some()) {
+                return Some(not_yet(&format!("{at}.compare"), "comparisons with a baseline"));
             }
         }
     }
@@ -61,11 +66,15 @@ mod tests {
     }
 
     #[test]
-    fn a_rollback_is_refused_by_its_key() {
-        let rollback =
-            r#", "rollback": {"target": "b", "maxErrorRate": 0.05, "minRequests": 20, "window": "60s"}"#;
-        let refusal = refused(&split_with(rollback)).unwrap();
-        assert!(refusal.starts_with("routes[0].rules[1].split.rollback: "), "{refusal}");
+    fn a_local_rollback_is_accepted_a_fleet_or_compared_one_refused_by_its_key() {
+        let local = r#""target": "b", "maxErrorRate": 0.05, "minRequests": 20, "window": "60s""#;
+        assert_eq!(refused(&split_with(&format!(r#", "rollback": {{{local}}}"#))), None);
+        let prometheus = r#""prometheus": {"cluster": "prometheus", "checks": [{"name": "e", "query": "vector(0)", "max": 1}]}"#;
+        let refusal = refused(&split_with(&format!(r#", "rollback": {{{local}, {prometheus}}}"#))).unwrap();
+        assert!(refusal.starts_with("routes[0].rules[1].split.rollback.prometheus: "), "{refusal}");
+        let compare = r#""compare": {"maxErrorRateIncrease": 0.01}"#;
+        let refusal = refused(&split_with(&format!(r#", "rollback": {{{local}, {compare}}}"#))).unwrap();
+        assert!(refusal.starts_with("routes[0].rules[1].split.rollback.compare: "), "{refusal}");
     }
 
     #[test]

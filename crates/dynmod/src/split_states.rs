@@ -1,0 +1,90 @@
+//! What every worker of the process shares of each rollback split: its
+//! local error window and whether (and why) it is rolled back. It is plain
+//! process memory, a mutex per split and an atomic flag the decisions read,
+//! where the `.wasm`'s VMs share bytes through Envoy's shared data.
+//!
+//! Kept by the split's identity for the life of the process, as the `.wasm`
+//! keeps it in shared data: a config push that keeps the split keeps its
+//! window and its rollback; a new version of the split starts fresh.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use canary_router_core::rollout::error_window::Window;
+use canary_router_core::rollout::fleet_state::RolledBack;
+use canary_router_core::routing::router::Router;
+use canary_router_core::routing::split::{Live, SplitId, SplitStates};
+
+/// One rollback split, as the workers share it.
+#[derive(Default)]
+pub struct SplitShared {
+    /// The rollback's target gets no traffic: what every decision reads.
+    withheld: AtomicBool,
+    state: Mutex<Judged>,
+}
+
+/// The window and its verdict, changed together under the lock.
+#[derive(Default)]
+pub struct Judged {
+    pub window: Window,
+    pub rolled_back: Option<RolledBack>,
+}
+
+impl SplitShared {
+    /// The window and verdict, locked; a worker that panicked holding the
+    /// lock left counts that are still counts.
+    pub fn lock(&self) -> MutexGuard<'_, Judged> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn withhold(&self) {
+        self.withheld.store(true, Ordering::Relaxed);
+    }
+
+    pub fn withheld(&self) -> bool {
+        self.withheld.load(Ordering::Relaxed)
+    }
+}
+
+/// Every rollback split this process has run, by identity.
+fn registry() -> &'static Mutex<HashMap<u64, Arc<SplitShared>>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<u64, Arc<SplitShared>>>> = OnceLock::new();
+    REGISTRY.get_or_init(Mutex::default)
+}
+
+/// A config's rollback splits, by split id (`None`: no rollback).
+pub struct Splits(Vec<Option<Arc<SplitShared>>>);
+
+impl Splits {
+    /// The shared state of each rollback split of `router`: the one a
+    /// previous config left for the same identity, or a new one.
+    pub fn of(router: &Router) -> Splits {
+        let mut registry = registry().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut by_id = vec![None; router.split_count];
+        for (_, _, split) in router.splits() {
+            if split.rollback().is_none() {
+                continue;
+            }
+            if let Some(slot) = by_id.get_mut(split.id.index()) {
+                *slot = Some(registry.entry(split.identity).or_default().clone());
+            }
+        }
+        Splits(by_id)
+    }
+
+    pub fn get(&self, id: SplitId) -> Option<&SplitShared> {
+        self.0.get(id.index())?.as_deref()
+    }
+
+    /// Whether any split has a rollback (the clock is read only then).
+    pub fn any(&self) -> bool {
+        self.0.iter().any(Option::is_some)
+    }
+}
+
+impl SplitStates for Splits {
+    fn live(&self, id: SplitId) -> Live {
+        Live { withheld: self.get(id).is_some_and(SplitShared::withheld), gated_step: None }
+    }
+}
