@@ -124,20 +124,33 @@ const MODULE_TYPE: &str =
 
 impl EnvoyConfig {
     /// `envoy/live.yaml` and its ECDS file as docs/envoy.md says to change
-    /// them for the dynamic module: the module's type in `type_urls`, its
-    /// filter as the docs show it in the resource, the same JSON.
+    /// them for the dynamic module.
     pub fn live_module() -> EnvoyConfig {
-        let wasm_type = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
-        let mut config = EnvoyConfig::from_repo("envoy/live.yaml")
-            .replace(&format!("type_urls: [\"{wasm_type}\"]"), &format!("type_urls: [\"{MODULE_TYPE}\"]"));
-        let wasm_file = fs::read_to_string(repo().join(ECDS_FILE)).unwrap();
-        let json = wasm_file.split_once("value: |\n").unwrap().1;
-        let json: Vec<&str> = json.lines().map(str::trim_start).collect();
-        config.files.push((ECDS_FILE.to_string(), module_ecds_file(&json.join("\n"))));
-        let dir = super::built::require_fresh_dynmod_dir().display().to_string();
-        config.env.push(("ENVOY_DYNAMIC_MODULES_SEARCH_PATH".into(), dir));
-        config
+        EnvoyConfig::from_repo("envoy/live.yaml").with_file(ECDS_FILE).with_module_over_ecds()
     }
+
+    /// A config reading the filter through ECDS (`live_module`,
+    /// `over_ecds`) with the dynamic module in the `.wasm`'s place, as
+    /// docs/envoy.md says: the module's type in `type_urls`, its filter as
+    /// the docs show it in the resource, the same JSON.
+    pub fn with_module_over_ecds(mut self) -> EnvoyConfig {
+        let wasm_type = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+        self = self
+            .replace(&format!("type_urls: [\"{wasm_type}\"]"), &format!("type_urls: [\"{MODULE_TYPE}\"]"));
+        let file =
+            self.files.iter_mut().find(|(path, _)| path == ECDS_FILE).expect("the config has an ECDS file");
+        let json = ecds_json(&file.1);
+        file.1 = module_ecds_file(&json);
+        let dir = super::built::require_fresh_dynmod_dir().display().to_string();
+        self.env.push(("ENVOY_DYNAMIC_MODULES_SEARCH_PATH".into(), dir));
+        self
+    }
+}
+
+/// The filter's JSON in an ECDS file (`ecds_file`'s or `module_ecds_file`'s).
+fn ecds_json(file: &str) -> String {
+    let json = file.split_once("value: |\n").unwrap().1;
+    json.lines().map(str::trim_start).collect::<Vec<_>>().join("\n")
 }
 
 /// An ECDS file holding the dynamic module's filter with `json` as its
@@ -401,9 +414,13 @@ impl Envoy {
     }
 
     /// `/stats/prometheus`, as a Prometheus server would scrape it.
+    /// `/stats/prometheus` as the shipped scrape job files it
+    /// (dashboards/prometheus-scrape.yaml): the dynamic module's series
+    /// under the `.wasm`'s names, so one test reads either home.
     pub fn prometheus(&self) -> String {
         let response = http::get(self.admin_port(), "/stats/prometheus", &[]).unwrap();
-        String::from_utf8_lossy(&response.body).into_owned()
+        String::from_utf8_lossy(&response.body)
+            .replace("envoy_dynamicmodulescustom_canary_router_", "canary_router_")
     }
 
     /// One sample of `/stats/prometheus`, by its exact series
@@ -458,8 +475,13 @@ impl Envoy {
     pub fn push_filter_config(&self, json: &str) {
         let success = "extension_config_discovery.http_filter.canary-router.update_success";
         let before = self.stat(success).unwrap_or(0);
-        let template = fs::read_to_string(repo().join(ECDS_FILE)).unwrap();
-        self.replace_file(ECDS_FILE, &ecds_file(&template, json));
+        let current = fs::read_to_string(self.dir.join(ECDS_FILE)).unwrap();
+        let file = if current.contains(MODULE_TYPE) {
+            module_ecds_file(json)
+        } else {
+            ecds_file(&fs::read_to_string(repo().join(ECDS_FILE)).unwrap(), json)
+        };
+        self.replace_file(ECDS_FILE, &file);
         self.wait_until("the push", || self.stat(success) == Some(before + 1));
     }
 }

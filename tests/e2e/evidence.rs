@@ -152,22 +152,40 @@ fn impatient_get(port: u16, host: &str) -> Option<String> {
     }
 }
 
-#[test]
-fn a_canary_that_never_answers_is_rolled_back_when_clients_give_up() {
-    let json = config(vec![serde_json::json!({
+fn hanging_canary() -> String {
+    config(vec![serde_json::json!({
         "name": "hang", "hosts": ["hang.example.com"], "default": "service-b",
         "rules": [{"split": {
             "weights": [{"target": "slow-backend", "weight": 50}, {"target": "service-b", "weight": 50}],
             "rollback": {"target": "slow-backend", "maxErrorRate": 0.5, "minRequests": 5, "window": "60s"}}}]
-    })]);
-    // The canary answers after an hour; the route has no timeout, as
-    // Istio's routes have none by default.
-    let envoy = Envoy::start(
-        EnvoyConfig::over_ecds(&json).replace("fixed_delay: 5s", "fixed_delay: 3600s").replace(
-            "route: { cluster_header: x-route-target, cluster_not_found_response_code: SERVICE_UNAVAILABLE }",
-            "route: { cluster_header: x-route-target, cluster_not_found_response_code: SERVICE_UNAVAILABLE, timeout: 0s }",
-        ),
-    );
+    })])
+}
+
+/// The canary answers after an hour; the route has no timeout, as Istio's
+/// routes have none by default.
+fn never_answering(config: EnvoyConfig) -> EnvoyConfig {
+    config.replace("fixed_delay: 5s", "fixed_delay: 3600s").replace(
+        "route: { cluster_header: x-route-target, cluster_not_found_response_code: SERVICE_UNAVAILABLE }",
+        "route: { cluster_header: x-route-target, cluster_not_found_response_code: SERVICE_UNAVAILABLE, timeout: 0s }",
+    )
+}
+
+#[test]
+fn a_canary_that_never_answers_is_rolled_back_when_clients_give_up() {
+    rolled_back_when_clients_give_up(&Envoy::start(never_answering(EnvoyConfig::over_ecds(
+        &hanging_canary(),
+    ))));
+}
+
+#[test]
+fn the_dynamic_module_rolls_back_a_canary_that_never_answers() {
+    let config = EnvoyConfig::dynamic_module().with_filter_config(&hanging_canary());
+    rolled_back_when_clients_give_up(&Envoy::start(never_answering(config)));
+}
+
+/// Four impatient clients (a second each) against a canary that never
+/// answers: the 5th request that ended unanswered rolls it back.
+fn rolled_back_when_clients_give_up(envoy: &Envoy) {
     let port = envoy.ingress_port();
     let (abandoned, answered) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let started = Instant::now();
@@ -186,7 +204,7 @@ fn a_canary_that_never_answers_is_rolled_back_when_clients_give_up() {
         })
         .collect();
     within(Duration::from_secs(20), "the hanging canary's rollback", || {
-        gauge(&envoy, "canary_router_rolled_back", "hang") == 1.0
+        gauge(envoy, "canary_router_rolled_back", "hang") == 1.0
     });
     let rolled_back_after = started.elapsed();
     for client in clients {
