@@ -62,6 +62,23 @@ pub struct EnvoyHeader {
     pub value: EnvoyBuffer,
 }
 
+/// A header the module owns, for a callout's request.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ModuleHeader {
+    pub key: ModuleBuffer,
+    pub value: ModuleBuffer,
+}
+
+pub type ConfigSchedulerPtr = *mut c_void;
+
+/// `envoy_dynamic_module_type_http_body_type_ReceivedRequestBody`.
+pub const RECEIVED_REQUEST_BODY: u32 = 0;
+
+/// `envoy_dynamic_module_type_http_callout_init_result_Success` and
+/// `envoy_dynamic_module_type_http_callout_result_Success`.
+pub const CALLOUT_SUCCESS: u32 = 0;
+
 /// `envoy_dynamic_module_type_http_header_type`.
 pub const REQUEST_HEADERS: u32 = 0;
 pub const RESPONSE_HEADERS: u32 = 2;
@@ -126,6 +143,37 @@ extern "C" {
         label_values: *const ModuleBuffer,
         label_count: usize,
         value: u64,
+    ) -> u32;
+    /// The chunks of the request body this hook received.
+    pub fn envoy_dynamic_module_callback_http_get_body_chunks_size(
+        filter: FilterEnvoyPtr,
+        body_type: u32,
+    ) -> usize;
+    pub fn envoy_dynamic_module_callback_http_get_body_chunks(
+        filter: FilterEnvoyPtr,
+        body_type: u32,
+        result: *mut EnvoyBuffer,
+    ) -> bool;
+    /// A scheduler that runs `on_http_filter_config_scheduled` on the main
+    /// thread, committed from any thread.
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_new(
+        config: FilterConfigEnvoyPtr,
+    ) -> ConfigSchedulerPtr;
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+        scheduler: ConfigSchedulerPtr,
+        event: u64,
+    );
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(scheduler: ConfigSchedulerPtr);
+    /// An HTTP call owned by the config (main thread), not by a stream: its
+    /// answer comes to `on_http_filter_config_http_callout_done`.
+    pub fn envoy_dynamic_module_callback_http_filter_config_http_callout(
+        config: FilterConfigEnvoyPtr,
+        callout_id: *mut u64,
+        cluster: ModuleBuffer,
+        headers: *const ModuleHeader,
+        header_count: usize,
+        body: ModuleBuffer,
+        timeout_ms: u64,
     ) -> u32;
     /// `label_count` must be the count the counter was defined with.
     pub fn envoy_dynamic_module_callback_http_filter_increment_counter(

@@ -12,11 +12,13 @@
 //! `.wasm`'s, so a dashboard or rule reads the two homes alike. Their
 //! labels are real labels: no `stats_tags` are needed.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::abi::*;
 use crate::family::{Family, Kind};
+use crate::shadows::Outcomes;
 use canary_router_core::rollout::metrics::{self, STATUS_CLASSES};
+use canary_router_core::routing::mirror::Skip;
 use canary_router_core::routing::router::Router;
 
 pub struct Counters {
@@ -26,6 +28,9 @@ pub struct Counters {
     default_routed: Option<Family>,
     regex_skipped: Option<Family>,
     unrouted: Option<Family>,
+    shadow_sent: Option<Family>,
+    shadow_failed: Option<Family>,
+    shadow_skipped: Option<Family>,
     /// Per route: whether its response series were shown at zero yet (a
     /// PromQL ratio sees the first errors only after a zero).
     zeros_shown: Vec<AtomicBool>,
@@ -35,6 +40,7 @@ impl Counters {
     /// Defines the families with Envoy.
     pub fn define(envoy: FilterConfigEnvoyPtr, router: &Router) -> Counters {
         let family = |name: &str, labels: &[&str]| Family::define(envoy, Kind::Counter, name, labels);
+        let mirrors = router.routes.iter().any(|r| r.mirror.is_some());
         Counters {
             requests: family(metrics::REQUESTS, &["route", "target"]),
             responses: if router.count_responses {
@@ -46,6 +52,11 @@ impl Counters {
             default_routed: family(metrics::DEFAULT_ROUTED, &["route"]),
             regex_skipped: family(metrics::REGEX_SKIPPED, &["route"]),
             unrouted: family(metrics::UNROUTED, &[]),
+            shadow_sent: mirrors.then(|| family(metrics::SHADOW_SENT, &["route", "cluster"])).flatten(),
+            shadow_failed: mirrors.then(|| family(metrics::SHADOW_FAILED, &["route", "cluster"])).flatten(),
+            shadow_skipped: mirrors
+                .then(|| family(metrics::SHADOW_SKIPPED, &["route", "cluster", "reason"]))
+                .flatten(),
             zeros_shown: router.routes.iter().map(|_| AtomicBool::new(false)).collect(),
         }
     }
@@ -74,6 +85,24 @@ impl Counters {
     /// A request whose regex budget could not pay for every test.
     pub fn regex_skipped(&self, envoy: FilterEnvoyPtr, route: &str) {
         Self::add(envoy, self.regex_skipped, &[route.as_bytes()], 1);
+    }
+
+    /// Adds a route's shadow outcomes not counted yet (and zeroes them).
+    pub fn shadows(&self, envoy: FilterEnvoyPtr, router: &Router, route: usize, outcomes: &Outcomes) {
+        let Some(route) = router.routes.get(route) else { return };
+        let Some(mirror) = &route.mirror else { return };
+        let (name, cluster) = (route.name.as_bytes(), mirror.cluster.as_bytes());
+        let take = |n: &AtomicU64| n.swap(0, Ordering::Relaxed);
+        let add = |family: Option<Family>, values: &[&[u8]], n: u64| {
+            if n > 0 {
+                Self::add(envoy, family, values, n);
+            }
+        };
+        add(self.shadow_sent, &[name, cluster], take(&outcomes.sent));
+        add(self.shadow_failed, &[name, cluster], take(&outcomes.failed));
+        for (skip, n) in Skip::ALL.iter().zip(&outcomes.skipped) {
+            add(self.shadow_skipped, &[name, cluster, skip.label().as_bytes()], take(n));
+        }
     }
 
     pub fn counts_responses(&self) -> bool {

@@ -4,8 +4,9 @@
 //!
 //! So far: routing (rules, splits, sticky keys, assignment cookies, the
 //! target header written or, when no route applies, removed), the request
-//! and response counters, and rollbacks by each proxy's local window; a
-//! config that asks for more is refused (`config::dynamic_module`). Every hook catches a panic at the boundary: a panic here
+//! and response counters, rollbacks by each proxy's local window, and
+//! shadow copies; a config that asks for more is refused
+//! (`config::dynamic_module`). Every hook catches a panic at the boundary: a panic here
 //! would be the proxy's crash.
 
 mod abi;
@@ -15,6 +16,7 @@ mod family;
 mod gauges;
 mod roll;
 mod rollback;
+mod shadows;
 mod split_states;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -45,6 +47,23 @@ struct FilterConfig {
     counters: counters::Counters,
     splits: split_states::Splits,
     gauges: gauges::Gauges,
+    shadows: Option<shadows::Shadows>,
+}
+
+impl FilterConfig {
+    /// Adds shadow outcomes not counted yet (from a stream's hook).
+    fn flush_shadows(&self, envoy: FilterEnvoyPtr) {
+        if let Some(shadows) = &self.shadows {
+            shadows.flush(&mut |route, outcomes| self.counters.shadows(envoy, &self.router, route, outcomes));
+        }
+    }
+
+    /// A stream's copy is whole: queued, or counted as skipped.
+    fn finish_shadow(&self, copy: shadows::Assembling) {
+        if let Some(shadows) = &self.shadows {
+            shadows.finish(copy, &self.router.target_header);
+        }
+    }
 }
 
 /// # Safety
@@ -77,7 +96,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
         let counters = counters::Counters::define(envoy, &router);
         let splits = split_states::Splits::of(&router);
         let gauges = gauges::Gauges::define(envoy, &splits);
-        Box::into_raw(Box::new(FilterConfig { router, counters, splits, gauges })) as FilterConfigModulePtr
+        let shadows = shadows::Shadows::of(envoy, &router);
+        let config = FilterConfig { router, counters, splits, gauges, shadows };
+        Box::into_raw(Box::new(config)) as FilterConfigModulePtr
     })
 }
 
@@ -102,6 +123,8 @@ struct Filter {
     set_cookie: Option<String>,
     /// A request to a rollback's target, until its response is counted.
     watched: Option<Watched>,
+    /// A shadow copy waiting for the rest of the request body.
+    shadow: Option<shadows::Assembling>,
 }
 
 /// A request whose response a rollback's window counts.
@@ -133,8 +156,13 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
     config: FilterConfigModulePtr,
     _envoy: FilterEnvoyPtr,
 ) -> FilterModulePtr {
-    let filter =
-        Filter { config: config as *const FilterConfig, routed: None, set_cookie: None, watched: None };
+    let filter = Filter {
+        config: config as *const FilterConfig,
+        routed: None,
+        set_cookie: None,
+        watched: None,
+        shadow: None,
+    };
     Box::into_raw(Box::new(filter)) as FilterModulePtr
 }
 
@@ -144,7 +172,11 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: FilterModulePtr) {
     if !filter.is_null() {
         // SAFETY: from `Box::into_raw` in `filter_new`, given back once.
-        drop(unsafe { Box::from_raw(filter as *mut Filter) });
+        let mut filter = unsafe { Box::from_raw(filter as *mut Filter) };
+        let shadows = filter.config().and_then(|c| c.shadows.as_ref());
+        if let (Some(copy), Some(shadows)) = (filter.shadow.take(), shadows) {
+            shadows.abandon(copy);
+        }
     }
 }
 
@@ -154,12 +186,13 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: Fil
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     envoy: FilterEnvoyPtr,
     filter: FilterModulePtr,
-    _end_of_stream: bool,
+    end_of_stream: bool,
 ) -> u32 {
     // SAFETY: Envoy's pointer, from `filter_new`, for this stream's hook.
     let Some(filter) = (unsafe { Filter::of(filter) }) else { return CONTINUE };
     let Some(config) = filter.config() else { return CONTINUE };
     let (router, counters) = (&config.router, &config.counters);
+    config.flush_shadows(envoy);
     config.gauges.show(envoy, router, &config.splits);
     // A panic deciding is taken as no route applying: the header is
     // removed, so a client's own never picks the upstream.
@@ -181,6 +214,20 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
                     filter.routed = Some((d.route_index, d.target as *const str));
                 }
                 filter.set_cookie = d.assign_cookie().map(|c| c.set_cookie(d.target));
+                let mirror = router.routes.get(d.route_index).and_then(|r| r.mirror.as_ref());
+                if let (Some(shadows), true) =
+                    (&config.shadows, mirror.is_some_and(|m| m.selects(roll::roll())))
+                {
+                    // SAFETY: Envoy's map, valid for this hook; nothing is
+                    // set before the copy is taken.
+                    let pairs = unsafe { request_headers(envoy) };
+                    filter.shadow = shadows.start(d.route_index, &pairs, d.target, &router.target_header);
+                    if end_of_stream {
+                        if let Some(copy) = filter.shadow.take() {
+                            config.finish_shadow(copy);
+                        }
+                    }
+                }
                 filter.watched = d.split.and_then(|split| {
                     let rollback = split.rollback().filter(|r| r.target == d.target)?;
                     let abandoned_after_ms = rollback.window.as_ref()?.abandoned_after_ms;
@@ -313,17 +360,61 @@ macro_rules! pass {
 /// Envoy's pointers are valid for this hook.
 #[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
-    _envoy: FilterEnvoyPtr,
+    envoy: FilterEnvoyPtr,
     filter: FilterModulePtr,
     end_of_stream: bool,
 ) -> u32 {
     // SAFETY: Envoy's pointer, from `filter_new`, for this stream's hook.
-    if let (true, Some(filter)) = (end_of_stream, unsafe { Filter::of(filter) }) {
+    let Some(filter) = (unsafe { Filter::of(filter) }) else { return CONTINUE };
+    if end_of_stream {
         if let Some(watched) = filter.watched.as_mut() {
             watched.sent_ms = clock::now_ms();
         }
     }
+    let (Some(copy), Some(config)) = (filter.shadow.take(), filter.config()) else { return CONTINUE };
+    guarded((), || {
+        let Some(shadows) = &config.shadows else { return };
+        let max_body_bytes = config
+            .router
+            .routes
+            .get(copy.route())
+            .and_then(|r| r.mirror.as_ref())
+            .map_or(0, |m| m.max_body_bytes);
+        let mut copy = Some(copy);
+        // SAFETY: Envoy's filter pointer; the chunks are valid for this hook.
+        for chunk in unsafe { request_body_chunks(envoy) } {
+            copy = copy.and_then(|c| shadows.grow(c, chunk, max_body_bytes));
+        }
+        match copy {
+            Some(copy) if end_of_stream => config.finish_shadow(copy),
+            copy => filter.shadow = copy,
+        }
+        config.flush_shadows(envoy);
+    });
     CONTINUE
+}
+
+/// The request body chunks this hook received, borrowed from Envoy.
+///
+/// # Safety
+/// `envoy` is the filter pointer of the running hook.
+unsafe fn request_body_chunks<'a>(envoy: FilterEnvoyPtr) -> Vec<&'a [u8]> {
+    // SAFETY: the caller's promise; the array has room for every chunk
+    // Envoy says it has.
+    unsafe {
+        let count = envoy_dynamic_module_callback_http_get_body_chunks_size(envoy, RECEIVED_REQUEST_BODY);
+        let mut chunks = vec![EnvoyBuffer { ptr: std::ptr::null(), length: 0 }; count];
+        if count == 0
+            || !envoy_dynamic_module_callback_http_get_body_chunks(
+                envoy,
+                RECEIVED_REQUEST_BODY,
+                chunks.as_mut_ptr(),
+            )
+        {
+            return Vec::new();
+        }
+        chunks.iter().map(|c| c.bytes()).collect()
+    }
 }
 pass!(envoy_dynamic_module_on_http_filter_request_trailers);
 pass!(envoy_dynamic_module_on_http_filter_response_body, bool);
@@ -420,14 +511,68 @@ macro_rules! never_called {
     };
 }
 
+/// On the main thread: sends the queued shadow copies.
+///
+/// # Safety
+/// `config` is what `config_new` returned, alive.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
+    _envoy: FilterConfigEnvoyPtr,
+    config: FilterConfigModulePtr,
+    _event: u64,
+) {
+    // SAFETY: the caller's promise.
+    let Some(config) = (unsafe { (config as *const FilterConfig).as_ref() }) else { return };
+    let Some(shadows) = &config.shadows else { return };
+    guarded((), || {
+        shadows.send_all(&|route| {
+            let mirror = config.router.routes.get(route)?.mirror.as_ref()?;
+            Some((mirror.cluster.clone(), mirror.timeout_ms))
+        });
+    });
+}
+
+/// On the main thread: a shadow copy's answer, counted and ignored.
+///
+/// # Safety
+/// `config` is what `config_new` returned, alive; Envoy's buffers are
+/// valid for this hook.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
+    _envoy: FilterConfigEnvoyPtr,
+    config: FilterConfigModulePtr,
+    callout_id: u64,
+    result: u32,
+    headers: *const EnvoyHeader,
+    header_count: usize,
+    _body: *const EnvoyBuffer,
+    _body_count: usize,
+) {
+    // SAFETY: the caller's promise.
+    let Some(config) = (unsafe { (config as *const FilterConfig).as_ref() }) else { return };
+    let Some(shadows) = &config.shadows else { return };
+    guarded((), || {
+        let headers = if headers.is_null() || header_count == 0 {
+            &[][..]
+        } else {
+            // SAFETY: Envoy's array of `header_count` headers, valid for this hook.
+            unsafe { std::slice::from_raw_parts(headers, header_count) }
+        };
+        // SAFETY: Envoy's buffers, valid for this hook.
+        let status = headers
+            .iter()
+            .find(|h| unsafe { h.key.bytes() } == b":status")
+            .map(|h| unsafe { h.value.bytes() });
+        shadows.answered(callout_id, result == CALLOUT_SUCCESS, status);
+    });
+}
+
 never_called!(
-    envoy_dynamic_module_on_http_filter_config_http_callout_done,
     envoy_dynamic_module_on_http_filter_config_http_stream_complete,
     envoy_dynamic_module_on_http_filter_config_http_stream_data,
     envoy_dynamic_module_on_http_filter_config_http_stream_headers,
     envoy_dynamic_module_on_http_filter_config_http_stream_reset,
     envoy_dynamic_module_on_http_filter_config_http_stream_trailers,
-    envoy_dynamic_module_on_http_filter_config_scheduled,
     envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark,
     envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark,
     envoy_dynamic_module_on_http_filter_http_callout_done,

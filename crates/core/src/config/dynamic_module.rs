@@ -9,9 +9,6 @@ use crate::routing::router::Router;
 /// The first key of `router` the module cannot honour, as a refusal.
 pub fn refusal(router: &Router) -> Option<String> {
     for (r, route) in router.routes.iter().enumerate() {
-        if route.mirror.is_some() {
-            return Some(not_yet(&format!("routes[{r}].mirror"), "shadow copies"));
-        }
         for (i, rule) in route.rules.iter().enumerate() {
             let Some(split) = rule.split() else { continue };
             if split.ramp().is_some() {
@@ -78,10 +75,9 @@ mod tests {
     }
 
     #[test]
-    fn a_mirror_is_refused_by_its_key() {
+    fn a_mirror_is_accepted() {
         let json = r#"{"routes": [{"name": "r", "default": "a"},
             {"name": "s", "default": "a", "mirror": {"cluster": "shadow", "percent": 10}}]}"#;
-        let refusal = refused(json).unwrap();
-        assert!(refusal.starts_with("routes[1].mirror: "), "{refusal}");
+        assert_eq!(refused(json), None);
     }
 }
