@@ -55,6 +55,11 @@ impl Source {
         }
     }
 
+    /// Whether the config is the dynamic module's.
+    pub fn is_module(&self) -> bool {
+        self.module
+    }
+
     fn place(&self, message: &str) -> String {
         let (body, json_at) = split_position(message);
         match &self.place {

@@ -663,16 +663,23 @@ fn check_refuses_for_the_dynamic_module_what_it_does_not_do_yet() {
     let policy =
         std::fs::read_to_string(Path::new(REPO).join("envoy-gateway/extension-policy-dynmod.yaml")).unwrap();
     let sticky = "            stickyBy: { cookie: uid }\n";
-    let rollback =
-        "            rollback: { target: fixed, maxErrorRate: 0.02, minRequests: 100, window: 2m }\n";
-    let line = policy.lines().position(|l| l.contains("stickyBy: { cookie: uid }")).unwrap() + 2;
+    let rollback = "            rollback:\n              target: fixed\n              window: 2m\n              minRequests: 100\n              compare: { maxErrorRateIncrease: 0.01 }\n";
+    let line = policy.lines().position(|l| l.contains("stickyBy: { cookie: uid }")).unwrap() + 6;
     let r = run(&[
         "check",
         &temp_file("module-policy.yaml", &policy.replace(sticky, &format!("{sticky}{rollback}"))),
     ]);
     r.assert_rejected_with(&format!(
-        "routes[0].rules[1].split.rollback: the dynamic module does not do rollbacks yet; load the .wasm for this config (docs/envoy.md, \"A native home\") (line {line} column 13)"
+        "routes[0].rules[1].split.rollback.compare: the dynamic module does not do comparisons with a baseline yet; load the .wasm for this config (docs/envoy.md, \"A native home\") (line {line} column 15)"
     ));
+    // A local window it does: accepted, with the advice that fits the module.
+    let local = "            rollback: { target: fixed, maxErrorRate: 0.02, minRequests: 100, window: 2m }\n";
+    let r = run(&[
+        "check",
+        &temp_file("module-local.yaml", &policy.replace(sticky, &format!("{sticky}{local}"))),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("the dynamic module cannot ask Prometheus yet"), "{}", r.stderr);
 }
 
 #[test]
