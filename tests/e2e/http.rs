@@ -54,6 +54,17 @@ impl Connection {
         self.read_response()
     }
 
+    /// Sends `POST path` with `body` (its length announced) and reads the
+    /// response.
+    pub fn post(&mut self, host: &str, path: &str, body: &[u8]) -> io::Result<Response> {
+        let mut request =
+            format!("POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-length: {}\r\n\r\n", body.len())
+                .into_bytes();
+        request.extend_from_slice(body);
+        self.reader.get_mut().write_all(&request)?;
+        self.read_response()
+    }
+
     fn read_response(&mut self) -> io::Result<Response> {
         let mut line = String::new();
         if self.reader.read_line(&mut line)? == 0 {

@@ -34,11 +34,22 @@ fn config(mirror: Option<(&str, u32)>) -> String {
     )
 }
 
-fn start(mirror_cluster: &str, percent: u32) -> Envoy {
-    Envoy::start(
-        EnvoyConfig::from_repo("envoy/envoy.yaml")
-            .with_filter_config(&config(Some((mirror_cluster, percent)))),
-    )
+/// envoy/envoy.yaml's Envoy (or the dynamic module's, `module`) with the
+/// example's route mirrored to `mirror_cluster`.
+fn start(module: bool, mirror_cluster: &str, percent: u32) -> Envoy {
+    let home =
+        if module { EnvoyConfig::dynamic_module() } else { EnvoyConfig::from_repo("envoy/envoy.yaml") };
+    Envoy::start(home.with_filter_config(&config(Some((mirror_cluster, percent)))))
+}
+
+/// Waits until `done`, sending a request now and then to a host no route
+/// takes: the dynamic module adds the copies' outcomes (known on Envoy's
+/// main thread) to its counters with the next request.
+fn wait_for_shadow_counts(envoy: &Envoy, what: &str, mut done: impl FnMut() -> bool) {
+    envoy.wait_until(what, || {
+        let _ = super::http::get_host(envoy.ingress_port(), "nowhere.test", "/", &[]);
+        done()
+    });
 }
 
 #[test]
@@ -111,7 +122,17 @@ fn counts_per_target_exactly(envoy: &Envoy) {
 
 #[test]
 fn shadow_copies_reach_the_shadow_and_client_answers_are_unchanged() {
-    let envoy = start("service-a-shadow", 50);
+    copies_reach_the_shadow(&start(false, "service-a-shadow", 50));
+}
+
+#[test]
+fn the_dynamic_module_s_shadow_copies_reach_the_shadow_and_client_answers_are_unchanged() {
+    copies_reach_the_shadow(&start(true, "service-a-shadow", 50));
+}
+
+/// Half of 400 requests copied to the shadow listener, every copy received
+/// and answered, and every client answered by its own version.
+fn copies_reach_the_shadow(envoy: &Envoy) {
     let mut c = Connection::open(envoy.ingress_port()).unwrap();
     let n = 400;
     for i in 0..n {
@@ -126,7 +147,7 @@ fn shadow_copies_reach_the_shadow_and_client_answers_are_unchanged() {
     }
     let sent_series = r#"canary_router_shadow_requests_total{route="service-a",cluster="service-a-shadow"}"#;
     let received = "http.backend_service_a_shadow.downstream_rq_completed";
-    envoy.wait_until("the shadow listener to receive every copy", || {
+    wait_for_shadow_counts(envoy, "the shadow listener to receive every copy", || {
         envoy.sample(sent_series) > 0 && envoy.stat(received) == Some(envoy.sample(sent_series))
     });
     let sent = envoy.sample(sent_series);
@@ -139,8 +160,45 @@ fn shadow_copies_reach_the_shadow_and_client_answers_are_unchanged() {
 }
 
 #[test]
+fn a_copy_carries_the_request_body() {
+    copies_carry_the_body(&start(false, "service-a-shadow", 100));
+}
+
+#[test]
+fn the_dynamic_module_s_copy_carries_the_request_body() {
+    copies_carry_the_body(&start(true, "service-a-shadow", 100));
+}
+
+/// Five POSTs of 10,000 bytes, each copied whole: the shadow listener
+/// receives five requests and at least their bodies' bytes.
+fn copies_carry_the_body(envoy: &Envoy) {
+    let mut c = Connection::open(envoy.ingress_port()).unwrap();
+    let body: Vec<u8> = (0..10_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    for _ in 0..5 {
+        let response = c.post("a.example.com", "/upload", &body).unwrap();
+        assert_eq!((response.status, response.body_text().as_str()), (200, "service-a"));
+    }
+    let received = "http.backend_service_a_shadow.downstream_rq_completed";
+    wait_for_shadow_counts(envoy, "the shadow listener to receive every copy", || {
+        envoy.stat(received) == Some(5)
+    });
+    let bytes = envoy.stat("http.backend_service_a_shadow.downstream_cx_rx_bytes_total").unwrap_or(0);
+    assert!(bytes >= 5 * 10_000, "the shadow received {bytes} bytes for five 10,000-byte bodies");
+    let sent = r#"canary_router_shadow_requests_total{route="service-a",cluster="service-a-shadow"}"#;
+    wait_for_shadow_counts(envoy, "every copy to be counted", || envoy.sample(sent) == 5);
+}
+
+#[test]
 fn a_failing_shadow_never_fails_or_delays_the_live_request() {
-    let envoy = start("unreachable-shadow", 100);
+    a_failing_shadow_costs_nothing(&start(false, "unreachable-shadow", 100));
+}
+
+#[test]
+fn the_dynamic_module_s_failing_shadow_never_fails_or_delays_the_live_request() {
+    a_failing_shadow_costs_nothing(&start(true, "unreachable-shadow", 100));
+}
+
+fn a_failing_shadow_costs_nothing(envoy: &Envoy) {
     let mut c = Connection::open(envoy.ingress_port()).unwrap();
     let started = Instant::now();
     for _ in 0..50 {
@@ -155,5 +213,5 @@ fn a_failing_shadow_never_fails_or_delays_the_live_request() {
         started.elapsed()
     );
     let failed = r#"canary_router_shadow_failures_total{route="service-a",cluster="unreachable-shadow"}"#;
-    envoy.wait_until("every copy to be counted as failed", || envoy.sample(failed) == 50);
+    wait_for_shadow_counts(envoy, "every copy to be counted as failed", || envoy.sample(failed) == 50);
 }
