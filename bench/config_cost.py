@@ -43,7 +43,24 @@ def small_config(target):
     return json.dumps({"routes": [{"name": "probe", "hosts": [PROBE_HOST], "default": target}]})
 
 
+MODULE = "module"
+MODULE_TYPE = "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter"
+WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
+
+
 def ecds_file(wasm, config_json, fmt="json"):
+    """The ECDS resource for the .wasm at `wasm`, or for the dynamic module
+    when `wasm` is MODULE (found by Envoy as libcanary_router.so)."""
+    if wasm == MODULE:
+        return json.dumps({"resources": [{
+            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+            "name": "canary-router",
+            "typed_config": {
+                "@type": MODULE_TYPE,
+                "dynamic_module_config": {"name": "canary_router"},
+                "filter_name": "canary-router",
+                "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                  "value": config_json}}}]})
     if fmt == "json":
         return json.dumps({"resources": [{
             "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
@@ -88,7 +105,7 @@ def stats_config():
     return text[start:end].rstrip() + "\n"
 
 
-def bootstrap(admin, port, workdir, clusters, fmt="json"):
+def bootstrap(admin, port, workdir, clusters, fmt="json", filter_type=WASM_TYPE):
     ecds = f"""          - name: canary-router
             config_discovery:
               config_source:
@@ -96,7 +113,7 @@ def bootstrap(admin, port, workdir, clusters, fmt="json"):
                 path_config_source:
                   path: {workdir}/ecds/canary-router.{fmt}
                   watched_directory: {{ path: {workdir}/ecds }}
-              type_urls: ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]"""
+              type_urls: ["{filter_type}"]"""
     ingress = envoy_yaml.listener("ingress", port, ecds, envoy_yaml.CLUSTER_HEADER_ROUTES)
     return envoy_yaml.bootstrap(admin, ingress, clusters, head=f"node: {{ id: bench, cluster: bench }}\n{stats_config()}")
 
@@ -181,6 +198,66 @@ def measure(envoy_class, wasm, clusters, free_port, workdir, label, fraction, pu
     }
 
 
+def allocated(admin):
+    """Bytes Envoy's allocator holds for the whole process (the dynamic
+    module allocates through it)."""
+    url = f"http://127.0.0.1:{admin}/stats?filter=^server.memory_allocated$"
+    text = urllib.request.urlopen(url, timeout=2).read().decode()
+    return int(text.split(":", 1)[1])
+
+
+def settled_allocated(admin, quiet_s=3, limit_s=60):
+    """The process's allocated bytes once they stop moving by more than
+    64 KiB for `quiet_s`."""
+    last, same_since, start = allocated(admin), time.monotonic(), time.monotonic()
+    while time.monotonic() - start < limit_s:
+        time.sleep(0.5)
+        now = allocated(admin)
+        if abs(now - last) > 65536:
+            last, same_since = now, time.monotonic()
+        elif time.monotonic() - same_since >= quiet_s:
+            break
+    return last
+
+
+def measure_module(envoy_class, clusters, free_port, workdir, pushes=10):
+    """The dynamic module with the config at the limits: what the process
+    holds for it after the first push and after `pushes` more alternating
+    with a small config (one compiled config, whatever the workers), and the
+    apply times, as `measure` takes them for the .wasm."""
+    os.makedirs(os.path.join(workdir, "ecds"), exist_ok=True)
+    for name in os.listdir(os.path.join(workdir, "ecds")):
+        os.remove(os.path.join(workdir, "ecds", name))
+    admin, port = free_port(), free_port()
+    push(workdir, MODULE, small_config(MISSING))
+    envoy = envoy_class("config-cost-module", bootstrap(admin, port, workdir, clusters, filter_type=MODULE_TYPE), 0,
+                        workdir, concurrency=2)
+    try:
+        while probe_status(port) != 503:
+            time.sleep(0.05)
+        empty = settled_allocated(admin)
+        text = big_config.config(1.0)
+        config = with_probe(text, EXISTS)
+        first = apply(workdir, MODULE, port, config, 200)
+        after_first = settled_allocated(admin)
+        later = []
+        for i in range(pushes):
+            apply(workdir, MODULE, port, small_config(MISSING), 503)
+            target = EXISTS if i % 2 == 0 else "svc1"
+            later.append(apply(workdir, MODULE, port, with_probe(text, target), 200))
+        after_pushes = settled_allocated(admin)
+    finally:
+        envoy.stop()
+    return {
+        "json_bytes": len(config),
+        "empty": empty,
+        "after_first": after_first,
+        "after_pushes": after_pushes,
+        "apply_first_s": first,
+        "apply_later_s": statistics.median(later),
+    }
+
+
 def reloads(admin):
     """Envoy's count of filter configs it took from the ECDS file."""
     url = f"http://127.0.0.1:{admin}/stats?filter=config_reload$"
@@ -226,7 +303,8 @@ def run(envoy_class, wasm, clusters, free_port, workdir, floor_wasm=None):
     if floor_wasm:
         alone = {fmt: envoy_alone(envoy_class, floor_wasm, clusters, free_port, workdir, fmt)
                  for fmt in ("json", "yaml")}
-    return {"sizes": sizes, "envoy_alone": alone}
+    module = measure_module(envoy_class, clusters, free_port, workdir)
+    return {"sizes": sizes, "envoy_alone": alone, "module": module}
 
 
 def table(cost):
@@ -243,6 +321,17 @@ def table(cost):
         out.append(
             f"| {r['label']} | {r['json_bytes']:,} bytes | {grown('vm_after_first')} | {grown('vm_after_pushes')} | "
             f"{r['apply_first_s']:.2f} s | {r['apply_later_s']:.2f} s |")
+    module = cost.get("module") if isinstance(cost, dict) else None
+    if module:
+        def grown(after):
+            grew = module[after] - module["empty"]
+            return f"{grew / 2**20:.1f} MiB ({grew / module['json_bytes']:.1f}x the JSON)"
+        out.append("")
+        out.append(f"The dynamic module (crates/dynmod), the config at the limits ({module['json_bytes']:,} bytes): "
+                   f"the whole process holds {grown('after_first')} more after the first push (Envoy's "
+                   f"`server.memory_allocated`: one compiled config for every worker, and Envoy's own copy of "
+                   f"the resource), {grown('after_pushes')} after 10 more alternating with a small config; "
+                   f"applied in {module['apply_first_s']:.2f} s first, {module['apply_later_s']:.2f} s later (median).")
     alone = cost.get("envoy_alone") if isinstance(cost, dict) else None
     if alone:
         out.append("")
