@@ -13,6 +13,7 @@ use super::shared_state::read_state;
 use super::split_state::{verdict_of, SplitState, Splits};
 use super::stats::Stats;
 use super::Vm;
+use canary_router_core::rollout::log_lines;
 use canary_router_core::routing::router::Router;
 use canary_router_core::routing::split::Split;
 
@@ -60,21 +61,7 @@ impl Active {
             if state.logged_step.replace(step) == step {
                 continue;
             }
-            match step {
-                Some(s) => info!(
-                    "[ctx {root_id}] canary-router: route={} rule={} ramp: {} now at {}% (step {} of {})",
-                    route.name,
-                    rule.label,
-                    ramp.target,
-                    canary_router_core::text::decimal::format(ramp.steps.get(s).copied().unwrap_or(0.0)),
-                    s + 1,
-                    ramp.steps.len()
-                ),
-                None => info!(
-                    "[ctx {root_id}] canary-router: route={} rule={} ramp: {} waits for its start",
-                    route.name, rule.label, ramp.target
-                ),
-            }
+            info!("[ctx {root_id}] {}", log_lines::ramp_step(&route.name, &rule.label, ramp, step));
         }
     }
 }

@@ -38,6 +38,7 @@ use log::{error, info};
 pub use active::Active;
 use canary_router_core::config;
 use canary_router_core::hashing::rng::Rng;
+use canary_router_core::rollout::log_lines;
 use metric_ids::MetricIds;
 // What `host` (the .wasm's ABI, absent natively) builds the glue with.
 #[cfg_attr(not(target_arch = "wasm32"), allow(unused_imports))]
@@ -191,10 +192,9 @@ pub fn configure(root: &Root, configuration_size: usize) -> bool {
     match parsed {
         Ok(router) => {
             info!(
-                "[ctx {}] canary-router: config accepted: {} route(s), target header `{}`",
+                "[ctx {}] {}",
                 root.id,
-                router.routes.len(),
-                router.target_header
+                log_lines::config_accepted(router.routes.len(), &router.target_header)
             );
             stats::config_loaded(&root.vm, true);
             // The previous config goes before this one's state is built, so

@@ -14,6 +14,7 @@ use super::split_state::Verdict;
 use super::Active;
 use canary_router_core::rollout::gate::{GateState, HoldReason, Judgement, Progress};
 use canary_router_core::rollout::judge::{self, GateEvidence};
+use canary_router_core::rollout::log_lines;
 
 /// From the root's tick, after the rollback windows were merged.
 pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
@@ -67,15 +68,15 @@ pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
         rollback::adopt(active, split, &fleet, root_id);
         active.gauges.judged(proxy, split.id, &judgement);
         if let Progress::Advanced(step) = progress {
-            info!(
-                "[ctx {root_id}] canary-router: route={} rule={} ramp: step {} of {} earned ({} responses; {})",
-                route.name,
-                rule.label,
-                step + 1,
-                ramp.steps.len(),
+            let line = log_lines::step_earned(
+                &route.name,
+                &rule.label,
+                ramp,
+                step,
                 judgement.responses,
-                judgement.poll
+                &judgement.poll,
             );
+            info!("[ctx {root_id}] {line}");
         }
         if started_awaiting {
             warn!(

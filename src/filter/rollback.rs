@@ -28,6 +28,7 @@ use canary_router_core::rollout::compare::{self, Arms, Compared};
 use canary_router_core::rollout::error_window::{self, Counts, Crossed};
 use canary_router_core::rollout::fleet_state::{FleetState, RolledBack};
 use canary_router_core::rollout::judge;
+use canary_router_core::rollout::log_lines;
 use canary_router_core::routing::split::{Split, SplitId};
 
 /// Takes on what the shared state says. A rollback is never undone for
@@ -62,11 +63,9 @@ pub fn set_verdict(active: &Active, split: &Split, verdict: Verdict, context_id:
     let target = split.rollback().map_or("-", |r| r.target.as_str());
     let identity = split.identity_hex();
     match &verdict {
-        Verdict::RolledBack(rolled) => warn!(
-            "[ctx {context_id}] canary-router: rolled back route={route} target={target} split={identity} reason={}: {}; \
-             its traffic goes to the other targets until the split changes",
-            rolled.reason, rolled.detail
-        ),
+        Verdict::RolledBack(rolled) => {
+            warn!("[ctx {context_id}] {}", log_lines::rolled_back(route, target, &identity, rolled))
+        }
         Verdict::Waiting => info!(
             "[ctx {context_id}] canary-router: route={route} target={target} split={identity} waits for the fleet's \
              rollback latch (Prometheus) before it gets traffic"

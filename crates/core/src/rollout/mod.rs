@@ -8,6 +8,7 @@ pub mod error_window;
 pub mod fleet_state;
 pub mod gate;
 pub mod judge;
+pub mod log_lines;
 pub mod metrics;
 pub mod prometheus;
 pub(crate) mod sequential;
