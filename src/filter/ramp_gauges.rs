@@ -79,13 +79,7 @@ impl RampGauges {
         let (since_ms, next_ms) = match (&ramp.gate, state.gate.get()) {
             (Some(_), Some(gated)) => (Some(gated.since_ms), gate::earliest_next_ms(ramp, &gated)),
             (Some(_), None) => (None, Some(ramp.start_ms)),
-            (None, None) if at.is_none() => (None, Some(ramp.start_ms)),
-            (None, _) => {
-                let step = at.unwrap_or(0) as u64;
-                let next =
-                    (at.unwrap_or(0) < ramp.last_step()).then(|| ramp.start_ms + (step + 1) * ramp.every_ms);
-                (Some(ramp.start_ms + step * ramp.every_ms), next)
-            }
+            (None, _) => ramp.clock_times(now_ms),
         };
         self.step_since.set(proxy, since_ms.map_or(0, |ms| ms / 1_000));
         self.next.set(proxy, next_ms.map_or(0, |ms| ms / 1_000));

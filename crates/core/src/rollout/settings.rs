@@ -40,6 +40,16 @@ impl Ramp {
     pub fn last_step(&self) -> usize {
         self.steps.len().saturating_sub(1)
     }
+
+    /// A ramp by the clock at `now_ms`: since when its step is in force and
+    /// when the next one comes, in ms since the epoch. Before `start` there
+    /// is no step and the next is `start`; at the last step there is no
+    /// next.
+    pub fn clock_times(&self, now_ms: u64) -> (Option<u64>, Option<u64>) {
+        let Some(step) = self.step_at(now_ms) else { return (None, Some(self.start_ms)) };
+        let at = |n: usize| self.start_ms.saturating_add((n as u64).saturating_mul(self.every_ms));
+        (Some(at(step)), (step < self.last_step()).then(|| at(step + 1)))
+    }
 }
 
 /// A ramp's `gate`: what a step must show before the next one.
@@ -204,5 +214,26 @@ impl Check {
             _ => "within its bounds".to_string(),
         };
         format!("{}: {} {bound}", self.name, decimal::format(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clock_ramp_says_since_when_its_step_holds_and_when_the_next_comes() {
+        let ramp = Ramp {
+            target: "canary".into(),
+            start_ms: 10_000,
+            every_ms: 1_000,
+            steps: vec![10.0, 50.0, 100.0],
+            gate: None,
+            hold: false,
+        };
+        assert_eq!(ramp.clock_times(9_999), (None, Some(10_000)), "before the start");
+        assert_eq!(ramp.clock_times(10_000), (Some(10_000), Some(11_000)));
+        assert_eq!(ramp.clock_times(11_500), (Some(11_000), Some(12_000)));
+        assert_eq!(ramp.clock_times(99_000), (Some(12_000), None), "the last step has no next");
     }
 }
