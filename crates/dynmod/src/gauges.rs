@@ -4,8 +4,9 @@
 //! `canary_router_rolled_back_since_seconds{route,rule,split}` and
 //! `canary_router_rollback_fleet{route,rule,split}` (0: each proxy's window
 //! judges alone). Set from a stream: on the config's first one (a split a
-//! previous config rolled back shows it at once), and by the response that
-//! rolls a split back.
+//! previous config rolled back shows it at once), by the response that
+//! rolls a split back, and by the first one after a gate rolled one back on
+//! the tick.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -22,7 +23,9 @@ pub struct Gauges {
     reason: Option<Family>,
     since: Option<Family>,
     fleet: Option<Family>,
-    shown: AtomicBool,
+    /// Every split's gauges are to be set again (at first, so the config's
+    /// first request shows them).
+    dirty: AtomicBool,
 }
 
 impl Gauges {
@@ -37,13 +40,18 @@ impl Gauges {
             reason: family(metrics::ROLLBACK_REASON, Some("reason")),
             since: family(metrics::ROLLED_BACK_SINCE, None),
             fleet: family(metrics::ROLLBACK_FLEET, None),
-            shown: AtomicBool::new(false),
+            dirty: AtomicBool::new(true),
         }
     }
 
-    /// On the config's first stream: every rollback split's state.
+    /// A split's state changed where no stream is (the tick).
+    pub fn mark(&self) {
+        self.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// From a stream, when marked: every rollback split's state.
     pub fn show(&self, envoy: FilterEnvoyPtr, router: &Router, splits: &Splits) {
-        if self.rolled_back.is_none() || self.shown.swap(true, Ordering::Relaxed) {
+        if self.rolled_back.is_none() || !self.dirty.swap(false, Ordering::Relaxed) {
             return;
         }
         for (_, _, split) in router.splits() {

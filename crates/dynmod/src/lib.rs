@@ -4,27 +4,33 @@
 //!
 //! So far: routing (rules, splits, sticky keys, assignment cookies, the
 //! target header written or, when no route applies, removed), the request
-//! and response counters, rollbacks by each proxy's local window, and
-//! shadow copies; a config that asks for more is refused
-//! (`config::dynamic_module`). Every hook catches a panic at the boundary: a panic here
-//! would be the proxy's crash.
+//! and response counters, rollbacks by each proxy's local window, ramps by
+//! the clock or gated by that window, and shadow copies; a config that asks
+//! for more is refused (`config::dynamic_module`). Every hook catches a panic at the boundary:
+//! a panic here would be the proxy's crash.
 
 mod abi;
 mod clock;
 mod counters;
 mod family;
+mod gates;
 mod gauges;
+mod ramps;
 mod roll;
 mod rollback;
+mod scheduler;
 mod shadows;
 mod split_states;
+mod ticker;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use abi::*;
 use canary_router_core::config::{self, dynamic_module};
 use canary_router_core::request::Request;
 use canary_router_core::rollout::fleet_state::RolledBack;
+use canary_router_core::rollout::log_lines;
 use canary_router_core::rollout::metrics::{status_class, SERVER_ERROR};
 use canary_router_core::routing::router::Router;
 use canary_router_core::routing::split::Moment;
@@ -48,6 +54,11 @@ struct FilterConfig {
     splits: split_states::Splits,
     gauges: gauges::Gauges,
     shadows: Option<shadows::Shadows>,
+    ramps: Option<ramps::Ramps>,
+    /// A decision reads the time (a ramp's step depends on it).
+    uses_clock: bool,
+    /// Held for its life: dropping it stops its thread.
+    _ticker: Option<ticker::Ticker>,
 }
 
 impl FilterConfig {
@@ -88,16 +99,19 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
         if let Some(why) = dynamic_module::refusal(&router) {
             return refused(&why);
         }
-        eprintln!(
-            "canary-router: config accepted: {} route(s), target header `{}`",
-            router.routes.len(),
-            router.target_header
-        );
+        eprintln!("{}", log_lines::config_accepted(router.routes.len(), &router.target_header));
         let counters = counters::Counters::define(envoy, &router);
         let splits = split_states::Splits::of(&router);
         let gauges = gauges::Gauges::define(envoy, &splits);
-        let shadows = shadows::Shadows::of(envoy, &router);
-        let config = FilterConfig { router, counters, splits, gauges, shadows };
+        let ramps = ramps::Ramps::define(envoy, &router);
+        let mirrors = router.routes.iter().any(|r| r.mirror.is_some());
+        let scheduler =
+            (mirrors || ramps.is_some()).then(|| scheduler::Scheduler::new(envoy)).flatten().map(Arc::new);
+        let shadows = shadows::Shadows::of(envoy, &router, scheduler.as_ref());
+        let ticker = ramps.as_ref().and(scheduler).and_then(ticker::Ticker::start);
+        let uses_clock = ramps.is_some();
+        let config =
+            FilterConfig { router, counters, splits, gauges, shadows, ramps, uses_clock, _ticker: ticker };
         Box::into_raw(Box::new(config)) as FilterConfigModulePtr
     })
 }
@@ -130,6 +144,8 @@ struct Filter {
 /// A request whose response a rollback's window counts.
 struct Watched {
     split: SplitId,
+    /// The ramp step it was sent at.
+    step: u32,
     /// When the request was sent whole (ms since the epoch).
     sent_ms: u64,
     abandoned_after_ms: u64,
@@ -201,7 +217,11 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
         // the decision is made.
         let request = Request::new(unsafe { request_headers(envoy) });
         // The decision borrows the config, which outlives the request.
-        let moment = Moment { roll: roll::roll(), now_ms: 0, splits: &config.splits };
+        let now_ms = if config.uses_clock { clock::now_ms() } else { 0 };
+        if let Some(ramps) = &config.ramps {
+            ramps.publish(envoy, router, &config.splits, now_ms);
+        }
+        let moment = Moment { roll: roll::roll(), now_ms, splits: &config.splits };
         let decision = router.decide(&request, &moment);
         match &decision {
             Some(d) => {
@@ -231,7 +251,11 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
                 filter.watched = d.split.and_then(|split| {
                     let rollback = split.rollback().filter(|r| r.target == d.target)?;
                     let abandoned_after_ms = rollback.window.as_ref()?.abandoned_after_ms;
-                    Some(Watched { split: split.id, sent_ms: clock::now_ms(), abandoned_after_ms })
+                    let sent_ms = clock::now_ms();
+                    let gated = config.splits.get(split.id).and_then(|s| s.gated_step());
+                    let step = split.ramp().and_then(|r| r.step_in_force(gated, sent_ms)).unwrap_or(0);
+                    let step = u32::try_from(step).unwrap_or(u32::MAX);
+                    Some(Watched { split: split.id, step, sent_ms, abandoned_after_ms })
                 });
             }
             None => counters.unrouted(envoy),
@@ -284,6 +308,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
             let answered = rollback::Answered {
                 error: class == Some(SERVER_ERROR),
                 latency_ms: Some(now_ms.saturating_sub(watched.sent_ms)),
+                step: watched.step,
             };
             record(envoy, config, &watched, &answered, now_ms);
         });
@@ -440,7 +465,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
         let waited = now_ms.saturating_sub(watched.sent_ms);
         if waited >= watched.abandoned_after_ms {
             eprintln!("canary-router: the request to a watched target ended unanswered after {waited} ms: a failure");
-            let answered = rollback::Answered { error: true, latency_ms: Some(waited) };
+            let answered = rollback::Answered { error: true, latency_ms: Some(waited), step: watched.step };
             record(envoy, config, &watched, &answered, now_ms);
         }
     });
@@ -464,13 +489,7 @@ fn record(
 
 fn log_rollback(route: &str, split: &canary_router_core::routing::split::Split, rolled: &RolledBack) {
     let target = split.rollback().map_or("-", |r| r.target.as_str());
-    eprintln!(
-        "canary-router: rolled back route={route} target={target} split={} reason={}: {}; \
-         its traffic goes to the other targets until the split changes",
-        split.identity_hex(),
-        rolled.reason,
-        rolled.detail
-    );
+    eprintln!("{}", log_lines::rolled_back(route, target, &split.identity_hex(), rolled));
 }
 
 /// A local reply goes out as Envoy made it.
@@ -511,7 +530,7 @@ macro_rules! never_called {
     };
 }
 
-/// On the main thread: sends the queued shadow copies.
+/// On the main thread: sends the queued shadow copies, or ticks.
 ///
 /// # Safety
 /// `config` is what `config_new` returned, alive.
@@ -519,16 +538,27 @@ macro_rules! never_called {
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
     _envoy: FilterConfigEnvoyPtr,
     config: FilterConfigModulePtr,
-    _event: u64,
+    event: u64,
 ) {
     // SAFETY: the caller's promise.
     let Some(config) = (unsafe { (config as *const FilterConfig).as_ref() }) else { return };
-    let Some(shadows) = &config.shadows else { return };
-    guarded((), || {
-        shadows.send_all(&|route| {
+    guarded((), || match (event, &config.shadows, &config.ramps) {
+        (scheduler::SEND_SHADOWS, Some(shadows), _) => shadows.send_all(&|route| {
             let mirror = config.router.routes.get(route)?.mirror.as_ref()?;
             Some((mirror.cluster.clone(), mirror.timeout_ms))
-        });
+        }),
+        (scheduler::TICK, _, Some(ramps)) => {
+            let now_ms = clock::now_ms();
+            ramps.tick(&config.router, now_ms);
+            let changed = gates::tick(&config.router, &config.splits, now_ms);
+            if changed.steps || changed.rollbacks {
+                ramps.mark();
+            }
+            if changed.rollbacks {
+                config.gauges.mark();
+            }
+        }
+        _ => {}
     });
 }
 

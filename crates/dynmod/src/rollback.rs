@@ -13,10 +13,12 @@ use canary_router_core::routing::split::Split;
 use crate::split_states::SplitShared;
 
 /// One response of the watched target (or a request that waited past
-/// `abandonedAfterMs` for none): an error or not, and how long it took.
+/// `abandonedAfterMs` for none): an error or not, how long it took, and the
+/// ramp step it was sent at (a gated step counts only its own).
 pub struct Answered {
     pub error: bool,
     pub latency_ms: Option<u64>,
+    pub step: u32,
 }
 
 /// Counts `answered` in the split's window; returns the rollback when this
@@ -34,7 +36,7 @@ pub fn record(split: &Split, shared: &SplitShared, answered: &Answered, now_ms: 
     let bucket = error_window::bucket_of(now_ms, window.window_ms);
     let latency =
         window.latency.as_ref().zip(answered.latency_ms).map(|(l, ms)| error_window::latency_bucket(ms, l));
-    judged.window.add(bucket, Counts::one(answered.error, latency), &Arms::default(), 0);
+    judged.window.add(bucket, Counts::one(answered.error, latency), &Arms::default(), answered.step);
     let look = judge::look_at_window(window, &judged.window, bucket, split.ramp());
     let crossed = look.crossed?;
     let rolled = RolledBack {
@@ -67,7 +69,7 @@ mod tests {
     fn the_response_that_takes_the_window_over_its_rate_rolls_back() {
         let split = split_of(ROLLBACK);
         let shared = SplitShared::default();
-        let error = Answered { error: true, latency_ms: Some(3) };
+        let error = Answered { error: true, latency_ms: Some(3), step: 0 };
         let now = 1_700_000_000_000;
         for n in 1..20 {
             assert_eq!(record(&split, &shared, &error, now + n), None, "{n} responses are fewer than 20");
@@ -85,7 +87,7 @@ mod tests {
         let shared = SplitShared::default();
         let now = 1_700_000_000_000;
         for n in 0..1_000 {
-            let answered = Answered { error: n % 20 == 0, latency_ms: Some(3) };
+            let answered = Answered { error: n % 20 == 0, latency_ms: Some(3), step: 0 };
             assert_eq!(record(&split, &shared, &answered, now + n), None);
         }
         assert!(!shared.withheld(), "5% errors under a 10% bound");

@@ -17,9 +17,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::abi::*;
+use crate::scheduler::{Scheduler, SEND_SHADOWS};
 use canary_router_core::request::header_map;
 use canary_router_core::rollout::metrics::{status_class, SERVER_ERROR};
 use canary_router_core::routing::mirror::{shadow_copy, Ledger, MirrorBudget, Skip};
@@ -59,7 +60,7 @@ pub struct Outcomes {
 pub struct Shadows {
     /// Envoy's config pointer, used on the main thread only.
     envoy: usize,
-    scheduler: usize,
+    scheduler: Arc<Scheduler>,
     budget: MirrorBudget,
     ledger: Mutex<Ledger>,
     queue: Mutex<Vec<Copy>>,
@@ -83,19 +84,21 @@ impl Assembling {
 
 impl Shadows {
     /// The config's shadows, if any route mirrors.
-    pub fn of(envoy: FilterConfigEnvoyPtr, router: &Router) -> Option<Shadows> {
+    pub fn of(
+        envoy: FilterConfigEnvoyPtr,
+        router: &Router,
+        scheduler: Option<&Arc<Scheduler>>,
+    ) -> Option<Shadows> {
         if router.routes.iter().all(|r| r.mirror.is_none()) {
             return None;
         }
-        // SAFETY: Envoy's config pointer, valid in `config_new`.
-        let scheduler = unsafe { envoy_dynamic_module_callback_http_filter_config_scheduler_new(envoy) };
-        if scheduler.is_null() {
+        let Some(scheduler) = scheduler else {
             eprintln!("canary-router: Envoy gave no scheduler; shadow copies are not sent");
             return None;
-        }
+        };
         Some(Shadows {
             envoy: envoy as usize,
-            scheduler: scheduler as usize,
+            scheduler: scheduler.clone(),
             budget: router.mirror_budget,
             ledger: Mutex::default(),
             queue: Mutex::default(),
@@ -174,11 +177,7 @@ impl Shadows {
             queue.len() == 1
         };
         if first {
-            // SAFETY: the scheduler Envoy gave this config; committing is
-            // allowed from any thread.
-            unsafe {
-                envoy_dynamic_module_callback_http_filter_config_scheduler_commit(self.scheduler as _, 0)
-            };
+            self.scheduler.commit(SEND_SHADOWS);
         }
     }
 
@@ -238,13 +237,5 @@ impl Shadows {
         for (route, outcomes) in self.outcomes.iter().enumerate() {
             add(route, outcomes);
         }
-    }
-}
-
-impl Drop for Shadows {
-    fn drop(&mut self) {
-        // SAFETY: the scheduler Envoy gave this config, deleted once, when
-        // the config is (no stream of it is left to commit).
-        unsafe { envoy_dynamic_module_callback_http_filter_config_scheduler_delete(self.scheduler as _) };
     }
 }

@@ -8,27 +8,46 @@
 //! window and its rollback; a new version of the split starts fresh.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use canary_router_core::rollout::error_window::Window;
 use canary_router_core::rollout::fleet_state::RolledBack;
+use canary_router_core::rollout::gate::{GateState, Judgement};
 use canary_router_core::routing::router::Router;
 use canary_router_core::routing::split::{Live, SplitId, SplitStates};
 
+/// No gated step yet (the listed weights apply).
+const NO_STEP: usize = usize::MAX;
+
 /// One rollback split, as the workers share it.
-#[derive(Default)]
 pub struct SplitShared {
     /// The rollback's target gets no traffic: what every decision reads.
     withheld: AtomicBool,
+    /// A gated ramp's step in force (`NO_STEP` before it started): what
+    /// every decision reads.
+    gated_step: AtomicUsize,
     state: Mutex<Judged>,
 }
 
-/// The window and its verdict, changed together under the lock.
+impl Default for SplitShared {
+    fn default() -> Self {
+        SplitShared {
+            withheld: AtomicBool::new(false),
+            gated_step: AtomicUsize::new(NO_STEP),
+            state: Mutex::default(),
+        }
+    }
+}
+
+/// The window and its verdict, changed together under the lock, and a
+/// gated ramp's progress and what its gate last saw.
 #[derive(Default)]
 pub struct Judged {
     pub window: Window,
     pub rolled_back: Option<RolledBack>,
+    pub gate: Option<GateState>,
+    pub judgement: Option<Judgement>,
 }
 
 impl SplitShared {
@@ -44,6 +63,15 @@ impl SplitShared {
 
     pub fn withheld(&self) -> bool {
         self.withheld.load(Ordering::Relaxed)
+    }
+
+    pub fn set_gated_step(&self, step: u32) {
+        self.gated_step.store(usize::try_from(step).unwrap_or(NO_STEP), Ordering::Relaxed);
+    }
+
+    /// A gated ramp's step in force, if it started.
+    pub fn gated_step(&self) -> Option<usize> {
+        Some(self.gated_step.load(Ordering::Relaxed)).filter(|s| *s != NO_STEP)
     }
 }
 
@@ -85,6 +113,9 @@ impl Splits {
 
 impl SplitStates for Splits {
     fn live(&self, id: SplitId) -> Live {
-        Live { withheld: self.get(id).is_some_and(SplitShared::withheld), gated_step: None }
+        match self.get(id) {
+            Some(shared) => Live { withheld: shared.withheld(), gated_step: shared.gated_step() },
+            None => Live::default(),
+        }
     }
 }

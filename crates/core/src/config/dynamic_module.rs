@@ -1,8 +1,7 @@
 //! What the `.wasm` does that the dynamic module (crates/dynmod) does not
 //! do yet: a config that asks for it is refused there, naming the key,
-//! rather than routed without it (a ramp read as if it had not begun, a
-//! rollback never taken, shadow copies never sent would each look like
-//! they work). The CLI checks a config bound for the module the same way.
+//! rather than routed without it (a fleet latch never asked, a baseline
+//! never compared would each look like they work). The CLI checks a config bound for the module the same way.
 
 use crate::routing::router::Router;
 
@@ -11,9 +10,6 @@ pub fn refusal(router: &Router) -> Option<String> {
     for (r, route) in router.routes.iter().enumerate() {
         for (i, rule) in route.rules.iter().enumerate() {
             let Some(split) = rule.split() else { continue };
-            if split.ramp().is_some() {
-                return Some(not_yet(&format!("routes[{r}].rules[{i}].split.ramp"), "ramps"));
-            }
             let Some(rollback) = split.rollback() else { continue };
             let at = format!("routes[{r}].rules[{i}].split.rollback");
             if rollback.prometheus.is_some() {
@@ -56,10 +52,14 @@ mod tests {
     }
 
     #[test]
-    fn a_ramp_is_refused_by_its_key() {
-        let ramp = r#", "ramp": {"target": "b", "start": "2030-01-07T10:00:00Z", "every": "10m", "steps": [10, 50, 100]}"#;
-        let refusal = refused(&split_with(ramp)).unwrap();
-        assert!(refusal.starts_with("routes[0].rules[1].split.ramp: the dynamic module"), "{refusal}");
+    fn clock_and_locally_gated_ramps_are_accepted() {
+        let clock =
+            r#""target": "b", "start": "2030-01-07T10:00:00Z", "every": "10m", "steps": [10, 50, 100]"#;
+        assert_eq!(refused(&split_with(&format!(r#", "ramp": {{{clock}}}"#))), None);
+        let window =
+            r#""rollback": {"target": "b", "maxErrorRate": 0.05, "minRequests": 20, "window": "60s"}"#;
+        let gated = format!(r#", "ramp": {{{clock}, "gate": {{"minRequests": 20}}}}, {window}"#);
+        assert_eq!(refused(&split_with(&gated)), None);
     }
 
     #[test]
