@@ -128,7 +128,7 @@ fn each_envoy_gateway_policy_routes_through_its_http_route() {
 }
 
 /// The dynamic module's policy routes as the .wasm policies do, without
-/// what the module refuses (`mirror`, `rollback`), attached to the same
+/// what the module refuses (`rollback.prometheus`), attached to the same
 /// Gateway, loading a module the EnvoyProxy allows.
 #[test]
 fn the_dynamic_module_policy_routes_as_the_wasm_ones_and_its_module_is_allowed() {
@@ -144,10 +144,9 @@ fn the_dynamic_module_policy_routes_as_the_wasm_ones_and_its_module_is_allowed()
     let entry = &module["spec"]["dynamicModule"][0];
     let mut routing = wasm["spec"]["wasm"][0]["config"].clone();
     for route in routing["routes"].as_array_mut().unwrap() {
-        route.as_object_mut().unwrap().remove("mirror");
         for rule in route["rules"].as_array_mut().unwrap() {
-            if let Some(split) = rule.get_mut("split").and_then(Value::as_object_mut) {
-                split.remove("rollback");
+            if let Some(rollback) = rule["split"].get_mut("rollback").and_then(Value::as_object_mut) {
+                rollback.remove("prometheus");
             }
         }
     }

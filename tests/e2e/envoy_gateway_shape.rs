@@ -151,22 +151,10 @@ fn the_envoy_gateway_translation_routes_service_b() {
     let fetches = service_b.gateway.server.fetches.load(Ordering::SeqCst);
     assert!(fetches >= 1, "the code was not fetched:\n{}", service_b.envoy().log());
     routes_service_b(&mut service_b, config);
-
-    // The shadow: copies of 5% go to rule 1's cluster and are answered.
-    let sent = r#"canary_router_shadow_requests_total{route="service-b",cluster="httproute/default/service-b/rule/1"}"#;
-    service_b.envoy().wait_until("shadow copies", || service_b.envoy().sample(sent) >= 40);
-    let failed: f64 = service_b
-        .envoy()
-        .prometheus()
-        .lines()
-        .filter(|l| l.starts_with("canary_router_shadow_failures_total{"))
-        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
-        .sum();
-    assert_eq!(failed, 0.0, "shadow copies failed");
 }
 
 /// The same through the dynamic module's policy: the module loaded by the
-/// path the EnvoyProxy allows, with the same routing.
+/// path the EnvoyProxy allows, with the same routing and shadow copies.
 #[test]
 fn the_envoy_gateway_translation_of_the_dynamic_module_routes_service_b() {
     let config =
@@ -181,7 +169,7 @@ fn the_envoy_gateway_translation_of_the_dynamic_module_routes_service_b() {
 }
 
 /// The config accepted; the rule, a client's own header ignored, the sticky
-/// split, a live weight change and a one-edit rollback.
+/// split, the shadow copies, a live weight change and a one-edit rollback.
 fn routes_service_b(service_b: &mut ServiceB, mut config: Value) {
     assert!(
         service_b
@@ -226,6 +214,22 @@ fn routes_service_b(service_b: &mut ServiceB, mut config: Value) {
             .collect::<Vec<_>>()
             .join("\n")
     );
+
+    // The shadow: copies of 5% go to rule 1's cluster and are answered (the
+    // module counts a copy's outcome with the next request).
+    let sent = r#"canary_router_shadow_requests_total{route="service-b",cluster="httproute/default/service-b/rule/1"}"#;
+    service_b.envoy().wait_until("shadow copies", || {
+        get_host(port, HOST, "/", &[("cookie", &stable_user)]);
+        service_b.envoy().sample(sent) >= 40
+    });
+    let failed: f64 = service_b
+        .envoy()
+        .prometheus()
+        .lines()
+        .filter(|l| l.starts_with("canary_router_shadow_failures_total{"))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(failed, 0.0, "shadow copies failed");
 
     // A live weight change: 20% → 50%, pushed as Envoy Gateway pushes it.
     set_weights(&mut config, 50);

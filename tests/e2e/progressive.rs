@@ -114,6 +114,108 @@ fn rollback_lasts_as_long_as_its_split(envoy: &Envoy) {
 }
 
 #[test]
+fn a_clock_ramp_takes_its_steps_on_time_and_says_so() {
+    ramp_by_the_clock(|json| EnvoyConfig::from_repo("envoy/envoy.yaml").with_filter_config(json));
+}
+
+#[test]
+fn the_dynamic_module_takes_a_clock_ramp_s_steps_on_time_and_says_so() {
+    ramp_by_the_clock(|json| EnvoyConfig::dynamic_module().with_filter_config(json));
+}
+
+/// A ramp of the canary from 0% to 50% then 100%, its start two seconds
+/// after Envoy applies it and two seconds a step: nothing reaches the
+/// canary before the start, about half after it, all of it from the second
+/// step on; each step is logged once and shown in the gauges.
+fn ramp_by_the_clock(home: impl Fn(&str) -> EnvoyConfig) {
+    let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let start_s = now_s + 4;
+    let json = format!(
+        r#"{{"routes": [{{"name": "service-b", "hosts": ["b.example.com"], "default": "service-b", "rules": [
+        {{"split": {{"weights": [{{"target": "service-b-canary", "weight": 0}}, {{"target": "service-b", "weight": 100}}],
+                    "ramp": {{"target": "service-b-canary", "start": "{}", "every": "2s", "steps": [50, 100]}}}}}}]}}]}}"#,
+        canary_router_core::text::time::format_rfc3339(start_s)
+    );
+    let envoy = Envoy::start(home(&json));
+    let since_start = || {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        now.as_secs_f64() - start_s as f64
+    };
+    let canary_share = |n: usize| {
+        let mut c = Connection::open(envoy.ingress_port()).unwrap();
+        let canary =
+            (0..n).filter(|_| c.get("b.example.com", "/", &[]).unwrap().body_text() == "service-b-canary");
+        canary.count() as f64 / n as f64
+    };
+    assert!(since_start() < -0.5, "Envoy took too long to start for this test's clock");
+    assert_eq!(canary_share(50), 0.0, "the canary got traffic before the ramp's start");
+    while since_start() < 0.3 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let half = canary_share(400);
+    assert!((0.4..=0.6).contains(&half), "step 1 sent {:.0}% to the canary, not about 50%", half * 100.0);
+    while since_start() < 2.3 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(canary_share(50), 1.0, "step 2 is 100%");
+    let labels = [("route", "service-b"), ("target", "service-b-canary")];
+    envoy.wait_until("the ramp gauge at step 2", || {
+        let _ = Connection::open(envoy.ingress_port()).unwrap().get("b.example.com", "/", &[]);
+        envoy.sample_with("canary_router_ramp_step", &labels) == Some(2.0)
+    });
+    envoy.wait_until("each step logged", || {
+        envoy.log().contains("ramp: service-b-canary now at 100% (step 2 of 2)")
+    });
+    let log = envoy.log();
+    let step_one =
+        log.lines().filter(|l| l.contains("ramp: service-b-canary now at 50% (step 1 of 2)")).count();
+    assert!(step_one >= 1, "step 1 was not logged:\n{log}");
+}
+
+#[test]
+fn a_locally_gated_step_is_taken_once_the_canary_served_enough_healthy_responses() {
+    gated_by_the_window(|json| EnvoyConfig::from_repo("envoy/envoy.yaml").with_filter_config(json));
+}
+
+#[test]
+fn the_dynamic_module_takes_a_gated_step_once_the_canary_served_enough_healthy_responses() {
+    gated_by_the_window(|json| EnvoyConfig::dynamic_module().with_filter_config(json));
+}
+
+/// A ramp of the canary to 20% then 100%, each step earned by 20 healthy
+/// canary responses and two seconds: at 20% the canary gets about a fifth
+/// of the traffic; once it answered 20 times without an error and the step
+/// lasted two seconds, all of it; the step is logged as earned and shown.
+fn gated_by_the_window(home: impl Fn(&str) -> EnvoyConfig) {
+    let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let json = format!(
+        r#"{{"routes": [{{"name": "service-b", "hosts": ["b.example.com"], "default": "service-b", "rules": [
+        {{"split": {{"weights": [{{"target": "service-b-canary", "weight": 0}}, {{"target": "service-b", "weight": 100}}],
+           "ramp": {{"target": "service-b-canary", "start": "{}", "every": "2s", "steps": [20, 100],
+                    "gate": {{"minRequests": 20, "maxWait": "60s", "onMaxWait": "hold"}}}},
+           "rollback": {{"target": "service-b-canary", "maxErrorRate": 0.5, "minRequests": 20, "window": "60s"}}}}}}]}}]}}"#,
+        canary_router_core::text::time::format_rfc3339(now_s - 60)
+    );
+    let envoy = Envoy::start(home(&json));
+    let mut c = Connection::open(envoy.ingress_port()).unwrap();
+    let mut get = || c.get("b.example.com", "/", &[]).unwrap().body_text();
+    // Step 1 begins at the first look after the start, within a second.
+    envoy.wait_until("step 1", || (0..20).any(|_| get() == "service-b-canary"));
+    let at_step_one = (0..200).filter(|_| get() == "service-b-canary").count();
+    assert!((20..=60).contains(&at_step_one), "step 1 sent {at_step_one} of 200 to the canary, not about 40");
+    envoy.wait_until("step 2, earned", || (0..20).all(|_| get() == "service-b-canary"));
+    let labels = [("route", "service-b"), ("target", "service-b-canary")];
+    envoy.wait_until("the ramp gauge at step 2", || {
+        get();
+        envoy.sample_with("canary_router_ramp_step", &labels) == Some(2.0)
+    });
+    assert_eq!(envoy.sample_with("canary_router_ramp_gated", &[("route", "service-b")]), Some(1.0));
+    let log = envoy.log();
+    assert!(log.contains("ramp: step 2 of 2 earned"), "the earned step was not logged:\n{log}");
+    assert!(!log.contains("rolled back"), "a healthy canary was rolled back:\n{log}");
+}
+
+#[test]
 fn the_assignment_cookie_reaches_the_client_and_keeps_it_on_its_target() {
     let config = r#"{"routes": [{"name": "service-b", "hosts": ["b.example.com"], "default": "service-b", "rules": [
         {"split": {"weights": [{"target": "service-b-canary", "weight": 20}, {"target": "service-b", "weight": 80}],
