@@ -5,6 +5,13 @@
 //! made, and a family costs one definition however many routes a config
 //! has (the `.wasm` defines one metric per route and target).
 //!
+//! A labelled increment costs Envoy a name built from the label values
+//! (two a request cost 4% of the module's throughput), so counts are kept
+//! per worker thread (`batch`) and added to Envoy's counters at most every
+//! tenth of a second, by whichever request of that worker comes then: a
+//! count is at most that late while traffic flows, and the last ones wait
+//! for the next request (Envoy takes a counter change only from a stream).
+//!
 //! Envoy 1.40 files them under `dynamicmodulescustom` and, unlike
 //! `wasmcustom`, keeps the namespace in its Prometheus output
 //! (`envoy_dynamicmodulescustom_canary_router_requests_total`): the shipped
@@ -15,6 +22,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::abi::*;
+use crate::batch::{Batch, Batches, ConfigStr, Series};
 use crate::family::{Family, Kind};
 use crate::shadows::Outcomes;
 use canary_router_core::rollout::metrics::{self, STATUS_CLASSES};
@@ -34,6 +42,7 @@ pub struct Counters {
     /// Per route: whether its response series were shown at zero yet (a
     /// PromQL ratio sees the first errors only after a zero).
     zeros_shown: Vec<AtomicBool>,
+    batches: Batches,
 }
 
 impl Counters {
@@ -58,6 +67,7 @@ impl Counters {
                 .then(|| family(metrics::SHADOW_SKIPPED, &["route", "cluster", "reason"]))
                 .flatten(),
             zeros_shown: router.routes.iter().map(|_| AtomicBool::new(false)).collect(),
+            batches: Batches::default(),
         }
     }
 
@@ -67,24 +77,56 @@ impl Counters {
         }
     }
 
-    /// Counts a routed request: by target, and by the rule that decided
-    /// or the route's default.
-    pub fn request(&self, envoy: FilterEnvoyPtr, route: &str, rule: Option<&str>, target: &str) {
-        let route = route.as_bytes();
-        Self::add(envoy, self.requests, &[route, target.as_bytes()], 1);
-        match rule {
-            Some(rule) => Self::add(envoy, self.rule_hits, &[route, rule.as_bytes()], 1),
-            None => Self::add(envoy, self.default_routed, &[route], 1),
+    /// Counts `series` in the calling worker's batch, and adds the batch
+    /// to Envoy's counters if it is due.
+    pub fn count(&self, envoy: FilterEnvoyPtr, router: &Router, now_ms: u64, series: &[Series]) {
+        let mut batch = self.batches.mine();
+        for s in series {
+            batch.add(*s, 1);
+        }
+        if batch.due(now_ms) {
+            self.flush(envoy, router, &mut batch);
         }
     }
 
-    pub fn unrouted(&self, envoy: FilterEnvoyPtr) {
-        Self::add(envoy, self.unrouted, &[], 1);
-    }
-
-    /// A request whose regex budget could not pay for every test.
-    pub fn regex_skipped(&self, envoy: FilterEnvoyPtr, route: &str) {
-        Self::add(envoy, self.regex_skipped, &[route.as_bytes()], 1);
+    /// Adds a batch's counts to Envoy's counters.
+    fn flush(&self, envoy: FilterEnvoyPtr, router: &Router, batch: &mut Batch) {
+        for (series, n) in batch.pending.drain() {
+            let name = |route: u32| router.routes.get(route as usize).map(|r| r.name.as_bytes());
+            // SAFETY: every `ConfigStr` of this config's batches was made
+            // from this config's router, alive while its streams are.
+            let text = |target: ConfigStr| unsafe { target.text() }.as_bytes();
+            match series {
+                Series::Request { route, target } => {
+                    if let Some(name) = name(route) {
+                        Self::add(envoy, self.requests, &[name, text(target)], n);
+                    }
+                }
+                Series::RuleHit { route, rule } => {
+                    let label = router.routes.get(route as usize).and_then(|r| r.rules.get(rule as usize));
+                    if let (Some(name), Some(rule)) = (name(route), label) {
+                        Self::add(envoy, self.rule_hits, &[name, rule.label.as_bytes()], n);
+                    }
+                }
+                Series::Default { route } => {
+                    if let Some(name) = name(route) {
+                        Self::add(envoy, self.default_routed, &[name], n);
+                    }
+                }
+                Series::RegexSkipped { route } => {
+                    if let Some(name) = name(route) {
+                        Self::add(envoy, self.regex_skipped, &[name], n);
+                    }
+                }
+                Series::Unrouted => Self::add(envoy, self.unrouted, &[], n),
+                Series::Response { route, target, class } => {
+                    let class = STATUS_CLASSES.get(usize::from(class));
+                    if let (Some(name), Some(class)) = (name(route), class) {
+                        Self::add(envoy, self.responses, &[name, text(target), class.as_bytes()], n);
+                    }
+                }
+            }
+        }
     }
 
     /// Adds a route's shadow outcomes not counted yet (and zeroes them).
@@ -109,25 +151,22 @@ impl Counters {
         self.responses.is_some()
     }
 
-    pub fn response(&self, envoy: FilterEnvoyPtr, route: &str, target: &str, status_class: usize) {
-        let Some(class) = STATUS_CLASSES.get(status_class) else { return };
-        Self::add(envoy, self.responses, &[route.as_bytes(), target.as_bytes(), class.as_bytes()], 1);
-    }
-
     /// On a route's first routed request: its response series for every
-    /// target and class, at zero, as the `.wasm` shows them when its config
-    /// is read (here route by route: a config at the limits has some
-    /// 100,000, too many for one request to create).
-    pub fn show_zeros(&self, envoy: FilterEnvoyPtr, router: &Router, route: usize) {
+    /// target and class, at zero (added with the worker's next counts), as
+    /// the `.wasm` shows them when its config is read (here route by route:
+    /// a config at the limits has some 100,000, too many for one request).
+    pub fn show_zeros(&self, router: &Router, route: usize) {
         let Some(shown) = self.zeros_shown.get(route) else { return };
         if self.responses.is_none() || shown.swap(true, Ordering::Relaxed) {
             return;
         }
-        let Some(route) = router.routes.get(route) else { return };
-        for target in route.targets() {
-            for class in STATUS_CLASSES {
-                let values = [route.name.as_bytes(), target.as_bytes(), class.as_bytes()];
-                Self::add(envoy, self.responses, &values, 0);
+        let Some(r) = router.routes.get(route) else { return };
+        let route = u32::try_from(route).unwrap_or(u32::MAX);
+        let mut batch = self.batches.mine();
+        for target in r.targets() {
+            for class in 0..STATUS_CLASSES.len() {
+                let class = u8::try_from(class).unwrap_or(u8::MAX);
+                batch.add(Series::Response { route, target: ConfigStr::of(target), class }, 0);
             }
         }
     }

@@ -10,6 +10,7 @@
 //! a panic here would be the proxy's crash.
 
 mod abi;
+mod batch;
 mod clock;
 mod counters;
 mod family;
@@ -27,6 +28,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use abi::*;
+use batch::{ConfigStr, Series};
 use canary_router_core::config::{self, dynamic_module};
 use canary_router_core::request::Request;
 use canary_router_core::rollout::fleet_state::RolledBack;
@@ -55,8 +57,6 @@ struct FilterConfig {
     gauges: gauges::Gauges,
     shadows: Option<shadows::Shadows>,
     ramps: Option<ramps::Ramps>,
-    /// A decision reads the time (a ramp's step depends on it).
-    uses_clock: bool,
     /// Held for its life: dropping it stops its thread.
     _ticker: Option<ticker::Ticker>,
 }
@@ -109,9 +109,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
             (mirrors || ramps.is_some()).then(|| scheduler::Scheduler::new(envoy)).flatten().map(Arc::new);
         let shadows = shadows::Shadows::of(envoy, &router, scheduler.as_ref());
         let ticker = ramps.as_ref().and(scheduler).and_then(ticker::Ticker::start);
-        let uses_clock = ramps.is_some();
-        let config =
-            FilterConfig { router, counters, splits, gauges, shadows, ramps, uses_clock, _ticker: ticker };
+        let config = FilterConfig { router, counters, splits, gauges, shadows, ramps, _ticker: ticker };
         Box::into_raw(Box::new(config)) as FilterConfigModulePtr
     })
 }
@@ -130,9 +128,8 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(conf
 /// needs from the request's decision.
 struct Filter {
     config: *const FilterConfig,
-    /// The route's position and the target, when responses are counted
-    /// (the target is the config's, which outlives the stream).
-    routed: Option<(usize, *const str)>,
+    /// The route's position and the target, when responses are counted.
+    routed: Option<(u32, ConfigStr)>,
     /// The assignment cookie to set on the response.
     set_cookie: Option<String>,
     /// A request to a rollback's target, until its response is counted.
@@ -217,7 +214,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
         // the decision is made.
         let request = Request::new(unsafe { request_headers(envoy) });
         // The decision borrows the config, which outlives the request.
-        let now_ms = if config.uses_clock { clock::now_ms() } else { 0 };
+        let now_ms = clock::now_ms();
         if let Some(ramps) = &config.ramps {
             ramps.publish(envoy, router, &config.splits, now_ms);
         }
@@ -225,13 +222,25 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
         let decision = router.decide(&request, &moment);
         match &decision {
             Some(d) => {
-                counters.request(envoy, d.route, d.rule, d.target);
-                if request.regex_skipped() > 0 {
-                    counters.regex_skipped(envoy, d.route);
-                }
+                let route = u32::try_from(d.route_index).unwrap_or(u32::MAX);
+                let decided = match d.rule_index {
+                    Some(rule) => Series::RuleHit { route, rule: u32::try_from(rule).unwrap_or(u32::MAX) },
+                    None => Series::Default { route },
+                };
+                let request_series = Series::Request { route, target: ConfigStr::of(d.target) };
                 if counters.counts_responses() {
-                    counters.show_zeros(envoy, router, d.route_index);
-                    filter.routed = Some((d.route_index, d.target as *const str));
+                    counters.show_zeros(router, d.route_index);
+                    filter.routed = Some((route, ConfigStr::of(d.target)));
+                }
+                if request.regex_skipped() > 0 {
+                    counters.count(
+                        envoy,
+                        router,
+                        now_ms,
+                        &[request_series, decided, Series::RegexSkipped { route }],
+                    );
+                } else {
+                    counters.count(envoy, router, now_ms, &[request_series, decided]);
                 }
                 filter.set_cookie = d.assign_cookie().map(|c| c.set_cookie(d.target));
                 let mirror = router.routes.get(d.route_index).and_then(|r| r.mirror.as_ref());
@@ -258,7 +267,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
                     Some(Watched { split: split.id, step, sent_ms, abandoned_after_ms })
                 });
             }
-            None => counters.unrouted(envoy),
+            None => counters.count(envoy, router, now_ms, &[Series::Unrouted]),
         }
         decision.map(|d| d.target)
     });
@@ -292,11 +301,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
         guarded((), || {
             // SAFETY: Envoy's filter pointer, for this hook.
             let class = unsafe { response_status(envoy) }.and_then(status_class);
-            let route_name = config.router.routes.get(route).map(|r| r.name.as_str());
-            // SAFETY: the target is the config's, alive while the stream is.
-            let target = unsafe { &*target };
-            if let (Some(class), Some(route_name)) = (class, route_name) {
-                config.counters.response(envoy, route_name, target, class);
+            if let Some(class) = class.and_then(|c| u8::try_from(c).ok()) {
+                let series = Series::Response { route, target, class };
+                config.counters.count(envoy, &config.router, clock::now_ms(), &[series]);
             }
         });
     }
