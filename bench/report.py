@@ -53,7 +53,7 @@ def markdown(results):
         "wasm-1000": "canary-router, the realistic routes repeated to 1,000, the request hitting the last",
         "wasm-compare": "wasm-real whose splits judge the canary against its baseline (`rollback.compare`, errors "
                         "and p99): each response of either arm counted",
-        "dynmod-real": "canary-router as an Envoy dynamic module ([crates/dynmod](crates/dynmod), routing only), "
+        "dynmod-real": "canary-router as an Envoy dynamic module ([crates/dynmod](crates/dynmod)), "
                        "the realistic config",
         "dynmod-1000": "dynmod-real with the 1,000 routes",
     }

@@ -27,7 +27,7 @@ five rules of its route to the split.
               baseline (rollback.compare, errors and p99): every request
               to either arm is counted for the comparison
   dynmod-real canary-router as an Envoy dynamic module (crates/dynmod,
-              `make dynmod`; routing only so far), the realistic config
+              `make dynmod`), the realistic config
   dynmod-1000 dynmod-real with the 1,000 routes
 
 A run starts a fresh ingress Envoy, warms every variant, then measures
