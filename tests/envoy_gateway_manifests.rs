@@ -145,7 +145,8 @@ fn the_dynamic_module_policy_routes_as_the_wasm_ones_and_its_module_is_allowed()
     let mut routing = wasm["spec"]["wasm"][0]["config"].clone();
     for route in routing["routes"].as_array_mut().unwrap() {
         for rule in route["rules"].as_array_mut().unwrap() {
-            if let Some(rollback) = rule["split"].get_mut("rollback").and_then(Value::as_object_mut) {
+            let rollback = rule.get_mut("split").and_then(|split| split.get_mut("rollback"));
+            if let Some(rollback) = rollback.and_then(Value::as_object_mut) {
                 rollback.remove("prometheus");
             }
         }
