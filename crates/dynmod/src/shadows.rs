@@ -131,7 +131,11 @@ impl Shadows {
     ) -> Option<Assembling> {
         let request_map = header_map::serialize(pairs);
         let bytes = request_map.len() + target_header.len() + target.len();
-        if let Err(why) = locked(&self.ledger).reserve(&self.budget, bytes) {
+        // The guard must go before the count: a guard in an `if let`
+        // scrutinee lives through its body, and the ledger's lock is not
+        // reentrant.
+        let reserved = locked(&self.ledger).reserve(&self.budget, bytes);
+        if let Err(why) = reserved {
             self.count(route, |o| &o.skipped[why.index()]);
             return None;
         }
@@ -145,7 +149,8 @@ impl Shadows {
             self.skipped(copy.route, Skip::BodyTooLarge, copy.bytes);
             return None;
         }
-        if let Err(why) = locked(&self.ledger).reserve(&self.budget, chunk.len()) {
+        let reserved = locked(&self.ledger).reserve(&self.budget, chunk.len());
+        if let Err(why) = reserved {
             self.skipped(copy.route, why, copy.bytes);
             return None;
         }
@@ -167,7 +172,8 @@ impl Shadows {
             self.skipped(copy.route, Skip::NotSent, copy.bytes);
             return;
         };
-        if let Err(why) = locked(&self.ledger).start_copy(&self.budget) {
+        let started = locked(&self.ledger).start_copy(&self.budget);
+        if let Err(why) = started {
             self.skipped(copy.route, why, copy.bytes);
             return;
         }
