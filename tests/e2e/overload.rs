@@ -53,41 +53,56 @@ fn skipped(envoy: &Envoy, route: &str, cluster: &str, reason: &str) -> u64 {
 
 #[test]
 fn stalled_mirrored_uploads_stay_within_the_mirror_budget() {
-    // Uploads go to a backend that answers after a minute, so a stalled
-    // upload keeps its stream, and its copy, open.
+    let envoy = Envoy::start(stalled_uploads(EnvoyConfig::from_repo("envoy/envoy.yaml")));
+    // Two workers, a budget each.
+    stalled_uploads_stay_within(&envoy, 2, true);
+}
+
+#[test]
+fn the_dynamic_module_s_stalled_mirrored_uploads_stay_within_the_mirror_budget() {
+    let envoy = Envoy::start(stalled_uploads(EnvoyConfig::dynamic_module()));
+    // One budget for the process.
+    stalled_uploads_stay_within(&envoy, 1, false);
+}
+
+/// Uploads go to a backend that answers after a minute, so a stalled
+/// upload keeps its stream, and its copy, open.
+fn stalled_uploads(home: EnvoyConfig) -> EnvoyConfig {
     let config = r#"{"routes": [
         {"name": "uploads", "hosts": ["uploads.example.com"], "default": "slow-backend",
          "mirror": {"cluster": "service-a-shadow", "percent": 100, "maxBodyBytes": 1048576}},
         {"name": "service-a", "hosts": ["a.example.com"], "default": "service-a"}]}"#;
-    let envoy = Envoy::start(
-        EnvoyConfig::from_repo("envoy/envoy.yaml")
-            .with_filter_config(config)
-            .replace("fixed_delay: 5s", "fixed_delay: 60s"),
-    );
+    home.with_filter_config(config).replace("fixed_delay: 5s", "fixed_delay: 60s")
+}
+
+/// 60 uploads announcing 60 MiB stall after 900 KiB each, against
+/// `budgets` budgets of 8 MiB: the copies beyond them are skipped (and a
+/// VM's memory, with `vm_memory`, grows by no more than a budget), the
+/// budget comes back when the clients give up, and complete uploads are
+/// copied again; no live request fails meanwhile.
+fn stalled_uploads_stay_within(envoy: &Envoy, budgets: u64, vm_memory: bool) {
     let live = Load::start(envoy.ingress_port(), 4, 100, load::get("a.example.com"));
     thread::sleep(Duration::from_millis(300));
-    let before = envoy.largest_wasm_memory();
+    let before = if vm_memory { envoy.largest_wasm_memory() } else { 0 };
 
-    // 60 uploads announcing 60 MiB stall after 900 KiB each: 54 MB of
-    // copies across two workers, against a budget of 8 MiB per worker.
     let stalled: Vec<TcpStream> = (0..scaled(60, 200) as usize)
         .map(|_| stalled_upload(envoy.ingress_port(), "uploads.example.com", 900 * 1024, 60 * MIB as usize))
         .collect();
-    let held_at_most = 2 * (8 * MIB / (900 * 1024)); // copies that fit in two budgets
+    let held_at_most = budgets * (8 * MIB / (900 * 1024)); // copies that fit in the budgets
     let over_budget = stalled.len() as u64 - held_at_most;
     envoy.wait_until("the copies over the budget to be skipped", || {
-        skipped(&envoy, "uploads", "service-a-shadow", "over_budget") >= over_budget
+        skipped(envoy, "uploads", "service-a-shadow", "over_budget") >= over_budget
     });
-    let grown = envoy.largest_wasm_memory().saturating_sub(before);
+    let grown = if vm_memory { envoy.largest_wasm_memory().saturating_sub(before) } else { 0 };
     assert!(grown <= 10 * MIB, "a VM's memory grew by {} MiB for stalled uploads", grown / MIB);
 
     // The clients give up: their streams reset and the budget comes back.
     drop(stalled);
     envoy.wait_until("the unfinished copies to be dropped", || {
-        skipped(&envoy, "uploads", "service-a-shadow", "incomplete") >= 1
+        skipped(envoy, "uploads", "service-a-shadow", "incomplete") >= 1
     });
     thread::sleep(Duration::from_millis(500));
-    // 8 complete uploads now fit in either worker's budget: all are copied.
+    // 8 complete uploads now fit in a budget: all are copied.
     let complete: Vec<TcpStream> = (0..8)
         .map(|_| stalled_upload(envoy.ingress_port(), "uploads.example.com", 900 * 1024, 900 * 1024))
         .collect();
@@ -100,8 +115,8 @@ fn stalled_mirrored_uploads_stay_within_the_mirror_budget() {
     eprintln!(
         "stalled uploads: VM memory +{} KiB, {} copies over budget, {} incomplete",
         grown / 1024,
-        skipped(&envoy, "uploads", "service-a-shadow", "over_budget"),
-        skipped(&envoy, "uploads", "service-a-shadow", "incomplete")
+        skipped(envoy, "uploads", "service-a-shadow", "over_budget"),
+        skipped(envoy, "uploads", "service-a-shadow", "incomplete")
     );
 }
 
@@ -144,6 +159,19 @@ fn a_regex_bomb_cookie_costs_the_attacker_its_match_not_the_proxy_its_workers() 
 
 #[test]
 fn slow_closed_and_failing_shadows_never_touch_live_traffic() {
+    bad_shadows_never_touch_live_traffic(EnvoyConfig::from_repo("envoy/envoy.yaml"), true);
+}
+
+#[test]
+fn the_dynamic_module_s_slow_closed_and_failing_shadows_never_touch_live_traffic() {
+    bad_shadows_never_touch_live_traffic(EnvoyConfig::dynamic_module(), false);
+}
+
+/// Live traffic beside a slow, a closed and a failing shadow: every live
+/// request answered, copies to the slow one capped at `maxInFlight`, file
+/// descriptors (and, with `vm_memory`, a VM's memory) bounded, and the bad
+/// shadows' copies counted as failures.
+fn bad_shadows_never_touch_live_traffic(home: EnvoyConfig, vm_memory: bool) {
     let config = r#"{"routes": [
         {"name": "slow", "hosts": ["slow.example.com"], "default": "service-a",
          "mirror": {"cluster": "slow-backend", "percent": 100, "timeoutMs": 10000}},
@@ -151,9 +179,9 @@ fn slow_closed_and_failing_shadows_never_touch_live_traffic() {
          "mirror": {"cluster": "unreachable-shadow", "percent": 100}},
         {"name": "failing", "hosts": ["failing.example.com"], "default": "service-a",
          "mirror": {"cluster": "broken-canary", "percent": 100}}]}"#;
-    let envoy = start(config);
-    let (fds_before, memory_before, rss_before) =
-        (envoy.open_fds(), envoy.largest_wasm_memory(), envoy.rss());
+    let envoy = Envoy::start(home.with_filter_config(config));
+    let wasm_memory = || if vm_memory { envoy.largest_wasm_memory() } else { 0 };
+    let (fds_before, memory_before, rss_before) = (envoy.open_fds(), wasm_memory(), envoy.rss());
     let loads: Vec<Load> = ["slow.example.com", "closed.example.com", "failing.example.com"]
         .into_iter()
         .map(|host| Load::start(envoy.ingress_port(), 4, 150, load::get(host)))
@@ -174,14 +202,16 @@ fn slow_closed_and_failing_shadows_never_touch_live_traffic() {
     // shadow and the shadow listener's end of it): 128 per worker, 2 workers.
     let extra_fds = peak_fds.saturating_sub(fds_before);
     assert!(extra_fds <= 2 * 128 * 2 + 128, "{extra_fds} more file descriptors at the peak");
-    let grown = envoy.largest_wasm_memory().saturating_sub(memory_before);
+    let grown = wasm_memory().saturating_sub(memory_before);
     assert!(grown <= 8 * MIB, "a VM's memory grew by {} MiB", grown / MIB);
     // Copies that were sent and failed are failures; none were skipped for it.
     let failures = |route: &str, cluster: &str| {
         envoy
             .sample(&format!(r#"canary_router_shadow_failures_total{{route="{route}",cluster="{cluster}"}}"#))
     };
+    // The module adds outcomes known on the main thread with a request.
     envoy.wait_until("the closed and failing shadows' copies to be counted", || {
+        let _ = super::http::get_host(envoy.ingress_port(), "nowhere.test", "/", &[]);
         failures("closed", "unreachable-shadow") > 0 && failures("failing", "broken-canary") > 0
     });
     let sent = |route: &str, cluster: &str| {
