@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::abi::*;
 use crate::batch::{Batch, Batches, ConfigStr, Series};
 use crate::family::{Family, Kind};
+use crate::flag;
 use crate::shadows::Outcomes;
 use canary_router_core::rollout::metrics::{self, STATUS_CLASSES};
 use canary_router_core::routing::mirror::Skip;
@@ -157,7 +158,7 @@ impl Counters {
     /// a config at the limits has some 100,000, too many for one request).
     pub fn show_zeros(&self, router: &Router, route: usize) {
         let Some(shown) = self.zeros_shown.get(route) else { return };
-        if self.responses.is_none() || shown.swap(true, Ordering::Relaxed) {
+        if self.responses.is_none() || !flag::raise(shown) {
             return;
         }
         let Some(r) = router.routes.get(route) else { return };

@@ -72,7 +72,7 @@ pub fn tick(router: &Router, splits: &Splits, now_ms: u64) -> Changed {
         judged.judgement = Some(judgement);
         if progress == Progress::RollBack {
             let rolled = judge::max_wait_rollback(ramp, &gated, now_ms);
-            crate::log_rollback(&route.name, split, &rolled);
+            crate::rollback::log(&route.name, split, &rolled);
             judged.window.rolled_back = true;
             judged.rolled_back = Some(rolled);
             shared.withhold();

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::abi::*;
 use crate::family::{Family, Kind};
+use crate::flag;
 use crate::split_states::Splits;
 use canary_router_core::rollout::fleet_state::RolledBack;
 use canary_router_core::rollout::metrics;
@@ -51,7 +52,7 @@ impl Gauges {
 
     /// From a stream, when marked: every rollback split's state.
     pub fn show(&self, envoy: FilterEnvoyPtr, router: &Router, splits: &Splits) {
-        if self.rolled_back.is_none() || !self.dirty.swap(false, Ordering::Relaxed) {
+        if self.rolled_back.is_none() || !flag::take(&self.dirty) {
             return;
         }
         for (_, _, split) in router.splits() {

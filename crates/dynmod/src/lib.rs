@@ -14,6 +14,7 @@ mod batch;
 mod clock;
 mod counters;
 mod family;
+mod flag;
 mod gates;
 mod gauges;
 mod ramps;
@@ -31,7 +32,6 @@ use abi::*;
 use batch::{ConfigStr, Series};
 use canary_router_core::config::{self, dynamic_module};
 use canary_router_core::request::Request;
-use canary_router_core::rollout::fleet_state::RolledBack;
 use canary_router_core::rollout::log_lines;
 use canary_router_core::rollout::metrics::{status_class, SERVER_ERROR};
 use canary_router_core::routing::router::Router;
@@ -157,6 +157,17 @@ impl Filter {
         unsafe { (filter as *mut Filter).as_mut() }
     }
 
+    /// The stream's filter and its config, as a hook starts.
+    ///
+    /// # Safety
+    /// As `of`.
+    unsafe fn with_config<'a>(filter: FilterModulePtr) -> Option<(&'a mut Filter, &'a FilterConfig)> {
+        // SAFETY: the caller's promise.
+        let filter = unsafe { Filter::of(filter) }?;
+        let config = filter.config()?;
+        Some((filter, config))
+    }
+
     /// Not borrowed from the filter: the config outlives it.
     fn config<'c>(&self) -> Option<&'c FilterConfig> {
         // SAFETY: Envoy keeps a config alive while a stream made from it is.
@@ -202,8 +213,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     end_of_stream: bool,
 ) -> u32 {
     // SAFETY: Envoy's pointer, from `filter_new`, for this stream's hook.
-    let Some(filter) = (unsafe { Filter::of(filter) }) else { return CONTINUE };
-    let Some(config) = filter.config() else { return CONTINUE };
+    let Some((filter, config)) = (unsafe { Filter::with_config(filter) }) else { return CONTINUE };
     let (router, counters) = (&config.router, &config.counters);
     config.flush_shadows(envoy);
     config.gauges.show(envoy, router, &config.splits);
@@ -295,8 +305,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     _end_of_stream: bool,
 ) -> u32 {
     // SAFETY: Envoy's pointer, from `filter_new`, for this stream's hook.
-    let Some(filter) = (unsafe { Filter::of(filter) }) else { return CONTINUE };
-    let Some(config) = filter.config() else { return CONTINUE };
+    let Some((filter, config)) = (unsafe { Filter::with_config(filter) }) else { return CONTINUE };
     if let Some((route, target)) = filter.routed.take() {
         guarded((), || {
             // SAFETY: Envoy's filter pointer, for this hook.
@@ -397,13 +406,13 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
     end_of_stream: bool,
 ) -> u32 {
     // SAFETY: Envoy's pointer, from `filter_new`, for this stream's hook.
-    let Some(filter) = (unsafe { Filter::of(filter) }) else { return CONTINUE };
+    let Some((filter, config)) = (unsafe { Filter::with_config(filter) }) else { return CONTINUE };
     if end_of_stream {
         if let Some(watched) = filter.watched.as_mut() {
             watched.sent_ms = clock::now_ms();
         }
     }
-    let (Some(copy), Some(config)) = (filter.shadow.take(), filter.config()) else { return CONTINUE };
+    let Some(copy) = filter.shadow.take() else { return CONTINUE };
     guarded((), || {
         let Some(shadows) = &config.shadows else { return };
         let max_body_bytes = config
@@ -465,8 +474,8 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
     filter: FilterModulePtr,
 ) {
     // SAFETY: Envoy's pointer, from `filter_new`, for this stream's hook.
-    let Some(filter) = (unsafe { Filter::of(filter) }) else { return };
-    let (Some(watched), Some(config)) = (filter.watched.take(), filter.config()) else { return };
+    let Some((filter, config)) = (unsafe { Filter::with_config(filter) }) else { return };
+    let Some(watched) = filter.watched.take() else { return };
     guarded((), || {
         let now_ms = clock::now_ms();
         let waited = now_ms.saturating_sub(watched.sent_ms);
@@ -490,13 +499,8 @@ fn record(
     let Some((route, _, split)) = config.router.split(watched.split) else { return };
     let Some(shared) = config.splits.get(watched.split) else { return };
     let Some(rolled) = rollback::record(split, shared, answered, now_ms) else { return };
-    log_rollback(&route.name, split, &rolled);
+    rollback::log(&route.name, split, &rolled);
     config.gauges.split(envoy, &config.router, watched.split, Some(&rolled));
-}
-
-fn log_rollback(route: &str, split: &canary_router_core::routing::split::Split, rolled: &RolledBack) {
-    let target = split.rollback().map_or("-", |r| r.target.as_str());
-    eprintln!("{}", log_lines::rolled_back(route, target, &split.identity_hex(), rolled));
 }
 
 /// A local reply goes out as Envoy made it.

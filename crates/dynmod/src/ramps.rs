@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::abi::*;
 use crate::family::{Family, Kind};
+use crate::flag;
 use crate::split_states::Splits;
 use canary_router_core::rollout::gate::{self, FleetProgress, HoldReason};
 use canary_router_core::rollout::log_lines;
@@ -101,7 +102,7 @@ impl Ramps {
 
     /// From a stream, when marked: every ramp's gauges.
     pub fn publish(&self, envoy: FilterEnvoyPtr, router: &Router, splits: &Splits, now_ms: u64) {
-        if !self.dirty.swap(false, Ordering::Relaxed) {
+        if !flag::take(&self.dirty) {
             return;
         }
         let f = &self.families;

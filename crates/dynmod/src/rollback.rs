@@ -8,6 +8,7 @@ use canary_router_core::rollout::compare::Arms;
 use canary_router_core::rollout::error_window::{self, Counts};
 use canary_router_core::rollout::fleet_state::RolledBack;
 use canary_router_core::rollout::judge;
+use canary_router_core::rollout::log_lines;
 use canary_router_core::routing::split::Split;
 
 use crate::split_states::SplitShared;
@@ -48,6 +49,12 @@ pub fn record(split: &Split, shared: &SplitShared, answered: &Answered, now_ms: 
     judged.rolled_back = Some(rolled.clone());
     shared.withhold();
     Some(rolled)
+}
+
+/// Says a split rolled back, in the `.wasm`'s words.
+pub fn log(route: &str, split: &Split, rolled: &RolledBack) {
+    let target = split.rollback().map_or("-", |r| r.target.as_str());
+    eprintln!("{}", log_lines::rolled_back(route, target, &split.identity_hex(), rolled));
 }
 
 #[cfg(test)]

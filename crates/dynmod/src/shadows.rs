@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::abi::*;
+use crate::flag;
 use crate::scheduler::{Scheduler, SEND_SHADOWS};
 use canary_router_core::request::header_map;
 use canary_router_core::rollout::metrics::{status_class, SERVER_ERROR};
@@ -237,7 +238,7 @@ impl Shadows {
     /// Hands each route's outcomes not yet counted to `add` (from a
     /// stream's hook), if there are any.
     pub fn flush(&self, add: &mut dyn FnMut(usize, &Outcomes)) {
-        if !self.dirty.swap(false, Ordering::Relaxed) {
+        if !flag::take(&self.dirty) {
             return;
         }
         for (route, outcomes) in self.outcomes.iter().enumerate() {
