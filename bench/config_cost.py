@@ -162,39 +162,60 @@ def settled_memories(envoy, quiet_s=3, limit_s=60):
     return last
 
 
+def pushes_of(workdir, filter_code, port, text, fraction, pushes, settled):
+    """The first push of `text` (or of a small config when `fraction` is
+    None), then `pushes` more alternating with a small config: the config
+    pushed, the apply times and what `settled()` reads after the first push
+    and after the rest."""
+    config = with_probe(text, EXISTS) if fraction else text
+    first = apply(workdir, filter_code, port, config, 200)
+    after_first = settled()
+    later = []
+    for i in range(pushes):
+        apply(workdir, filter_code, port, small_config(MISSING), 503)
+        target = EXISTS if i % 2 == 0 else "svc1"
+        later.append(apply(workdir, filter_code, port,
+                           with_probe(text, target) if fraction else small_config(target), 200))
+    return {"config": config, "first": first, "later": statistics.median(later),
+            "after_first": after_first, "after_pushes": settled()}
+
+
+def fresh_envoy(envoy_class, name, filter_code, clusters, free_port, workdir, filter_type=WASM_TYPE):
+    """An Envoy reading the filter from an empty ECDS directory, holding a
+    small config whose probe answers 503: its admin port, ingress port and
+    the Envoy."""
+    ecds = os.path.join(workdir, "ecds")
+    os.makedirs(ecds, exist_ok=True)
+    for name_ in os.listdir(ecds):
+        os.remove(os.path.join(ecds, name_))
+    admin, port = free_port(), free_port()
+    push(workdir, filter_code, small_config(MISSING))
+    envoy = envoy_class(name, bootstrap(admin, port, workdir, clusters, filter_type=filter_type), 0, workdir,
+                        concurrency=2)
+    while probe_status(port) != 503:
+        time.sleep(0.05)
+    return admin, port, envoy
+
+
 def measure(envoy_class, wasm, clusters, free_port, workdir, label, fraction, pushes=10):
     """One size: a fresh Envoy, the first push, then `pushes` more
-    alternating with a small config."""
-    os.makedirs(os.path.join(workdir, "ecds"), exist_ok=True)
-    admin, port = free_port(), free_port()
-    push(workdir, wasm, small_config(MISSING))
-    envoy = envoy_class(f"config-cost-{label}", bootstrap(admin, port, workdir, clusters), 0, workdir,
-                        concurrency=2)
+    alternating with a small config; each VM's memory."""
+    admin, port, envoy = fresh_envoy(envoy_class, f"config-cost-{label}", wasm, clusters, free_port, workdir)
     try:
-        while probe_status(port) != 503:
-            time.sleep(0.05)
         empty = envoy.wasm_memories()
         text = big_config.config(fraction) if fraction else small_config(EXISTS)
-        config = with_probe(text, EXISTS) if fraction else text
-        first = apply(workdir, wasm, port, config, 200)
-        after_first = settled_memories(envoy)
-        later = []
-        for i in range(pushes):
-            apply(workdir, wasm, port, small_config(MISSING), 503)
-            target = EXISTS if i % 2 == 0 else "svc1"
-            later.append(apply(workdir, wasm, port, with_probe(text, target) if fraction else small_config(target), 200))
-        after_pushes = settled_memories(envoy)
+        run = pushes_of(workdir, wasm, port, text, fraction, pushes, lambda: settled_memories(envoy))
     finally:
         envoy.stop()
     return {
         "label": label,
-        "json_bytes": len(config),
+        "json_bytes": len(run["config"]),
         "vm_empty": max(empty),
-        "vm_after_first": max(after_first),
-        "vm_after_pushes": max(after_pushes),
-        "vms": len(after_first),
-        "apply_first_s": first,
-        "apply_later_s": statistics.median(later),
+        "vm_after_first": max(run["after_first"]),
+        "vm_after_pushes": max(run["after_pushes"]),
+        "vms": len(run["after_first"]),
+        "apply_first_s": run["first"],
+        "apply_later_s": run["later"],
     }
 
 
@@ -225,36 +246,20 @@ def measure_module(envoy_class, clusters, free_port, workdir, pushes=10):
     holds for it after the first push and after `pushes` more alternating
     with a small config (one compiled config, whatever the workers), and the
     apply times, as `measure` takes them for the .wasm."""
-    os.makedirs(os.path.join(workdir, "ecds"), exist_ok=True)
-    for name in os.listdir(os.path.join(workdir, "ecds")):
-        os.remove(os.path.join(workdir, "ecds", name))
-    admin, port = free_port(), free_port()
-    push(workdir, MODULE, small_config(MISSING))
-    envoy = envoy_class("config-cost-module", bootstrap(admin, port, workdir, clusters, filter_type=MODULE_TYPE), 0,
-                        workdir, concurrency=2)
+    admin, port, envoy = fresh_envoy(envoy_class, "config-cost-module", MODULE, clusters, free_port, workdir,
+                                     filter_type=MODULE_TYPE)
     try:
-        while probe_status(port) != 503:
-            time.sleep(0.05)
         empty = settled_allocated(admin)
-        text = big_config.config(1.0)
-        config = with_probe(text, EXISTS)
-        first = apply(workdir, MODULE, port, config, 200)
-        after_first = settled_allocated(admin)
-        later = []
-        for i in range(pushes):
-            apply(workdir, MODULE, port, small_config(MISSING), 503)
-            target = EXISTS if i % 2 == 0 else "svc1"
-            later.append(apply(workdir, MODULE, port, with_probe(text, target), 200))
-        after_pushes = settled_allocated(admin)
+        run = pushes_of(workdir, MODULE, port, big_config.config(1.0), 1.0, pushes, lambda: settled_allocated(admin))
     finally:
         envoy.stop()
     return {
-        "json_bytes": len(config),
+        "json_bytes": len(run["config"]),
         "empty": empty,
-        "after_first": after_first,
-        "after_pushes": after_pushes,
-        "apply_first_s": first,
-        "apply_later_s": statistics.median(later),
+        "after_first": run["after_first"],
+        "after_pushes": run["after_pushes"],
+        "apply_first_s": run["first"],
+        "apply_later_s": run["later"],
     }
 
 
