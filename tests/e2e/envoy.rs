@@ -451,6 +451,17 @@ impl Envoy {
         text.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).and_then(|v| v.trim().parse().ok()))
     }
 
+    /// `wait_until`, sending a request for `host` at each look: the dynamic
+    /// module adds what it learned (counts, shadow outcomes, a ramp's
+    /// gauges) to Envoy's metrics only from a request's stream. The `.wasm`
+    /// needs none, and takes the request as any other.
+    pub fn wait_until_requested(&self, what: &str, host: &str, mut done: impl FnMut() -> bool) {
+        self.wait_until(what, || {
+            http::get_host(self.ingress_port(), host, "/", &[]);
+            done()
+        });
+    }
+
     /// Waits until `done` holds; fails after 10 s with Envoy's log.
     pub fn wait_until(&self, what: &str, mut done: impl FnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -215,13 +215,9 @@ fn routes_service_b(service_b: &mut ServiceB, mut config: Value) {
             .join("\n")
     );
 
-    // The shadow: copies of 5% go to rule 1's cluster and are answered (the
-    // module counts a copy's outcome with the next request).
+    // The shadow: copies of 5% go to rule 1's cluster and are answered.
     let sent = r#"canary_router_shadow_requests_total{route="service-b",cluster="httproute/default/service-b/rule/1"}"#;
-    service_b.envoy().wait_until("shadow copies", || {
-        get_host(port, HOST, "/", &[("cookie", &stable_user)]);
-        service_b.envoy().sample(sent) >= 40
-    });
+    service_b.envoy().wait_until_requested("shadow copies", HOST, || service_b.envoy().sample(sent) >= 40);
     let failed: f64 = service_b
         .envoy()
         .prometheus()

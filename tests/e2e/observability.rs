@@ -43,16 +43,6 @@ fn start(module: bool, mirror_cluster: &str, percent: u32) -> Envoy {
     Envoy::start(home.with_filter_config(&config(Some((mirror_cluster, percent)))))
 }
 
-/// Waits until `done`, sending a request now and then to a host no route
-/// takes: the dynamic module adds the copies' outcomes (known on Envoy's
-/// main thread) to its counters with the next request.
-fn wait_for_shadow_counts(envoy: &Envoy, what: &str, mut done: impl FnMut() -> bool) {
-    envoy.wait_until(what, || {
-        let _ = super::http::get_host(envoy.ingress_port(), "nowhere.test", "/", &[]);
-        done()
-    });
-}
-
 #[test]
 fn prometheus_counts_requests_responses_and_rules_per_target_exactly() {
     let envoy = Envoy::start(EnvoyConfig::from_repo("envoy/envoy.yaml").with_filter_config(&config(None)));
@@ -98,10 +88,9 @@ fn counts_per_target_exactly(envoy: &Envoy) {
         (result.len() == 1).then(|| result[0]["value"][1].as_str()?.parse().ok())?
     };
     // The .wasm adds its counts to Envoy's within a second; the module
-    // within a tenth of one while requests come (one to another route
-    // here and there); Prometheus scrapes every second.
-    envoy.wait_until("Prometheus to scrape every count", || {
-        let _ = super::http::get_host(envoy.ingress_port(), "elsewhere.example.com", "/", &[]);
+    // within a tenth of one while requests come (to another route here);
+    // Prometheus scrapes every second.
+    envoy.wait_until_requested("Prometheus to scrape every count", "elsewhere.example.com", || {
         value("canary_router_unrouted_total") == Some(2.0)
             && value(&format!(r#"canary_router_responses_total{{{broken},status_class="5xx"}}"#)) == Some(3.0)
             && value(&format!("canary_router_default_total{{{r}}}")) == Some(5.0)
@@ -150,7 +139,7 @@ fn copies_reach_the_shadow(envoy: &Envoy) {
     }
     let sent_series = r#"canary_router_shadow_requests_total{route="service-a",cluster="service-a-shadow"}"#;
     let received = "http.backend_service_a_shadow.downstream_rq_completed";
-    wait_for_shadow_counts(envoy, "the shadow listener to receive every copy", || {
+    envoy.wait_until_requested("the shadow listener to receive every copy", "nowhere.test", || {
         envoy.sample(sent_series) > 0 && envoy.stat(received) == Some(envoy.sample(sent_series))
     });
     let sent = envoy.sample(sent_series);
@@ -182,13 +171,13 @@ fn copies_carry_the_body(envoy: &Envoy) {
         assert_eq!((response.status, response.body_text().as_str()), (200, "service-a"));
     }
     let received = "http.backend_service_a_shadow.downstream_rq_completed";
-    wait_for_shadow_counts(envoy, "the shadow listener to receive every copy", || {
+    envoy.wait_until_requested("the shadow listener to receive every copy", "nowhere.test", || {
         envoy.stat(received) == Some(5)
     });
     let bytes = envoy.stat("http.backend_service_a_shadow.downstream_cx_rx_bytes_total").unwrap_or(0);
     assert!(bytes >= 5 * 10_000, "the shadow received {bytes} bytes for five 10,000-byte bodies");
     let sent = r#"canary_router_shadow_requests_total{route="service-a",cluster="service-a-shadow"}"#;
-    wait_for_shadow_counts(envoy, "every copy to be counted", || envoy.sample(sent) == 5);
+    envoy.wait_until_requested("every copy to be counted", "nowhere.test", || envoy.sample(sent) == 5);
 }
 
 #[test]
@@ -216,5 +205,7 @@ fn a_failing_shadow_costs_nothing(envoy: &Envoy) {
         started.elapsed()
     );
     let failed = r#"canary_router_shadow_failures_total{route="service-a",cluster="unreachable-shadow"}"#;
-    wait_for_shadow_counts(envoy, "every copy to be counted as failed", || envoy.sample(failed) == 50);
+    envoy.wait_until_requested("every copy to be counted as failed", "nowhere.test", || {
+        envoy.sample(failed) == 50
+    });
 }

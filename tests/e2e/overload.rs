@@ -209,9 +209,8 @@ fn bad_shadows_never_touch_live_traffic(home: EnvoyConfig, vm_memory: bool) {
         envoy
             .sample(&format!(r#"canary_router_shadow_failures_total{{route="{route}",cluster="{cluster}"}}"#))
     };
-    // The module adds outcomes known on the main thread with a request.
-    envoy.wait_until("the closed and failing shadows' copies to be counted", || {
-        let _ = super::http::get_host(envoy.ingress_port(), "nowhere.test", "/", &[]);
+    let counted = "the closed and failing shadows' copies to be counted";
+    envoy.wait_until_requested(counted, "nowhere.test", || {
         failures("closed", "unreachable-shadow") > 0 && failures("failing", "broken-canary") > 0
     });
     let sent = |route: &str, cluster: &str| {

@@ -159,8 +159,7 @@ fn ramp_by_the_clock(home: impl Fn(&str) -> EnvoyConfig) {
     }
     assert_eq!(canary_share(50), 1.0, "step 2 is 100%");
     let labels = [("route", "service-b"), ("target", "service-b-canary")];
-    envoy.wait_until("the ramp gauge at step 2", || {
-        let _ = Connection::open(envoy.ingress_port()).unwrap().get("b.example.com", "/", &[]);
+    envoy.wait_until_requested("the ramp gauge at step 2", "b.example.com", || {
         envoy.sample_with("canary_router_ramp_step", &labels) == Some(2.0)
     });
     envoy.wait_until("each step logged", || {
@@ -205,8 +204,7 @@ fn gated_by_the_window(home: impl Fn(&str) -> EnvoyConfig) {
     assert!((20..=60).contains(&at_step_one), "step 1 sent {at_step_one} of 200 to the canary, not about 40");
     envoy.wait_until("step 2, earned", || (0..20).all(|_| get() == "service-b-canary"));
     let labels = [("route", "service-b"), ("target", "service-b-canary")];
-    envoy.wait_until("the ramp gauge at step 2", || {
-        get();
+    envoy.wait_until_requested("the ramp gauge at step 2", "b.example.com", || {
         envoy.sample_with("canary_router_ramp_step", &labels) == Some(2.0)
     });
     assert_eq!(envoy.sample_with("canary_router_ramp_gated", &[("route", "service-b")]), Some(1.0));
