@@ -49,20 +49,20 @@ impl CompareGauges {
         arms: &Arms,
         compared: &Compared,
     ) {
-        for (i, arm) in [&arms.canary, &arms.baseline].into_iter().enumerate() {
-            self.responses[i].set(proxy, arm.requests);
-            self.error_rate[i].set(proxy, millionths(arm.error_rate()));
+        let shown = compare::shown(compare, ramp, arms, compared);
+        for i in 0..2 {
+            self.responses[i].set(proxy, shown.responses[i]);
+            self.error_rate[i].set(proxy, shown.error_rate_millionths[i]);
         }
-        if let (Some(gauges), Some(latency)) = (&self.latency, compared.latency) {
-            for (gauge, ms) in gauges.iter().zip([latency.canary_ms, latency.baseline_ms]) {
-                gauge.set(proxy, ms.map_or(0, |ms| (ms * 1_000.0).round() as u64));
+        if let (Some(gauges), Some(latency)) = (&self.latency, shown.latency_us) {
+            for (gauge, us) in gauges.iter().zip(latency) {
+                gauge.set(proxy, us);
             }
         }
-        if let Some(bound) = &self.bound {
-            let upper = compare::error_increase_bound(compare, arms, compare::epochs(ramp));
-            bound.set(proxy, upper.map_or(1_000_000, millionths));
+        if let (Some(bound), Some(value)) = (&self.bound, shown.error_bound_millionths) {
+            bound.set(proxy, value);
         }
-        self.within.set(proxy, u64::from(compared.within()));
+        self.within.set(proxy, shown.within);
     }
 
     /// The split is gone.

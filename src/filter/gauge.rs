@@ -6,6 +6,7 @@ use std::cell::Cell;
 
 use super::proxy::{MetricKind, Proxy};
 use super::Vm;
+pub(super) use canary_router_core::rollout::metrics::millionths;
 use canary_router_core::rollout::metrics::tagged;
 
 /// One gauge and the value this VM last gave it.
@@ -26,16 +27,6 @@ impl Gauge {
             proxy.record_metric(id, value);
             self.last.set(Some(value));
         }
-    }
-}
-
-/// A check's gauge value: times a million, within what a gauge holds.
-pub(super) fn millionths(value: f64) -> u64 {
-    if value.is_nan() || value <= 0.0 {
-        0
-    } else {
-        // `as` saturates at u64::MAX for huge values and infinity.
-        (value * 1e6).round() as u64
     }
 }
 

@@ -24,6 +24,7 @@ use super::proxy::SharedWrite;
 use super::shared_state::{read_state, update_state, CAS_ATTEMPTS};
 use super::split_state::{verdict_of, SplitState, Verdict, Watch};
 use super::Active;
+pub use canary_router_core::rollout::compare::WatchedArm;
 use canary_router_core::rollout::compare::{self, Arms, Compared};
 use canary_router_core::rollout::error_window::{self, Counts, Crossed};
 use canary_router_core::rollout::fleet_state::{FleetState, RolledBack};
@@ -79,14 +80,6 @@ pub fn set_verdict(active: &Active, split: &Split, verdict: Verdict, context_id:
     if let Some(state) = active.state(split) {
         *state.verdict.borrow_mut() = verdict;
     }
-}
-
-/// Which arm a watched request is: the rollback's target, or (with
-/// `compare`) its baseline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WatchedArm {
-    Canary,
-    Baseline,
 }
 
 /// One response (or a request that never got one) of a split's watched

@@ -18,6 +18,7 @@ use super::shadow::{Held, PendingShadow, ShadowQueue};
 use super::{Active, Root};
 use canary_router_core::request::header_map;
 use canary_router_core::request::Request;
+use canary_router_core::rollout::compare;
 use canary_router_core::rollout::metrics::{status_class, SERVER_ERROR};
 use canary_router_core::routing::mirror::{shadow_copy, Skip};
 use canary_router_core::routing::router::Decision;
@@ -234,18 +235,7 @@ impl Stream {
         let set_cookie = decision.assign_cookie().map(|cookie| cookie.set_cookie(decision.target));
         let rollback_watch = decision.split.and_then(|split| {
             let rollback = split.rollback()?;
-            let arm = if rollback.target == decision.target {
-                WatchedArm::Canary
-            } else if rollback
-                .window
-                .as_ref()
-                .and_then(|w| w.compare.as_ref())
-                .is_some_and(|c| c.baseline.iter().any(|b| b == decision.target))
-            {
-                WatchedArm::Baseline
-            } else {
-                return None;
-            };
+            let arm = compare::arm_of(rollback, decision.target)?;
             let sent_ms = if now_ms > 0 { now_ms } else { active.vm.proxy.now_ms() };
             let step = match (split.ramp(), active.splits.get(split.id)) {
                 (Some(ramp), Some(state)) => state.ramp_step(ramp, sent_ms).unwrap_or(0),

@@ -21,8 +21,9 @@
 //!
 //! Pure; a fixed size per split, whatever the traffic.
 
+use crate::rollout::metrics;
 use crate::rollout::sequential::{self, Side, Tally};
-use crate::rollout::settings::{Compare, Ramp};
+use crate::rollout::settings::{Compare, Ramp, Rollback};
 use crate::text::le_bytes::Reader;
 
 /// Latency buckets: the first ends at 1 ms, each next one 2^¼ (19%) further,
@@ -50,6 +51,23 @@ pub fn latency_bucket(ms: u64) -> usize {
         .find(|&j| bucket_bound_ms(j).is_none_or(|bound| ms as f64 <= bound))
         .unwrap_or(LATENCY_BUCKETS - 1)
         .min(LATENCY_BUCKETS - 1)
+}
+
+/// Which arm a watched response is: the rollback's target, or (with
+/// `compare`) one of its baseline's targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchedArm {
+    Canary,
+    Baseline,
+}
+
+/// The arm a request routed to `target` counts in, if any.
+pub fn arm_of(rollback: &Rollback, target: &str) -> Option<WatchedArm> {
+    if rollback.target == target {
+        return Some(WatchedArm::Canary);
+    }
+    let compare = rollback.window.as_ref()?.compare.as_ref()?;
+    compare.baseline.iter().any(|b| b == target).then_some(WatchedArm::Baseline)
 }
 
 /// One arm's evidence since the step began.
@@ -278,6 +296,39 @@ impl Compared {
             && self.errors.is_none_or(|e| e.within)
             && self.latency.is_none_or(|l| l.within)
             && (self.errors.is_some() || self.latency.is_some())
+    }
+}
+
+/// What the comparison gauges show (docs/metrics.md, `compare`), per arm
+/// (canary, then baseline) where there are two: the same numbers from
+/// either home.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shown {
+    pub responses: [u64; 2],
+    pub error_rate_millionths: [u64; 2],
+    /// With latency compared: each arm's percentile in microseconds (0
+    /// before it is known).
+    pub latency_us: Option<[u64; 2]>,
+    /// With `maxErrorRateIncrease`: the bound (1,000,000 before any).
+    pub error_bound_millionths: Option<u64>,
+    pub within: u64,
+}
+
+/// The comparison gauges' values for `arms` and what they say.
+pub fn shown(compare: &Compare, ramp: Option<&Ramp>, arms: &Arms, compared: &Compared) -> Shown {
+    let both = [&arms.canary, &arms.baseline];
+    let latency_us = compared
+        .latency
+        .filter(|_| compare.latency.is_some())
+        .map(|l| [l.canary_ms, l.baseline_ms].map(|ms| ms.map_or(0, |ms| (ms * 1_000.0).round() as u64)));
+    Shown {
+        responses: both.map(|a| a.requests),
+        error_rate_millionths: both.map(|a| metrics::millionths(a.error_rate())),
+        latency_us,
+        error_bound_millionths: compare.max_error_rate_increase.map(|_| {
+            error_increase_bound(compare, arms, epochs(ramp)).map_or(1_000_000, metrics::millionths)
+        }),
+        within: u64::from(compared.within()),
     }
 }
 

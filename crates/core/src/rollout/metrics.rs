@@ -98,6 +98,17 @@ pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// The index of `5xx`: what rollbacks and shadows count as failures.
 pub const SERVER_ERROR: usize = 4;
 
+/// A fraction as a gauge holds it: times a million, rounded, 0 for none
+/// or less, saturating.
+pub fn millionths(value: f64) -> u64 {
+    if value.is_nan() || value <= 0.0 {
+        0
+    } else {
+        // `as` saturates at u64::MAX for huge values and infinity.
+        (value * 1e6).round() as u64
+    }
+}
+
 /// A metric name with its tags encoded.
 pub fn tagged(name: &str, tags: &[(&str, &str)]) -> String {
     let mut out = String::new();
