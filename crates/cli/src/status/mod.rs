@@ -118,8 +118,13 @@ fn read_fleet(sources: &Sources, previous: &mut Previous, interval: Duration) ->
         admins
             .iter()
             .map(|e| {
-                let body = sources.client.get(e, ADMIN_PATH, None);
-                body.map(|body| samples::from_admin(&String::from_utf8_lossy(&body)))
+                let text = String::from_utf8_lossy(&sources.client.get(e, ADMIN_PATH, None)?).into_owned();
+                let mut read = samples::from_admin(&text);
+                if samples::has_module_series(&text) {
+                    let module = sources.client.get(e, samples::MODULE_ADMIN_PATH, None)?;
+                    read.extend(samples::from_module_prometheus(&String::from_utf8_lossy(&module)));
+                }
+                Ok(read)
             })
             .collect()
     };

@@ -58,6 +58,59 @@ pub fn from_admin(text: &str) -> Vec<Sample> {
         .collect()
 }
 
+/// The admin path of the dynamic module's series: its `/stats` names join
+/// label values with dots (a value with a dot reads two ways), so they are
+/// read in Prometheus's form, where each label stands apart.
+pub const MODULE_ADMIN_PATH: &str = "/stats/prometheus?filter=%5Edynamicmodulescustom%5C.canary_router_";
+
+/// Whether `/stats` text has the dynamic module's series (`MODULE_ADMIN_PATH`
+/// reads them).
+pub fn has_module_series(text: &str) -> bool {
+    text.contains("dynamicmodulescustom.canary_router_")
+}
+
+/// Parses the dynamic module's series from `/stats/prometheus` text
+/// (`name{label="value",...} value` per line; Envoy names them
+/// `envoy_dynamicmodulescustom_canary_router_*`).
+pub fn from_module_prometheus(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.strip_prefix("envoy_dynamicmodulescustom_")?;
+            let (series, value) = line.rsplit_once(' ')?;
+            let value: f64 = value.trim().parse().ok()?;
+            let (name, labels) = match series.split_once('{') {
+                Some((name, labels)) => (name, exposition_labels(labels.strip_suffix('}')?)?),
+                None => (series, BTreeMap::new()),
+            };
+            name.starts_with("canary_router_").then(|| Sample { name: name.to_string(), labels, value })
+        })
+        .collect()
+}
+
+/// `key="value",...` as the exposition format writes labels (a value's
+/// `\\`, `\"` and `\n` escaped).
+fn exposition_labels(mut text: &str) -> Option<BTreeMap<String, String>> {
+    let mut labels = BTreeMap::new();
+    while !text.is_empty() {
+        let (key, rest) = text.split_once("=\"")?;
+        let mut value = String::new();
+        let mut chars = rest.char_indices();
+        let end = loop {
+            match chars.next()? {
+                (i, '"') => break i,
+                (_, '\\') => match chars.next()?.1 {
+                    'n' => value.push('\n'),
+                    c => value.push(c),
+                },
+                (_, c) => value.push(c),
+            }
+        };
+        labels.insert(key.to_string(), value);
+        text = rest[end + 1..].strip_prefix(',').unwrap_or(&rest[end + 1..]);
+    }
+    Some(labels)
+}
+
 /// Per-second rates of the counters between two reads `seconds` apart. A
 /// counter the first read did not have counts from 0: the filter defines
 /// one at its first count.
@@ -132,6 +185,23 @@ mod tests {
             ("cluster.upstream_rq_5xx", "broken-canary")
         );
         assert_eq!(samples[3].label("cluster"), "outbound|80||b.ns.svc");
+    }
+
+    #[test]
+    fn the_module_s_series_are_read_with_their_labels_apart() {
+        let text = "# TYPE envoy_dynamicmodulescustom_canary_router_unrouted_total counter\n\
+            envoy_dynamicmodulescustom_canary_router_unrouted_total{} 3\n\
+            envoy_dynamicmodulescustom_canary_router_requests_total{route=\"b.v2\",target=\"c \\\"q\\\" \\\\ \"} 7\n\
+            envoy_dynamicmodulescustom_canary_router_compare_within{route=\"b\",rule=\"rules[0]\",split=\"0d11\"} 1\n\
+            envoy_cluster_upstream_rq{envoy_cluster_name=\"c\"} 9\n";
+        let samples = from_module_prometheus(text);
+        assert_eq!(samples.len(), 3, "{samples:?}");
+        assert_eq!((samples[0].name.as_str(), samples[0].value), ("canary_router_unrouted_total", 3.0));
+        assert_eq!(samples[1].label("route"), "b.v2", "a dot in a value stays in it");
+        assert_eq!(samples[1].label("target"), "c \"q\" \\ ");
+        assert_eq!(samples[2].label("split"), "0d11");
+        assert!(has_module_series("dynamicmodulescustom.canary_router_unrouted_total: 3\n"));
+        assert!(!has_module_series("wasmcustom.canary_router_unrouted_total: 3\n"));
     }
 
     #[test]
