@@ -42,6 +42,17 @@ fn rolled_back_for(envoy: &Envoy, route: &str, reason: &str) -> bool {
 
 #[test]
 fn a_shared_failure_is_not_blamed_on_the_canary_and_a_canary_s_own_is() {
+    shared_and_own_failures(EnvoyConfig::over_ecds);
+}
+
+#[test]
+fn the_dynamic_module_compares_the_canary_with_its_baseline() {
+    shared_and_own_failures(|config| EnvoyConfig::over_ecds(config).with_module_over_ecds());
+}
+
+/// The same test in either home: `home` makes the Envoy config that loads
+/// the filter with this JSON.
+fn shared_and_own_failures(home: impl Fn(&str) -> EnvoyConfig) {
     let compare = serde_json::json!({"compare": {"maxErrorRateIncrease": 0.05}});
     let config = serde_json::json!({"routes": [
         // Both versions fail 30%: the database, say.
@@ -51,7 +62,7 @@ fn a_shared_failure_is_not_blamed_on_the_canary_and_a_canary_s_own_is() {
         route("regressed", "service-a-canary", "service-a", compare),
     ]})
     .to_string();
-    let mut envoy_config = EnvoyConfig::over_ecds(&config).with_concurrency(1);
+    let mut envoy_config = home(&config).with_concurrency(1);
     for backend in ["backend_service_b", "backend_service_b_canary", "backend_service_a_canary"] {
         envoy_config = failing(envoy_config, backend, 30);
     }

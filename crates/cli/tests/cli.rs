@@ -666,14 +666,19 @@ fn check_refuses_for_the_dynamic_module_what_it_does_not_do_yet() {
     let r = run(&["check", "envoy-gateway/extension-policy-dynmod.yaml"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("the dynamic module cannot ask Prometheus yet"), "{}", r.stderr);
-    // A comparison with the baseline it does not do: refused at its line.
+    // A comparison with the baseline it does.
     let window = "              window: 2m\n";
     let line = policy.lines().position(|l| l == window.trim_end()).unwrap() + 2;
     let compared =
         policy.replace(window, &format!("{window}              compare: {{ maxErrorRateIncrease: 0.01 }}\n"));
     let r = run(&["check", &temp_file("module-policy.yaml", &compared)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The fleet's Prometheus checks it does not do: refused at their line.
+    let checks = "{ cluster: prometheus, checks: [{ name: e, query: \"vector(0)\", max: 1 }] }";
+    let fleet = policy.replace(window, &format!("{window}              prometheus: {checks}\n"));
+    let r = run(&["check", &temp_file("module-policy.yaml", &fleet)]);
     r.assert_rejected_with(&format!(
-        "routes[0].rules[1].split.rollback.compare: the dynamic module does not do comparisons with a baseline yet; load the .wasm for this config (docs/envoy.md, \"A native home\") (line {line} column 15)"
+        "routes[0].rules[1].split.rollback.prometheus: the dynamic module does not do Prometheus checks and the fleet latch yet; load the .wasm for this config (docs/envoy.md, \"A native home\") (line {line} column 15)"
     ));
 }
 

@@ -12,6 +12,7 @@
 mod abi;
 mod batch;
 mod clock;
+mod compare;
 mod counters;
 mod family;
 mod flag;
@@ -32,6 +33,7 @@ use abi::*;
 use batch::{ConfigStr, Series};
 use canary_router_core::config::{self, dynamic_module};
 use canary_router_core::request::Request;
+use canary_router_core::rollout::compare::{arm_of, WatchedArm};
 use canary_router_core::rollout::log_lines;
 use canary_router_core::rollout::metrics::{status_class, SERVER_ERROR};
 use canary_router_core::routing::router::Router;
@@ -57,6 +59,7 @@ struct FilterConfig {
     gauges: gauges::Gauges,
     shadows: Option<shadows::Shadows>,
     ramps: Option<ramps::Ramps>,
+    compares: Option<compare::Compares>,
     /// Held for its life: dropping it stops its thread.
     _ticker: Option<ticker::Ticker>,
 }
@@ -102,14 +105,16 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
         eprintln!("{}", log_lines::config_accepted(router.routes.len(), &router.target_header));
         let counters = counters::Counters::define(envoy, &router);
         let splits = split_states::Splits::of(&router);
-        let gauges = gauges::Gauges::define(envoy, &splits);
+        let gauges = gauges::Gauges::define(envoy, &router, &splits);
         let ramps = ramps::Ramps::define(envoy, &router);
+        let compares = compare::Compares::define(envoy, &router);
         let mirrors = router.routes.iter().any(|r| r.mirror.is_some());
-        let scheduler =
-            (mirrors || ramps.is_some()).then(|| scheduler::Scheduler::new(envoy)).flatten().map(Arc::new);
+        let ticks = ramps.is_some() || compares.is_some();
+        let scheduler = (mirrors || ticks).then(|| scheduler::Scheduler::new(envoy)).flatten().map(Arc::new);
         let shadows = shadows::Shadows::of(envoy, &router, scheduler.as_ref());
-        let ticker = ramps.as_ref().and(scheduler).and_then(ticker::Ticker::start);
-        let config = FilterConfig { router, counters, splits, gauges, shadows, ramps, _ticker: ticker };
+        let ticker = scheduler.filter(|_| ticks).and_then(ticker::Ticker::start);
+        let config =
+            FilterConfig { router, counters, splits, gauges, shadows, ramps, compares, _ticker: ticker };
         Box::into_raw(Box::new(config)) as FilterConfigModulePtr
     })
 }
@@ -141,6 +146,7 @@ struct Filter {
 /// A request whose response a rollback's window counts.
 struct Watched {
     split: SplitId,
+    arm: WatchedArm,
     /// The ramp step it was sent at.
     step: u32,
     /// When the request was sent whole (ms since the epoch).
@@ -216,7 +222,6 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     let Some((filter, config)) = (unsafe { Filter::with_config(filter) }) else { return CONTINUE };
     let (router, counters) = (&config.router, &config.counters);
     config.flush_shadows(envoy);
-    config.gauges.show(envoy, router, &config.splits);
     // A panic deciding is taken as no route applying: the header is
     // removed, so a client's own never picks the upstream.
     let target = guarded(None, || {
@@ -225,8 +230,12 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
         let request = Request::new(unsafe { request_headers(envoy) });
         // The decision borrows the config, which outlives the request.
         let now_ms = clock::now_ms();
+        config.gauges.show(envoy, router, &config.splits, now_ms);
         if let Some(ramps) = &config.ramps {
             ramps.publish(envoy, router, &config.splits, now_ms);
+        }
+        if let Some(compares) = &config.compares {
+            compares.show(envoy, router, &config.splits);
         }
         let moment = Moment { roll: roll::roll(), now_ms, splits: &config.splits };
         let decision = router.decide(&request, &moment);
@@ -268,13 +277,14 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
                     }
                 }
                 filter.watched = d.split.and_then(|split| {
-                    let rollback = split.rollback().filter(|r| r.target == d.target)?;
+                    let rollback = split.rollback()?;
+                    let arm = arm_of(rollback, d.target)?;
                     let abandoned_after_ms = rollback.window.as_ref()?.abandoned_after_ms;
                     let sent_ms = clock::now_ms();
                     let gated = config.splits.get(split.id).and_then(|s| s.gated_step());
                     let step = split.ramp().and_then(|r| r.step_in_force(gated, sent_ms)).unwrap_or(0);
                     let step = u32::try_from(step).unwrap_or(u32::MAX);
-                    Some(Watched { split: split.id, step, sent_ms, abandoned_after_ms })
+                    Some(Watched { split: split.id, arm, step, sent_ms, abandoned_after_ms })
                 });
             }
             None => counters.count(envoy, router, now_ms, &[Series::Unrouted]),
@@ -322,6 +332,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
             let class = unsafe { response_status(envoy) }.and_then(status_class);
             let now_ms = clock::now_ms();
             let answered = rollback::Answered {
+                arm: watched.arm,
                 error: class == Some(SERVER_ERROR),
                 latency_ms: Some(now_ms.saturating_sub(watched.sent_ms)),
                 step: watched.step,
@@ -481,7 +492,12 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
         let waited = now_ms.saturating_sub(watched.sent_ms);
         if waited >= watched.abandoned_after_ms {
             eprintln!("canary-router: the request to a watched target ended unanswered after {waited} ms: a failure");
-            let answered = rollback::Answered { error: true, latency_ms: Some(waited), step: watched.step };
+            let answered = rollback::Answered {
+                arm: watched.arm,
+                error: true,
+                latency_ms: Some(waited),
+                step: watched.step,
+            };
             record(envoy, config, &watched, &answered, now_ms);
         }
     });
@@ -500,7 +516,7 @@ fn record(
     let Some(shared) = config.splits.get(watched.split) else { return };
     let Some(rolled) = rollback::record(split, shared, answered, now_ms) else { return };
     rollback::log(&route.name, split, &rolled);
-    config.gauges.split(envoy, &config.router, watched.split, Some(&rolled));
+    config.gauges.split(envoy, &config.router, &config.splits, watched.split, Some(&rolled), now_ms);
 }
 
 /// A local reply goes out as Envoy made it.
@@ -558,14 +574,22 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
             let mirror = config.router.routes.get(route)?.mirror.as_ref()?;
             Some((mirror.cluster.clone(), mirror.timeout_ms))
         }),
-        (scheduler::TICK, _, Some(ramps)) => {
+        (scheduler::TICK, _, _) => {
             let now_ms = clock::now_ms();
-            ramps.tick(&config.router, now_ms);
-            let changed = gates::tick(&config.router, &config.splits, now_ms);
-            if changed.steps || changed.rollbacks {
-                ramps.mark();
+            let mut rollbacks = false;
+            if let Some(ramps) = &config.ramps {
+                ramps.tick(&config.router, now_ms);
+                let changed = gates::tick(&config.router, &config.splits, now_ms);
+                if changed.steps || changed.rollbacks {
+                    ramps.mark();
+                }
+                rollbacks |= changed.rollbacks;
             }
-            if changed.rollbacks {
+            if let Some(compares) = &config.compares {
+                rollbacks |= compares.tick(&config.router, &config.splits, now_ms);
+            }
+            // A ramp's live weights move with time.
+            if rollbacks || config.ramps.is_some() {
                 config.gauges.mark();
             }
         }

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use canary_router_core::rollout::compare::{Arms, Compared};
 use canary_router_core::rollout::error_window::Window;
 use canary_router_core::rollout::fleet_state::RolledBack;
 use canary_router_core::rollout::gate::{GateState, Judgement};
@@ -48,6 +49,9 @@ pub struct Judged {
     pub rolled_back: Option<RolledBack>,
     pub gate: Option<GateState>,
     pub judgement: Option<Judgement>,
+    /// With `compare`: both arms since the step began and what they say,
+    /// as last judged (for the gauges).
+    pub compared: Option<(Arms, Compared)>,
 }
 
 impl SplitShared {

@@ -1,7 +1,7 @@
 //! What the `.wasm` does that the dynamic module (crates/dynmod) does not
 //! do yet: a config that asks for it is refused there, naming the key,
-//! rather than routed without it (a fleet latch never asked, a baseline
-//! never compared would each look like they work). The CLI checks a config bound for the module the same way.
+//! rather than routed without it (a fleet latch never asked would look
+//! like it works). The CLI checks a config bound for the module the same way.
 
 use crate::routing::router::Router;
 
@@ -14,9 +14,6 @@ pub fn refusal(router: &Router) -> Option<String> {
             let at = format!("routes[{r}].rules[{i}].split.rollback");
             if rollback.prometheus.is_some() {
                 return Some(not_yet(&format!("{at}.prometheus"), "Prometheus checks and the fleet latch"));
-            }
-            if rollback.window.as_ref().is_some_and(|w| w.compare.is_some()) {
-                return Some(not_yet(&format!("{at}.compare"), "comparisons with a baseline"));
             }
         }
     }
@@ -63,15 +60,14 @@ mod tests {
     }
 
     #[test]
-    fn a_local_rollback_is_accepted_a_fleet_or_compared_one_refused_by_its_key() {
+    fn a_local_or_compared_rollback_is_accepted_a_fleet_one_refused_by_its_key() {
         let local = r#""target": "b", "maxErrorRate": 0.05, "minRequests": 20, "window": "60s""#;
         assert_eq!(refused(&split_with(&format!(r#", "rollback": {{{local}}}"#))), None);
         let prometheus = r#""prometheus": {"cluster": "prometheus", "checks": [{"name": "e", "query": "vector(0)", "max": 1}]}"#;
         let refusal = refused(&split_with(&format!(r#", "rollback": {{{local}, {prometheus}}}"#))).unwrap();
         assert!(refusal.starts_with("routes[0].rules[1].split.rollback.prometheus: "), "{refusal}");
         let compare = r#""compare": {"maxErrorRateIncrease": 0.01}"#;
-        let refusal = refused(&split_with(&format!(r#", "rollback": {{{local}, {compare}}}"#))).unwrap();
-        assert!(refusal.starts_with("routes[0].rules[1].split.rollback.compare: "), "{refusal}");
+        assert_eq!(refused(&split_with(&format!(r#", "rollback": {{{local}, {compare}}}"#))), None);
     }
 
     #[test]
