@@ -20,75 +20,19 @@ use super::proxy::LOST_ANSWER_AFTER_MS;
 use super::rollback;
 use super::shared_state::{read_state, update_state};
 use super::Active;
-use canary_router_core::rollout::fleet_state::Poll;
-use canary_router_core::rollout::prometheus::{self, Sample, Span};
+use canary_router_core::rollout::poll_round::{self, Asks, Round};
+use canary_router_core::rollout::prometheus::{self, Sample};
 use canary_router_core::routing::split::{Split, SplitId};
 
 /// The largest answer read (a check should return one series; a query
 /// that returns thousands is a mistake, reported as an error).
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 
-/// What a poll's call asks.
-#[derive(Clone, Copy)]
-pub enum Asks {
-    Check(usize),
-    /// A compared check's query, run for the baseline.
-    Baseline(usize),
-    Latch,
-    /// Whether Prometheus shows this proxy's beacon.
-    View,
-    /// A gated ramp's: the fleet's furthest step.
-    StepLatch,
-}
-
-impl Asks {
-    /// Where an answer to this query is counted: its row among the split's
-    /// query counters (each check, then the latch, the view and the step
-    /// latch) and its result's index in `QUERY_RESULTS`.
-    fn counted_as(self, sample: &Sample, split: &Split) -> (usize, usize) {
-        let checks = split.checks();
-        let row = match self {
-            Asks::Check(i) | Asks::Baseline(i) => i,
-            Asks::Latch => checks.len(),
-            Asks::View => checks.len() + 1,
-            Asks::StepLatch => checks.len() + 2,
-        };
-        // A compared check's answers are judged together, at the round's
-        // end: each one alone only passes (it answered) or not.
-        let fails = |span: Span| match self {
-            Asks::Check(i) => checks.get(i).is_some_and(|c| c.compare_to.is_none() && c.fails(span)),
-            Asks::Latch => span.high > 0.0,
-            Asks::Baseline(_) | Asks::View | Asks::StepLatch => false,
-        };
-        // Indices of `gauges::QUERY_RESULTS`: pass, fail, no_data, error.
-        let result = match sample {
-            Sample::Value(v) if fails(*v) => 1,
-            Sample::Value(_) => 0,
-            Sample::NoData => 2,
-            Sample::Error(_) => 3,
-        };
-        (row, result)
-    }
-}
-
 /// A poll call waiting for its answer.
 struct Call {
     active: Rc<Active>,
     split_id: SplitId,
     asks: Asks,
-}
-
-/// The answers of one poll so far.
-struct Round {
-    started_ms: u64,
-    outstanding: usize,
-    checks: Vec<Option<Sample>>,
-    /// Compared checks' baseline answers, by check.
-    baselines: Vec<Option<Sample>>,
-    latch: Option<Sample>,
-    view: Option<Sample>,
-    /// `Some` for a gated ramp: its answer, once it came.
-    step_latch: Option<Option<Sample>>,
 }
 
 /// A root's polls in flight: a few per split with `prometheus`, so lists.
@@ -131,16 +75,16 @@ pub fn tick(active: &Rc<Active>, polls: &Polls, root_id: u32, now_ms: u64, jitte
         let Some(key) = active.state(split).map(|s| s.state_key.as_str()) else { continue };
         let every = config.every_ms;
         let (state, _) = read_state(proxy, key);
-        if !due(state.next_poll_ms, every, now_ms) {
+        if !poll_round::due(state.next_poll_ms, every, now_ms) {
             continue;
         }
         // The next poll in every ± 10%; the VM whose compare-and-swap moves
         // it polls, and only that one (another that read the same due time
         // finds it moved, whatever its clock and jitter).
-        let next = now_ms + every - every / 10 + u64::from(jitter) % (every / 5).max(1);
+        let next = poll_round::next_poll_ms(every, now_ms, jitter);
         let mut claimed = false;
         let written = update_state(proxy, key, |state| {
-            claimed = due(state.next_poll_ms, every, now_ms);
+            claimed = poll_round::due(state.next_poll_ms, every, now_ms);
             if claimed {
                 state.next_poll_ms = next;
             }
@@ -152,54 +96,15 @@ pub fn tick(active: &Rc<Active>, polls: &Polls, root_id: u32, now_ms: u64, jitte
     }
 }
 
-/// Whether a poll due at `next_ms` is due at `now_ms`. A due time further
-/// ahead than one period and its jitter was set by a clock that has since
-/// stepped back: due now, or polls would stall until the clock caught up.
-fn due(next_ms: u64, every_ms: u64, now_ms: u64) -> bool {
-    now_ms >= next_ms || next_ms > now_ms.saturating_add(every_ms + every_ms / 10)
-}
-
 fn poll(active: &Rc<Active>, polls: &Polls, split: &Split, root_id: u32, now_ms: u64) {
     let (Some(rollback), Some((route, _, _))) = (split.rollback(), active.router.split(split.id)) else {
         return;
     };
     let Some(config) = &rollback.prometheus else { return };
-    let label = split.identity_hex();
-    let fill = prometheus::Fill {
-        target: &rollback.target,
-        baseline: &config.baseline,
-        route: &route.name,
-        split: &label,
-        lookback: &config.lookback,
-        beacon: active.beacon,
-    };
-    let expand = |template: &str| prometheus::expand(template, &fill);
-    let mut queries: Vec<(Asks, String)> =
-        config.checks.iter().enumerate().map(|(i, check)| (Asks::Check(i), expand(&check.query))).collect();
-    // A compared check again, for the baseline: its `{{target}}` is the
-    // baseline's.
-    let for_baseline = prometheus::Fill { target: &config.baseline, ..fill };
-    for (i, check) in config.checks.iter().enumerate().filter(|(_, c)| c.compare_to.is_some()) {
-        queries.push((Asks::Baseline(i), prometheus::expand(&check.query, &for_baseline)));
-    }
-    queries.push((Asks::Latch, expand(&config.latch_query)));
-    queries.push((Asks::View, expand(&config.view_query)));
     let gated = split.ramp().is_some_and(|r| r.gate.is_some());
-    if gated {
-        queries.push((Asks::StepLatch, expand(prometheus::STEP_LATCH_QUERY)));
-    }
-    polls.rounds.borrow_mut().push((
-        split.identity,
-        Round {
-            started_ms: now_ms,
-            outstanding: queries.len(),
-            checks: vec![None; config.checks.len()],
-            baselines: vec![None; config.checks.len()],
-            latch: None,
-            view: None,
-            step_latch: gated.then_some(None),
-        },
-    ));
+    let queries = poll_round::queries(rollback, &route.name, &split.identity_hex(), active.beacon, gated);
+    let round = Round::new(config, gated, queries.len(), now_ms);
+    polls.rounds.borrow_mut().push((split.identity, round));
     for (asks, query) in queries {
         let path = prometheus::query_path(&config.path_prefix, &query);
         let headers = prometheus::request_headers(&config.authority, &path, &config.headers);
@@ -244,28 +149,13 @@ pub fn answered(polls: &Polls, root_id: u32, token: u32, num_headers: usize, bod
 
 fn record(active: &Rc<Active>, polls: &Polls, split_id: SplitId, asks: Asks, sample: Sample, root_id: u32) {
     let Some((_, _, split)) = active.router.split(split_id) else { return };
-    let (row, result) = asks.counted_as(&sample, split);
+    let Some(config) = split.rollback().and_then(|r| r.prometheus.as_ref()) else { return };
+    let (row, result) = asks.counted_as(&sample, config);
     active.gauges.query_answered(&*active.vm.proxy, split, row, result);
     let finished = {
         let mut rounds = polls.rounds.borrow_mut();
         let Some((_, round)) = rounds.iter_mut().find(|(id, _)| *id == split.identity) else { return };
-        match asks {
-            Asks::Check(i) => {
-                if let Some(slot) = round.checks.get_mut(i) {
-                    *slot = Some(sample);
-                }
-            }
-            Asks::Baseline(i) => {
-                if let Some(slot) = round.baselines.get_mut(i) {
-                    *slot = Some(sample);
-                }
-            }
-            Asks::Latch => round.latch = Some(sample),
-            Asks::View => round.view = Some(sample),
-            Asks::StepLatch => round.step_latch = Some(Some(sample)),
-        }
-        round.outstanding = round.outstanding.saturating_sub(1);
-        let done = round.outstanding == 0;
+        let done = round.answer(asks, sample);
         drop(rounds);
         if done {
             take(&polls.rounds, &split.identity)
@@ -284,25 +174,8 @@ fn finish(active: &Active, split: &Split, round: &Round, root_id: u32) {
     let Some(config) = split.rollback().and_then(|r| r.prometheus.as_ref()) else { return };
     let proxy = &*active.vm.proxy;
     // A compared check is judged on its two answers together.
-    let checks: Vec<Option<Sample>> = config
-        .checks
-        .iter()
-        .zip(round.checks.iter().zip(&round.baselines))
-        .map(|(check, (target, baseline))| match (check.compare_to, target, baseline) {
-            (Some(relation), Some(target), Some(baseline)) => {
-                Some(prometheus::compared(target, baseline, relation))
-            }
-            (Some(_), _, _) => None,
-            (None, target, _) => target.clone(),
-        })
-        .collect();
-    let poll = Poll {
-        checks: &checks,
-        latch: round.latch.as_ref(),
-        view: round.view.as_ref(),
-        step_latch: round.step_latch.as_ref().map(Option::as_ref),
-        now_ms: proxy.now_ms(),
-    };
+    let checks = round.checks(config);
+    let poll = round.poll(&checks, proxy.now_ms());
     let key = active.state(split).map_or("", |s| s.state_key.as_str());
     match update_state(proxy, key, |state| {
         state.record_poll(config, &poll);

@@ -17,11 +17,9 @@ use canary_router_core::rollout::compare::{Arms, Compared};
 use canary_router_core::rollout::fleet_state::FleetState;
 use canary_router_core::rollout::gate::Judgement;
 use canary_router_core::rollout::metrics::{self, tagged};
+use canary_router_core::rollout::poll_round::{self, QUERY_RESULTS};
 use canary_router_core::routing::router::Router;
 use canary_router_core::routing::split::{Moment, Split, SplitId};
-
-/// What a Prometheus answer counted as, in the order of its counters.
-pub(super) const QUERY_RESULTS: [&str; 4] = ["pass", "fail", "no_data", "error"];
 
 struct SplitGauges {
     /// The labels every gauge here carries (route, rule, split identity),
@@ -116,7 +114,7 @@ impl RollbackGauges {
         let checks = rollback.checks();
         let mut queries = Vec::new();
         if rollback.prometheus.is_some() {
-            let latches = if gated { &["latch", "view", "step_latch"][..] } else { &["latch", "view"][..] };
+            let latches = poll_round::latch_rows(gated);
             for query in checks.iter().map(|c| c.name.as_str()).chain(latches.iter().copied()) {
                 queries.push(QUERY_RESULTS.map(|result| {
                     let labels = [("query", query), ("result", result)];

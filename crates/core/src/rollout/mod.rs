@@ -10,6 +10,7 @@ pub mod gate;
 pub mod judge;
 pub mod log_lines;
 pub mod metrics;
+pub mod poll_round;
 pub mod prometheus;
 pub(crate) mod sequential;
 pub mod settings;
