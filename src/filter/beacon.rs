@@ -5,18 +5,16 @@
 //! missing, they may be blind (no stats tags, no scrape, other labels).
 
 use super::proxy::{Proxy, SharedWrite, ABSENT};
+use canary_router_core::rollout::prometheus;
 
 const KEY: &str = "canary-router/beacon";
-
-/// Below 2^52, so that Prometheus's floats hold it exactly.
-const SPAN: u64 = (1 << 52) - 1;
 
 /// The proxy's beacon; `random` makes one if no VM has yet.
 pub fn of_proxy(proxy: &dyn Proxy, random: u64) -> u64 {
     if let Some(beacon) = read(proxy) {
         return beacon;
     }
-    let mine = 1 + random % SPAN;
+    let mine = prometheus::beacon(random);
     match proxy.set_shared_data(KEY, &mine.to_le_bytes(), ABSENT) {
         SharedWrite::Written => mine,
         // Another VM wrote first: its beacon is the proxy's.
@@ -28,5 +26,5 @@ pub fn of_proxy(proxy: &dyn Proxy, random: u64) -> u64 {
 fn read(proxy: &dyn Proxy) -> Option<u64> {
     let (bytes, _) = proxy.shared_data(KEY)?;
     let beacon = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
-    (1..=SPAN).contains(&beacon).then_some(beacon)
+    (1..=prometheus::BEACON_SPAN).contains(&beacon).then_some(beacon)
 }

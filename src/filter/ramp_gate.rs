@@ -80,11 +80,8 @@ pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
         }
         if started_awaiting {
             warn!(
-                "[ctx {root_id}] canary-router: route={} rule={} ramp: the next step is earned but held: Prometheus \
-                 does not show this proxy's own series of split {} (the fleet view); it is taken once it does",
-                route.name,
-                rule.label,
-                split.identity_hex()
+                "[ctx {root_id}] {}",
+                log_lines::held_for_fleet_view(&route.name, &rule.label, &split.identity_hex())
             );
         }
         if before != state.gated_step() {

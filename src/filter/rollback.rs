@@ -67,14 +67,12 @@ pub fn set_verdict(active: &Active, split: &Split, verdict: Verdict, context_id:
         Verdict::RolledBack(rolled) => {
             warn!("[ctx {context_id}] {}", log_lines::rolled_back(route, target, &identity, rolled))
         }
-        Verdict::Waiting => info!(
-            "[ctx {context_id}] canary-router: route={route} target={target} split={identity} waits for the fleet's \
-             rollback latch (Prometheus) before it gets traffic"
-        ),
-        Verdict::Live => info!(
-            "[ctx {context_id}] canary-router: route={route} target={target} split={identity}: no proxy of the fleet \
-             rolled it back; it gets traffic"
-        ),
+        Verdict::Waiting => {
+            info!("[ctx {context_id}] {}", log_lines::waiting_for_fleet(route, target, &identity))
+        }
+        Verdict::Live => {
+            info!("[ctx {context_id}] {}", log_lines::fleet_latch_clear(route, target, &identity))
+        }
     }
     active.gauges.verdict(&active.vm, split.id, &verdict);
     if let Some(state) = active.state(split) {

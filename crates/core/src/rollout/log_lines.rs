@@ -18,6 +18,31 @@ pub fn rolled_back(route: &str, target: &str, identity: &str, rolled: &RolledBac
     )
 }
 
+/// A split whose rollback asks Prometheus waits for the fleet latch.
+pub fn waiting_for_fleet(route: &str, target: &str, identity: &str) -> String {
+    format!(
+        "canary-router: route={route} target={target} split={identity} waits for the fleet's rollback latch \
+         (Prometheus) before it gets traffic"
+    )
+}
+
+/// The fleet latch answered that no proxy rolled the split back.
+pub fn fleet_latch_clear(route: &str, target: &str, identity: &str) -> String {
+    format!(
+        "canary-router: route={route} target={target} split={identity}: no proxy of the fleet rolled it back; it \
+         gets traffic"
+    )
+}
+
+/// A gated step was earned but is held: Prometheus does not show this
+/// proxy's own series (the fleet view).
+pub fn held_for_fleet_view(route: &str, rule: &str, identity: &str) -> String {
+    format!(
+        "canary-router: route={route} rule={rule} ramp: the next step is earned but held: Prometheus does not \
+         show this proxy's own series of split {identity} (the fleet view); it is taken once it does"
+    )
+}
+
 /// A ramp's step in force changed (`None`: before its start).
 pub fn ramp_step(route: &str, rule: &str, ramp: &Ramp, step: Option<usize>) -> String {
     match step {

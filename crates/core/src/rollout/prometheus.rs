@@ -49,6 +49,15 @@ pub const STEP_LATCH_QUERY: &str =
 /// without it is blind (no stats tags, no scrape, other labels).
 pub const DEFAULT_VIEW_QUERY: &str = "count(canary_router_proxy_beacon{split=\"{{split}}\"} == {{beacon}})";
 
+/// The most a beacon is: below 2^52, so that Prometheus's floats hold it
+/// exactly.
+pub const BEACON_SPAN: u64 = (1 << 52) - 1;
+
+/// A proxy's beacon from a random number: in `1..=BEACON_SPAN`.
+pub fn beacon(random: u64) -> u64 {
+    1 + random % BEACON_SPAN
+}
+
 /// The placeholders a query may hold.
 pub const PLACEHOLDERS: [&str; 6] = ["target", "baseline", "route", "split", "lookback", "beacon"];
 
