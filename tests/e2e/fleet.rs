@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::envoy::{free_ports, repo, Envoy, EnvoyConfig};
-use super::http::Connection;
+use super::http::{get_host, Connection};
 use super::prometheus::Prometheus;
 
 const ROUTE: &str = "service-b";
@@ -61,10 +61,26 @@ fn status(args: &[&str]) -> (i32, String) {
 #[test]
 fn a_fleet_rolls_back_together_a_restarted_proxy_never_reaches_the_canary_and_prometheus_down_costs_nothing()
 {
+    fleet_rolls_back_together(|| EnvoyConfig::from_repo("envoy/envoy.yaml"));
+}
+
+#[test]
+fn a_fleet_of_the_dynamic_module_rolls_back_together_and_a_restarted_proxy_never_reaches_the_canary() {
+    fleet_rolls_back_together(EnvoyConfig::dynamic_module);
+}
+
+/// A host no route of the config has (so no split counts its requests):
+/// what a look sends when the dynamic module must see a request to show
+/// what it learnt (`Envoy::wait_until_requested`).
+const ELSEWHERE: &str = "nowhere.example.com";
+
+/// The same test in either home: `home` is the Envoy config that loads
+/// the filter, before the fleet's JSON goes in.
+fn fleet_rolls_back_together(home: impl Fn() -> EnvoyConfig) {
     let prometheus_port = free_ports(1)[0];
     let config = fleet_config();
     let envoy_config = || {
-        EnvoyConfig::from_repo("envoy/envoy.yaml")
+        home()
             .with_filter_config(&config)
             .with_concurrency(1)
             .replace("port_value: 9090 ", &format!("port_value: {prometheus_port} "))
@@ -75,7 +91,7 @@ fn a_fleet_rolls_back_together_a_restarted_proxy_never_reaches_the_canary_and_pr
 
     // Until Prometheus answers the latch, no proxy sends the canary anything.
     for envoy in &fleet {
-        envoy.wait_until("the latch's first answer", || {
+        envoy.wait_until_requested("the latch's first answer", ELSEWHERE, || {
             envoy.sample_with("canary_router_waiting_for_fleet", &[("route", ROUTE)]) == Some(0.0)
         });
     }
@@ -178,6 +194,9 @@ fn a_fleet_rolls_back_together_a_restarted_proxy_never_reaches_the_canary_and_pr
         e.sample_with("canary_router_check_unanswered", &[("route", ROUTE), ("check", "p99-ms")]) != Some(0.0)
     };
     while error_rate(&fleet[0]) != Some(1e6) || fleet.iter().any(p99_unanswered) {
+        for envoy in &fleet {
+            get_host(envoy.ingress_port(), ELSEWHERE, "/", &[]);
+        }
         let queries: Vec<String> = fleet[0]
             .prometheus()
             .lines()
@@ -218,7 +237,9 @@ fn a_fleet_rolls_back_together_a_restarted_proxy_never_reaches_the_canary_and_pr
     eprintln!("p99 with Prometheus up {before:?}, down {after:?}");
     assert!(after < before * 3 + Duration::from_millis(20), "p99 went from {before:?} to {after:?}");
     for (i, envoy) in fleet.iter().enumerate() {
-        envoy.wait_until("failed polls to be counted", || query_errors(envoy) > errors_before[i]);
+        envoy.wait_until_requested("failed polls to be counted", ELSEWHERE, || {
+            query_errors(envoy) > errors_before[i]
+        });
     }
 }
 

@@ -105,12 +105,23 @@ fn push(fleet: &[Envoy], json: &str) {
 
 #[test]
 fn a_gated_ramp_is_earned_step_by_step_by_a_whole_fleet() {
+    earned_by_a_whole_fleet(EnvoyConfig::over_ecds);
+}
+
+#[test]
+fn a_gated_ramp_of_the_dynamic_module_is_earned_step_by_step_by_a_whole_fleet() {
+    earned_by_a_whole_fleet(|json| EnvoyConfig::over_ecds(json).with_module_over_ecds());
+}
+
+/// The same test in either home: `home` makes the Envoy config that loads
+/// the filter with this JSON, live by ECDS.
+fn earned_by_a_whole_fleet(home: impl Fn(&str) -> EnvoyConfig) {
     let prometheus_port = free_ports(1)[0];
     let side_ms = now_ms();
     let start_ms = side_ms + START_IN_MS;
     let json = config(start_ms, side_ms, false);
     let envoy_config = || {
-        EnvoyConfig::over_ecds(&json)
+        home(&json)
             .with_concurrency(1)
             .replace("port_value: 9090 ", &format!("port_value: {prometheus_port} "))
             .replace("fixed_delay: 5s", "fixed_delay: 0.3s")

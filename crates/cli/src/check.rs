@@ -23,7 +23,7 @@ pub fn run(paths: &[PathBuf]) -> Result<(), Failure> {
         match source.parse() {
             Ok(router) => {
                 let now_ms = now_ms();
-                for warning in warnings(&source.origin, &router, now_ms, source.is_module()) {
+                for warning in warnings(&source.origin, &router, now_ms) {
                     eprintln!("canary-router: warning: {warning}");
                 }
                 print!("{}", summary(&source.origin, &router, now_ms));
@@ -44,13 +44,13 @@ fn now_ms() -> u64 {
 
 /// Valid, but probably not what was meant: each names its place. `module`:
 /// the config is the dynamic module's, which has no Prometheus checks yet.
-pub fn warnings(origin: &str, router: &Router, now_ms: u64, module: bool) -> Vec<String> {
+pub fn warnings(origin: &str, router: &Router, now_ms: u64) -> Vec<String> {
     let mut out = Vec::new();
     for (i, route) in router.routes.iter().enumerate() {
         for (j, rule) in route.rules.iter().enumerate() {
             let Action::Split(split) = &rule.action else { continue };
             let split_place = format!("{origin}: routes[{i}].rules[{j}].split");
-            out.extend(progress_warnings(&split_place, split, now_ms, module));
+            out.extend(progress_warnings(&split_place, split, now_ms));
             let place = format!("{split_place}.weights");
             let sum: f64 = split.weights().iter().sum();
             if (sum - 100.0).abs() > 1e-9 {
@@ -78,7 +78,7 @@ pub fn warnings(origin: &str, router: &Router, now_ms: u64, module: bool) -> Vec
 /// A clock ramp already past its last step, a gate that would take,
 /// hold or roll back a step on no evidence, a rollback only this proxy
 /// remembers.
-fn progress_warnings(place: &str, split: &Split, now_ms: u64, module: bool) -> Vec<String> {
+fn progress_warnings(place: &str, split: &Split, now_ms: u64) -> Vec<String> {
     let mut out = Vec::new();
     if let (Some(ramp), Some(rollback)) = (split.ramp(), split.rollback()) {
         if let Some(gate) = &ramp.gate {
@@ -98,14 +98,10 @@ fn progress_warnings(place: &str, split: &Split, now_ms: u64, module: bool) -> V
         }
     }
     if let Some(rollback) = split.rollback().filter(|r| r.prometheus.is_none()) {
-        let remedy = if module {
-            "the dynamic module cannot ask Prometheus yet: load the .wasm with `prometheus` for a fleet that remembers"
-        } else {
-            "add `prometheus` so the fleet remembers"
-        };
         out.push(format!(
             "{place}.rollback: judged by each proxy's own window only: a rollback is forgotten when the proxy \
-             restarts, which then sends {} its share again; {remedy} (docs/progressive-delivery.md#rollback-splitrollback)",
+             restarts, which then sends {} its share again; add `prometheus` so the fleet remembers \
+             (docs/progressive-delivery.md#rollback-splitrollback)",
             rollback.target
         ));
     }

@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use canary_router_core::config::{self, dynamic_module};
+use canary_router_core::config;
 use canary_router_core::routing::router::Router;
 use serde::Deserialize;
 use serde_json::Value;
@@ -25,9 +25,6 @@ pub struct Source {
     place: Place,
     /// Things worth a warning about the manifest around the config.
     pub warnings: Vec<String>,
-    /// The config is the dynamic module's (crates/dynmod), which refuses
-    /// what it does not do yet.
-    module: bool,
 }
 
 enum Place {
@@ -45,19 +42,10 @@ impl Source {
     /// The filter's verdict on this config, with the error placed in the
     /// user's file.
     pub fn parse(&self) -> Result<Router, String> {
-        let router = config::parse(self.json.as_bytes()).map_err(|err| {
+        config::parse(self.json.as_bytes()).map_err(|err| {
             let message = crate::hints::did_you_mean(&err.to_string());
             format!("{}: {}", self.origin, self.place(&message))
-        })?;
-        match dynamic_module::refusal(&router).filter(|_| self.module) {
-            Some(refusal) => Err(format!("{}: {}", self.origin, self.place(&refusal))),
-            None => Ok(router),
-        }
-    }
-
-    /// Whether the config is the dynamic module's.
-    pub fn is_module(&self) -> bool {
-        self.module
+        })
     }
 
     fn place(&self, message: &str) -> String {
@@ -191,13 +179,7 @@ pub fn sources(path: &Path) -> Result<Vec<Source>, Failure> {
         return Err(Failure::Invalid(format!("{file}: empty: no config in it")));
     }
     if text.trim_start().starts_with('{') {
-        return Ok(vec![Source {
-            origin: file,
-            json: text,
-            place: Place::Json,
-            warnings: Vec::new(),
-            module: false,
-        }]);
+        return Ok(vec![Source { origin: file, json: text, place: Place::Json, warnings: Vec::new() }]);
     }
     // Parse the whole stream first: serde's YAML errors then carry the
     // file's own line numbers.
@@ -307,7 +289,6 @@ impl Here<'_> {
                     base: steps,
                 },
                 warnings,
-                module: false,
             });
         }
         for (i, module) in value["spec"]["dynamicModule"].as_array().into_iter().flatten().enumerate() {
@@ -336,7 +317,6 @@ impl Here<'_> {
                     base: steps,
                 },
                 warnings: underscore_warning(&origin, config).into_iter().collect(),
-                module: true,
             });
         }
         Ok(())
@@ -378,7 +358,6 @@ impl Here<'_> {
             json: serde_json::to_string(plugin_config).unwrap_or_default(),
             place: Place::YamlMapping { text: self.text.to_string(), first_line: self.first_line, base: at },
             warnings,
-            module: false,
         });
         Ok(())
     }
@@ -409,7 +388,7 @@ impl Here<'_> {
                         steps.extend(["config", "configuration", "value"].map(|k| Step::Key(k.into())));
                         let fail_open =
                             config["fail_open"] == true || config["failure_policy"] == "FAIL_OPEN";
-                        self.envoy_filter(origin, json, &steps, fail_open, false);
+                        self.envoy_filter(origin, json, &steps, fail_open);
                     }
                     return;
                 }
@@ -419,7 +398,7 @@ impl Here<'_> {
                         let origin = format!("{} (Envoy dynamic module filter {name})", self.file);
                         let mut steps = at.clone();
                         steps.extend(["filter_config", "value"].map(|k| Step::Key(k.into())));
-                        self.envoy_filter(origin, json, &steps, false, true);
+                        self.envoy_filter(origin, json, &steps, false);
                     }
                     return;
                 }
@@ -441,7 +420,7 @@ impl Here<'_> {
     }
 
     /// A filter's JSON config held as a string at `steps`.
-    fn envoy_filter(&mut self, origin: String, json: &str, steps: &[Step], fail_open: bool, module: bool) {
+    fn envoy_filter(&mut self, origin: String, json: &str, steps: &[Step], fail_open: bool) {
         let line = yaml_locate::locate(self.text, self.first_line, steps).map_or(self.first_line, |(l, _)| l);
         // A `value: |` block: its lines follow, indented like its first one.
         let line_text = self.text.lines().nth(line - self.first_line).unwrap_or_default();
@@ -459,7 +438,6 @@ impl Here<'_> {
             json: json.to_string(),
             place: Place::YamlString { line, block_indent },
             warnings,
-            module,
         });
     }
 }
@@ -556,7 +534,6 @@ mod tests {
             json: String::new(),
             place: Place::YamlString { line: 20, block_indent: Some(10) },
             warnings: Vec::new(),
-            module: false,
         };
         assert_eq!(source.place("x: bad at line 3 column 7"), "x: bad (line 23 column 17)");
         // An error of meaning names a path: it is found in the JSON.

@@ -657,29 +657,29 @@ fn check_reads_envoy_gateway_policies() {
 /// Gateway policy) is checked as the module reads it: what the module does
 /// not do yet is refused at the key's line, where the .wasm would take it.
 #[test]
-fn check_refuses_for_the_dynamic_module_what_it_does_not_do_yet() {
+fn check_reads_the_dynamic_module_s_config_where_envoy_and_envoy_gateway_hold_it() {
     let r = run(&["check", "envoy/dynmod.yaml"]);
     r.assert_ok_printing(&["ok: envoy/dynmod.yaml (Envoy dynamic module filter canary-router): 2 route(s)"]);
     let policy =
         std::fs::read_to_string(Path::new(REPO).join("envoy-gateway/extension-policy-dynmod.yaml")).unwrap();
-    // Its local rollback is accepted, with the advice that fits the module.
     let r = run(&["check", "envoy-gateway/extension-policy-dynmod.yaml"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("the dynamic module cannot ask Prometheus yet"), "{}", r.stderr);
-    // A comparison with the baseline it does.
+    // The module does what the .wasm does: a comparison with the baseline
+    // and the fleet's Prometheus checks are accepted.
     let window = "              window: 2m\n";
     let line = policy.lines().position(|l| l == window.trim_end()).unwrap() + 2;
-    let compared =
-        policy.replace(window, &format!("{window}              compare: {{ maxErrorRateIncrease: 0.01 }}\n"));
-    let r = run(&["check", &temp_file("module-policy.yaml", &compared)]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    // The fleet's Prometheus checks it does not do: refused at their line.
     let checks = "{ cluster: prometheus, checks: [{ name: e, query: \"vector(0)\", max: 1 }] }";
-    let fleet = policy.replace(window, &format!("{window}              prometheus: {checks}\n"));
-    let r = run(&["check", &temp_file("module-policy.yaml", &fleet)]);
-    r.assert_rejected_with(&format!(
-        "routes[0].rules[1].split.rollback.prometheus: the dynamic module does not do Prometheus checks and the fleet latch yet; load the .wasm for this config (docs/envoy.md, \"A native home\") (line {line} column 15)"
-    ));
+    let both = policy.replace(
+        window,
+        &format!("{window}              compare: {{ maxErrorRateIncrease: 0.01 }}\n              prometheus: {checks}\n"),
+    );
+    let r = run(&["check", &temp_file("module-policy.yaml", &both)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // And its errors are placed at the policy's line, as the .wasm's are.
+    let bad =
+        policy.replace(window, &format!("{window}              compare: {{ maxErrorRateIncrease: 2 }}\n"));
+    let r = run(&["check", &temp_file("module-policy.yaml", &bad)]);
+    assert!(r.code != 0 && r.stderr.contains(&format!("(line {line} column")), "{}", r.stderr);
 }
 
 #[test]

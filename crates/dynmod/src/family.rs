@@ -12,7 +12,7 @@ pub enum Kind {
 }
 
 /// The most labels a family of this module has.
-const MAX_LABELS: usize = 4;
+const MAX_LABELS: usize = 5;
 
 /// A family Envoy defined: its kind, its id, how many labels it takes.
 #[derive(Clone, Copy)]

@@ -3,11 +3,12 @@
 //! began) judged by the core's gate (`judge::look_at_gate`), as the `.wasm`
 //! judges it, and its progress kept with the split's shared state, so every
 //! worker takes the same step at once; a step past `maxWait` with
-//! `onMaxWait: rollback` rolls the split back. The fleet (Prometheus polls,
-//! the step latch) is the `.wasm`'s: a gate whose rollback asks Prometheus
-//! is refused here (`config::dynamic_module`).
+//! `onMaxWait: rollback` rolls the split back. With `prometheus`, the
+//! step also needs the last poll's checks, and the fleet view showing this
+//! proxy; a proxy that starts resumes at the fleet's furthest step (the
+//! step latch, read by the polls of `fleet`).
 
-use canary_router_core::rollout::gate::{GateState, Progress};
+use canary_router_core::rollout::gate::{GateState, HoldReason, Progress};
 use canary_router_core::rollout::judge::{self, GateEvidence};
 use canary_router_core::rollout::log_lines;
 use canary_router_core::routing::router::Router;
@@ -32,22 +33,30 @@ pub fn tick(router: &Router, splits: &Splits, now_ms: u64) -> Changed {
         if judged.rolled_back.is_some() {
             continue;
         }
+        // Waiting for the fleet's latches: not live here, so the step's
+        // clock does not run.
+        let fleet = rollback.prometheus.as_ref().map(|_| judged.fleet.clone().unwrap_or_default());
+        let live = fleet.as_ref().is_none_or(|f| f.latch_clear);
         let mut gated = match judged.gate {
             Some(gated) => gated,
-            // Step 1 begins when this proxy first looks at it once the ramp
-            // started: never earlier, whatever `start` says.
-            None if now_ms >= ramp.start_ms => GateState::first(now_ms),
+            // Step 1 begins when this proxy first sees the split live once
+            // the ramp started: never earlier, whatever `start` says.
+            None if live && now_ms >= ramp.start_ms => GateState::first(now_ms),
             None => continue,
         };
         let evidence = GateEvidence {
             window: rollback.window.as_ref().map(|_| &judged.window),
-            poll: None,
-            fleet: None,
-            live: true,
-            view_confirmed: true,
+            poll: fleet.as_ref().map(|f| f.last_poll.as_ref()),
+            fleet: fleet.as_ref().and_then(|f| f.fleet),
+            live,
+            view_confirmed: fleet.as_ref().is_none_or(|f| f.view.seen),
             now_ms,
         };
+        let was_held = gated.holds_for(HoldReason::FleetView);
         let (judgement, progress) = judge::look_at_gate(ramp, gate, rollback, &mut gated, &evidence);
+        if !was_held && gated.holds_for(HoldReason::FleetView) {
+            eprintln!("{}", log_lines::held_for_fleet_view(&route.name, &rule.label, &split.identity_hex()));
+        }
         if progress == Progress::NotStarted {
             continue;
         }

@@ -5,8 +5,8 @@
 //! a rollback split's `canary_router_rolled_back{route,rule,split,target}`,
 //! `canary_router_rollback_reason{route,rule,split,reason}`,
 //! `canary_router_rolled_back_since_seconds{route,rule,split}` and
-//! `canary_router_rollback_fleet{route,rule,split}` (0: each proxy's window
-//! judges alone). Set from a stream: on the config's first one (a split a
+//! `canary_router_rollback_fleet{route,rule,split}` (1: the fleet's
+//! Prometheus checks and latch judge too, 0: each proxy's window alone). Set from a stream: on the config's first one (a split a
 //! previous config rolled back shows it at once), by the response that
 //! rolls a split back, and by the first one after the tick (a ramp's weights
 //! move with time, a gate or a comparison may roll a split back).
@@ -103,7 +103,7 @@ impl Gauges {
             &[route, rule, identity, rollback.target.as_bytes()],
             u64::from(rolled.is_some()),
         );
-        set(self.fleet, &labels, 0);
+        set(self.fleet, &labels, u64::from(rollback.prometheus.is_some()));
         set(self.since, &labels, rolled.map_or(0, |r| r.since_ms / 1_000));
         if let Some(rolled) = rolled {
             set(self.reason, &[route, rule, identity, rolled.reason.as_bytes()], 1);

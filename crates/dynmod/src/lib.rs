@@ -2,12 +2,12 @@
 //! same decisions (`canary-router-core`), called by Envoy as functions in
 //! its own process instead of through a wasm VM.
 //!
-//! So far: routing (rules, splits, sticky keys, assignment cookies, the
-//! target header written or, when no route applies, removed), the request
-//! and response counters, rollbacks by each proxy's local window, ramps by
-//! the clock or gated by that window, and shadow copies; a config that asks
-//! for more is refused (`config::dynamic_module`). Every hook catches a panic at the boundary:
-//! a panic here would be the proxy's crash.
+//! All of it: routing (rules, splits, sticky keys, assignment cookies, the
+//! target header written or, when no route applies, removed), the
+//! counters and gauges, rollbacks by each proxy's local window, by the
+//! comparison with the baseline and by the fleet through Prometheus, ramps
+//! by the clock or gated, and shadow copies. Every hook catches a panic at
+//! the boundary: a panic here would be the proxy's crash.
 
 mod abi;
 mod batch;
@@ -16,6 +16,7 @@ mod compare;
 mod counters;
 mod family;
 mod flag;
+mod fleet;
 mod gates;
 mod gauges;
 mod ramps;
@@ -31,7 +32,7 @@ use std::sync::Arc;
 
 use abi::*;
 use batch::{ConfigStr, Series};
-use canary_router_core::config::{self, dynamic_module};
+use canary_router_core::config;
 use canary_router_core::request::Request;
 use canary_router_core::rollout::compare::{arm_of, WatchedArm};
 use canary_router_core::rollout::log_lines;
@@ -60,6 +61,7 @@ struct FilterConfig {
     shadows: Option<shadows::Shadows>,
     ramps: Option<ramps::Ramps>,
     compares: Option<compare::Compares>,
+    fleet: Option<fleet::Fleet>,
     /// Held for its life: dropping it stops its thread.
     _ticker: Option<ticker::Ticker>,
 }
@@ -99,22 +101,30 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
             Ok(router) => router,
             Err(err) => return refused(&err),
         };
-        if let Some(why) = dynamic_module::refusal(&router) {
-            return refused(&why);
-        }
         eprintln!("{}", log_lines::config_accepted(router.routes.len(), &router.target_header));
         let counters = counters::Counters::define(envoy, &router);
         let splits = split_states::Splits::of(&router);
         let gauges = gauges::Gauges::define(envoy, &router, &splits);
         let ramps = ramps::Ramps::define(envoy, &router);
         let compares = compare::Compares::define(envoy, &router);
+        let fleet = fleet::Fleet::define(envoy, &router);
+        fleet::log_waiting(&router, &splits);
         let mirrors = router.routes.iter().any(|r| r.mirror.is_some());
-        let ticks = ramps.is_some() || compares.is_some();
+        let ticks = ramps.is_some() || compares.is_some() || fleet.is_some();
         let scheduler = (mirrors || ticks).then(|| scheduler::Scheduler::new(envoy)).flatten().map(Arc::new);
         let shadows = shadows::Shadows::of(envoy, &router, scheduler.as_ref());
         let ticker = scheduler.filter(|_| ticks).and_then(ticker::Ticker::start);
-        let config =
-            FilterConfig { router, counters, splits, gauges, shadows, ramps, compares, _ticker: ticker };
+        let config = FilterConfig {
+            router,
+            counters,
+            splits,
+            gauges,
+            shadows,
+            ramps,
+            compares,
+            fleet,
+            _ticker: ticker,
+        };
         Box::into_raw(Box::new(config)) as FilterConfigModulePtr
     })
 }
@@ -236,6 +246,19 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
         }
         if let Some(compares) = &config.compares {
             compares.show(envoy, router, &config.splits);
+        }
+        if let Some(fleet) = &config.fleet {
+            fleet.show(envoy, router, &config.splits, now_ms);
+            if fleet.first_request() {
+                for (i, route) in router.routes.iter().enumerate() {
+                    let asks = |rule: &canary_router_core::routing::route::Rule| {
+                        rule.split().and_then(|s| s.rollback()).is_some_and(|r| r.prometheus.is_some())
+                    };
+                    if route.rules.iter().any(asks) {
+                        counters.show_zeros(router, i);
+                    }
+                }
+            }
         }
         let moment = Moment { roll: roll::roll(), now_ms, splits: &config.splits };
         let decision = router.decide(&request, &moment);
@@ -588,6 +611,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
             if let Some(compares) = &config.compares {
                 rollbacks |= compares.tick(&config.router, &config.splits, now_ms);
             }
+            if let Some(fleet) = &config.fleet {
+                fleet.tick(&config.router, &config.splits, now_ms);
+            }
             // A ramp's live weights move with time.
             if rollbacks || config.ramps.is_some() {
                 config.gauges.mark();
@@ -610,12 +636,11 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout
     result: u32,
     headers: *const EnvoyHeader,
     header_count: usize,
-    _body: *const EnvoyBuffer,
-    _body_count: usize,
+    body: *const EnvoyBuffer,
+    body_count: usize,
 ) {
     // SAFETY: the caller's promise.
     let Some(config) = (unsafe { (config as *const FilterConfig).as_ref() }) else { return };
-    let Some(shadows) = &config.shadows else { return };
     guarded((), || {
         let headers = if headers.is_null() || header_count == 0 {
             &[][..]
@@ -628,7 +653,26 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout
             .iter()
             .find(|h| unsafe { h.key.bytes() } == b":status")
             .map(|h| unsafe { h.value.bytes() });
-        shadows.answered(callout_id, result == CALLOUT_SUCCESS, status);
+        if let Some(fleet) = &config.fleet {
+            let chunks = if body.is_null() || body_count == 0 {
+                &[][..]
+            } else {
+                // SAFETY: Envoy's array of `body_count` buffers, valid for this hook.
+                unsafe { std::slice::from_raw_parts(body, body_count) }
+            };
+            // SAFETY: Envoy's buffers, valid for this hook.
+            let chunks: Vec<&[u8]> = chunks.iter().map(|c| unsafe { c.bytes() }).collect();
+            let code = status.filter(|_| result == CALLOUT_SUCCESS).and_then(|s| std::str::from_utf8(s).ok());
+            let code = code.and_then(|s| s.parse().ok());
+            if fleet.answered(&config.router, &config.splits, callout_id, code, &chunks) {
+                // A poll may have rolled a split back or cleared its latch.
+                config.gauges.mark();
+                return;
+            }
+        }
+        if let Some(shadows) = &config.shadows {
+            shadows.answered(callout_id, result == CALLOUT_SUCCESS, status);
+        }
     });
 }
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use canary_router_core::rollout::compare::{Arms, Compared};
 use canary_router_core::rollout::error_window::Window;
-use canary_router_core::rollout::fleet_state::RolledBack;
+use canary_router_core::rollout::fleet_state::{FleetState, RolledBack};
 use canary_router_core::rollout::gate::{GateState, Judgement};
 use canary_router_core::routing::router::Router;
 use canary_router_core::routing::split::{Live, SplitId, SplitStates};
@@ -23,7 +23,8 @@ const NO_STEP: usize = usize::MAX;
 
 /// One rollback split, as the workers share it.
 pub struct SplitShared {
-    /// The rollback's target gets no traffic: what every decision reads.
+    /// The rollback's target gets no traffic (rolled back, or waiting for
+    /// the fleet latch): what every decision reads.
     withheld: AtomicBool,
     /// A gated ramp's step in force (`NO_STEP` before it started): what
     /// every decision reads.
@@ -41,6 +42,16 @@ impl Default for SplitShared {
     }
 }
 
+impl SplitShared {
+    /// A split whose rollback asks Prometheus: its target waits for the
+    /// fleet latch's first answer (`fleet`).
+    fn waiting_for_fleet() -> SplitShared {
+        let shared = SplitShared { withheld: AtomicBool::new(true), ..SplitShared::default() };
+        shared.lock().fleet = Some(FleetState::default());
+        shared
+    }
+}
+
 /// The window and its verdict, changed together under the lock, and a
 /// gated ramp's progress and what its gate last saw.
 #[derive(Default)]
@@ -52,6 +63,10 @@ pub struct Judged {
     /// With `compare`: both arms since the step began and what they say,
     /// as last judged (for the gauges).
     pub compared: Option<(Arms, Compared)>,
+    /// With `prometheus`: what the polls found (the fleet latch, the
+    /// checks, the fleet view, the step latch). Its `rolled_back` and
+    /// `gate` are `rolled_back`'s and `gate`'s as the last poll saw them.
+    pub fleet: Option<FleetState>,
 }
 
 impl SplitShared {
@@ -63,6 +78,11 @@ impl SplitShared {
 
     pub fn withhold(&self) {
         self.withheld.store(true, Ordering::Relaxed);
+    }
+
+    /// The fleet latch cleared a split that is not rolled back.
+    pub fn release(&self) {
+        self.withheld.store(false, Ordering::Relaxed);
     }
 
     pub fn withheld(&self) -> bool {
@@ -99,7 +119,12 @@ impl Splits {
                 continue;
             }
             if let Some(slot) = by_id.get_mut(split.id.index()) {
-                *slot = Some(registry.entry(split.identity).or_default().clone());
+                let fleet = split.rollback().is_some_and(|r| r.prometheus.is_some());
+                let shared = registry.entry(split.identity).or_insert_with(|| match fleet {
+                    true => Arc::new(SplitShared::waiting_for_fleet()),
+                    false => Arc::default(),
+                });
+                *slot = Some(shared.clone());
             }
         }
         Splits(by_id)

@@ -7,7 +7,6 @@
 //! checks meaning and builds the matchers, reading each value through the
 //! shape's typed fields (`route.get(route::NAME)`), defaults included.
 
-pub mod dynamic_module;
 pub mod error;
 pub mod limits;
 mod read;
