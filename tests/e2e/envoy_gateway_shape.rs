@@ -122,9 +122,14 @@ impl ServiceB {
     }
 }
 
-/// The policy's config, polling Prometheus every second instead of 10.
+/// The policy's config (the .wasm's or the dynamic module's), polling
+/// Prometheus every second instead of 10.
 fn config_of(policy_file: &str) -> Value {
-    let mut config = document(policy_file, "EnvoyExtensionPolicy")["spec"]["wasm"][0]["config"].clone();
+    let spec = &document(policy_file, "EnvoyExtensionPolicy")["spec"];
+    let mut config = spec["wasm"][0]["config"].clone();
+    if config.is_null() {
+        config = spec["dynamicModule"][0]["config"].clone();
+    }
     let every = &mut config["routes"][0]["rules"][1]["split"]["rollback"]["prometheus"]["every"];
     assert_eq!(every, "10s");
     *every = "1s".into();
@@ -157,8 +162,7 @@ fn the_envoy_gateway_translation_routes_service_b() {
 /// path the EnvoyProxy allows, with the same routing and shadow copies.
 #[test]
 fn the_envoy_gateway_translation_of_the_dynamic_module_routes_service_b() {
-    let config =
-        document(MODULE_POLICY, "EnvoyExtensionPolicy")["spec"]["dynamicModule"][0]["config"].clone();
+    let config = config_of(MODULE_POLICY);
     let mut service_b = ServiceB::start(MODULE_POLICY, &config, &[]);
     assert!(
         service_b.envoy().log().contains("dynamic_modules"),

@@ -4,9 +4,10 @@
 //! the next request sets the ramp gauges of docs/metrics.md ("Split
 //! state": `canary_router_ramp_step`, `_ramp_steps`,
 //! `_ramp_next_step_seconds`, `_ramp_gated`, `_ramp_step_since_seconds`,
-//! `_ramp_holding`, `_ramp_holding_since_seconds`, `_ramp_progress`, and a
-//! gated step's `canary_router_gate_*`), since Envoy takes a gauge change
-//! only from a stream.
+//! `_ramp_holding` (`hold`, `maxWait`, `fleetView`),
+//! `_ramp_holding_since_seconds`, `_ramp_progress`, and a gated step's
+//! `canary_router_gate_*`), since Envoy takes a gauge change only from a
+//! stream.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -39,6 +40,7 @@ struct RampFamilies {
     gate_error_rate: Option<Family>,
     gate_latency: Option<Family>,
     gate_passed: Option<Family>,
+    gate_latency_percentile: Option<Family>,
 }
 
 pub struct Ramps {
@@ -75,6 +77,7 @@ impl Ramps {
                     gate_error_rate: family(metrics::GATE_ERROR_RATE, None),
                     gate_latency: family(metrics::GATE_LATENCY, None),
                     gate_passed: family(metrics::GATE_PASSED, None),
+                    gate_latency_percentile: family(metrics::GATE_LATENCY_PERCENTILE, None),
                 },
             }
         })
@@ -145,6 +148,12 @@ impl Ramps {
             }
             let past_max_wait = gated.is_some_and(|g| g.holds_for(HoldReason::MaxWait));
             set(f.holding, &[route, rule, identity, b"maxWait"], u64::from(past_max_wait));
+            let unseen = gated.is_some_and(|g| g.holds_for(HoldReason::FleetView));
+            set(f.holding, &[route, rule, identity, b"fleetView"], u64::from(unseen));
+            let latency = split.rollback().and_then(|r| r.window.as_ref()).and_then(|w| w.latency.as_ref());
+            if let Some(latency) = latency {
+                set(f.gate_latency_percentile, &labels, (latency.percentile * 10.0).round() as u64);
+            }
             set(f.holding_since, &labels, gated.and_then(|g| g.holding).map_or(0, |h| h.since_ms / 1_000));
             set(f.progress, &labels, FleetProgress::gauge(gated.as_ref()));
             if let Some(j) = judgement {
