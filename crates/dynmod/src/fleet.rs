@@ -368,3 +368,61 @@ fn finish(route: &str, split: &Split, config: &PrometheusChecks, shared: &SplitS
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use canary_router_core::config;
+    use canary_router_core::rollout::prometheus::Span;
+
+    const FLEET: &str = r#"{"routes": [{"name": "b", "default": "stable", "rules": [{"split": {
+        "weights": [{"target": "canary", "weight": 50}, {"target": "stable", "weight": 50}],
+        "rollback": {"target": "canary", "prometheus": {"cluster": "prometheus", "threshold": 2,
+            "checks": [{"name": "error-rate", "query": "errors", "max": 0.05}]}}}}]}]}"#;
+
+    /// A finished poll of the split: the check's answer and the latch's.
+    fn poll(split: &Split, shared: &SplitShared, check: Sample, latch: Sample) {
+        let rollback = split.rollback().unwrap();
+        let config = rollback.prometheus.as_deref().unwrap();
+        let queries = poll_round::queries(rollback, "b", &split.identity_hex(), 7, false);
+        let mut round = Round::new(config, false, queries.len(), 0);
+        round.answer(Asks::Check(0), check);
+        round.answer(Asks::Latch, latch);
+        assert!(round.answer(Asks::View, Sample::Value(Span { low: 1.0, high: 1.0 })));
+        finish("b", split, config, shared, &round);
+    }
+
+    fn value(v: f64) -> Sample {
+        Sample::Value(Span { low: v, high: v })
+    }
+
+    #[test]
+    fn a_split_waits_for_the_latch_then_failing_polls_in_a_row_roll_it_back() {
+        let router = config::parse(FLEET.as_bytes()).unwrap();
+        let split = router.splits().next().unwrap().2;
+        let shared = SplitShared::waiting_for_fleet();
+        assert!(shared.withheld(), "no traffic before the latch answers");
+        poll(split, &shared, Sample::Error("down".into()), Sample::Error("down".into()));
+        assert!(shared.withheld(), "Prometheus down clears nothing");
+        poll(split, &shared, value(0.01), Sample::NoData);
+        assert!(!shared.withheld(), "no proxy rolled it back: it gets traffic");
+        poll(split, &shared, value(0.5), value(0.0));
+        assert!(!shared.withheld(), "one failing poll of a threshold of two");
+        poll(split, &shared, value(0.5), value(0.0));
+        assert!(shared.withheld());
+        let rolled = shared.lock().rolled_back.clone().unwrap();
+        assert_eq!(rolled.reason, "check:error-rate");
+    }
+
+    #[test]
+    fn a_latch_above_zero_rolls_back_a_proxy_that_never_saw_the_canary_fail() {
+        let router = config::parse(FLEET.as_bytes()).unwrap();
+        let split = router.splits().next().unwrap().2;
+        let shared = SplitShared::waiting_for_fleet();
+        poll(split, &shared, Sample::NoData, value(1.0));
+        assert!(shared.withheld(), "it never got traffic");
+        assert_eq!(shared.lock().rolled_back.as_ref().map(|r| r.reason.as_str()), Some("fleet"));
+        poll(split, &shared, value(0.0), value(0.0));
+        assert!(shared.withheld(), "a rollback is never undone for the same split");
+    }
+}

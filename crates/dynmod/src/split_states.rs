@@ -45,7 +45,7 @@ impl Default for SplitShared {
 impl SplitShared {
     /// A split whose rollback asks Prometheus: its target waits for the
     /// fleet latch's first answer (`fleet`).
-    fn waiting_for_fleet() -> SplitShared {
+    pub(crate) fn waiting_for_fleet() -> SplitShared {
         let shared = SplitShared { withheld: AtomicBool::new(true), ..SplitShared::default() };
         shared.lock().fleet = Some(FleetState::default());
         shared
