@@ -53,6 +53,9 @@ def markdown(results):
         "wasm-1000": "canary-router, the realistic routes repeated to 1,000, the request hitting the last",
         "wasm-compare": "wasm-real whose splits judge the canary against its baseline (`rollback.compare`, errors "
                         "and p99): each response of either arm counted",
+        "floor-dynmod": "a dynamic module that reads every request header, sets the target header and has Envoy "
+                        "select the route again ([bench/floor-dynmod](bench/floor-dynmod)): the least a dynamic "
+                        "module doing this job costs",
         "dynmod-real": "canary-router as an Envoy dynamic module ([crates/dynmod](crates/dynmod)), "
                        "the realistic config",
         "dynmod-1000": "dynmod-real with the 1,000 routes",
@@ -92,6 +95,13 @@ def markdown(results):
             "floor-sdk is floor-read's filter on the proxy-wasm SDK: it keeps "
             f"{ratios['floor-sdk / floor-read']['median']:.3f} of floor-read's throughput (the SDK's context "
             "machinery and the callbacks it exports that Envoy then calls on every stream).\n")
+    if "floor-dynmod / native" in ratios and "dynmod-real / floor-dynmod" in ratios:
+        out.append(
+            "floor-dynmod is what a dynamic module pays in this Envoy before it does any routing (Envoy's hooks, "
+            "reading the headers, setting one, selecting the route again): "
+            f"{ratios['floor-dynmod / native']['median']:.3f} of native. The realistic config as a dynamic module "
+            f"keeps {ratios['dynmod-real / floor-dynmod']['median']:.3f} of it: the rest is canary-router's "
+            "parsing, decision and counters.\n")
     micro = results.get("micro")
     if micro:
         out.append("## Inside the VM (harness, counted)\n")

@@ -26,6 +26,10 @@ five rules of its route to the split.
   wasm-compare  wasm-real whose split judges its canary against the
               baseline (rollback.compare, errors and p99): every request
               to either arm is counted for the comparison
+  floor-dynmod  a dynamic module (bench/floor-dynmod) that reads every
+              request header, sets the target header and has Envoy select
+              the route again: the least a dynamic module doing this job
+              costs
   dynmod-real canary-router as an Envoy dynamic module (crates/dynmod,
               `make dynmod`), the realistic config
   dynmod-1000 dynmod-real with the 1,000 routes
@@ -74,7 +78,10 @@ FLOORS_FOR_COST = "floor"
 FLOORS = {"floor": ("floor", []), "floor-5": ("floor", ["callbacks"]),
           "floor-read": ("floor", ["callbacks", "read-all"]), "floor-sdk": ("floor-sdk", [])}
 VARIANTS = ["native", "lua", "floor", "floor-5", "floor-read", "floor-sdk", "wasm-1", "wasm-real", "wasm-1000",
-            "wasm-compare", "dynmod-real", "dynmod-1000"]
+            "wasm-compare", "floor-dynmod", "dynmod-real", "dynmod-1000"]
+# Envoy's search path for dynamic modules: canary-router's (DYNMOD_DIR)
+# and the floor's, side by side.
+MODULES_DIR = os.path.join(ROOT, "target", "bench-modules")
 PATH = "/catalog/items?page=2&sort=price"
 
 
@@ -222,6 +229,29 @@ def dynmod_filter(config_json):
                 value: '{value}'"""
 
 
+def floor_dynmod_filter():
+    """bench/floor-dynmod, which Envoy finds as libfloor_dynmod.so."""
+    return """          - name: floor-dynmod
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
+              dynamic_module_config: { name: floor_dynmod }
+              filter_name: floor"""
+
+
+def build_floor_dynmod():
+    """Builds the floor module and lays it beside canary-router's."""
+    target = floor_target("floor-dynmod")
+    subprocess.run(["cargo", "build", "--quiet", "--release", "--target-dir", target],
+                   cwd=os.path.join(ROOT, "bench", "floor-dynmod"), check=True)
+    os.makedirs(MODULES_DIR, exist_ok=True)
+    for name, source in [("libcanary_router.so", os.path.join(DYNMOD_DIR, "libcanary_router.so")),
+                         ("libfloor_dynmod.so", os.path.join(target, "release", "libfloor_dynmod.so"))]:
+        link = os.path.join(MODULES_DIR, name)
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(source, link)
+
+
 def thousand_routes():
     """The realistic routes repeated to 1,000: 999 others, then svc9's."""
     real = json.loads(read("bench/realistic.json"))
@@ -258,6 +288,7 @@ def ingress_config(admin, ports, backend_port, extra):
         "wasm-real": (wasm_filter(WASM, real), CLUSTER_HEADER_ROUTES),
         "wasm-1000": (wasm_filter(WASM, thousand_routes()), CLUSTER_HEADER_ROUTES),
         "wasm-compare": (wasm_filter(WASM, compare_routes()), CLUSTER_HEADER_ROUTES),
+        "floor-dynmod": (floor_dynmod_filter(), CLUSTER_HEADER_ROUTES),
         "dynmod-real": (dynmod_filter(real), CLUSTER_HEADER_ROUTES),
         "dynmod-1000": (dynmod_filter(thousand_routes()), CLUSTER_HEADER_ROUTES),
     }
@@ -291,7 +322,7 @@ class Envoy:
             ["taskset", "-c", str(cpu), ENVOY, "-c", path, "--concurrency", str(concurrency), "--disable-hot-restart",
              "--log-level", "warn"],
             stdout=self.log, stderr=subprocess.STDOUT,
-            env={**os.environ, "ENVOY_DYNAMIC_MODULES_SEARCH_PATH": DYNMOD_DIR})
+            env={**os.environ, "ENVOY_DYNAMIC_MODULES_SEARCH_PATH": MODULES_DIR})
         deadline = time.time() + 120
         while True:
             if self.proc.poll() is not None:
@@ -427,7 +458,8 @@ def summarize(runs, variants):
              ("floor-5", "native"), ("floor-read", "native"), ("wasm-real", "floor"), ("wasm-real", "floor-5"),
              ("wasm-real", "floor-read"), ("lua", "native"), ("wasm-1", "native"), ("floor-sdk", "floor-read"),
              ("wasm-real", "floor-sdk"), ("wasm-compare", "wasm-real"), ("dynmod-real", "native"),
-             ("dynmod-real", "lua"), ("dynmod-real", "wasm-real"), ("dynmod-1000", "dynmod-real")]
+             ("dynmod-real", "lua"), ("dynmod-real", "wasm-real"), ("dynmod-1000", "dynmod-real"),
+             ("floor-dynmod", "native"), ("dynmod-real", "floor-dynmod")]
     pairs += [(name, "wasm-real") for name in variants if name not in VARIANTS]
     for a, b in pairs:
         if a in variants and b in variants:
@@ -517,6 +549,8 @@ def main():
     for name in FLOORS:
         if name in variants:
             build_floor(name)
+    # Every Envoy here finds its modules in MODULES_DIR.
+    build_floor_dynmod()
     workdir = tempfile.mkdtemp(prefix="canary-router-bench-")
     backend_port, backend_admin = free_port(), free_port()
     backend = Envoy("backend", backend_config(backend_admin, backend_port), 1, workdir)
