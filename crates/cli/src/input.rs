@@ -273,23 +273,7 @@ impl Here<'_> {
             if let Some(warning) = digest_problem(&origin, &digest_at, digest, "Envoy Gateway")? {
                 warnings.push(warning);
             }
-            let mut steps = at.clone();
-            steps.extend([
-                Step::Key("spec".into()),
-                Step::Key("wasm".into()),
-                Step::Index(i),
-                Step::Key("config".into()),
-            ]);
-            self.found.push(Source {
-                origin,
-                json: serde_json::to_string(config).unwrap_or_default(),
-                place: Place::YamlMapping {
-                    text: self.text.to_string(),
-                    first_line: self.first_line,
-                    base: steps,
-                },
-                warnings,
-            });
+            self.policy_config(origin, config, &at, "wasm", i, warnings);
         }
         for (i, module) in value["spec"]["dynamicModule"].as_array().into_iter().flatten().enumerate() {
             if module["name"] != "canary-router" && module["filterName"] != "canary-router" {
@@ -301,25 +285,40 @@ impl Here<'_> {
                     "{origin}: spec.dynamicModule[{i}].config is missing: the filter would get no config"
                 )));
             };
-            let mut steps = at.clone();
-            steps.extend([
-                Step::Key("spec".into()),
-                Step::Key("dynamicModule".into()),
-                Step::Index(i),
-                Step::Key("config".into()),
-            ]);
-            self.found.push(Source {
-                origin: origin.clone(),
-                json: serde_json::to_string(config).unwrap_or_default(),
-                place: Place::YamlMapping {
-                    text: self.text.to_string(),
-                    first_line: self.first_line,
-                    base: steps,
-                },
-                warnings: underscore_warning(&origin, config).into_iter().collect(),
-            });
+            let warnings = underscore_warning(&origin, config).into_iter().collect();
+            self.policy_config(origin, config, &at, "dynamicModule", i, warnings);
         }
         Ok(())
+    }
+
+    /// The config of an EnvoyExtensionPolicy's `spec.LIST[i]`, placed at its
+    /// YAML lines.
+    fn policy_config(
+        &mut self,
+        origin: String,
+        config: &Value,
+        at: &[Step],
+        list: &str,
+        i: usize,
+        warnings: Vec<String>,
+    ) {
+        let mut steps = at.to_vec();
+        steps.extend([
+            Step::Key("spec".into()),
+            Step::Key(list.into()),
+            Step::Index(i),
+            Step::Key("config".into()),
+        ]);
+        self.found.push(Source {
+            origin,
+            json: serde_json::to_string(config).unwrap_or_default(),
+            place: Place::YamlMapping {
+                text: self.text.to_string(),
+                first_line: self.first_line,
+                base: steps,
+            },
+            warnings,
+        });
     }
 
     /// Istio's plugin objects: a WasmPlugin holds the module's fields in
