@@ -68,14 +68,7 @@ pub fn evaluate(active: &Active, root_id: u32, now_ms: u64) {
         rollback::adopt(active, split, &fleet, root_id);
         active.gauges.judged(proxy, split.id, &judgement);
         if let Progress::Advanced(step) = progress {
-            let line = log_lines::step_earned(
-                &route.name,
-                &rule.label,
-                ramp,
-                step,
-                judgement.responses,
-                &judgement.poll,
-            );
+            let line = log_lines::step_earned(&route.name, &rule.label, ramp, step, &judgement);
             info!("[ctx {root_id}] {line}");
         }
         if started_awaiting {

@@ -64,14 +64,7 @@ pub fn tick(router: &Router, splits: &Splits, now_ms: u64) -> Changed {
         judged.gate = Some(gated);
         shared.set_gated_step(gated.step);
         if let Progress::Advanced(step) = progress {
-            let line = log_lines::step_earned(
-                &route.name,
-                &rule.label,
-                ramp,
-                step,
-                judgement.responses,
-                &judgement.poll,
-            );
+            let line = log_lines::step_earned(&route.name, &rule.label, ramp, step, &judgement);
             eprintln!("{line}");
         }
         if stepped {

@@ -5,7 +5,7 @@
 //! reads either.
 
 use super::fleet_state::RolledBack;
-use super::gate::PollState;
+use super::gate::Judgement;
 use super::settings::Ramp;
 use crate::text::decimal;
 
@@ -57,19 +57,14 @@ pub fn ramp_step(route: &str, rule: &str, ramp: &Ramp, step: Option<usize>) -> S
     }
 }
 
-/// A gated step was earned (`step`, 0 for the first).
-pub fn step_earned(
-    route: &str,
-    rule: &str,
-    ramp: &Ramp,
-    step: u32,
-    responses: u64,
-    poll: &PollState,
-) -> String {
+/// A gated step was earned (`step`, 0 for the first) on `judgement`.
+pub fn step_earned(route: &str, rule: &str, ramp: &Ramp, step: u32, judgement: &Judgement) -> String {
     format!(
-        "canary-router: route={route} rule={rule} ramp: step {} of {} earned ({responses} responses; {poll})",
+        "canary-router: route={route} rule={rule} ramp: step {} of {} earned ({} responses; {})",
         step + 1,
-        ramp.steps.len()
+        ramp.steps.len(),
+        judgement.responses,
+        judgement.poll
     )
 }
 
