@@ -77,11 +77,7 @@ impl Compares {
         if !flag::take(&self.dirty) {
             return;
         }
-        let set = |family: Option<Family>, values: &[&[u8]], value: u64| {
-            if let Some(family) = family {
-                family.record(envoy, values, value);
-            }
-        };
+        let set = |family, values: &[&[u8]], value| Family::record_into(family, envoy, values, value);
         for (route, rule, split) in router.splits() {
             let (Some(settings), Some(shared)) = (compare_of(split), splits.get(split.id)) else { continue };
             let identity = split.identity_hex();

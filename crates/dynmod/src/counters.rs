@@ -72,12 +72,6 @@ impl Counters {
         }
     }
 
-    fn add(envoy: FilterEnvoyPtr, family: Option<Family>, values: &[&[u8]], by: u64) {
-        if let Some(family) = family {
-            family.record(envoy, values, by);
-        }
-    }
-
     /// Counts `series` in the calling worker's batch, and adds the batch
     /// to Envoy's counters if it is due.
     pub fn count(&self, envoy: FilterEnvoyPtr, router: &Router, now_ms: u64, series: &[Series]) {
@@ -100,30 +94,35 @@ impl Counters {
             match series {
                 Series::Request { route, target } => {
                     if let Some(name) = name(route) {
-                        Self::add(envoy, self.requests, &[name, text(target)], n);
+                        Family::record_into(self.requests, envoy, &[name, text(target)], n);
                     }
                 }
                 Series::RuleHit { route, rule } => {
                     let label = router.routes.get(route as usize).and_then(|r| r.rules.get(rule as usize));
                     if let (Some(name), Some(rule)) = (name(route), label) {
-                        Self::add(envoy, self.rule_hits, &[name, rule.label.as_bytes()], n);
+                        Family::record_into(self.rule_hits, envoy, &[name, rule.label.as_bytes()], n);
                     }
                 }
                 Series::Default { route } => {
                     if let Some(name) = name(route) {
-                        Self::add(envoy, self.default_routed, &[name], n);
+                        Family::record_into(self.default_routed, envoy, &[name], n);
                     }
                 }
                 Series::RegexSkipped { route } => {
                     if let Some(name) = name(route) {
-                        Self::add(envoy, self.regex_skipped, &[name], n);
+                        Family::record_into(self.regex_skipped, envoy, &[name], n);
                     }
                 }
-                Series::Unrouted => Self::add(envoy, self.unrouted, &[], n),
+                Series::Unrouted => Family::record_into(self.unrouted, envoy, &[], n),
                 Series::Response { route, target, class } => {
                     let class = STATUS_CLASSES.get(usize::from(class));
                     if let (Some(name), Some(class)) = (name(route), class) {
-                        Self::add(envoy, self.responses, &[name, text(target), class.as_bytes()], n);
+                        Family::record_into(
+                            self.responses,
+                            envoy,
+                            &[name, text(target), class.as_bytes()],
+                            n,
+                        );
                     }
                 }
             }
@@ -138,7 +137,7 @@ impl Counters {
         let take = |n: &AtomicU64| n.swap(0, Ordering::Relaxed);
         let add = |family: Option<Family>, values: &[&[u8]], n: u64| {
             if n > 0 {
-                Self::add(envoy, family, values, n);
+                Family::record_into(family, envoy, values, n);
             }
         };
         add(self.shadow_sent, &[name, cluster], take(&outcomes.sent));

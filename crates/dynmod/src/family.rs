@@ -59,6 +59,14 @@ impl Family {
         Some(Family { kind, id, labels: labels.len() })
     }
 
+    /// `record` into `family` if Envoy defined it (one it refused keeps no
+    /// series).
+    pub fn record_into(family: Option<Family>, envoy: FilterEnvoyPtr, values: &[&[u8]], by: u64) {
+        if let Some(family) = family {
+            family.record(envoy, values, by);
+        }
+    }
+
     /// Adds `by` to a counter's series, or sets a gauge's to `by`; values
     /// of another count than the family's labels are dropped.
     pub fn record(self, envoy: FilterEnvoyPtr, values: &[&[u8]], by: u64) {

@@ -80,7 +80,9 @@ pub struct Fleet {
     queries: Option<Family>,
     /// The gauges are to be set again (at first, and after each poll).
     dirty: AtomicBool,
-    /// The first request raised it (`first_request`).
+    /// The routes with a fleet split, found when the config is made.
+    fleet_routes: Vec<usize>,
+    /// The first request raised it (`routes_to_show_at_zero`).
     seen_a_request: AtomicBool,
 }
 
@@ -113,6 +115,12 @@ impl Fleet {
                 failures: family(Kind::Gauge, metrics::CHECK_FAILURES, &[]),
                 queries: family(Kind::Counter, metrics::PROMETHEUS_QUERIES, &["query", "result"]),
                 dirty: AtomicBool::new(true),
+                fleet_routes: (router.routes.iter().enumerate())
+                    .filter(|(_, r)| {
+                        r.rules.iter().any(|rule| rule.split().is_some_and(|s| prometheus_of(s).is_some()))
+                    })
+                    .map(|(i, _)| i)
+                    .collect(),
                 seen_a_request: AtomicBool::new(false),
             }
         })
@@ -264,12 +272,16 @@ impl Fleet {
         }
     }
 
-    /// Whether this is the config's first request: the routes of its
-    /// fleet splits then show their response series at zero, before any
-    /// of their own requests, since a check's rate needs the value before
-    /// the errors as well as after.
-    pub fn first_request(&self) -> bool {
-        flag::raise(&self.seen_a_request)
+    /// On the config's first request, the routes of its fleet splits:
+    /// they then show their response series at zero, before any of their
+    /// own requests, since a check's rate needs the value before the
+    /// errors as well as after. None on any later request.
+    pub fn routes_to_show_at_zero(&self) -> &[usize] {
+        if flag::raise(&self.seen_a_request) {
+            &self.fleet_routes
+        } else {
+            &[]
+        }
     }
 
     /// From a stream, when marked: every fleet split's gauges, and the
@@ -278,11 +290,7 @@ impl Fleet {
         if !flag::take(&self.dirty) {
             return;
         }
-        let set = |family: Option<Family>, values: &[&[u8]], value: u64| {
-            if let Some(family) = family {
-                family.record(envoy, values, value);
-            }
-        };
+        let set = |family, values: &[&[u8]], value| Family::record_into(family, envoy, values, value);
         let answers = std::mem::take(&mut *locked(&self.answers));
         for (route, rule, split) in router.splits() {
             let (Some(config), Some(shared)) = (prometheus_of(split), splits.get(split.id)) else { continue };
@@ -318,9 +326,7 @@ impl Fleet {
                 let (Some(query), Some(result)) = (rows.get(*row), QUERY_RESULTS.get(*result)) else {
                     continue;
                 };
-                if let Some(family) = self.queries {
-                    family.record(envoy, &[route, rule, identity, query.as_bytes(), result.as_bytes()], 1);
-                }
+                set(self.queries, &[route, rule, identity, query.as_bytes(), result.as_bytes()], 1);
             }
         }
     }
@@ -346,11 +352,10 @@ fn finish(route: &str, split: &Split, config: &PrometheusChecks, shared: &SplitS
     let now_ms = crate::clock::now_ms();
     let mut judged = shared.lock();
     let rolled_back = judged.rolled_back.clone();
-    let gate = judged.gate;
     let fleet = judged.fleet.get_or_insert_with(Default::default);
     let was_clear = fleet.latch_clear;
+    // The poll rolls back only a split not rolled back yet.
     fleet.rolled_back = rolled_back.clone();
-    fleet.gate = gate;
     fleet.record_poll(config, &round.poll(&checks, now_ms));
     let target = split.rollback().map_or("-", |r| r.target.as_str());
     let identity = split.identity_hex();

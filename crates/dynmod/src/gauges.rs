@@ -84,11 +84,7 @@ impl Gauges {
         let Some((route, rule, split)) = router.split(id) else { return };
         let identity = split.identity_hex();
         let labels = [route.name.as_bytes(), rule.label.as_bytes(), identity.as_bytes()];
-        let set = |family: Option<Family>, values: &[&[u8]], value: u64| {
-            if let Some(family) = family {
-                family.record(envoy, values, value);
-            }
-        };
+        let set = |family, values: &[&[u8]], value| Family::record_into(family, envoy, values, value);
         let [route, rule, identity] = labels;
         let moment = Moment { roll: 0, now_ms, splits };
         let shares = split.configured_shares().into_iter().zip(split.current_shares(&moment));

@@ -74,6 +74,25 @@ impl FilterConfig {
         }
     }
 
+    /// Gives Envoy, from a stream, what changed where no stream is (each
+    /// part's gauges are set only when marked changed).
+    fn show_state(&self, envoy: FilterEnvoyPtr, now_ms: u64) {
+        let (router, splits) = (&self.router, &self.splits);
+        self.gauges.show(envoy, router, splits, now_ms);
+        if let Some(ramps) = &self.ramps {
+            ramps.publish(envoy, router, splits, now_ms);
+        }
+        if let Some(compares) = &self.compares {
+            compares.show(envoy, router, splits);
+        }
+        if let Some(fleet) = &self.fleet {
+            fleet.show(envoy, router, splits, now_ms);
+            for &route in fleet.routes_to_show_at_zero() {
+                self.counters.show_zeros(router, route);
+            }
+        }
+    }
+
     /// A stream's copy is whole: queued, or counted as skipped.
     fn finish_shadow(&self, copy: shadows::Assembling) {
         if let Some(shadows) = &self.shadows {
@@ -240,26 +259,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
         let request = Request::new(unsafe { request_headers(envoy) });
         // The decision borrows the config, which outlives the request.
         let now_ms = clock::now_ms();
-        config.gauges.show(envoy, router, &config.splits, now_ms);
-        if let Some(ramps) = &config.ramps {
-            ramps.publish(envoy, router, &config.splits, now_ms);
-        }
-        if let Some(compares) = &config.compares {
-            compares.show(envoy, router, &config.splits);
-        }
-        if let Some(fleet) = &config.fleet {
-            fleet.show(envoy, router, &config.splits, now_ms);
-            if fleet.first_request() {
-                for (i, route) in router.routes.iter().enumerate() {
-                    let asks = |rule: &canary_router_core::routing::route::Rule| {
-                        rule.split().and_then(|s| s.rollback()).is_some_and(|r| r.prometheus.is_some())
-                    };
-                    if route.rules.iter().any(asks) {
-                        counters.show_zeros(router, i);
-                    }
-                }
-            }
-        }
+        config.show_state(envoy, now_ms);
         let moment = Moment { roll: roll::roll(), now_ms, splits: &config.splits };
         let decision = router.decide(&request, &moment);
         match &decision {

@@ -109,11 +109,7 @@ impl Ramps {
             return;
         }
         let f = &self.families;
-        let set = |family: Option<Family>, values: &[&[u8]], value: u64| {
-            if let Some(family) = family {
-                family.record(envoy, values, value);
-            }
-        };
+        let set = |family, values: &[&[u8]], value| Family::record_into(family, envoy, values, value);
         for (route, rule, split) in router.splits() {
             let Some(ramp) = split.ramp() else { continue };
             let identity = split.identity_hex();

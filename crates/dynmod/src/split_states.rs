@@ -64,8 +64,9 @@ pub struct Judged {
     /// as last judged (for the gauges).
     pub compared: Option<(Arms, Compared)>,
     /// With `prometheus`: what the polls found (the fleet latch, the
-    /// checks, the fleet view, the step latch). Its `rolled_back` and
-    /// `gate` are `rolled_back`'s and `gate`'s as the last poll saw them.
+    /// checks, the fleet view, the step latch). Its `rolled_back` is
+    /// `rolled_back` as the last poll saw it; its `gate` is unused (the
+    /// split's is `gate`).
     pub fleet: Option<FleetState>,
 }
 
