@@ -289,10 +289,10 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
                 if let (Some(shadows), true) =
                     (&config.shadows, mirror.is_some_and(|m| m.selects(roll::roll())))
                 {
-                    // SAFETY: Envoy's map, valid for this hook; nothing is
-                    // set before the copy is taken.
-                    let pairs = unsafe { request_headers(envoy) };
-                    filter.shadow = shadows.start(d.route_index, &pairs, d.target, &router.target_header);
+                    // The request's headers as read for the decision: nothing
+                    // is set before the copy is taken.
+                    filter.shadow =
+                        shadows.start(d.route_index, request.headers(), d.target, &router.target_header);
                     if end_of_stream {
                         if let Some(copy) = filter.shadow.take() {
                             config.finish_shadow(copy);
@@ -303,7 +303,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
                     let rollback = split.rollback()?;
                     let arm = arm_of(rollback, d.target)?;
                     let abandoned_after_ms = rollback.window.as_ref()?.abandoned_after_ms;
-                    let sent_ms = clock::now_ms();
+                    let sent_ms = now_ms;
                     let gated = config.splits.get(split.id).and_then(|s| s.gated_step());
                     let step = split.ramp().and_then(|r| r.step_in_force(gated, sent_ms)).unwrap_or(0);
                     let step = u32::try_from(step).unwrap_or(u32::MAX);
