@@ -24,8 +24,8 @@ use super::proxy::SharedWrite;
 use super::shared_state::{read_state, update_state, CAS_ATTEMPTS};
 use super::split_state::{verdict_of, SplitState, Verdict, Watch};
 use super::Active;
-pub use canary_router_core::rollout::compare::WatchedArm;
 use canary_router_core::rollout::compare::{self, Arms, Compared};
+pub use canary_router_core::rollout::compare::{Answered, WatchedArm};
 use canary_router_core::rollout::error_window::{self, Counts, Crossed};
 use canary_router_core::rollout::fleet_state::{FleetState, RolledBack};
 use canary_router_core::rollout::judge;
@@ -78,16 +78,6 @@ pub fn set_verdict(active: &Active, split: &Split, verdict: Verdict, context_id:
     if let Some(state) = active.state(split) {
         *state.verdict.borrow_mut() = verdict;
     }
-}
-
-/// One response (or a request that never got one) of a split's watched
-/// target or baseline: an error or not, the time it took if known, and the
-/// ramp step it was served at.
-pub struct Answered {
-    pub arm: WatchedArm,
-    pub error: bool,
-    pub latency_ms: Option<u64>,
-    pub step: u32,
 }
 
 /// Counts one response of a split's watched target (from a stream).

@@ -6,6 +6,7 @@
 //! judged against them. The window counts one process's traffic; with
 //! several proxies, each judges its own.
 
+pub use canary_router_core::rollout::compare::Answered;
 use canary_router_core::rollout::compare::{self, Arms, WatchedArm};
 use canary_router_core::rollout::error_window::{self, Counts};
 use canary_router_core::rollout::fleet_state::RolledBack;
@@ -15,17 +16,6 @@ use canary_router_core::rollout::settings::LocalWindow;
 use canary_router_core::routing::split::Split;
 
 use crate::split_states::{Judged, SplitShared};
-
-/// One response of a watched target (or a request that waited past
-/// `abandonedAfterMs` for none): which arm, an error or not, how long it
-/// took, and the ramp step it was sent at (a gated step counts only its
-/// own).
-pub struct Answered {
-    pub arm: WatchedArm,
-    pub error: bool,
-    pub latency_ms: Option<u64>,
-    pub step: u32,
-}
 
 /// Counts `answered` in the split's window; returns the rollback when this
 /// response made it (`None` when it did not, or it was rolled back before).

@@ -61,6 +61,18 @@ pub enum WatchedArm {
     Baseline,
 }
 
+/// One response (or a request that never got one) of a split's watched
+/// target or baseline: which arm, an error or not, the time it took if
+/// known, and the ramp step it was sent at (a gated step counts only its
+/// own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answered {
+    pub arm: WatchedArm,
+    pub error: bool,
+    pub latency_ms: Option<u64>,
+    pub step: u32,
+}
+
 /// The arm a request routed to `target` counts in, if any.
 pub fn arm_of(rollback: &Rollback, target: &str) -> Option<WatchedArm> {
     if rollback.target == target {
