@@ -47,7 +47,7 @@ fn a_shared_failure_is_not_blamed_on_the_canary_and_a_canary_s_own_is() {
 
 #[test]
 fn the_dynamic_module_compares_the_canary_with_its_baseline() {
-    shared_and_own_failures(|config| EnvoyConfig::over_ecds(config).with_module_over_ecds());
+    shared_and_own_failures(EnvoyConfig::module_over_ecds);
 }
 
 /// The same test in either home: `home` makes the Envoy config that loads

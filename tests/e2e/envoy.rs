@@ -107,6 +107,16 @@ impl EnvoyConfig {
         config
     }
 
+    /// envoy/envoy.yaml with `json` as the `.wasm`'s inline config.
+    pub fn inline(json: &str) -> Self {
+        EnvoyConfig::from_repo("envoy/envoy.yaml").with_filter_config(json)
+    }
+
+    /// envoy/dynmod.yaml with `json` as the dynamic module's inline config.
+    pub fn inline_module(json: &str) -> Self {
+        EnvoyConfig::dynamic_module().with_filter_config(json)
+    }
+
     pub fn with_file(mut self, repo_path: &str) -> Self {
         let contents =
             fs::read_to_string(repo().join(repo_path)).unwrap_or_else(|e| panic!("{repo_path}: {e}"));
@@ -127,6 +137,11 @@ impl EnvoyConfig {
     /// them for the dynamic module.
     pub fn live_module() -> EnvoyConfig {
         EnvoyConfig::from_repo("envoy/live.yaml").with_file(ECDS_FILE).with_module_over_ecds()
+    }
+
+    /// `over_ecds` with the dynamic module in the `.wasm`'s place.
+    pub fn module_over_ecds(json: &str) -> EnvoyConfig {
+        EnvoyConfig::over_ecds(json).with_module_over_ecds()
     }
 
     /// A config reading the filter through ECDS (`live_module`,

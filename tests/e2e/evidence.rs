@@ -179,7 +179,7 @@ fn a_canary_that_never_answers_is_rolled_back_when_clients_give_up() {
 
 #[test]
 fn the_dynamic_module_rolls_back_a_canary_that_never_answers() {
-    let config = EnvoyConfig::dynamic_module().with_filter_config(&hanging_canary());
+    let config = EnvoyConfig::inline_module(&hanging_canary());
     rolled_back_when_clients_give_up(&Envoy::start(never_answering(config)));
 }
 

@@ -110,7 +110,7 @@ fn a_gated_ramp_is_earned_step_by_step_by_a_whole_fleet() {
 
 #[test]
 fn a_gated_ramp_of_the_dynamic_module_is_earned_step_by_step_by_a_whole_fleet() {
-    earned_by_a_whole_fleet(|json| EnvoyConfig::over_ecds(json).with_module_over_ecds());
+    earned_by_a_whole_fleet(EnvoyConfig::module_over_ecds);
 }
 
 /// The same test in either home: `home` makes the Envoy config that loads

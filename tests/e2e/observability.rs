@@ -45,7 +45,7 @@ fn start(module: bool, mirror_cluster: &str, percent: u32) -> Envoy {
 
 #[test]
 fn prometheus_counts_requests_responses_and_rules_per_target_exactly() {
-    let envoy = Envoy::start(EnvoyConfig::from_repo("envoy/envoy.yaml").with_filter_config(&config(None)));
+    let envoy = Envoy::start(EnvoyConfig::inline(&config(None)));
     counts_per_target_exactly(&envoy);
     // Every VM loads the config: the main thread's (Envoy loads it there
     // more than once) and each of the 2 workers'.
@@ -55,7 +55,7 @@ fn prometheus_counts_requests_responses_and_rules_per_target_exactly() {
 
 #[test]
 fn the_dynamic_module_counts_the_same_series_as_prometheus_reads_them() {
-    let envoy = Envoy::start(EnvoyConfig::dynamic_module().with_filter_config(&config(None)));
+    let envoy = Envoy::start(EnvoyConfig::inline_module(&config(None)));
     counts_per_target_exactly(&envoy);
 }
 

@@ -32,7 +32,7 @@ fn scaled(short: u64, long: u64) -> u64 {
 }
 
 fn start(filter_config: &str) -> Envoy {
-    Envoy::start(EnvoyConfig::from_repo("envoy/envoy.yaml").with_filter_config(filter_config))
+    Envoy::start(EnvoyConfig::inline(filter_config))
 }
 
 /// Opens a connection and sends a POST's headers and the start of its

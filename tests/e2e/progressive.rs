@@ -22,14 +22,12 @@ const ROLLBACK: &str = r#"{
 
 #[test]
 fn a_canary_answering_503_is_rolled_back_on_every_worker() {
-    rolled_back_on_every_worker(&Envoy::start(
-        EnvoyConfig::from_repo("envoy/envoy.yaml").with_filter_config(ROLLBACK),
-    ));
+    rolled_back_on_every_worker(&Envoy::start(EnvoyConfig::inline(ROLLBACK)));
 }
 
 #[test]
 fn the_dynamic_module_rolls_a_canary_answering_503_back_on_every_worker() {
-    rolled_back_on_every_worker(&Envoy::start(EnvoyConfig::dynamic_module().with_filter_config(ROLLBACK)));
+    rolled_back_on_every_worker(&Envoy::start(EnvoyConfig::inline_module(ROLLBACK)));
 }
 
 /// The 20th error in the window rolls the canary back; no request reaches
@@ -65,9 +63,7 @@ fn a_rollback_survives_a_push_that_keeps_its_split_and_ends_with_one_that_change
 
 #[test]
 fn the_dynamic_module_keeps_a_rollback_as_long_as_its_split() {
-    rollback_lasts_as_long_as_its_split(&Envoy::start(
-        EnvoyConfig::over_ecds(ROLLBACK).with_module_over_ecds(),
-    ));
+    rollback_lasts_as_long_as_its_split(&Envoy::start(EnvoyConfig::module_over_ecds(ROLLBACK)));
 }
 
 /// Rolled back, the canary stays so through a push that edits another
@@ -115,12 +111,12 @@ fn rollback_lasts_as_long_as_its_split(envoy: &Envoy) {
 
 #[test]
 fn a_clock_ramp_takes_its_steps_on_time_and_says_so() {
-    ramp_by_the_clock(|json| EnvoyConfig::from_repo("envoy/envoy.yaml").with_filter_config(json));
+    ramp_by_the_clock(EnvoyConfig::inline);
 }
 
 #[test]
 fn the_dynamic_module_takes_a_clock_ramp_s_steps_on_time_and_says_so() {
-    ramp_by_the_clock(|json| EnvoyConfig::dynamic_module().with_filter_config(json));
+    ramp_by_the_clock(EnvoyConfig::inline_module);
 }
 
 /// A ramp of the canary from 0% to 50% then 100%, its start two seconds
@@ -173,12 +169,12 @@ fn ramp_by_the_clock(home: impl Fn(&str) -> EnvoyConfig) {
 
 #[test]
 fn a_locally_gated_step_is_taken_once_the_canary_served_enough_healthy_responses() {
-    gated_by_the_window(|json| EnvoyConfig::from_repo("envoy/envoy.yaml").with_filter_config(json));
+    gated_by_the_window(EnvoyConfig::inline);
 }
 
 #[test]
 fn the_dynamic_module_takes_a_gated_step_once_the_canary_served_enough_healthy_responses() {
-    gated_by_the_window(|json| EnvoyConfig::dynamic_module().with_filter_config(json));
+    gated_by_the_window(EnvoyConfig::inline_module);
 }
 
 /// A ramp of the canary to 20% then 100%, each step earned by 20 healthy
@@ -218,7 +214,7 @@ fn the_assignment_cookie_reaches_the_client_and_keeps_it_on_its_target() {
     let config = r#"{"routes": [{"name": "service-b", "hosts": ["b.example.com"], "default": "service-b", "rules": [
         {"split": {"weights": [{"target": "service-b-canary", "weight": 20}, {"target": "service-b", "weight": 80}],
                    "assignCookie": {"name": "b-version", "maxAge": 86400, "path": "/", "httpOnly": true}}}]}]}"#;
-    let envoy = Envoy::start(EnvoyConfig::from_repo("envoy/envoy.yaml").with_filter_config(config));
+    let envoy = Envoy::start(EnvoyConfig::inline(config));
     let mut c = Connection::open(envoy.ingress_port()).unwrap();
     let first = c.get("b.example.com", "/", &[]).unwrap();
     let target = first.body_text();
